@@ -1,0 +1,48 @@
+// swift-tools-version:6.1
+//
+// vtrace: record-and-replay traces of a virtio-net device.
+//
+// Dependency direction (arrow = imports), kept one-way on purpose:
+//
+//   vtrace (CLI) ──► GuestDriver ──► VirtioCore
+//   vtrace-bench ──► GuestDriver ──► VirtioCore
+//
+// VirtioCore is the pure device core: standard library only, no clock,
+// no randomness, no environment. Later targets (trace format, replay,
+// KVM host) sit beside and above it.
+import PackageDescription
+
+/// Whole-module, cross-module optimisation for the device core: the device is
+/// generic over its guest memory and observer, and the benchmark, the replayer
+/// and the recorder instantiate it from other modules. Without CMO those
+/// instantiations would go through witness tables on every guest access.
+let coreSettings: [SwiftSetting] = [
+    .unsafeFlags(["-cross-module-optimization"], .when(configuration: .release)),
+]
+
+let package = Package(
+    name: "vtrace",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "VirtioCore", targets: ["VirtioCore"]),
+        .library(name: "GuestDriver", targets: ["GuestDriver"]),
+        .executable(name: "vtrace", targets: ["vtrace"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
+    ],
+    targets: [
+        .target(name: "VirtioCore", swiftSettings: coreSettings),
+        .target(name: "GuestDriver", dependencies: ["VirtioCore"], swiftSettings: coreSettings),
+        .executableTarget(
+            name: "vtrace",
+            dependencies: [
+                "VirtioCore", "GuestDriver",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(name: "vtrace-bench", dependencies: ["VirtioCore", "GuestDriver"]),
+        .testTarget(name: "VirtioCoreTests", dependencies: ["VirtioCore", "GuestDriver"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,213 @@
+//! The default guest memory: non-overlapping RAM regions.
+
+/// One RAM region: `size` bytes starting at guest-physical `base`.
+public struct MemoryRegion: Hashable, Sendable, Codable {
+    public var base: UInt64
+    public var size: UInt64
+
+    public init(base: UInt64, size: UInt64) {
+        self.base = base
+        self.size = size
+    }
+
+    /// One past the last address, or `nil` when the region reaches 2^64.
+    public var end: UInt64? {
+        let (sum, overflow) = base.addingReportingOverflow(size)
+        return overflow ? nil : sum
+    }
+}
+
+/// Why a memory layout was refused.
+public enum MemoryLayoutError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// A region of size zero.
+    case emptyRegion(MemoryRegion)
+    /// A region that runs past the end of the 64-bit address space.
+    case regionWraps(MemoryRegion)
+    /// Two regions share at least one address.
+    case overlap(MemoryRegion, MemoryRegion)
+    /// A region larger than this process can back with host memory.
+    case tooLarge(MemoryRegion)
+
+    public var description: String {
+        func show(_ r: MemoryRegion) -> String {
+            "[0x\(String(r.base, radix: 16)), +0x\(String(r.size, radix: 16)))"
+        }
+        switch self {
+        case .emptyRegion(let r): return "memory region \(show(r)) is empty"
+        case .regionWraps(let r): return "memory region \(show(r)) runs past the end of the address space"
+        case .overlap(let a, let b): return "memory regions \(show(a)) and \(show(b)) overlap"
+        case .tooLarge(let r): return "memory region \(show(r)) is too large to allocate"
+        }
+    }
+}
+
+/// Guest RAM made of zero-filled regions, backed lazily.
+///
+/// A reference type on purpose: the guest driver (a test helper, a scenario)
+/// and the device share the same bytes, as a guest and its VMM share a mapping.
+/// Accesses may span regions that are exactly adjacent; an access that touches
+/// a single unmapped byte fails whole, before any byte moves.
+///
+/// Host memory is taken in 1 MiB chunks on the first write to each chunk, so a
+/// large guest costs only what is written (reads of untouched chunks see zeros).
+/// This keeps the type standard-library-only (no `mmap`, no `calloc`).
+public final class GuestRAM: GuestMemory {
+    /// log2 of the backing chunk size. 1 MiB keeps the chunk table small
+    /// (1,024 entries per GiB) while a typical ring+buffer area fits in one chunk.
+    @usableFromInline static let chunkShift: UInt64 = 20
+    @usableFromInline static let chunkSize: Int = 1 << 20
+    /// Largest region accepted: 1 TiB, a chunk table of 8 MiB.
+    public static let maxRegionSize: UInt64 = 1 << 40
+
+    @usableFromInline
+    final class Backing {
+        @usableFromInline let base: UInt64
+        @usableFromInline let size: UInt64
+        /// One optional chunk pointer per 1 MiB of the region.
+        @usableFromInline let chunks: UnsafeMutablePointer<UnsafeMutableRawPointer?>
+        @usableFromInline let chunkCount: Int
+
+        init(base: UInt64, size: UInt64) {
+            self.base = base
+            self.size = size
+            chunkCount = Int((size + UInt64(GuestRAM.chunkSize) - 1) >> GuestRAM.chunkShift)
+            chunks = .allocate(capacity: chunkCount)
+            chunks.initialize(repeating: nil, count: chunkCount)
+        }
+
+        deinit {
+            for i in 0..<chunkCount { chunks[i]?.deallocate() }
+            chunks.deallocate()
+        }
+
+        /// Host pointer for region offset `offset`, allocating its chunk when asked.
+        @inlinable
+        func host(_ offset: UInt64, allocate: Bool) -> UnsafeMutableRawPointer? {
+            let index = Int(offset >> GuestRAM.chunkShift)
+            let within = Int(offset & UInt64(GuestRAM.chunkSize - 1))
+            if let c = chunks[index] { return c + within }
+            guard allocate else { return nil }
+            let c = UnsafeMutableRawPointer.allocate(byteCount: GuestRAM.chunkSize, alignment: 16)
+            c.initializeMemory(as: UInt8.self, repeating: 0, count: GuestRAM.chunkSize)
+            chunks[index] = c
+            return c + within
+        }
+    }
+
+    /// Regions sorted by base address.
+    @usableFromInline let backings: [Backing]
+
+    /// The regions, sorted by base address.
+    public var regions: [MemoryRegion] { backings.map { MemoryRegion(base: $0.base, size: $0.size) } }
+
+    /// Creates RAM from `regions`, zero-filled.
+    /// - Throws: ``MemoryLayoutError`` for empty, wrapping, overlapping or oversized regions.
+    public init(regions: [MemoryRegion]) throws(MemoryLayoutError) {
+        let sorted = regions.sorted { $0.base < $1.base }
+        for (i, r) in sorted.enumerated() {
+            if r.size == 0 { throw .emptyRegion(r) }
+            guard let end = r.end else { throw .regionWraps(r) }
+            if r.size > GuestRAM.maxRegionSize { throw .tooLarge(r) }
+            if i + 1 < sorted.count, sorted[i + 1].base < end { throw .overlap(r, sorted[i + 1]) }
+        }
+        backings = sorted.map { Backing(base: $0.base, size: $0.size) }
+    }
+
+    /// RAM of `size` bytes at guest-physical address 0.
+    public convenience init(size: UInt64) throws(MemoryLayoutError) {
+        try self.init(regions: [MemoryRegion(base: 0, size: size)])
+    }
+
+    /// Index of the region holding `address`, if any.
+    @inlinable
+    func regionIndex(containing address: UInt64) -> Int? {
+        // Few regions in practice (one or two): a linear scan beats a binary
+        // search on them, and stays correct for any number.
+        var i = 0
+        while i < backings.count {
+            let b = backings[i]
+            if address >= b.base && address - b.base < b.size { return i }
+            i += 1
+        }
+        return nil
+    }
+
+    /// Checks that all of `[address, address+length)` is mapped, then calls `body`
+    /// for each piece that lies within one region and one chunk, with the host
+    /// pointer (nil for a never-written chunk when `allocate` is false), the
+    /// piece's length and the number of bytes before it. Returns false, having
+    /// called nothing, if any byte is unmapped.
+    @inlinable
+    func forEachPiece(
+        _ address: UInt64, _ length: Int, allocate: Bool,
+        _ body: (UnsafeMutableRawPointer?, Int, Int) -> Void
+    ) -> Bool {
+        if length == 0 { return true }
+        guard length > 0, let first = regionIndex(containing: address) else { return false }
+        // Pass 1: every byte mapped (adjacent regions may continue the range).
+        var remaining = UInt64(length)
+        var cursor = address
+        var i = first
+        while true {
+            let b = backings[i]
+            let available = b.size - (cursor - b.base)
+            if remaining <= available { break }
+            remaining -= available
+            let (next, overflow) = cursor.addingReportingOverflow(available)
+            if overflow || i + 1 >= backings.count || backings[i + 1].base != next { return false }
+            cursor = next
+            i += 1
+        }
+        // Pass 2: move the bytes, chunk by chunk.
+        remaining = UInt64(length)
+        cursor = address
+        i = first
+        var done = 0
+        while remaining > 0 {
+            let b = backings[i]
+            var offset = cursor - b.base
+            var inRegion = min(remaining, b.size - offset)
+            remaining -= inRegion
+            while inRegion > 0 {
+                let room = UInt64(GuestRAM.chunkSize) - (offset & UInt64(GuestRAM.chunkSize - 1))
+                let n = min(inRegion, room)
+                body(b.host(offset, allocate: allocate), Int(n), done)
+                done += Int(n)
+                offset += n
+                inRegion -= n
+            }
+            cursor = b.base &+ offset
+            i += 1
+        }
+        return true
+    }
+
+    @inlinable
+    public func read(_ address: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(GuestMemoryError) {
+        let ok = forEachPiece(address, buffer.count, allocate: false) { host, n, done in
+            let dst = buffer.baseAddress! + done
+            if let host {
+                dst.copyMemory(from: host, byteCount: n)
+            } else {
+                dst.initializeMemory(as: UInt8.self, repeating: 0, count: n)
+            }
+        }
+        if !ok { throw GuestMemoryError(address: address, length: buffer.count) }
+    }
+
+    @inlinable
+    public func write(_ address: UInt64, from bytes: UnsafeRawBufferPointer) throws(GuestMemoryError) {
+        let ok = forEachPiece(address, bytes.count, allocate: true) { host, n, done in
+            host!.copyMemory(from: bytes.baseAddress! + done, byteCount: n)
+        }
+        if !ok { throw GuestMemoryError(address: address, length: bytes.count) }
+    }
+
+    /// Fills `[address, address+count)` with `byte`.
+    public func fill(_ address: UInt64, count: Int, with byte: UInt8) throws(GuestMemoryError) {
+        let ok = forEachPiece(address, count, allocate: true) { host, n, _ in
+            host!.initializeMemory(as: UInt8.self, repeating: byte, count: n)
+        }
+        if !ok { throw GuestMemoryError(address: address, length: count) }
+    }
+}

@@ -1,0 +1,354 @@
+//! The virtio-net queue paths: notify routing, TX capture, loopback to RX,
+//! the control queue (spec §2.7, §3.3–§3.7).
+
+/// What happened to a captured TX frame on the RX side (spec §3.5).
+enum RxOutcome {
+    /// Written and published; `l2` post-header bytes.
+    case delivered(l2: UInt64)
+    /// Written but the RX used publish failed (already counted).
+    case deliveredButAddUsedFailed
+    /// RX was poisoned before this frame.
+    case rxAlreadyPoisoned
+    /// RX became poisoned popping for this frame; the drain stops after this chain.
+    case justRxPoisoned
+    /// RX queue not ready, or nothing available.
+    case noRxBuffer
+    /// Shape or write failure (already counted); `published` if recycled.
+    case rxChainInvalid(published: Bool)
+}
+
+/// Why an RX chain could not take a frame (spec §3.4).
+enum RxFailure {
+    /// A device-readable descriptor, or an address overflow while writing.
+    case shape
+    /// Writing the header or the frame faulted.
+    case write
+}
+
+extension VirtioNetDevice {
+    /// QueueNotify routing (spec §2.7): the control queue, an active pair's TX
+    /// queue, or nothing.
+    mutating func notify(queue index: UInt32) -> InterruptSignals {
+        if queuePairs > 1, index == UInt32(queuePairs) * 2 {
+            return processControlQueue()
+        }
+        if index & 1 == 1, index / 2 < UInt32(state.activeQueuePairs) {
+            return processTx(pair: Int(index / 2))
+        }
+        return []  // RX kicks, inactive pairs, out-of-range indices
+    }
+
+    /// Whether queue work may run: DRIVER_OK set and memory bound (spec §3.3 preconditions).
+    mutating func canProcess() -> Bool {
+        guard state.status.contains(.driverOK) else { return false }
+        guard bus.memory != nil else {
+            if !warnedMemoryNotBound {
+                warnedMemoryNotBound = true
+                bus.observer.warning(.memoryNotBound)
+            }
+            return false
+        }
+        return true
+    }
+
+    /// Drains TX queue 2p+1 of `pair` into RX queue 2p (spec §3.3).
+    mutating func processTx(pair: Int) -> InterruptSignals {
+        guard canProcess() else { return [] }
+        let txq = 2 * pair + 1
+        let rxq = 2 * pair
+        var usedAdvanced = false
+        var justPoisoned = false
+        while !state.poisoned[txq] {
+            let head: UInt16
+            do throws(QueueError) {
+                guard let h = try popChain(txq) else { break }
+                head = h
+            } catch {
+                poison(txq, error)
+                justPoisoned = true
+                break
+            }
+            let captured = captureFrame()
+            var stop = false
+            if let total = captured {
+                switch deliver(frameLength: total, to: rxq) {
+                case .delivered(let l2):
+                    bump(.rxPackets)
+                    bump(.rxBytes, by: l2)
+                    usedAdvanced = true
+                case .deliveredButAddUsedFailed:
+                    break
+                case .rxAlreadyPoisoned:
+                    bump(.txDroppedRxPoisoned)
+                case .justRxPoisoned:
+                    bump(.txDroppedRxPoisoned)
+                    justPoisoned = true
+                    stop = true
+                case .noRxBuffer:
+                    bump(.txDroppedNoRxBuffer)
+                case .rxChainInvalid(let published):
+                    if published { usedAdvanced = true }
+                }
+            }
+            // TX completion is attempted for every popped chain, valid or not.
+            // used.len is 0: TX buffers are device-readable.
+            if publishUsed(txq, head: head, len: 0) {
+                if let total = captured {
+                    bump(.txPackets)
+                    bump(.txBytes, by: UInt64(total))
+                }
+                usedAdvanced = true
+            } else {
+                bump(.txAddUsedFailures)
+            }
+            if stop { break }
+        }
+        // Completions are signalled before the device-death notice.
+        var raised: InterruptSignals = []
+        if usedAdvanced {
+            raise(.vring)
+            raised.insert(.vring)
+        }
+        if justPoisoned {
+            setNeedsReset()
+            raise(.config)
+            raised.insert(.config)
+        }
+        return raised
+    }
+
+    /// Copies the post-header bytes of the chain in `chain` into `frame`
+    /// (spec §3.3 step 2), counting rejections.
+    /// - Returns: the frame length, or nil when the chain was oversize or invalid.
+    mutating func captureFrame() -> Int? {
+        var headerRemaining = UInt64(NetLayout.headerLength)
+        var total = 0
+        var invalid = false
+        var oversize = false
+        for i in chain.indices {
+            let d = chain[i]
+            if d.isWriteOnly {
+                invalid = true
+                break
+            }
+            var address = d.addr
+            var length = UInt64(d.len)
+            if headerRemaining > 0 {
+                // The header is skipped, never read: its bytes mean nothing here.
+                let skip = min(headerRemaining, length)
+                let (a, overflow) = address.addingReportingOverflow(skip)
+                if overflow {
+                    invalid = true
+                    break
+                }
+                address = a
+                length -= skip
+                headerRemaining -= skip
+            }
+            if length == 0 { continue }
+            // Checked before reading, so a multi-GiB length costs nothing.
+            if UInt64(total) + length > UInt64(NetLayout.maxFrameSize) {
+                oversize = true
+                break
+            }
+            let start = total
+            let ok = frame.withUnsafeMutableBytes { raw in
+                bus.read(address, into: UnsafeMutableRawBufferPointer(rebasing: raw[start..<start + Int(length)]))
+            }
+            if !ok {
+                invalid = true
+                break
+            }
+            total += Int(length)
+        }
+        if oversize {
+            bump(.txOversizeDropped)
+            return nil
+        }
+        if invalid || headerRemaining != 0 {
+            bump(.txChainInvalid)
+            return nil
+        }
+        return total
+    }
+
+    /// Writes the header and `frame[0..<frameLength]` into one chain of RX
+    /// queue `rxq` (spec §3.4).
+    mutating func deliver(frameLength: Int, to rxq: Int) -> RxOutcome {
+        if state.poisoned[rxq] { return .rxAlreadyPoisoned }
+        if !state.queues[rxq].ready { return .noRxBuffer }
+        let head: UInt16
+        do throws(QueueError) {
+            guard let h = try popChain(rxq) else { return .noRxBuffer }
+            head = h
+        } catch {
+            poison(rxq, error)
+            return .justRxPoisoned
+        }
+
+        var failure: RxFailure?
+        var header = (UInt64(0), UInt32(1 << 16).littleEndian)  // bytes 10–11: num_buffers = 1
+        var headerRemaining = NetLayout.headerLength
+        var framePos = 0
+        var bytesWritten: UInt64 = 0
+        // Header pieces written so far, to zero on failure: at most 12 non-empty
+        // pieces, kept in device scratch so the hot path does not allocate.
+        headerPieces.removeAll(keepingCapacity: true)
+
+        walk: for i in chain.indices {
+            let d = chain[i]
+            if !d.isWriteOnly {
+                failure = .shape
+                break walk
+            }
+            var address = d.addr
+            var length = Int(d.len)
+            if headerRemaining > 0 {
+                let n = min(headerRemaining, length)
+                if n > 0 {
+                    let from = NetLayout.headerLength - headerRemaining
+                    let ok = withUnsafeBytes(of: &header) { raw in
+                        bus.write(address, from: UnsafeRawBufferPointer(rebasing: raw[from..<from + n]))
+                    }
+                    if !ok {
+                        failure = .write
+                        break walk
+                    }
+                    headerPieces.append((address, n))
+                    // Checked after the piece was written, as the reference does.
+                    let (a, overflow) = address.addingReportingOverflow(UInt64(n))
+                    if overflow {
+                        failure = .shape
+                        break walk
+                    }
+                    address = a
+                    length -= n
+                    headerRemaining -= n
+                    bytesWritten += UInt64(n)
+                }
+            }
+            // For a zero-length frame this never writes, so the walk visits
+            // every descriptor and a trailing read-only one is still a shape error.
+            if length == 0 || framePos == frameLength { continue }
+            let n = min(length, frameLength - framePos)
+            let start = framePos
+            let ok = frame.withUnsafeBytes { raw in
+                bus.write(address, from: UnsafeRawBufferPointer(rebasing: raw[start..<start + n]))
+            }
+            if !ok {
+                failure = .write
+                break walk
+            }
+            framePos += n
+            bytesWritten += UInt64(n)
+            if framePos == frameLength && headerRemaining == 0 { break walk }
+        }
+
+        if let failure {
+            bump(failure == .shape ? .rxChainInvalid : .rxWriteFailed)
+            // Never leave a stale num_buffers = 1 in a buffer the guest recycles.
+            var zeros = (UInt64(0), UInt32(0))
+            for (address, n) in headerPieces {
+                _ = withUnsafeBytes(of: &zeros) { bus.write(address, from: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            }
+            if publishUsed(rxq, head: head, len: 0) { return .rxChainInvalid(published: true) }
+            bump(.rxAddUsedFailures)
+            return .rxChainInvalid(published: false)
+        }
+        // A chain too small for the frame (or the header) is a truncated
+        // delivery: no counter, the guest sees the used length.
+        let l2 = UInt64(framePos)
+        if publishUsed(rxq, head: head, len: UInt32(truncatingIfNeeded: bytesWritten)) {
+            return .delivered(l2: l2)
+        }
+        bump(.rxAddUsedFailures)
+        return .deliveredButAddUsedFailed
+    }
+
+    /// Sets NEEDS_RESET in the status (reported when it changes).
+    mutating func setNeedsReset() {
+        let old = state.status
+        state.status.insert(.needsReset)
+        if old != state.status { bus.observer.statusChanged(from: old.rawValue, to: state.status.rawValue) }
+    }
+
+    /// Processes the control queue (spec §3.7): MQ / VQ_PAIRS_SET only.
+    mutating func processControlQueue() -> InterruptSignals {
+        guard let cvq = controlQueueIndex else { return [] }
+        guard state.status.contains(.driverOK), state.driverFeatures & NetFeature.ctrlVQ != 0,
+            bus.memory != nil, !state.poisoned[cvq]
+        else { return [] }
+        var published = false
+        var justPoisoned = false
+        while true {
+            let head: UInt16
+            do throws(QueueError) {
+                guard let h = try popChain(cvq) else { break }
+                head = h
+            } catch {
+                poison(cvq, error)
+                justPoisoned = true
+                break
+            }
+            // Descriptor order is not enforced: readable descriptors fill a
+            // 4-byte command (class, cmd, pairs le16); the first writable
+            // descriptor with room for a byte takes the status.
+            var command: UInt32 = 0
+            var commandLength = 0
+            var statusAddress: UInt64?
+            for i in chain.indices {
+                let d = chain[i]
+                if d.isWriteOnly {
+                    if statusAddress == nil && d.len >= 1 { statusAddress = d.addr }
+                    continue
+                }
+                guard commandLength < 4 else { continue }
+                let n = min(4 - commandLength, Int(d.len))
+                if n == 0 { continue }
+                let from = commandLength
+                let ok = withUnsafeMutableBytes(of: &command) { raw in
+                    bus.read(d.addr, into: UnsafeMutableRawBufferPointer(rebasing: raw[from..<from + n]))
+                }
+                // A failed piece leaves the command short; later pieces fill from here.
+                if ok { commandLength += n }
+            }
+            guard let statusAddress else {
+                bump(.ctrlChainInvalid)  // consumed, never returned until reset
+                continue
+            }
+            let c = UInt32(littleEndian: command)  // memory order: class, cmd, pairs lo, pairs hi
+            let pairs = UInt16(truncatingIfNeeded: c >> 16)
+            let accepted = commandLength == 4 && UInt8(truncatingIfNeeded: c) == NetLayout.ctrlClassMQ
+                && UInt8(truncatingIfNeeded: c >> 8) == NetLayout.ctrlMQVQPairsSet && pairs >= 1 && pairs <= queuePairs
+            var status = accepted ? NetLayout.ctrlOK : NetLayout.ctrlERR
+            let wrote = withUnsafeBytes(of: &status) { bus.write(statusAddress, from: $0) }
+            if !wrote {
+                bump(.ctrlAddUsedFailures)
+                continue
+            }
+            if !accepted { bump(.ctrlChainInvalid) }
+            if publishUsed(cvq, head: head, len: 1) {
+                published = true
+                if accepted {
+                    // State changes only after a successful publish.
+                    let old = state.activeQueuePairs
+                    state.activeQueuePairs = pairs
+                    if old != pairs { bus.observer.activeQueuePairsChanged(from: old, to: pairs) }
+                    bump(.ctrlMqSet)
+                }
+            } else {
+                bump(.ctrlAddUsedFailures)
+            }
+        }
+        var raised: InterruptSignals = []
+        if published {
+            raise(.vring)
+            raised.insert(.vring)
+        }
+        if justPoisoned {
+            // Control-queue poison: NEEDS_RESET only, no interrupt bit, no eventfd.
+            setNeedsReset()
+        }
+        return raised
+    }
+}

@@ -1,0 +1,91 @@
+//! The one interface through which recording and replay watch the device.
+
+/// Interrupt kinds, as bits of InterruptStatus (virtio v1.2 §4.2.2).
+public struct InterruptSignals: OptionSet, Hashable, Sendable, Codable {
+    public var rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    /// VIRTIO_MMIO_INT_VRING: a used ring advanced.
+    public static let vring = InterruptSignals(rawValue: 1)
+    /// VIRTIO_MMIO_INT_CONFIG: configuration (here: NEEDS_RESET) changed.
+    public static let config = InterruptSignals(rawValue: 2)
+}
+
+/// Receives every observable action of a ``VirtioNetDevice``, in the order it happens.
+///
+/// All methods have empty default implementations: an observer implements
+/// what it needs. The device is generic over its observer, so with
+/// ``NoObserver`` every call compiles away (see `vtrace-bench`).
+///
+/// Order within one MMIO access: a write is reported *before* its effects (it
+/// is their cause); a read is reported once its value is known. Buffers passed
+/// in are valid only during the call.
+public protocol DeviceObserver {
+    /// An MMIO read of `width` bytes at window offset `offset` returned `value`.
+    mutating func mmioRead(offset: UInt64, width: Int, value: UInt64)
+    /// An MMIO write of `width` bytes of `value` at window offset `offset`, before it takes effect.
+    mutating func mmioWrite(offset: UInt64, width: Int, value: UInt64)
+    /// The device read guest memory. `bytes.count` is the access length; the
+    /// contents are what the device got, meaningful only when `succeeded`.
+    mutating func memoryRead(address: UInt64, bytes: UnsafeRawBufferPointer, succeeded: Bool)
+    /// The device wrote `bytes` to guest memory (nothing was written unless `succeeded`).
+    mutating func memoryWrite(address: UInt64, bytes: UnsafeRawBufferPointer, succeeded: Bool)
+    /// The device popped a chain from `queue`'s avail ring and walked it.
+    /// `descriptors` are the ones the walk yielded (indirect tables expanded).
+    mutating func chainPopped(queue: UInt16, head: UInt16, descriptors: UnsafeBufferPointer<Descriptor>)
+    /// A used element was published on `queue` (used.idx stored).
+    mutating func usedPublished(queue: UInt16, id: UInt32, len: UInt32)
+    /// A counter took a new value.
+    mutating func counterChanged(_ counter: NetCounter, value: UInt64)
+    /// The device signalled the guest once (one eventfd write), for `kind`.
+    mutating func interruptRaised(_ kind: InterruptSignals)
+    /// `queue` became poisoned because of `error`.
+    mutating func queuePoisoned(queue: UInt16, error: QueueError)
+    /// The device status register changed.
+    mutating func statusChanged(from old: UInt8, to new: UInt8)
+    /// The driver-features word changed.
+    mutating func driverFeaturesChanged(from old: UInt64, to new: UInt64)
+    /// The number of active queue pairs changed (control queue VQ_PAIRS_SET).
+    mutating func activeQueuePairsChanged(from old: UInt16, to new: UInt16)
+    /// The device was reset (STATUS = 0 written); reported after the reset.
+    mutating func deviceReset()
+    /// Something the reference logs as a warning and otherwise ignores.
+    mutating func warning(_ warning: DeviceWarning)
+}
+
+extension DeviceObserver {
+    @inlinable public mutating func mmioRead(offset: UInt64, width: Int, value: UInt64) {}
+    @inlinable public mutating func mmioWrite(offset: UInt64, width: Int, value: UInt64) {}
+    @inlinable public mutating func memoryRead(address: UInt64, bytes: UnsafeRawBufferPointer, succeeded: Bool) {}
+    @inlinable public mutating func memoryWrite(address: UInt64, bytes: UnsafeRawBufferPointer, succeeded: Bool) {}
+    @inlinable public mutating func chainPopped(queue: UInt16, head: UInt16, descriptors: UnsafeBufferPointer<Descriptor>) {}
+    @inlinable public mutating func usedPublished(queue: UInt16, id: UInt32, len: UInt32) {}
+    @inlinable public mutating func counterChanged(_ counter: NetCounter, value: UInt64) {}
+    @inlinable public mutating func interruptRaised(_ kind: InterruptSignals) {}
+    @inlinable public mutating func queuePoisoned(queue: UInt16, error: QueueError) {}
+    @inlinable public mutating func statusChanged(from old: UInt8, to new: UInt8) {}
+    @inlinable public mutating func driverFeaturesChanged(from old: UInt64, to new: UInt64) {}
+    @inlinable public mutating func activeQueuePairsChanged(from old: UInt16, to new: UInt16) {}
+    @inlinable public mutating func deviceReset() {}
+    @inlinable public mutating func warning(_ warning: DeviceWarning) {}
+}
+
+/// The observer that observes nothing, at no cost.
+public struct NoObserver: DeviceObserver, Sendable {
+    @inlinable public init() {}
+}
+
+/// Conditions the reference device logs and otherwise ignores.
+public enum DeviceWarning: Hashable, Sendable, CustomStringConvertible {
+    /// A TX kick arrived before guest memory was bound (reported once per device).
+    case memoryNotBound
+    /// FEATURES_OK was refused; the device set FAILED.
+    case featuresRejected(driverFeatures: UInt64, offered: UInt64)
+
+    public var description: String {
+        switch self {
+        case .memoryNotBound: return "queue kick before guest memory was bound; ignored"
+        case .featuresRejected(let d, let o):
+            return "FEATURES_OK refused: driver features 0x\(String(d, radix: 16)), offered 0x\(String(o, radix: 16))"
+        }
+    }
+}
