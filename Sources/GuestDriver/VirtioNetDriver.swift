@@ -29,6 +29,21 @@ public struct UsedRecord: Hashable, Sendable {
     public var buffers: [RawDescriptor]
 }
 
+/// Ways the driver can misbehave during initialisation, on request.
+public struct DriverQuirks: Hashable, Sendable {
+    /// Per queue index: program this descriptor-table address instead of the real one.
+    public var descTable: [Int: UInt64] = [:]
+    /// Per queue index: program this avail-ring address instead of the real one.
+    public var availRing: [Int: UInt64] = [:]
+    /// Per queue index: program this used-ring address instead of the real one
+    /// (the driver then also reads used entries from there).
+    public var usedRing: [Int: UInt64] = [:]
+    /// Queues left not ready (QueueReady never written).
+    public var leaveNotReady: Set<Int> = []
+
+    public init() {}
+}
+
 /// Driver-side state of one virtqueue.
 public struct DriverQueue: Sendable {
     public let index: Int
@@ -59,6 +74,8 @@ public struct DriverQueue: Sendable {
     public var freeCount: Int { freeDescriptors.count }
     /// Chains handed to the device and not yet seen used.
     public var inFlightCount: Int { inFlight.count }
+    /// The buffers of the in-flight chain with head `head`, as posted.
+    public func inFlightBuffers(head: UInt16) -> [RawDescriptor]? { inFlight[head]?.buffers }
 }
 
 /// The model driver for one NIC.
@@ -87,6 +104,8 @@ public struct VirtioNetDriver<Memory: GuestMemory> {
     /// Queue pairs the driver set up (max_virtqueue_pairs when MQ, else 1).
     public private(set) var pairs: Int = 0
     var buffers: BufferAllocator
+    /// Misbehaviour applied at the next ``initialize(_:features:queueSize:)``.
+    public var quirks = DriverQuirks()
 
     public init(memory: Memory, nic: Int = 0) {
         self.init(memory: memory, areaBase: Self.areaBase(nic: nic))
@@ -108,10 +127,11 @@ public struct VirtioNetDriver<Memory: GuestMemory> {
     /// ``defaultWanted``), FEATURES_OK, read status back. If the device did not
     /// keep FEATURES_OK it stops there and returns false. Otherwise it sets up
     /// every queue the features imply (RX/TX of every pair, the control queue
-    /// with CTRL_VQ) at `queueSize`, ready, and sets DRIVER_OK.
+    /// with CTRL_VQ) at `queueSize`, ready, and sets DRIVER_OK (unless
+    /// `driverOK` is false).
     @discardableResult
     public mutating func initialize<D: MMIODevice>(
-        _ device: inout D, features: UInt64? = nil, queueSize: UInt16 = 256
+        _ device: inout D, features: UInt64? = nil, queueSize: UInt16 = 256, driverOK: Bool = true
     ) throws(DriverError) -> Bool {
         guard queueSize != 0, queueSize <= 32768, queueSize & (queueSize - 1) == 0 else {
             throw .badQueueSize(queueSize)
@@ -159,7 +179,9 @@ public struct VirtioNetDriver<Memory: GuestMemory> {
         try fill(ringsStart, Int(stride) * indices.count, 0)
         for (slot, q) in indices.enumerated() {
             let base = ringsStart + UInt64(slot) * stride
-            let dq = DriverQueue(index: q, size: queueSize, desc: base, avail: base + availOffset, used: base + usedOffset)
+            let dq = DriverQueue(
+                index: q, size: queueSize, desc: quirks.descTable[q] ?? base,
+                avail: quirks.availRing[q] ?? base + availOffset, used: quirks.usedRing[q] ?? base + usedOffset)
             device.write(.queueSel, UInt32(q))
             _ = device.read(.queueNumMax)
             device.write(.queueNum, UInt32(queueSize))
@@ -169,11 +191,17 @@ public struct VirtioNetDriver<Memory: GuestMemory> {
             device.write(.queueDriverHigh, UInt32(truncatingIfNeeded: dq.avail >> 32))
             device.write(.queueDeviceLow, UInt32(truncatingIfNeeded: dq.used))
             device.write(.queueDeviceHigh, UInt32(truncatingIfNeeded: dq.used >> 32))
-            device.write(.queueReady, 1)
+            if !quirks.leaveNotReady.contains(q) { device.write(.queueReady, 1) }
             queues[q] = dq
         }
-        device.write(.status, UInt32(DeviceStatus([.acknowledge, .driver, .featuresOK, .driverOK]).rawValue))
+        if driverOK { setDriverOK(&device) }
         return true
+    }
+
+    /// Sets DRIVER_OK (the last step of initialisation; separate so a test
+    /// can act before it).
+    public func setDriverOK<D: MMIODevice>(_ device: inout D) {
+        device.write(.status, UInt32(DeviceStatus([.acknowledge, .driver, .featuresOK, .driverOK]).rawValue))
     }
 
     /// Writes 0 to Status; the driver forgets its queues.
@@ -373,9 +401,15 @@ public struct VirtioNetDriver<Memory: GuestMemory> {
 
     // MARK: Internals
 
+    /// Reclaims before allocating, as a driver does. A used ring the driver
+    /// cannot read (a quirk put it at an unmapped address) reclaims nothing.
+    mutating func reclaimBeforeAllocating(_ queue: Int) {
+        _ = try? reclaim(queue: queue)
+    }
+
     mutating func addBufferChain(queue: Int, bytes: [UInt8]?, length: Int, descriptors: Int, writable: Bool) throws(DriverError) {
         guard descriptors >= 1 else { throw .emptyChain }
-        try reclaim(queue: queue)
+        reclaimBeforeAllocating(queue)
         guard let dq = queues[queue] else { throw .queueNotSetUp(queue) }
         guard dq.freeCount >= descriptors else {
             throw .outOfDescriptors(queue: queue, wanted: descriptors, free: dq.freeCount)
@@ -393,7 +427,7 @@ public struct VirtioNetDriver<Memory: GuestMemory> {
 
     mutating func addChain(queue: Int, _ raw: [RawDescriptor], allocations: [(UInt64, UInt64)]) throws(DriverError) {
         guard !raw.isEmpty else { throw .emptyChain }
-        try reclaim(queue: queue)
+        reclaimBeforeAllocating(queue)
         guard var dq = queues[queue] else { throw .queueNotSetUp(queue) }
         guard dq.freeCount >= raw.count else {
             for (a, n) in allocations { buffers.release(a, n) }
