@@ -59,8 +59,10 @@ public final class GuestRAM: GuestMemory {
     /// Largest region accepted: 1 TiB, a chunk table of 8 MiB.
     public static let maxRegionSize: UInt64 = 1 << 40
 
+    /// One region's bookkeeping: plain values and raw pointers, so looking a
+    /// region up costs no reference counting on the hot path.
     @usableFromInline
-    final class Backing {
+    struct Backing {
         @usableFromInline let base: UInt64
         @usableFromInline let size: UInt64
         /// One optional chunk pointer per 1 MiB of the region.
@@ -75,7 +77,7 @@ public final class GuestRAM: GuestMemory {
             chunks.initialize(repeating: nil, count: chunkCount)
         }
 
-        deinit {
+        func free() {
             for i in 0..<chunkCount { chunks[i]?.deallocate() }
             chunks.deallocate()
         }
@@ -94,8 +96,8 @@ public final class GuestRAM: GuestMemory {
         }
     }
 
-    /// Regions sorted by base address.
-    @usableFromInline let backings: [Backing]
+    /// Regions sorted by base address; owned, freed in deinit.
+    @usableFromInline let backings: UnsafeMutableBufferPointer<Backing>
 
     /// The regions, sorted by base address.
     public var regions: [MemoryRegion] { backings.map { MemoryRegion(base: $0.base, size: $0.size) } }
@@ -110,7 +112,15 @@ public final class GuestRAM: GuestMemory {
             if r.size > GuestRAM.maxRegionSize { throw .tooLarge(r) }
             if i + 1 < sorted.count, sorted[i + 1].base < end { throw .overlap(r, sorted[i + 1]) }
         }
-        backings = sorted.map { Backing(base: $0.base, size: $0.size) }
+        backings = .allocate(capacity: sorted.count)
+        for (i, r) in sorted.enumerated() {
+            (backings.baseAddress! + i).initialize(to: Backing(base: r.base, size: r.size))
+        }
+    }
+
+    deinit {
+        for b in backings { b.free() }
+        backings.deallocate()
     }
 
     /// RAM of `size` bytes at guest-physical address 0.
@@ -182,8 +192,32 @@ public final class GuestRAM: GuestMemory {
         return true
     }
 
+    /// The host pointer for an access that lies within one written chunk, or nil.
+    @inlinable
+    func fastPath(_ address: UInt64, _ length: Int) -> UnsafeMutableRawPointer? {
+        guard length > 0 else { return nil }
+        var i = 0
+        while i < backings.count {
+            let b = backings[i]
+            if address >= b.base && address - b.base < b.size {
+                let offset = address - b.base
+                let within = offset & UInt64(GuestRAM.chunkSize - 1)
+                // Cannot overflow: within < 2^20 and length is a buffer size.
+                guard UInt64(length) <= b.size - offset, within + UInt64(length) <= UInt64(GuestRAM.chunkSize),
+                      let chunk = b.chunks[Int(offset >> GuestRAM.chunkShift)] else { return nil }
+                return chunk + Int(within)
+            }
+            i += 1
+        }
+        return nil
+    }
+
     @inlinable
     public func read(_ address: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(GuestMemoryError) {
+        if let host = fastPath(address, buffer.count) {
+            buffer.baseAddress!.copyMemory(from: host, byteCount: buffer.count)
+            return
+        }
         let ok = forEachPiece(address, buffer.count, allocate: false) { host, n, done in
             let dst = buffer.baseAddress! + done
             if let host {
@@ -197,6 +231,10 @@ public final class GuestRAM: GuestMemory {
 
     @inlinable
     public func write(_ address: UInt64, from bytes: UnsafeRawBufferPointer) throws(GuestMemoryError) {
+        if let host = fastPath(address, bytes.count) {
+            host.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+            return
+        }
         let ok = forEachPiece(address, bytes.count, allocate: true) { host, n, done in
             host!.copyMemory(from: bytes.baseAddress! + done, byteCount: n)
         }

@@ -16,12 +16,10 @@ public struct DeviceBus<Memory: GuestMemory, Observer: DeviceObserver> {
     /// Reads into `buffer`; false (reported) when the memory refused.
     mutating func read(_ address: UInt64, into buffer: UnsafeMutableRawBufferPointer) -> Bool {
         var ok = false
-        if let memory {
-            do throws(GuestMemoryError) {
-                try memory.read(address, into: buffer)
-                ok = true
-            } catch {}
-        }
+        do throws(GuestMemoryError) {
+            // Optional chaining borrows the stored reference: no retain/release per access.
+            ok = try memory?.read(address, into: buffer) != nil
+        } catch {}
         observer.memoryRead(address: address, bytes: UnsafeRawBufferPointer(buffer), succeeded: ok)
         return ok
     }
@@ -29,12 +27,9 @@ public struct DeviceBus<Memory: GuestMemory, Observer: DeviceObserver> {
     /// Writes `bytes`; false (reported) when the memory refused.
     mutating func write(_ address: UInt64, from bytes: UnsafeRawBufferPointer) -> Bool {
         var ok = false
-        if let memory {
-            do throws(GuestMemoryError) {
-                try memory.write(address, from: bytes)
-                ok = true
-            } catch {}
-        }
+        do throws(GuestMemoryError) {
+            ok = try memory?.write(address, from: bytes) != nil
+        } catch {}
         observer.memoryWrite(address: address, bytes: bytes, succeeded: ok)
         return ok
     }
