@@ -43,6 +43,7 @@ let package = Package(
         ),
         .executableTarget(name: "vtrace-bench", dependencies: ["VirtioCore", "GuestDriver"]),
         .testTarget(name: "VirtioCoreTests", dependencies: ["VirtioCore", "GuestDriver"]),
+        .testTarget(name: "CLITests", dependencies: ["vtrace"]),
     ],
     swiftLanguageModes: [.v6]
 )

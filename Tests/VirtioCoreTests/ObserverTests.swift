@@ -98,3 +98,16 @@ struct ObserverTests {
         #expect(rebuilt == counters([.txPackets: 5, .txBytes: 165, .rxPackets: 3, .rxBytes: 99, .txDroppedNoRxBuffer: 2]))
     }
 }
+
+@Suite("README")
+struct ReadmeTests {
+    @Test func usageExampleDoesWhatTheReadmeSays() throws {
+        let ram = try GuestRAM(size: 16 << 20)
+        var nic = VirtioNetDevice(config: NetConfig(queuePairs: 1), memory: ram)
+        var driver = VirtioNetDriver(memory: ram)
+        try driver.initialize(&nic)
+        try driver.postRx(count: 4)
+        let irq = try driver.sendTx(&nic, count: 4, length: 64)
+        #expect("\(irq) \(nic.counters.txPackets) \(nic.counters.rxBytes)" == "vring 4 256")
+    }
+}

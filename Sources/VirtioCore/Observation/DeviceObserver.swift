@@ -1,13 +1,22 @@
 //! The one interface through which recording and replay watch the device.
 
 /// Interrupt kinds, as bits of InterruptStatus (virtio v1.2 §4.2.2).
-public struct InterruptSignals: OptionSet, Hashable, Sendable, Codable {
+public struct InterruptSignals: OptionSet, Hashable, Sendable, Codable, CustomStringConvertible {
     public var rawValue: UInt32
     public init(rawValue: UInt32) { self.rawValue = rawValue }
     /// VIRTIO_MMIO_INT_VRING: a used ring advanced.
     public static let vring = InterruptSignals(rawValue: 1)
     /// VIRTIO_MMIO_INT_CONFIG: configuration (here: NEEDS_RESET) changed.
     public static let config = InterruptSignals(rawValue: 2)
+
+    /// `vring`, `config`, `vring|config`, or `none`.
+    public var description: String {
+        var parts: [String] = []
+        if contains(.vring) { parts.append("vring") }
+        if contains(.config) { parts.append("config") }
+        if rawValue & ~3 != 0 { parts.append("0x" + String(rawValue & ~3, radix: 16)) }
+        return parts.isEmpty ? "none" : parts.joined(separator: "|")
+    }
 }
 
 /// Receives every observable action of a ``VirtioNetDevice``, in the order it happens.

@@ -1,0 +1,39 @@
+import ArgumentParser
+import Foundation
+
+/// The vtrace command: configuration only; each subcommand lives in its own file.
+@main
+struct VTrace: ParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "vtrace",
+        abstract: "Record, replay and compare traces of a virtio-net device.",
+        discussion: """
+            vtrace drives a loopback virtio-net NIC on virtio-mmio (the ktstr VMM's device, \
+            with its 16 counters) and explains what its counters did.
+
+            Exit codes: 0 ok, 1 a check failed, 2 bad usage or a malformed input.
+            """,
+        version: version,
+        subcommands: [Demo.self]
+    )
+
+    /// Exit status for bad usage or malformed input (ArgumentParser's own is 64).
+    static let usageExitCode: Int32 = 2
+
+    /// Runs the command, mapping ArgumentParser's usage failures (64) to 2, the
+    /// code vtrace documents for bad usage.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            if exitCode(for: error) == .validationFailure {
+                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                Foundation.exit(usageExitCode)
+            }
+            exit(withError: error)
+        }
+    }
+}
