@@ -1,0 +1,19 @@
+// swift-tools-version:6.1
+// libFuzzer targets for vtrace. Build and run with tools/fuzz/run.sh.
+import PackageDescription
+
+let package = Package(
+    name: "vtrace-fuzz",
+    dependencies: [.package(name: "vtrace", path: "../..")],
+    targets: [
+        .executableTarget(
+            name: "FuzzDevice",
+            dependencies: [
+                .product(name: "VirtioCore", package: "vtrace"),
+                .product(name: "GuestDriver", package: "vtrace"),
+            ],
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)
