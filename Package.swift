@@ -4,7 +4,7 @@
 //
 // Dependency direction (arrow = imports), kept one-way on purpose:
 //
-//   vtrace (CLI) ──► GuestDriver ──► VirtioCore
+//   vtrace (CLI) ──► Scenario ──► GuestDriver ──► VirtioCore
 //   vtrace-bench ──► GuestDriver ──► VirtioCore
 //
 // VirtioCore is the pure device core: standard library only, no clock,
@@ -26,6 +26,7 @@ let package = Package(
     products: [
         .library(name: "VirtioCore", targets: ["VirtioCore"]),
         .library(name: "GuestDriver", targets: ["GuestDriver"]),
+        .library(name: "Scenario", targets: ["Scenario"]),
         .executable(name: "vtrace", targets: ["vtrace"]),
     ],
     dependencies: [
@@ -34,15 +35,17 @@ let package = Package(
     targets: [
         .target(name: "VirtioCore", swiftSettings: coreSettings),
         .target(name: "GuestDriver", dependencies: ["VirtioCore"], swiftSettings: coreSettings),
+        .target(name: "Scenario", dependencies: ["VirtioCore", "GuestDriver"], swiftSettings: coreSettings),
         .executableTarget(
             name: "vtrace",
             dependencies: [
-                "VirtioCore", "GuestDriver",
+                "VirtioCore", "GuestDriver", "Scenario",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(name: "vtrace-bench", dependencies: ["VirtioCore", "GuestDriver"]),
         .testTarget(name: "VirtioCoreTests", dependencies: ["VirtioCore", "GuestDriver"]),
+        .testTarget(name: "ScenarioTests", dependencies: ["Scenario", "VirtioCore", "GuestDriver"]),
         .testTarget(name: "CLITests", dependencies: ["vtrace"]),
     ],
     swiftLanguageModes: [.v6]

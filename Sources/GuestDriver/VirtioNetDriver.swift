@@ -252,6 +252,7 @@ public struct VirtioNetDriver<Memory: GuestMemory> {
     /// device-writable descriptors, on RX queue of `pair`. No kick.
     public mutating func postRx(pair: Int = 0, count: Int = 1, length: Int = 2048, descriptors: Int = 1) throws(DriverError) {
         let q = Self.rxQueue(pair: pair)
+        try ensureFree(queue: q, count * descriptors)
         for _ in 0..<count {
             try addBufferChain(queue: q, bytes: nil, length: length, descriptors: descriptors, writable: true)
         }
@@ -268,6 +269,7 @@ public struct VirtioNetDriver<Memory: GuestMemory> {
         let q = Self.txQueue(pair: pair)
         let payload = frame ?? Self.patternFrame(length: length, fill: fill)
         let bytes = [UInt8](repeating: 0, count: NetLayout.headerLength) + payload
+        try ensureFree(queue: q, count * descriptors)
         for _ in 0..<count {
             try addBufferChain(queue: q, bytes: bytes, length: bytes.count, descriptors: descriptors, writable: false)
         }
@@ -400,6 +402,14 @@ public struct VirtioNetDriver<Memory: GuestMemory> {
     }
 
     // MARK: Internals
+
+    /// Reclaims, then checks that `needed` descriptors are free, so a request
+    /// too large fails whole before anything is posted.
+    mutating func ensureFree(queue: Int, _ needed: Int) throws(DriverError) {
+        reclaimBeforeAllocating(queue)
+        guard let dq = queues[queue] else { throw .queueNotSetUp(queue) }
+        guard dq.freeCount >= needed else { throw .outOfDescriptors(queue: queue, wanted: needed, free: dq.freeCount) }
+    }
 
     /// Reclaims before allocating, as a driver does. A used ring the driver
     /// cannot read (a quirk put it at an unmapped address) reclaims nothing.

@@ -18,7 +18,9 @@ struct CLI {
         return url
     }
 
-    static func run(_ arguments: String...) throws -> Result {
+    static func run(_ arguments: String...) throws -> Result { try runArguments(arguments) }
+
+    static func runArguments(_ arguments: [String]) throws -> Result {
         let process = Process()
         process.executableURL = productsDirectory.appendingPathComponent("vtrace")
         process.arguments = arguments
