@@ -27,6 +27,7 @@ let package = Package(
         .library(name: "VirtioCore", targets: ["VirtioCore"]),
         .library(name: "GuestDriver", targets: ["GuestDriver"]),
         .library(name: "Scenario", targets: ["Scenario"]),
+        .library(name: "TraceFormat", targets: ["TraceFormat"]),
         .executable(name: "vtrace", targets: ["vtrace"]),
     ],
     dependencies: [
@@ -35,6 +36,8 @@ let package = Package(
     targets: [
         .target(name: "VirtioCore", swiftSettings: coreSettings),
         .target(name: "GuestDriver", dependencies: ["VirtioCore"], swiftSettings: coreSettings),
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .target(name: "TraceFormat", dependencies: ["CZstd"]),
         .target(name: "Scenario", dependencies: ["VirtioCore", "GuestDriver"], swiftSettings: coreSettings),
         .executableTarget(
             name: "vtrace",

@@ -1,0 +1,232 @@
+//! Opens a trace: header, index (or recovery of a killed recorder's chunks), chunks by event number.
+
+/// What state a trace file is in.
+public enum TraceCompleteness: Hashable, Sendable {
+    /// Finished cleanly: the index and footer are present and consistent.
+    case complete
+    /// The recorder stopped before writing the index (killed, crashed, or still
+    /// running): these chunks were recovered; `lostBytes` at the end were not
+    /// a complete chunk.
+    case incomplete(lostBytes: Int, reason: String)
+}
+
+/// Reads a trace from any ``TraceSource``, with bounded memory: the index
+/// (44 bytes per chunk) plus one chunk at a time.
+public final class TraceReader {
+    public let source: TraceSource
+    public let header: TraceHeader
+    public let chunks: [ChunkEntry]
+    public let completeness: TraceCompleteness
+    /// Total events in the recovered chunks.
+    public let eventCount: UInt64
+    /// Bytes of the header frame.
+    public let headerSize: Int
+    let decompressor = ZstdDecompressor()
+
+    public convenience init(path: String) throws(TraceError) {
+        try self.init(source: try FileTraceSource(path: path))
+    }
+
+    public init(source: TraceSource) throws(TraceError) {
+        self.source = source
+        // Header frame.
+        let first = try source.read(at: 0, count: 8)
+        guard first.count == 8 else {
+            if first.isEmpty { throw TraceError.truncated(offset: 0, chunk: nil, "the file is empty") }
+            throw TraceError.notATrace(offset: 0)
+        }
+        let magic = Self.u32(first, 0), length = Int(Self.u32(first, 4))
+        guard magic == TraceLayout.headerFrameMagic else { throw TraceError.notATrace(offset: 0) }
+        guard length <= TraceLayout.maxHeaderSize else {
+            throw TraceError.corrupt(offset: 4, chunk: nil, "header frame claims \(length) bytes (limit \(TraceLayout.maxHeaderSize))")
+        }
+        let payload = try source.read(at: 8, count: length)
+        guard payload.count == length else {
+            throw TraceError.truncated(offset: 8 + payload.count, chunk: nil, "the file ends inside the header")
+        }
+        var decoded: Result<TraceHeader, TraceError> = .failure(.notATrace(offset: 0))
+        payload.withUnsafeBytes { raw in
+            do throws(TraceError) { decoded = .success(try TraceHeader.decode(raw, fileOffset: 8)) } catch { decoded = .failure(error) }
+        }
+        header = try decoded.get()
+        headerSize = 8 + length
+        if let indexed = try Self.readIndex(source, after: headerSize) {
+            chunks = indexed
+            completeness = .complete
+        } else {
+            let (found, lost, reason) = try Self.scan(source, from: headerSize)
+            chunks = found
+            completeness = .incomplete(lostBytes: lost, reason: reason)
+        }
+        eventCount = chunks.last.map { $0.endEvent } ?? 0
+    }
+
+    static func u32(_ b: [UInt8], _ at: Int) -> UInt32 {
+        UInt32(b[at]) | UInt32(b[at + 1]) << 8 | UInt32(b[at + 2]) << 16 | UInt32(b[at + 3]) << 24
+    }
+
+    static func u64(_ b: [UInt8], _ at: Int) -> UInt64 { UInt64(u32(b, at)) | UInt64(u32(b, at + 4)) << 32 }
+
+    /// The index from the footer, or nil when there is no footer (an incomplete trace).
+    static func readIndex(_ source: TraceSource, after headerEnd: Int) throws(TraceError) -> [ChunkEntry]? {
+        let size = source.size
+        guard size >= headerEnd + TraceLayout.frameHeaderSize + TraceLayout.footerSize else { return nil }
+        let footerAt = size - TraceLayout.footerSize
+        let footer = try source.read(at: footerAt, count: TraceLayout.footerSize)
+        guard footer.count == TraceLayout.footerSize, u32(footer, 20) == TraceLayout.footerMagic else { return nil }
+        let count = Int(u32(footer, 0))
+        guard count <= TraceLayout.maxChunks else {
+            throw TraceError.corrupt(offset: footerAt, chunk: nil, "footer claims \(count) chunks")
+        }
+        let bodySize = count * TraceLayout.entrySize
+        let frameAt = footerAt - bodySize - TraceLayout.frameHeaderSize
+        guard frameAt >= headerEnd else {
+            throw TraceError.corrupt(offset: footerAt, chunk: nil, "footer claims \(count) chunks; the index cannot fit before it")
+        }
+        let frameHeader = try source.read(at: frameAt, count: TraceLayout.frameHeaderSize)
+        guard u32(frameHeader, 0) == TraceLayout.indexFrameMagic, Int(u32(frameHeader, 4)) == bodySize + TraceLayout.footerSize else {
+            throw TraceError.corrupt(offset: frameAt, chunk: nil, "the index frame is not where the footer says")
+        }
+        let body = try source.read(at: frameAt + TraceLayout.frameHeaderSize, count: bodySize)
+        let crc = u32(footer, 16)
+        guard CRC32.checksum(body) == crc else {
+            throw TraceError.corrupt(offset: frameAt, chunk: nil, "index checksum mismatch")
+        }
+        var entries: [ChunkEntry] = []
+        entries.reserveCapacity(count)
+        body.withUnsafeBytes { raw in
+            var r = ByteReader(raw)
+            for _ in 0..<count { if let e = try? ChunkEntry.decode(&r) { entries.append(e) } }
+        }
+        var expectedOffset = headerEnd
+        var expectedEvent: UInt64 = 0
+        for (i, e) in entries.enumerated() {
+            let at = frameAt + TraceLayout.frameHeaderSize + i * TraceLayout.entrySize
+            guard e.offset == UInt64(expectedOffset + TraceLayout.frameHeaderSize + TraceLayout.entrySize) else {
+                throw TraceError.corrupt(offset: at, chunk: i, "index entry places the chunk at \(e.offset), expected \(expectedOffset + 52)")
+            }
+            guard e.firstEvent == expectedEvent else {
+                throw TraceError.corrupt(offset: at, chunk: i, "index entry starts at event \(e.firstEvent), expected \(expectedEvent)")
+            }
+            guard Int(e.uncompressedSize) <= TraceLayout.chunkHardLimit else {
+                throw TraceError.corrupt(offset: at, chunk: i, "chunk claims \(e.uncompressedSize) uncompressed bytes (limit \(TraceLayout.chunkHardLimit))")
+            }
+            expectedOffset = Int(e.offset) + Int(e.compressedSize)
+            guard expectedOffset <= frameAt else {
+                throw TraceError.corrupt(offset: at, chunk: i, "chunk runs past the index")
+            }
+            expectedEvent = e.endEvent
+        }
+        guard expectedOffset == frameAt else {
+            throw TraceError.corrupt(offset: expectedOffset, chunk: nil, "\(frameAt - expectedOffset) unindexed bytes before the index")
+        }
+        let total = u64(footer, 4)
+        guard total == expectedEvent else {
+            throw TraceError.corrupt(offset: footerAt, chunk: nil, "footer counts \(total) events, the index \(expectedEvent)")
+        }
+        return entries
+    }
+
+    /// Recovers the chunks of a trace without an index by walking entry + chunk pairs.
+    static func scan(_ source: TraceSource, from start: Int) throws(TraceError) -> ([ChunkEntry], Int, String) {
+        var entries: [ChunkEntry] = []
+        var at = start
+        var expectedEvent: UInt64 = 0
+        let size = source.size
+        while at < size {
+            let head = try source.read(at: at, count: TraceLayout.frameHeaderSize + TraceLayout.entrySize)
+            if head.count < TraceLayout.frameHeaderSize {
+                return (entries, size - at, "the file ends inside a frame header at byte \(at)")
+            }
+            let magic = u32(head, 0)
+            if magic == TraceLayout.indexFrameMagic {
+                throw TraceError.corrupt(offset: at, chunk: nil, "an index frame is present but the footer is damaged")
+            }
+            guard magic == TraceLayout.entryFrameMagic, u32(head, 4) == UInt32(TraceLayout.entrySize) else {
+                throw TraceError.corrupt(offset: at, chunk: entries.count, "expected a chunk entry frame, found magic 0x\(String(magic, radix: 16))")
+            }
+            if head.count < TraceLayout.frameHeaderSize + TraceLayout.entrySize {
+                return (entries, size - at, "the file ends inside the entry of chunk \(entries.count) at byte \(at)")
+            }
+            var entry: ChunkEntry?
+            head.withUnsafeBytes { raw in
+                var r = ByteReader(raw, from: TraceLayout.frameHeaderSize)
+                entry = try? ChunkEntry.decode(&r)
+            }
+            let e = entry!
+            let chunkAt = at + TraceLayout.frameHeaderSize + TraceLayout.entrySize
+            guard e.offset == UInt64(chunkAt), e.firstEvent == expectedEvent,
+                  Int(e.uncompressedSize) <= TraceLayout.chunkHardLimit else {
+                throw TraceError.corrupt(offset: at, chunk: entries.count, "chunk entry does not fit the chunks before it")
+            }
+            if chunkAt + Int(e.compressedSize) > size {
+                return (entries, size - at, "the file ends inside chunk \(entries.count) (\(size - chunkAt) of \(e.compressedSize) bytes present)")
+            }
+            entries.append(e)
+            expectedEvent = e.endEvent
+            at = chunkAt + Int(e.compressedSize)
+        }
+        return (entries, 0, "the recorder stopped after a complete chunk, before writing the index")
+    }
+
+    /// The chunk holding event `number` (binary search over the index).
+    public func chunkIndex(containing number: UInt64) -> Int? {
+        var lo = 0, hi = chunks.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if chunks[mid].endEvent <= number { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < chunks.count && chunks[lo].firstEvent <= number ? lo : nil
+    }
+
+    /// The nearest chunk at or before `index` that starts with a checkpoint.
+    public func checkpointChunk(atOrBefore index: Int) -> Int? {
+        var i = index
+        while i >= 0 {
+            if chunks[i].hasCheckpoint { return i }
+            i -= 1
+        }
+        return nil
+    }
+
+    /// The compressed bytes of chunk `index`, checked against the index's CRC.
+    public func compressedChunk(_ index: Int) throws(TraceError) -> [UInt8] {
+        let e = chunks[index]
+        let frame = try source.read(at: Int(e.offset), count: Int(e.compressedSize))
+        guard frame.count == Int(e.compressedSize) else {
+            throw TraceError.truncated(offset: Int(e.offset) + frame.count, chunk: index, "the chunk is cut short")
+        }
+        guard CRC32.checksum(frame) == e.crc else {
+            throw TraceError.corrupt(offset: Int(e.offset), chunk: index, "chunk checksum mismatch (the bytes changed after recording)")
+        }
+        return frame
+    }
+
+    /// The uncompressed content of chunk `index`.
+    public func content(_ index: Int) throws(TraceError) -> [UInt8] {
+        let frame = try compressedChunk(index)
+        let e = chunks[index]
+        var out: [UInt8] = []
+        var failure: ZstdError?
+        frame.withUnsafeBytes { raw in
+            do throws(ZstdError) { try decompressor.decompress(raw, expectedSize: Int(e.uncompressedSize), into: &out) } catch { failure = error }
+        }
+        if let failure { throw TraceError.compression(offset: Int(e.offset), chunk: index, failure.message) }
+        return out
+    }
+
+    /// A decoder positioned at the start of chunk `index`.
+    public func decoder(_ index: Int) throws(TraceError) -> ChunkDecoder {
+        let e = chunks[index]
+        let bytes = try content(index)
+        do throws(ChunkDecodeError) {
+            let d = try ChunkDecoder(content: bytes, nics: header.nics)
+            guard d.firstEvent == e.firstEvent else {
+                throw ChunkDecodeError(offset: 0, "chunk starts at event \(d.firstEvent), the index says \(e.firstEvent)")
+            }
+            return d
+        } catch {
+            throw TraceError.corrupt(offset: Int(e.offset), chunk: index, error.description)
+        }
+    }
+}

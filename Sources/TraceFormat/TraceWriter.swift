@@ -1,0 +1,213 @@
+//! Writes a trace file: header, compressed chunks on a background thread, index.
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Writes `NAME.partial`, compresses chunks on one background thread, and on
+/// `finish()` appends the index and renames the file to `NAME`.
+///
+/// Memory is bounded: at most `queueDepth` chunks wait for compression; when
+/// the thread falls behind, `submit` waits. A process killed at any instant
+/// leaves a `.partial` file whose complete chunks a reader recovers: each
+/// chunk is preceded by its index entry, and both are written with plain
+/// write(2) calls (the kernel keeps them when the process dies).
+public final class TraceWriter: @unchecked Sendable {
+    public let path: String
+    public let partialPath: String
+    public let level: Int32
+    public let queueDepth: Int
+
+    let fd: Int32
+    let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    let notEmpty = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    let notFull = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    var thread: pthread_t?
+
+    // Guarded by `mutex`.
+    var queue: [Pending] = []
+    var stopping = false
+    var failure: TraceError?
+    var entries: [ChunkEntry] = []
+    var fileOffset: UInt64 = 0
+    /// How many times `submit` had to wait for the compressor.
+    public private(set) var stalls = 0
+    public private(set) var uncompressedBytes: UInt64 = 0
+    var finished = false
+
+    struct Pending {
+        var content: [UInt8]
+        var firstEvent: UInt64
+        var eventCount: UInt32
+        var firstTime: UInt64
+        var flags: UInt32
+    }
+
+    /// Creates `path.partial` and writes the header.
+    public init(path: String, header: TraceHeader, level: Int32 = 3, queueDepth: Int = 4) throws(TraceError) {
+        self.path = path
+        partialPath = path + ".partial"
+        self.level = min(max(level, ZstdCompressor.levels.lowerBound), ZstdCompressor.levels.upperBound)
+        self.queueDepth = max(1, queueDepth)
+        fd = open(partialPath, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0o644)
+        if fd < 0 { throw .io(path: partialPath, String(cString: strerror(errno))) }
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(notEmpty, nil)
+        pthread_cond_init(notFull, nil)
+        let payload = header.encode()
+        var w = ByteWriter()
+        w.fixed(TraceLayout.headerFrameMagic)
+        w.fixed(UInt32(payload.count))
+        w.append(payload)
+        try writeAll(w.bytes)
+        fileOffset = UInt64(w.count)
+        let box = Unmanaged.passRetained(self)
+        var t = pthread_t()
+        let rc = pthread_create(&t, nil, { arg in
+            let writer = Unmanaged<TraceWriter>.fromOpaque(arg!).takeRetainedValue()
+            writer.run()
+            return nil
+        }, box.toOpaque())
+        if rc != 0 {
+            box.release()
+            throw .io(path: partialPath, "cannot start the compression thread: \(String(cString: strerror(rc)))")
+        }
+        thread = t
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        pthread_cond_destroy(notEmpty)
+        pthread_cond_destroy(notFull)
+        mutex.deallocate()
+        notEmpty.deallocate()
+        notFull.deallocate()
+    }
+
+    func writeAll(_ bytes: [UInt8]) throws(TraceError) {
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, bytes.count - done) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .io(path: partialPath, String(cString: strerror(errno)))
+            }
+            done += n
+        }
+    }
+
+    /// Hands a chunk's content to the compressor; waits while `queueDepth` chunks are pending.
+    public func submit(_ encoder: ChunkEncoder) throws(TraceError) {
+        let pending = Pending(content: encoder.writer.bytes, firstEvent: encoder.firstEvent,
+                              eventCount: UInt32(clamping: encoder.eventCount), firstTime: encoder.baseTime,
+                              flags: UInt32(truncatingIfNeeded: encoder.flags.rawValue))
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        if queue.count >= queueDepth && failure == nil { stalls += 1 }
+        while queue.count >= queueDepth && failure == nil { pthread_cond_wait(notFull, mutex) }
+        if let failure { throw failure }
+        uncompressedBytes += UInt64(pending.content.count)
+        queue.append(pending)
+        pthread_cond_signal(notEmpty)
+    }
+
+    func run() {
+        let compressor = ZstdCompressor(level: level)
+        while true {
+            pthread_mutex_lock(mutex)
+            while queue.isEmpty && !stopping { pthread_cond_wait(notEmpty, mutex) }
+            if queue.isEmpty {
+                pthread_mutex_unlock(mutex)
+                return
+            }
+            let item = queue[0]
+            pthread_mutex_unlock(mutex)
+
+            var failed: TraceError?
+            var entry: ChunkEntry?
+            do throws(TraceError) {
+                var compressed: Result<[UInt8], ZstdError> = .success([])
+                item.content.withUnsafeBytes { raw in
+                    do throws(ZstdError) { compressed = .success(try compressor.compress(raw)) } catch { compressed = .failure(error) }
+                }
+                let frame: [UInt8]
+                switch compressed {
+                case .success(let f): frame = f
+                case .failure(let e): throw TraceError.compression(offset: Int(fileOffset), chunk: entries.count, e.message)
+                }
+                let e = ChunkEntry(offset: fileOffset + UInt64(TraceLayout.frameHeaderSize + TraceLayout.entrySize),
+                                   compressedSize: UInt32(frame.count), uncompressedSize: UInt32(item.content.count),
+                                   firstEvent: item.firstEvent, eventCount: item.eventCount, firstTime: item.firstTime,
+                                   flags: item.flags, crc: CRC32.checksum(frame))
+                var w = ByteWriter(capacity: frame.count + 64)
+                w.fixed(TraceLayout.entryFrameMagic)
+                w.fixed(UInt32(TraceLayout.entrySize))
+                e.encode(into: &w)
+                w.append(frame)
+                try writeAll(w.bytes)
+                entry = e
+                fileOffset += UInt64(w.count)
+            } catch {
+                failed = error
+            }
+            pthread_mutex_lock(mutex)
+            queue.removeFirst()
+            if let entry { entries.append(entry) }
+            if let failed, failure == nil { failure = failed }
+            pthread_cond_broadcast(notFull)
+            pthread_mutex_unlock(mutex)
+        }
+    }
+
+    /// Waits for every pending chunk, writes the index and footer, syncs, and
+    /// renames `NAME.partial` to `NAME`.
+    /// - Returns: the index entries of all chunks.
+    @discardableResult
+    public func finish() throws(TraceError) -> [ChunkEntry] {
+        stopThread()
+        if let failure { throw failure }
+        var w = ByteWriter()
+        var body = ByteWriter()
+        for e in entries { e.encode(into: &body) }
+        let total = entries.reduce(UInt64(0)) { $0 + UInt64($1.eventCount) }
+        w.fixed(TraceLayout.indexFrameMagic)
+        w.fixed(UInt32(body.count + TraceLayout.footerSize))
+        w.append(body.bytes)
+        w.fixed(UInt32(entries.count))
+        w.fixed(total)
+        w.fixed(UInt32(1))  // flags: bit 0 = complete
+        w.fixed(CRC32.checksum(body.bytes))
+        w.fixed(TraceLayout.footerMagic)
+        try writeAll(w.bytes)
+        if fsync(fd) != 0 { throw .io(path: partialPath, String(cString: strerror(errno))) }
+        close(fd)
+        if rename(partialPath, path) != 0 { throw .io(path: path, String(cString: strerror(errno))) }
+        finished = true
+        return entries
+    }
+
+    /// Stops without an index, as a killed recorder would (the file stays `.partial`).
+    public func abandon() {
+        stopThread()
+        close(fd)
+        finished = true
+    }
+
+    func stopThread() {
+        pthread_mutex_lock(mutex)
+        stopping = true
+        pthread_cond_signal(notEmpty)
+        pthread_mutex_unlock(mutex)
+        if let t = thread {
+            pthread_join(t, nil)
+            thread = nil
+        }
+    }
+
+    /// Index entries written so far.
+    public var writtenEntries: [ChunkEntry] {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return entries
+    }
+}
