@@ -4,7 +4,7 @@
 //
 // Dependency direction (arrow = imports), kept one-way on purpose:
 //
-//   vtrace (CLI) ──► Scenario ──► GuestDriver ──► VirtioCore
+//   vtrace (CLI) ──► Scenarios ──► GuestDriver ──► VirtioCore
 //   vtrace-bench ──► GuestDriver ──► VirtioCore
 //
 // VirtioCore is the pure device core: standard library only, no clock,
@@ -26,8 +26,9 @@ let package = Package(
     products: [
         .library(name: "VirtioCore", targets: ["VirtioCore"]),
         .library(name: "GuestDriver", targets: ["GuestDriver"]),
-        .library(name: "Scenario", targets: ["Scenario"]),
+        .library(name: "Scenarios", targets: ["Scenarios"]),
         .library(name: "TraceFormat", targets: ["TraceFormat"]),
+        .library(name: "Tracing", targets: ["Tracing"]),
         .executable(name: "vtrace", targets: ["vtrace"]),
     ],
     dependencies: [
@@ -38,17 +39,18 @@ let package = Package(
         .target(name: "GuestDriver", dependencies: ["VirtioCore"], swiftSettings: coreSettings),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .target(name: "TraceFormat", dependencies: ["CZstd"]),
-        .target(name: "Scenario", dependencies: ["VirtioCore", "GuestDriver"], swiftSettings: coreSettings),
+        .target(name: "Tracing", dependencies: ["VirtioCore", "TraceFormat"], swiftSettings: coreSettings),
+        .target(name: "Scenarios", dependencies: ["VirtioCore", "GuestDriver", "TraceFormat", "Tracing"], swiftSettings: coreSettings),
         .executableTarget(
             name: "vtrace",
             dependencies: [
-                "VirtioCore", "GuestDriver", "Scenario",
+                "VirtioCore", "GuestDriver", "Scenarios", "TraceFormat", "Tracing",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(name: "vtrace-bench", dependencies: ["VirtioCore", "GuestDriver"]),
         .testTarget(name: "VirtioCoreTests", dependencies: ["VirtioCore", "GuestDriver"]),
-        .testTarget(name: "ScenarioTests", dependencies: ["Scenario", "VirtioCore", "GuestDriver"]),
+        .testTarget(name: "ScenariosTests", dependencies: ["Scenarios", "VirtioCore", "GuestDriver"]),
         .testTarget(name: "CLITests", dependencies: ["vtrace"]),
     ],
     swiftLanguageModes: [.v6]

@@ -81,6 +81,9 @@ public struct ChunkDecoder {
         time = baseTime
     }
 
+    /// Offset of the next record within the content.
+    public var position: Int { offset }
+
     /// The bytes of a payload range.
     public func bytes(_ range: Range<Int>) -> ArraySlice<UInt8> { content[range] }
 

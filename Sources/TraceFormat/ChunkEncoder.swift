@@ -54,6 +54,9 @@ public struct ChunkEncoder {
     /// Bytes encoded so far.
     public var size: Int { writer.count }
 
+    /// Per NIC, the counter values after the last event (a continuation chunk's baseline).
+    public var currentCounters: [[UInt64]] { counters }
+
     @inline(__always)
     mutating func tag(_ kind: UInt8, _ aux: UInt8, nic newNic: Int) {
         if newNic != nic {

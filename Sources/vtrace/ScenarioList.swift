@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import Scenario
+import Scenarios
 
 /// `vtrace scenario list [DIR]`
 struct ScenarioList: ParsableCommand {

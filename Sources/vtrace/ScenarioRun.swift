@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import Scenario
+import Scenarios
 import VirtioCore
 
 /// `vtrace scenario run FILE...`

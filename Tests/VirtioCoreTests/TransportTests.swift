@@ -312,6 +312,7 @@ struct TransportTests {
         #expect(h.events.last == .reset)
         var fresh = VirtioNetState(queueCount: 2)
         fresh.counters = counters
+        fresh.interruptsRaised = 1  // kept, like the counters
         #expect(h.dev.state == fresh)
         #expect(h.read(.interruptStatus) == 0)
         // The device works again after re-initialisation.

@@ -16,7 +16,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "FuzzScenario",
-            dependencies: [.product(name: "Scenario", package: "vtrace")],
+            dependencies: [.product(name: "Scenarios", package: "vtrace")],
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ),
     ],

@@ -42,8 +42,8 @@ extension VirtioNetDevice {
     mutating func canProcess() -> Bool {
         guard state.status.contains(.driverOK) else { return false }
         guard bus.memory != nil else {
-            if !warnedMemoryNotBound {
-                warnedMemoryNotBound = true
+            if !state.memoryWarningIssued {
+                state.memoryWarningIssued = true
                 bus.observer.warning(.memoryNotBound)
             }
             return false

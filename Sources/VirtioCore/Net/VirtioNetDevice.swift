@@ -25,7 +25,7 @@ public struct VirtioNetDevice<Memory: GuestMemory, Observer: DeviceObserver> {
     public var bus: DeviceBus<Memory, Observer>
     /// Eventfd writes made so far (each raised interrupt is one). Not reset by STATUS = 0,
     /// as the reference does not drain its eventfd on reset.
-    public internal(set) var interruptsRaised: UInt64 = 0
+    public var interruptsRaised: UInt64 { state.interruptsRaised }
 
     /// TX capture buffer, MAX_FRAME_SIZE bytes, allocated once.
     var frame: [UInt8]
@@ -33,8 +33,6 @@ public struct VirtioNetDevice<Memory: GuestMemory, Observer: DeviceObserver> {
     var chain: [Descriptor] = []
     /// RX header pieces (address, length) written for the chain being filled.
     var headerPieces: [(UInt64, Int)] = []
-    /// "guest memory not bound" is reported once per device.
-    var warnedMemoryNotBound = false
 
     /// Builds a device.
     /// - Parameters:
@@ -54,10 +52,15 @@ public struct VirtioNetDevice<Memory: GuestMemory, Observer: DeviceObserver> {
         headerPieces.reserveCapacity(NetLayout.headerLength)
     }
 
-    /// Guest memory (nil until bound).
+    /// Guest memory (nil until bound). Binding and unbinding are reported to
+    /// the observer: they change what the device does with the next kick.
     public var memory: Memory? {
         get { bus.memory }
-        set { bus.memory = newValue }
+        set {
+            let was = bus.memory != nil
+            bus.memory = newValue
+            if was != (newValue != nil) { bus.observer.memoryBindingChanged(bound: newValue != nil) }
+        }
     }
 
     /// The observer.
@@ -113,8 +116,10 @@ public struct VirtioNetDevice<Memory: GuestMemory, Observer: DeviceObserver> {
     /// only 4-byte reads decode; any other width reads as all-ones (spec §2.2).
     /// A width outside 1...8 reads 0. Reads have no side effects.
     public mutating func read(offset: UInt64, width: Int) -> UInt64 {
+        bus.observer.accessBegan(state: state)
         let value = readValue(offset: offset, width: width)
         bus.observer.mmioRead(offset: offset, width: width, value: value)
+        bus.observer.accessEnded(state: state)
         return value
     }
 
@@ -174,7 +179,14 @@ public struct VirtioNetDevice<Memory: GuestMemory, Observer: DeviceObserver> {
     ///   (a data queue was poisoned; NEEDS_RESET is set).
     @discardableResult
     public mutating func write(offset: UInt64, width: Int, value: UInt64) -> InterruptSignals {
+        bus.observer.accessBegan(state: state)
         bus.observer.mmioWrite(offset: offset, width: width, value: value)
+        let raised = handleWrite(offset: offset, width: width, value: value)
+        bus.observer.accessEnded(state: state)
+        return raised
+    }
+
+    mutating func handleWrite(offset: UInt64, width: Int, value: UInt64) -> InterruptSignals {
         guard width == 4, offset < MMIOLayout.configOffset, let register = MMIORegister(rawValue: offset) else {
             return []
         }
@@ -261,9 +273,11 @@ public struct VirtioNetDevice<Memory: GuestMemory, Observer: DeviceObserver> {
         let oldStatus = state.status
         let oldPairs = state.activeQueuePairs
         let oldFeatures = state.driverFeatures
-        let counters = state.counters
+        let kept = state
         state = VirtioNetState(queueCount: state.queues.count)
-        state.counters = counters
+        state.counters = kept.counters
+        state.interruptsRaised = kept.interruptsRaised
+        state.memoryWarningIssued = kept.memoryWarningIssued
         if oldFeatures != 0 { bus.observer.driverFeaturesChanged(from: oldFeatures, to: 0) }
         if oldPairs != 1 { bus.observer.activeQueuePairsChanged(from: oldPairs, to: 1) }
         if oldStatus != [] { bus.observer.statusChanged(from: oldStatus.rawValue, to: 0) }
@@ -291,7 +305,7 @@ public struct VirtioNetDevice<Memory: GuestMemory, Observer: DeviceObserver> {
     /// One eventfd write for `kind`, after setting its InterruptStatus bit.
     mutating func raise(_ kind: InterruptSignals) {
         state.interruptStatus.insert(kind)
-        interruptsRaised &+= 1
+        state.interruptsRaised &+= 1
         bus.observer.interruptRaised(kind)
     }
 

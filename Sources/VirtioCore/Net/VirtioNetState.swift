@@ -27,6 +27,12 @@ public struct VirtioNetState: Hashable, Sendable, Codable {
     public var activeQueuePairs: UInt16 = 1
     /// The 16 counters; survive reset.
     public var counters = NetCounters()
+    /// Interrupts raised (eventfd writes) so far; survives reset, as the
+    /// reference does not drain its eventfd on reset.
+    public var interruptsRaised: UInt64 = 0
+    /// Whether the device already warned that a kick came before guest
+    /// memory was bound (the warning is given once per device; survives reset).
+    public var memoryWarningIssued = false
 
     /// The state of a freshly built device with `queueCount` queues.
     public init(queueCount: Int) {

@@ -59,6 +59,13 @@ public protocol DeviceObserver {
     mutating func deviceReset()
     /// Something the reference logs as a warning and otherwise ignores.
     mutating func warning(_ warning: DeviceWarning)
+    /// The VMM bound (or unbound) guest memory.
+    mutating func memoryBindingChanged(bound: Bool)
+    /// An MMIO access is about to be handled; `state` is the device's state
+    /// between accesses (a recorder's checkpoint).
+    mutating func accessBegan(state: VirtioNetState)
+    /// The MMIO access and everything it caused are done; `state` is the result.
+    mutating func accessEnded(state: VirtioNetState)
 }
 
 extension DeviceObserver {
@@ -76,6 +83,9 @@ extension DeviceObserver {
     @inlinable public mutating func activeQueuePairsChanged(from old: UInt16, to new: UInt16) {}
     @inlinable public mutating func deviceReset() {}
     @inlinable public mutating func warning(_ warning: DeviceWarning) {}
+    @inlinable public mutating func memoryBindingChanged(bound: Bool) {}
+    @inlinable public mutating func accessBegan(state: VirtioNetState) {}
+    @inlinable public mutating func accessEnded(state: VirtioNetState) {}
 }
 
 /// The observer that observes nothing, at no cost.

@@ -1,7 +1,7 @@
 // Fuzzes the scenario parser and runner: any bytes must give a scenario or a
 // located error, and a parsed scenario must run (bounded) without trapping.
 
-import Scenario
+import Scenarios
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt {

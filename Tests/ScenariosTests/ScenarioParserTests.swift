@@ -1,7 +1,7 @@
 import GuestDriver
 import Testing
 import VirtioCore
-@testable import Scenario
+@testable import Scenarios
 
 @Suite("Scenario parser")
 struct ScenarioParserTests {

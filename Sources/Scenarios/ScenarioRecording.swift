@@ -1,0 +1,35 @@
+//! Runs a scenario with the recorder attached.
+
+import GuestDriver
+import TraceFormat
+import Tracing
+import VirtioCore
+
+/// Records a scenario run into a trace.
+public enum ScenarioRecording {
+    /// Runs `scenario` with every NIC observed by one recorder writing `path`.
+    /// - Returns: the run's result (expectations are still checked) and what was written.
+    public static func record(
+        _ scenario: Scenario, to path: String, options: RecordingOptions = RecordingOptions(),
+        provenance: (inout TraceHeader) -> Void = { _ in }, clock: (@Sendable () -> UInt64)? = nil
+    ) throws -> (ScenarioResult, RecordingSummary) {
+        let setup = scenario.setup
+        let config = NetConfig(mac: setup.mac, queuePairs: setup.queuePairs)
+        let probe = VirtioNetDevice<GuestRAM, NoObserver>(config: config, memory: nil)
+        var header = TraceHeader(config: config, nics: setup.nics, offeredFeatures: probe.offeredFeatures, regions: setup.regions)
+        header.scenario = scenario.file
+        provenance(&header)
+        let recorder = try TraceRecorder(path: path, header: header, initialStates: Array(repeating: probe.state, count: setup.nics),
+                                         options: options, clock: clock)
+        var runner: ScenarioRunner<RecordingObserver>
+        do {
+            runner = try ScenarioRunner(scenario) { recorder.observer(nic: $0) }
+        } catch {
+            recorder.abandon()
+            throw error
+        }
+        let result = runner.run()
+        let summary = try recorder.finish()
+        return (result, summary)
+    }
+}

@@ -1,0 +1,273 @@
+//! The recorder: device observers feed one trace; chunks cut at access boundaries.
+
+#if canImport(Glibc)
+import Glibc
+#endif
+import TraceFormat
+import VirtioCore
+
+/// How a recording cuts and compresses chunks.
+public struct RecordingOptions: Hashable, Sendable {
+    /// zstd level (default from measurements, docs/performance.md).
+    public var level: Int32 = 3
+    /// A chunk is cut at the first access boundary after this many events...
+    public var flushEvents = 65_536
+    /// ...or once its oldest event is this old (a background thread cuts an
+    /// idle chunk too), so a killed recorder loses at most this window.
+    public var flushMilliseconds = 200
+    /// ...or past this many uncompressed bytes.
+    public var chunkTargetSize = TraceLayout.chunkTargetSize
+    /// Chunks waiting for the compressor before recording waits.
+    public var queueDepth = 4
+    public init() {}
+}
+
+/// What a finished recording wrote.
+public struct RecordingSummary: Sendable {
+    public var path: String
+    public var events: UInt64
+    public var chunks: Int
+    public var uncompressedBytes: UInt64
+    public var fileBytes: UInt64
+    public var stalls: Int
+}
+
+/// Records one trace from the observers of one or more NICs.
+///
+/// Thread-safe: each MMIO access holds the recorder's lock from
+/// `accessBegan` to `accessEnded`, so NICs on different vCPU threads
+/// interleave whole accesses, and the flush thread cuts an idle chunk only
+/// between accesses. A new chunk's checkpoint is every NIC's state as of its
+/// last access (devices change only inside accesses).
+public final class TraceRecorder: @unchecked Sendable {
+    public let options: RecordingOptions
+    public let header: TraceHeader
+    let writer: TraceWriter
+    let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    let wake = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    var flusher: pthread_t?
+    let clock: @Sendable () -> UInt64
+
+    // Guarded by `mutex`.
+    var encoder: ChunkEncoder?
+    var chunkOpenedAt: UInt64 = 0
+    var nextEvent: UInt64 = 0
+    var states: [VirtioNetState]
+    var memoryBound: [Bool]
+    var stopping = false
+    var failure: TraceError?
+    var chunksSubmitted = 0
+
+    /// Starts a recording into `path` (written as `path.partial` until `finish`).
+    /// - Parameters:
+    ///   - initialStates: each NIC's state now.
+    ///   - clock: monotonic nanoseconds (default CLOCK_MONOTONIC).
+    public init(path: String, header: TraceHeader, initialStates: [VirtioNetState], memoryBound: [Bool]? = nil,
+                options: RecordingOptions = RecordingOptions(), clock: (@Sendable () -> UInt64)? = nil) throws(TraceError) {
+        precondition(initialStates.count == header.nics, "one initial state per NIC")
+        self.options = options
+        self.header = header
+        states = initialStates
+        self.memoryBound = memoryBound ?? Array(repeating: true, count: header.nics)
+        self.clock = clock ?? TraceRecorder.monotonicNanoseconds
+        writer = try TraceWriter(path: path, header: header, level: options.level, queueDepth: options.queueDepth)
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(wake, nil)
+        if options.flushMilliseconds > 0 {
+            let box = Unmanaged.passRetained(self)
+            var t = pthread_t()
+            if pthread_create(&t, nil, { arg in
+                let recorder = Unmanaged<TraceRecorder>.fromOpaque(arg!).takeRetainedValue()
+                recorder.flushLoop()
+                return nil
+            }, box.toOpaque()) == 0 {
+                flusher = t
+            } else {
+                box.release()
+            }
+        }
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        pthread_cond_destroy(wake)
+        mutex.deallocate()
+        wake.deallocate()
+    }
+
+    @Sendable public static func monotonicNanoseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+
+    /// The observer for NIC `nic` (on vCPU `vcpu`).
+    public func observer(nic: Int, vcpu: UInt32 = 0) -> RecordingObserver {
+        RecordingObserver(recorder: self, nic: nic, vcpu: vcpu)
+    }
+
+    // MARK: Chunks (call with the lock held)
+
+    func openChunk(now: UInt64) {
+        let checkpoint = zip(states, memoryBound).map { NICCheckpoint($0, memoryBound: $1) }
+        encoder = ChunkEncoder(firstEvent: nextEvent, baseTime: now, checkpoint: checkpoint, counters: [])
+        chunkOpenedAt = now
+    }
+
+    func submitChunk() {
+        guard let e = encoder, e.eventCount > 0 else {
+            encoder = nil
+            return
+        }
+        encoder = nil
+        nextEvent = e.firstEvent + e.eventCount
+        chunksSubmitted += 1
+        do throws(TraceError) { try writer.submit(e) } catch { if failure == nil { failure = error } }
+    }
+
+    /// Mid-access: the chunk grew past the hard limit. Cut it and continue in
+    /// a chunk without a checkpoint.
+    @inline(__always)
+    func checkHardLimit() {
+        guard let e = encoder, e.size >= TraceLayout.chunkHardLimit - 128 * 1024 else { return }
+        let counters = e.currentCounters
+        let time = e.lastTime
+        submitChunk()
+        encoder = ChunkEncoder(firstEvent: nextEvent, baseTime: time, checkpoint: nil, counters: counters)
+    }
+
+    // MARK: Access boundaries
+
+    func accessBegan(nic: Int, state: VirtioNetState) {
+        pthread_mutex_lock(mutex)
+        states[nic] = state
+        if encoder == nil { openChunk(now: clock()) }
+    }
+
+    func accessEnded(nic: Int, state: VirtioNetState) {
+        states[nic] = state
+        if let e = encoder {
+            if e.eventCount >= UInt64(options.flushEvents) || e.size >= options.chunkTargetSize
+                || clock() &- chunkOpenedAt >= UInt64(options.flushMilliseconds) * 1_000_000 {
+                submitChunk()
+            }
+        }
+        pthread_mutex_unlock(mutex)
+    }
+
+    /// The VMM bound or unbound a NIC's memory: an event outside any access.
+    func memoryBinding(nic: Int, bound: Bool) {
+        pthread_mutex_lock(mutex)
+        if encoder == nil { openChunk(now: clock()) }
+        encoder!.memoryBinding(nic: nic, bound: bound)
+        memoryBound[nic] = bound
+        pthread_mutex_unlock(mutex)
+    }
+
+    func flushLoop() {
+        let period = max(1, options.flushMilliseconds / 2)
+        pthread_mutex_lock(mutex)
+        while !stopping {
+            var ts = timespec()
+            clock_gettime(CLOCK_REALTIME, &ts)
+            let ns = Int(ts.tv_nsec) + period * 1_000_000
+            ts.tv_sec += ns / 1_000_000_000
+            ts.tv_nsec = ns % 1_000_000_000
+            pthread_cond_timedwait(wake, mutex, &ts)
+            if stopping { break }
+            if let e = encoder, e.eventCount > 0, clock() &- chunkOpenedAt >= UInt64(options.flushMilliseconds) * 1_000_000 {
+                submitChunk()
+            }
+        }
+        pthread_mutex_unlock(mutex)
+    }
+
+    func stopFlusher() {
+        pthread_mutex_lock(mutex)
+        stopping = true
+        pthread_cond_signal(wake)
+        pthread_mutex_unlock(mutex)
+        if let t = flusher {
+            pthread_join(t, nil)
+            flusher = nil
+        }
+    }
+
+    /// Flushes the last chunk, writes the index and renames the file into place.
+    public func finish() throws(TraceError) -> RecordingSummary {
+        stopFlusher()
+        pthread_mutex_lock(mutex)
+        submitChunk()
+        let failed = failure
+        pthread_mutex_unlock(mutex)
+        if let failed {
+            writer.abandon()
+            throw failed
+        }
+        let entries = try writer.finish()
+        var st = stat()
+        let size = stat(writer.path, &st) == 0 ? UInt64(st.st_size) : 0
+        return RecordingSummary(path: writer.path, events: entries.last?.endEvent ?? 0, chunks: entries.count,
+                                uncompressedBytes: writer.uncompressedBytes, fileBytes: size, stalls: writer.stalls)
+    }
+
+    /// Stops without an index, leaving `path.partial` as a killed recorder would.
+    public func abandon() {
+        stopFlusher()
+        writer.abandon()
+    }
+}
+
+/// The device observer that records. One per NIC; all share one recorder.
+public struct RecordingObserver: DeviceObserver {
+    public let recorder: TraceRecorder
+    public let nic: Int
+    public var vcpu: UInt32
+
+    public mutating func accessBegan(state: VirtioNetState) { recorder.accessBegan(nic: nic, state: state) }
+    public mutating func accessEnded(state: VirtioNetState) { recorder.accessEnded(nic: nic, state: state) }
+
+    public mutating func mmioRead(offset: UInt64, width: Int, value: UInt64) {
+        recorder.encoder!.mmio(nic: nic, vcpu: vcpu, time: recorder.clock(), isWrite: false, offset: offset, width: width, value: value)
+    }
+    public mutating func mmioWrite(offset: UInt64, width: Int, value: UInt64) {
+        recorder.encoder!.mmio(nic: nic, vcpu: vcpu, time: recorder.clock(), isWrite: true, offset: offset, width: width, value: value)
+    }
+    public mutating func memoryRead(address: UInt64, bytes: UnsafeRawBufferPointer, succeeded: Bool) {
+        recorder.encoder!.memory(nic: nic, isWrite: false, address: address, bytes: bytes, ok: succeeded)
+        recorder.checkHardLimit()
+    }
+    public mutating func memoryWrite(address: UInt64, bytes: UnsafeRawBufferPointer, succeeded: Bool) {
+        recorder.encoder!.memory(nic: nic, isWrite: true, address: address, bytes: bytes, ok: succeeded)
+        recorder.checkHardLimit()
+    }
+    public mutating func chainPopped(queue: UInt16, head: UInt16, descriptors: UnsafeBufferPointer<Descriptor>) {
+        recorder.encoder!.chain(nic: nic, queue: queue, head: head, descriptorCount: descriptors.count)
+        for d in descriptors { recorder.encoder!.descriptor(addr: d.addr, len: d.len, flags: d.flags.rawValue, next: d.next) }
+        recorder.checkHardLimit()
+    }
+    public mutating func usedPublished(queue: UInt16, id: UInt32, len: UInt32) {
+        recorder.encoder!.used(nic: nic, queue: queue, id: id, len: len)
+    }
+    public mutating func counterChanged(_ counter: NetCounter, value: UInt64) {
+        recorder.encoder!.counter(nic: nic, index: counter.ordinal, value: value)
+    }
+    public mutating func interruptRaised(_ kind: InterruptSignals) { recorder.encoder!.interrupt(nic: nic, kind: kind.rawValue) }
+    public mutating func queuePoisoned(queue: UInt16, error: QueueError) {
+        let (code, details) = PoisonCode.encode(error)
+        recorder.encoder!.poison(nic: nic, queue: queue, code: code, details: details)
+    }
+    public mutating func statusChanged(from old: UInt8, to new: UInt8) { recorder.encoder!.status(nic: nic, old: old, new: new) }
+    public mutating func driverFeaturesChanged(from old: UInt64, to new: UInt64) {
+        recorder.encoder!.features(nic: nic, old: old, new: new)
+    }
+    public mutating func activeQueuePairsChanged(from old: UInt16, to new: UInt16) {
+        recorder.encoder!.pairs(nic: nic, old: old, new: new)
+    }
+    public mutating func deviceReset() { recorder.encoder!.reset(nic: nic) }
+    public mutating func warning(_ warning: DeviceWarning) {
+        let (code, details) = WarningCode.encode(warning)
+        recorder.encoder!.warning(nic: nic, code: code, details: details)
+    }
+    public mutating func memoryBindingChanged(bound: Bool) { recorder.memoryBinding(nic: nic, bound: bound) }
+}

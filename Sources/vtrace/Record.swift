@@ -1,0 +1,115 @@
+import ArgumentParser
+import Foundation
+import Scenarios
+import TraceFormat
+import Tracing
+
+/// `vtrace record --scenario FILE -o OUT.vtrace`
+struct Record: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a scenario with the recorder attached and write a trace.",
+        discussion: """
+            Records every MMIO access, guest-memory read and write, chain, used publish, \
+            counter transition, interrupt, poisoning and status change of the scenario's \
+            devices. The trace is written as OUT.partial and renamed to OUT when recording \
+            finishes; a recorder killed mid-way leaves OUT.partial, which vtrace still reads \
+            up to its last complete chunk.
+
+            The scenario's expectations are checked as with `vtrace scenario run`: a failed \
+            expectation still writes the trace (exit 1).
+
+            Examples:
+              vtrace record --scenario traces/scenarios/rx-poison.scenario -o rx-poison.vtrace
+              vtrace record --scenario big.scenario -o big.vtrace --level 9 --flush-ms 50
+            """
+    )
+
+    @Option(name: .long, help: "The scenario to run.", completion: .file(extensions: ["scenario"]))
+    var scenario: String
+
+    @Option(name: [.short, .customLong("output")], help: "The trace to write.")
+    var output: String
+
+    @Option(help: "zstd compression level (1...19; default 3, chosen from measurements in docs/performance.md).")
+    var level: Int32 = 3
+
+    @Option(help: "Cut a chunk after this many events.")
+    var flushEvents = 65_536
+
+    @Option(name: .customLong("flush-ms"), help: "Cut a chunk once its oldest event is this many milliseconds old (a killed recorder loses at most this window).")
+    var flushMilliseconds = 200
+
+    @Option(help: "A free-form description of the guest, stored in the header.")
+    var guest: String?
+
+    @OptionGroup var outputOptions: OutputOptions
+
+    func validate() throws {
+        guard (1...19).contains(level) else { throw ValidationError("--level must be in 1...19") }
+        guard flushEvents >= 1 else { throw ValidationError("--flush-events must be at least 1") }
+        guard flushMilliseconds >= 1 else { throw ValidationError("--flush-ms must be at least 1") }
+    }
+
+    func run() throws {
+        let parsed: Scenario
+        do {
+            parsed = try ScenarioParser.parse(file: scenario, bytes: try InputFiles.read(scenario, limit: ScenarioParser.maxFileSize))
+        } catch {
+            printError("\(error)")
+            throw ExitCode(VTrace.usageExitCode)
+        }
+        var options = RecordingOptions()
+        options.level = level
+        options.flushEvents = flushEvents
+        options.flushMilliseconds = flushMilliseconds
+        let started = Date()
+        let (result, summary) = try ScenarioRecording.record(parsed, to: output, options: options) { header in
+            header.recorderVersion = VTrace.version
+            header.hostName = ProcessInfo.processInfo.hostName
+            header.startTimeNanoseconds = UInt64(started.timeIntervalSince1970 * 1e9)
+            header.commandLine = CommandLine.arguments.joined(separator: " ")
+            header.gitCommit = GitInfo.commit
+            header.guestDescription = guest
+        }
+        for f in result.failures { print("\(f.file):\(f.line): \(f.message)") }
+        if let e = result.error { printError(e.description) }
+        if outputOptions.json {
+            print(try JSONText.encode(RecordReport(path: summary.path, events: summary.events, chunks: summary.chunks,
+                                                   uncompressedBytes: summary.uncompressedBytes, fileBytes: summary.fileBytes,
+                                                   expectationsFailed: result.failures.count, passed: result.passed)))
+        } else {
+            let ratio = summary.fileBytes > 0 ? Double(summary.uncompressedBytes) / Double(summary.fileBytes) : 0
+            print("recorded \(summary.events) events in \(summary.chunks) chunk\(summary.chunks == 1 ? "" : "s") to \(summary.path): \(summary.fileBytes) bytes (\(summary.uncompressedBytes) uncompressed, ×\(String(format: "%.1f", ratio)))")
+        }
+        if result.error != nil { throw ExitCode(VTrace.usageExitCode) }
+        if !result.failures.isEmpty { throw ExitCode(1) }
+    }
+}
+
+struct RecordReport: Encodable {
+    var path: String
+    var events: UInt64
+    var chunks: Int
+    var uncompressedBytes: UInt64
+    var fileBytes: UInt64
+    var expectationsFailed: Int
+    var passed: Bool
+}
+
+/// The git commit of the working directory, when there is one.
+enum GitInfo {
+    static var commit: String? {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["git", "rev-parse", "--short=12", "HEAD"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        do { try process.run() } catch { return nil }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { return nil }
+        let s = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        return s.isEmpty ? nil : s
+    }
+}
