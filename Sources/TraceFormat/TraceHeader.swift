@@ -97,13 +97,24 @@ extension TraceHeader {
         text(.scenario, scenario)
         text(.guestDescription, guestDescription)
         for f in faults { text(.fault, f) }
+        // CRC-32 of everything before it: a flipped header byte is an error, not a wrong value.
+        w.fixed(CRC32.checksum(w.bytes))
         return w.bytes
     }
 
     /// Decodes a header payload; `fileOffset` is where it starts, for messages.
     static func decode(_ raw: UnsafeRawBufferPointer, fileOffset: Int) throws(TraceError) -> TraceHeader {
-        var r = ByteReader(raw)
         func bad(_ what: String, _ at: Int) -> TraceError { .corrupt(offset: fileOffset + at, chunk: nil, what) }
+        guard raw.count >= 16, Array(raw[0..<8]) == TraceLayout.headerMagic else { throw TraceError.notATrace(offset: fileOffset) }
+        let body = UnsafeRawBufferPointer(rebasing: raw[0..<(raw.count - 4)])
+        let stored = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: raw.count - 4, as: UInt32.self))
+        var r = ByteReader(raw, from: 0, to: raw.count - 4)
+        let major = UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt16.self))
+        if major != TraceVersion.major {
+            // Refuse other major versions before anything else, with the version in the message.
+            throw TraceError.unsupportedVersion(major: major, minor: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 10, as: UInt16.self)))
+        }
+        guard CRC32.checksum(body) == stored else { throw bad("header checksum mismatch", raw.count - 4) }
         do {
             guard r.remaining >= 12, Array(raw[0..<8]) == TraceLayout.headerMagic else {
                 throw TraceError.notATrace(offset: fileOffset)

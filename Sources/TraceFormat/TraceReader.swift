@@ -78,6 +78,9 @@ public final class TraceReader {
         guard count <= TraceLayout.maxChunks else {
             throw TraceError.corrupt(offset: footerAt, chunk: nil, "footer claims \(count) chunks")
         }
+        guard u32(footer, 12) == 1 else {
+            throw TraceError.corrupt(offset: footerAt + 12, chunk: nil, "footer flags are 0x\(String(u32(footer, 12), radix: 16)), expected 0x1")
+        }
         let bodySize = count * TraceLayout.entrySize
         let frameAt = footerAt - bodySize - TraceLayout.frameHeaderSize
         guard frameAt >= headerEnd else {
@@ -187,6 +190,22 @@ public final class TraceReader {
             i -= 1
         }
         return nil
+    }
+
+    /// Checks the entry frame written before chunk `index` against the index
+    /// (in a complete trace the index is authoritative; this finds damage to the copy).
+    public func checkEntryFrame(_ index: Int) throws(TraceError) {
+        let e = chunks[index]
+        let at = Int(e.offset) - TraceLayout.entrySize - TraceLayout.frameHeaderSize
+        let raw = try source.read(at: at, count: TraceLayout.frameHeaderSize + TraceLayout.entrySize)
+        var w = ByteWriter()
+        w.fixed(TraceLayout.entryFrameMagic)
+        w.fixed(UInt32(TraceLayout.entrySize))
+        e.encode(into: &w)
+        guard raw == w.bytes else {
+            let first = zip(raw, w.bytes).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? raw.count
+            throw TraceError.corrupt(offset: at + first, chunk: index, "the entry frame before the chunk differs from the index")
+        }
     }
 
     /// The compressed bytes of chunk `index`, checked against the index's CRC.

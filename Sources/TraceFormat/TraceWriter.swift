@@ -49,17 +49,21 @@ public final class TraceWriter: @unchecked Sendable {
         partialPath = path + ".partial"
         self.level = min(max(level, ZstdCompressor.levels.lowerBound), ZstdCompressor.levels.upperBound)
         self.queueDepth = max(1, queueDepth)
-        fd = open(partialPath, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0o644)
-        if fd < 0 { throw .io(path: partialPath, String(cString: strerror(errno))) }
+        // Initialised before anything can throw: deinit destroys them.
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(notEmpty, nil)
         pthread_cond_init(notFull, nil)
+        fd = open(partialPath, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0o644)
+        if fd < 0 { throw .io(path: partialPath, String(cString: strerror(errno))) }
         let payload = header.encode()
         var w = ByteWriter()
         w.fixed(TraceLayout.headerFrameMagic)
         w.fixed(UInt32(payload.count))
         w.append(payload)
-        try writeAll(w.bytes)
+        do throws(TraceError) { try writeAll(w.bytes) } catch {
+            close(fd)
+            throw error
+        }
         fileOffset = UInt64(w.count)
         let box = Unmanaged.passRetained(self)
         var t = pthread_t()
@@ -70,6 +74,7 @@ public final class TraceWriter: @unchecked Sendable {
         }, box.toOpaque())
         if rc != 0 {
             box.release()
+            close(fd)
             throw .io(path: partialPath, "cannot start the compression thread: \(String(cString: strerror(rc)))")
         }
         thread = t

@@ -70,9 +70,10 @@ public final class TraceRecorder: @unchecked Sendable {
         states = initialStates
         self.memoryBound = memoryBound ?? Array(repeating: true, count: header.nics)
         self.clock = clock ?? TraceRecorder.monotonicNanoseconds
-        writer = try TraceWriter(path: path, header: header, level: options.level, queueDepth: options.queueDepth)
+        // Initialised before anything can throw: deinit destroys them.
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(wake, nil)
+        writer = try TraceWriter(path: path, header: header, level: options.level, queueDepth: options.queueDepth)
         if options.flushMilliseconds > 0 {
             let box = Unmanaged.passRetained(self)
             var t = pthread_t()

@@ -63,14 +63,21 @@ struct Record: ParsableCommand {
         options.flushEvents = flushEvents
         options.flushMilliseconds = flushMilliseconds
         let started = Date()
-        let (result, summary) = try ScenarioRecording.record(parsed, to: output, options: options) { header in
+        let recorded: (ScenarioResult, RecordingSummary)
+        do {
+            recorded = try ScenarioRecording.record(parsed, to: output, options: options) { header in
             header.recorderVersion = VTrace.version
             header.hostName = ProcessInfo.processInfo.hostName
             header.startTimeNanoseconds = UInt64(started.timeIntervalSince1970 * 1e9)
             header.commandLine = CommandLine.arguments.joined(separator: " ")
             header.gitCommit = GitInfo.commit
             header.guestDescription = guest
+            }
+        } catch {
+            printError("vtrace: \(error)")
+            throw ExitCode(VTrace.usageExitCode)
         }
+        let (result, summary) = recorded
         for f in result.failures { print("\(f.file):\(f.line): \(f.message)") }
         if let e = result.error { printError(e.description) }
         if outputOptions.json {

@@ -1,0 +1,246 @@
+//! Re-executes recorded MMIO accesses against fresh device cores and checks
+//! every output against the recording, in order.
+
+import TraceFormat
+import VirtioCore
+
+/// The first point where a replay did not match its recording.
+public struct Divergence: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The recorded event that did not match (or the first one not produced).
+    public var event: UInt64
+    public var chunk: Int
+    public var nic: Int
+    /// What the recording says, and what the replay did.
+    public var expected: String
+    public var actual: String
+
+    public var description: String {
+        "event \(event) (chunk \(chunk), nic\(nic)): expected \(expected); replay \(actual)"
+    }
+}
+
+/// One recorded event with the data a comparison needs, detached from its decoder.
+struct RecordedEvent {
+    var event: TraceEvent
+    var chunk: Int
+    var bytes: ArraySlice<UInt8>
+    var descriptors: [TraceDescriptor]
+    var text: String
+}
+
+/// The recorded events a replay walks, shared by the replay memory and observers.
+final class ReplayCursor {
+    var events: [RecordedEvent] = []
+    var position = 0
+    var divergence: Divergence?
+    /// The NIC whose access is executing.
+    var nic = 0
+
+    var current: RecordedEvent? { position < events.count ? events[position] : nil }
+
+    func diverge(expected: String, actual: String) {
+        guard divergence == nil else { return }
+        let e = current
+        divergence = Divergence(event: e?.event.number ?? (events.last.map { $0.event.number + 1 } ?? 0), chunk: e?.chunk ?? (events.last?.chunk ?? 0),
+                                nic: e?.event.nic ?? nic, expected: expected, actual: actual)
+    }
+
+    /// Consumes the current event if `matches` accepts it; otherwise records a divergence.
+    func expect(_ actual: @autoclosure () -> String, _ matches: (RecordedEvent) -> Bool) {
+        guard divergence == nil else { return }
+        guard let e = current, e.event.nic == nic, matches(e) else {
+            diverge(expected: current.map { "\($0.text)" } ?? "the end of the recording", actual: actual())
+            return
+        }
+        position += 1
+    }
+}
+
+/// Guest memory during replay: reads return the recorded bytes, writes are
+/// checked against the recorded ones.
+public final class ReplayMemory: GuestMemory {
+    let cursor: ReplayCursor
+    init(cursor: ReplayCursor) { self.cursor = cursor }
+
+    public func read(_ address: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(GuestMemoryError) {
+        var ok = false
+        cursor.expect("read \(buffer.count) bytes at 0x\(String(address, radix: 16))") { e in
+            guard case .memoryRead(let a, let n, let recordedOK, _) = e.event.body, a == address, n == buffer.count else { return false }
+            if recordedOK, let base = buffer.baseAddress {
+                e.bytes.withUnsafeBytes { base.copyMemory(from: $0.baseAddress!, byteCount: n) }
+            }
+            ok = recordedOK
+            return true
+        }
+        if !ok { throw GuestMemoryError(address: address, length: buffer.count) }
+    }
+
+    public func write(_ address: UInt64, from bytes: UnsafeRawBufferPointer) throws(GuestMemoryError) {
+        var ok = false
+        cursor.expect("wrote \(bytes.count) bytes at 0x\(String(address, radix: 16))") { e in
+            guard case .memoryWrite(let a, let n, let recordedOK, _) = e.event.body, a == address, n == bytes.count,
+                  e.bytes.elementsEqual(bytes) else { return false }
+            ok = recordedOK
+            return true
+        }
+        if !ok { throw GuestMemoryError(address: address, length: bytes.count) }
+    }
+}
+
+/// Compares each device output with the next recorded event.
+public struct ReplayObserver: DeviceObserver {
+    let cursor: ReplayCursor
+
+    public mutating func chainPopped(queue: UInt16, head: UInt16, descriptors: UnsafeBufferPointer<Descriptor>) {
+        cursor.expect("popped chain q\(queue) head \(head) (\(descriptors.count) descriptors)") { e in
+            guard case .chain(let q, let h, let n) = e.event.body, q == queue, h == head, n == descriptors.count else { return false }
+            return zip(e.descriptors, descriptors).allSatisfy { $0.addr == $1.addr && $0.len == $1.len && $0.flags == $1.flags.rawValue && $0.next == $1.next }
+        }
+    }
+    public mutating func usedPublished(queue: UInt16, id: UInt32, len: UInt32) {
+        cursor.expect("published used q\(queue) id \(id) len \(len)") { e in e.event.body == .used(queue: queue, id: id, len: len) }
+    }
+    public mutating func counterChanged(_ counter: NetCounter, value: UInt64) {
+        cursor.expect("set \(counter.name) = \(value)") { e in e.event.body == .counter(index: counter.ordinal, value: value) }
+    }
+    public mutating func interruptRaised(_ kind: InterruptSignals) {
+        cursor.expect("raised irq \(kind)") { e in e.event.body == .interrupt(kind: kind.rawValue) }
+    }
+    public mutating func queuePoisoned(queue: UInt16, error: QueueError) {
+        let (code, details) = PoisonCode.encode(error)
+        cursor.expect("poisoned q\(queue): \(error)") { e in e.event.body == .poison(queue: queue, code: code, details: EventDetails(details)) }
+    }
+    public mutating func statusChanged(from old: UInt8, to new: UInt8) {
+        cursor.expect("changed status \(DeviceStatus(rawValue: old)) -> \(DeviceStatus(rawValue: new))") { e in e.event.body == .status(old: old, new: new) }
+    }
+    public mutating func driverFeaturesChanged(from old: UInt64, to new: UInt64) {
+        cursor.expect("changed driver features to 0x\(String(new, radix: 16))") { e in e.event.body == .features(old: old, new: new) }
+    }
+    public mutating func activeQueuePairsChanged(from old: UInt16, to new: UInt16) {
+        cursor.expect("changed active pairs \(old) -> \(new)") { e in e.event.body == .pairs(old: old, new: new) }
+    }
+    public mutating func deviceReset() { cursor.expect("reset") { e in e.event.body == .reset } }
+    public mutating func warning(_ warning: DeviceWarning) {
+        let (code, details) = WarningCode.encode(warning)
+        cursor.expect("warned: \(warning)") { e in e.event.body == .warning(code: code, details: EventDetails(details)) }
+    }
+}
+
+/// Replays a trace segment by segment: from a checkpoint chunk up to (not
+/// including) the next checkpoint chunk, then compares the devices' states
+/// with that checkpoint.
+public final class TraceReplayer {
+    public let reader: TraceReader
+    let cursor = ReplayCursor()
+    let memory: ReplayMemory
+    public private(set) var devices: [VirtioNetDevice<ReplayMemory, ReplayObserver>] = []
+
+    public init(reader: TraceReader) {
+        self.reader = reader
+        memory = ReplayMemory(cursor: cursor)
+    }
+
+    /// The queue count the header's configuration implies.
+    var queueCount: Int { let p = reader.header.netConfig.effectiveQueuePairs; return Int(p) * 2 + (p > 1 ? 1 : 0) }
+
+    /// Restores the devices from the checkpoint of chunk `index`.
+    func restore(from decoder: ChunkDecoder, chunk index: Int) throws(TraceError) {
+        guard let checkpoint = decoder.checkpoint else {
+            throw TraceError.corrupt(offset: Int(reader.chunks[index].offset), chunk: index, "chunk has no checkpoint to start from")
+        }
+        devices = []
+        for (n, c) in checkpoint.enumerated() {
+            guard let state = c.deviceState(queueCount: queueCount) else {
+                throw TraceError.corrupt(offset: Int(reader.chunks[index].offset), chunk: index, "checkpoint of nic\(n) is not a valid device state")
+            }
+            var dev = VirtioNetDevice(config: reader.header.netConfig, memory: c.memoryBound ? memory : nil, observer: ReplayObserver(cursor: cursor))
+            dev.restore(state)
+            devices.append(dev)
+        }
+    }
+
+    /// Decodes chunks `range` into the cursor.
+    func load(_ range: Range<Int>) throws(TraceError) {
+        cursor.events.removeAll(keepingCapacity: true)
+        cursor.position = 0
+        cursor.divergence = nil
+        let start = reader.chunks.first?.firstTime ?? 0
+        for i in range {
+            var d = try reader.decoder(i)
+            while true {
+                let next: TraceEvent?
+                do throws(ChunkDecodeError) { next = try d.next() } catch {
+                    throw TraceError.corrupt(offset: Int(reader.chunks[i].offset), chunk: i, error.description)
+                }
+                guard let e = next else { break }
+                var bytes: ArraySlice<UInt8> = []
+                switch e.body {
+                case .memoryRead(_, _, _, let r), .memoryWrite(_, _, _, let r): bytes = d.bytes(r)
+                default: break
+                }
+                _ = start
+                cursor.events.append(RecordedEvent(event: e, chunk: i, bytes: bytes, descriptors: e.kind == .chain ? d.descriptors : [],
+                                                   text: EventFormatting.summary(e, d)))
+            }
+        }
+    }
+
+    /// The result of replaying one segment.
+    public struct SegmentResult {
+        public var firstChunk: Int
+        public var endChunk: Int
+        public var events: Int
+        public var divergence: Divergence?
+        /// Per NIC: the replayed state differs from the next checkpoint (nil if none follows).
+        public var checkpointMismatch: String?
+    }
+
+    /// Replays from checkpoint chunk `first` to the next checkpoint chunk.
+    public func replaySegment(from first: Int) throws(TraceError) -> SegmentResult {
+        var end = first + 1
+        while end < reader.chunks.count && !reader.chunks[end].hasCheckpoint { end += 1 }
+        try load(first..<end)
+        let firstDecoder = try reader.decoder(first)
+        try restore(from: firstDecoder, chunk: first)
+        run()
+        var result = SegmentResult(firstChunk: first, endChunk: end, events: cursor.events.count, divergence: cursor.divergence)
+        if cursor.divergence == nil && end < reader.chunks.count {
+            let next = try reader.decoder(end)
+            if let cps = next.checkpoint {
+                for (n, dev) in devices.enumerated() where n < cps.count {
+                    let replayed = NICCheckpoint(dev.state, memoryBound: dev.memory != nil)
+                    if replayed != cps[n] {
+                        result.checkpointMismatch = "nic\(n): the state replayed from chunk \(first) differs from the checkpoint of chunk \(end)"
+                        break
+                    }
+                }
+            }
+        }
+        return result
+    }
+
+    /// Runs the loaded events: each MMIO access is re-executed; everything between accesses must match.
+    func run() {
+        while cursor.divergence == nil, let r = cursor.current {
+            let e = r.event
+            cursor.nic = e.nic
+            switch e.body {
+            case .mmioRead(let offset, let width, let value):
+                cursor.position += 1
+                let got = devices[e.nic].read(offset: offset, width: width)
+                if got != value && cursor.divergence == nil {
+                    cursor.position -= 1
+                    cursor.diverge(expected: r.text, actual: "read 0x\(String(got, radix: 16))")
+                }
+            case .mmioWrite(let offset, let width, let value):
+                cursor.position += 1
+                devices[e.nic].write(offset: offset, width: width, value: value)
+            case .memoryBinding(let bound):
+                cursor.position += 1
+                devices[e.nic].memory = bound ? memory : nil
+            default:
+                cursor.diverge(expected: r.text, actual: "produced nothing more for the access before it")
+            }
+        }
+    }
+}

@@ -1,0 +1,157 @@
+import ArgumentParser
+import Foundation
+import TraceFormat
+import Tracing
+import VirtioCore
+
+/// `vtrace info FILE`
+struct Info: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Describe a trace: header, completeness, chunks, sizes, bytes per event by kind, final counters.",
+        discussion: """
+            Reads the whole trace once (one chunk in memory at a time). A trace whose \
+            recorder died is described up to its last complete chunk, with how much was lost.
+
+            Examples:
+              vtrace info run.vtrace
+              vtrace info run.vtrace.partial
+              vtrace info run.vtrace --json
+            """
+    )
+
+    @OptionGroup var input: TraceInput
+    @OptionGroup var output: OutputOptions
+
+    struct KindStats: Encodable {
+        var kind: String
+        var events: UInt64 = 0
+        var uncompressedBytes: UInt64 = 0
+        var estimatedCompressedBytes: Double = 0
+        var compressedBytesPerEvent: Double { events == 0 ? 0 : estimatedCompressedBytes / Double(events) }
+        enum CodingKeys: String, CodingKey { case kind, events, uncompressedBytes = "uncompressed_bytes", estimatedCompressedBytes = "compressed_bytes" }
+    }
+
+    struct Report: Encodable {
+        var path: String
+        var format: String
+        var complete: Bool
+        var completeness: String
+        var nics: Int
+        var queuePairs: Int
+        var mac: String
+        var offeredFeatures: UInt64
+        var memory: [TraceMemoryRegion]
+        var recorder: String
+        var gitCommit: String?
+        var host: String?
+        var startTime: UInt64
+        var commandLine: String
+        var scenario: String?
+        var guest: String?
+        var faults: [String]
+        var chunks: Int
+        var checkpointChunks: Int
+        var events: UInt64
+        var fileBytes: Int
+        var uncompressedBytes: UInt64
+        var compressedChunkBytes: UInt64
+        var ratio: Double
+        var bytesPerEvent: Double
+        var nonPayloadBytesPerEvent: Double
+        var durationNanoseconds: UInt64
+        var kinds: [KindStats]
+        var counters: [NetCounters]
+        var aggregate: NetCounters
+    }
+
+    func run() throws {
+        let reader = try input.open()
+        let h = reader.header
+        var kinds: [TraceEventKind: KindStats] = [:]
+        var counters = Array(repeating: NetCounters(), count: h.nics)
+        var uncompressed: UInt64 = 0, compressed: UInt64 = 0
+        var lastTime = reader.chunks.first?.firstTime ?? 0
+        var payloadEstimate = 0.0
+        for i in reader.chunks.indices {
+            var d: ChunkDecoder
+            do throws(TraceError) { d = try reader.decoder(i) } catch {
+                printError("vtrace: \(input.trace): \(error)")
+                throw ExitCode(VTrace.usageExitCode)
+            }
+            let entry = reader.chunks[i]
+            uncompressed += UInt64(entry.uncompressedSize)
+            compressed += UInt64(entry.compressedSize)
+            let scale = Double(entry.compressedSize) / Double(max(1, entry.uncompressedSize))
+            for (n, v) in d.startCounters.enumerated() { counters[n] = NetCounters(values: v) ?? counters[n] }
+            var before = d.position
+            while true {
+                let e: TraceEvent?
+                do throws(ChunkDecodeError) { e = try d.next() } catch {
+                    printError("vtrace: \(input.trace): \(TraceError.corrupt(offset: Int(entry.offset), chunk: i, error.description))")
+                    throw ExitCode(VTrace.usageExitCode)
+                }
+                guard let e else { break }
+                let size = d.position - before
+                before = d.position
+                var k = kinds[e.kind] ?? KindStats(kind: e.kind == .mmioRead ? "mmio-read" : e.kind == .mmioWrite ? "mmio-write" : e.kind.name)
+                k.events += 1
+                k.uncompressedBytes += UInt64(size)
+                k.estimatedCompressedBytes += Double(size) * scale
+                kinds[e.kind] = k
+                switch e.body {
+                case .counter(let index, let value):
+                    if let c = NetCounter(ordinal: index) { counters[e.nic][c] = value }
+                case .memoryRead(_, _, _, let r), .memoryWrite(_, _, _, let r):
+                    payloadEstimate += Double(r.count) * scale
+                default: break
+                }
+                lastTime = max(lastTime, e.time)
+            }
+        }
+        let events = reader.eventCount
+        let allKinds = TraceEventKind.allCases.compactMap { kinds[$0] }
+        let nonPayloadCompressed = allKinds.reduce(0.0) { $0 + $1.estimatedCompressedBytes } - payloadEstimate
+        let report = Report(
+            path: input.trace, format: "\(h.majorVersion).\(h.minorVersion)", complete: reader.completeness == .complete,
+            completeness: reader.completeness.text, nics: h.nics, queuePairs: h.queuePairs, mac: h.netConfig.mac.description,
+            offeredFeatures: h.offeredFeatures, memory: h.memory, recorder: h.recorderVersion, gitCommit: h.gitCommit,
+            host: h.hostName, startTime: h.startTimeNanoseconds, commandLine: h.commandLine, scenario: h.scenario,
+            guest: h.guestDescription, faults: h.faults, chunks: reader.chunks.count,
+            checkpointChunks: reader.chunks.filter(\.hasCheckpoint).count, events: events, fileBytes: reader.source.size,
+            uncompressedBytes: uncompressed, compressedChunkBytes: compressed,
+            ratio: compressed == 0 ? 0 : Double(uncompressed) / Double(compressed),
+            bytesPerEvent: events == 0 ? 0 : Double(reader.source.size) / Double(events),
+            nonPayloadBytesPerEvent: events == 0 ? 0 : nonPayloadCompressed / Double(events),
+            durationNanoseconds: lastTime &- (reader.chunks.first?.firstTime ?? lastTime),
+            kinds: allKinds, counters: counters, aggregate: NetCounters.aggregate(counters) ?? NetCounters())
+        if output.json {
+            print(try JSONText.encode(report))
+            return
+        }
+        print("trace      \(input.trace)")
+        print("format     \(report.format), \(report.completeness)")
+        print("device     \(h.nics) NIC\(h.nics == 1 ? "" : "s"), \(h.queuePairs) queue pair\(h.queuePairs == 1 ? "" : "s"), MAC \(report.mac), features offered 0x\(String(h.offeredFeatures, radix: 16))")
+        print("memory     " + h.memory.map { "[0x\(String($0.base, radix: 16)), +0x\(String($0.size, radix: 16)))" }.joined(separator: " "))
+        print("recorded   by vtrace \(h.recorderVersion.isEmpty ? "?" : h.recorderVersion)\(h.gitCommit.map { " (\($0))" } ?? "") on \(h.hostName ?? "?")\(h.startTimeNanoseconds > 0 ? " at " + ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(h.startTimeNanoseconds) / 1e9)) : "")")
+        if !h.commandLine.isEmpty { print("command    \(h.commandLine)") }
+        if let s = h.scenario { print("scenario   \(s)") }
+        if let g = h.guestDescription { print("guest      \(g)") }
+        if !h.faults.isEmpty { print("faults     \(h.faults.joined(separator: ", "))") }
+        print("events     \(events) in \(report.chunks) chunk\(report.chunks == 1 ? "" : "s") (\(report.checkpointChunks) with checkpoints), \(String(format: "%.6f", Double(report.durationNanoseconds) / 1e9)) s")
+        print("size       \(report.fileBytes) bytes on disk, \(uncompressed) uncompressed, ratio \(String(format: "%.2f", report.ratio)), \(String(format: "%.2f", report.bytesPerEvent)) bytes/event (\(String(format: "%.2f", report.nonPayloadBytesPerEvent)) without payload bytes)")
+        print("")
+        print("kind          events   bytes/event (uncompressed → compressed, est.)")
+        for k in allKinds {
+            let raw = Double(k.uncompressedBytes) / Double(max(1, k.events))
+            print("\(k.kind.padding(toLength: 12, withPad: " ", startingAt: 0)) \(String(k.events).leftPad(8))   \(String(format: "%7.2f", raw)) → \(String(format: "%6.2f", k.compressedBytesPerEvent))")
+        }
+        print("")
+        var columns = counters.enumerated().map { ("nic\($0.offset)", $0.element) }
+        if counters.count > 1 { columns.append(("total", report.aggregate)) }
+        print(CounterTable.render(columns, onlyNonZero: false))
+    }
+}
+
+extension String {
+    func leftPad(_ n: Int) -> String { String(repeating: " ", count: max(0, n - count)) + self }
+}
