@@ -51,6 +51,7 @@ let package = Package(
         .executableTarget(name: "vtrace-bench", dependencies: ["VirtioCore", "GuestDriver"]),
         .testTarget(name: "VirtioCoreTests", dependencies: ["VirtioCore", "GuestDriver"]),
         .testTarget(name: "ScenariosTests", dependencies: ["Scenarios", "VirtioCore", "GuestDriver"]),
+        .testTarget(name: "TraceFormatTests", dependencies: ["TraceFormat", "Tracing", "Scenarios", "VirtioCore", "GuestDriver"]),
         .testTarget(name: "CLITests", dependencies: ["vtrace"]),
     ],
     swiftLanguageModes: [.v6]

@@ -143,6 +143,9 @@ public final class TraceReader {
             }
             let magic = u32(head, 0)
             if magic == TraceLayout.indexFrameMagic {
+                if at + TraceLayout.frameHeaderSize + Int(u32(head, 4)) > size {
+                    return (entries, size - at, "the file ends inside the index (the recorder died while finishing)")
+                }
                 throw TraceError.corrupt(offset: at, chunk: nil, "an index frame is present but the footer is damaged")
             }
             guard magic == TraceLayout.entryFrameMagic, u32(head, 4) == UInt32(TraceLayout.entrySize) else {

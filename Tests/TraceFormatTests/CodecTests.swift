@@ -1,0 +1,190 @@
+import Foundation
+import Testing
+@testable import TraceFormat
+
+@Suite("Trace codec")
+struct CodecTests {
+    @Test func varintsAndZigzagRoundTrip() throws {
+        let values: [UInt64] = [0, 1, 127, 128, 255, 300, 16383, 16384, 1 << 32, .max - 1, .max]
+        var w = ByteWriter()
+        for v in values { w.varint(v) }
+        let signed: [Int64] = [0, -1, 1, -64, 64, .min, .max]
+        for v in signed { w.zigzag(v) }
+        #expect(w.bytes.prefix(3) == [0, 1, 0x7F])
+        try w.bytes.withUnsafeBytes { (raw) throws in
+            var r = ByteReader(raw)
+            for v in values { #expect(try r.varint() == v) }
+            for v in signed { #expect(try r.zigzag() == v) }
+            #expect(r.atEnd)
+        }
+    }
+
+    @Test func readerRefusesTruncatedAndOverlongVarints() {
+        let cases: [([UInt8], ByteReadError)] = [
+            ([0x80], .truncated(offset: 1, needed: 1)),
+            ([0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x02], .badVarint(offset: 0)),
+            ([0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01], .badVarint(offset: 0)),
+        ]
+        for (bytes, expected) in cases {
+            bytes.withUnsafeBytes { raw in
+                var r = ByteReader(raw)
+                #expect(throws: expected) { _ = try r.varint() }
+            }
+        }
+        ([1, 2, 3] as [UInt8]).withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
+            var r = ByteReader(raw)
+            #expect(throws: ByteReadError.truncated(offset: 0, needed: 1)) { _ = try r.fixed(UInt32.self) }
+            #expect(throws: ByteReadError.self) { _ = try r.skip(-1) }
+        }
+    }
+
+    @Test func crc32MatchesTheStandardCheckValue() {
+        #expect(CRC32.checksum(Array("123456789".utf8)) == 0xCBF4_3926)
+        #expect(CRC32.checksum([]) == 0)
+    }
+
+    @Test func headerRoundTripsAndChecksItself() throws {
+        var h = TraceHeader()
+        h.nics = 3
+        h.queuePairs = 2
+        h.mac = [0x52, 0x54, 0, 1, 2, 3]
+        h.offeredFeatures = 0x1_0042_0020
+        h.memory = [TraceMemoryRegion(base: 0, size: 16 << 20), TraceMemoryRegion(base: 1 << 32, size: 4096)]
+        h.recorderVersion = "9.9"
+        h.gitCommit = "abc"
+        h.hostName = "h"
+        h.startTimeNanoseconds = 123
+        h.commandLine = "vtrace record"
+        h.scenario = "s.scenario"
+        h.guestDescription = "a guest"
+        h.faults = ["drop-rx:3"]
+        let bytes = h.encode()
+        let back = try bytes.withUnsafeBytes { raw in try TraceHeader.decode(raw, fileOffset: 8) }
+        #expect(back == h)
+        var flipped = bytes
+        flipped[20] ^= 1
+        #expect(throws: TraceError.self) { try flipped.withUnsafeBytes { raw in try TraceHeader.decode(raw, fileOffset: 8) } }
+        var newer = bytes
+        newer[8] = 2  // major version 2
+        #expect(throws: TraceError.unsupportedVersion(major: 2, minor: 0)) { try newer.withUnsafeBytes { raw in try TraceHeader.decode(raw, fileOffset: 8) } }
+        #expect(TraceError.unsupportedVersion(major: 2, minor: 0).description.contains("upgrade vtrace"))
+    }
+
+    @Test func headerSkipsFieldsOfANewerMinorVersion() throws {
+        var h = TraceHeader()
+        h.minorVersion = 7
+        var bytes = Array(h.encode().dropLast(4))
+        // An unknown tag 99 with 3 bytes, as a newer minor version might add.
+        bytes += [99, 3, 1, 2, 3]
+        bytes += withUnsafeBytes(of: CRC32.checksum(bytes).littleEndian) { Array($0) }
+        let back = try bytes.withUnsafeBytes { raw in try TraceHeader.decode(raw, fileOffset: 8) }
+        #expect(back.minorVersion == 7 && back.nics == 1)
+    }
+
+    /// Encodes one of every kind, with NIC and vCPU switches, and decodes it back.
+    @Test func everyEventKindRoundTrips() throws {
+        var cp = NICCheckpoint()
+        cp.counters = (0..<16).map { UInt64($0) * 10 }
+        cp.queues = [QueueCheckpoint(), QueueCheckpoint()]
+        cp.queues[1].nextAvail = 7
+        cp.queues[1].poisoned = true
+        var e = ChunkEncoder(firstEvent: 100, baseTime: 5_000, checkpoint: [cp, cp], counters: [])
+        let frame = (0..<64).map { UInt8($0) }
+        e.mmio(nic: 0, vcpu: 0, time: 5_010, isWrite: true, offset: 0x50, width: 4, value: 1)
+        frame.withUnsafeBytes { e.memory(nic: 0, isWrite: false, address: 0x9000, bytes: $0, ok: true) }
+        e.memory(nic: 0, isWrite: false, address: 0x1_0000_0000, bytes: UnsafeRawBufferPointer(start: nil, count: 0), ok: false)
+        frame.withUnsafeBytes { e.memory(nic: 0, isWrite: true, address: 0xA000, bytes: $0, ok: true) }  // deduplicated
+        ([1, 2, 3] as [UInt8]).withUnsafeBytes { e.memory(nic: 1, isWrite: true, address: 0x10, bytes: $0, ok: false) }
+        e.chain(nic: 1, queue: 1, head: 3, descriptorCount: 2)
+        e.descriptor(addr: 0x9000, len: 76, flags: 1, next: 4)
+        e.descriptor(addr: 0x8000, len: 12, flags: 2, next: 0)
+        e.used(nic: 1, queue: 1, id: 3, len: 0)
+        e.counter(nic: 1, index: 2, value: 25)
+        e.counter(nic: 0, index: 15, value: 151)
+        e.interrupt(nic: 0, kind: 3)
+        e.interrupt(nic: 0, kind: 1 << 20)
+        e.poison(nic: 0, queue: 1, code: 1, details: [1000, 0, 256])
+        e.status(nic: 0, old: 0xF, new: 0x4F)
+        e.features(nic: 0, old: 0, new: 1 << 32)
+        e.pairs(nic: 0, old: 1, new: 4)
+        e.reset(nic: 0)
+        e.warning(nic: 0, code: 1, details: [3, 4])
+        e.memoryBinding(nic: 1, bound: false)
+        e.mmio(nic: 1, vcpu: 3, time: 4_000, isWrite: false, offset: 0x100, width: -7, value: .max)
+        #expect(e.eventCount == 19)
+
+        var d = try ChunkDecoder(content: e.writer.bytes, nics: 2)
+        #expect(d.firstEvent == 100 && d.baseTime == 5_000 && d.checkpoint == [cp, cp])
+        var events: [TraceEvent] = []
+        var chain: [TraceDescriptor] = []
+        var payloads: [[UInt8]] = []
+        while let ev = try d.next() {
+            events.append(ev)
+            if case .chain = ev.body { chain = d.descriptors }
+            switch ev.body {
+            case .memoryRead(_, _, _, let r), .memoryWrite(_, _, _, let r): payloads.append(Array(d.bytes(r)))
+            default: break
+            }
+        }
+        #expect(events.map(\.number) == Array(100..<119))
+        #expect(events.map(\.nic) == [0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1])
+        #expect(events[0].body == .mmioWrite(offset: 0x50, width: 4, value: 1) && events[0].time == 5_010)
+        #expect(events[2].body == .memoryRead(address: 0x1_0000_0000, length: 0, ok: false, bytes: events[2].bodyRange))
+        #expect(payloads[0] == frame && payloads[2] == frame && payloads[3] == [1, 2, 3])
+        guard case .memoryWrite(0xA000, 64, true, _) = events[3].body else { Issue.record("dedup write"); return }
+        #expect(chain == [TraceDescriptor(addr: 0x9000, len: 76, flags: 1, next: 4), TraceDescriptor(addr: 0x8000, len: 12, flags: 2, next: 0)])
+        #expect(events[6].body == .used(queue: 1, id: 3, len: 0))
+        #expect(events[7].body == .counter(index: 2, value: 25))
+        #expect(events[8].body == .counter(index: 15, value: 151))
+        #expect(events[9].body == .interrupt(kind: 3) && events[10].body == .interrupt(kind: 1 << 20))
+        #expect(events[11].body == .poison(queue: 1, code: 1, details: EventDetails([1000, 0, 256])))
+        #expect(events[12].body == .status(old: 0xF, new: 0x4F))
+        #expect(events[13].body == .features(old: 0, new: 1 << 32))
+        #expect(events[14].body == .pairs(old: 1, new: 4))
+        #expect(events[15].body == .reset)
+        #expect(events[16].body == .warning(code: 1, details: EventDetails([3, 4])))
+        #expect(events[17].body == .memoryBinding(bound: false))
+        // A clock that went backwards records no time passing.
+        #expect(events[18].body == .mmioRead(offset: 0x100, width: -7, value: .max) && events[18].time == 5_010 && events[18].vcpu == 3)
+        #expect(try d.next() == nil)
+    }
+
+    @Test func hostileChunkContentIsAnErrorNeverATrap() throws {
+        var rng = SystemRandomNumberGenerator()
+        var cp = NICCheckpoint()
+        cp.queues = [QueueCheckpoint(), QueueCheckpoint()]
+        var e = ChunkEncoder(firstEvent: 0, baseTime: 0, checkpoint: [cp], counters: [])
+        for i in 0..<50 {
+            e.mmio(nic: 0, vcpu: 0, time: UInt64(i), isWrite: true, offset: 0x50, width: 4, value: 1)
+            (0..<32).map { UInt8($0) }.withUnsafeBytes { e.memory(nic: 0, isWrite: i % 2 == 0, address: 0x1000, bytes: $0, ok: true) }
+            e.chain(nic: 0, queue: 1, head: 0, descriptorCount: 1)
+            e.descriptor(addr: 0x9000, len: 76, flags: 1, next: 4)
+        }
+        let good = e.writer.bytes
+        for trial in 0..<3000 {
+            var b = good
+            switch trial % 3 {
+            case 0: b[Int.random(in: 0..<b.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
+            case 1: b.removeSubrange(Int.random(in: 0..<b.count, using: &rng)...)
+            default: for _ in 0..<8 { b[Int.random(in: 0..<b.count, using: &rng)] ^= 0xFF }
+            }
+            do {
+                var d = try ChunkDecoder(content: b, nics: 1)
+                var n = 0
+                while try d.next() != nil { n += 1; if n > 100_000 { Issue.record("runaway decode"); break } }
+            } catch {
+                #expect(!error.message.isEmpty)
+            }
+        }
+    }
+}
+
+extension TraceEvent {
+    /// The payload range of a memory event (for building expected values).
+    var bodyRange: Range<Int> {
+        switch body {
+        case .memoryRead(_, _, _, let r), .memoryWrite(_, _, _, let r): return r
+        default: return 0..<0
+        }
+    }
+}
