@@ -19,6 +19,11 @@ let package = Package(
             dependencies: [.product(name: "Scenarios", package: "vtrace")],
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ),
+        .executableTarget(
+            name: "FuzzTrace",
+            dependencies: [.product(name: "TraceFormat", package: "vtrace"), .product(name: "Tracing", package: "vtrace")],
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -17,5 +17,5 @@ mkdir -p "corpus/$target" "crashes/$target"
 seeds=()
 [[ -d "seeds/$target" ]] && seeds=("seeds/$target")
 ../../.build-fuzz/release/"$target" "corpus/$target" "${seeds[@]}" \
-    -max_total_time="$seconds" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
+    -max_total_time="$seconds" -max_len=${MAX_LEN:-8192} -timeout=10 -rss_limit_mb=2048 \
     -artifact_prefix="crashes/$target/" -print_final_stats=1 2>&1 | grep -E "^#[0-9]+.*(DONE|pulse)|stat::|ERROR|SUMMARY|Test unit written" | tail -12

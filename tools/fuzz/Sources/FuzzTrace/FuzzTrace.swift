@@ -1,0 +1,58 @@
+// Fuzzes the trace reader: any bytes must open as a trace or fail with a
+// TraceError; every chunk that opens must decode or fail with an error; a
+// trace that decodes is replayed segment by segment. Memory stays bounded by
+// the format's limits (-rss_limit_mb catches a breach).
+
+import TraceFormat
+import Tracing
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt {
+    let bytes = Array(UnsafeBufferPointer(start: start, count: count))
+    // Inputs starting with "CHNK" skip the container (and its checksums) and
+    // go straight to the chunk decoder, so mutations reach the event codec.
+    if bytes.starts(with: Array("CHNK".utf8)) {
+        let nics = bytes.count > 4 ? Int(bytes[4] % 3) + 1 : 1
+        do throws(ChunkDecodeError) {
+            var d = try ChunkDecoder(content: Array(bytes.dropFirst(5)), nics: nics)
+            while try d.next() != nil {}
+        } catch {
+            precondition(!error.message.isEmpty)
+        }
+        return 0
+    }
+    do throws(TraceError) {
+        let reader = try TraceReader(source: MemoryTraceSource(bytes))
+        var decodable = true
+        for i in reader.chunks.indices {
+            do throws(TraceError) {
+                var d = try reader.decoder(i)
+                while true {
+                    do throws(ChunkDecodeError) { if try d.next() == nil { break } } catch { decodable = false; break }
+                }
+            } catch {
+                decodable = false
+            }
+        }
+        if decodable, let first = reader.chunks.indices.first(where: { reader.chunks[$0].hasCheckpoint }) {
+            _ = try? TraceReplayer(reader: reader).replaySegment(from: first)
+        }
+    } catch {
+        precondition(!error.description.isEmpty)
+    }
+    return 0
+}
+
+@_silgen_name("LLVMFuzzerRunDriver")
+func LLVMFuzzerRunDriver(
+    _ argc: UnsafeMutablePointer<CInt>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>, Int) -> CInt
+) -> CInt
+
+@_cdecl("FuzzTrace_main")
+public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    var count = argc
+    var vector = argv
+    return LLVMFuzzerRunDriver(&count, &vector) { fuzz($0, $1) }
+}
