@@ -71,7 +71,11 @@ struct Info: ParsableCommand {
         var counters = Array(repeating: NetCounters(), count: h.nics)
         var uncompressed: UInt64 = 0, compressed: UInt64 = 0
         var lastTime = reader.chunks.first?.firstTime ?? 0
-        var payloadEstimate = 0.0
+        // Payload bytes are set aside per chunk and compressed alone: what the
+        // chunk costs beyond them is the cost of the non-payload fields.
+        var nonPayloadCompressed = 0.0
+        let payloadCompressor = ZstdCompressor(level: 3)
+        var payload: [UInt8] = []
         for i in reader.chunks.indices {
             var d: ChunkDecoder
             do throws(TraceError) { d = try reader.decoder(i) } catch {
@@ -83,6 +87,7 @@ struct Info: ParsableCommand {
             compressed += UInt64(entry.compressedSize)
             let scale = Double(entry.compressedSize) / Double(max(1, entry.uncompressedSize))
             for (n, v) in d.startCounters.enumerated() { counters[n] = NetCounters(values: v) ?? counters[n] }
+            payload.removeAll(keepingCapacity: true)
             var before = d.position
             while true {
                 let e: TraceEvent?
@@ -102,15 +107,17 @@ struct Info: ParsableCommand {
                 case .counter(let index, let value):
                     if let c = NetCounter(ordinal: index) { counters[e.nic][c] = value }
                 case .memoryRead(_, _, _, let r), .memoryWrite(_, _, _, let r):
-                    payloadEstimate += Double(r.count) * scale
+                    // A write that refers to an earlier read's bytes carries no payload of its own.
+                    if r.lowerBound >= before - size { payload += d.bytes(r) }
                 default: break
                 }
                 lastTime = max(lastTime, e.time)
             }
+            let payloadCost = payload.isEmpty ? 0 : ((try? payload.withUnsafeBytes { try payloadCompressor.compress($0) })?.count ?? 0)
+            nonPayloadCompressed += max(0, Double(entry.compressedSize) - Double(payloadCost))
         }
         let events = reader.eventCount
         let allKinds = TraceEventKind.allCases.compactMap { kinds[$0] }
-        let nonPayloadCompressed = allKinds.reduce(0.0) { $0 + $1.estimatedCompressedBytes } - payloadEstimate
         let report = Report(
             path: input.trace, format: "\(h.majorVersion).\(h.minorVersion)", complete: reader.completeness == .complete,
             completeness: reader.completeness.text, nics: h.nics, queuePairs: h.queuePairs, mac: h.netConfig.mac.description,

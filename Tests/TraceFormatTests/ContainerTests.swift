@@ -183,3 +183,103 @@ struct ContainerTests {
         #expect(throws: TraceError.unsupportedVersion(major: 9, minor: 0)) { try TraceReader(source: MemoryTraceSource(bytes)) }
     }
 }
+
+@Suite("Recorder policy")
+struct RecorderPolicyTests {
+    func makeRecorder(_ name: String, options: RecordingOptions) throws -> (TraceRecorder, VirtioNetDevice<GuestRAM, RecordingObserver>, VirtioNetDriver<GuestRAM>, String) {
+        let ram = try GuestRAM(size: 16 << 20)
+        let probe = VirtioNetDevice<GuestRAM, NoObserver>(memory: nil)
+        let header = TraceHeader(config: NetConfig(), nics: 1, offeredFeatures: probe.offeredFeatures, regions: [MemoryRegion(base: 0, size: 16 << 20)])
+        let path = temporaryPath(name + ".vtrace")
+        let recorder = try TraceRecorder(path: path, header: header, initialStates: [probe.state], options: options)
+        let dev = VirtioNetDevice(memory: ram, observer: recorder.observer(nic: 0))
+        return (recorder, dev, VirtioNetDriver(memory: ram), path)
+    }
+
+    @Test func anIdleChunkIsFlushedWithinTheTimeWindow() throws {
+        var options = RecordingOptions()
+        options.flushMilliseconds = 40
+        var (recorder, dev, drv, path) = try makeRecorder("idle", options: options)
+        try drv.initialize(&dev)
+        try drv.postRx()
+        try drv.sendTx(&dev)
+        usleep(300_000)  // idle: no access; the flush thread must cut the chunk
+        let partial = try TraceReader(path: path + ".partial")
+        #expect(partial.chunks.count == 1)
+        #expect(partial.eventCount > 50)
+        guard case .incomplete = partial.completeness else { Issue.record("a .partial read as complete"); return }
+        let summary = try recorder.finish()
+        #expect(summary.events == partial.eventCount)
+        #expect(try TraceReader(path: path).completeness == .complete)
+    }
+
+    @Test func chunksAreCutEveryNEventsAtAccessBoundaries() throws {
+        var options = RecordingOptions()
+        options.flushEvents = 100
+        options.flushMilliseconds = 100_000
+        var (recorder, dev, drv, path) = try makeRecorder("every-n", options: options)
+        try drv.initialize(&dev, queueSize: 16)
+        for _ in 0..<40 {
+            try drv.postRx(count: 4)
+            try drv.sendTx(&dev, count: 4)
+        }
+        _ = try recorder.finish()
+        let reader = try TraceReader(path: path)
+        #expect(reader.chunks.count > 10)
+        // Cut at the first access boundary past 100 events: never less, and
+        // one access (a 4-frame drain is under 100 events) past it at most.
+        for c in reader.chunks.dropLast() { #expect(c.eventCount >= 100 && c.eventCount < 200, "\(c.eventCount)") }
+        let allCheckpoints = reader.chunks.allSatisfy { $0.hasCheckpoint }
+        #expect(allCheckpoints)
+        // Every chunk begins with an MMIO access.
+        for i in reader.chunks.indices {
+            var d = try reader.decoder(i)
+            let first = try d.next()!
+            #expect(first.kind == .mmioRead || first.kind == .mmioWrite)
+        }
+    }
+
+    @Test func aSlowCompressorMakesRecordingWaitNotGrow() throws {
+        var options = RecordingOptions()
+        options.flushMilliseconds = 100_000
+        options.queueDepth = 1
+        options.level = 19  // about 2 MB/s: far slower than the device produces 1 MiB chunks
+        var (recorder, dev, drv, path) = try makeRecorder("stall", options: options)
+        try drv.initialize(&dev, queueSize: 16)
+        for _ in 0..<12 {
+            try drv.postRx(count: 4, length: 60_100, descriptors: 2)
+            try drv.sendTx(&dev, count: 4, length: 60_000)
+        }
+        let summary = try recorder.finish()
+        #expect(summary.stalls > 0)
+        #expect(summary.chunks >= 4)
+        let final = try TraceReader(path: path)
+        #expect(final.eventCount == summary.events)
+    }
+
+    @Test func aGiantDrainIsSplitIntoContinuationChunks() throws {
+        // 64 frames of 65,557 bytes in one kick: about 8.4 MB of events in one access.
+        var options = RecordingOptions()
+        options.flushMilliseconds = 100_000
+        var (recorder, dev, drv, path) = try makeRecorder("giant", options: options)
+        try drv.initialize(&dev, queueSize: 128)
+        // RX buffers split in two (so the frame writes do not repeat a read and are
+        // stored in full), outside the driver's area, which cannot hold them all.
+        for i in 0..<64 {
+            let base = 0x80_0000 + UInt64(i) * 0x1_0040
+            try drv.addRawChain(&dev, queue: 0, [RawDescriptor(addr: base, len: 32_800, writable: true),
+                                                 RawDescriptor(addr: base + 32_800, len: 32_800, writable: true)], kick: false)
+        }
+        try drv.sendTx(&dev, count: 64, length: 65_557, fill: 0x5A, kick: false)
+        drv.kick(&dev, queue: 1)
+        _ = try recorder.finish()
+        let reader = try TraceReader(path: path)
+        let continued = reader.chunks.contains { !$0.hasCheckpoint }
+        #expect(continued, "expected a continuation chunk")
+        let bounded = reader.chunks.allSatisfy { Int($0.uncompressedSize) <= TraceLayout.chunkHardLimit }
+        #expect(bounded)
+        let r = try TraceReplayer(reader: reader).replaySegment(from: 0)
+        #expect(r.divergence == nil, "\(String(describing: r.divergence))")
+        #expect(dev.counters.rxPackets == 64)
+    }
+}
