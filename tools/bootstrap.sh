@@ -5,10 +5,12 @@ set -euo pipefail
 
 need_apt=()
 # Debian packages the build and tests use: command -> package.
-declare -A tools=( [git]=git [pkg-config]=pkg-config )
+declare -A tools=( [git]=git [pkg-config]=pkg-config [zstd]=zstd [python3]=python3 )
 for cmd in "${!tools[@]}"; do
     command -v "$cmd" >/dev/null 2>&1 || need_apt+=("${tools[$cmd]}")
 done
+# Headers: libzstd for the trace format.
+[[ -f /usr/include/zstd.h ]] || need_apt+=(libzstd-dev)
 
 if ((${#need_apt[@]})); then
     if [[ $(id -u) -ne 0 ]]; then

@@ -27,6 +27,7 @@ public final class TraceWriter: @unchecked Sendable {
     // Guarded by `mutex`.
     var queue: [Pending] = []
     var stopping = false
+    var held = false
     var failure: TraceError?
     var entries: [ChunkEntry] = []
     var fileOffset: UInt64 = 0
@@ -120,7 +121,7 @@ public final class TraceWriter: @unchecked Sendable {
         let compressor = ZstdCompressor(level: level)
         while true {
             pthread_mutex_lock(mutex)
-            while queue.isEmpty && !stopping { pthread_cond_wait(notEmpty, mutex) }
+            while (queue.isEmpty || held) && !stopping { pthread_cond_wait(notEmpty, mutex) }
             if queue.isEmpty {
                 pthread_mutex_unlock(mutex)
                 return
@@ -189,6 +190,21 @@ public final class TraceWriter: @unchecked Sendable {
         if rename(partialPath, path) != 0 { throw .io(path: path, String(cString: strerror(errno))) }
         finished = true
         return entries
+    }
+
+    /// Holds the compressor (for tests: makes it fall behind on purpose).
+    public func holdCompression() {
+        pthread_mutex_lock(mutex)
+        held = true
+        pthread_mutex_unlock(mutex)
+    }
+
+    /// Lets a held compressor go on.
+    public func resumeCompression() {
+        pthread_mutex_lock(mutex)
+        held = false
+        pthread_cond_signal(notEmpty)
+        pthread_mutex_unlock(mutex)
     }
 
     /// Stops without an index, as a killed recorder would (the file stays `.partial`).

@@ -43,6 +43,8 @@ public final class TraceRecorder: @unchecked Sendable {
     public let options: RecordingOptions
     public let header: TraceHeader
     let writer: TraceWriter
+    /// The file writer (its compressor can be held, for tests).
+    public var traceWriter: TraceWriter { writer }
     let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     let wake = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     var flusher: pthread_t?

@@ -113,3 +113,33 @@ struct TraceCLITests {
         #expect(recoveredSome > 0)
     }
 }
+
+@Suite("The trace is a zstd stream")
+struct ZstdCompatibilityTests {
+    @Test func zstdCliTestsAndDecompressesATrace() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/zstd") else {
+            print("skipping: /usr/bin/zstd is not installed (tools/bootstrap.sh installs it)")
+            return
+        }
+        let trace = repositoryRoot.appendingPathComponent("traces/golden/rx-poison.vtrace").path
+        func zstd(_ args: [String]) throws -> (Int32, Data) {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/zstd")
+            p.arguments = args
+            let out = Pipe()
+            p.standardOutput = out
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            let data = out.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            return (p.terminationStatus, data)
+        }
+        #expect(try zstd(["-t", trace]).0 == 0)
+        let (status, raw) = try zstd(["-dc", trace])
+        #expect(status == 0)
+        // The raw event bytes: the uncompressed sizes of all chunks, back to back.
+        let info = try CLI.run("info", trace, "--json")
+        let object = try JSONSerialization.jsonObject(with: Data(info.stdout.utf8)) as! [String: Any]
+        #expect(raw.count == object["uncompressedBytes"] as? Int)
+    }
+}

@@ -242,17 +242,26 @@ struct RecorderPolicyTests {
     @Test func aSlowCompressorMakesRecordingWaitNotGrow() throws {
         var options = RecordingOptions()
         options.flushMilliseconds = 100_000
-        options.queueDepth = 1
-        options.level = 19  // about 2 MB/s: far slower than the device produces 1 MiB chunks
+        options.flushEvents = 20
+        options.queueDepth = 2
         var (recorder, dev, drv, path) = try makeRecorder("stall", options: options)
+        // The compressor falls behind (held); after a while it catches up. Recording
+        // must wait for it (stalls) with at most 2 chunks queued, and lose nothing.
+        recorder.traceWriter.holdCompression()
+        let writer = recorder.traceWriter
+        let release = Thread {
+            usleep(200_000)
+            writer.resumeCompression()
+        }
+        release.start()
         try drv.initialize(&dev, queueSize: 16)
-        for _ in 0..<12 {
-            try drv.postRx(count: 4, length: 60_100, descriptors: 2)
-            try drv.sendTx(&dev, count: 4, length: 60_000)
+        for _ in 0..<20 {
+            try drv.postRx(count: 2)
+            try drv.sendTx(&dev, count: 2)
         }
         let summary = try recorder.finish()
         #expect(summary.stalls > 0)
-        #expect(summary.chunks >= 4)
+        #expect(summary.chunks >= 10)
         let final = try TraceReader(path: path)
         #expect(final.eventCount == summary.events)
     }
