@@ -38,7 +38,7 @@ let package = Package(
         .target(name: "VirtioCore", swiftSettings: coreSettings),
         .target(name: "GuestDriver", dependencies: ["VirtioCore"], swiftSettings: coreSettings),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
-        .target(name: "TraceFormat", dependencies: ["CZstd"]),
+        .target(name: "TraceFormat", dependencies: ["CZstd"], swiftSettings: coreSettings),
         .target(name: "Tracing", dependencies: ["VirtioCore", "TraceFormat"], swiftSettings: coreSettings),
         .target(name: "Scenarios", dependencies: ["VirtioCore", "GuestDriver", "TraceFormat", "Tracing"], swiftSettings: coreSettings),
         .executableTarget(
@@ -48,7 +48,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .executableTarget(name: "vtrace-bench", dependencies: ["VirtioCore", "GuestDriver"]),
+        .executableTarget(name: "vtrace-bench", dependencies: ["VirtioCore", "GuestDriver", "TraceFormat", "Tracing"]),
         .testTarget(name: "VirtioCoreTests", dependencies: ["VirtioCore", "GuestDriver"]),
         .testTarget(name: "ScenariosTests", dependencies: ["Scenarios", "VirtioCore", "GuestDriver"]),
         .testTarget(name: "TraceFormatTests", dependencies: ["TraceFormat", "Tracing", "Scenarios", "VirtioCore", "GuestDriver"]),
