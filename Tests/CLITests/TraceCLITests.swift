@@ -87,7 +87,7 @@ struct TraceCLITests {
         let scenario = try temporaryFile("long.scenario", Array("driver init qsize=4\nrepeat 400000 tx send len=200\n".utf8))
         var recoveredSome = 0
         var generator = SystemRandomNumberGenerator()
-        for round in 0..<8 {
+        for round in 0..<12 {
             let out = try temporaryFile("killed-\(round).vtrace", [])
             try? FileManager.default.removeItem(atPath: out)
             let process = Process()
