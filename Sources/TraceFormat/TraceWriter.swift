@@ -19,10 +19,10 @@ public final class TraceWriter: @unchecked Sendable {
     public let queueDepth: Int
 
     let fd: Int32
-    let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    let notEmpty = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    let notFull = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    var thread: pthread_t?
+    let mutex = Mutex()
+    let notEmpty = Condition()
+    let notFull = Condition()
+    var thread: BackgroundThread?
 
     // Guarded by `mutex`.
     var queue: [Pending] = []
@@ -50,10 +50,6 @@ public final class TraceWriter: @unchecked Sendable {
         partialPath = path + ".partial"
         self.level = min(max(level, ZstdCompressor.levels.lowerBound), ZstdCompressor.levels.upperBound)
         self.queueDepth = max(1, queueDepth)
-        // Initialised before anything can throw: deinit destroys them.
-        pthread_mutex_init(mutex, nil)
-        pthread_cond_init(notEmpty, nil)
-        pthread_cond_init(notFull, nil)
         fd = open(partialPath, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0o644)
         if fd < 0 { throw .io(path: partialPath, String(cString: strerror(errno))) }
         let payload = header.encode()
@@ -66,28 +62,11 @@ public final class TraceWriter: @unchecked Sendable {
             throw error
         }
         fileOffset = UInt64(w.count)
-        let box = Unmanaged.passRetained(self)
-        var t = pthread_t()
-        let rc = pthread_create(&t, nil, { arg in
-            let writer = Unmanaged<TraceWriter>.fromOpaque(arg!).takeRetainedValue()
-            writer.run()
-            return nil
-        }, box.toOpaque())
-        if rc != 0 {
-            box.release()
+        guard let t = BackgroundThread({ [self] in run() }) else {
             close(fd)
-            throw .io(path: partialPath, "cannot start the compression thread: \(String(cString: strerror(rc)))")
+            throw .io(path: partialPath, "cannot start the compression thread")
         }
         thread = t
-    }
-
-    deinit {
-        pthread_mutex_destroy(mutex)
-        pthread_cond_destroy(notEmpty)
-        pthread_cond_destroy(notFull)
-        mutex.deallocate()
-        notEmpty.deallocate()
-        notFull.deallocate()
     }
 
     func writeAll(_ bytes: [UInt8]) throws(TraceError) {
@@ -107,27 +86,27 @@ public final class TraceWriter: @unchecked Sendable {
         let pending = Pending(content: encoder.writer.bytes, firstEvent: encoder.firstEvent,
                               eventCount: UInt32(clamping: encoder.eventCount), firstTime: encoder.baseTime,
                               flags: UInt32(truncatingIfNeeded: encoder.flags.rawValue))
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
+        mutex.lock()
+        defer { mutex.unlock() }
         if queue.count >= queueDepth && failure == nil { stalls += 1 }
-        while queue.count >= queueDepth && failure == nil { pthread_cond_wait(notFull, mutex) }
+        while queue.count >= queueDepth && failure == nil { notFull.wait(mutex) }
         if let failure { throw failure }
         uncompressedBytes += UInt64(pending.content.count)
         queue.append(pending)
-        pthread_cond_signal(notEmpty)
+        notEmpty.signal()
     }
 
     func run() {
         let compressor = ZstdCompressor(level: level)
         while true {
-            pthread_mutex_lock(mutex)
-            while (queue.isEmpty || held) && !stopping { pthread_cond_wait(notEmpty, mutex) }
+            mutex.lock()
+            while (queue.isEmpty || held) && !stopping { notEmpty.wait(mutex) }
             if queue.isEmpty {
-                pthread_mutex_unlock(mutex)
+                mutex.unlock()
                 return
             }
             let item = queue[0]
-            pthread_mutex_unlock(mutex)
+            mutex.unlock()
 
             var failed: TraceError?
             var entry: ChunkEntry?
@@ -156,12 +135,12 @@ public final class TraceWriter: @unchecked Sendable {
             } catch {
                 failed = error
             }
-            pthread_mutex_lock(mutex)
-            queue.removeFirst()
-            if let entry { entries.append(entry) }
-            if let failed, failure == nil { failure = failed }
-            pthread_cond_broadcast(notFull)
-            pthread_mutex_unlock(mutex)
+            mutex.withLock {
+                queue.removeFirst()
+                if let entry { entries.append(entry) }
+                if let failed, failure == nil { failure = failed }
+                notFull.broadcast()
+            }
         }
     }
 
@@ -193,18 +172,14 @@ public final class TraceWriter: @unchecked Sendable {
     }
 
     /// Holds the compressor (for tests: makes it fall behind on purpose).
-    public func holdCompression() {
-        pthread_mutex_lock(mutex)
-        held = true
-        pthread_mutex_unlock(mutex)
-    }
+    public func holdCompression() { mutex.withLock { held = true } }
 
     /// Lets a held compressor go on.
     public func resumeCompression() {
-        pthread_mutex_lock(mutex)
-        held = false
-        pthread_cond_signal(notEmpty)
-        pthread_mutex_unlock(mutex)
+        mutex.withLock {
+            held = false
+            notEmpty.signal()
+        }
     }
 
     /// Stops without an index, as a killed recorder would (the file stays `.partial`).
@@ -215,20 +190,13 @@ public final class TraceWriter: @unchecked Sendable {
     }
 
     func stopThread() {
-        pthread_mutex_lock(mutex)
-        stopping = true
-        pthread_cond_signal(notEmpty)
-        pthread_mutex_unlock(mutex)
-        if let t = thread {
-            pthread_join(t, nil)
-            thread = nil
+        mutex.withLock {
+            stopping = true
+            notEmpty.signal()
         }
+        thread?.join()
     }
 
     /// Index entries written so far.
-    public var writtenEntries: [ChunkEntry] {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return entries
-    }
+    public var writtenEntries: [ChunkEntry] { mutex.withLock { entries } }
 }

@@ -45,9 +45,9 @@ public final class TraceRecorder: @unchecked Sendable {
     let writer: TraceWriter
     /// The file writer (its compressor can be held, for tests).
     public var traceWriter: TraceWriter { writer }
-    let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    let wake = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    var flusher: pthread_t?
+    let mutex = Mutex()
+    let wake = Condition()
+    var flusher: BackgroundThread?
     let clock: @Sendable () -> UInt64
 
     // Guarded by `mutex`.
@@ -72,30 +72,10 @@ public final class TraceRecorder: @unchecked Sendable {
         states = initialStates
         self.memoryBound = memoryBound ?? Array(repeating: true, count: header.nics)
         self.clock = clock ?? TraceRecorder.monotonicNanoseconds
-        // Initialised before anything can throw: deinit destroys them.
-        pthread_mutex_init(mutex, nil)
-        pthread_cond_init(wake, nil)
         writer = try TraceWriter(path: path, header: header, level: options.level, queueDepth: options.queueDepth)
         if options.flushMilliseconds > 0 {
-            let box = Unmanaged.passRetained(self)
-            var t = pthread_t()
-            if pthread_create(&t, nil, { arg in
-                let recorder = Unmanaged<TraceRecorder>.fromOpaque(arg!).takeRetainedValue()
-                recorder.flushLoop()
-                return nil
-            }, box.toOpaque()) == 0 {
-                flusher = t
-            } else {
-                box.release()
-            }
+            flusher = BackgroundThread({ [self] in flushLoop() })
         }
-    }
-
-    deinit {
-        pthread_mutex_destroy(mutex)
-        pthread_cond_destroy(wake)
-        mutex.deallocate()
-        wake.deallocate()
     }
 
     @Sendable public static func monotonicNanoseconds() -> UInt64 {
@@ -142,7 +122,7 @@ public final class TraceRecorder: @unchecked Sendable {
     // MARK: Access boundaries
 
     func accessBegan(nic: Int, state: VirtioNetState) {
-        pthread_mutex_lock(mutex)
+        mutex.lock()
         states[nic] = state
         if encoder == nil { openChunk(now: clock()) }
     }
@@ -155,54 +135,47 @@ public final class TraceRecorder: @unchecked Sendable {
                 submitChunk()
             }
         }
-        pthread_mutex_unlock(mutex)
+        mutex.unlock()
     }
 
     /// The VMM bound or unbound a NIC's memory: an event outside any access.
     func memoryBinding(nic: Int, bound: Bool) {
-        pthread_mutex_lock(mutex)
+        mutex.lock()
         if encoder == nil { openChunk(now: clock()) }
         encoder!.memoryBinding(nic: nic, bound: bound)
         memoryBound[nic] = bound
-        pthread_mutex_unlock(mutex)
+        mutex.unlock()
     }
 
     func flushLoop() {
         let period = max(1, options.flushMilliseconds / 2)
-        pthread_mutex_lock(mutex)
+        mutex.lock()
         while !stopping {
-            var ts = timespec()
-            clock_gettime(CLOCK_REALTIME, &ts)
-            let ns = Int(ts.tv_nsec) + period * 1_000_000
-            ts.tv_sec += ns / 1_000_000_000
-            ts.tv_nsec = ns % 1_000_000_000
-            pthread_cond_timedwait(wake, mutex, &ts)
+            wake.wait(mutex, milliseconds: period)
             if stopping { break }
             if let e = encoder, e.eventCount > 0, clock() &- chunkOpenedAt >= UInt64(options.flushMilliseconds) * 1_000_000 {
                 submitChunk()
             }
         }
-        pthread_mutex_unlock(mutex)
+        mutex.unlock()
     }
 
     func stopFlusher() {
-        pthread_mutex_lock(mutex)
-        stopping = true
-        pthread_cond_signal(wake)
-        pthread_mutex_unlock(mutex)
-        if let t = flusher {
-            pthread_join(t, nil)
-            flusher = nil
+        mutex.withLock {
+            stopping = true
+            wake.signal()
         }
+        flusher?.join()
+        flusher = nil
     }
 
     /// Flushes the last chunk, writes the index and renames the file into place.
     public func finish() throws(TraceError) -> RecordingSummary {
         stopFlusher()
-        pthread_mutex_lock(mutex)
+        mutex.lock()
         submitChunk()
         let failed = failure
-        pthread_mutex_unlock(mutex)
+        mutex.unlock()
         if let failed {
             writer.abandon()
             throw failed

@@ -12,7 +12,11 @@ struct TraceInput: ParsableArguments {
         do throws(TraceError) {
             return try TraceReader(path: trace)
         } catch {
-            printError("vtrace: \(trace): \(error)")
+            if case .io = error {
+                printError("vtrace: \(error)")  // already names the file
+            } else {
+                printError("vtrace: \(trace): \(error)")
+            }
             throw ExitCode(VTrace.usageExitCode)
         }
     }

@@ -6,9 +6,11 @@ let package = Package(
     name: "vtrace-fuzz",
     dependencies: [.package(name: "vtrace", path: "../..")],
     targets: [
+        .target(name: "FuzzSupport"),
         .executableTarget(
             name: "FuzzDevice",
             dependencies: [
+                "FuzzSupport",
                 .product(name: "VirtioCore", package: "vtrace"),
                 .product(name: "GuestDriver", package: "vtrace"),
             ],
@@ -16,12 +18,12 @@ let package = Package(
         ),
         .executableTarget(
             name: "FuzzScenario",
-            dependencies: [.product(name: "Scenarios", package: "vtrace")],
+            dependencies: ["FuzzSupport", .product(name: "Scenarios", package: "vtrace")],
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ),
         .executableTarget(
             name: "FuzzTrace",
-            dependencies: [.product(name: "TraceFormat", package: "vtrace"), .product(name: "Tracing", package: "vtrace")],
+            dependencies: ["FuzzSupport", .product(name: "TraceFormat", package: "vtrace"), .product(name: "Tracing", package: "vtrace")],
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ),
     ],
