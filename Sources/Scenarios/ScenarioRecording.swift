@@ -10,7 +10,7 @@ public enum ScenarioRecording {
     /// Runs `scenario` with every NIC observed by one recorder writing `path`.
     /// - Returns: the run's result (expectations are still checked) and what was written.
     public static func record(
-        _ scenario: Scenario, to path: String, options: RecordingOptions = RecordingOptions(),
+        _ scenario: Scenario, to path: String, options: RecordingOptions = RecordingOptions(), faults: DeviceFaults = DeviceFaults(),
         provenance: (inout TraceHeader) -> Void = { _ in }, clock: (@Sendable () -> UInt64)? = nil
     ) throws -> (ScenarioResult, RecordingSummary) {
         let setup = scenario.setup
@@ -18,12 +18,13 @@ public enum ScenarioRecording {
         let probe = VirtioNetDevice<GuestRAM, NoObserver>(config: config, memory: nil)
         var header = TraceHeader(config: config, nics: setup.nics, offeredFeatures: probe.offeredFeatures, regions: setup.regions)
         header.scenario = scenario.file
+        header.faults = faults.specs
         provenance(&header)
         let recorder = try TraceRecorder(path: path, header: header, initialStates: Array(repeating: probe.state, count: setup.nics),
                                          options: options, clock: clock)
         var runner: ScenarioRunner<RecordingObserver>
         do {
-            runner = try ScenarioRunner(scenario) { recorder.observer(nic: $0) }
+            runner = try ScenarioRunner(scenario, faults: faults) { recorder.observer(nic: $0) }
         } catch {
             recorder.abandon()
             throw error

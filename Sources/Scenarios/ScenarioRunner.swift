@@ -35,7 +35,7 @@ public struct ScenarioRunner<Observer: DeviceObserver> {
     var checked = 0
     var operations = 0
 
-    public init(_ scenario: Scenario, makeObserver: (Int) -> Observer) throws(ScenarioError) {
+    public init(_ scenario: Scenario, faults: DeviceFaults = DeviceFaults(), makeObserver: (Int) -> Observer) throws(ScenarioError) {
         self.scenario = scenario
         let memory: GuestRAM
         do throws(MemoryLayoutError) {
@@ -45,7 +45,7 @@ public struct ScenarioRunner<Observer: DeviceObserver> {
         }
         ram = memory
         let config = NetConfig(mac: scenario.setup.mac, queuePairs: scenario.setup.queuePairs)
-        devices = (0..<scenario.setup.nics).map { VirtioNetDevice(config: config, memory: memory, observer: makeObserver($0)) }
+        devices = (0..<scenario.setup.nics).map { VirtioNetDevice(config: config, memory: memory, observer: makeObserver($0), faults: faults) }
         drivers = (0..<scenario.setup.nics).map { VirtioNetDriver(memory: memory, nic: $0) }
     }
 
@@ -190,7 +190,7 @@ public struct ScenarioRunner<Observer: DeviceObserver> {
 }
 
 extension ScenarioRunner where Observer == NoObserver {
-    public init(_ scenario: Scenario) throws(ScenarioError) {
-        try self.init(scenario, makeObserver: { _ in NoObserver() })
+    public init(_ scenario: Scenario, faults: DeviceFaults = DeviceFaults()) throws(ScenarioError) {
+        try self.init(scenario, faults: faults, makeObserver: { _ in NoObserver() })
     }
 }

@@ -29,15 +29,25 @@ public enum EventFormatting {
 
     /// The event without number, time and NIC.
     public static func summary(_ e: TraceEvent, _ d: ChunkDecoder, byteLimit: Int = 16) -> String {
+        var bytes: ArraySlice<UInt8> = []
+        switch e.body {
+        case .memoryRead(_, _, _, let r), .memoryWrite(_, _, _, let r): bytes = d.bytes(r)
+        default: break
+        }
+        return summary(e, bytes: bytes, descriptors: d.descriptors, byteLimit: byteLimit)
+    }
+
+    /// The event without number, time and NIC, from its payload bytes and descriptors.
+    public static func summary(_ e: TraceEvent, bytes: ArraySlice<UInt8>, descriptors: [TraceDescriptor], byteLimit: Int = 16) -> String {
         switch e.body {
         case .mmioRead(let o, let w, let v): return "mmio read  \(MMIORegister.describe(offset: o))/\(w) -> \(hex(v))" + (e.vcpu != 0 ? " vcpu\(e.vcpu)" : "")
         case .mmioWrite(let o, let w, let v): return "mmio write \(MMIORegister.describe(offset: o))/\(w) = \(hex(v))" + (e.vcpu != 0 ? " vcpu\(e.vcpu)" : "")
-        case .memoryRead(let a, let n, let ok, let r):
-            return "mem read  \(hex(a)) +\(n)" + (ok ? " = \(hexBytes(d.bytes(r), limit: byteLimit))" : " FAULT")
-        case .memoryWrite(let a, let n, let ok, let r):
-            return "mem write \(hex(a)) +\(n) = \(hexBytes(d.bytes(r), limit: byteLimit))" + (ok ? "" : " FAULT")
+        case .memoryRead(let a, let n, let ok, _):
+            return "mem read  \(hex(a)) +\(n)" + (ok ? " = \(hexBytes(bytes, limit: byteLimit))" : " FAULT")
+        case .memoryWrite(let a, let n, let ok, _):
+            return "mem write \(hex(a)) +\(n) = \(hexBytes(bytes, limit: byteLimit))" + (ok ? "" : " FAULT")
         case .chain(let q, let h, let n):
-            let descs = d.descriptors.prefix(8).map { "\(hex($0.addr)):\($0.len)\($0.flags & 2 != 0 ? ":w" : "")\($0.flags & 4 != 0 ? ":i" : "")" }
+            let descs = descriptors.prefix(8).map { "\(hex($0.addr)):\($0.len)\($0.flags & 2 != 0 ? ":w" : "")\($0.flags & 4 != 0 ? ":i" : "")" }
             return "chain q\(q) head \(h) [\(descs.joined(separator: " "))\(n > 8 ? " …(+\(n - 8))" : "")]"
         case .used(let q, let id, let len): return "used q\(q) id \(id) len \(len)"
         case .counter(let i, let v): return "counter \(counterName(i)) = \(v)"

@@ -25,7 +25,8 @@ struct RecordedEvent {
     var chunk: Int
     var bytes: ArraySlice<UInt8>
     var descriptors: [TraceDescriptor]
-    var text: String
+    /// The event as `vtrace dump` shows it (built only when a report needs it).
+    var text: String { EventFormatting.summary(event, bytes: bytes, descriptors: descriptors) }
 }
 
 /// The recorded events a replay walks, shared by the replay memory and observers.
@@ -35,6 +36,8 @@ final class ReplayCursor {
     var divergence: Divergence?
     /// The NIC whose access is executing.
     var nic = 0
+    /// Per NIC, the replayed counters, frozen at the divergence.
+    var replayedCounters: [NetCounters] = []
 
     var current: RecordedEvent? { position < events.count ? events[position] : nil }
 
@@ -101,6 +104,7 @@ public struct ReplayObserver: DeviceObserver {
         cursor.expect("published used q\(queue) id \(id) len \(len)") { e in e.event.body == .used(queue: queue, id: id, len: len) }
     }
     public mutating func counterChanged(_ counter: NetCounter, value: UInt64) {
+        if cursor.divergence == nil, cursor.nic < cursor.replayedCounters.count { cursor.replayedCounters[cursor.nic][counter] = value }
         cursor.expect("set \(counter.name) = \(value)") { e in e.event.body == .counter(index: counter.ordinal, value: value) }
     }
     public mutating func interruptRaised(_ kind: InterruptSignals) {
@@ -135,8 +139,12 @@ public final class TraceReplayer {
     let memory: ReplayMemory
     public private(set) var devices: [VirtioNetDevice<ReplayMemory, ReplayObserver>] = []
 
-    public init(reader: TraceReader) {
+    /// Faults the replayed devices run with.
+    public let faults: DeviceFaults
+
+    public init(reader: TraceReader, faults: DeviceFaults = DeviceFaults()) {
         self.reader = reader
+        self.faults = faults
         memory = ReplayMemory(cursor: cursor)
     }
 
@@ -153,10 +161,11 @@ public final class TraceReplayer {
             guard let state = c.deviceState(queueCount: queueCount) else {
                 throw TraceError.corrupt(offset: Int(reader.chunks[index].offset), chunk: index, "checkpoint of nic\(n) is not a valid device state")
             }
-            var dev = VirtioNetDevice(config: reader.header.netConfig, memory: c.memoryBound ? memory : nil, observer: ReplayObserver(cursor: cursor))
+            var dev = VirtioNetDevice(config: reader.header.netConfig, memory: c.memoryBound ? memory : nil, observer: ReplayObserver(cursor: cursor), faults: faults)
             dev.restore(state)
             devices.append(dev)
         }
+        cursor.replayedCounters = devices.map(\.counters)
     }
 
     /// Decodes chunks `range` into the cursor.
@@ -164,7 +173,6 @@ public final class TraceReplayer {
         cursor.events.removeAll(keepingCapacity: true)
         cursor.position = 0
         cursor.divergence = nil
-        let start = reader.chunks.first?.firstTime ?? 0
         for i in range {
             var d = try reader.decoder(i)
             while true {
@@ -178,9 +186,7 @@ public final class TraceReplayer {
                 case .memoryRead(_, _, _, let r), .memoryWrite(_, _, _, let r): bytes = d.bytes(r)
                 default: break
                 }
-                _ = start
-                cursor.events.append(RecordedEvent(event: e, chunk: i, bytes: bytes, descriptors: e.kind == .chain ? d.descriptors : [],
-                                                   text: EventFormatting.summary(e, d)))
+                cursor.events.append(RecordedEvent(event: e, chunk: i, bytes: bytes, descriptors: e.kind == .chain ? d.descriptors : []))
             }
         }
     }
@@ -196,12 +202,16 @@ public final class TraceReplayer {
     }
 
     /// Replays from checkpoint chunk `first` to the next checkpoint chunk.
-    public func replaySegment(from first: Int) throws(TraceError) -> SegmentResult {
+    /// - Parameter continuing: keep the devices as the previous segment left
+    ///   them instead of restoring the checkpoint (faults count from the start).
+    public func replaySegment(from first: Int, continuing: Bool = false) throws(TraceError) -> SegmentResult {
         var end = first + 1
         while end < reader.chunks.count && !reader.chunks[end].hasCheckpoint { end += 1 }
         try load(first..<end)
-        let firstDecoder = try reader.decoder(first)
-        try restore(from: firstDecoder, chunk: first)
+        if !continuing || devices.isEmpty {
+            let firstDecoder = try reader.decoder(first)
+            try restore(from: firstDecoder, chunk: first)
+        }
         run()
         var result = SegmentResult(firstChunk: first, endChunk: end, events: cursor.events.count, divergence: cursor.divergence)
         if cursor.divergence == nil && end < reader.chunks.count {
@@ -217,6 +227,55 @@ public final class TraceReplayer {
             }
         }
         return result
+    }
+
+    /// An event number with the event as `vtrace dump` shows it.
+    public struct NumberedText: Hashable, Sendable {
+        public var number: UInt64
+        public var text: String
+    }
+
+    /// What the replay looked like where it diverged: for a report.
+    public struct DivergenceContext {
+        public var divergence: Divergence
+        /// The MMIO access that caused the diverging event (dump text), and its event number.
+        public var cause: NumberedText?
+        /// The chain being processed, if any (dump text).
+        public var chain: String?
+        /// Up to `before` events before the divergence.
+        public var previous: [NumberedText]
+        /// Per NIC: counters as recorded at the divergence, and as replayed.
+        public var recorded: [NetCounters]
+        public var replayed: [NetCounters]
+        public var time: UInt64
+    }
+
+    /// Details of the current divergence (call after a segment diverged).
+    public func divergenceContext(before: Int = 6, checkpointCounters: [[UInt64]]) -> DivergenceContext? {
+        guard let d = cursor.divergence else { return nil }
+        let at = min(cursor.position, cursor.events.count)
+        var cause: NumberedText?
+        var chain: String?
+        var i = at
+        while i > 0 {
+            i -= 1
+            let e = cursor.events[i]
+            if chain == nil, e.event.nic == d.nic, case .chain = e.event.body { chain = "#\(e.event.number) " + e.text }
+            if e.event.nic == d.nic, e.event.kind == .mmioRead || e.event.kind == .mmioWrite {
+                cause = NumberedText(number: e.event.number, text: e.text)
+                break
+            }
+        }
+        let previous = cursor.events[max(0, at - before)..<at].map { NumberedText(number: $0.event.number, text: "nic\($0.event.nic) " + $0.text) }
+        var recorded = checkpointCounters.map { NetCounters(values: $0) ?? NetCounters() }
+        for e in cursor.events[..<at] {
+            if case .counter(let index, let value) = e.event.body, let c = NetCounter(ordinal: index), e.event.nic < recorded.count {
+                recorded[e.event.nic][c] = value
+            }
+        }
+        let time = at < cursor.events.count ? cursor.events[at].event.time : (cursor.events.last?.event.time ?? 0)
+        return DivergenceContext(divergence: d, cause: cause, chain: chain, previous: previous, recorded: recorded,
+                                 replayed: cursor.replayedCounters, time: time)
     }
 
     /// Runs the loaded events: each MMIO access is re-executed; everything between accesses must match.

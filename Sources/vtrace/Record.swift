@@ -3,6 +3,7 @@ import Foundation
 import Scenarios
 import TraceFormat
 import Tracing
+import VirtioCore
 
 /// `vtrace record --scenario FILE -o OUT.vtrace`
 struct Record: ParsableCommand {
@@ -42,6 +43,9 @@ struct Record: ParsableCommand {
     @Option(help: "A free-form description of the guest, stored in the header.")
     var guest: String?
 
+    @Option(name: .customLong("fault"), help: "Inject a fault into the recorded device: drop-rx:N, skip-used:N, no-poison, count-twice:COUNTER:N (repeatable; stored in the header).")
+    var faultSpecs: [String] = []
+
     @OptionGroup var outputOptions: OutputOptions
 
     func validate() throws {
@@ -58,6 +62,13 @@ struct Record: ParsableCommand {
             printError("\(error)")
             throw ExitCode(VTrace.usageExitCode)
         }
+        let faults: DeviceFaults
+        switch DeviceFaults.parse(faultSpecs) {
+        case .success(let f): faults = f
+        case .failure(let e):
+            printError("vtrace: \(e)")
+            throw ExitCode(VTrace.usageExitCode)
+        }
         var options = RecordingOptions()
         options.level = level
         options.flushEvents = flushEvents
@@ -65,7 +76,7 @@ struct Record: ParsableCommand {
         let started = Date()
         let recorded: (ScenarioResult, RecordingSummary)
         do {
-            recorded = try ScenarioRecording.record(parsed, to: output, options: options) { header in
+            recorded = try ScenarioRecording.record(parsed, to: output, options: options, faults: faults) { header in
             header.recorderVersion = VTrace.version
             header.hostName = ProcessInfo.processInfo.hostName
             header.startTimeNanoseconds = UInt64(started.timeIntervalSince1970 * 1e9)

@@ -15,6 +15,8 @@ enum RxOutcome {
     case noRxBuffer
     /// Shape or write failure (already counted); `published` if recycled.
     case rxChainInvalid(published: Bool)
+    /// The drop-rx fault swallowed the delivery.
+    case lostByFault
 }
 
 /// Why an RX chain could not take a frame (spec §3.4).
@@ -64,8 +66,7 @@ extension VirtioNetDevice {
                 guard let h = try popChain(txq) else { break }
                 head = h
             } catch {
-                poison(txq, error)
-                justPoisoned = true
+                if poison(txq, error) { justPoisoned = true }
                 break
             }
             let captured = captureFrame()
@@ -88,6 +89,8 @@ extension VirtioNetDevice {
                     bump(.txDroppedNoRxBuffer)
                 case .rxChainInvalid(let published):
                     if published { usedAdvanced = true }
+                case .lostByFault:
+                    break
                 }
             }
             // TX completion is attempted for every popped chain, valid or not.
@@ -182,8 +185,11 @@ extension VirtioNetDevice {
             guard let h = try popChain(rxq) else { return .noRxBuffer }
             head = h
         } catch {
-            poison(rxq, error)
-            return .justRxPoisoned
+            return poison(rxq, error) ? .justRxPoisoned : .noRxBuffer
+        }
+        if let n = faults.dropRx {
+            faultProgress.rxDeliveries += 1
+            if faultProgress.rxDeliveries == n { return .lostByFault }
         }
 
         var failure: RxFailure?
@@ -286,8 +292,7 @@ extension VirtioNetDevice {
                 guard let h = try popChain(cvq) else { break }
                 head = h
             } catch {
-                poison(cvq, error)
-                justPoisoned = true
+                if poison(cvq, error) { justPoisoned = true }
                 break
             }
             // Descriptor order is not enforced: readable descriptors fill a

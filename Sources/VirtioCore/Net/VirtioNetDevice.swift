@@ -31,6 +31,9 @@ public struct VirtioNetDevice<Memory: GuestMemory, Observer: DeviceObserver> {
     var frame: [UInt8]
     /// Descriptors of the chain being processed, reused across chains.
     var chain: [Descriptor] = []
+    /// Faults injected on purpose (none by default).
+    public let faults: DeviceFaults
+    var faultProgress = FaultProgress()
     /// RX header pieces (address, length) written for the chain being filled.
     var headerPieces: [(UInt64, Int)] = []
 
@@ -39,8 +42,9 @@ public struct VirtioNetDevice<Memory: GuestMemory, Observer: DeviceObserver> {
     ///   - config: MAC and queue pairs (clamped to 1...256).
     ///   - memory: guest memory, or nil to bind it later (kicks are ignored until then).
     ///   - observer: receives every action.
-    public init(config: NetConfig = NetConfig(), memory: Memory?, observer: Observer) {
+    public init(config: NetConfig = NetConfig(), memory: Memory?, observer: Observer, faults: DeviceFaults = DeviceFaults()) {
         self.config = config
+        self.faults = faults
         queuePairs = config.effectiveQueuePairs
         var offered = NetFeature.version1 | NetFeature.mac
         if queuePairs > 1 { offered |= NetFeature.mq | NetFeature.ctrlVQ }
@@ -289,17 +293,26 @@ public struct VirtioNetDevice<Memory: GuestMemory, Observer: DeviceObserver> {
     /// Adds `delta` to `counter` (wrapping, as the reference's fetch_add) and reports the new value.
     mutating func bump(_ counter: NetCounter, by delta: UInt64 = 1) {
         guard delta != 0 else { return }
+        var delta = delta
+        if let twice = faults.countTwice, twice.counter == counter {
+            faultProgress.counterBumps += 1
+            if faultProgress.counterBumps == twice.bump { delta &*= 2 }
+        }
         let value = state.counters[counter] &+ delta
         state.counters[counter] = value
         bus.observer.counterChanged(counter, value: value)
     }
 
     /// Marks `queue` poisoned (the false → true transition only) and counts it.
-    mutating func poison(_ queue: Int, _ error: QueueError) {
-        guard !state.poisoned[queue] else { return }
+    /// - Returns: false when the no-poison fault ignores the error.
+    @discardableResult
+    mutating func poison(_ queue: Int, _ error: QueueError) -> Bool {
+        if faults.noPoison { return false }
+        guard !state.poisoned[queue] else { return true }
         state.poisoned[queue] = true
         bump(.invalidAvailIdxCount)
         bus.observer.queuePoisoned(queue: UInt16(queue), error: error)
+        return true
     }
 
     /// One eventfd write for `kind`, after setting its InterruptStatus bit.
@@ -321,6 +334,10 @@ public struct VirtioNetDevice<Memory: GuestMemory, Observer: DeviceObserver> {
 
     /// Publishes {head, len} on `queue`; true on success (reported).
     mutating func publishUsed(_ queue: Int, head: UInt16, len: UInt32) -> Bool {
+        if let n = faults.skipUsed {
+            faultProgress.usedPublishes += 1
+            if faultProgress.usedPublishes == n { return true }  // the fault: believe it was published
+        }
         do throws(QueueError) {
             try state.queues[queue].addUsed(&bus, head: head, len: len)
         } catch {
@@ -333,7 +350,7 @@ public struct VirtioNetDevice<Memory: GuestMemory, Observer: DeviceObserver> {
 
 extension VirtioNetDevice where Observer == NoObserver {
     /// A device with no observer.
-    public init(config: NetConfig = NetConfig(), memory: Memory?) {
-        self.init(config: config, memory: memory, observer: NoObserver())
+    public init(config: NetConfig = NetConfig(), memory: Memory?, faults: DeviceFaults = DeviceFaults()) {
+        self.init(config: config, memory: memory, observer: NoObserver(), faults: faults)
     }
 }

@@ -1,0 +1,197 @@
+import ArgumentParser
+import Foundation
+import TraceFormat
+import Tracing
+import VirtioCore
+
+/// `vtrace replay FILE`
+struct Replay: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Re-execute a trace against the device core and report the first divergence.",
+        discussion: """
+            Feeds the recorded MMIO accesses and guest-memory reads to fresh device cores \
+            built from the trace header, and checks every output (memory writes, chains, used \
+            publishes, counters, interrupts, poisonings, status) against the recording, in \
+            order, and each checkpoint against the state reached. No /dev/kvm needed.
+
+            At the first mismatch it prints the event, its chunk and time, the MMIO access \
+            that caused it, the chain involved, the events before it, and the counters as \
+            recorded and as replayed, side by side.
+
+            --check is made for `git bisect run`: exit 0 when the replay matches, 1 when it \
+            diverges, 125 when the trace cannot be used (unreadable, unsupported version), \
+            so bisect skips that commit instead of blaming it.
+
+            Examples:
+              vtrace replay run.vtrace
+              vtrace replay run.vtrace --fault drop-rx:3        # see what that bug looks like
+              vtrace replay run.vtrace --keep-going --json
+              git bisect run sh -c 'swift build -c release && .build/release/vtrace replay --check failing.vtrace'
+            """
+    )
+
+    @OptionGroup var input: TraceInput
+
+    @Option(name: .customLong("fault"), help: "Inject a fault into the replayed device: drop-rx:N, skip-used:N, no-poison, count-twice:COUNTER:N (repeatable).")
+    var faultSpecs: [String] = []
+
+    @Flag(help: "For git bisect run: exit 0 match, 1 divergence, 125 unusable trace; print one line.")
+    var check = false
+
+    @Flag(help: "After a divergence, go on from the next checkpoint and report every diverging chunk.")
+    var keepGoing = false
+
+    @OptionGroup var output: OutputOptions
+
+    struct Report: Encodable {
+        var path: String
+        var matched: Bool
+        var events: UInt64
+        var chunks: Int
+        var complete: Bool
+        var faults: [String]
+        var divergences: [DivergenceReport]
+        var counters: [NetCounters]
+    }
+
+    struct DivergenceReport: Encodable {
+        var event: UInt64
+        var chunk: Int
+        var nic: Int
+        var expected: String
+        var actual: String
+        var cause: String?
+        var causeEvent: UInt64?
+        var chain: String?
+        var timeNanoseconds: UInt64
+    }
+
+    func run() throws {
+        let faults: DeviceFaults
+        switch DeviceFaults.parse(faultSpecs) {
+        case .success(let f): faults = f
+        case .failure(let e):
+            printError("vtrace: \(e)")
+            throw ExitCode(VTrace.usageExitCode)
+        }
+        let reader: TraceReader
+        do {
+            reader = try input.open()
+        } catch {
+            throw ExitCode(check ? 125 : VTrace.usageExitCode)
+        }
+        let replayer = TraceReplayer(reader: reader, faults: faults)
+        var divergences: [DivergenceReport] = []
+        var firstContext: TraceReplayer.DivergenceContext?
+        let start = reader.chunks.first?.firstTime ?? 0
+        var i = reader.chunks.firstIndex(where: \.hasCheckpoint) ?? reader.chunks.count
+        var continuing = false
+        let progress = Progress(total: reader.chunks.count, enabled: !output.json && !check)
+        do {
+            while i < reader.chunks.count {
+                let startCounters = try reader.decoder(i).startCounters
+                let r = try replayer.replaySegment(from: i, continuing: continuing)
+                progress.update(r.endChunk)
+                var diverged = false
+                if let d = r.divergence {
+                    let c = replayer.divergenceContext(checkpointCounters: startCounters)
+                    if firstContext == nil { firstContext = c }
+                    divergences.append(DivergenceReport(event: d.event, chunk: d.chunk, nic: d.nic, expected: d.expected, actual: d.actual,
+                                                        cause: c?.cause?.text, causeEvent: c?.cause?.number, chain: c?.chain,
+                                                        timeNanoseconds: (c?.time ?? start) &- start))
+                    diverged = true
+                } else if let m = r.checkpointMismatch {
+                    divergences.append(DivergenceReport(event: reader.chunks[r.endChunk].firstEvent, chunk: r.endChunk, nic: 0,
+                                                        expected: "the checkpoint of chunk \(r.endChunk)", actual: m, cause: nil,
+                                                        causeEvent: nil, chain: nil, timeNanoseconds: reader.chunks[r.endChunk].firstTime &- start))
+                    diverged = true
+                }
+                if diverged && !keepGoing { break }
+                // After a divergence, resynchronise at the next checkpoint; otherwise carry on
+                // with the devices as they are (faults count from the start).
+                continuing = !diverged
+                i = r.endChunk
+            }
+        } catch {
+            progress.finish()
+            printError("vtrace: \(input.trace): \(error)")
+            throw ExitCode(check ? 125 : VTrace.usageExitCode)
+        }
+        progress.finish()
+        let matched = divergences.isEmpty
+        let counters = replayer.devices.map(\.counters)
+        if check {
+            print(matched ? "match: \(reader.eventCount) events" : "diverged at event \(divergences[0].event): expected \(divergences[0].expected); replay \(divergences[0].actual)")
+            throw ExitCode(matched ? 0 : 1)
+        }
+        if output.json {
+            print(try JSONText.encode(Report(path: input.trace, matched: matched, events: reader.eventCount, chunks: reader.chunks.count,
+                                             complete: reader.completeness == .complete, faults: faults.specs, divergences: divergences,
+                                             counters: counters)))
+        } else {
+            if let c = firstContext {
+                printDivergence(c, start: start)
+            } else if let d = divergences.first {
+                print("DIVERGED at chunk \(d.chunk) (event \(d.event)): \(d.actual)")
+            }
+            if keepGoing && divergences.count > 1 {
+                print("\ndiverging chunks (first diverging event):")
+                for d in divergences { print("  chunk \(d.chunk): event \(d.event) — expected \(d.expected); replay \(d.actual)") }
+            }
+            if matched {
+                print("\(input.trace): replay matches — \(reader.eventCount) events, \(reader.chunks.count) chunks\(faults.isEmpty ? "" : ", faults \(faults)")\(reader.completeness == .complete ? "" : "; " + reader.completeness.text)")
+                var columns = counters.enumerated().map { ("nic\($0.offset)", $0.element) }
+                if counters.count > 1 { columns.append(("total", NetCounters.aggregate(counters) ?? NetCounters())) }
+                print(CounterTable.render(columns, onlyNonZero: true))
+            }
+        }
+        if !matched { throw ExitCode(1) }
+    }
+
+    func printDivergence(_ c: TraceReplayer.DivergenceContext, start: UInt64) {
+        let d = c.divergence
+        let t = c.time &- start
+        print("DIVERGED at event \(d.event) (chunk \(d.chunk), nic\(d.nic), t=\(String(format: "%.6f", Double(t) / 1e9)) s)")
+        if let cause = c.cause { print("  caused by  #\(cause.number) \(cause.text)") }
+        if let chain = c.chain { print("  chain      \(chain)") }
+        print("  expected   \(d.expected)")
+        print("  replay     \(d.actual)")
+        if !c.previous.isEmpty {
+            print("  events before it:")
+            for p in c.previous { print("    #\(p.number) \(p.text)") }
+        }
+        print("  counters of nic\(d.nic), recorded vs replayed (* differs):")
+        let rec = d.nic < c.recorded.count ? c.recorded[d.nic] : NetCounters()
+        let rep = d.nic < c.replayed.count ? c.replayed[d.nic] : NetCounters()
+        let width = NetCounter.allCases.map(\.name.count).max()!
+        for counter in NetCounter.allCases where rec[counter] != 0 || rep[counter] != 0 {
+            let mark = rec[counter] == rep[counter] ? "" : "  *"
+            print("    \(counter.name.padding(toLength: width, withPad: " ", startingAt: 0))  \(String(rec[counter]).leftPad(10))  \(String(rep[counter]).leftPad(10))\(mark)")
+        }
+    }
+}
+
+/// A one-line progress bar on a terminal (stderr), for work that takes more than a second.
+final class Progress {
+    let total: Int
+    let enabled: Bool
+    let started = Date()
+    var shown = false
+
+    init(total: Int, enabled: Bool) {
+        self.total = total
+        self.enabled = enabled && isatty(2) != 0
+    }
+
+    func update(_ done: Int) {
+        guard enabled, Date().timeIntervalSince(started) > 1, total > 0 else { return }
+        shown = true
+        let width = 30
+        let filled = width * min(done, total) / total
+        FileHandle.standardError.write(Data("\r[\(String(repeating: "#", count: filled))\(String(repeating: ".", count: width - filled))] \(done)/\(total) chunks".utf8))
+    }
+
+    func finish() {
+        if shown { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+    }
+}
