@@ -359,7 +359,10 @@ public struct VirtioNetDriver<Memory: GuestMemory> {
     /// descriptors and buffers. Returns the new records.
     @discardableResult
     public mutating func reclaim(queue: Int) throws(DriverError) -> [UsedRecord] {
-        guard var dq = queues[queue] else { throw .queueNotSetUp(queue) }
+        // Taken out of the dictionary while it changes, so its arrays are not
+        // copied on write (the used log grows for the whole run); always put back.
+        guard var dq = queues.removeValue(forKey: queue) else { throw .queueNotSetUp(queue) }
+        defer { queues[queue] = dq }
         let usedIdx = try load(UInt16.self, at: dq.used + 2)
         var records: [UsedRecord] = []
         // A hostile device could claim far more; never consume more than a ring's worth.
@@ -379,7 +382,6 @@ public struct VirtioNetDriver<Memory: GuestMemory> {
             dq.lastUsed &+= 1
             budget -= 1
         }
-        queues[queue] = dq
         return records
     }
 
@@ -438,7 +440,8 @@ public struct VirtioNetDriver<Memory: GuestMemory> {
     mutating func addChain(queue: Int, _ raw: [RawDescriptor], allocations: [(UInt64, UInt64)]) throws(DriverError) {
         guard !raw.isEmpty else { throw .emptyChain }
         reclaimBeforeAllocating(queue)
-        guard var dq = queues[queue] else { throw .queueNotSetUp(queue) }
+        guard var dq = queues.removeValue(forKey: queue) else { throw .queueNotSetUp(queue) }
+        defer { queues[queue] = dq }
         guard dq.freeCount >= raw.count else {
             for (a, n) in allocations { buffers.release(a, n) }
             throw .outOfDescriptors(queue: queue, wanted: raw.count, free: dq.freeCount)
@@ -461,7 +464,6 @@ public struct VirtioNetDriver<Memory: GuestMemory> {
         dq.availIdx &+= 1
         try store(dq.availIdx, at: dq.avail + 2)
         dq.inFlight[head] = (slots, allocations, raw)
-        queues[queue] = dq
     }
 
     func write(_ address: UInt64, _ bytes: [UInt8]) throws(DriverError) {
