@@ -104,6 +104,24 @@ public struct ChunkDecoder {
         return result
     }
 
+    /// Decodes every remaining event, calling `body` with each and the
+    /// descriptors of a chain event. One pass over the content: the fast path
+    /// for replay.
+    public mutating func decodeAll(_ body: (TraceEvent, [TraceDescriptor]) -> Void) throws(ChunkDecodeError) {
+        var failure: ChunkDecodeError?
+        let bytes = content
+        bytes.withUnsafeBytes { raw in
+            var r = ByteReader(raw, from: offset)
+            do throws(ChunkDecodeError) {
+                while let e = try decodeOne(&r) { body(e, descriptors) }
+            } catch {
+                failure = error
+            }
+            offset = r.offset
+        }
+        if let failure { throw failure }
+    }
+
     mutating func decodeOne(_ r: inout ByteReader) throws(ChunkDecodeError) -> TraceEvent? {
         do {
             while true {

@@ -22,19 +22,23 @@ public struct Divergence: Error, Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-/// One recorded event with the data a comparison needs, detached from its decoder.
+/// One recorded event, as plain values: its payload bytes stay in the
+/// cursor's chunk contents and its descriptors in the cursor's flat list, so
+/// copying one costs no reference counting.
 struct RecordedEvent {
     var event: TraceEvent
     var chunk: Int
-    var bytes: ArraySlice<UInt8>
-    var descriptors: [TraceDescriptor]
-    /// The event as `vtrace dump` shows it (built only when a report needs it).
-    var text: String { EventFormatting.summary(event, bytes: bytes, descriptors: descriptors) }
+    /// Which loaded chunk's content holds the payload.
+    var slot: Int
+    var descriptorStart: Int
+    var descriptorCount: Int
 }
 
 /// The recorded events a replay walks, shared by the replay memory and observers.
 final class ReplayCursor {
     var events: [RecordedEvent] = []
+    var contents: [[UInt8]] = []
+    var descriptors: [TraceDescriptor] = []
     var position = 0
     var divergence: Divergence?
     /// The NIC whose access is executing.
@@ -44,6 +48,26 @@ final class ReplayCursor {
 
     var current: RecordedEvent? { position < events.count ? events[position] : nil }
 
+    /// The payload range of a memory event.
+    static func range(_ e: TraceEvent) -> Range<Int> {
+        switch e.body {
+        case .memoryRead(_, _, _, let r), .memoryWrite(_, _, _, let r): return r
+        default: return 0..<0
+        }
+    }
+
+    /// Calls `body` with the payload bytes of `e`.
+    func withBytes<T>(_ e: RecordedEvent, _ body: (UnsafeRawBufferPointer) -> T) -> T {
+        let r = Self.range(e.event)
+        return contents[e.slot].withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[r])) }
+    }
+
+    /// The event as `vtrace dump` shows it.
+    func text(_ e: RecordedEvent) -> String {
+        EventFormatting.summary(e.event, bytes: contents[e.slot][Self.range(e.event)],
+                                descriptors: Array(descriptors[e.descriptorStart..<(e.descriptorStart + e.descriptorCount)]))
+    }
+
     func diverge(expected: String, actual: String) {
         guard divergence == nil else { return }
         let e = current
@@ -52,10 +76,11 @@ final class ReplayCursor {
     }
 
     /// Consumes the current event if `matches` accepts it; otherwise records a divergence.
+    @inline(__always)
     func expect(_ actual: @autoclosure () -> String, _ matches: (RecordedEvent) -> Bool) {
         guard divergence == nil else { return }
-        guard let e = current, e.event.nic == nic, matches(e) else {
-            diverge(expected: current.map { "\($0.text)" } ?? "the end of the recording", actual: actual())
+        guard position < events.count, events[position].event.nic == nic, matches(events[position]) else {
+            diverge(expected: current.map { text($0) } ?? "the end of the recording", actual: actual())
             return
         }
         position += 1
@@ -73,7 +98,7 @@ public final class ReplayMemory: GuestMemory {
         cursor.expect("read \(buffer.count) bytes at 0x\(String(address, radix: 16))") { e in
             guard case .memoryRead(let a, let n, let recordedOK, _) = e.event.body, a == address, n == buffer.count else { return false }
             if recordedOK, let base = buffer.baseAddress {
-                e.bytes.withUnsafeBytes { base.copyMemory(from: $0.baseAddress!, byteCount: n) }
+                cursor.withBytes(e) { base.copyMemory(from: $0.baseAddress!, byteCount: n) }
             }
             ok = recordedOK
             return true
@@ -85,7 +110,7 @@ public final class ReplayMemory: GuestMemory {
         var ok = false
         cursor.expect("wrote \(bytes.count) bytes at 0x\(String(address, radix: 16))") { e in
             guard case .memoryWrite(let a, let n, let recordedOK, _) = e.event.body, a == address, n == bytes.count,
-                  e.bytes.withUnsafeBytes({ n == 0 || memcmp($0.baseAddress!, bytes.baseAddress!, n) == 0 }) else { return false }
+                  cursor.withBytes(e, { n == 0 || memcmp($0.baseAddress!, bytes.baseAddress!, n) == 0 }) else { return false }
             ok = recordedOK
             return true
         }
@@ -98,9 +123,14 @@ public struct ReplayObserver: DeviceObserver {
     let cursor: ReplayCursor
 
     public mutating func chainPopped(queue: UInt16, head: UInt16, descriptors: UnsafeBufferPointer<Descriptor>) {
-        cursor.expect("popped chain q\(queue) head \(head) (\(descriptors.count) descriptors)") { e in
+        let c = cursor
+        c.expect("popped chain q\(queue) head \(head) (\(descriptors.count) descriptors)") { e in
             guard case .chain(let q, let h, let n) = e.event.body, q == queue, h == head, n == descriptors.count else { return false }
-            return zip(e.descriptors, descriptors).allSatisfy { $0.addr == $1.addr && $0.len == $1.len && $0.flags == $1.flags.rawValue && $0.next == $1.next }
+            for i in 0..<n {
+                let r = c.descriptors[e.descriptorStart + i], d = descriptors[i]
+                if r.addr != d.addr || r.len != d.len || r.flags != d.flags.rawValue || r.next != d.next { return false }
+            }
+            return true
         }
     }
     public mutating func usedPublished(queue: UInt16, id: UInt32, len: UInt32) {
@@ -174,22 +204,27 @@ public final class TraceReplayer {
     /// Decodes chunks `range` into the cursor.
     func load(_ range: Range<Int>) throws(TraceError) {
         cursor.events.removeAll(keepingCapacity: true)
+        cursor.contents.removeAll(keepingCapacity: true)
+        cursor.descriptors.removeAll(keepingCapacity: true)
         cursor.position = 0
         cursor.divergence = nil
         for i in range {
             var d = try reader.decoder(i)
-            while true {
-                let next: TraceEvent?
-                do throws(ChunkDecodeError) { next = try d.next() } catch {
-                    throw TraceError.corrupt(offset: Int(reader.chunks[i].offset), chunk: i, error.description)
+            let slot = cursor.contents.count
+            cursor.contents.append(d.content)
+            let c = cursor
+            do throws(ChunkDecodeError) {
+                try d.decodeAll { e, descriptors in
+                    var start = 0, count = 0
+                    if case .chain(_, _, let n) = e.body {
+                        start = c.descriptors.count
+                        count = n
+                        c.descriptors.append(contentsOf: descriptors)
+                    }
+                    c.events.append(RecordedEvent(event: e, chunk: i, slot: slot, descriptorStart: start, descriptorCount: count))
                 }
-                guard let e = next else { break }
-                var bytes: ArraySlice<UInt8> = []
-                switch e.body {
-                case .memoryRead(_, _, _, let r), .memoryWrite(_, _, _, let r): bytes = d.bytes(r)
-                default: break
-                }
-                cursor.events.append(RecordedEvent(event: e, chunk: i, bytes: bytes, descriptors: e.kind == .chain ? d.descriptors : []))
+            } catch {
+                throw TraceError.corrupt(offset: Int(reader.chunks[i].offset), chunk: i, error.description)
             }
         }
     }
@@ -263,13 +298,13 @@ public final class TraceReplayer {
         while i > 0 {
             i -= 1
             let e = cursor.events[i]
-            if chain == nil, e.event.nic == d.nic, case .chain = e.event.body { chain = "#\(e.event.number) " + e.text }
+            if chain == nil, e.event.nic == d.nic, case .chain = e.event.body { chain = "#\(e.event.number) " + cursor.text(e) }
             if e.event.nic == d.nic, e.event.kind == .mmioRead || e.event.kind == .mmioWrite {
-                cause = NumberedText(number: e.event.number, text: e.text)
+                cause = NumberedText(number: e.event.number, text: cursor.text(e))
                 break
             }
         }
-        let previous = cursor.events[max(0, at - before)..<at].map { NumberedText(number: $0.event.number, text: "nic\($0.event.nic) " + $0.text) }
+        let previous = cursor.events[max(0, at - before)..<at].map { NumberedText(number: $0.event.number, text: "nic\($0.event.nic) " + cursor.text($0)) }
         var recorded = checkpointCounters.map { NetCounters(values: $0) ?? NetCounters() }
         for e in cursor.events[..<at] {
             if case .counter(let index, let value) = e.event.body, let c = NetCounter(ordinal: index), e.event.nic < recorded.count {
@@ -292,7 +327,7 @@ public final class TraceReplayer {
                 let got = devices[e.nic].read(offset: offset, width: width)
                 if got != value && cursor.divergence == nil {
                     cursor.position -= 1
-                    cursor.diverge(expected: r.text, actual: "read 0x\(String(got, radix: 16))")
+                    cursor.diverge(expected: cursor.text(r), actual: "read 0x\(String(got, radix: 16))")
                 }
             case .mmioWrite(let offset, let width, let value):
                 cursor.position += 1
@@ -301,7 +336,7 @@ public final class TraceReplayer {
                 cursor.position += 1
                 devices[e.nic].memory = bound ? memory : nil
             default:
-                cursor.diverge(expected: r.text, actual: "produced nothing more for the access before it")
+                cursor.diverge(expected: cursor.text(r), actual: "produced nothing more for the access before it")
             }
         }
     }
