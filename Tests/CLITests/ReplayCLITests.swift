@@ -70,3 +70,28 @@ struct ReplayCLITests {
         #expect(chunks == chunks.sorted() && Set(chunks).count == chunks.count)
     }
 }
+
+@Suite("vtrace bisect")
+struct BisectCLITests {
+    @Test func bisectFindsTheEventAndSaysHowManyChunksItRead() throws {
+        let trace = repositoryRoot.appendingPathComponent("traces/golden/rx-poison.vtrace").path
+        let r = try CLI.run("bisect", trace, "--until", "invalid_avail_idx_count > 0", "--json")
+        #expect(r.status == 0, "\(r.stderr)")
+        let o = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        let event = o["event"] as! Int
+        let replayed = o["chunks_replayed"] as! Int
+        #expect(replayed <= 4)
+        // The event is the counter transition itself.
+        let dump = try CLI.run("dump", trace, "--from", String(event), "--to", String(event), "--json")
+        let e = try JSONSerialization.jsonObject(with: Data(dump.stdout.utf8)) as! [String: Any]
+        #expect(e["counter"] as? String == "invalid_avail_idx_count" && e["value"] as? Int == 1)
+        let never = try CLI.run("bisect", trace, "--until", "tx_packets > 1000", "--json")
+        let n = try JSONSerialization.jsonObject(with: Data(never.stdout.utf8)) as! [String: Any]
+        #expect(n["event"] is NSNull)
+        let text = try CLI.run("bisect", trace, "--until", "tx_packets == 1")
+        #expect(text.stdout.contains("can turn false again") && text.stdout.contains("first holds after event"))
+        let bad = try CLI.run("bisect", trace, "--until", "tx_pakets > 1")
+        #expect(bad.status == 2 && bad.stderr.contains("unknown counter 'tx_pakets'"))
+        #expect(try CLI.run("bisect", trace, "--until", "tx_packets > 1", "--nic", "3").status == 2)
+    }
+}

@@ -1,0 +1,108 @@
+import ArgumentParser
+import Foundation
+import TraceFormat
+import Tracing
+import VirtioCore
+
+/// `vtrace bisect FILE --until EXPR`
+struct Bisect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Find the first event at which a counter predicate holds.",
+        discussion: """
+            EXPR uses counter names, integer literals, + - *, comparisons (== != < <= > >=), \
+            && || ! and parentheses. Counters are the aggregate over all NICs unless --nic \
+            selects one. A predicate that stays true once true (a growing expression compared \
+            with > or >= to a constant, and && / || of such) is found by binary search over \
+            the chunk checkpoints and a scan of one chunk: at most ⌈log2(chunks)⌉ + 2 chunks \
+            are read. Any other predicate is found by a scan, and bisect says so.
+
+            Examples:
+              vtrace bisect run.vtrace --until 'invalid_avail_idx_count > 0'
+              vtrace bisect run.vtrace --until 'tx_dropped_no_rx_buffer >= 100' --nic 1
+              vtrace bisect run.vtrace --until 'rx_packets + 10 < tx_packets' --json
+            """
+    )
+
+    @OptionGroup var input: TraceInput
+
+    @Option(help: "The predicate to find.")
+    var until: String
+
+    @Option(help: "Counters of this NIC instead of the aggregate.")
+    var nic: Int?
+
+    @OptionGroup var output: OutputOptions
+
+    struct Report: Encodable {
+        var event: UInt64?
+        var chunk: Int?
+        var chunksReplayed: Int
+        var chunks: Int
+        var monotone: Bool
+        var holdsAtStart: Bool
+        var expression: String
+        var counters: NetCounters?
+        enum CodingKeys: String, CodingKey {
+            case event, chunk, chunksReplayed = "chunks_replayed", chunks, monotone, holdsAtStart = "holds_at_start", expression, counters
+        }
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(event, forKey: .event)  // null when it never holds
+            try c.encode(chunk, forKey: .chunk)
+            try c.encode(chunksReplayed, forKey: .chunksReplayed)
+            try c.encode(chunks, forKey: .chunks)
+            try c.encode(monotone, forKey: .monotone)
+            try c.encode(holdsAtStart, forKey: .holdsAtStart)
+            try c.encode(expression, forKey: .expression)
+            try c.encodeIfPresent(counters, forKey: .counters)
+        }
+    }
+
+    func run() throws {
+        let predicate: CounterPredicate
+        do {
+            predicate = try CounterPredicate.parse(until)
+        } catch {
+            printError("vtrace: --until '\(until)': \(error)")
+            throw ExitCode(VTrace.usageExitCode)
+        }
+        let reader = try input.open()
+        if let nic, nic < 0 || nic >= reader.header.nics {
+            printError("vtrace: --nic \(nic): the trace has \(reader.header.nics) NIC\(reader.header.nics == 1 ? "" : "s")")
+            throw ExitCode(VTrace.usageExitCode)
+        }
+        let progress = Progress(total: reader.chunks.count, enabled: !output.json)
+        let result: BisectResult
+        do throws(TraceError) {
+            result = try CounterBisector(reader: reader, nic: nic).run(predicate) { done, _ in progress.update(done) }
+        } catch {
+            progress.finish()
+            printError("vtrace: \(input.trace): \(error)")
+            throw ExitCode(VTrace.usageExitCode)
+        }
+        progress.finish()
+        if output.json {
+            print(try JSONText.encode(Report(event: result.event, chunk: result.chunk, chunksReplayed: result.chunksReplayed,
+                                             chunks: reader.chunks.count, monotone: result.monotone, holdsAtStart: result.holdsAtStart,
+                                             expression: predicate.description, counters: result.counters)))
+            return
+        }
+        let bound = Int((log2(Double(max(1, reader.chunks.count)))).rounded(.up)) + 2
+        if !result.monotone { print("note: '\(until)' can turn false again, so bisect scanned the trace instead of binary-searching") }
+        if result.holdsAtStart {
+            print("'\(until)' already holds before the first event")
+        } else if let event = result.event {
+            print("'\(until)' first holds after event \(event) (chunk \(result.chunk!))")
+            let start = reader.chunks.first?.firstTime ?? 0
+            var d = try reader.decoder(result.chunk!)
+            while let e = try d.next() {
+                if e.number + 5 < event { continue }
+                if e.number > event + 2 { break }
+                print((e.number == event ? "→ " : "  ") + EventFormatting.text(e, d, start: start))
+            }
+        } else {
+            print("'\(until)' never holds in this trace")
+        }
+        print("read \(result.chunksReplayed) of \(reader.chunks.count) chunks" + (result.monotone ? " (bound ⌈log2 chunks⌉ + 2 = \(bound))" : ""))
+    }
+}
