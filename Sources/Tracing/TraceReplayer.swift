@@ -34,6 +34,12 @@ struct RecordedEvent {
     var descriptorCount: Int
 }
 
+extension TraceEvent {
+    /// Whether the replayer re-executes this event (an MMIO access or a VMM
+    /// memory binding); everything else is an output it checks.
+    var isCause: Bool { kind == .mmioRead || kind == .mmioWrite || kind == .memoryBinding }
+}
+
 /// The recorded events a replay walks, shared by the replay memory and observers.
 final class ReplayCursor {
     var events: [RecordedEvent] = []
@@ -45,6 +51,11 @@ final class ReplayCursor {
     var nic = 0
     /// Per NIC, the replayed counters, frozen at the divergence.
     var replayedCounters: [NetCounters] = []
+    /// Called once, at the moment a divergence is found (inside the device's call).
+    var onDivergence: ((Divergence) -> Void)?
+    /// Per NIC, the device state at the last access boundary (readable from a
+    /// debugger while a device is inside an access).
+    var boundaryStates: [VirtioNetState] = []
 
     var current: RecordedEvent? { position < events.count ? events[position] : nil }
 
@@ -73,6 +84,7 @@ final class ReplayCursor {
         let e = current
         divergence = Divergence(event: e?.event.number ?? (events.last.map { $0.event.number + 1 } ?? 0), chunk: e?.chunk ?? (events.last?.chunk ?? 0),
                                 nic: e?.event.nic ?? nic, expected: expected, actual: actual)
+        onDivergence?(divergence!)
     }
 
     /// Consumes the current event if `matches` accepts it; otherwise records a divergence.
@@ -121,6 +133,14 @@ public final class ReplayMemory: GuestMemory {
 /// Compares each device output with the next recorded event.
 public struct ReplayObserver: DeviceObserver {
     let cursor: ReplayCursor
+    let nic: Int
+
+    public mutating func accessBegan(state: VirtioNetState) {
+        if nic < cursor.boundaryStates.count { cursor.boundaryStates[nic] = state }
+    }
+    public mutating func accessEnded(state: VirtioNetState) {
+        if nic < cursor.boundaryStates.count { cursor.boundaryStates[nic] = state }
+    }
 
     public mutating func chainPopped(queue: UInt16, head: UInt16, descriptors: UnsafeBufferPointer<Descriptor>) {
         let c = cursor
@@ -174,6 +194,21 @@ public final class TraceReplayer {
 
     /// Faults the replayed devices run with.
     public let faults: DeviceFaults
+    /// Called before each recorded MMIO access is re-executed, with the range
+    /// of event numbers the access covers (itself and what it caused).
+    public var beforeAccess: ((ClosedRange<UInt64>) -> Void)?
+    /// Called the moment a divergence is found, while the device is still inside
+    /// the access that diverged (a debugger's backtrace shows where).
+    public var onDivergence: ((Divergence) -> Void)? {
+        get { cursor.onDivergence }
+        set { cursor.onDivergence = newValue }
+    }
+    /// Per NIC, the device state at the last access boundary; safe to read
+    /// while a device is inside an access (a debugger stop).
+    public var boundaryStates: [VirtioNetState] { cursor.boundaryStates }
+
+    /// The recorded event the replay is at (the next one to match), if any.
+    public var currentEvent: UInt64? { cursor.current?.event.number }
 
     public init(reader: TraceReader, faults: DeviceFaults = DeviceFaults()) {
         self.reader = reader
@@ -194,11 +229,12 @@ public final class TraceReplayer {
             guard let state = c.deviceState(queueCount: queueCount) else {
                 throw TraceError.corrupt(offset: Int(reader.chunks[index].offset), chunk: index, "checkpoint of nic\(n) is not a valid device state")
             }
-            var dev = VirtioNetDevice(config: reader.header.netConfig, memory: c.memoryBound ? memory : nil, observer: ReplayObserver(cursor: cursor), faults: faults)
+            var dev = VirtioNetDevice(config: reader.header.netConfig, memory: c.memoryBound ? memory : nil, observer: ReplayObserver(cursor: cursor, nic: n), faults: faults)
             dev.restore(state)
             devices.append(dev)
         }
         cursor.replayedCounters = devices.map(\.counters)
+        cursor.boundaryStates = devices.map(\.state)
     }
 
     /// Decodes chunks `range` into the cursor.
@@ -321,6 +357,11 @@ public final class TraceReplayer {
         while cursor.divergence == nil, let r = cursor.current {
             let e = r.event
             cursor.nic = e.nic
+            if let hook = beforeAccess, e.kind == .mmioRead || e.kind == .mmioWrite || e.kind == .memoryBinding {
+                var last = cursor.position + 1
+                while last < cursor.events.count, !cursor.events[last].event.isCause { last += 1 }
+                hook(e.number...cursor.events[last - 1].event.number)
+            }
             switch e.body {
             case .mmioRead(let offset, let width, let value):
                 cursor.position += 1

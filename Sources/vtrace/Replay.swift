@@ -41,6 +41,12 @@ struct Replay: ParsableCommand {
     @Flag(help: "After a divergence, go on from the next checkpoint and report every diverging chunk.")
     var keepGoing = false
 
+    @Option(help: "Raise SIGTRAP just before the device handles event N (run under gdb; see docs/debugging.md).")
+    var breakAt: UInt64?
+
+    @Flag(help: "Raise SIGTRAP at the first mismatch, while the device is inside the diverging access.")
+    var breakOnDivergence = false
+
     @OptionGroup var output: OutputOptions
 
     struct Report: Encodable {
@@ -81,6 +87,18 @@ struct Replay: ParsableCommand {
             throw ExitCode(check ? 125 : VTrace.usageExitCode)
         }
         let replayer = TraceReplayer(reader: reader, faults: faults)
+        DebugHooks.replayer = replayer
+        if let target = breakAt {
+            var fired = false
+            replayer.beforeAccess = { range in
+                guard !fired, range.contains(target) || range.lowerBound > target else { return }
+                fired = true
+                DebugHooks.stop("before event \(target) (the access #\(range.lowerBound)…#\(range.upperBound) is next)")
+            }
+        }
+        if breakOnDivergence {
+            replayer.onDivergence = { d in DebugHooks.stop("at the first divergence: \(d)") }
+        }
         var divergences: [DivergenceReport] = []
         var firstContext: TraceReplayer.DivergenceContext?
         let start = reader.chunks.first?.firstTime ?? 0
@@ -194,4 +212,42 @@ final class Progress {
     func finish() {
         if shown { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
     }
+}
+
+/// What a debugger sees when replay stops on purpose.
+enum DebugHooks {
+    nonisolated(unsafe) static var replayer: TraceReplayer?
+
+    /// Prints why we stop, then raises SIGTRAP (a debugger stops here; without
+    /// one the process ends with "Trace/breakpoint trap").
+    static func stop(_ why: String) {
+        printError("vtrace: stopping \(why)")
+        printError("vtrace: in gdb, `call (void)vtrace_debug_print()` prints the device state and counters")
+        // A parent may have left SIGTRAP ignored (dispositions survive exec): restore the default.
+        signal(SIGTRAP, SIG_DFL)
+        raise(SIGTRAP)
+    }
+}
+
+/// Prints every replayed device's state and counters to standard error. For
+/// debuggers: `call (void)vtrace_debug_print()` in gdb.
+@_cdecl("vtrace_debug_print")
+public func vtraceDebugPrint() {
+    guard let replayer = DebugHooks.replayer else {
+        printError("vtrace_debug_print: no replay running")
+        return
+    }
+    var text = "vtrace: replay at event \(replayer.currentEvent.map(String.init) ?? "end") (device state as of the last access boundary)\n"
+    for (n, s) in replayer.boundaryStates.enumerated() {
+        text += "nic\(n): status \(s.status), interrupt status 0x\(String(s.interruptStatus.rawValue, radix: 16)), active pairs \(s.activeQueuePairs), driver features 0x\(String(s.driverFeatures, radix: 16))\n"
+        for (i, q) in s.queues.enumerated() where q.ready || s.poisoned[i] {
+            text += "  queue \(i): size \(q.size) next_avail \(q.nextAvail) next_used \(q.nextUsed)\(s.poisoned[i] ? " POISONED" : "") desc 0x\(String(q.descTable, radix: 16)) avail 0x\(String(q.availRing, radix: 16)) used 0x\(String(q.usedRing, radix: 16))\n"
+        }
+        text += "  counters: " + (s.counters.nonZero.map { "\($0.0.name)=\($0.1)" }.joined(separator: " ").nonEmpty ?? "all zero") + "\n"
+    }
+    printError(text)
+}
+
+extension String {
+    var nonEmpty: String? { isEmpty ? nil : self }
 }

@@ -95,3 +95,24 @@ struct BisectCLITests {
         #expect(try CLI.run("bisect", trace, "--until", "tx_packets > 1", "--nic", "3").status == 2)
     }
 }
+
+@Suite("Debugger stops")
+struct DebuggerTests {
+    /// Without a debugger the SIGTRAP ends the process, after it said where it stopped.
+    @Test func breakAtRaisesSIGTRAPBeforeTheEvent() throws {
+        let trace = repositoryRoot.appendingPathComponent("traces/golden/loopback-basic.vtrace").path
+        let r = try CLI.run("replay", trace, "--break-at", "42")
+        #expect(r.status == SIGTRAP, "terminated by \(r.status)")
+        #expect(r.stderr.contains("vtrace: stopping before event 42 (the access #42…#107 is next)"))
+        #expect(!r.stdout.contains("replay matches"))
+    }
+
+    @Test func breakOnDivergenceRaisesSIGTRAPAtTheMismatch() throws {
+        let trace = repositoryRoot.appendingPathComponent("traces/golden/loopback-basic.vtrace").path
+        let r = try CLI.run("replay", trace, "--fault", "count-twice:rx_packets:2", "--break-on-divergence")
+        #expect(r.status == SIGTRAP)
+        #expect(r.stderr.contains("stopping at the first divergence: event 78"))
+        // A clean replay never stops.
+        #expect(try CLI.run("replay", trace, "--break-on-divergence").status == 0)
+    }
+}
