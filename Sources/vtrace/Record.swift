@@ -43,8 +43,7 @@ struct Record: ParsableCommand {
     @Option(help: "A free-form description of the guest, stored in the header.")
     var guest: String?
 
-    @Option(name: .customLong("fault"), help: "Inject a fault into the recorded device: drop-rx:N, skip-used:N, no-poison, count-twice:COUNTER:N (repeatable; stored in the header).")
-    var faultSpecs: [String] = []
+    @OptionGroup var faultOptions: FaultOptions
 
     @OptionGroup var outputOptions: OutputOptions
 
@@ -62,13 +61,7 @@ struct Record: ParsableCommand {
             printError("\(error)")
             throw ExitCode(VTrace.usageExitCode)
         }
-        let faults: DeviceFaults
-        switch DeviceFaults.parse(faultSpecs) {
-        case .success(let f): faults = f
-        case .failure(let e):
-            printError("vtrace: \(e)")
-            throw ExitCode(VTrace.usageExitCode)
-        }
+        let faults = try faultOptions.parsed()
         var options = RecordingOptions()
         options.level = level
         options.flushEvents = flushEvents

@@ -32,8 +32,7 @@ struct Replay: ParsableCommand {
 
     @OptionGroup var input: TraceInput
 
-    @Option(name: .customLong("fault"), help: "Inject a fault into the replayed device: drop-rx:N, skip-used:N, no-poison, count-twice:COUNTER:N (repeatable).")
-    var faultSpecs: [String] = []
+    @OptionGroup var faultOptions: FaultOptions
 
     @Flag(help: "For git bisect run: exit 0 match, 1 divergence, 125 unusable trace; print one line.")
     var check = false
@@ -73,13 +72,7 @@ struct Replay: ParsableCommand {
     }
 
     func run() throws {
-        let faults: DeviceFaults
-        switch DeviceFaults.parse(faultSpecs) {
-        case .success(let f): faults = f
-        case .failure(let e):
-            printError("vtrace: \(e)")
-            throw ExitCode(VTrace.usageExitCode)
-        }
+        let faults = try faultOptions.parsed()
         let reader: TraceReader
         do {
             reader = try input.open()
