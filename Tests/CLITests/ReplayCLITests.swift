@@ -116,3 +116,20 @@ struct DebuggerTests {
         #expect(try CLI.run("replay", trace, "--break-on-divergence").status == 0)
     }
 }
+
+@Suite("vtrace check")
+struct CheckCLITests {
+    @Test func goldenTracesPassAndAFaultyRecordingFails() throws {
+        for name in TraceCLITests.golden {
+            let r = try CLI.run("check", repositoryRoot.appendingPathComponent("traces/golden/\(name).vtrace").path)
+            #expect(r.status == 0 && r.stdout.contains("every identity held"), "\(name): \(r.stdout)")
+        }
+        let out = try temporaryFile("check-fault.vtrace", [])
+        let scenario = repositoryRoot.appendingPathComponent("traces/scenarios/loopback-basic.scenario").path
+        _ = try CLI.run("record", "--scenario", scenario, "-o", out, "--fault", "count-twice:tx_packets:2")
+        let r = try CLI.run("check", out, "--json")
+        #expect(r.status == 1)
+        let o = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        #expect(o["rule"] as? String == "identity 3" && o["event"] is Int)
+    }
+}

@@ -82,3 +82,43 @@ struct FaultTests {
         #expect(DeviceFaults().isEmpty)
     }
 }
+
+@Suite("Invariant check")
+struct InvariantCheckTests {
+    func check(_ path: String) throws -> InvariantViolation? {
+        let reader = try TraceReader(path: path)
+        var checker: InvariantChecker?
+        for i in reader.chunks.indices {
+            var d = try reader.decoder(i)
+            if checker == nil { checker = InvariantChecker(header: reader.header, start: d.startCounters) }
+            while let e = try d.next() {
+                do throws(InvariantViolation) { try checker!.check(e) } catch { return error }
+            }
+        }
+        do throws(InvariantViolation) { try checker?.finish() } catch { return error }
+        return nil
+    }
+
+    @Test func everyLibraryScenarioKeepsEveryIdentity() throws {
+        let dir = repositoryRoot.appendingPathComponent("traces/scenarios")
+        for name in try FileManager.default.contentsOfDirectory(atPath: dir.path) where name.hasSuffix(".scenario") {
+            let text = try String(contentsOf: dir.appendingPathComponent(name), encoding: .utf8)
+            let (path, _, _) = try record(text, name: "inv-" + name, flushEvents: 13)
+            #expect(try check(path) == nil, "\(name)")
+        }
+    }
+
+    @Test(arguments: [
+        ("count-twice:tx_packets:2", "identity 3"),
+        ("skip-used:2", "identity 2"),  // the 2nd publish is the first TX one
+        ("drop-rx:2", "identity 4"),
+    ])
+    func faultsBreakTheIdentityTheyShould(_ fault: String, _ rule: String) throws {
+        let text = try String(contentsOf: repositoryRoot.appendingPathComponent("traces/scenarios/loopback-basic.scenario"), encoding: .utf8)
+        let scenario = try ScenarioParser.parse(file: "f", text: text)
+        let path = temporaryPath("inv-fault-\(fault).vtrace")
+        _ = try ScenarioRecording.record(scenario, to: path, faults: try DeviceFaults.parse([fault]).get())
+        let v = try check(path)
+        #expect(v?.rule == rule, "\(fault): \(String(describing: v))")
+    }
+}
