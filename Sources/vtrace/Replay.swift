@@ -95,42 +95,48 @@ struct Replay: ParsableCommand {
         var divergences: [DivergenceReport] = []
         var firstContext: TraceReplayer.DivergenceContext?
         let start = reader.chunks.first?.firstTime ?? 0
-        var i = reader.chunks.firstIndex(where: \.hasCheckpoint) ?? reader.chunks.count
-        var continuing = false
-        let progress = Progress(total: reader.chunks.count, enabled: !output.json && !check)
-        do {
-            while i < reader.chunks.count {
-                let startCounters = try reader.decoder(i).startCounters
-                let r = try replayer.replaySegment(from: i, continuing: continuing)
-                progress.update(r.endChunk)
-                var diverged = false
-                if let d = r.divergence {
-                    let c = replayer.divergenceContext(checkpointCounters: startCounters)
-                    if firstContext == nil { firstContext = c }
-                    divergences.append(DivergenceReport(event: d.event, chunk: d.chunk, nic: d.nic, expected: d.expected, actual: d.actual,
-                                                        cause: c?.cause?.text, causeEvent: c?.cause?.number, chain: c?.chain,
-                                                        timeNanoseconds: (c?.time ?? start) &- start))
-                    diverged = true
-                } else if let m = r.checkpointMismatch {
-                    divergences.append(DivergenceReport(event: reader.chunks[r.endChunk].firstEvent, chunk: r.endChunk, nic: 0,
-                                                        expected: "the checkpoint of chunk \(r.endChunk)", actual: m, cause: nil,
-                                                        causeEvent: nil, chain: nil, timeNanoseconds: reader.chunks[r.endChunk].firstTime &- start))
-                    diverged = true
+        var counters: [NetCounters] = []
+        if keepGoing && faults.isEmpty && breakAt == nil && !breakOnDivergence && ProcessInfo.processInfo.activeProcessorCount > 1 {
+            // Segments are independent (each starts at its checkpoint): replay them on all cores.
+            do {
+                let results = try Self.replayInParallel(path: input.trace, reader: reader)
+                for r in results {
+                    divergences += r.divergences
+                    if firstContext == nil, let c = r.context { firstContext = c }
                 }
-                if diverged && !keepGoing { break }
-                // After a divergence, resynchronise at the next checkpoint; otherwise carry on
-                // with the devices as they are (faults count from the start).
-                continuing = !diverged
-                i = r.endChunk
+                divergences.sort { $0.chunk < $1.chunk }
+                counters = results.last?.counters ?? []
+            } catch {
+                printError("vtrace: \(input.trace): \(error)")
+                throw ExitCode(check ? 125 : VTrace.usageExitCode)
             }
-        } catch {
+        } else {
+            var i = reader.chunks.firstIndex(where: \.hasCheckpoint) ?? reader.chunks.count
+            var continuing = false
+            let progress = Progress(total: reader.chunks.count, enabled: !output.json && !check)
+            do {
+                while i < reader.chunks.count {
+                    let startCounters = try reader.decoder(i).startCounters
+                    let r = try replayer.replaySegment(from: i, continuing: continuing)
+                    progress.update(r.endChunk)
+                    let found = Self.divergences(of: r, replayer: replayer, reader: reader, startCounters: startCounters, start: start)
+                    if firstContext == nil { firstContext = found.context }
+                    divergences += found.reports
+                    if !found.reports.isEmpty && !keepGoing { break }
+                    // After a divergence, resynchronise at the next checkpoint; otherwise carry on
+                    // with the devices as they are (faults count from the start).
+                    continuing = found.reports.isEmpty
+                    i = r.endChunk
+                }
+            } catch {
+                progress.finish()
+                printError("vtrace: \(input.trace): \(error)")
+                throw ExitCode(check ? 125 : VTrace.usageExitCode)
+            }
             progress.finish()
-            printError("vtrace: \(input.trace): \(error)")
-            throw ExitCode(check ? 125 : VTrace.usageExitCode)
+            counters = replayer.devices.map(\.counters)
         }
-        progress.finish()
         let matched = divergences.isEmpty
-        let counters = replayer.devices.map(\.counters)
         if check {
             print(matched ? "match: \(reader.eventCount) events" : "diverged at event \(divergences[0].event): expected \(divergences[0].expected); replay \(divergences[0].actual)")
             throw ExitCode(matched ? 0 : 1)
@@ -157,6 +163,66 @@ struct Replay: ParsableCommand {
             }
         }
         if !matched { throw ExitCode(1) }
+    }
+
+    /// The divergence reports of one replayed segment (a divergence inside it, or a
+    /// state that differs from the next checkpoint), with the context of the first.
+    static func divergences(of r: TraceReplayer.SegmentResult, replayer: TraceReplayer, reader: TraceReader,
+                            startCounters: [[UInt64]], start: UInt64) -> (reports: [DivergenceReport], context: TraceReplayer.DivergenceContext?) {
+        if let d = r.divergence {
+            let c = replayer.divergenceContext(checkpointCounters: startCounters)
+            return ([DivergenceReport(event: d.event, chunk: d.chunk, nic: d.nic, expected: d.expected, actual: d.actual,
+                                      cause: c?.cause?.text, causeEvent: c?.cause?.number, chain: c?.chain,
+                                      timeNanoseconds: (c?.time ?? start) &- start)], c)
+        }
+        if let m = r.checkpointMismatch {
+            return ([DivergenceReport(event: reader.chunks[r.endChunk].firstEvent, chunk: r.endChunk, nic: 0,
+                                      expected: "the checkpoint of chunk \(r.endChunk)", actual: m, cause: nil, causeEvent: nil, chain: nil,
+                                      timeNanoseconds: reader.chunks[r.endChunk].firstTime &- start)], nil)
+        }
+        return ([], nil)
+    }
+
+    struct WorkerResult: @unchecked Sendable {
+        var divergences: [DivergenceReport] = []
+        var context: TraceReplayer.DivergenceContext?
+        var counters: [NetCounters] = []
+        var error: (any Error)?
+    }
+
+    /// Replays every checkpoint segment, spread over the cores in contiguous runs; each
+    /// worker has its own reader (file handle, decompressor) and device cores.
+    static func replayInParallel(path: String, reader: TraceReader) throws -> [WorkerResult] {
+        let segments = reader.chunks.indices.filter { reader.chunks[$0].hasCheckpoint }
+        let workers = min(ProcessInfo.processInfo.activeProcessorCount, max(1, segments.count))
+        let start = reader.chunks.first?.firstTime ?? 0
+        final class Slots: @unchecked Sendable {
+            let lock = TraceFormat.Mutex()
+            var items: [WorkerResult]
+            init(_ n: Int) { items = Array(repeating: WorkerResult(), count: n) }
+        }
+        let slots = Slots(workers)
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            let mine = segments[(segments.count * w / workers)..<(segments.count * (w + 1) / workers)]
+            var out = WorkerResult()
+            do {
+                let own = try TraceReader(path: path)
+                let replayer = TraceReplayer(reader: own)
+                for first in mine {
+                    let startCounters = try own.decoder(first).startCounters
+                    let r = try replayer.replaySegment(from: first)
+                    let found = divergences(of: r, replayer: replayer, reader: own, startCounters: startCounters, start: start)
+                    if out.context == nil { out.context = found.context }
+                    out.divergences += found.reports
+                }
+                out.counters = replayer.devices.map(\.counters)
+            } catch {
+                out.error = error
+            }
+            slots.lock.withLock { slots.items[w] = out }
+        }
+        if let e = slots.items.first(where: { $0.error != nil })?.error { throw e }
+        return slots.items
     }
 
     func printDivergence(_ c: TraceReplayer.DivergenceContext, start: UInt64) {

@@ -133,3 +133,26 @@ struct CheckCLITests {
         #expect(o["rule"] as? String == "identity 3" && o["event"] is Int)
     }
 }
+
+@Suite("vtrace replay --keep-going in parallel")
+struct ParallelReplayTests {
+    @Test func parallelKeepGoingFindsTheSameDivergencesAsTheSequentialReplay() throws {
+        // A recording made with a fault diverges on a clean replay; without --fault,
+        // --keep-going replays the checkpoint segments on all cores.
+        let out = try temporaryFile("parallel.vtrace", [])
+        let scenario = repositoryRoot.appendingPathComponent("traces/scenarios/rx-poison.scenario").path
+        _ = try CLI.run("record", "--scenario", scenario, "-o", out, "--flush-events", "8", "--fault", "count-twice:tx_packets:1")
+        let parallel = try CLI.run("replay", out, "--keep-going", "--json")
+        #expect(parallel.status == 1)
+        let p = try JSONSerialization.jsonObject(with: Data(parallel.stdout.utf8)) as! [String: Any]
+        let found = (p["divergences"] as! [[String: Any]]).map { $0["event"] as! Int }
+        #expect(!found.isEmpty && found == found.sorted())
+        // The first one is where a plain sequential replay stops.
+        let first = try CLI.run("replay", out, "--json")
+        let f = try JSONSerialization.jsonObject(with: Data(first.stdout.utf8)) as! [String: Any]
+        #expect((f["divergences"] as! [[String: Any]]).map { $0["event"] as! Int } == [found[0]])
+        // A clean trace matches in parallel too.
+        let clean = try CLI.run("replay", repositoryRoot.appendingPathComponent("traces/golden/nics-aggregate.vtrace").path, "--keep-going")
+        #expect(clean.status == 0 && clean.stdout.contains("replay matches"))
+    }
+}
