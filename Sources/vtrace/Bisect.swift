@@ -26,7 +26,10 @@ struct Bisect: ParsableCommand {
     @OptionGroup var input: TraceInput
 
     @Option(help: "The predicate to find.")
-    var until: String
+    var until: String?
+
+    @Flag(help: "Find the first event where the current device core departs from the recording.")
+    var divergence = false
 
     @Option(help: "Counters of this NIC instead of the aggregate.")
     var nic: Int?
@@ -58,7 +61,13 @@ struct Bisect: ParsableCommand {
         }
     }
 
+    func validate() throws {
+        if (until == nil) == !divergence { throw ValidationError("give exactly one of --until EXPR and --divergence") }
+    }
+
     func run() throws {
+        if divergence { return try findDivergence() }
+        let until = self.until!
         let predicate: CounterPredicate
         do {
             predicate = try CounterPredicate.parse(until)
@@ -104,5 +113,72 @@ struct Bisect: ParsableCommand {
             print("'\(until)' never holds in this trace")
         }
         print("read \(result.chunksReplayed) of \(reader.chunks.count) chunks" + (result.monotone ? " (bound ⌈log2 chunks⌉ + 2 = \(bound))" : ""))
+    }
+
+    /// Binary search over checkpoint segments, each replayed from its own
+    /// checkpoint: the first segment that diverges holds the first divergence,
+    /// assuming that once the device core departs from the recording, later
+    /// segments depart too (a changed behaviour keeps changing the counters).
+    func findDivergence() throws {
+        let reader = try input.open()
+        let segments = reader.chunks.indices.filter { reader.chunks[$0].hasCheckpoint }
+        let replayer = TraceReplayer(reader: reader)
+        var replayed = Set<Int>()
+        var cache: [Int: TraceReplayer.SegmentResult] = [:]
+        func diverges(_ k: Int) throws -> TraceReplayer.SegmentResult {
+            if let r = cache[k] { return r }
+            let r = try replayer.replaySegment(from: segments[k])
+            for c in r.firstChunk..<r.endChunk { replayed.insert(c) }
+            cache[k] = r
+            return r
+        }
+        func bad(_ r: TraceReplayer.SegmentResult) -> Bool { r.divergence != nil || r.checkpointMismatch != nil }
+        var found: TraceReplayer.SegmentResult?
+        var scanned = false
+        do {
+            if !segments.isEmpty, bad(try diverges(segments.count - 1)) {
+                var lo = 0, hi = segments.count - 1
+                while lo < hi {
+                    let mid = (lo + hi) / 2
+                    if bad(try diverges(mid)) { hi = mid } else { lo = mid + 1 }
+                }
+                found = try diverges(lo)
+            } else {
+                // The end replays clean: a departure, if any, did not last. Scan.
+                scanned = true
+                for k in segments.indices where bad(try diverges(k)) {
+                    found = try diverges(k)
+                    break
+                }
+            }
+        } catch {
+            printError("vtrace: \(input.trace): \(error)")
+            throw ExitCode(VTrace.usageExitCode)
+        }
+        let event: UInt64? = found.map { $0.divergence?.event ?? reader.chunks[$0.endChunk].firstEvent }
+        if output.json {
+            struct R: Encodable {
+                var event: UInt64?
+                var chunksReplayed: Int
+                var chunks: Int
+                var detail: String?
+                enum CodingKeys: String, CodingKey { case event, chunksReplayed = "chunks_replayed", chunks, detail }
+                func encode(to encoder: any Encoder) throws {
+                    var c = encoder.container(keyedBy: CodingKeys.self)
+                    try c.encode(event, forKey: .event)
+                    try c.encode(chunksReplayed, forKey: .chunksReplayed)
+                    try c.encode(chunks, forKey: .chunks)
+                    try c.encodeIfPresent(detail, forKey: .detail)
+                }
+            }
+            print(try JSONText.encode(R(event: event, chunksReplayed: replayed.count, chunks: reader.chunks.count,
+                                        detail: found.map { $0.divergence?.description ?? $0.checkpointMismatch ?? "" })))
+        } else if let found, let event {
+            if scanned { print("note: the end of the trace replays clean, so the departure did not last; bisect scanned the segments instead") }
+            print("the device core first departs from the recording at event \(event): \(found.divergence?.description ?? found.checkpointMismatch ?? "")")
+            print("read \(replayed.count) of \(reader.chunks.count) chunks")
+        } else {
+            print("the device core matches the recording (read \(replayed.count) of \(reader.chunks.count) chunks)")
+        }
     }
 }

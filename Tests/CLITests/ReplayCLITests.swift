@@ -156,3 +156,23 @@ struct ParallelReplayTests {
         #expect(clean.status == 0 && clean.stdout.contains("replay matches"))
     }
 }
+
+@Suite("vtrace bisect --divergence")
+struct BisectDivergenceTests {
+    @Test func findsTheSameEventAsReplay() throws {
+        let out = try temporaryFile("bisect-div.vtrace", [])
+        let scenario = repositoryRoot.appendingPathComponent("traces/scenarios/multiqueue-routing.scenario").path
+        _ = try CLI.run("record", "--scenario", scenario, "-o", out, "--flush-events", "6", "--fault", "drop-rx:2")
+        let replay = try CLI.run("replay", out, "--json")
+        let r = try JSONSerialization.jsonObject(with: Data(replay.stdout.utf8)) as! [String: Any]
+        let expected = (r["divergences"] as! [[String: Any]])[0]["event"] as! Int
+        let bisect = try CLI.run("bisect", out, "--divergence", "--json")
+        #expect(bisect.status == 0)
+        let b = try JSONSerialization.jsonObject(with: Data(bisect.stdout.utf8)) as! [String: Any]
+        #expect(b["event"] as? Int == expected)
+        let clean = try CLI.run("bisect", repositoryRoot.appendingPathComponent("traces/golden/ctrl-ok.vtrace").path, "--divergence", "--json")
+        let c = try JSONSerialization.jsonObject(with: Data(clean.stdout.utf8)) as! [String: Any]
+        #expect(c["event"] is NSNull)
+        #expect(try CLI.run("bisect", out).status == 2)  // neither --until nor --divergence
+    }
+}
