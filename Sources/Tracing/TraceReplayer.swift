@@ -354,31 +354,108 @@ public final class TraceReplayer {
 
     /// Runs the loaded events: each MMIO access is re-executed; everything between accesses must match.
     func run() {
-        while cursor.divergence == nil, let r = cursor.current {
-            let e = r.event
-            cursor.nic = e.nic
-            if let hook = beforeAccess, e.kind == .mmioRead || e.kind == .mmioWrite || e.kind == .memoryBinding {
-                var last = cursor.position + 1
-                while last < cursor.events.count, !cursor.events[last].event.isCause { last += 1 }
-                hook(e.number...cursor.events[last - 1].event.number)
+        while cursor.divergence == nil, cursor.current != nil { executeOne() }
+    }
+
+    /// Re-executes the next recorded cause (an MMIO access or a memory binding)
+    /// and checks what it produced; a recorded output where a cause is
+    /// expected is a divergence.
+    func executeOne() {
+        guard let r = cursor.current else { return }
+        let e = r.event
+        cursor.nic = e.nic
+        if let hook = beforeAccess, e.isCause {
+            var last = cursor.position + 1
+            while last < cursor.events.count, !cursor.events[last].event.isCause { last += 1 }
+            hook(e.number...cursor.events[last - 1].event.number)
+        }
+        switch e.body {
+        case .mmioRead(let offset, let width, let value):
+            cursor.position += 1
+            let got = devices[e.nic].read(offset: offset, width: width)
+            if got != value && cursor.divergence == nil {
+                cursor.position -= 1
+                cursor.diverge(expected: cursor.text(r), actual: "read 0x\(String(got, radix: 16))")
             }
-            switch e.body {
-            case .mmioRead(let offset, let width, let value):
-                cursor.position += 1
-                let got = devices[e.nic].read(offset: offset, width: width)
-                if got != value && cursor.divergence == nil {
-                    cursor.position -= 1
-                    cursor.diverge(expected: cursor.text(r), actual: "read 0x\(String(got, radix: 16))")
-                }
-            case .mmioWrite(let offset, let width, let value):
-                cursor.position += 1
-                devices[e.nic].write(offset: offset, width: width, value: value)
-            case .memoryBinding(let bound):
-                cursor.position += 1
-                devices[e.nic].memory = bound ? memory : nil
-            default:
-                cursor.diverge(expected: cursor.text(r), actual: "produced nothing more for the access before it")
-            }
+        case .mmioWrite(let offset, let width, let value):
+            cursor.position += 1
+            devices[e.nic].write(offset: offset, width: width, value: value)
+        case .memoryBinding(let bound):
+            cursor.position += 1
+            devices[e.nic].memory = bound ? memory : nil
+        default:
+            cursor.diverge(expected: cursor.text(r), actual: "produced nothing more for the access before it")
         }
     }
+
+    // MARK: Stepping (the interactive debugger)
+
+    /// The chunk after the loaded segment, if any.
+    var nextSegmentChunk: Int?
+
+    /// Starts stepping at checkpoint chunk `chunk` (the nearest checkpoint at or before it).
+    public func begin(at chunk: Int) throws(TraceError) {
+        guard let first = reader.checkpointChunk(atOrBefore: min(chunk, reader.chunks.count - 1)) else {
+            throw TraceError.corrupt(offset: 0, chunk: chunk, "no checkpoint at or before chunk \(chunk)")
+        }
+        var end = first + 1
+        while end < reader.chunks.count && !reader.chunks[end].hasCheckpoint { end += 1 }
+        try load(first..<end)
+        try restore(from: try reader.decoder(first), chunk: first)
+        nextSegmentChunk = end < reader.chunks.count ? end : nil
+    }
+
+    /// Executes one access (and checks its outputs). Loads the next segment when
+    /// the current one is done. Returns the number of the event executed, or nil
+    /// at the end of the trace or after a divergence.
+    public func stepAccess() throws(TraceError) -> UInt64? {
+        guard cursor.divergence == nil else { return nil }
+        try advanceSegmentIfNeeded()
+        guard let number = cursor.current?.event.number else { return nil }
+        executeOne()
+        // The outputs of this access are consumed by the observers during the call.
+        return number
+    }
+
+    /// Loads the next segment (carrying the devices on) when the current one is done.
+    public func advanceSegmentIfNeeded() throws(TraceError) {
+        guard cursor.divergence == nil, cursor.current == nil, let next = nextSegmentChunk else { return }
+        var end = next + 1
+        while end < reader.chunks.count && !reader.chunks[end].hasCheckpoint { end += 1 }
+        try load(next..<end)
+        nextSegmentChunk = end < reader.chunks.count ? end : nil
+    }
+
+    /// The divergence found while stepping, if any.
+    public var divergence: Divergence? { cursor.divergence }
+
+    /// Dump text of the recorded events from `from` (inclusive) up to the cursor.
+    public func recordedText(since from: UInt64) -> [NumberedText] {
+        cursor.events[..<min(cursor.position, cursor.events.count)].filter { $0.event.number >= from }
+            .map { NumberedText(number: $0.event.number, text: "nic\($0.event.nic) " + cursor.text($0)) }
+    }
+
+    /// The last chain event before the cursor, as dump text.
+    public var lastChain: NumberedText? {
+        var i = min(cursor.position, cursor.events.count)
+        while i > 0 {
+            i -= 1
+            if case .chain = cursor.events[i].event.body { return NumberedText(number: cursor.events[i].event.number, text: cursor.text(cursor.events[i])) }
+        }
+        return nil
+    }
+
+    /// The number of the first event after the next access: the next cause
+    /// after it, or the start of the next segment, or the trace's end.
+    public var nextAccessEnd: UInt64 {
+        var i = cursor.position + 1
+        while i < cursor.events.count {
+            if cursor.events[i].event.isCause { return cursor.events[i].event.number }
+            i += 1
+        }
+        return nextSegmentChunk.map { reader.chunks[$0].firstEvent } ?? reader.eventCount
+    }
+
+    /// The next recorded event (what the replay will match next), as dump text.
+    public var nextText: NumberedText? { cursor.current.map { NumberedText(number: $0.event.number, text: "nic\($0.event.nic) " + cursor.text($0)) } }
 }

@@ -176,3 +176,45 @@ struct BisectDivergenceTests {
         #expect(try CLI.run("bisect", out).status == 2)  // neither --until nor --divergence
     }
 }
+
+@Suite("vtrace debug")
+struct DebugStepperTests {
+    func session(_ trace: String, _ input: String) throws -> String {
+        let p = Process()
+        p.executableURL = CLI.productsDirectory.appendingPathComponent("vtrace")
+        p.arguments = ["debug", trace]
+        let inPipe = Pipe(), outPipe = Pipe()
+        p.standardInput = inPipe
+        p.standardOutput = outPipe
+        p.standardError = outPipe
+        try p.run()
+        inPipe.fileHandleForWriting.write(Data(input.utf8))
+        try inPipe.fileHandleForWriting.close()
+        let text = String(decoding: outPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        return text
+    }
+
+    @Test func stepGotoBreakContinueAndInspect() throws {
+        let trace = repositoryRoot.appendingPathComponent("traces/golden/loopback-basic.vtrace").path
+        let out = try session(trace, "event\nstep 2\ngoto 60\nevent\nqueues\nstep\ncounters\nchain\nbreak 110\ncontinue\nevent\ngoto 999\nfrob\nstep x\nquit\n")
+        let lines = out.split(separator: "\n").map(String.init)
+        #expect(lines.contains("next: #0 nic0 mmio write Status/4 = 0x0"))
+        // step 2: the first access (reset) and the second (ACKNOWLEDGE), with what each produced.
+        #expect(lines.contains("#1 nic0 reset") && lines.contains("#3 nic0 status 0 -> ACKNOWLEDGE"))
+        // goto 60 lands before the access that produces event 60: the kick at 42.
+        #expect(lines.contains("at event 42"))
+        #expect(lines.contains("next: #42 nic0 mmio write QueueNotify/4 = 0x1"))
+        #expect(lines.contains("  queue 1: size 256 next_avail 0 next_used 0"))
+        // Stepping over the kick shows the frames going through, then the counters.
+        #expect(lines.contains("#57 nic0 counter rx_packets = 1"))
+        #expect(lines.contains("tx_packets     3"))
+        #expect(out.contains("chain q0 head 2"))
+        #expect(lines.contains("breakpoint at event 110") && lines.contains("at event 110"))
+        #expect(lines.contains("next: #110 nic0 mmio write InterruptACK/4 = 0x1"))
+        #expect(lines.contains("no event 999 (the trace has 112)"))
+        #expect(lines.contains("unknown command 'frob'; `help` lists them"))
+        #expect(lines.contains("'x' is not a number"))
+    }
+}
