@@ -56,6 +56,37 @@ final class ReplayCursor {
     /// Per NIC, the device state at the last access boundary (readable from a
     /// debugger while a device is inside an access).
     var boundaryStates: [VirtioNetState] = []
+    /// Reads the recording did not have at that point, and how each was served.
+    var imageNotes: [String] = []
+
+    /// Serves a read the recording does not have here from the best-known image
+    /// of guest memory: the latest recorded read or write (before the cursor, in
+    /// the loaded segment) that covers the whole range. Only on divergence paths.
+    func serveFromImage(_ address: UInt64, into buffer: UnsafeMutableRawBufferPointer) -> Bool {
+        let n = UInt64(buffer.count)
+        var i = min(position, events.count)
+        while i > 0 {
+            i -= 1
+            let e = events[i]
+            switch e.event.body {
+            case .memoryRead(let a, let len, let ok, let r), .memoryWrite(let a, let len, let ok, let r):
+                guard ok, address >= a, address - a + n <= UInt64(len) else { continue }
+                let from = r.lowerBound + Int(address - a)
+                contents[e.slot].withUnsafeBytes { raw in
+                    if let base = buffer.baseAddress { base.copyMemory(from: raw.baseAddress! + from, byteCount: buffer.count) }
+                }
+                if imageNotes.count < 20 {
+                    imageNotes.append("read of \(n) bytes at 0x\(String(address, radix: 16)) was not in the recording here; served from the bytes recorded at event \(e.event.number)")
+                }
+                return true
+            default: continue
+            }
+        }
+        if imageNotes.count < 20 {
+            imageNotes.append("read of \(n) bytes at 0x\(String(address, radix: 16)) was not in the recording here, and nothing recorded covers [0x\(String(address, radix: 16)), 0x\(String(address &+ n, radix: 16))): served as a fault")
+        }
+        return false
+    }
 
     var current: RecordedEvent? { position < events.count ? events[position] : nil }
 
@@ -107,13 +138,25 @@ public final class ReplayMemory: GuestMemory {
 
     public func read(_ address: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(GuestMemoryError) {
         var ok = false
+        var matched = false
+        if cursor.divergence != nil {
+            // Past a divergence the recording no longer says what this read sees.
+            if !cursor.serveFromImage(address, into: buffer) { throw GuestMemoryError(address: address, length: buffer.count) }
+            return
+        }
         cursor.expect("read \(buffer.count) bytes at 0x\(String(address, radix: 16))") { e in
             guard case .memoryRead(let a, let n, let recordedOK, _) = e.event.body, a == address, n == buffer.count else { return false }
             if recordedOK, let base = buffer.baseAddress {
                 cursor.withBytes(e) { base.copyMemory(from: $0.baseAddress!, byteCount: n) }
             }
             ok = recordedOK
+            matched = true
             return true
+        }
+        if !matched {
+            // The changed device core read something the recording never saw here.
+            if !cursor.serveFromImage(address, into: buffer) { throw GuestMemoryError(address: address, length: buffer.count) }
+            return
         }
         if !ok { throw GuestMemoryError(address: address, length: buffer.count) }
     }
@@ -244,6 +287,7 @@ public final class TraceReplayer {
         cursor.descriptors.removeAll(keepingCapacity: true)
         cursor.position = 0
         cursor.divergence = nil
+        cursor.imageNotes.removeAll()
         for i in range {
             var d = try reader.decoder(i)
             let slot = cursor.contents.count
@@ -318,6 +362,8 @@ public final class TraceReplayer {
         public var chain: String?
         /// Up to `before` events before the divergence.
         public var previous: [NumberedText]
+        /// Reads the replay served from the best-known memory image, or could not.
+        public var memoryNotes: [String] = []
         /// Per NIC: counters as recorded at the divergence, and as replayed.
         public var recorded: [NetCounters]
         public var replayed: [NetCounters]
@@ -348,8 +394,8 @@ public final class TraceReplayer {
             }
         }
         let time = at < cursor.events.count ? cursor.events[at].event.time : (cursor.events.last?.event.time ?? 0)
-        return DivergenceContext(divergence: d, cause: cause, chain: chain, previous: previous, recorded: recorded,
-                                 replayed: cursor.replayedCounters, time: time)
+        return DivergenceContext(divergence: d, cause: cause, chain: chain, previous: previous, memoryNotes: cursor.imageNotes,
+                                 recorded: recorded, replayed: cursor.replayedCounters, time: time)
     }
 
     /// Runs the loaded events: each MMIO access is re-executed; everything between accesses must match.

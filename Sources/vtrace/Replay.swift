@@ -237,6 +237,7 @@ struct Replay: ParsableCommand {
             print("  events before it:")
             for p in c.previous { print("    #\(p.number) \(p.text)") }
         }
+        for note in c.memoryNotes { print("  memory     \(note)") }
         print("  counters of nic\(d.nic), recorded vs replayed (* differs):")
         let rec = d.nic < c.recorded.count ? c.recorded[d.nic] : NetCounters()
         let rep = d.nic < c.replayed.count ? c.replayed[d.nic] : NetCounters()

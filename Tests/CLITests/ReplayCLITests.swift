@@ -218,3 +218,16 @@ struct DebugStepperTests {
         #expect(lines.contains("'x' is not a number"))
     }
 }
+
+@Suite("Replay memory image")
+struct ReplayMemoryImageTests {
+    @Test func readsTheRecordingNeverSawAreServedFromTheImageAndFlagged() throws {
+        let trace = repositoryRoot.appendingPathComponent("traces/golden/loopback-basic.vtrace").path
+        let r = try CLI.run("replay", trace, "--fault", "drop-rx:2")
+        #expect(r.status == 1)
+        // Past the divergence, the device reads the TX avail index again: the image has it.
+        #expect(r.stdout.contains("memory     read of 2 bytes at 0x103002 was not in the recording here; served from the bytes recorded at event 64"))
+        // An address nothing recorded covers is said so, precisely.
+        #expect(r.stdout.contains("nothing recorded covers [0x103008, 0x10300a): served as a fault"))
+    }
+}
