@@ -200,6 +200,7 @@ public struct RecordingObserver: DeviceObserver {
     public let nic: Int
     public var vcpu: UInt32
 
+    public static var observesAccessBoundaries: Bool { true }
     public mutating func accessBegan(state: VirtioNetState) { recorder.accessBegan(nic: nic, state: state) }
     public mutating func accessEnded(state: VirtioNetState) { recorder.accessEnded(nic: nic, state: state) }
 

@@ -178,6 +178,7 @@ public struct ReplayObserver: DeviceObserver {
     let cursor: ReplayCursor
     let nic: Int
 
+    public static var observesAccessBoundaries: Bool { true }
     public mutating func accessBegan(state: VirtioNetState) {
         if nic < cursor.boundaryStates.count { cursor.boundaryStates[nic] = state }
     }

@@ -120,10 +120,10 @@ public struct VirtioNetDevice<Memory: GuestMemory, Observer: DeviceObserver> {
     /// only 4-byte reads decode; any other width reads as all-ones (spec §2.2).
     /// A width outside 1...8 reads 0. Reads have no side effects.
     public mutating func read(offset: UInt64, width: Int) -> UInt64 {
-        bus.observer.accessBegan(state: state)
+        if Observer.observesAccessBoundaries { bus.observer.accessBegan(state: state) }
         let value = readValue(offset: offset, width: width)
         bus.observer.mmioRead(offset: offset, width: width, value: value)
-        bus.observer.accessEnded(state: state)
+        if Observer.observesAccessBoundaries { bus.observer.accessEnded(state: state) }
         return value
     }
 
@@ -183,10 +183,10 @@ public struct VirtioNetDevice<Memory: GuestMemory, Observer: DeviceObserver> {
     ///   (a data queue was poisoned; NEEDS_RESET is set).
     @discardableResult
     public mutating func write(offset: UInt64, width: Int, value: UInt64) -> InterruptSignals {
-        bus.observer.accessBegan(state: state)
+        if Observer.observesAccessBoundaries { bus.observer.accessBegan(state: state) }
         bus.observer.mmioWrite(offset: offset, width: width, value: value)
         let raised = handleWrite(offset: offset, width: width, value: value)
-        bus.observer.accessEnded(state: state)
+        if Observer.observesAccessBoundaries { bus.observer.accessEnded(state: state) }
         return raised
     }
 

@@ -61,6 +61,10 @@ public protocol DeviceObserver {
     mutating func warning(_ warning: DeviceWarning)
     /// The VMM bound (or unbound) guest memory.
     mutating func memoryBindingChanged(bound: Bool)
+    /// Whether the device should call `accessBegan`/`accessEnded` (which pass
+    /// its whole state). False by default, so observers that do not need the
+    /// boundaries cost nothing for them.
+    static var observesAccessBoundaries: Bool { get }
     /// An MMIO access is about to be handled; `state` is the device's state
     /// between accesses (a recorder's checkpoint).
     mutating func accessBegan(state: VirtioNetState)
@@ -84,6 +88,7 @@ extension DeviceObserver {
     @inlinable public mutating func deviceReset() {}
     @inlinable public mutating func warning(_ warning: DeviceWarning) {}
     @inlinable public mutating func memoryBindingChanged(bound: Bool) {}
+    @inlinable public static var observesAccessBoundaries: Bool { false }
     @inlinable public mutating func accessBegan(state: VirtioNetState) {}
     @inlinable public mutating func accessEnded(state: VirtioNetState) {}
 }
