@@ -200,7 +200,6 @@ struct Arguments {
         var out: [CounterValue] = []
         while let k = keys.first {
             guard let counter = NetCounter(name: k.key) else {
-                if k.key == "nic" { _ = take("nic"); continue }
                 throw error(Token(text: k.key, column: k.keyColumn), "unknown counter '\(k.key)'; counters are \(NetCounter.allCases.map(\.name).joined(separator: ", "))")
             }
             let t = take(k.key)!

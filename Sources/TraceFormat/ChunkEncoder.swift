@@ -162,9 +162,7 @@ public struct ChunkEncoder {
         tag(8, 0, nic: nic)
         writer.varint(UInt64(queue))
         writer.varint(code)
-        let d = details.prefix(3)
-        writer.varint(UInt64(d.count))
-        for v in d { writer.varint(v) }
+        writeDetails(details)
     }
 
     public mutating func status(nic: Int, old: UInt8, new: UInt8) {
@@ -190,7 +188,12 @@ public struct ChunkEncoder {
     public mutating func warning(nic: Int, code: UInt64, details: [UInt64]) {
         tag(13, 0, nic: nic)
         writer.varint(code)
-        let d = details.prefix(3)
+        writeDetails(details)
+    }
+
+    /// Up to three details: a count, then the values.
+    mutating func writeDetails(_ values: [UInt64]) {
+        let d = values.prefix(3)
         writer.varint(UInt64(d.count))
         for v in d { writer.varint(v) }
     }

@@ -141,7 +141,7 @@ struct ContainerTests {
     @Test func hostileIndexValuesAreRefused() throws {
         let (path, _, _) = try record(trafficScenario, name: "hostile", flushEvents: 300)
         let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
-        var rng = SystemRandomNumberGenerator()
+        var rng = SplitMix64(seed: 0x7ACE_F11E)  // seeded: a failure re-runs exactly
         // Flip bytes in the last 600 bytes (index and footer) and anywhere: never a trap.
         for trial in 0..<2000 {
             var b = bytes

@@ -195,21 +195,14 @@ public final class GuestRAM: GuestMemory {
     /// The host pointer for an access that lies within one written chunk, or nil.
     @inlinable
     func fastPath(_ address: UInt64, _ length: Int) -> UnsafeMutableRawPointer? {
-        guard length > 0 else { return nil }
-        var i = 0
-        while i < backings.count {
-            let b = backings[i]
-            if address >= b.base && address - b.base < b.size {
-                let offset = address - b.base
-                let within = offset & UInt64(GuestRAM.chunkSize - 1)
-                // Cannot overflow: within < 2^20 and length is a buffer size.
-                guard UInt64(length) <= b.size - offset, within + UInt64(length) <= UInt64(GuestRAM.chunkSize),
-                      let chunk = b.chunks[Int(offset >> GuestRAM.chunkShift)] else { return nil }
-                return chunk + Int(within)
-            }
-            i += 1
-        }
-        return nil
+        guard length > 0, let i = regionIndex(containing: address) else { return nil }
+        let b = backings[i]
+        let offset = address - b.base
+        let within = offset & UInt64(GuestRAM.chunkSize - 1)
+        // Cannot overflow: within < 2^20 and length is a buffer size.
+        guard UInt64(length) <= b.size - offset, within + UInt64(length) <= UInt64(GuestRAM.chunkSize),
+              let chunk = b.chunks[Int(offset >> GuestRAM.chunkShift)] else { return nil }
+        return chunk + Int(within)
     }
 
     @inlinable
