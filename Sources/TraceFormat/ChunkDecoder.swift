@@ -1,12 +1,76 @@
 //! Decodes one chunk's uncompressed content back into events.
 
+/// The uncompressed content of one chunk in memory the buffer owns, at a
+/// stable address. Reusable: a reader refills it only while nothing else
+/// holds it (a decoder over it keeps a reference), so a live decoder's bytes
+/// never change under it.
+public final class ChunkBuffer {
+    var storage: UnsafeMutableRawBufferPointer
+    public private(set) var count = 0
+
+    public init(capacity: Int = 0) {
+        storage = .allocate(byteCount: max(capacity, 1), alignment: 16)
+    }
+
+    public convenience init(_ bytes: [UInt8]) {
+        self.init(capacity: bytes.count)
+        bytes.withUnsafeBytes { raw in fill(count: raw.count) { $0.copyMemory(from: raw) } }
+    }
+
+    deinit { storage.deallocate() }
+
+    /// The content.
+    public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: storage[0..<count]) }
+
+    /// Replaces the content with `count` bytes written by `write` (which gets
+    /// exactly that many bytes of uninitialised space).
+    func fill<E: Error>(count n: Int, _ write: (UnsafeMutableRawBufferPointer) throws(E) -> Void) throws(E) {
+        if storage.count < n {
+            storage.deallocate()
+            storage = .allocate(byteCount: n, alignment: 16)
+        }
+        count = 0
+        try write(UnsafeMutableRawBufferPointer(rebasing: storage[0..<n]))
+        count = n
+    }
+}
+
+/// The last few memory reads of eight bytes or more (length, content offset),
+/// newest first: what a write's "same bytes as read k" reference points at.
+struct RecentReads {
+    var l0 = -1, s0 = 0, l1 = -1, s1 = 0, l2 = -1, s2 = 0, l3 = -1, s3 = 0
+
+    @inline(__always)
+    mutating func push(length: Int, start: Int) {
+        (l3, s3, l2, s2, l1, s1) = (l2, s2, l1, s1, l0, s0)
+        (l0, s0) = (length, start)
+    }
+
+    /// Read `i` (0 = newest), if there is one.
+    @inline(__always)
+    func get(_ i: Int) -> (length: Int, start: Int)? {
+        let r: (Int, Int)
+        switch i {
+        case 0: r = (l0, s0)
+        case 1: r = (l1, s1)
+        case 2: r = (l2, s2)
+        case 3: r = (l3, s3)
+        default: return nil
+        }
+        return r.0 < 0 ? nil : r
+    }
+}
+
 /// Reads the events of one chunk, in order, without allocating per event.
 ///
 /// Hostile content yields ``ChunkDecodeError`` (with the offset inside the
 /// content), never a trap: every length is checked against the bytes left,
 /// every count against a limit.
 public struct ChunkDecoder {
-    public let content: [UInt8]
+    /// Owns the content; `base` and `end` point into it.
+    public let buffer: ChunkBuffer
+    let base: UnsafeRawPointer
+    let end: Int
     public let firstEvent: UInt64
     public let flags: ChunkFlags
     public let baseTime: UInt64
@@ -14,8 +78,15 @@ public struct ChunkDecoder {
     public let checkpoint: [NICCheckpoint]?
     /// Per NIC, counter values at the chunk start.
     public let startCounters: [[UInt64]]
+    /// The descriptors of the last chain event decoded: the first
+    /// `descriptorCount` of this storage, overwritten in place by the next chain.
+    var descriptorStorage: [TraceDescriptor] = []
+    public private(set) var descriptorCount = 0
     /// The descriptors of the last chain event decoded.
-    public private(set) var descriptors: [TraceDescriptor] = []
+    public var descriptors: [TraceDescriptor] { Array(descriptorStorage[0..<descriptorCount]) }
+    /// Descriptor `i` of the last chain event decoded.
+    @inline(__always)
+    public func descriptor(_ i: Int) -> TraceDescriptor { descriptorStorage[i] }
     /// Events decoded so far.
     public private(set) var decoded: UInt64 = 0
 
@@ -27,243 +98,324 @@ public struct ChunkDecoder {
     var lastReadEnd: UInt64 = 0
     var lastWriteEnd: UInt64 = 0
     var lastDescriptorEnd: UInt64 = 0
-    var counters: [[UInt64]]
-    var recentReads: [(Int, Int)] = []
+    /// Per NIC, the current counter values (NIC n at n × 16).
+    var counters: [UInt64]
+    var recentReads = RecentReads()
 
     /// Most descriptors one chain event may list (an indirect table's 65,535 plus a queue's 32,768).
     public static let maxDescriptors = 65_535 + 32_768
 
+    /// A decoder over no content: it has no events.
+    public init() {
+        buffer = ChunkBuffer()
+        base = UnsafeRawPointer(buffer.storage.baseAddress!)
+        end = 0
+        nics = 0
+        firstEvent = 0
+        flags = []
+        baseTime = 0
+        checkpoint = nil
+        startCounters = []
+        counters = []
+        offset = 0
+        time = 0
+    }
+
+    /// The content's first byte (valid while this decoder, which keeps the buffer, lives).
+    public var contentBase: UnsafeRawPointer { base }
+
+    /// A decoder over a copy of `content`.
     public init(content: [UInt8], nics: Int) throws(ChunkDecodeError) {
-        self.content = content
+        try self.init(buffer: ChunkBuffer(content), nics: nics)
+    }
+
+    /// A decoder over `buffer`'s content (which it keeps alive).
+    public init(buffer: ChunkBuffer, nics: Int) throws(ChunkDecodeError) {
+        self.buffer = buffer
+        let raw = buffer.bytes
+        base = raw.baseAddress ?? UnsafeRawPointer(buffer.storage.baseAddress!)
+        end = raw.count
         self.nics = nics
-        var parsed: (UInt64, ChunkFlags, UInt64, [NICCheckpoint]?, [[UInt64]], Int)?
-        var failure: ChunkDecodeError?
-        content.withUnsafeBytes { raw in
-            var r = ByteReader(raw)
-            do throws(ChunkDecodeError) {
-                do {
-                    let first = try r.varint()
-                    let flags = ChunkFlags(rawValue: try r.varint())
-                    let base = try r.varint()
-                    let count = try r.varint()
-                    guard count == UInt64(nics) else {
-                        throw ChunkDecodeError(offset: r.offset, "chunk describes \(count) NICs, the header \(nics)")
-                    }
-                    if flags.contains(.checkpoint) {
-                        var cps: [NICCheckpoint] = []
-                        for _ in 0..<nics { cps.append(try NICCheckpoint.decode(&r)) }
-                        parsed = (first, flags, base, cps, cps.map(\.counters), r.offset)
-                    } else {
-                        var all: [[UInt64]] = []
-                        for _ in 0..<nics {
-                            var c: [UInt64] = []
-                            for _ in 0..<NICCheckpoint.counterCount { c.append(try r.varint()) }
-                            all.append(c)
-                        }
-                        parsed = (first, flags, base, nil, all, r.offset)
-                    }
-                } catch {
-                    throw ChunkDecodeError.from(error)
-                }
-            } catch {
-                failure = error
+        var r = ByteReader(raw)
+        var cps: [NICCheckpoint]?
+        var all: [[UInt64]] = []
+        do {
+            firstEvent = try r.varint()
+            flags = ChunkFlags(rawValue: try r.varint())
+            baseTime = try r.varint()
+            let count = try r.varint()
+            guard count == UInt64(nics) else {
+                throw ChunkDecodeError(offset: r.offset, "chunk describes \(count) NICs, the header \(nics)")
             }
+            if flags.contains(.checkpoint) {
+                var list: [NICCheckpoint] = []
+                for _ in 0..<nics { list.append(try NICCheckpoint.decode(&r)) }
+                cps = list
+                all = list.map(\.counters)
+            } else {
+                for _ in 0..<nics {
+                    var c: [UInt64] = []
+                    for _ in 0..<NICCheckpoint.counterCount { c.append(try r.varint()) }
+                    all.append(c)
+                }
+            }
+        } catch {
+            throw ChunkDecodeError.from(error)
         }
-        if let failure { throw failure }
-        let p = parsed!
-        firstEvent = p.0
-        flags = p.1
-        baseTime = p.2
-        checkpoint = p.3
-        startCounters = p.4
-        counters = p.4
-        offset = p.5
+        checkpoint = cps
+        startCounters = all
+        counters = all.flatMap { c in (0..<NICCheckpoint.counterCount).map { $0 < c.count ? c[$0] : 0 } }
+        offset = r.offset
         time = baseTime
     }
+
+    /// The content (a copy).
+    public var content: [UInt8] { Array(buffer.bytes) }
 
     /// Offset of the next record within the content.
     public var position: Int { offset }
 
     /// The bytes of a payload range.
-    public func bytes(_ range: Range<Int>) -> ArraySlice<UInt8> { content[range] }
+    public func bytes(_ range: Range<Int>) -> ArraySlice<UInt8> { ArraySlice(UnsafeRawBufferPointer(rebasing: buffer.bytes[range])) }
+
+    /// Calls `body` with the payload bytes of `range`.
+    @inline(__always)
+    public func withBytes<T>(_ range: Range<Int>, _ body: (UnsafeRawBufferPointer) -> T) -> T {
+        body(UnsafeRawBufferPointer(start: base + range.lowerBound, count: range.count))
+    }
 
     /// The next event, or nil at the end of the chunk.
+    @inline(__always)
     public mutating func next() throws(ChunkDecodeError) -> TraceEvent? {
-        var result: TraceEvent?
-        var failure: ChunkDecodeError?
-        content.withUnsafeBytes { raw in
-            var r = ByteReader(raw, from: offset)
-            do throws(ChunkDecodeError) {
-                result = try decodeOne(&r)
-                offset = r.offset
-            } catch {
-                failure = error
-            }
-        }
-        if let failure { throw failure }
-        return result
+        var e = TraceEvent(number: 0, time: 0, nic: 0, vcpu: 0, body: .reset)
+        return try next(into: &e) ? e : nil
+    }
+
+    /// Decodes the next event into `event` (in place: the replay's fast path);
+    /// false at the end of the chunk.
+    public mutating func next(into event: inout TraceEvent) throws(ChunkDecodeError) -> Bool {
+        if offset >= end { return false }
+        return try decodeOne(into: &event)
     }
 
     /// Decodes every remaining event, calling `body` with each and the
-    /// descriptors of a chain event. One pass over the content: the fast path
-    /// for replay.
-    public mutating func decodeAll(_ body: (TraceEvent, [TraceDescriptor]) -> Void) throws(ChunkDecodeError) {
-        var failure: ChunkDecodeError?
-        let bytes = content
-        bytes.withUnsafeBytes { raw in
-            var r = ByteReader(raw, from: offset)
-            do throws(ChunkDecodeError) {
-                while let e = try decodeOne(&r) { body(e, descriptors) }
-            } catch {
-                failure = error
-            }
-            offset = r.offset
-        }
-        if let failure { throw failure }
+    /// descriptors of a chain event.
+    public mutating func decodeAll(_ body: (TraceEvent, ArraySlice<TraceDescriptor>) -> Void) throws(ChunkDecodeError) {
+        while let e = try next() { body(e, descriptorStorage[0..<descriptorCount]) }
     }
 
-    mutating func decodeOne(_ r: inout ByteReader) throws(ChunkDecodeError) -> TraceEvent? {
-        do {
-            while true {
-                if r.atEnd { return nil }
-                let tagOffset = r.offset
-                let tag = try r.byte()
-                let kind = tag & 15
-                let aux = tag >> 4
-                if kind == 15 {
-                    let v = try r.varint()
-                    switch aux {
-                    case 0:
-                        guard v < UInt64(nics) else { throw ChunkDecodeError(offset: tagOffset, "event names NIC \(v); the trace has \(nics)") }
-                        nic = Int(v)
-                    case 1:
-                        guard v <= UInt64(UInt32.max) else { throw ChunkDecodeError(offset: tagOffset, "vCPU \(v) out of range") }
-                        vcpu = UInt32(v)
-                    default: throw ChunkDecodeError(offset: tagOffset, "unknown context record \(aux)")
-                    }
-                    continue
-                }
-                guard let k = TraceEventKind(rawValue: kind) else {
-                    throw ChunkDecodeError(offset: tagOffset, "unknown event kind \(kind)")
-                }
-                let body = try decodeBody(k, aux: aux, &r, tagOffset: tagOffset)
-                let event = TraceEvent(number: firstEvent &+ decoded, time: time, nic: nic, vcpu: vcpu, body: body)
-                decoded += 1
-                return event
-            }
-        } catch {
-            throw ChunkDecodeError.from(error)
-        }
+    // MARK: The record decoder
+
+    /// Errors are built out of line, so the decoding path stays small.
+    @inline(never)
+    func fail(_ at: Int, _ message: @autoclosure () -> String) -> ChunkDecodeError { ChunkDecodeError(offset: at, message()) }
+
+    @inline(never)
+    func truncated(_ at: Int) -> ChunkDecodeError { ChunkDecodeError(offset: at, "chunk data ends 1 byte short") }
+
+    @inline(__always)
+    mutating func byte() throws(ChunkDecodeError) -> UInt8 {
+        guard offset < end else { throw truncated(offset) }
+        let b = base.load(fromByteOffset: offset, as: UInt8.self)
+        offset += 1
+        return b
     }
 
-    mutating func decodeBody(_ k: TraceEventKind, aux: UInt8, _ r: inout ByteReader, tagOffset: Int) throws(ChunkDecodeError) -> TraceEvent.Body {
-        do {
-            switch k {
-            case .mmioRead, .mmioWrite:
-                let width = aux == 15 ? Int(truncatingIfNeeded: try r.zigzag()) : Int(aux)
-                let offset = try r.varint()
-                let value = try r.varint()
-                time &+= try r.varint()
-                return k == .mmioRead ? .mmioRead(offset: offset, width: width, value: value)
-                    : .mmioWrite(offset: offset, width: width, value: value)
-            case .memoryRead:
-                let address = lastReadEnd &+ UInt64(bitPattern: try r.zigzag())
-                let length = try r.varint()
-                let ok = aux & 1 == 0
-                var range = r.offset..<r.offset
-                if ok {
-                    guard length <= UInt64(r.remaining) else {
-                        throw ChunkDecodeError(offset: tagOffset, "memory read of \(length) bytes, \(r.remaining) left in the chunk")
-                    }
-                    range = try r.skip(Int(length))
-                    if length >= 8 {
-                        recentReads.insert((Int(length), range.lowerBound), at: 0)
-                        if recentReads.count > 4 { recentReads.removeLast() }
-                    }
-                } else {
-                    guard length <= UInt64(UInt32.max) else { throw ChunkDecodeError(offset: tagOffset, "memory read length \(length) out of range") }
-                }
-                lastReadEnd = address &+ length
-                return .memoryRead(address: address, length: Int(length), ok: ok, bytes: range)
-            case .memoryWrite:
-                let address = lastWriteEnd &+ UInt64(bitPattern: try r.zigzag())
-                let length = try r.varint()
-                let ok = aux & 1 == 0
-                let range: Range<Int>
-                if aux & 2 != 0 {
-                    let i = Int(aux >> 2)
-                    guard i < recentReads.count, recentReads[i].0 == Int(clamping: length) else {
-                        throw ChunkDecodeError(offset: tagOffset, "memory write refers to a read that is not there")
-                    }
-                    range = recentReads[i].1..<(recentReads[i].1 + recentReads[i].0)
-                } else {
-                    guard length <= UInt64(r.remaining) else {
-                        throw ChunkDecodeError(offset: tagOffset, "memory write of \(length) bytes, \(r.remaining) left in the chunk")
-                    }
-                    range = try r.skip(Int(length))
-                }
-                lastWriteEnd = address &+ length
-                return .memoryWrite(address: address, length: Int(length), ok: ok, bytes: range)
-            case .chain:
-                let queue: UInt16 = try narrow(r.varint(), r.offset)
-                let head: UInt16 = try narrow(r.varint(), r.offset)
-                let count = try r.varint()
-                // Each descriptor takes at least 4 bytes: a count beyond that is a lie.
-                guard count <= UInt64(Self.maxDescriptors), count <= UInt64(r.remaining / 4) else {
-                    throw ChunkDecodeError(offset: tagOffset, "chain claims \(count) descriptors")
-                }
-                descriptors.removeAll(keepingCapacity: true)
-                for _ in 0..<count {
-                    let addr = lastDescriptorEnd &+ UInt64(bitPattern: try r.zigzag())
-                    let len: UInt32 = try narrow(r.varint(), r.offset)
-                    let flags: UInt16 = try narrow(r.varint(), r.offset)
-                    let next: UInt16 = try narrow(r.varint(), r.offset)
-                    descriptors.append(TraceDescriptor(addr: addr, len: len, flags: flags, next: next))
-                    lastDescriptorEnd = addr &+ UInt64(len)
-                }
-                return .chain(queue: queue, head: head, descriptorCount: Int(count))
-            case .used:
-                return .used(queue: try narrow(r.varint(), r.offset), id: try narrow(r.varint(), r.offset), len: try narrow(r.varint(), r.offset))
-            case .counter:
-                let index = Int(aux)
-                let delta = try r.varint()
-                counters[nic][index] &+= delta
-                return .counter(index: index, value: counters[nic][index])
-            case .interrupt:
-                let kind: UInt32 = aux == 15 ? try narrow(r.varint(), r.offset) : UInt32(aux)
-                return .interrupt(kind: kind)
-            case .poison:
-                let queue: UInt16 = try narrow(r.varint(), r.offset)
-                let code = try r.varint()
-                return .poison(queue: queue, code: code, details: try details(&r, tagOffset))
-            case .status:
-                return .status(old: try r.byte(), new: try r.byte())
-            case .features:
-                return .features(old: try r.varint(), new: try r.varint())
-            case .pairs:
-                return .pairs(old: try narrow(r.varint(), r.offset), new: try narrow(r.varint(), r.offset))
-            case .reset:
-                return .reset
-            case .warning:
-                let code = try r.varint()
-                return .warning(code: code, details: try details(&r, tagOffset))
-            case .memoryBinding:
-                return .memoryBinding(bound: aux & 1 != 0)
+    /// Unsigned LEB128; one-byte values take the short path.
+    @inline(__always)
+    mutating func varint() throws(ChunkDecodeError) -> UInt64 {
+        guard offset < end else { throw truncated(offset) }
+        let b = base.load(fromByteOffset: offset, as: UInt8.self)
+        if b < 0x80 {
+            offset += 1
+            return UInt64(b)
+        }
+        if offset + 1 < end {
+            let b1 = base.load(fromByteOffset: offset + 1, as: UInt8.self)
+            if b1 < 0x80 {
+                offset += 2
+                return UInt64(b & 0x7F) | UInt64(b1) << 7
             }
-        } catch {
-            throw ChunkDecodeError.from(error)
+        }
+        return try longVarint()
+    }
+
+    mutating func longVarint() throws(ChunkDecodeError) -> UInt64 {
+        let start = offset
+        var result: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            guard offset < end else { throw truncated(offset) }
+            let b = base.load(fromByteOffset: offset, as: UInt8.self)
+            offset += 1
+            if shift == 63 && b > 1 { throw fail(start, "malformed or out-of-range number") }
+            result |= UInt64(b & 0x7F) << shift
+            if b & 0x80 == 0 { return result }
+            shift += 7
+            if shift > 63 { throw fail(start, "malformed or out-of-range number") }
         }
     }
 
-    func details(_ r: inout ByteReader, _ tagOffset: Int) throws(ChunkDecodeError) -> EventDetails {
-        do {
-            let n = try r.varint()
-            guard n <= 3 else { throw ChunkDecodeError(offset: tagOffset, "\(n) details (at most 3)") }
-            var v: [UInt64] = []
-            for _ in 0..<n { v.append(try r.varint()) }
-            return EventDetails(v)
-        } catch {
-            throw ChunkDecodeError.from(error)
+    @inline(__always)
+    mutating func zigzag() throws(ChunkDecodeError) -> Int64 {
+        let v = try varint()
+        return Int64(bitPattern: (v >> 1) ^ (0 &- (v & 1)))
+    }
+
+    /// A varint that must fit `T`.
+    @inline(__always)
+    mutating func narrow<T: FixedWidthInteger>() throws(ChunkDecodeError) -> T {
+        let at = offset
+        let v = try varint()
+        guard let n = T(exactly: v) else { throw fail(at, "malformed or out-of-range number") }
+        return n
+    }
+
+    /// Skips `n` payload bytes and returns their range.
+    @inline(__always)
+    mutating func skip(_ n: UInt64, tagOffset: Int, _ what: StaticString) throws(ChunkDecodeError) -> Range<Int> {
+        guard n <= UInt64(end - offset) else {
+            throw fail(tagOffset, "\(what) of \(n) bytes, \(end - offset) left in the chunk")
         }
+        let r = offset..<(offset + Int(n))
+        offset += Int(n)
+        return r
+    }
+
+    @inline(__always)
+    mutating func decodeOne(into event: inout TraceEvent) throws(ChunkDecodeError) -> Bool {
+        while offset < end {
+            let tagOffset = offset
+            let tag = base.load(fromByteOffset: offset, as: UInt8.self)
+            offset += 1
+            let kind = tag & 15
+            let aux = tag >> 4
+            if kind == 15 {
+                let v = try varint()
+                switch aux {
+                case 0:
+                    guard v < UInt64(nics) else { throw fail(tagOffset, "event names NIC \(v); the trace has \(nics)") }
+                    nic = Int(v)
+                case 1:
+                    guard v <= UInt64(UInt32.max) else { throw fail(tagOffset, "vCPU \(v) out of range") }
+                    vcpu = UInt32(v)
+                default: throw fail(tagOffset, "unknown context record \(aux)")
+                }
+                continue
+            }
+            let body = try decodeBody(kind, aux: aux, tagOffset: tagOffset)
+            event.number = firstEvent &+ decoded
+            event.time = time
+            event.nic = nic
+            event.vcpu = vcpu
+            event.body = body
+            decoded += 1
+            return true
+        }
+        return false
+    }
+
+    @inline(__always)
+    mutating func decodeBody(_ k: UInt8, aux: UInt8, tagOffset: Int) throws(ChunkDecodeError) -> TraceEvent.Body {
+        // The kind is the low four bits of the tag: TraceEventKind's raw values, 0...14.
+        switch k {
+        case TraceEventKind.mmioRead.rawValue, TraceEventKind.mmioWrite.rawValue:
+            let width = aux == 15 ? Int(truncatingIfNeeded: try zigzag()) : Int(aux)
+            let offset = try varint()
+            let value = try varint()
+            time &+= try varint()
+            return k == TraceEventKind.mmioRead.rawValue ? .mmioRead(offset: offset, width: width, value: value)
+                : .mmioWrite(offset: offset, width: width, value: value)
+        case TraceEventKind.memoryRead.rawValue:
+            let address = lastReadEnd &+ UInt64(bitPattern: try zigzag())
+            let length = try varint()
+            let ok = aux & 1 == 0
+            var range = offset..<offset
+            if ok {
+                range = try skip(length, tagOffset: tagOffset, "memory read")
+                if length >= 8 { recentReads.push(length: Int(length), start: range.lowerBound) }
+            } else {
+                guard length <= UInt64(UInt32.max) else { throw fail(tagOffset, "memory read length \(length) out of range") }
+            }
+            lastReadEnd = address &+ length
+            return .memoryRead(address: address, length: Int(length), ok: ok, bytes: range)
+        case TraceEventKind.memoryWrite.rawValue:
+            let address = lastWriteEnd &+ UInt64(bitPattern: try zigzag())
+            let length = try varint()
+            let ok = aux & 1 == 0
+            let range: Range<Int>
+            if aux & 2 != 0 {
+                guard let read = recentReads.get(Int(aux >> 2)), UInt64(read.length) == length else {
+                    throw fail(tagOffset, "memory write refers to a read that is not there")
+                }
+                range = read.start..<(read.start + read.length)
+            } else {
+                range = try skip(length, tagOffset: tagOffset, "memory write")
+            }
+            lastWriteEnd = address &+ length
+            return .memoryWrite(address: address, length: Int(length), ok: ok, bytes: range)
+        case TraceEventKind.chain.rawValue:
+            let queue: UInt16 = try narrow()
+            let head: UInt16 = try narrow()
+            let count = try varint()
+            // Each descriptor takes at least 4 bytes: a count beyond that is a lie.
+            guard count <= UInt64(Self.maxDescriptors), count <= UInt64((end - offset) / 4) else {
+                throw fail(tagOffset, "chain claims \(count) descriptors")
+            }
+            let n = Int(count)
+            if descriptorStorage.count < n {
+                descriptorStorage.append(contentsOf: repeatElement(TraceDescriptor(addr: 0, len: 0, flags: 0, next: 0), count: n - descriptorStorage.count))
+            }
+            descriptorCount = 0
+            for i in 0..<n {
+                let addr = lastDescriptorEnd &+ UInt64(bitPattern: try zigzag())
+                let len: UInt32 = try narrow()
+                let flags: UInt16 = try narrow()
+                let next: UInt16 = try narrow()
+                descriptorStorage[i] = TraceDescriptor(addr: addr, len: len, flags: flags, next: next)
+                lastDescriptorEnd = addr &+ UInt64(len)
+            }
+            descriptorCount = n
+            return .chain(queue: queue, head: head, descriptorCount: n)
+        case TraceEventKind.used.rawValue:
+            return .used(queue: try narrow(), id: try narrow(), len: try narrow())
+        case TraceEventKind.counter.rawValue:
+            let index = nic &* NICCheckpoint.counterCount &+ Int(aux)
+            counters[index] &+= try varint()
+            return .counter(index: Int(aux), value: counters[index])
+        case TraceEventKind.interrupt.rawValue:
+            let kind: UInt32 = aux == 15 ? try narrow() : UInt32(aux)
+            return .interrupt(kind: kind)
+        case TraceEventKind.poison.rawValue:
+            let queue: UInt16 = try narrow()
+            let code = try varint()
+            return .poison(queue: queue, code: code, details: try details(tagOffset))
+        case TraceEventKind.status.rawValue:
+            return .status(old: try byte(), new: try byte())
+        case TraceEventKind.features.rawValue:
+            return .features(old: try varint(), new: try varint())
+        case TraceEventKind.pairs.rawValue:
+            return .pairs(old: try narrow(), new: try narrow())
+        case TraceEventKind.reset.rawValue:
+            return .reset
+        case TraceEventKind.warning.rawValue:
+            let code = try varint()
+            return .warning(code: code, details: try details(tagOffset))
+        case TraceEventKind.memoryBinding.rawValue:
+            return .memoryBinding(bound: aux & 1 != 0)
+        default:
+            throw fail(tagOffset, "unknown event kind \(k)")
+        }
+    }
+
+    mutating func details(_ tagOffset: Int) throws(ChunkDecodeError) -> EventDetails {
+        let n = try varint()
+        guard n <= 3 else { throw fail(tagOffset, "\(n) details (at most 3)") }
+        var d = EventDetails()
+        d.count = Int(n)
+        if n > 0 { d.a = try varint() }
+        if n > 1 { d.b = try varint() }
+        if n > 2 { d.c = try varint() }
+        return d
     }
 }

@@ -53,6 +53,14 @@ public struct TraceEvent: Hashable, Sendable {
     public var vcpu: UInt32
     public var body: Body
 
+    public init(number: UInt64, time: UInt64, nic: Int, vcpu: UInt32, body: Body) {
+        self.number = number
+        self.time = time
+        self.nic = nic
+        self.vcpu = vcpu
+        self.body = body
+    }
+
     public enum Body: Hashable, Sendable {
         case mmioRead(offset: UInt64, width: Int, value: UInt64)
         case mmioWrite(offset: UInt64, width: Int, value: UInt64)

@@ -23,6 +23,14 @@ public final class TraceReader {
     public let headerSize: Int
     let decompressor = ZstdDecompressor()
 
+    /// Whether decompression also verifies zstd's content checksum of each
+    /// chunk (default true). Every chunk's compressed bytes are checked
+    /// against the index's CRC-32 either way; replay turns this off (about 6%
+    /// of its time), `vtrace verify` keeps it on.
+    public var verifiesContentChecksums = true {
+        didSet { decompressor.verifyContentChecksum(verifiesContentChecksums) }
+    }
+
     public convenience init(path: String) throws(TraceError) {
         try self.init(source: try FileTraceSource(path: path))
     }
@@ -226,23 +234,41 @@ public final class TraceReader {
 
     /// The uncompressed content of chunk `index`.
     public func content(_ index: Int) throws(TraceError) -> [UInt8] {
+        var buffer: ChunkBuffer?
+        try fill(&buffer, chunk: index)
+        return Array(buffer!.bytes)
+    }
+
+    /// Decompresses chunk `index` into `buffer`: refilled when nothing else
+    /// holds it (no decoder over it is alive), a new buffer otherwise.
+    func fill(_ buffer: inout ChunkBuffer?, chunk index: Int) throws(TraceError) {
         let frame = try compressedChunk(index)
         let e = chunks[index]
-        var out: [UInt8] = []
+        if buffer == nil || !isKnownUniquelyReferenced(&buffer!) { buffer = ChunkBuffer(capacity: Int(e.uncompressedSize)) }
         var failure: ZstdError?
         frame.withUnsafeBytes { raw in
-            do throws(ZstdError) { try decompressor.decompress(raw, expectedSize: Int(e.uncompressedSize), into: &out) } catch { failure = error }
+            do throws(ZstdError) {
+                try buffer!.fill(count: Int(e.uncompressedSize)) { (out: UnsafeMutableRawBufferPointer) throws(ZstdError) in
+                    try decompressor.decompress(raw, into: out)
+                }
+            } catch { failure = error }
         }
         if let failure { throw TraceError.compression(offset: Int(e.offset), chunk: index, failure.message) }
-        return out
     }
 
     /// A decoder positioned at the start of chunk `index`.
     public func decoder(_ index: Int) throws(TraceError) -> ChunkDecoder {
+        var buffer: ChunkBuffer?
+        return try decoder(index, reusing: &buffer)
+    }
+
+    /// A decoder positioned at the start of chunk `index`, decompressing into
+    /// `buffer` when no other decoder still uses it (see ``ChunkBuffer``).
+    public func decoder(_ index: Int, reusing buffer: inout ChunkBuffer?) throws(TraceError) -> ChunkDecoder {
         let e = chunks[index]
-        let bytes = try content(index)
+        try fill(&buffer, chunk: index)
         do throws(ChunkDecodeError) {
-            let d = try ChunkDecoder(content: bytes, nics: header.nics)
+            let d = try ChunkDecoder(buffer: buffer!, nics: header.nics)
             guard d.firstEvent == e.firstEvent else {
                 throw ChunkDecodeError(offset: 0, "chunk starts at event \(d.firstEvent), the index says \(e.firstEvent)")
             }

@@ -59,6 +59,16 @@ public final class ZstdDecompressor {
     public init() { context = ZSTD_createDCtx() }
     deinit { ZSTD_freeDCtx(context) }
 
+    /// Whether each frame's XXH64 content checksum is verified (the default).
+    /// A reader that has already checked the compressed bytes against the
+    /// index's CRC-32 may skip it: the content of a frame whose bytes are
+    /// intact is determined by them. Returns false if libzstd refused.
+    @discardableResult
+    public func verifyContentChecksum(_ on: Bool) -> Bool {
+        // ZSTD_d_forceIgnoreChecksum is ZSTD_d_experimentalParam3 (libzstd ≥ 1.4.7).
+        ZSTD_isError(ZSTD_DCtx_setParameter(context, ZSTD_d_experimentalParam3, on ? 0 : 1)) == 0
+    }
+
     /// The content size a frame declares, if it declares one.
     public static func contentSize(_ frame: UnsafeRawBufferPointer) -> UInt64? {
         let size = ZSTD_getFrameContentSize(frame.baseAddress, frame.count)
@@ -67,21 +77,21 @@ public final class ZstdDecompressor {
 
     /// Decompresses `frame`, which must declare exactly `expectedSize` bytes of content.
     public func decompress(_ frame: UnsafeRawBufferPointer, expectedSize: Int, into out: inout [UInt8]) throws(ZstdError) {
-        guard let declared = Self.contentSize(frame) else { throw ZstdError(message: "frame does not declare its size") }
-        guard declared == UInt64(expectedSize) else {
-            throw ZstdError(message: "frame declares \(declared) bytes, the index says \(expectedSize)")
-        }
-        if out.count < expectedSize { out = [UInt8](repeating: 0, count: expectedSize) }
+        if out.count != expectedSize { out = [UInt8](repeating: 0, count: expectedSize) }
         var failure: ZstdError?
-        let n = out.withUnsafeMutableBytes { dst -> Int in
-            do throws(ZstdError) {
-                return try ZstdError.check(ZSTD_decompressDCtx(context, dst.baseAddress, expectedSize, frame.baseAddress, frame.count))
-            } catch {
-                failure = error
-                return 0
-            }
+        out.withUnsafeMutableBytes { dst in
+            do throws(ZstdError) { try decompress(frame, into: dst) } catch { failure = error }
         }
         if let failure { throw failure }
-        guard n == expectedSize else { throw ZstdError(message: "frame held \(n) bytes, expected \(expectedSize)") }
+    }
+
+    /// Decompresses `frame`, which must declare exactly `out.count` bytes of content, into `out`.
+    public func decompress(_ frame: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer) throws(ZstdError) {
+        guard let declared = Self.contentSize(frame) else { throw ZstdError(message: "frame does not declare its size") }
+        guard declared == UInt64(out.count) else {
+            throw ZstdError(message: "frame declares \(declared) bytes, the index says \(out.count)")
+        }
+        let n = try ZstdError.check(ZSTD_decompressDCtx(context, out.baseAddress, out.count, frame.baseAddress, frame.count))
+        guard n == out.count else { throw ZstdError(message: "frame held \(n) bytes, expected \(out.count)") }
     }
 }

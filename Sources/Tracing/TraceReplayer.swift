@@ -23,15 +23,20 @@ public struct Divergence: Error, Hashable, Sendable, CustomStringConvertible {
 }
 
 /// One recorded event, as plain values: its payload bytes stay in the
-/// cursor's chunk contents and its descriptors in the cursor's flat list, so
-/// copying one costs no reference counting.
+/// loaded chunk's buffer and a chain's descriptors in the decoder (streaming)
+/// or the cursor's flat list (materialized), so copying one costs no
+/// reference counting.
 struct RecordedEvent {
     var event: TraceEvent
-    var chunk: Int
-    /// Which loaded chunk's content holds the payload.
-    var slot: Int
-    var descriptorStart: Int
-    var descriptorCount: Int
+    /// Which loaded chunk holds it (and its payload).
+    var slot: Int32
+    /// Where its descriptors start in the materialized list.
+    var descriptorStart: Int32
+
+    var descriptorCount: Int {
+        if case .chain(_, _, let n) = event.body { return n }
+        return 0
+    }
 }
 
 extension TraceEvent {
@@ -41,16 +46,42 @@ extension TraceEvent {
 }
 
 /// The recorded events a replay walks, shared by the replay memory and observers.
+///
+/// Two modes. Streaming (the fast path): events are decoded one at a time,
+/// straight from the loaded chunks' contents, as the replay consumes them;
+/// nothing is kept per event. Materialized: the whole loaded segment is
+/// decoded into `events` for random access (the debugger, divergence reports,
+/// serving reads from the memory image). A divergence switches to it; the
+/// decoding is deterministic, so both modes see the same events.
 final class ReplayCursor {
+    /// The loaded segment: one decoder per chunk, positioned at its start.
+    var decoders: [ChunkDecoder] = []
+    var chunkNumbers: [Int] = []
+    /// Per slot, the content's first byte (stable while `decoders` holds the buffers).
+    var bases: [UnsafeRawPointer] = []
+    /// Streaming state: the decoder being consumed (an empty one when done),
+    /// its slot, and the next event (decoded in place; valid when `hasHead`).
+    var stream = ChunkDecoder()
+    var streamSlot = 0
+    var head = RecordedEvent(event: TraceEvent(number: 0, time: 0, nic: 0, vcpu: 0, body: .reset), slot: 0, descriptorStart: 0)
+    var hasHead = false
+    /// A chunk that failed to decode: the events end there, and the replay throws this.
+    var decodeError: TraceError?
+    var chunkOffsets: [Int] = []
+
+    /// Materialized state.
+    var materialized = false
     var events: [RecordedEvent] = []
-    var contents: [[UInt8]] = []
     var descriptors: [TraceDescriptor] = []
+    /// Events of the segment consumed so far (the index of `current` in `events`).
     var position = 0
-    var divergence: Divergence?
+    var divergence: Divergence? {
+        didSet { diverged = divergence != nil }
+    }
+    /// Whether `divergence` is set (a plain flag for the per-event checks).
+    var diverged = false
     /// The NIC whose access is executing.
     var nic = 0
-    /// Per NIC, the replayed counters, frozen at the divergence.
-    var replayedCounters: [NetCounters] = []
     /// Called once, at the moment a divergence is found (inside the device's call).
     var onDivergence: ((Divergence) -> Void)?
     /// Per NIC, the device state at the last access boundary (readable from a
@@ -59,10 +90,96 @@ final class ReplayCursor {
     /// Reads the recording did not have at that point, and how each was served.
     var imageNotes: [String] = []
 
+    /// Starts the loaded segment from its first event, streaming.
+    func reset() {
+        materialized = false
+        events.removeAll(keepingCapacity: true)
+        descriptors.removeAll(keepingCapacity: true)
+        position = 0
+        divergence = nil
+        decodeError = nil
+        imageNotes.removeAll()
+        streamSlot = 0
+        stream = decoders.first ?? ChunkDecoder()
+        bases = decoders.map(\.contentBase)
+        decodeNextIntoHead()
+    }
+
+    /// Decodes the next event of the stream into `head` (one call per event,
+    /// kept out of line so the many places that consume events stay small).
+    @inline(never)
+    func decodeNextIntoHead() {
+        while streamSlot < decoders.count {
+            do throws(ChunkDecodeError) {
+                if try stream.next(into: &head.event) {
+                    head.slot = Int32(truncatingIfNeeded: streamSlot)
+                    hasHead = true
+                    return
+                }
+            } catch {
+                decodeError = .corrupt(offset: chunkOffsets[streamSlot], chunk: chunkNumbers[streamSlot], error.description)
+                streamSlot = decoders.count
+                break
+            }
+            nextChunk()
+        }
+        hasHead = false
+    }
+
+    @inline(never)
+    func nextChunk() {
+        streamSlot += 1
+        stream = streamSlot < decoders.count ? decoders[streamSlot] : ChunkDecoder()
+    }
+
+    /// Decodes the whole loaded segment into `events` (once); `position` keeps its meaning.
+    func materialize() {
+        guard !materialized else { return }
+        materialized = true
+        for slot in decoders.indices {
+            var d = decoders[slot]
+            let chunk = chunkNumbers[slot]
+            do throws(ChunkDecodeError) {
+                try d.decodeAll { e, descriptors in
+                    let start = self.descriptors.count
+                    if case .chain = e.body { self.descriptors.append(contentsOf: descriptors) }
+                    self.events.append(RecordedEvent(event: e, slot: Int32(truncatingIfNeeded: slot), descriptorStart: Int32(truncatingIfNeeded: start)))
+                }
+            } catch {
+                if decodeError == nil { decodeError = .corrupt(offset: chunkOffsets[slot], chunk: chunk, error.description) }
+                break
+            }
+        }
+        stream = ChunkDecoder()
+        streamSlot = decoders.count
+        hasHead = false
+    }
+
+    var current: RecordedEvent? {
+        @inline(__always) get {
+            if materialized { return position < events.count ? events[position] : nil }
+            return hasHead ? head : nil
+        }
+    }
+
+    /// Consumes the current event.
+    @inline(__always)
+    func advance() {
+        position += 1
+        if !materialized { decodeNextIntoHead() }
+    }
+
+    /// Descriptor `i` of chain event `e`.
+    @inline(__always)
+    func descriptor(_ e: RecordedEvent, _ i: Int) -> TraceDescriptor {
+        materialized ? descriptors[Int(e.descriptorStart) + i] : stream.descriptor(i)
+    }
+
     /// Serves a read the recording does not have here from the best-known image
     /// of guest memory: the latest recorded read or write (before the cursor, in
     /// the loaded segment) that covers the whole range. Only on divergence paths.
     func serveFromImage(_ address: UInt64, into buffer: UnsafeMutableRawBufferPointer) -> Bool {
+        materialize()
         let n = UInt64(buffer.count)
         var i = min(position, events.count)
         while i > 0 {
@@ -72,9 +189,7 @@ final class ReplayCursor {
             case .memoryRead(let a, let len, let ok, let r), .memoryWrite(let a, let len, let ok, let r):
                 guard ok, address >= a, address - a + n <= UInt64(len) else { continue }
                 let from = r.lowerBound + Int(address - a)
-                contents[e.slot].withUnsafeBytes { raw in
-                    if let base = buffer.baseAddress { base.copyMemory(from: raw.baseAddress! + from, byteCount: buffer.count) }
-                }
+                if let base = buffer.baseAddress { base.copyMemory(from: bases[Int(e.slot)] + from, byteCount: buffer.count) }
                 if imageNotes.count < 20 {
                     imageNotes.append("read of \(n) bytes at 0x\(String(address, radix: 16)) was not in the recording here; served from the bytes recorded at event \(e.event.number)")
                 }
@@ -88,8 +203,6 @@ final class ReplayCursor {
         return false
     }
 
-    var current: RecordedEvent? { position < events.count ? events[position] : nil }
-
     /// The payload range of a memory event.
     static func range(_ e: TraceEvent) -> Range<Int> {
         switch e.body {
@@ -99,21 +212,24 @@ final class ReplayCursor {
     }
 
     /// Calls `body` with the payload bytes of `e`.
+    @inline(__always)
     func withBytes<T>(_ e: RecordedEvent, _ body: (UnsafeRawBufferPointer) -> T) -> T {
         let r = Self.range(e.event)
-        return contents[e.slot].withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[r])) }
+        return body(UnsafeRawBufferPointer(start: bases[Int(e.slot)] + r.lowerBound, count: r.count))
     }
 
     /// The event as `vtrace dump` shows it.
     func text(_ e: RecordedEvent) -> String {
-        EventFormatting.summary(e.event, bytes: contents[e.slot][Self.range(e.event)],
-                                descriptors: Array(descriptors[e.descriptorStart..<(e.descriptorStart + e.descriptorCount)]))
+        EventFormatting.summary(e.event, bytes: decoders[Int(e.slot)].bytes(Self.range(e.event)),
+                                descriptors: (0..<e.descriptorCount).map { descriptor(e, $0) })
     }
 
     func diverge(expected: String, actual: String) {
-        guard divergence == nil else { return }
+        guard !diverged else { return }
+        materialize()
         let e = current
-        divergence = Divergence(event: e?.event.number ?? (events.last.map { $0.event.number + 1 } ?? 0), chunk: e?.chunk ?? (events.last?.chunk ?? 0),
+        divergence = Divergence(event: e?.event.number ?? (events.last.map { $0.event.number + 1 } ?? 0),
+                                chunk: chunkNumbers[Int((e ?? events.last)?.slot ?? 0)],
                                 nic: e?.event.nic ?? nic, expected: expected, actual: actual)
         onDivergence?(divergence!)
     }
@@ -121,12 +237,21 @@ final class ReplayCursor {
     /// Consumes the current event if `matches` accepts it; otherwise records a divergence.
     @inline(__always)
     func expect(_ actual: @autoclosure () -> String, _ matches: (RecordedEvent) -> Bool) {
-        guard divergence == nil else { return }
-        guard position < events.count, events[position].event.nic == nic, matches(events[position]) else {
-            diverge(expected: current.map { text($0) } ?? "the end of the recording", actual: actual())
-            return
+        guard !diverged else { return }
+        if !materialized {
+            if hasHead, head.event.nic == nic, matches(head) { advance() } else { mismatch(actual) }
+        } else if let e = current, e.event.nic == nic, matches(e) {
+            advance()
+        } else {
+            mismatch(actual)
         }
-        position += 1
+    }
+
+    /// The current event is not what the device did (out of line: only on divergence).
+    @inline(never)
+    func mismatch(_ actual: () -> String) {
+        let expected = current.map { text($0) } ?? "the end of the recording"
+        diverge(expected: expected, actual: actual())
     }
 }
 
@@ -139,7 +264,7 @@ public final class ReplayMemory: GuestMemory {
     public func read(_ address: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(GuestMemoryError) {
         var ok = false
         var matched = false
-        if cursor.divergence != nil {
+        if cursor.diverged {
             // Past a divergence the recording no longer says what this read sees.
             if !cursor.serveFromImage(address, into: buffer) { throw GuestMemoryError(address: address, length: buffer.count) }
             return
@@ -177,6 +302,8 @@ public final class ReplayMemory: GuestMemory {
 public struct ReplayObserver: DeviceObserver {
     let cursor: ReplayCursor
     let nic: Int
+    /// The replayed counters, frozen at a divergence.
+    public internal(set) var counters: NetCounters
 
     public static var observesAccessBoundaries: Bool { true }
     public mutating func accessBegan(state: VirtioNetState) {
@@ -191,21 +318,30 @@ public struct ReplayObserver: DeviceObserver {
         c.expect("popped chain q\(queue) head \(head) (\(descriptors.count) descriptors)") { e in
             guard case .chain(let q, let h, let n) = e.event.body, q == queue, h == head, n == descriptors.count else { return false }
             for i in 0..<n {
-                let r = c.descriptors[e.descriptorStart + i], d = descriptors[i]
+                let r = c.descriptor(e, i), d = descriptors[i]
                 if r.addr != d.addr || r.len != d.len || r.flags != d.flags.rawValue || r.next != d.next { return false }
             }
             return true
         }
     }
     public mutating func usedPublished(queue: UInt16, id: UInt32, len: UInt32) {
-        cursor.expect("published used q\(queue) id \(id) len \(len)") { e in e.event.body == .used(queue: queue, id: id, len: len) }
+        cursor.expect("published used q\(queue) id \(id) len \(len)") { e in
+            if case .used(queue, id, len) = e.event.body { return true }
+            return false
+        }
     }
     public mutating func counterChanged(_ counter: NetCounter, value: UInt64) {
-        if cursor.divergence == nil, cursor.nic < cursor.replayedCounters.count { cursor.replayedCounters[cursor.nic][counter] = value }
-        cursor.expect("set \(counter.name) = \(value)") { e in e.event.body == .counter(index: counter.ordinal, value: value) }
+        if !cursor.diverged { counters[counter] = value }
+        cursor.expect("set \(counter.name) = \(value)") { e in
+            if case .counter(counter.ordinal, value) = e.event.body { return true }
+            return false
+        }
     }
     public mutating func interruptRaised(_ kind: InterruptSignals) {
-        cursor.expect("raised irq \(kind)") { e in e.event.body == .interrupt(kind: kind.rawValue) }
+        cursor.expect("raised irq \(kind)") { e in
+            if case .interrupt(kind.rawValue) = e.event.body { return true }
+            return false
+        }
     }
     public mutating func queuePoisoned(queue: UInt16, error: QueueError) {
         let (code, details) = PoisonCode.encode(error)
@@ -263,9 +399,10 @@ public final class TraceReplayer {
     /// The queue count the header's configuration implies.
     var queueCount: Int { let p = reader.header.netConfig.effectiveQueuePairs; return Int(p) * 2 + (p > 1 ? 1 : 0) }
 
-    /// Restores the devices from the checkpoint of chunk `index`.
-    func restore(from decoder: ChunkDecoder, chunk index: Int) throws(TraceError) {
-        guard let checkpoint = decoder.checkpoint else {
+    /// Restores the devices from the checkpoint of the loaded segment's first chunk.
+    func restoreFromLoadedCheckpoint() throws(TraceError) {
+        let index = cursor.chunkNumbers[0]
+        guard let checkpoint = cursor.decoders[0].checkpoint else {
             throw TraceError.corrupt(offset: Int(reader.chunks[index].offset), chunk: index, "chunk has no checkpoint to start from")
         }
         devices = []
@@ -273,41 +410,46 @@ public final class TraceReplayer {
             guard let state = c.deviceState(queueCount: queueCount) else {
                 throw TraceError.corrupt(offset: Int(reader.chunks[index].offset), chunk: index, "checkpoint of nic\(n) is not a valid device state")
             }
-            var dev = VirtioNetDevice(config: reader.header.netConfig, memory: c.memoryBound ? memory : nil, observer: ReplayObserver(cursor: cursor, nic: n), faults: faults)
+            var dev = VirtioNetDevice(config: reader.header.netConfig, memory: c.memoryBound ? memory : nil, observer: ReplayObserver(cursor: cursor, nic: n, counters: state.counters), faults: faults)
             dev.restore(state)
             devices.append(dev)
         }
-        cursor.replayedCounters = devices.map(\.counters)
         cursor.boundaryStates = devices.map(\.state)
     }
 
-    /// Decodes chunks `range` into the cursor.
+    /// The decoder of the chunk after the last segment, kept from its checkpoint comparison.
+    var prefetched: (chunk: Int, decoder: ChunkDecoder)?
+    /// Decompression buffers, reused from segment to segment: one per loaded chunk, one for the prefetch.
+    var buffers: [ChunkBuffer?] = []
+    var prefetchBuffer: ChunkBuffer?
+
+    /// Loads chunks `range` as the cursor's segment and starts streaming it.
     func load(_ range: Range<Int>) throws(TraceError) {
-        cursor.events.removeAll(keepingCapacity: true)
-        cursor.contents.removeAll(keepingCapacity: true)
-        cursor.descriptors.removeAll(keepingCapacity: true)
-        cursor.position = 0
-        cursor.divergence = nil
-        cursor.imageNotes.removeAll()
-        for i in range {
-            var d = try reader.decoder(i)
-            let slot = cursor.contents.count
-            cursor.contents.append(d.content)
-            let c = cursor
-            do throws(ChunkDecodeError) {
-                try d.decodeAll { e, descriptors in
-                    var start = 0, count = 0
-                    if case .chain(_, _, let n) = e.body {
-                        start = c.descriptors.count
-                        count = n
-                        c.descriptors.append(contentsOf: descriptors)
-                    }
-                    c.events.append(RecordedEvent(event: e, chunk: i, slot: slot, descriptorStart: start, descriptorCount: count))
-                }
-            } catch {
-                throw TraceError.corrupt(offset: Int(reader.chunks[i].offset), chunk: i, error.description)
+        // Drop the old segment's decoders first, so their buffers can be refilled.
+        cursor.decoders.removeAll(keepingCapacity: true)
+        cursor.stream = ChunkDecoder()
+        cursor.chunkNumbers.removeAll(keepingCapacity: true)
+        cursor.chunkOffsets.removeAll(keepingCapacity: true)
+        while buffers.count < range.count { buffers.append(nil) }
+        for (slot, i) in range.enumerated() {
+            if slot == 0, let p = prefetched, p.chunk == i {
+                cursor.decoders.append(p.decoder)
+                swap(&buffers[0], &prefetchBuffer)
+            } else {
+                cursor.decoders.append(try reader.decoder(i, reusing: &buffers[slot]))
             }
+            cursor.chunkNumbers.append(i)
+            cursor.chunkOffsets.append(Int(reader.chunks[i].offset))
         }
+        prefetched = nil
+        cursor.reset()
+    }
+
+    /// The end of the segment starting at checkpoint chunk `first`: the next checkpoint chunk, or the trace's end.
+    func segmentEnd(from first: Int) -> Int {
+        var end = first + 1
+        while end < reader.chunks.count && !reader.chunks[end].hasCheckpoint { end += 1 }
+        return end
     }
 
     /// The result of replaying one segment.
@@ -324,17 +466,15 @@ public final class TraceReplayer {
     /// - Parameter continuing: keep the devices as the previous segment left
     ///   them instead of restoring the checkpoint (faults count from the start).
     public func replaySegment(from first: Int, continuing: Bool = false) throws(TraceError) -> SegmentResult {
-        var end = first + 1
-        while end < reader.chunks.count && !reader.chunks[end].hasCheckpoint { end += 1 }
+        let end = segmentEnd(from: first)
         try load(first..<end)
-        if !continuing || devices.isEmpty {
-            let firstDecoder = try reader.decoder(first)
-            try restore(from: firstDecoder, chunk: first)
-        }
+        if !continuing || devices.isEmpty { try restoreFromLoadedCheckpoint() }
         run()
-        var result = SegmentResult(firstChunk: first, endChunk: end, events: cursor.events.count, divergence: cursor.divergence)
-        if cursor.divergence == nil && end < reader.chunks.count {
-            let next = try reader.decoder(end)
+        if let error = cursor.decodeError { throw error }
+        var result = SegmentResult(firstChunk: first, endChunk: end, events: cursor.position, divergence: cursor.divergence)
+        if !cursor.diverged && end < reader.chunks.count {
+            let next = try reader.decoder(end, reusing: &prefetchBuffer)
+            prefetched = (end, next)
             if let cps = next.checkpoint {
                 for (n, dev) in devices.enumerated() where n < cps.count {
                     let replayed = NICCheckpoint(dev.state, memoryBound: dev.memory != nil)
@@ -355,7 +495,7 @@ public final class TraceReplayer {
     }
 
     /// What the replay looked like where it diverged: for a report.
-    public struct DivergenceContext {
+    public struct DivergenceContext: Sendable {
         public var divergence: Divergence
         /// The MMIO access that caused the diverging event (dump text), and its event number.
         public var cause: NumberedText?
@@ -372,8 +512,10 @@ public final class TraceReplayer {
     }
 
     /// Details of the current divergence (call after a segment diverged).
-    public func divergenceContext(before: Int = 6, checkpointCounters: [[UInt64]]) -> DivergenceContext? {
-        guard let d = cursor.divergence else { return nil }
+    public func divergenceContext(before: Int = 6) -> DivergenceContext? {
+        guard let d = cursor.divergence, let first = cursor.decoders.first else { return nil }
+        cursor.materialize()
+        let checkpointCounters = first.startCounters
         let at = min(cursor.position, cursor.events.count)
         var cause: NumberedText?
         var chain: String?
@@ -396,12 +538,12 @@ public final class TraceReplayer {
         }
         let time = at < cursor.events.count ? cursor.events[at].event.time : (cursor.events.last?.event.time ?? 0)
         return DivergenceContext(divergence: d, cause: cause, chain: chain, previous: previous, memoryNotes: cursor.imageNotes,
-                                 recorded: recorded, replayed: cursor.replayedCounters, time: time)
+                                 recorded: recorded, replayed: devices.map(\.observer.counters), time: time)
     }
 
     /// Runs the loaded events: each MMIO access is re-executed; everything between accesses must match.
     func run() {
-        while cursor.divergence == nil, cursor.current != nil { executeOne() }
+        while !cursor.diverged, cursor.current != nil { executeOne() }
     }
 
     /// Re-executes the next recorded cause (an MMIO access or a memory binding)
@@ -412,23 +554,25 @@ public final class TraceReplayer {
         let e = r.event
         cursor.nic = e.nic
         if let hook = beforeAccess, e.isCause {
+            cursor.materialize()
             var last = cursor.position + 1
             while last < cursor.events.count, !cursor.events[last].event.isCause { last += 1 }
             hook(e.number...cursor.events[last - 1].event.number)
         }
         switch e.body {
         case .mmioRead(let offset, let width, let value):
-            cursor.position += 1
+            cursor.advance()
             let got = devices[e.nic].read(offset: offset, width: width)
-            if got != value && cursor.divergence == nil {
+            if got != value && !cursor.diverged {
+                cursor.materialize()
                 cursor.position -= 1
                 cursor.diverge(expected: cursor.text(r), actual: "read 0x\(String(got, radix: 16))")
             }
         case .mmioWrite(let offset, let width, let value):
-            cursor.position += 1
+            cursor.advance()
             devices[e.nic].write(offset: offset, width: width, value: value)
         case .memoryBinding(let bound):
-            cursor.position += 1
+            cursor.advance()
             devices[e.nic].memory = bound ? memory : nil
         default:
             cursor.diverge(expected: cursor.text(r), actual: "produced nothing more for the access before it")
@@ -445,18 +589,24 @@ public final class TraceReplayer {
         guard let first = reader.checkpointChunk(atOrBefore: min(chunk, reader.chunks.count - 1)) else {
             throw TraceError.corrupt(offset: 0, chunk: chunk, "no checkpoint at or before chunk \(chunk)")
         }
-        var end = first + 1
-        while end < reader.chunks.count && !reader.chunks[end].hasCheckpoint { end += 1 }
-        try load(first..<end)
-        try restore(from: try reader.decoder(first), chunk: first)
+        let end = segmentEnd(from: first)
+        try loadForStepping(first..<end)
+        try restoreFromLoadedCheckpoint()
         nextSegmentChunk = end < reader.chunks.count ? end : nil
+    }
+
+    /// Loads a segment decoded whole, for random access while stepping.
+    func loadForStepping(_ range: Range<Int>) throws(TraceError) {
+        try load(range)
+        cursor.materialize()
+        if let error = cursor.decodeError { throw error }
     }
 
     /// Executes one access (and checks its outputs). Loads the next segment when
     /// the current one is done. Returns the number of the event executed, or nil
     /// at the end of the trace or after a divergence.
     public func stepAccess() throws(TraceError) -> UInt64? {
-        guard cursor.divergence == nil else { return nil }
+        guard !cursor.diverged else { return nil }
         try advanceSegmentIfNeeded()
         guard let number = cursor.current?.event.number else { return nil }
         executeOne()
@@ -466,10 +616,9 @@ public final class TraceReplayer {
 
     /// Loads the next segment (carrying the devices on) when the current one is done.
     public func advanceSegmentIfNeeded() throws(TraceError) {
-        guard cursor.divergence == nil, cursor.current == nil, let next = nextSegmentChunk else { return }
-        var end = next + 1
-        while end < reader.chunks.count && !reader.chunks[end].hasCheckpoint { end += 1 }
-        try load(next..<end)
+        guard !cursor.diverged, cursor.current == nil, let next = nextSegmentChunk else { return }
+        let end = segmentEnd(from: next)
+        try loadForStepping(next..<end)
         nextSegmentChunk = end < reader.chunks.count ? end : nil
     }
 
@@ -478,12 +627,14 @@ public final class TraceReplayer {
 
     /// Dump text of the recorded events from `from` (inclusive) up to the cursor.
     public func recordedText(since from: UInt64) -> [NumberedText] {
-        cursor.events[..<min(cursor.position, cursor.events.count)].filter { $0.event.number >= from }
+        cursor.materialize()
+        return cursor.events[..<min(cursor.position, cursor.events.count)].filter { $0.event.number >= from }
             .map { NumberedText(number: $0.event.number, text: "nic\($0.event.nic) " + cursor.text($0)) }
     }
 
     /// The last chain event before the cursor, as dump text.
     public var lastChain: NumberedText? {
+        cursor.materialize()
         var i = min(cursor.position, cursor.events.count)
         while i > 0 {
             i -= 1
@@ -495,6 +646,7 @@ public final class TraceReplayer {
     /// The number of the first event after the next access: the next cause
     /// after it, or the start of the next segment, or the trace's end.
     public var nextAccessEnd: UInt64 {
+        cursor.materialize()
         var i = cursor.position + 1
         while i < cursor.events.count {
             if cursor.events[i].event.isCause { return cursor.events[i].event.number }

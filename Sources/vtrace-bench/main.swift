@@ -165,6 +165,17 @@ if let i = arguments.firstIndex(of: "--fixed"), arguments.count >= i + 5,
     exit(0)
 }
 
+if let i = arguments.firstIndex(of: "--replay"), i + 1 < arguments.count {
+    let rounds = arguments.firstIndex(of: "--rounds").flatMap { $0 + 1 < arguments.count ? Int(arguments[$0 + 1]) : nil } ?? 5
+    do {
+        try replayBenchmark(path: arguments[i + 1], rounds: rounds)
+    } catch {
+        print("vtrace-bench: \(error)")
+        exit(1)
+    }
+    exit(0)
+}
+
 if arguments.contains("--recording") {
     // Recording cost: the same loop with a real recorder (level 3, background
     // compression, 1 MiB chunks) writing a trace.

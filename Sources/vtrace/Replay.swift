@@ -55,20 +55,8 @@ struct Replay: ParsableCommand {
         var chunks: Int
         var complete: Bool
         var faults: [String]
-        var divergences: [DivergenceReport]
+        var divergences: [DivergenceRecord]
         var counters: [NetCounters]
-    }
-
-    struct DivergenceReport: Encodable {
-        var event: UInt64
-        var chunk: Int
-        var nic: Int
-        var expected: String
-        var actual: String
-        var cause: String?
-        var causeEvent: UInt64?
-        var chain: String?
-        var timeNanoseconds: UInt64
     }
 
     func run() throws {
@@ -92,50 +80,24 @@ struct Replay: ParsableCommand {
         if breakOnDivergence {
             replayer.onDivergence = { d in DebugHooks.stop("at the first divergence: \(d)") }
         }
-        var divergences: [DivergenceReport] = []
-        var firstContext: TraceReplayer.DivergenceContext?
-        let start = reader.chunks.first?.firstTime ?? 0
-        var counters: [NetCounters] = []
-        if keepGoing && faults.isEmpty && breakAt == nil && !breakOnDivergence && ProcessInfo.processInfo.activeProcessorCount > 1 {
-            // Segments are independent (each starts at its checkpoint): replay them on all cores.
-            do {
-                let results = try Self.replayInParallel(path: input.trace, reader: reader)
-                for r in results {
-                    divergences += r.divergences
-                    if firstContext == nil, let c = r.context { firstContext = c }
-                }
-                divergences.sort { $0.chunk < $1.chunk }
-                counters = results.last?.counters ?? []
-            } catch {
-                printError("vtrace: \(input.trace): \(error)")
-                throw ExitCode(check ? 125 : VTrace.usageExitCode)
+        let outcome: ReplayOutcome
+        let workers = ProcessInfo.processInfo.activeProcessorCount
+        do {
+            if keepGoing && faults.isEmpty && breakAt == nil && !breakOnDivergence && workers > 1 {
+                // Segments are independent (each starts at its checkpoint): replay them on all cores.
+                outcome = try TraceReplayer.replayInParallel(path: input.trace, workers: workers)
+            } else {
+                let progress = Progress(total: reader.chunks.count, enabled: !output.json && !check)
+                defer { progress.finish() }
+                outcome = try replayer.replayAll(keepGoing: keepGoing) { progress.update($0) }
             }
-        } else {
-            var i = reader.chunks.firstIndex(where: \.hasCheckpoint) ?? reader.chunks.count
-            var continuing = false
-            let progress = Progress(total: reader.chunks.count, enabled: !output.json && !check)
-            do {
-                while i < reader.chunks.count {
-                    let startCounters = try reader.decoder(i).startCounters
-                    let r = try replayer.replaySegment(from: i, continuing: continuing)
-                    progress.update(r.endChunk)
-                    let found = Self.divergences(of: r, replayer: replayer, reader: reader, startCounters: startCounters, start: start)
-                    if firstContext == nil { firstContext = found.context }
-                    divergences += found.reports
-                    if !found.reports.isEmpty && !keepGoing { break }
-                    // After a divergence, resynchronise at the next checkpoint; otherwise carry on
-                    // with the devices as they are (faults count from the start).
-                    continuing = found.reports.isEmpty
-                    i = r.endChunk
-                }
-            } catch {
-                progress.finish()
-                printError("vtrace: \(input.trace): \(error)")
-                throw ExitCode(check ? 125 : VTrace.usageExitCode)
-            }
-            progress.finish()
-            counters = replayer.devices.map(\.counters)
+        } catch {
+            printError("vtrace: \(input.trace): \(error)")
+            throw ExitCode(check ? 125 : VTrace.usageExitCode)
         }
+        let start = reader.chunks.first?.firstTime ?? 0
+        let divergences = outcome.divergences
+        let counters = outcome.counters
         let matched = divergences.isEmpty
         if check {
             print(matched ? "match: \(reader.eventCount) events" : "diverged at event \(divergences[0].event): expected \(divergences[0].expected); replay \(divergences[0].actual)")
@@ -146,7 +108,7 @@ struct Replay: ParsableCommand {
                                              complete: reader.completeness == .complete, faults: faults.specs, divergences: divergences,
                                              counters: counters)))
         } else {
-            if let c = firstContext {
+            if let c = outcome.firstContext {
                 printDivergence(c, start: start)
             } else if let d = divergences.first {
                 print("DIVERGED at chunk \(d.chunk) (event \(d.event)): \(d.actual)")
@@ -163,66 +125,6 @@ struct Replay: ParsableCommand {
             }
         }
         if !matched { throw ExitCode(1) }
-    }
-
-    /// The divergence reports of one replayed segment (a divergence inside it, or a
-    /// state that differs from the next checkpoint), with the context of the first.
-    static func divergences(of r: TraceReplayer.SegmentResult, replayer: TraceReplayer, reader: TraceReader,
-                            startCounters: [[UInt64]], start: UInt64) -> (reports: [DivergenceReport], context: TraceReplayer.DivergenceContext?) {
-        if let d = r.divergence {
-            let c = replayer.divergenceContext(checkpointCounters: startCounters)
-            return ([DivergenceReport(event: d.event, chunk: d.chunk, nic: d.nic, expected: d.expected, actual: d.actual,
-                                      cause: c?.cause?.text, causeEvent: c?.cause?.number, chain: c?.chain,
-                                      timeNanoseconds: (c?.time ?? start) &- start)], c)
-        }
-        if let m = r.checkpointMismatch {
-            return ([DivergenceReport(event: reader.chunks[r.endChunk].firstEvent, chunk: r.endChunk, nic: 0,
-                                      expected: "the checkpoint of chunk \(r.endChunk)", actual: m, cause: nil, causeEvent: nil, chain: nil,
-                                      timeNanoseconds: reader.chunks[r.endChunk].firstTime &- start)], nil)
-        }
-        return ([], nil)
-    }
-
-    struct WorkerResult: @unchecked Sendable {
-        var divergences: [DivergenceReport] = []
-        var context: TraceReplayer.DivergenceContext?
-        var counters: [NetCounters] = []
-        var error: (any Error)?
-    }
-
-    /// Replays every checkpoint segment, spread over the cores in contiguous runs; each
-    /// worker has its own reader (file handle, decompressor) and device cores.
-    static func replayInParallel(path: String, reader: TraceReader) throws -> [WorkerResult] {
-        let segments = reader.chunks.indices.filter { reader.chunks[$0].hasCheckpoint }
-        let workers = min(ProcessInfo.processInfo.activeProcessorCount, max(1, segments.count))
-        let start = reader.chunks.first?.firstTime ?? 0
-        final class Slots: @unchecked Sendable {
-            let lock = TraceFormat.Mutex()
-            var items: [WorkerResult]
-            init(_ n: Int) { items = Array(repeating: WorkerResult(), count: n) }
-        }
-        let slots = Slots(workers)
-        DispatchQueue.concurrentPerform(iterations: workers) { w in
-            let mine = segments[(segments.count * w / workers)..<(segments.count * (w + 1) / workers)]
-            var out = WorkerResult()
-            do {
-                let own = try TraceReader(path: path)
-                let replayer = TraceReplayer(reader: own)
-                for first in mine {
-                    let startCounters = try own.decoder(first).startCounters
-                    let r = try replayer.replaySegment(from: first)
-                    let found = divergences(of: r, replayer: replayer, reader: own, startCounters: startCounters, start: start)
-                    if out.context == nil { out.context = found.context }
-                    out.divergences += found.reports
-                }
-                out.counters = replayer.devices.map(\.counters)
-            } catch {
-                out.error = error
-            }
-            slots.lock.withLock { slots.items[w] = out }
-        }
-        if let e = slots.items.first(where: { $0.error != nil })?.error { throw e }
-        return slots.items
     }
 
     func printDivergence(_ c: TraceReplayer.DivergenceContext, start: UInt64) {

@@ -7,10 +7,14 @@ struct TraceInput: ParsableArguments {
     @Argument(help: "A .vtrace file (or a .vtrace.partial left by a recorder that died).", completion: .file(extensions: ["vtrace", "partial"]))
     var trace: String
 
-    /// Opens the trace or exits 2 with the reader's message.
-    func open() throws -> TraceReader {
+    /// Opens the trace or exits 2 with the reader's message. Chunks are
+    /// checked against the index's CRC-32; zstd's own content checksums only
+    /// when `contentChecksums` (`vtrace verify`).
+    func open(contentChecksums: Bool = false) throws -> TraceReader {
         do throws(TraceError) {
-            return try TraceReader(path: trace)
+            let reader = try TraceReader(path: trace)
+            reader.verifiesContentChecksums = contentChecksums
+            return reader
         } catch {
             if case .io = error {
                 printError("vtrace: \(error)")  // already names the file

@@ -40,7 +40,7 @@ struct Verify: ParsableCommand {
     }
 
     func run() throws {
-        let reader = try input.open()
+        let reader = try input.open(contentChecksums: true)
         var report = Report(path: input.trace, ok: true, complete: reader.completeness == .complete, chunks: reader.chunks.count,
                             events: reader.eventCount, segmentsReplayed: 0)
         func fail(_ message: String, chunk: Int?, offset: Int?) {

@@ -1,0 +1,140 @@
+//! Replaying a whole trace: segment after segment on one thread, or the
+//! checkpoint segments spread over several threads.
+
+import TraceFormat
+import VirtioCore
+
+/// One divergence of a whole-trace replay, as reports show it.
+public struct DivergenceRecord: Encodable, Hashable, Sendable {
+    public var event: UInt64
+    public var chunk: Int
+    public var nic: Int
+    public var expected: String
+    public var actual: String
+    /// The MMIO access that caused it (dump text) and its event number.
+    public var cause: String?
+    public var causeEvent: UInt64?
+    /// The chain being processed (dump text), if any.
+    public var chain: String?
+    /// Nanoseconds since the first chunk's first access.
+    public var timeNanoseconds: UInt64
+}
+
+/// What a whole-trace replay found.
+public struct ReplayOutcome: Sendable {
+    /// Every divergence, in chunk order (at most one per segment).
+    public var divergences: [DivergenceRecord] = []
+    /// Details of the first divergence inside a segment, for the report.
+    public var firstContext: TraceReplayer.DivergenceContext?
+    /// Per NIC, the counters the replay ended with.
+    public var counters: [NetCounters] = []
+    /// Segments replayed.
+    public var segments = 0
+
+    public var matched: Bool { divergences.isEmpty }
+}
+
+extension TraceReplayer {
+    /// Replays the trace from its first checkpoint to the end on this thread.
+    /// Without `keepGoing` it stops at the first divergence; with it, it
+    /// restarts from the next checkpoint after each one. Between matching
+    /// segments the devices carry on as they are (faults count from the start).
+    /// - Parameter progress: called after each segment with the chunks done.
+    public func replayAll(keepGoing: Bool, progress: ((Int) -> Void)? = nil) throws(TraceError) -> ReplayOutcome {
+        var outcome = ReplayOutcome()
+        var i = reader.chunks.firstIndex(where: \.hasCheckpoint) ?? reader.chunks.count
+        var continuing = false
+        while i < reader.chunks.count {
+            let r = try replaySegment(from: i, continuing: continuing)
+            outcome.segments += 1
+            progress?(r.endChunk)
+            let found = divergenceRecords(of: r)
+            if outcome.firstContext == nil { outcome.firstContext = found.context }
+            outcome.divergences += found.records
+            if !found.records.isEmpty && !keepGoing { break }
+            continuing = found.records.isEmpty
+            i = r.endChunk
+        }
+        outcome.counters = devices.map(\.counters)
+        return outcome
+    }
+
+    /// The divergence records of one replayed segment: a divergence inside it,
+    /// or a final state that differs from the next checkpoint.
+    func divergenceRecords(of r: SegmentResult) -> (records: [DivergenceRecord], context: DivergenceContext?) {
+        let start = reader.chunks.first?.firstTime ?? 0
+        if let d = r.divergence {
+            let c = divergenceContext()
+            return ([DivergenceRecord(event: d.event, chunk: d.chunk, nic: d.nic, expected: d.expected, actual: d.actual,
+                                      cause: c?.cause?.text, causeEvent: c?.cause?.number, chain: c?.chain,
+                                      timeNanoseconds: (c?.time ?? start) &- start)], c)
+        }
+        if let m = r.checkpointMismatch {
+            return ([DivergenceRecord(event: reader.chunks[r.endChunk].firstEvent, chunk: r.endChunk, nic: 0,
+                                      expected: "the checkpoint of chunk \(r.endChunk)", actual: m, cause: nil, causeEvent: nil, chain: nil,
+                                      timeNanoseconds: reader.chunks[r.endChunk].firstTime &- start)], nil)
+        }
+        return ([], nil)
+    }
+
+    /// Replays every checkpoint segment of the trace at `path`, each segment
+    /// from its own checkpoint, spread over `workers` threads in contiguous
+    /// runs (the calling thread is one of them). Each worker opens its own
+    /// reader (file handle, decompressor) and device cores; zstd's content
+    /// checksums are checked only with `contentChecksums` (the CRC-32 of every
+    /// chunk always is). Reports every
+    /// diverging segment, as `replayAll(keepGoing: true)` does without faults.
+    public static func replayInParallel(path: String, workers requested: Int, faults: DeviceFaults = DeviceFaults(),
+                                        contentChecksums: Bool = false) throws(TraceError) -> ReplayOutcome {
+        let reader = try TraceReader(path: path)
+        reader.verifiesContentChecksums = contentChecksums
+        let segments = reader.chunks.indices.filter { reader.chunks[$0].hasCheckpoint }
+        let workers = max(1, min(requested, segments.count))
+        final class Slots: @unchecked Sendable {
+            let lock = Mutex()
+            var outcomes: [Result<ReplayOutcome, TraceError>?]
+            init(_ n: Int) { outcomes = Array(repeating: nil, count: n) }
+        }
+        let slots = Slots(workers)
+        let work: @Sendable (Int) -> Void = { w in
+            let mine = segments[(segments.count * w / workers)..<(segments.count * (w + 1) / workers)]
+            var outcome = ReplayOutcome()
+            let result: Result<ReplayOutcome, TraceError>
+            do throws(TraceError) {
+                let own = try TraceReader(path: path)
+                own.verifiesContentChecksums = contentChecksums
+                let replayer = TraceReplayer(reader: own, faults: faults)
+                for first in mine {
+                    let r = try replayer.replaySegment(from: first)
+                    outcome.segments += 1
+                    let found = replayer.divergenceRecords(of: r)
+                    if outcome.firstContext == nil { outcome.firstContext = found.context }
+                    outcome.divergences += found.records
+                }
+                outcome.counters = replayer.devices.map(\.counters)
+                result = .success(outcome)
+            } catch {
+                result = .failure(error)
+            }
+            slots.lock.withLock { slots.outcomes[w] = result }
+        }
+        var threads: [BackgroundThread] = []
+        var inline: [Int] = [0]
+        for w in 1..<max(1, workers) {
+            if let t = BackgroundThread({ work(w) }) { threads.append(t) } else { inline.append(w) }
+        }
+        for w in inline { work(w) }
+        for t in threads { t.join() }
+        var total = ReplayOutcome()
+        for slot in slots.outcomes {
+            guard let slot else { continue }
+            let o = try slot.get()
+            total.divergences += o.divergences
+            if total.firstContext == nil { total.firstContext = o.firstContext }
+            total.segments += o.segments
+            total.counters = o.counters
+        }
+        total.divergences.sort { $0.chunk < $1.chunk }
+        return total
+    }
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Replay speed beside `zstd -d`, measured in the same run (docs/performance.md).
+#
+#   tools/replay-bench.sh [REPEATS] [ROUNDS]
+#
+# Writes a scenario of REPEATS (default 30,000) rounds of the traffic
+# workload's four lines (two pairs, 8-frame bursts, mixed sizes; about 333
+# events per round: 30,000 rounds ≈ 10 million events), records it with
+# `vtrace record`, then runs `vtrace-bench --replay` on the trace: zstd -d,
+# decompression, decoding, single-threaded replay, parallel keep-going replay,
+# and bisect, best of ROUNDS (default 5).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repeats=${1:-30000}
+rounds=${2:-5}
+command -v zstd >/dev/null || { echo "replay-bench: needs the zstd command (tools/bootstrap.sh installs it)" >&2; exit 2; }
+swift build -c release --product vtrace >/dev/null
+swift build -c release --product vtrace-bench >/dev/null
+dir=${TMPDIR:-/tmp}/vtrace-replay-bench
+mkdir -p "$dir"
+scenario=$dir/traffic-$repeats.scenario
+trace=$dir/traffic-$repeats.vtrace
+awk -v n="$repeats" 'BEGIN {
+    print "# replay benchmark: " n " rounds of two-pair traffic"
+    print "device queue_pairs=2"
+    print "driver init qsize=64"
+    print "ctrl mq pairs=2"
+    for (i = 0; i < n; i++) {
+        print "rx post count=8"
+        print "tx send count=8 len=" 60 + (i * 37) % 1240
+        print "rx post pair=1 count=7"
+        print "tx send pair=1 count=8 len=" 60 + (i * 53 + 17) % 1240
+    }
+}' > "$scenario"
+if [[ ! -s $trace || $scenario -nt $trace ]]; then
+    /usr/bin/time -f "recorded in %e s" .build/release/vtrace record --scenario "$scenario" -o "$trace" --flush-ms 600000
+fi
+.build/release/vtrace-bench --replay "$trace" --rounds "$rounds"
