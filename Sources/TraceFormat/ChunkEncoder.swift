@@ -199,6 +199,10 @@ public struct ChunkEncoder {
     }
 
     public mutating func memoryBinding(nic: Int, bound: Bool) { tag(14, bound ? 1 : 0, nic: nic) }
+
+    /// Appends bytes that need not be a valid record: for tests and fuzz
+    /// seeds that build hostile chunks.
+    public mutating func appendRaw(_ bytes: [UInt8]) { writer.append(bytes) }
 }
 
 @inline(__always)

@@ -47,9 +47,9 @@ extension TraceEvent {
 
 /// The recorded events a replay walks, shared by the replay memory and observers.
 ///
-/// Two modes. Streaming (the fast path): events are decoded one at a time,
-/// straight from the loaded chunks' contents, as the replay consumes them;
-/// nothing is kept per event. Materialized: the whole loaded segment is
+/// Two modes. Streaming (the fast path): events are decoded straight from the
+/// loaded chunks' contents, a small window at a time (decoded in place into
+/// memory the cursor owns), as the replay consumes them. Materialized: the whole loaded segment is
 /// decoded into `events` for random access (the debugger, divergence reports,
 /// serving reads from the memory image). A divergence switches to it; the
 /// decoding is deterministic, so both modes see the same events.
@@ -60,11 +60,22 @@ final class ReplayCursor {
     /// Per slot, the content's first byte (stable while `decoders` holds the buffers).
     var bases: [UnsafeRawPointer] = []
     /// Streaming state: the decoder being consumed (an empty one when done),
-    /// its slot, and the next event (decoded in place; valid when `hasHead`).
+    /// its slot, and the window of decoded events not yet consumed
+    /// (`window[windowIndex..<windowCount]`) with their chains' descriptors.
     var stream = ChunkDecoder()
     var streamSlot = 0
-    var head = RecordedEvent(event: TraceEvent(number: 0, time: 0, nic: 0, vcpu: 0, body: .reset), slot: 0, descriptorStart: 0)
-    var hasHead = false
+    static let windowSize = 256
+    let window = UnsafeMutablePointer<RecordedEvent>.allocate(capacity: ReplayCursor.windowSize)
+    var windowIndex = 0
+    var windowCount = 0
+    var windowDescriptors: [TraceDescriptor] = []
+
+    init() {
+        window.initialize(repeating: RecordedEvent(event: TraceEvent(number: 0, time: 0, nic: 0, vcpu: 0, body: .reset), slot: 0, descriptorStart: 0),
+                          count: Self.windowSize)
+    }
+
+    deinit { window.deallocate() }
     /// A chunk that failed to decode: the events end there, and the replay throws this.
     var decodeError: TraceError?
     var chunkOffsets: [Int] = []
@@ -102,19 +113,26 @@ final class ReplayCursor {
         streamSlot = 0
         stream = decoders.first ?? ChunkDecoder()
         bases = decoders.map(\.contentBase)
-        decodeNextIntoHead()
+        refill()
     }
 
-    /// Decodes the next event of the stream into `head` (one call per event,
-    /// kept out of line so the many places that consume events stay small).
+    /// Decodes the next window of events (out of line: once per window).
     @inline(never)
-    func decodeNextIntoHead() {
-        while streamSlot < decoders.count {
+    func refill() {
+        windowIndex = 0
+        windowCount = 0
+        windowDescriptors.removeAll(keepingCapacity: true)
+        while windowCount < Self.windowSize && streamSlot < decoders.count {
+            let slot = window + windowCount
             do throws(ChunkDecodeError) {
-                if try stream.next(into: &head.event) {
-                    head.slot = Int32(truncatingIfNeeded: streamSlot)
-                    hasHead = true
-                    return
+                if try stream.next(into: &slot.pointee.event) {
+                    slot.pointee.slot = Int32(truncatingIfNeeded: streamSlot)
+                    if case .chain(_, _, let n) = slot.pointee.event.body {
+                        slot.pointee.descriptorStart = Int32(truncatingIfNeeded: windowDescriptors.count)
+                        for i in 0..<n { windowDescriptors.append(stream.descriptor(i)) }
+                    }
+                    windowCount += 1
+                    continue
                 }
             } catch {
                 decodeError = .corrupt(offset: chunkOffsets[streamSlot], chunk: chunkNumbers[streamSlot], error.description)
@@ -123,7 +141,6 @@ final class ReplayCursor {
             }
             nextChunk()
         }
-        hasHead = false
     }
 
     @inline(never)
@@ -152,13 +169,14 @@ final class ReplayCursor {
         }
         stream = ChunkDecoder()
         streamSlot = decoders.count
-        hasHead = false
+        windowIndex = 0
+        windowCount = 0
     }
 
     var current: RecordedEvent? {
         @inline(__always) get {
             if materialized { return position < events.count ? events[position] : nil }
-            return hasHead ? head : nil
+            return windowIndex < windowCount ? window[windowIndex] : nil
         }
     }
 
@@ -166,13 +184,16 @@ final class ReplayCursor {
     @inline(__always)
     func advance() {
         position += 1
-        if !materialized { decodeNextIntoHead() }
+        if !materialized {
+            windowIndex += 1
+            if windowIndex == windowCount { refill() }
+        }
     }
 
     /// Descriptor `i` of chain event `e`.
     @inline(__always)
     func descriptor(_ e: RecordedEvent, _ i: Int) -> TraceDescriptor {
-        materialized ? descriptors[Int(e.descriptorStart) + i] : stream.descriptor(i)
+        materialized ? descriptors[Int(e.descriptorStart) + i] : windowDescriptors[Int(e.descriptorStart) + i]
     }
 
     /// Serves a read the recording does not have here from the best-known image
@@ -239,7 +260,7 @@ final class ReplayCursor {
     func expect(_ actual: @autoclosure () -> String, _ matches: (RecordedEvent) -> Bool) {
         guard !diverged else { return }
         if !materialized {
-            if hasHead, head.event.nic == nic, matches(head) { advance() } else { mismatch(actual) }
+            if windowIndex < windowCount, window[windowIndex].event.nic == nic, matches(window[windowIndex]) { advance() } else { mismatch(actual) }
         } else if let e = current, e.event.nic == nic, matches(e) {
             advance()
         } else {
