@@ -78,61 +78,79 @@ extension TraceReplayer {
     }
 
     /// Replays every checkpoint segment of the trace at `path`, each segment
-    /// from its own checkpoint, spread over `workers` threads in contiguous
-    /// runs (the calling thread is one of them). Each worker opens its own
-    /// reader (file handle, decompressor) and device cores; zstd's content
-    /// checksums are checked only with `contentChecksums` (the CRC-32 of every
-    /// chunk always is). Reports every
-    /// diverging segment, as `replayAll(keepGoing: true)` does without faults.
+    /// from its own checkpoint, on `workers` threads (the calling thread is one
+    /// of them). Workers take runs of consecutive segments from a shared
+    /// queue, so a core that runs slower takes fewer; each opens its own reader
+    /// (file handle, decompressor) and device cores. zstd's content checksums
+    /// are checked only with `contentChecksums` (the CRC-32 of every chunk
+    /// always is). Reports every diverging segment, as
+    /// `replayAll(keepGoing: true)` does without faults.
     public static func replayInParallel(path: String, workers requested: Int, faults: DeviceFaults = DeviceFaults(),
                                         contentChecksums: Bool = false) throws(TraceError) -> ReplayOutcome {
         let reader = try TraceReader(path: path)
-        reader.verifiesContentChecksums = contentChecksums
         let segments = reader.chunks.indices.filter { reader.chunks[$0].hasCheckpoint }
         let workers = max(1, min(requested, segments.count))
-        final class Slots: @unchecked Sendable {
+        // Runs short enough to balance, long enough that the decoder prefetched
+        // for a segment's checkpoint comparison is the next segment's start.
+        let run = max(1, min(16, segments.count / (workers * 4)))
+        final class Shared: @unchecked Sendable {
             let lock = Mutex()
-            var outcomes: [Result<ReplayOutcome, TraceError>?]
-            init(_ n: Int) { outcomes = Array(repeating: nil, count: n) }
+            var next = 0
+            var outcomes: [(last: Int, result: Result<ReplayOutcome, TraceError>)] = []
         }
-        let slots = Slots(workers)
-        let work: @Sendable (Int) -> Void = { w in
-            let mine = segments[(segments.count * w / workers)..<(segments.count * (w + 1) / workers)]
+        let shared = Shared()
+        let work: @Sendable () -> Void = {
             var outcome = ReplayOutcome()
+            var last = -1
             let result: Result<ReplayOutcome, TraceError>
             do throws(TraceError) {
                 let own = try TraceReader(path: path)
                 own.verifiesContentChecksums = contentChecksums
                 let replayer = TraceReplayer(reader: own, faults: faults)
-                for first in mine {
-                    let r = try replayer.replaySegment(from: first)
-                    outcome.segments += 1
-                    let found = replayer.divergenceRecords(of: r)
-                    if outcome.firstContext == nil { outcome.firstContext = found.context }
-                    outcome.divergences += found.records
+                while true {
+                    let start = shared.lock.withLock { () -> Int in
+                        defer { shared.next += run }
+                        return shared.next
+                    }
+                    if start >= segments.count { break }
+                    for k in start..<min(start + run, segments.count) {
+                        let r = try replayer.replaySegment(from: segments[k])
+                        outcome.segments += 1
+                        let found = replayer.divergenceRecords(of: r)
+                        if let c = found.context, (outcome.firstContext?.divergence.chunk ?? .max) > c.divergence.chunk {
+                            outcome.firstContext = c
+                        }
+                        outcome.divergences += found.records
+                        if k > last {
+                            last = k
+                            outcome.counters = replayer.devices.map(\.counters)
+                        }
+                    }
                 }
-                outcome.counters = replayer.devices.map(\.counters)
                 result = .success(outcome)
             } catch {
                 result = .failure(error)
             }
-            slots.lock.withLock { slots.outcomes[w] = result }
+            shared.lock.withLock { shared.outcomes.append((last, result)) }
         }
         var threads: [BackgroundThread] = []
-        var inline: [Int] = [0]
-        for w in 1..<max(1, workers) {
-            if let t = BackgroundThread({ work(w) }) { threads.append(t) } else { inline.append(w) }
+        var inline = 1
+        for _ in 1..<workers {
+            if let t = BackgroundThread(work) { threads.append(t) } else { inline += 1 }
         }
-        for w in inline { work(w) }
+        for _ in 0..<inline { work() }
         for t in threads { t.join() }
         var total = ReplayOutcome()
-        for slot in slots.outcomes {
-            guard let slot else { continue }
+        var last = -1
+        for (workerLast, slot) in shared.outcomes {
             let o = try slot.get()
             total.divergences += o.divergences
-            if total.firstContext == nil { total.firstContext = o.firstContext }
+            if let c = o.firstContext, (total.firstContext?.divergence.chunk ?? .max) > c.divergence.chunk { total.firstContext = c }
             total.segments += o.segments
-            total.counters = o.counters
+            if workerLast > last {
+                last = workerLast
+                total.counters = o.counters
+            }
         }
         total.divergences.sort { $0.chunk < $1.chunk }
         return total
