@@ -80,7 +80,7 @@ struct Bisect: ParsableCommand {
             printError("vtrace: --nic \(nic): the trace has \(reader.header.nics) NIC\(reader.header.nics == 1 ? "" : "s")")
             throw ExitCode(VTrace.usageExitCode)
         }
-        let progress = Progress(total: reader.chunks.count, enabled: !output.json)
+        let progress = Progress("bisect", total: reader.chunks.count, enabled: !output.json)
         let result: BisectResult
         do throws(TraceError) {
             result = try CounterBisector(reader: reader, nic: nic).run(predicate) { done, _ in progress.update(done) }

@@ -38,8 +38,11 @@ struct Check: ParsableCommand {
         let reader = try input.open()
         var checker: InvariantChecker?
         var failure: InvariantViolation?
+        let progress = Progress("check", total: reader.chunks.count, enabled: !output.json)
         do {
+            defer { progress.finish() }
             outer: for i in reader.chunks.indices {
+                progress.update(i)
                 var d = try reader.decoder(i)
                 if checker == nil { checker = InvariantChecker(header: reader.header, start: d.startCounters) }
                 while let e = try d.next() {

@@ -87,7 +87,7 @@ struct Replay: ParsableCommand {
                 // Segments are independent (each starts at its checkpoint): replay them on all cores.
                 outcome = try TraceReplayer.replayInParallel(path: input.trace, workers: workers)
             } else {
-                let progress = Progress(total: reader.chunks.count, enabled: !output.json && !check)
+                let progress = Progress("replay", total: reader.chunks.count, enabled: !output.json && !check)
                 defer { progress.finish() }
                 outcome = try replayer.replayAll(keepGoing: keepGoing) { progress.update($0) }
             }
@@ -148,31 +148,6 @@ struct Replay: ParsableCommand {
             let mark = rec[counter] == rep[counter] ? "" : "  *"
             print("    \(counter.name.padding(toLength: width, withPad: " ", startingAt: 0))  \(String(rec[counter]).leftPad(10))  \(String(rep[counter]).leftPad(10))\(mark)")
         }
-    }
-}
-
-/// A one-line progress bar on a terminal (stderr), for work that takes more than a second.
-final class Progress {
-    let total: Int
-    let enabled: Bool
-    let started = Date()
-    var shown = false
-
-    init(total: Int, enabled: Bool) {
-        self.total = total
-        self.enabled = enabled && isatty(2) != 0
-    }
-
-    func update(_ done: Int) {
-        guard enabled, Date().timeIntervalSince(started) > 1, total > 0 else { return }
-        shown = true
-        let width = 30
-        let filled = width * min(done, total) / total
-        FileHandle.standardError.write(Data("\r[\(String(repeating: "#", count: filled))\(String(repeating: ".", count: width - filled))] \(done)/\(total) chunks".utf8))
-    }
-
-    func finish() {
-        if shown { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
     }
 }
 

@@ -51,8 +51,10 @@ struct Verify: ParsableCommand {
                 report.problemOffset = offset
             }
         }
+        let progress = Progress("verify", total: 2 * reader.chunks.count, enabled: !output.json)
         // 1. Every chunk decodes.
         for i in reader.chunks.indices where report.ok {
+            progress.update(i)
             do throws(TraceError) {
                 try reader.checkEntryFrame(i)
                 var d = try reader.decoder(i)
@@ -78,6 +80,7 @@ struct Verify: ParsableCommand {
             var i = 0
             while i < reader.chunks.count && report.ok {
                 guard reader.chunks[i].hasCheckpoint else { i += 1; continue }
+                progress.update(reader.chunks.count + i)
                 do throws(TraceError) {
                     let r = try replayer.replaySegment(from: i)
                     report.segmentsReplayed += 1
@@ -92,6 +95,7 @@ struct Verify: ParsableCommand {
                 }
             }
         }
+        progress.finish()
         if output.json {
             print(try JSONText.encode(report))
         } else if report.ok {

@@ -231,3 +231,73 @@ struct ReplayMemoryImageTests {
         #expect(r.stdout.contains("nothing recorded covers [0x103008, 0x10300a): served as a fault"))
     }
 }
+
+/// Runs `executable` with `arguments`, standard input from /dev/null, the
+/// given extra environment, and both output streams captured together.
+func runCombined(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+func quoted(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+
+@Suite("Progress bar")
+struct ProgressTests {
+    /// On a terminal (a pseudo-terminal from script(1)) a long replay draws a
+    /// bar on standard error and erases it before the verdict; through a pipe
+    /// it draws nothing. VTRACE_PROGRESS_AFTER_MS=0 stands in for "after a second".
+    @Test func aTerminalSeesTheBarAndAPipeDoesNot() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/script") else {
+            print("SKIPPED: no /usr/bin/script to give the replay a pseudo-terminal")
+            return
+        }
+        let binary = CLI.productsDirectory.appendingPathComponent("vtrace").path
+        let trace = repositoryRoot.appendingPathComponent("traces/golden/loopback-basic.vtrace").path
+        let chunks = try CLI.run("info", trace, "--json")
+        let total = (try JSONSerialization.jsonObject(with: Data(chunks.stdout.utf8)) as! [String: Any])["chunks"] as! Int
+        let tty = try runCombined("/usr/bin/script", ["-qec", "\(quoted(binary)) replay \(quoted(trace))", "/dev/null"],
+                                  environment: ["VTRACE_PROGRESS_AFTER_MS": "0"])
+        #expect(tty.status == 0, "\(tty.output)")
+        #expect(tty.output.contains("\rreplay ["))
+        #expect(tty.output.contains("] \(total)/\(total) chunks\u{1B}[K"))
+        let erased = tty.output.range(of: "\r\u{1B}[K")
+        let verdict = tty.output.range(of: "replay matches")
+        #expect(erased != nil && verdict != nil && erased!.lowerBound < verdict!.lowerBound, "\(tty.output)")
+        let piped = try runCombined(binary, ["replay", trace], environment: ["VTRACE_PROGRESS_AFTER_MS": "0"])
+        #expect(piped.status == 0 && !piped.output.contains("chunks\u{1B}[K") && !piped.output.contains("\r"))
+    }
+}
+
+@Suite("Debugger stops under gdb")
+struct GDBTests {
+    /// gdb in batch mode with the shipped script stops at --break-at's SIGTRAP
+    /// and prints the device state through vtrace_debug_print.
+    @Test func gdbStopsAtTheEventAndPrintsTheDeviceState() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/gdb"),
+              FileManager.default.isExecutableFile(atPath: "/usr/bin/timeout") else {
+            print("SKIPPED: gdb is not installed; the SIGTRAP stop itself is tested without it")
+            return
+        }
+        let binary = CLI.productsDirectory.appendingPathComponent("vtrace").path
+        let trace = repositoryRoot.appendingPathComponent("traces/golden/loopback-basic.vtrace").path
+        let script = repositoryRoot.appendingPathComponent("tools/vtrace.gdb").path
+        let r = try runCombined("/usr/bin/timeout", ["120", "gdb", "-nx", "-batch", "-x", script, "--args", binary, "replay", trace, "--break-at", "42"])
+        #expect(r.status == 0, "gdb exited \(r.status): \(r.output)")
+        #expect(r.output.contains("vtrace: stopping before event 42"))
+        #expect(r.output.contains("Program received signal SIGTRAP"))
+        #expect(r.output.contains("vtrace: replay at event 42 (device state as of the last access boundary)"))
+        #expect(r.output.contains("nic0: status ACKNOWLEDGE|DRIVER|FEATURES_OK|DRIVER_OK"))
+        #expect(r.output.contains("queue 1: size 256 next_avail 0 next_used 0"))
+        #expect(!r.output.contains("replay matches"), "the replay must stop, not finish")
+    }
+}
