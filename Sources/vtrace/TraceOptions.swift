@@ -11,15 +11,20 @@ struct TraceInput: ParsableArguments {
     /// checked against the index's CRC-32; zstd's own content checksums only
     /// when `contentChecksums` (`vtrace verify`).
     func open(contentChecksums: Bool = false) throws -> TraceReader {
+        try Self.open(trace, contentChecksums: contentChecksums)
+    }
+
+    /// Opens the trace at `path` or exits 2 with the reader's message.
+    static func open(_ path: String, contentChecksums: Bool = false) throws -> TraceReader {
         do throws(TraceError) {
-            let reader = try TraceReader(path: trace)
+            let reader = try TraceReader(path: path)
             reader.verifiesContentChecksums = contentChecksums
             return reader
         } catch {
             if case .io = error {
                 printError("vtrace: \(error)")  // already names the file
             } else {
-                printError("vtrace: \(trace): \(error)")
+                printError("vtrace: \(path): \(error)")
             }
             throw ExitCode(VTrace.usageExitCode)
         }
