@@ -36,3 +36,24 @@ if [[ ! -s $trace || $scenario -nt $trace ]]; then
     /usr/bin/time -f "recorded in %e s" .build/release/vtrace record --scenario "$scenario" -o "$trace" --flush-ms 600000
 fi
 .build/release/vtrace-bench --replay "$trace" --rounds "$rounds"
+
+# Diff: the same scenario recorded with three faults (a lost RX delivery, a
+# counter bumped twice, a used element not published), against the clean
+# trace; wall time and peak memory of `vtrace diff` beside `vtrace replay`.
+faulty=$dir/traffic-$repeats-faults.vtrace
+if [[ ! -s $faulty || $scenario -nt $faulty ]]; then
+    .build/release/vtrace record --scenario "$scenario" -o "$faulty" --flush-ms 600000 \
+        --fault drop-rx:$((repeats * 10 / 3)) --fault count-twice:tx_packets:$((repeats * 20 / 3)) \
+        --fault skip-used:$((repeats * 25 / 3)) >/dev/null || true
+fi
+best() {  # best wall time and its peak RSS over 3 runs of "$@"
+    local out t m bt=999999 bm=0
+    for _ in 1 2 3; do
+        out=$( { /usr/bin/time -f "%e %M" "$@" >/dev/null; } 2>&1 | tail -1 )
+        t=${out% *}; m=${out#* }
+        if awk -v a="$t" -v b="$bt" 'BEGIN { exit !(a < b) }'; then bt=$t; bm=$m; fi
+    done
+    echo "$bt s, peak $((bm / 1024)) MB"
+}
+echo "vtrace replay A                          $(best .build/release/vtrace replay "$trace")"
+echo "vtrace diff A B (B: 3 faults)            $(best .build/release/vtrace diff "$trace" "$faulty")"

@@ -47,6 +47,11 @@ public enum DiffScope: Hashable, Sendable {
 public struct KeyStream {
     let reader: TraceReader
     let scope: DiffScope
+    /// Only counter transitions (the timeline alignment); otherwise every kind but memory traffic.
+    let countersOnly: Bool
+    /// Events before `from` and after `through` are skipped.
+    let from: UInt64
+    let through: UInt64
     var chunk = 0
     var decoder: ChunkDecoder?
     var buffer: ChunkBuffer?
@@ -58,11 +63,19 @@ public struct KeyStream {
     public private(set) var startCounters: [NetCounters] = []
     public private(set) var eventsRead: UInt64 = 0
 
-    public init(reader: TraceReader, scope: DiffScope) throws(TraceError) {
+    /// - Parameters:
+    ///   - from, through: the events to key (a window around a split). A
+    ///     stream that starts mid-trace numbers chains from its start, so two
+    ///     such streams key chains by (NIC, queue, head) only.
+    public init(reader: TraceReader, scope: DiffScope, countersOnly: Bool = false, from: UInt64 = 0, through: UInt64 = .max) throws(TraceError) {
         self.reader = reader
         self.scope = scope
-        if !reader.chunks.isEmpty {
-            let d = try reader.decoder(0, reusing: &buffer)
+        self.countersOnly = countersOnly
+        self.from = from
+        self.through = through
+        chunk = from == 0 ? 0 : (reader.chunkIndex(containing: from) ?? reader.chunks.count)
+        if chunk < reader.chunks.count {
+            let d = try reader.decoder(chunk, reusing: &buffer)
             startCounters = d.startCounters.map { NetCounters(values: $0) ?? NetCounters() }
             decoder = d
         } else {
@@ -89,12 +102,15 @@ public struct KeyStream {
             do throws(ChunkDecodeError) { event = try decoder!.next() } catch {
                 throw TraceError.corrupt(offset: Int(reader.chunks[chunk].offset), chunk: chunk, error.description)
             }
-            guard let e = event else {
+            guard let e = event, e.number <= through else {
+                if event != nil { chunk = reader.chunks.count }  // past the window
                 decoder = nil
                 continue
             }
             eventsRead += 1
-            if let k = key(e) { return k }
+            if countersOnly, e.kind != .counter { continue }
+            guard let k = key(e), e.number >= from else { continue }
+            return k
         }
     }
 
@@ -115,6 +131,7 @@ public struct KeyStream {
             k.value = value
             return k
         case .chain(let q, let head, _):
+            guard from == 0 else { return keyed(.chain, n << 16 | UInt64(q), UInt64(head)) }
             let slot = UInt64(nic) << 16 | UInt64(q)
             let position = chainCounts[slot, default: 0]
             chainCounts[slot] = position + 1
@@ -329,7 +346,8 @@ public struct CounterDiff: Sendable {
         public var countersA: NetCounters
         public var countersB: NetCounters
     }
-    /// One aligned step near the split: "=" both, "-" only in A, "+" only in B.
+    /// One aligned step near the split (every kind of event but memory
+    /// traffic): "=" both, "-" only in A, "+" only in B.
     public struct ContextLine: Encodable, Hashable, Sendable {
         public var mark: String
         public var eventA: UInt64?
@@ -342,9 +360,8 @@ public struct CounterDiff: Sendable {
     public var context: [ContextLine] = []
     public var startA = NetCounters(), startB = NetCounters()
     public var endA = NetCounters(), endB = NetCounters()
-    /// Keys matched, and keys only one side has (all kinds, then counters alone).
+    /// Counter transitions matched, and those only one side has.
     public var matched = 0, onlyA = 0, onlyB = 0
-    public var counterOnlyA = 0, counterOnlyB = 0
     public var eventsA: UInt64 = 0, eventsB: UInt64 = 0
     public var unalignedWindows = 0
 
@@ -373,25 +390,27 @@ final class EventText {
 }
 
 extension CounterDiff {
-    /// Aligns the two traces' events in `scope` and finds the first counter
-    /// transition one has and the other lacks. Streams both traces once (plus
-    /// a few chunks re-read for the text around the split).
+    /// Aligns the two traces' counter transitions in `scope` and finds the
+    /// first one that one trace has and the other lacks; then aligns every
+    /// kind of event (but memory traffic) in a window around it for the
+    /// context. Streams both traces once, plus the chunks around the split.
     public static func compare(_ a: TraceReader, _ b: TraceReader, scope: DiffScope,
                                before: Int = 6, after: Int = 12, window: Int = 8192) throws(TraceError) -> CounterDiff {
-        var aligner = StreamAligner(a: try KeyStream(reader: a, scope: scope), b: try KeyStream(reader: b, scope: scope), window: window)
+        var aligner = StreamAligner(a: try KeyStream(reader: a, scope: scope, countersOnly: true),
+                                    b: try KeyStream(reader: b, scope: scope, countersOnly: true), window: window)
         var diff = CounterDiff(scope: scope)
         diff.startA = aligner.a.currentCounters
         diff.startB = aligner.b.currentCounters
         var countersA = diff.startA, countersB = diff.startB
         var lastA: UInt64?, lastB: UInt64?
-        var recent: [DiffOp] = []
-        var following: [DiffOp] = []
+        var next: DiffOp?  // the op after the split
         if diff.startA != diff.startB {
             diff.split = Split(a: Side(event: 0, after: nil), b: Side(event: 0, after: nil), counter: nil,
                                summary: "the traces start from different counters", countersA: countersA, countersB: countersB)
         }
+        var splitOp: DiffOp?
         while let op = try aligner.next() {
-            var splitsHere = false
+            if splitOp != nil && next == nil { next = op }
             switch op {
             case .both(let x, let y):
                 diff.matched += 1
@@ -399,40 +418,22 @@ extension CounterDiff {
                 if let c = y.counter { countersB[c] = y.value }
                 lastA = x.event
                 lastB = y.event
-            case .onlyA(let x):
-                diff.onlyA += 1
-                if let c = x.counter {
-                    diff.counterOnlyA += 1
-                    if diff.split == nil {
-                        splitsHere = true
-                        diff.split = Split(a: Side(event: x.event, after: lastA), b: Side(event: nil, after: lastB), counter: c,
-                                           summary: "A sets \(c.name) = \(x.value) (+\(x.key.b)) at event \(x.event); B has no such transition"
-                                               + (lastB.map { " (B's last aligned event is \($0))" } ?? ""),
-                                           countersA: countersA, countersB: countersB)
-                    }
-                    countersA[c] = x.value
+            case .onlyA(let x), .onlyB(let x):
+                let inA: Bool
+                if case .onlyA = op { inA = true } else { inA = false }
+                if inA { diff.onlyA += 1 } else { diff.onlyB += 1 }
+                guard let c = x.counter else { continue }
+                if diff.split == nil {
+                    splitOp = op
+                    let (me, other) = inA ? ("A", "B") : ("B", "A")
+                    let otherLast = inA ? lastB : lastA
+                    let here = Side(event: x.event, after: inA ? lastA : lastB), there = Side(event: nil, after: otherLast)
+                    diff.split = Split(a: inA ? here : there, b: inA ? there : here, counter: c,
+                                       summary: "\(me) sets \(c.name) = \(x.value) (+\(x.key.b)) at event \(x.event); \(other) has no such transition"
+                                           + (otherLast.map { " (\(other)'s last aligned event is \($0))" } ?? ""),
+                                       countersA: countersA, countersB: countersB)
                 }
-                lastA = x.event
-            case .onlyB(let y):
-                diff.onlyB += 1
-                if let c = y.counter {
-                    diff.counterOnlyB += 1
-                    if diff.split == nil {
-                        splitsHere = true
-                        diff.split = Split(a: Side(event: nil, after: lastA), b: Side(event: y.event, after: lastB), counter: c,
-                                           summary: "B sets \(c.name) = \(y.value) (+\(y.key.b)) at event \(y.event); A has no such transition"
-                                               + (lastA.map { " (A's last aligned event is \($0))" } ?? ""),
-                                           countersA: countersA, countersB: countersB)
-                    }
-                    countersB[c] = y.value
-                }
-                lastB = y.event
-            }
-            if diff.split == nil || splitsHere {
-                recent.append(op)
-                if recent.count > before + 1 { recent.removeFirst() }
-            } else if following.count < after {
-                following.append(op)
+                if inA { countersA[c] = x.value; lastA = x.event } else { countersB[c] = x.value; lastB = x.event }
             }
         }
         diff.endA = aligner.a.currentCounters
@@ -446,40 +447,58 @@ extension CounterDiff {
             diff.split = Split(a: Side(event: nil, after: lastA), b: Side(event: nil, after: lastB), counter: nil,
                                summary: "the final counters differ", countersA: diff.endA, countersB: diff.endB)
         }
+        guard var split = diff.split else { return diff }
         // One transition of a counter where the other trace has a different one
         // of the same counter: a substitution, say so.
-        if var split = diff.split, let c = split.counter, let first = following.first {
-            switch first {
-            case .onlyB(let y) where split.a.event != nil && y.counter == c:
+        if let c = split.counter, let first = next, let op = splitOp {
+            switch (op, first) {
+            case (.onlyA(let x), .onlyB(let y)) where y.counter == c:
                 split.b.event = y.event
-                split.summary = "A sets \(c.name) = \(countersValue(recent.last)) at event \(split.a.event!), where B sets it to \(y.value) (+\(y.key.b)) at event \(y.event)"
-            case .onlyA(let x) where split.b.event != nil && x.counter == c:
+                split.summary = "A sets \(c.name) = \(x.value) (+\(x.key.b)) at event \(x.event), where B sets it to \(y.value) (+\(y.key.b)) at event \(y.event)"
+            case (.onlyB(let y), .onlyA(let x)) where x.counter == c:
                 split.a.event = x.event
-                split.summary = "B sets \(c.name) = \(countersValue(recent.last)) at event \(split.b.event!), where A sets it to \(x.value) (+\(x.key.b)) at event \(x.event)"
+                split.summary = "B sets \(c.name) = \(y.value) (+\(y.key.b)) at event \(y.event), where A sets it to \(x.value) (+\(x.key.b)) at event \(x.event)"
             default: break
             }
-            diff.split = split
         }
-        if diff.split != nil {
-            let textA = EventText(reader: a), textB = EventText(reader: b)
-            for op in recent + following {
-                switch op {
-                case .both(let x, let y): diff.context.append(ContextLine(mark: "=", eventA: x.event, eventB: y.event, text: textA.text(x.event)))
-                case .onlyA(let x): diff.context.append(ContextLine(mark: "-", eventA: x.event, eventB: nil, text: textA.text(x.event)))
-                case .onlyB(let y): diff.context.append(ContextLine(mark: "+", eventA: nil, eventB: y.event, text: textB.text(y.event)))
-                }
-            }
-            if let e = diff.split!.a.event, diff.split!.counter != nil { diff.split!.a.text = textA.text(e) }
-            if let e = diff.split!.b.event, diff.split!.counter != nil { diff.split!.b.text = textB.text(e) }
-        }
+        let textA = EventText(reader: a), textB = EventText(reader: b)
+        if let e = split.a.event, split.counter != nil { split.a.text = textA.text(e) }
+        if let e = split.b.event, split.counter != nil { split.b.text = textB.text(e) }
+        diff.split = split
+        diff.context = try context(a, b, scope: scope, split: split, before: before, after: after, textA: textA, textB: textB)
         return diff
     }
 
-    /// "VALUE (+STEP)" of a counter transition op.
-    static func countersValue(_ op: DiffOp?) -> String {
-        switch op {
-        case .onlyA(let e)?, .onlyB(let e)?: return "\(e.value) (+\(e.key.b))"
-        default: return "?"
+    /// Every kind of event (but memory traffic) aligned in a window around the
+    /// split, `before` steps before the diverging transition and `after` after.
+    static func context(_ a: TraceReader, _ b: TraceReader, scope: DiffScope, split: Split, before: Int, after: Int,
+                        textA: EventText, textB: EventText) throws(TraceError) -> [ContextLine] {
+        guard let anchorA = split.a.event ?? split.a.after, let anchorB = split.b.event ?? split.b.after else { return [] }
+        let span = UInt64(40 * (before + after) + 200)
+        func keys(_ r: TraceReader, _ anchor: UInt64) throws(TraceError) -> [KeyedEvent] {
+            var stream = try KeyStream(reader: r, scope: scope, from: anchor > span ? anchor - span : 0, through: anchor + 2 * span)
+            var out: [KeyedEvent] = []
+            while let k = try stream.next() { out.append(k) }
+            return out
+        }
+        let ka = try keys(a, anchorA), kb = try keys(b, anchorB)
+        guard let ops = myersDiff(ka[...], kb[...], maxEdits: 4096) else { return [] }
+        let at = ops.firstIndex { op in
+            switch op {
+            case .onlyA(let x): return x.event == split.a.event
+            case .onlyB(let y): return y.event == split.b.event
+            case .both(let x, let y): return x.event == split.a.event || y.event == split.b.event
+            }
+        } ?? ops.firstIndex { op in
+            if case .both(let x, _) = op { return x.event > anchorA }
+            return false
+        } ?? 0
+        return ops[max(0, at - before)..<min(ops.count, at + after + 1)].map { op in
+            switch op {
+            case .both(let x, let y): return ContextLine(mark: "=", eventA: x.event, eventB: y.event, text: textA.text(x.event))
+            case .onlyA(let x): return ContextLine(mark: "-", eventA: x.event, eventB: nil, text: textA.text(x.event))
+            case .onlyB(let y): return ContextLine(mark: "+", eventA: nil, eventB: y.event, text: textB.text(y.event))
+            }
         }
     }
 }

@@ -82,14 +82,12 @@ struct Diff: ParsableCommand {
         var matched: Int
         var onlyA: Int
         var onlyB: Int
-        var counterTransitionsOnlyA: Int
-        var counterTransitionsOnlyB: Int
         var unalignedWindows: Int
         enum CodingKeys: String, CodingKey {
             case nic, aggregate, identical, summary, splitCounter = "split_counter", eventA = "event_a", eventB = "event_b"
             case afterA = "after_a", afterB = "after_b", countersAtSplitA = "counters_at_split_a", countersAtSplitB = "counters_at_split_b"
-            case endA = "end_a", endB = "end_b", context, matched, onlyA = "only_a", onlyB = "only_b"
-            case counterTransitionsOnlyA = "counter_transitions_only_a", counterTransitionsOnlyB = "counter_transitions_only_b"
+            case endA = "end_a", endB = "end_b", context
+            case matched = "counter_transitions_in_both", onlyA = "counter_transitions_only_a", onlyB = "counter_transitions_only_b"
             case unalignedWindows = "unaligned_windows"
         }
         func encode(to encoder: any Encoder) throws {
@@ -111,8 +109,6 @@ struct Diff: ParsableCommand {
             try c.encode(matched, forKey: .matched)
             try c.encode(onlyA, forKey: .onlyA)
             try c.encode(onlyB, forKey: .onlyB)
-            try c.encode(counterTransitionsOnlyA, forKey: .counterTransitionsOnlyA)
-            try c.encode(counterTransitionsOnlyB, forKey: .counterTransitionsOnlyB)
             try c.encode(unalignedWindows, forKey: .unalignedWindows)
         }
     }
@@ -168,8 +164,7 @@ struct Diff: ParsableCommand {
                            splitCounter: d.split?.counter?.name, eventA: d.split?.a.event, eventB: d.split?.b.event,
                            afterA: d.split?.a.after, afterB: d.split?.b.after,
                            countersAtSplitA: d.split?.countersA, countersAtSplitB: d.split?.countersB, endA: d.endA, endB: d.endB,
-                           context: d.context, matched: d.matched, onlyA: d.onlyA, onlyB: d.onlyB,
-                           counterTransitionsOnlyA: d.counterOnlyA, counterTransitionsOnlyB: d.counterOnlyB, unalignedWindows: d.unalignedWindows)
+                           context: d.context, matched: d.matched, onlyA: d.onlyA, onlyB: d.onlyB, unalignedWindows: d.unalignedWindows)
     }
 
     func printText(_ diffs: [CounterDiff], _ ra: TraceReader, _ rb: TraceReader, nicsDiffer: Bool, identical: Bool) {
@@ -184,7 +179,7 @@ struct Diff: ParsableCommand {
             }
             print("")
             guard let split = d.split else {
-                print("\(name): counter timelines identical — \(d.matched) aligned events, \(d.onlyA) only in A, \(d.onlyB) only in B (none of them counter transitions)")
+                print("\(name): counter timelines identical — all \(d.matched) counter transitions aligned (A \(d.eventsA) events, B \(d.eventsB))")
                 print(CounterTable.render([("A = B", d.endA)], onlyNonZero: true).split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
                 continue
             }
@@ -200,7 +195,7 @@ struct Diff: ParsableCommand {
             }
             print("  counters at the split, and at the end (* differs):")
             print(table([("A split", split.countersA), ("B split", split.countersB), ("A end", d.endA), ("B end", d.endB)], delta: (d.endA, d.endB)))
-            print("  aligned: \(d.matched) events in both, \(d.onlyA) only in A, \(d.onlyB) only in B; counter transitions: \(d.counterOnlyA) only in A, \(d.counterOnlyB) only in B"
+            print("  counter transitions: \(d.matched) in both, \(d.onlyA) only in A, \(d.onlyB) only in B"
                   + (d.unalignedWindows > 0 ? "; \(d.unalignedWindows) window(s) too different to align" : ""))
         }
         print("")
