@@ -278,3 +278,13 @@ public final class TraceReader {
         }
     }
 }
+
+extension ChunkDecoder {
+    /// The next event of chunk `index` of `reader`, with a decoding problem
+    /// reported as a ``TraceError`` naming the chunk and its file offset.
+    public mutating func next(chunk index: Int, of reader: TraceReader) throws(TraceError) -> TraceEvent? {
+        do throws(ChunkDecodeError) { return try next() } catch {
+            throw TraceError.corrupt(offset: Int(reader.chunks[index].offset), chunk: index, error.description)
+        }
+    }
+}

@@ -98,10 +98,7 @@ public struct KeyStream {
                 decoder = nil
                 decoder = try reader.decoder(chunk, reusing: &buffer)
             }
-            let event: TraceEvent?
-            do throws(ChunkDecodeError) { event = try decoder!.next() } catch {
-                throw TraceError.corrupt(offset: Int(reader.chunks[chunk].offset), chunk: chunk, error.description)
-            }
+            let event = try decoder!.next(chunk: chunk, of: reader)
             guard let e = event, e.number <= through else {
                 if event != nil { chunk = reader.chunks.count }  // past the window
                 decoder = nil

@@ -1,0 +1,117 @@
+import ArgumentParser
+import Foundation
+import TraceFormat
+import Tracing
+import VirtioCore
+
+/// `vtrace export FILE --format perfetto|jsonl -o OUT`
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a trace in a format other tools read.",
+        discussion: """
+            perfetto: Chrome trace-event JSON that ui.perfetto.dev and chrome://tracing open: \
+            one counter track per counter and NIC ("ph":"C"), instant events for kicks \
+            (QueueNotify writes), interrupts, poisonings and resets; one process per NIC. \
+            Times are microseconds since the first access; each instant carries its event number.
+
+            jsonl: one JSON object per event, as `vtrace dump --json` prints them.
+
+            Examples:
+              vtrace export run.vtrace --format perfetto -o run.json
+              vtrace export run.vtrace --format jsonl -o - | jq 'select(.kind == "counter")'
+            """
+    )
+
+    enum Format: String, ExpressibleByArgument, CaseIterable {
+        case perfetto, jsonl
+    }
+
+    @OptionGroup var input: TraceInput
+
+    @Option(help: "perfetto or jsonl.")
+    var format: Format
+
+    @Option(name: .shortAndLong, help: "The file to write (- for standard output).")
+    var output: String
+
+    func run() throws {
+        let reader = try input.open()
+        let sink: FileHandle
+        if output == "-" {
+            sink = FileHandle.standardOutput
+        } else {
+            guard FileManager.default.createFile(atPath: output, contents: nil), let h = FileHandle(forWritingAtPath: output) else {
+                printError("vtrace: cannot write \(output)")
+                throw ExitCode(VTrace.usageExitCode)
+            }
+            sink = h
+        }
+        var out = ""
+        func flush(_ force: Bool = false) {
+            if force || out.utf8.count > 1 << 16 {
+                sink.write(Data(out.utf8))
+                out = ""
+            }
+        }
+        let start = reader.chunks.first?.firstTime ?? 0
+        var first = true
+        func item(_ json: String) {
+            out += (first ? "\n" : ",\n") + json
+            first = false
+            flush()
+        }
+        func ts(_ t: UInt64) -> String { String(format: "%.3f", Double(t &- start) / 1000) }
+        if format == .perfetto {
+            out += "{\"displayTimeUnit\":\"ns\",\"traceEvents\":["
+            for n in 0..<reader.header.nics {
+                item("{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":\(n),\"args\":{\"name\":\"nic\(n)\"}}")
+            }
+        }
+        do {
+            for i in reader.chunks.indices {
+                var d = try reader.decoder(i)
+                if i == 0 && format == .perfetto {
+                    for (n, values) in d.startCounters.enumerated() {
+                        for c in NetCounter.allCases where c.ordinal < values.count {
+                            item("{\"name\":\"\(c.name)\",\"ph\":\"C\",\"ts\":0,\"pid\":\(n),\"args\":{\"value\":\(values[c.ordinal])}}")
+                        }
+                    }
+                }
+                while true {
+                    let next = try d.next(chunk: i, of: reader)
+                    guard let e = next else { break }
+                    switch format {
+                    case .jsonl:
+                        out += EventFormatting.json(e, d, start: start) + "\n"
+                        flush()
+                    case .perfetto:
+                        let instant: String?
+                        switch e.body {
+                        case .counter(let index, let value):
+                            if let c = NetCounter(ordinal: index) {
+                                item("{\"name\":\"\(c.name)\",\"ph\":\"C\",\"ts\":\(ts(e.time)),\"pid\":\(e.nic),\"args\":{\"value\":\(value)}}")
+                            }
+                            instant = nil
+                        case .mmioWrite(let offset, _, let value) where offset == MMIORegister.queueNotify.rawValue:
+                            instant = "kick q\(value)"
+                        case .interrupt(let k): instant = "irq \(InterruptSignals(rawValue: k))"
+                        case .poison(let q, _, _): instant = "poison q\(q)"
+                        case .reset: instant = "reset"
+                        default: instant = nil
+                        }
+                        if let instant {
+                            item("{\"name\":\"\(instant)\",\"ph\":\"i\",\"s\":\"p\",\"ts\":\(ts(e.time)),\"pid\":\(e.nic),\"tid\":0,\"args\":{\"event\":\(e.number)}}")
+                        }
+                    }
+                }
+            }
+        } catch {
+            flush(true)
+            printError("vtrace: \(input.trace): \(error)")
+            throw ExitCode(VTrace.usageExitCode)
+        }
+        if format == .perfetto { out += "\n]}\n" }
+        flush(true)
+        if output != "-" { try? sink.close() }
+    }
+}
