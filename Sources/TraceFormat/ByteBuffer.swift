@@ -81,8 +81,28 @@ public struct ByteReader {
         return base[offset]
     }
 
-    @inlinable
+    /// Unsigned LEB128. Values of one and two bytes (most of a trace's) take
+    /// a short path inline; longer ones the loop.
+    @inlinable @inline(__always)
     public mutating func varint() throws(ByteReadError) -> UInt64 {
+        guard offset < end else { throw .truncated(offset: offset, needed: 1) }
+        let b = base[offset]
+        if b < 0x80 {
+            offset += 1
+            return UInt64(b)
+        }
+        if offset + 1 < end {
+            let b1 = base[offset + 1]
+            if b1 < 0x80 {
+                offset += 2
+                return UInt64(b & 0x7F) | UInt64(b1) << 7
+            }
+        }
+        return try longVarint()
+    }
+
+    @usableFromInline
+    mutating func longVarint() throws(ByteReadError) -> UInt64 {
         let start = offset
         var result: UInt64 = 0
         var shift: UInt64 = 0

@@ -117,7 +117,7 @@ public struct ChunkDecodeError: Error, Hashable, Sendable, CustomStringConvertib
     }
     init(_ e: ByteReadError) {
         switch e {
-        case .truncated(let o, let n): self.init(offset: o, "chunk data ends \(n) bytes short")
+        case .truncated(let o, let n): self.init(offset: o, "chunk data ends \(n) byte\(n == 1 ? "" : "s") short")
         case .badVarint(let o): self.init(offset: o, "malformed or out-of-range number")
         }
     }

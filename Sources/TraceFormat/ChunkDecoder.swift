@@ -67,10 +67,9 @@ struct RecentReads {
 /// content), never a trap: every length is checked against the bytes left,
 /// every count against a limit.
 public struct ChunkDecoder {
-    /// Owns the content; `base` and `end` point into it.
+    /// Owns the content; `reader` reads it.
     public let buffer: ChunkBuffer
-    let base: UnsafeRawPointer
-    let end: Int
+    var reader: ByteReader
     public let firstEvent: UInt64
     public let flags: ChunkFlags
     public let baseTime: UInt64
@@ -91,7 +90,6 @@ public struct ChunkDecoder {
     public private(set) var decoded: UInt64 = 0
 
     let nics: Int
-    var offset: Int
     var time: UInt64
     var nic = 0
     var vcpu: UInt32 = 0
@@ -108,8 +106,7 @@ public struct ChunkDecoder {
     /// A decoder over no content: it has no events.
     public init() {
         buffer = ChunkBuffer()
-        base = UnsafeRawPointer(buffer.storage.baseAddress!)
-        end = 0
+        reader = ByteReader(UnsafeRawBufferPointer(start: buffer.storage.baseAddress, count: 0))
         nics = 0
         firstEvent = 0
         flags = []
@@ -117,12 +114,18 @@ public struct ChunkDecoder {
         checkpoint = nil
         startCounters = []
         counters = []
-        offset = 0
         time = 0
     }
 
     /// The content's first byte (valid while this decoder, which keeps the buffer, lives).
-    public var contentBase: UnsafeRawPointer { base }
+    public var contentBase: UnsafeRawPointer { UnsafeRawPointer(reader.base.baseAddress ?? UnsafeRawPointer(buffer.storage.baseAddress!)) }
+
+    /// Where the reader is in the content, and where the content ends.
+    var offset: Int {
+        @inline(__always) get { reader.offset }
+        @inline(__always) set { reader.offset = newValue }
+    }
+    var end: Int { @inline(__always) get { reader.end } }
 
     /// A decoder over a copy of `content`.
     public init(content: [UInt8], nics: Int) throws(ChunkDecodeError) {
@@ -133,8 +136,6 @@ public struct ChunkDecoder {
     public init(buffer: ChunkBuffer, nics: Int) throws(ChunkDecodeError) {
         self.buffer = buffer
         let raw = buffer.bytes
-        base = raw.baseAddress ?? UnsafeRawPointer(buffer.storage.baseAddress!)
-        end = raw.count
         self.nics = nics
         var r = ByteReader(raw)
         var cps: [NICCheckpoint]?
@@ -165,24 +166,15 @@ public struct ChunkDecoder {
         checkpoint = cps
         startCounters = all
         counters = all.flatMap { c in (0..<NICCheckpoint.counterCount).map { $0 < c.count ? c[$0] : 0 } }
-        offset = r.offset
+        reader = r
         time = baseTime
     }
-
-    /// The content (a copy).
-    public var content: [UInt8] { Array(buffer.bytes) }
 
     /// Offset of the next record within the content.
     public var position: Int { offset }
 
     /// The bytes of a payload range.
     public func bytes(_ range: Range<Int>) -> ArraySlice<UInt8> { ArraySlice(UnsafeRawBufferPointer(rebasing: buffer.bytes[range])) }
-
-    /// Calls `body` with the payload bytes of `range`.
-    @inline(__always)
-    public func withBytes<T>(_ range: Range<Int>, _ body: (UnsafeRawBufferPointer) -> T) -> T {
-        body(UnsafeRawBufferPointer(start: base + range.lowerBound, count: range.count))
-    }
 
     /// The next event, or nil at the end of the chunk.
     @inline(__always)
@@ -210,50 +202,16 @@ public struct ChunkDecoder {
     @inline(never)
     func fail(_ at: Int, _ message: @autoclosure () -> String) -> ChunkDecodeError { ChunkDecodeError(offset: at, message()) }
 
-    @inline(never)
-    func truncated(_ at: Int) -> ChunkDecodeError { ChunkDecodeError(offset: at, "chunk data ends 1 byte short") }
 
+    /// The reader's primitives, with its errors as chunk errors.
     @inline(__always)
     mutating func byte() throws(ChunkDecodeError) -> UInt8 {
-        guard offset < end else { throw truncated(offset) }
-        let b = base.load(fromByteOffset: offset, as: UInt8.self)
-        offset += 1
-        return b
+        do throws(ByteReadError) { return try reader.byte() } catch { throw ChunkDecodeError(error) }
     }
 
-    /// Unsigned LEB128; one-byte values take the short path.
     @inline(__always)
     mutating func varint() throws(ChunkDecodeError) -> UInt64 {
-        guard offset < end else { throw truncated(offset) }
-        let b = base.load(fromByteOffset: offset, as: UInt8.self)
-        if b < 0x80 {
-            offset += 1
-            return UInt64(b)
-        }
-        if offset + 1 < end {
-            let b1 = base.load(fromByteOffset: offset + 1, as: UInt8.self)
-            if b1 < 0x80 {
-                offset += 2
-                return UInt64(b & 0x7F) | UInt64(b1) << 7
-            }
-        }
-        return try longVarint()
-    }
-
-    mutating func longVarint() throws(ChunkDecodeError) -> UInt64 {
-        let start = offset
-        var result: UInt64 = 0
-        var shift: UInt64 = 0
-        while true {
-            guard offset < end else { throw truncated(offset) }
-            let b = base.load(fromByteOffset: offset, as: UInt8.self)
-            offset += 1
-            if shift == 63 && b > 1 { throw fail(start, "malformed or out-of-range number") }
-            result |= UInt64(b & 0x7F) << shift
-            if b & 0x80 == 0 { return result }
-            shift += 7
-            if shift > 63 { throw fail(start, "malformed or out-of-range number") }
-        }
+        do throws(ByteReadError) { return try reader.varint() } catch { throw ChunkDecodeError(error) }
     }
 
     @inline(__always)
@@ -286,7 +244,7 @@ public struct ChunkDecoder {
     mutating func decodeOne(into event: inout TraceEvent) throws(ChunkDecodeError) -> Bool {
         while offset < end {
             let tagOffset = offset
-            let tag = base.load(fromByteOffset: offset, as: UInt8.self)
+            let tag = reader.base[offset]
             offset += 1
             let kind = tag & 15
             let aux = tag >> 4

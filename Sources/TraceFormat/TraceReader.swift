@@ -232,13 +232,6 @@ public final class TraceReader {
         return frame
     }
 
-    /// The uncompressed content of chunk `index`.
-    public func content(_ index: Int) throws(TraceError) -> [UInt8] {
-        var buffer: ChunkBuffer?
-        try fill(&buffer, chunk: index)
-        return Array(buffer!.bytes)
-    }
-
     /// Decompresses chunk `index` into `buffer`: refilled when nothing else
     /// holds it (no decoder over it is alive), a new buffer otherwise.
     func fill(_ buffer: inout ChunkBuffer?, chunk index: Int) throws(TraceError) {

@@ -75,16 +75,6 @@ public final class ZstdDecompressor {
         return size >= 0xFFFF_FFFF_FFFF_FFFE ? nil : UInt64(size)  // ZSTD_CONTENTSIZE_UNKNOWN / _ERROR
     }
 
-    /// Decompresses `frame`, which must declare exactly `expectedSize` bytes of content.
-    public func decompress(_ frame: UnsafeRawBufferPointer, expectedSize: Int, into out: inout [UInt8]) throws(ZstdError) {
-        if out.count != expectedSize { out = [UInt8](repeating: 0, count: expectedSize) }
-        var failure: ZstdError?
-        out.withUnsafeMutableBytes { dst in
-            do throws(ZstdError) { try decompress(frame, into: dst) } catch { failure = error }
-        }
-        if let failure { throw failure }
-    }
-
     /// Decompresses `frame`, which must declare exactly `out.count` bytes of content, into `out`.
     public func decompress(_ frame: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer) throws(ZstdError) {
         guard let declared = Self.contentSize(frame) else { throw ZstdError(message: "frame does not declare its size") }

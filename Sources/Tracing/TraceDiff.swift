@@ -61,7 +61,6 @@ public struct KeyStream {
     var chainCounts: [UInt64: UInt64] = [:]
     /// Per NIC, the counters the trace starts from.
     public private(set) var startCounters: [NetCounters] = []
-    public private(set) var eventsRead: UInt64 = 0
 
     /// - Parameters:
     ///   - from, through: the events to key (a window around a split). A
@@ -104,7 +103,6 @@ public struct KeyStream {
                 decoder = nil
                 continue
             }
-            eventsRead += 1
             if countersOnly, e.kind != .counter { continue }
             guard let k = key(e), e.number >= from else { continue }
             return k

@@ -48,9 +48,9 @@ extension TraceEvent {
 /// The recorded events a replay walks, shared by the replay memory and observers.
 ///
 /// Two modes. Streaming (the fast path): events are decoded straight from the
-/// loaded chunks' contents, a small window at a time (decoded in place into
-/// memory the cursor owns), as the replay consumes them. Materialized: the whole loaded segment is
-/// decoded into `events` for random access (the debugger, divergence reports,
+/// loaded chunks' contents, a window of 256 at a time (in place, into memory
+/// the cursor owns), as the replay consumes them. Materialized: the whole
+/// loaded segment is decoded into `events` for random access (the debugger, divergence reports,
 /// serving reads from the memory image). A divergence switches to it; the
 /// decoding is deterministic, so both modes see the same events.
 final class ReplayCursor {
@@ -75,7 +75,6 @@ final class ReplayCursor {
                           count: Self.windowSize)
     }
 
-    deinit { window.deallocate() }
     /// A chunk that failed to decode: the events end there, and the replay throws this.
     var decodeError: TraceError?
     var chunkOffsets: [Int] = []
@@ -100,6 +99,8 @@ final class ReplayCursor {
     var boundaryStates: [VirtioNetState] = []
     /// Reads the recording did not have at that point, and how each was served.
     var imageNotes: [String] = []
+
+    deinit { window.deallocate() }
 
     /// Starts the loaded segment from its first event, streaming.
     func reset() {
@@ -259,9 +260,7 @@ final class ReplayCursor {
     @inline(__always)
     func expect(_ actual: @autoclosure () -> String, _ matches: (RecordedEvent) -> Bool) {
         guard !diverged else { return }
-        if !materialized {
-            if windowIndex < windowCount, window[windowIndex].event.nic == nic, matches(window[windowIndex]) { advance() } else { mismatch(actual) }
-        } else if let e = current, e.event.nic == nic, matches(e) {
+        if let e = current, e.event.nic == nic, matches(e) {
             advance()
         } else {
             mismatch(actual)

@@ -30,8 +30,31 @@ public struct ReplayOutcome: Sendable {
     public var counters: [NetCounters] = []
     /// Segments replayed.
     public var segments = 0
+    /// The first chunk of the latest segment replayed (whose end `counters` are).
+    var lastChunk = -1
 
     public var matched: Bool { divergences.isEmpty }
+
+    /// Takes in one replayed segment; true when it diverged.
+    @discardableResult
+    mutating func add(_ r: TraceReplayer.SegmentResult, of replayer: TraceReplayer) -> Bool {
+        let found = replayer.divergenceRecords(of: r)
+        merge(ReplayOutcome(divergences: found.records, firstContext: found.context,
+                            counters: replayer.devices.map(\.counters), segments: 1, lastChunk: r.firstChunk))
+        return !found.records.isEmpty
+    }
+
+    /// Takes in another outcome: its divergences, the earlier first context,
+    /// the counters of whichever replayed the later segment.
+    mutating func merge(_ o: ReplayOutcome) {
+        divergences += o.divergences
+        if let c = o.firstContext, (firstContext?.divergence.chunk ?? .max) > c.divergence.chunk { firstContext = c }
+        segments += o.segments
+        if o.lastChunk > lastChunk {
+            lastChunk = o.lastChunk
+            counters = o.counters
+        }
+    }
 }
 
 extension TraceReplayer {
@@ -46,16 +69,12 @@ extension TraceReplayer {
         var continuing = false
         while i < reader.chunks.count {
             let r = try replaySegment(from: i, continuing: continuing)
-            outcome.segments += 1
             progress?(r.endChunk)
-            let found = divergenceRecords(of: r)
-            if outcome.firstContext == nil { outcome.firstContext = found.context }
-            outcome.divergences += found.records
-            if !found.records.isEmpty && !keepGoing { break }
-            continuing = found.records.isEmpty
+            let diverged = outcome.add(r, of: self)
+            if diverged && !keepGoing { break }
+            continuing = !diverged
             i = r.endChunk
         }
-        outcome.counters = devices.map(\.counters)
         return outcome
     }
 
@@ -96,12 +115,11 @@ extension TraceReplayer {
         final class Shared: @unchecked Sendable {
             let lock = Mutex()
             var next = 0
-            var outcomes: [(last: Int, result: Result<ReplayOutcome, TraceError>)] = []
+            var outcomes: [Result<ReplayOutcome, TraceError>] = []
         }
         let shared = Shared()
         let work: @Sendable () -> Void = {
             var outcome = ReplayOutcome()
-            var last = -1
             let result: Result<ReplayOutcome, TraceError>
             do throws(TraceError) {
                 let own = try TraceReader(path: path)
@@ -114,24 +132,14 @@ extension TraceReplayer {
                     }
                     if start >= segments.count { break }
                     for k in start..<min(start + run, segments.count) {
-                        let r = try replayer.replaySegment(from: segments[k])
-                        outcome.segments += 1
-                        let found = replayer.divergenceRecords(of: r)
-                        if let c = found.context, (outcome.firstContext?.divergence.chunk ?? .max) > c.divergence.chunk {
-                            outcome.firstContext = c
-                        }
-                        outcome.divergences += found.records
-                        if k > last {
-                            last = k
-                            outcome.counters = replayer.devices.map(\.counters)
-                        }
+                        outcome.add(try replayer.replaySegment(from: segments[k]), of: replayer)
                     }
                 }
                 result = .success(outcome)
             } catch {
                 result = .failure(error)
             }
-            shared.lock.withLock { shared.outcomes.append((last, result)) }
+            shared.lock.withLock { shared.outcomes.append(result) }
         }
         var threads: [BackgroundThread] = []
         var inline = 1
@@ -141,17 +149,7 @@ extension TraceReplayer {
         for _ in 0..<inline { work() }
         for t in threads { t.join() }
         var total = ReplayOutcome()
-        var last = -1
-        for (workerLast, slot) in shared.outcomes {
-            let o = try slot.get()
-            total.divergences += o.divergences
-            if let c = o.firstContext, (total.firstContext?.divergence.chunk ?? .max) > c.divergence.chunk { total.firstContext = c }
-            total.segments += o.segments
-            if workerLast > last {
-                last = workerLast
-                total.counters = o.counters
-            }
-        }
+        for result in shared.outcomes { total.merge(try result.get()) }
         total.divergences.sort { $0.chunk < $1.chunk }
         return total
     }

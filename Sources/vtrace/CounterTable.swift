@@ -5,17 +5,25 @@ import VirtioCore
 enum CounterTable {
     static func render(_ columns: [(String, NetCounters)], onlyNonZero: Bool = false) -> String {
         let names = NetCounter.allCases.filter { c in !onlyNonZero || columns.contains { $0.1[c] != 0 } }
+        return render(rows: names, columns: columns.map { col in (col.0, { String(col.1[$0]) }) })
+    }
+
+    /// The general form: `columns` give a heading and a cell per counter;
+    /// `mark` a suffix per row (for example " *" where values differ).
+    static func render(rows names: [NetCounter], columns: [(String, (NetCounter) -> String)], indent: String = "",
+                       mark: (NetCounter) -> String = { _ in "" }) -> String {
         let nameWidth = max(7, names.map(\.name.count).max() ?? 0)
-        let widths = columns.map { col in max(col.0.count, names.map { String(col.1[$0]).count }.max() ?? 1) }
+        let cells = names.map { c in columns.map { $0.1(c) } }
+        let widths = columns.indices.map { i in max(columns[i].0.count, cells.map { $0[i].count }.max() ?? 1) }
         func pad(_ s: String, _ w: Int, left: Bool = false) -> String {
             let fill = String(repeating: " ", count: max(0, w - s.count))
             return left ? s + fill : fill + s
         }
-        var lines = [pad("counter", nameWidth, left: true) + "  " + zip(columns, widths).map { pad($0.0, $1) }.joined(separator: "  ")]
-        for c in names {
-            lines.append(pad(c.name, nameWidth, left: true) + "  " + zip(columns, widths).map { pad(String($0.1[c]), $1) }.joined(separator: "  "))
+        var lines = [indent + pad("counter", nameWidth, left: true) + "  " + zip(columns, widths).map { pad($0.0, $1) }.joined(separator: "  ")]
+        for (c, row) in zip(names, cells) {
+            lines.append(indent + pad(c.name, nameWidth, left: true) + "  " + zip(row, widths).map { pad($0, $1) }.joined(separator: "  ") + mark(c))
         }
-        if names.isEmpty { lines.append("(all counters are zero)") }
+        if names.isEmpty { lines.append(indent + "(all counters are zero)") }
         return lines.joined(separator: "\n")
     }
 }

@@ -194,7 +194,7 @@ struct Diff: ParsableCommand {
                 }
             }
             print("  counters at the split, and at the end (* differs):")
-            print(table([("A split", split.countersA), ("B split", split.countersB), ("A end", d.endA), ("B end", d.endB)], delta: (d.endA, d.endB)))
+            print(table(split, d))
             print("  counter transitions: \(d.matched) in both, \(d.onlyA) only in A, \(d.onlyB) only in B"
                   + (d.unalignedWindows > 0 ? "; \(d.unalignedWindows) window(s) too different to align" : ""))
         }
@@ -202,18 +202,17 @@ struct Diff: ParsableCommand {
         print(identical ? "verdict: identical counter timelines" : "verdict: the counter timelines differ")
     }
 
-    /// A counter table with a B−A column for the end values, marking differences.
-    func table(_ columns: [(String, NetCounters)], delta: (NetCounters, NetCounters)) -> String {
-        let names = NetCounter.allCases.filter { c in columns.contains { $0.1[c] != 0 } }
-        let width = max(7, names.map(\.name.count).max() ?? 0)
-        var lines = ["    " + "counter".padding(toLength: width, withPad: " ", startingAt: 0) + columns.map { $0.0.leftPad(12) }.joined() + "B−A end".leftPad(12)]
-        for c in names {
-            let diff = Int64(bitPattern: delta.1[c] &- delta.0[c])
-            // Columns come in (A, B) pairs: mark a counter where a pair disagrees.
-            let mark = stride(from: 0, to: columns.count - 1, by: 2).contains { columns[$0].1[c] != columns[$0 + 1].1[c] } ? "  *" : ""
-            lines.append("    " + c.name.padding(toLength: width, withPad: " ", startingAt: 0) + columns.map { String($0.1[c]).leftPad(12) }.joined()
-                         + (diff == 0 ? "0" : (diff > 0 ? "+\(diff)" : "\(diff)")).leftPad(12) + mark)
+    /// Counters at the split and the end, a B−A column for the end, and a
+    /// mark where A and B disagree at either point.
+    func table(_ split: CounterDiff.Split, _ d: CounterDiff) -> String {
+        let pairs = [(split.countersA, split.countersB), (d.endA, d.endB)]
+        let names = NetCounter.allCases.filter { c in pairs.contains { $0.0[c] != 0 || $0.1[c] != 0 } }
+        func delta(_ c: NetCounter) -> String {
+            let v = Int64(bitPattern: d.endB[c] &- d.endA[c])
+            return v > 0 ? "+\(v)" : String(v)
         }
-        return lines.joined(separator: "\n")
+        return CounterTable.render(rows: names, columns: [("A split", { String(split.countersA[$0]) }), ("B split", { String(split.countersB[$0]) }),
+                                                          ("A end", { String(d.endA[$0]) }), ("B end", { String(d.endB[$0]) }), ("B−A end", delta)],
+                                   indent: "    ", mark: { c in pairs.contains { $0.0[c] != $0.1[c] } ? "  *" : "" })
     }
 }

@@ -58,7 +58,7 @@ struct Timeline: ParsableCommand {
         if let counters {
             selected = []
             for name in counters.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
-                guard let c = NetCounter.allCases.first(where: { $0.name == name }) else {
+                guard let c = NetCounter(name: name) else {
                     printError("vtrace: unknown counter '\(name)'; counters are \(NetCounter.allCases.map(\.name).joined(separator: ", "))")
                     throw ExitCode(VTrace.usageExitCode)
                 }

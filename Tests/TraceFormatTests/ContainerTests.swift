@@ -295,9 +295,10 @@ struct RecorderPolicyTests {
 
 @Suite("Streaming replay")
 struct StreamingReplayTests {
-    /// A chunk whose content turns hostile after events that replay fine: the
-    /// streaming replay matches what comes before, then throws an error naming
-    /// the chunk and its file offset (no trap, no divergence reported instead).
+    /// A chunk whose content turns hostile after two valid events: the segment
+    /// before it replays clean, and replaying the bad chunk throws an error
+    /// naming the chunk, its file offset and the byte inside its content (no
+    /// trap, and no divergence reported in its place).
     @Test func aCorruptRecordMidChunkIsAnErrorNamingTheChunk() throws {
         let probe = VirtioNetDevice<GuestRAM, NoObserver>(memory: nil)
         let header = TraceHeader(config: NetConfig(), nics: 1, offeredFeatures: probe.offeredFeatures, regions: [MemoryRegion(base: 0, size: 1 << 20)])
