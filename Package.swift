@@ -61,7 +61,7 @@ let package = Package(
         .testTarget(name: "VirtioCoreTests", dependencies: ["VirtioCore", "GuestDriver"]),
         .testTarget(name: "ScenariosTests", dependencies: ["Scenarios", "VirtioCore", "GuestDriver"]),
         .testTarget(name: "TraceFormatTests", dependencies: ["TraceFormat", "Tracing", "Scenarios", "VirtioCore", "GuestDriver"]),
-        .testTarget(name: "CLITests", dependencies: ["vtrace"]),
+        .testTarget(name: "CLITests", dependencies: ["vtrace", "Tracing"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Installs what vtrace needs on a fresh Debian machine, only when it is missing.
-# Safe to run repeatedly; used by tools/test and tools/demo.
+# Safe to run repeatedly; used by tools/test (with --test), tools/demo and the benchmarks.
+#
+#   tools/bootstrap.sh          # build and demo: git, pkg-config, zstd, python3, libzstd-dev
+#   tools/bootstrap.sh --test   # also what the tests check output with, when it can be had:
+#                               # gdb, tshark (pcapng), chromium (renders the plot's HTML)
 set -euo pipefail
 
 need_apt=()
@@ -12,14 +16,43 @@ done
 # Headers: libzstd for the trace format.
 [[ -f /usr/include/zstd.h ]] || need_apt+=(libzstd-dev)
 
+# Test-only tools: the tests that use them skip with a message when they are absent,
+# so failing to install them is a warning, not an error.
+want_apt=()
+if [[ "${1:-}" == "--test" ]]; then
+    declare -A test_tools=( [gdb]=gdb [tshark]=tshark [chromium]=chromium )
+    for cmd in "${!test_tools[@]}"; do
+        command -v "$cmd" >/dev/null 2>&1 || want_apt+=("${test_tools[$cmd]}")
+    done
+fi
+
+updated=0
+apt_install() {
+    if ((updated == 0)); then
+        apt-get update -qq
+        updated=1
+    fi
+    # wireshark-common asks whether non-root users may capture; answer for it.
+    echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections 2>/dev/null || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
 if ((${#need_apt[@]})); then
     if [[ $(id -u) -ne 0 ]]; then
         echo "bootstrap: missing packages ${need_apt[*]}; run as root or: sudo apt-get install -y ${need_apt[*]}" >&2
         exit 1
     fi
     echo "bootstrap: installing ${need_apt[*]}" >&2
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    apt_install "${need_apt[@]}"
+fi
+
+if ((${#want_apt[@]})); then
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "bootstrap: not root, so not installing ${want_apt[*]}; the tests that use them will say SKIPPED" >&2
+    else
+        echo "bootstrap: installing test tools ${want_apt[*]}" >&2
+        apt_install "${want_apt[@]}" || echo "bootstrap: could not install ${want_apt[*]}; the tests that use them will say SKIPPED" >&2
+    fi
 fi
 
 if ! command -v swift >/dev/null 2>&1; then

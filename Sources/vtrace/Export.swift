@@ -16,19 +16,27 @@ struct Export: ParsableCommand {
 
             jsonl: one JSON object per event, as `vtrace dump --json` prints them.
 
+            pcapng: every frame the device carried, for Wireshark and `tshark -r`: each TX \
+            frame as read from its chain, each RX delivery as written into its chain, the \
+            12-byte virtio-net header stripped. Two interfaces per NIC, nicN-tx and nicN-rx; \
+            a frame is written when tx_packets or rx_packets counts it, so the file holds \
+            exactly tx_packets + rx_packets frames. Each packet's comment names the chain \
+            event (for `vtrace debug --break-at`) and the counting event.
+
             Examples:
               vtrace export run.vtrace --format perfetto -o run.json
               vtrace export run.vtrace --format jsonl -o - | jq 'select(.kind == "counter")'
+              vtrace export run.vtrace --format pcapng -o run.pcapng && tshark -r run.pcapng
             """
     )
 
     enum Format: String, ExpressibleByArgument, CaseIterable {
-        case perfetto, jsonl
+        case perfetto, jsonl, pcapng
     }
 
     @OptionGroup var input: TraceInput
 
-    @Option(help: "perfetto or jsonl.")
+    @Option(help: "perfetto, jsonl or pcapng.")
     var format: Format
 
     @Option(name: .shortAndLong, help: "The file to write (- for standard output).")
@@ -36,6 +44,9 @@ struct Export: ParsableCommand {
 
     func run() throws {
         let reader = try input.open()
+        if reader.completeness != .complete {
+            printError("vtrace: note: \(input.trace): \(reader.completeness.text); exporting the \(reader.eventCount) events before it")
+        }
         let sink: FileHandle
         if output == "-" {
             sink = FileHandle.standardOutput
@@ -54,6 +65,11 @@ struct Export: ParsableCommand {
             }
         }
         let start = reader.chunks.first?.firstTime ?? 0
+        if format == .pcapng {
+            try writePcapng(reader, to: sink, start: start)
+            if output != "-" { try? sink.close() }
+            return
+        }
         var first = true
         func item(_ json: String) {
             out += (first ? "\n" : ",\n") + json
@@ -84,6 +100,8 @@ struct Export: ParsableCommand {
                     case .jsonl:
                         out += EventFormatting.json(e, d, start: start) + "\n"
                         flush()
+                    case .pcapng:
+                        break
                     case .perfetto:
                         let instant: String?
                         switch e.body {
@@ -113,5 +131,51 @@ struct Export: ParsableCommand {
         if format == .perfetto { out += "\n]}\n" }
         flush(true)
         if output != "-" { try? sink.close() }
+    }
+}
+
+extension Export {
+    /// Writes every counted frame as a pcapng packet, one interface per NIC and direction.
+    func writePcapng(_ reader: TraceReader, to sink: FileHandle, start: UInt64) throws {
+        let header = reader.header
+        var w = PcapngWriter()
+        w.section(application: "vtrace \(VTrace.version)",
+                  comment: "\(input.trace): \(header.nics) NIC(s), \(header.queuePairs) queue pair(s)"
+                      + (header.scenario.map { ", scenario \($0)" } ?? ""))
+        for n in 0..<header.nics {
+            for dir in PacketDirection.allCases {
+                w.interface(name: "nic\(n)-\(dir.rawValue)",
+                            description: "vtrace NIC \(n): " + (dir == .tx ? "frames the guest transmitted" : "frames delivered to the guest"))
+            }
+        }
+        var extractor = PacketExtractor(nics: header.nics, queuePairs: header.queuePairs)
+        do {
+            var buffer: ChunkBuffer?
+            for i in reader.chunks.indices {
+                var d = try reader.decoder(i, reusing: &buffer)
+                while true {
+                    let next = try d.next(chunk: i, of: reader)
+                    guard let e = next else { break }
+                    extractor.consume(e, decoder: d) { p in
+                        let counter = p.direction == .tx ? "tx_packets" : "rx_packets"
+                        w.packet(interface: UInt32(2 * p.nic + (p.direction == .tx ? 0 : 1)),
+                                 nanoseconds: header.startTimeNanoseconds &+ (p.time &- start), data: p.bytes,
+                                 comment: "event \(p.chainEvent): nic\(p.nic) \(p.direction.rawValue) queue \(p.queue) head \(p.head); "
+                                     + "\(counter) \(p.count) at event \(p.countedEvent)")
+                    }
+                    if w.bytes.count >= 1 << 20 {
+                        sink.write(Data(w.bytes))
+                        w.bytes.removeAll(keepingCapacity: true)
+                    }
+                }
+            }
+        } catch {
+            sink.write(Data(w.bytes))
+            printError("vtrace: \(input.trace): \(error)")
+            throw ExitCode(VTrace.usageExitCode)
+        }
+        sink.write(Data(w.bytes))
+        let tx = extractor.counts[.tx] ?? 0, rx = extractor.counts[.rx] ?? 0
+        printError("vtrace: wrote \(tx + rx) frames (\(tx) tx, \(rx) rx) to \(output == "-" ? "standard output" : output)")
     }
 }
