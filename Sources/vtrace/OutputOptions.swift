@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import VirtioCore
 
 /// Options shared by commands that print results.
@@ -20,5 +21,20 @@ struct FaultOptions: ParsableArguments {
             printError("vtrace: \(e)")
             throw ExitCode(VTrace.usageExitCode)
         }
+    }
+}
+
+extension NetCounter {
+    /// Counters named in a comma-separated list, or exit 2 naming the unknown one.
+    static func parseList(_ list: String) throws -> [NetCounter] {
+        var selected: [NetCounter] = []
+        for name in list.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
+            guard let c = NetCounter(name: name) else {
+                printError("vtrace: unknown counter '\(name)'; counters are \(NetCounter.allCases.map(\.name).joined(separator: ", "))")
+                throw ExitCode(VTrace.usageExitCode)
+            }
+            selected.append(c)
+        }
+        return selected
     }
 }

@@ -56,14 +56,7 @@ struct Timeline: ParsableCommand {
         let timeline = CounterTimeline(reader: reader, nic: nic)
         var selected: [NetCounter]
         if let counters {
-            selected = []
-            for name in counters.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
-                guard let c = NetCounter(name: name) else {
-                    printError("vtrace: unknown counter '\(name)'; counters are \(NetCounter.allCases.map(\.name).joined(separator: ", "))")
-                    throw ExitCode(VTrace.usageExitCode)
-                }
-                selected.append(c)
-            }
+            selected = try NetCounter.parseList(counters)
         } else {
             do {
                 let end = try timeline.finalCounters()

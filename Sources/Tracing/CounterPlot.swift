@@ -1,0 +1,93 @@
+//! Counter timelines binned for drawing: one column per horizontal pixel, so a
+//! plot of a trace of any length has a bounded size.
+
+import TraceFormat
+import VirtioCore
+
+/// A counter's values over event numbers, kept per column of a fixed-width
+/// plot: the first, lowest, highest and last value the counter took in the
+/// events that column covers. Memory is O(columns), whatever the trace's length.
+public struct BinnedSeries: Sendable, Equatable {
+    public struct Bin: Sendable, Equatable {
+        public var first: UInt64
+        public var low: UInt64
+        public var high: UInt64
+        public var last: UInt64
+    }
+    /// The value before the first event.
+    public var start: UInt64
+    /// Events the columns span (event numbers 0..<span).
+    public let span: UInt64
+    public private(set) var bins: [Bin?]
+    /// Transitions seen.
+    public private(set) var transitions = 0
+    public var end: UInt64
+
+    public init(columns: Int, span: UInt64, start: UInt64) {
+        bins = Array(repeating: nil, count: max(1, columns))
+        self.span = max(1, span)
+        self.start = start
+        end = start
+    }
+
+    /// The column event `event` falls into.
+    public func column(_ event: UInt64) -> Int {
+        let c = event.multipliedFullWidth(by: UInt64(bins.count))
+        let (q, _) = span.dividingFullWidth(c)
+        return Int(min(q, UInt64(bins.count - 1)))
+    }
+
+    /// The counter took `value` at `event` (events in increasing order).
+    public mutating func add(event: UInt64, value: UInt64) {
+        let c = column(min(event, span - 1))
+        if var b = bins[c] {
+            b.low = min(b.low, value)
+            b.high = max(b.high, value)
+            b.last = value
+            bins[c] = b
+        } else {
+            bins[c] = Bin(first: value, low: value, high: value, last: value)
+        }
+        end = value
+        transitions += 1
+    }
+
+    /// The highest value the counter took.
+    public var maximum: UInt64 { bins.reduce(start) { max($0, $1?.high ?? 0) } }
+}
+
+/// One trace's counter timelines in one scope, binned for a plot.
+public struct CounterPlotData: Sendable {
+    public var events: UInt64
+    public var series: [NetCounter: BinnedSeries]
+
+    public init(events: UInt64, series: [NetCounter: BinnedSeries]) {
+        self.events = events
+        self.series = series
+    }
+
+    /// Counters that changed at least once.
+    public var moved: [NetCounter] { NetCounter.allCases.filter { (series[$0]?.transitions ?? 0) > 0 } }
+
+    /// Walks `reader` once (every counter transition in scope: `nic`, or the
+    /// aggregate over NICs when nil) into `columns` columns spanning `span`
+    /// events (default: the trace's own length).
+    public init(reader: TraceReader, nic: Int?, columns: Int, span: UInt64? = nil) throws(TraceError) {
+        let span = span ?? max(1, reader.eventCount)
+        events = reader.eventCount
+        var series: [NetCounter: BinnedSeries] = [:]
+        var started = false
+        try CounterTimeline(reader: reader, nic: nic).walk { sample in
+            if !started {
+                started = true
+                for c in NetCounter.allCases { series[c] = BinnedSeries(columns: columns, span: span, start: sample.counters[c]) }
+                return
+            }
+            if let c = sample.counter { series[c]?.add(event: sample.event, value: sample.counters[c]) }
+        }
+        if !started {
+            for c in NetCounter.allCases { series[c] = BinnedSeries(columns: columns, span: span, start: 0) }
+        }
+        self.series = series
+    }
+}

@@ -1,0 +1,110 @@
+import ArgumentParser
+import Foundation
+import TraceFormat
+import Tracing
+import VirtioCore
+
+/// `vtrace plot A [B] -o out.svg|out.html`
+struct Plot: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Draw counter timelines as SVG or a self-contained HTML page.",
+        discussion: """
+            One panel per counter that moved (or those --counters names), its value over event \
+            numbers. With two traces, both are drawn over each other (A blue, B orange) and the \
+            first divergence `vtrace diff` finds is marked in every panel by a dashed line at \
+            its event in each trace; the panel of the counter that parted is outlined in red.
+
+            The output's extension picks the form: .svg is the drawing alone; .html is one page \
+            with the drawing inline, the verdict, the counters of both traces at the split and \
+            at the end with B−A, and the aligned events around the split. The page fetches \
+            nothing and runs no script: attach it to a CI run as it is.
+
+            A trace of any length draws in bounded size: each pixel column shows the range a \
+            counter took over the events it covers.
+
+            Examples:
+              vtrace plot run.vtrace -o run.svg
+              vtrace plot passing.vtrace failing.vtrace -o split.html
+              vtrace plot passing.vtrace failing.vtrace --nic 1 --counters rx_packets,rx_bytes -o nic1.svg
+            """
+    )
+
+    @Argument(help: "The trace to draw (with B: the reference, for example the passing run).", completion: .file(extensions: ["vtrace", "partial"]))
+    var a: String
+
+    @Argument(help: "A second trace to draw over the first and compare with it.", completion: .file(extensions: ["vtrace", "partial"]))
+    var b: String?
+
+    @Option(name: .shortAndLong, help: "The file to write: NAME.svg or NAME.html.")
+    var output: String
+
+    @Option(help: "One NIC's counters (default: the aggregate over all NICs).")
+    var nic: Int?
+
+    @Flag(help: "The aggregate over all NICs (the default).")
+    var aggregate = false
+
+    @Option(help: "Comma-separated counter names (default: every counter that moved).")
+    var counters: String?
+
+    @Option(help: "Width of the drawing in pixels.")
+    var width = 960
+
+    enum Form { case svg, html }
+
+    var form: Form? {
+        switch URL(fileURLWithPath: output).pathExtension.lowercased() {
+        case "svg": return .svg
+        case "html", "htm": return .html
+        default: return nil
+        }
+    }
+
+    func validate() throws {
+        if nic != nil && aggregate { throw ValidationError("--nic and --aggregate exclude each other") }
+        if form == nil { throw ValidationError("-o \(output): the name must end in .svg or .html") }
+        if width < 300 || width > 20_000 { throw ValidationError("--width must be between 300 and 20000 pixels") }
+    }
+
+    func run() throws {
+        let readers = try ([a] + (b.map { [$0] } ?? [])).map { try TraceInput.open($0) }
+        for (path, r) in zip([a] + (b.map { [$0] } ?? []), readers) where r.completeness != .complete {
+            printError("vtrace: note: \(path): \(r.completeness.text); drawing the \(r.eventCount) events before it")
+        }
+        if let nic, let r = readers.first(where: { nic < 0 || nic >= $0.header.nics }) {
+            printError("vtrace: --nic \(nic): a trace has \(r.header.nics) NIC(s)")
+            throw ExitCode(VTrace.usageExitCode)
+        }
+        let layout = PlotLayout(width: width)
+        let span = max(1, readers.map(\.eventCount).max() ?? 1)
+        let plot: CounterPlot
+        var diff: CounterDiff?
+        do {
+            let data = try readers.map { r throws(TraceError) in try CounterPlotData(reader: r, nic: nic, columns: layout.plotWidth, span: span) }
+            if readers.count == 2 {
+                diff = try CounterDiff.compare(readers[0], readers[1], scope: nic.map { .nic($0) } ?? .aggregate)
+            }
+            var selected: [NetCounter]
+            if let counters {
+                selected = try NetCounter.parseList(counters)
+            } else {
+                let moved = Set(data.flatMap(\.moved))
+                selected = NetCounter.allCases.filter { moved.contains($0) }
+            }
+            let traces = zip(data.indices, data).map { i, d in
+                PlotTrace(label: i == 0 ? "A" : "B", path: i == 0 ? a : b!, data: d, colour: PlotTrace.colours[i])
+            }
+            plot = CounterPlot(layout: layout, traces: traces, counters: selected, span: span,
+                               scopeName: nic.map { "nic\($0)" } ?? "all NICs", split: diff?.split)
+        } catch let error as TraceError {
+            printError("vtrace: \(error)")
+            throw ExitCode(VTrace.usageExitCode)
+        }
+        let text = form == .svg ? plot.svg() : plot.html(diff: diff)
+        guard FileManager.default.createFile(atPath: output, contents: Data(text.utf8)) else {
+            printError("vtrace: cannot write \(output)")
+            throw ExitCode(VTrace.usageExitCode)
+        }
+        printError("vtrace: wrote \(output): \(plot.counters.count) panel\(plot.counters.count == 1 ? "" : "s"); \(plot.verdict)")
+    }
+}
