@@ -4,9 +4,10 @@
 import TraceFormat
 import VirtioCore
 
-/// A counter's values over event numbers, kept per column of a fixed-width
-/// plot: the first, lowest, highest and last value the counter took in the
-/// events that column covers. Memory is O(columns), whatever the trace's length.
+/// A counter's values over a range of event numbers, kept per column of a
+/// fixed-width plot: the first, lowest, highest and last value the counter
+/// took in the events that column covers. Memory is O(columns), whatever the
+/// trace's length.
 public struct BinnedSeries: Sendable, Equatable {
     public struct Bin: Sendable, Equatable {
         public var first: UInt64
@@ -14,32 +15,36 @@ public struct BinnedSeries: Sendable, Equatable {
         public var high: UInt64
         public var last: UInt64
     }
-    /// The value before the first event.
+    /// The value before the first event of the range.
     public var start: UInt64
-    /// Events the columns span (event numbers 0..<span).
+    /// The first event of column 0, and how many events the columns span.
+    public let from: UInt64
     public let span: UInt64
     public private(set) var bins: [Bin?]
-    /// Transitions seen.
+    /// Transitions seen in the range.
     public private(set) var transitions = 0
     public var end: UInt64
 
-    public init(columns: Int, span: UInt64, start: UInt64) {
+    public init(columns: Int, from: UInt64 = 0, span: UInt64, start: UInt64) {
         bins = Array(repeating: nil, count: max(1, columns))
+        self.from = from
         self.span = max(1, span)
         self.start = start
         end = start
     }
 
-    /// The column event `event` falls into.
+    /// The column event `event` falls into (clamped to the range).
     public func column(_ event: UInt64) -> Int {
-        let c = event.multipliedFullWidth(by: UInt64(bins.count))
+        let offset = event < from ? 0 : event - from
+        let c = offset.multipliedFullWidth(by: UInt64(bins.count))
+        guard c.high < span else { return bins.count - 1 }
         let (q, _) = span.dividingFullWidth(c)
         return Int(min(q, UInt64(bins.count - 1)))
     }
 
     /// The counter took `value` at `event` (events in increasing order).
     public mutating func add(event: UInt64, value: UInt64) {
-        let c = column(min(event, span - 1))
+        let c = column(event)
         if var b = bins[c] {
             b.low = min(b.low, value)
             b.high = max(b.high, value)
@@ -52,8 +57,9 @@ public struct BinnedSeries: Sendable, Equatable {
         transitions += 1
     }
 
-    /// The highest value the counter took.
+    /// The highest and lowest values the counter took in the range.
     public var maximum: UInt64 { bins.reduce(start) { max($0, $1?.high ?? 0) } }
+    public var minimum: UInt64 { bins.reduce(start) { min($0, $1?.low ?? .max) } }
 }
 
 /// One trace's counter timelines in one scope, binned for a plot.
@@ -66,27 +72,34 @@ public struct CounterPlotData: Sendable {
         self.series = series
     }
 
-    /// Counters that changed at least once.
+    /// Counters that changed at least once in the range.
     public var moved: [NetCounter] { NetCounter.allCases.filter { (series[$0]?.transitions ?? 0) > 0 } }
 
-    /// Walks `reader` once (every counter transition in scope: `nic`, or the
-    /// aggregate over NICs when nil) into `columns` columns spanning `span`
-    /// events (default: the trace's own length).
-    public init(reader: TraceReader, nic: Int?, columns: Int, span: UInt64? = nil) throws(TraceError) {
-        let span = span ?? max(1, reader.eventCount)
+    /// Walks `reader` (every counter transition in scope: `nic`, or the
+    /// aggregate over NICs when nil) into `columns` columns spanning events
+    /// `from..<from + span` (default: the whole trace). Decoding starts at the
+    /// chunk holding `from` and stops at the range's end.
+    public init(reader: TraceReader, nic: Int?, columns: Int, from: UInt64 = 0, span: UInt64? = nil) throws(TraceError) {
+        let span = max(1, span ?? reader.eventCount)
         events = reader.eventCount
         var series: [NetCounter: BinnedSeries] = [:]
         var started = false
-        try CounterTimeline(reader: reader, nic: nic).walk { sample in
+        try CounterTimeline(reader: reader, nic: nic).walk(from: from, through: from &+ (span - 1)) { sample in
             if !started {
                 started = true
-                for c in NetCounter.allCases { series[c] = BinnedSeries(columns: columns, span: span, start: sample.counters[c]) }
+                for c in NetCounter.allCases { series[c] = BinnedSeries(columns: columns, from: from, span: span, start: sample.counters[c]) }
                 return
             }
-            if let c = sample.counter { series[c]?.add(event: sample.event, value: sample.counters[c]) }
+            guard let c = sample.counter else { return }
+            if sample.event < from {
+                series[c]?.start = sample.counters[c]
+                series[c]?.end = sample.counters[c]
+            } else {
+                series[c]?.add(event: sample.event, value: sample.counters[c])
+            }
         }
         if !started {
-            for c in NetCounter.allCases { series[c] = BinnedSeries(columns: columns, span: span, start: 0) }
+            for c in NetCounter.allCases { series[c] = BinnedSeries(columns: columns, from: from, span: span, start: 0) }
         }
         self.series = series
     }

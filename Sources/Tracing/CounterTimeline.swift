@@ -30,24 +30,30 @@ public struct CounterTimeline {
     /// Calls `body` with the starting values (event 0 of the first chunk), then
     /// at every transition of a counter in `counters` within scope — or, with
     /// `every`, once per `every` events — and last at the trace's end.
+    ///
+    /// With `from`, decoding starts at the chunk holding that event (the
+    /// first call has that chunk's starting values and first event number);
+    /// with `through`, it stops after that event (the last call is there).
     public func walk(counters: Set<NetCounter> = Set(NetCounter.allCases), every: UInt64? = nil,
-                     _ body: (Sample) -> Void) throws(TraceError) {
+                     from: UInt64 = 0, through: UInt64 = .max, _ body: (Sample) -> Void) throws(TraceError) {
         guard !reader.chunks.isEmpty else { return }
         let start = reader.chunks[0].firstTime
+        let first = reader.chunkIndex(containing: from) ?? 0
         var perNIC: [NetCounters] = []
         var buffer: ChunkBuffer?
         var last = (event: UInt64(0), time: UInt64(0))
         func scoped() -> NetCounters { nic.map { $0 < perNIC.count ? perNIC[$0] : NetCounters() } ?? (NetCounters.aggregate(perNIC) ?? NetCounters()) }
         var nextSample = every ?? .max
-        for i in reader.chunks.indices {
+        chunks: for i in first..<reader.chunks.count {
             var d = try reader.decoder(i, reusing: &buffer)
-            if i == 0 {
+            if i == first {
                 perNIC = d.startCounters.map { NetCounters(values: $0) ?? NetCounters() }
                 body(Sample(event: d.firstEvent, time: 0, nic: nil, counter: nil, counters: scoped()))
             }
             while true {
                 let event = try d.next(chunk: i, of: reader)
                 guard let e = event else { break }
+                if e.number > through { break chunks }
                 last = (e.number, e.time &- start)
                 if case .counter(let index, let value) = e.body, let c = NetCounter(ordinal: index), e.nic < perNIC.count {
                     perNIC[e.nic][c] = value

@@ -39,13 +39,16 @@ public struct CounterPlot: Sendable {
     public var layout: PlotLayout
     public var traces: [PlotTrace]
     public var counters: [NetCounter]
-    /// The x axis spans event numbers 0..<span.
+    /// The x axis spans event numbers from..<from + span.
+    public var from: UInt64
     public var span: UInt64
     public var scopeName: String
     /// The first divergence between trace 0 and trace 1, if any.
     public var split: CounterDiff.Split?
 
-    public init(layout: PlotLayout, traces: [PlotTrace], counters: [NetCounter], span: UInt64, scopeName: String, split: CounterDiff.Split?) {
+    public init(layout: PlotLayout, traces: [PlotTrace], counters: [NetCounter], from: UInt64 = 0, span: UInt64, scopeName: String,
+                split: CounterDiff.Split?) {
+        self.from = from
         self.layout = layout
         self.traces = traces
         self.counters = counters
@@ -56,7 +59,7 @@ public struct CounterPlot: Sendable {
 
     /// The x coordinate (within the plotting area) of the left edge of `event`.
     func x(_ event: UInt64) -> Double {
-        Double(layout.plotWidth) * Double(min(event, span)) / Double(span)
+        Double(layout.plotWidth) * Double(min(max(event, from) - from, span)) / Double(span)
     }
 
     /// Height of the drawing, with or without the title lines.
@@ -91,7 +94,7 @@ public struct CounterPlot: Sendable {
         if counters.isEmpty {
             out += "<text x=\"\(layout.left)\" y=\"\(top + 40)\">no counter moved in \(escapeXML(scopeName))</text>\n"
         }
-        let ticks = Self.ticks(upTo: span)
+        let ticks = Self.ticks(from: from, through: from + (span - 1))
         for (i, c) in counters.enumerated() {
             out += panel(c, index: i, top: top, ticks: ticks)
         }
@@ -118,16 +121,17 @@ public struct CounterPlot: Sendable {
         let pw = layout.plotWidth, ph = layout.panelHeight
         let top = header + i * (ph + layout.gap) + 18
         let isSplit = split?.counter == c
-        let top_ = traces.map { $0.data.series[c]?.maximum ?? 0 }.max() ?? 0
-        let ymax = max(1, top_)
-        func y(_ v: UInt64) -> Double { Double(ph) - Double(ph - 6) * Double(v) / Double(ymax) }
+        // y axis: the values the traces took in the range.
+        let low = traces.map { $0.data.series[c]?.minimum ?? 0 }.min() ?? 0
+        let high = max(low + 1, traces.map { $0.data.series[c]?.maximum ?? 0 }.max() ?? 0)
+        func y(_ v: UInt64) -> Double { Double(ph) - Double(ph - 6) * Double(v - low) / Double(high - low) }
         var out = "<g class=\"panel\" data-counter=\"\(c.name)\" transform=\"translate(\(layout.left),\(top))\">\n"
         out += "<rect width=\"\(pw)\" height=\"\(ph)\" fill=\"\(isSplit ? "#fff6f4" : "#fafafa")\" stroke=\"\(isSplit ? "#c0392b" : "#cccccc")\"/>\n"
         out += "<text x=\"0\" y=\"-6\" font-weight=\"bold\"\(isSplit ? " fill=\"#c0392b\"" : "")>\(c.name)\(isSplit ? " — first divergence" : "")</text>\n"
         let ends = traces.map { "\($0.label) \($0.data.series[c]?.end ?? 0)" }.joined(separator: "   ")
-        out += "<text x=\"\(pw)\" y=\"-6\" text-anchor=\"end\">end: \(escapeXML(ends))</text>\n"
-        // y axis: 0, the middle and the top value.
-        for v in Set([0, ymax / 2, ymax]).sorted() {
+        let whole = traces.allSatisfy { from + span >= $0.data.events }
+        out += "<text x=\"\(pw)\" y=\"-6\" text-anchor=\"end\">\(whole ? "end" : "at #\(from + span - 1)"): \(escapeXML(ends))</text>\n"
+        for v in Set([low, low + (high - low) / 2, high]).sorted() {
             let yy = format(y(v))
             out += "<line x1=\"0\" y1=\"\(yy)\" x2=\"\(pw)\" y2=\"\(yy)\" stroke=\"#e4e4e4\"/>"
             out += "<text x=\"-6\" y=\"\(yy)\" dy=\"4\" text-anchor=\"end\">\(v)</text>\n"
@@ -149,7 +153,7 @@ public struct CounterPlot: Sendable {
         if let split {
             // A side without an event at the split is marked, dotted, after its last aligned event.
             for (k, side) in [split.a, split.b].enumerated() where k < traces.count {
-                guard let e = side.event ?? side.after else { continue }
+                guard let e = side.event ?? side.after, e >= from, e - from < span else { continue }
                 let label = escapeXML(traces[k].label) + (side.event == nil ? " lacks it, after #\(e)" : " #\(e)")
                 let xx = format(x(e))
                 out += "<line class=\"divergence\" data-trace=\"\(escapeXML(traces[k].label))\" data-event=\"\(side.event.map(String.init) ?? "")\" "
@@ -176,12 +180,13 @@ public struct CounterPlot: Sendable {
                 current = v
             }
         }
-        d += "H\(format(x(events)))"
+        d += "H\(format(x(min(events, from &+ span))))"
         return d
     }
 
-    /// About six round tick values (1, 2 or 5 × 10^k apart) from 0 to `span`.
-    static func ticks(upTo span: UInt64) -> [UInt64] {
+    /// About six round tick values (1, 2 or 5 × 10^k apart) from `low` to `high`.
+    static func ticks(from low: UInt64 = 0, through high: UInt64) -> [UInt64] {
+        let span = high - low
         var step: UInt64 = 1
         while span / step > 6 {
             let s = step
@@ -189,7 +194,8 @@ public struct CounterPlot: Sendable {
             if span / (5 * s) <= 6 { step = 5 * s; break }
             step = 10 * s
         }
-        return Array(stride(from: 0, through: span, by: Int(step)).map { UInt64($0) })
+        let first = (low + step - 1) / step * step
+        return first > high ? [] : Array(stride(from: first, through: high, by: Int(step)))
     }
 
     /// A coordinate with one decimal.
@@ -224,7 +230,7 @@ extension CounterPlot {
     /// A self-contained page: the SVG inline, the verdict, and (for two
     /// traces) the counters at the split and at the end with B−A, and the
     /// aligned events around the split.
-    public func html(diff: CounterDiff?) -> String {
+    public func html(diff: CounterDiff?, closeUp: CounterPlot? = nil) -> String {
         var out = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>\(escapeXML(title))</title>\n<style>\n"
         out += """
             body { font-family: "DejaVu Sans", Helvetica, Arial, sans-serif; margin: 24px; color: #222; }
@@ -243,6 +249,9 @@ extension CounterPlot {
         }
         out += "<p class=\"verdict \(split == nil ? "same" : "differ")\">\(escapeXML(verdict))</p>\n"
         out += svg(titled: false)
+        if let closeUp {
+            out += "<h2>Close-up: events \(closeUp.from) to \(closeUp.from + closeUp.span - 1) around the split</h2>\n" + closeUp.svg(titled: false)
+        }
         if let diff, traces.count > 1 {
             let a = traces[0].label, b = traces[1].label
             let points: [(String, NetCounters, NetCounters)] = (split.map { [("split", $0.countersA, $0.countersB)] } ?? []) + [("end", diff.endA, diff.endB)]

@@ -20,12 +20,15 @@ struct Plot: ParsableCommand {
             nothing and runs no script: attach it to a CI run as it is.
 
             A trace of any length draws in bounded size: each pixel column shows the range a \
-            counter took over the events it covers.
+            counter took over the events it covers. --from and --to draw a range of event \
+            numbers (decoding only the chunks it needs), with the y axes fitted to it; the HTML \
+            page of two traces that differ adds such a close-up of the events around the split.
 
             Examples:
               vtrace plot run.vtrace -o run.svg
               vtrace plot passing.vtrace failing.vtrace -o split.html
               vtrace plot passing.vtrace failing.vtrace --nic 1 --counters rx_packets,rx_bytes -o nic1.svg
+              vtrace plot failing.vtrace --from 2219000 --to 2221000 -o close.svg
             """
     )
 
@@ -47,8 +50,17 @@ struct Plot: ParsableCommand {
     @Option(help: "Comma-separated counter names (default: every counter that moved).")
     var counters: String?
 
+    @Option(help: "The first event to draw (default 0).")
+    var from: UInt64?
+
+    @Option(help: "The last event to draw (default: the longer trace's last).")
+    var to: UInt64?
+
     @Option(help: "Width of the drawing in pixels.")
     var width = 960
+
+    /// Events drawn on each side of the split in the HTML page's close-up.
+    static let closeUp: UInt64 = 200
 
     enum Form { case svg, html }
 
@@ -64,6 +76,7 @@ struct Plot: ParsableCommand {
         if nic != nil && aggregate { throw ValidationError("--nic and --aggregate exclude each other") }
         if form == nil { throw ValidationError("-o \(output): the name must end in .svg or .html") }
         if width < 300 || width > 20_000 { throw ValidationError("--width must be between 300 and 20000 pixels") }
+        if let from, let to, to < from { throw ValidationError("--to \(to) is before --from \(from)") }
     }
 
     func run() throws {
@@ -76,31 +89,47 @@ struct Plot: ParsableCommand {
             throw ExitCode(VTrace.usageExitCode)
         }
         let layout = PlotLayout(width: width)
-        let span = max(1, readers.map(\.eventCount).max() ?? 1)
-        let plot: CounterPlot
-        var diff: CounterDiff?
-        do {
-            let data = try readers.map { r throws(TraceError) in try CounterPlotData(reader: r, nic: nic, columns: layout.plotWidth, span: span) }
-            if readers.count == 2 {
-                diff = try CounterDiff.compare(readers[0], readers[1], scope: nic.map { .nic($0) } ?? .aggregate)
-            }
-            var selected: [NetCounter]
-            if let counters {
-                selected = try NetCounter.parseList(counters)
-            } else {
-                let moved = Set(data.flatMap(\.moved))
-                selected = NetCounter.allCases.filter { moved.contains($0) }
-            }
+        let longest = max(1, readers.map(\.eventCount).max() ?? 1)
+        let first = from ?? 0
+        guard first < longest else {
+            printError("vtrace: --from \(first): the longer trace has \(longest) events")
+            throw ExitCode(VTrace.usageExitCode)
+        }
+        let last = min(to ?? longest - 1, longest - 1)
+        let selection = try counters.map { try NetCounter.parseList($0) }
+        let scopeName = nic.map { "nic\($0)" } ?? "all NICs"
+        /// The plot of events first...last; the counters that moved in it unless --counters.
+        func draw(_ first: UInt64, _ last: UInt64, split: CounterDiff.Split?) throws(TraceError) -> CounterPlot {
+            var data: [CounterPlotData] = []
+            for r in readers { data.append(try CounterPlotData(reader: r, nic: nic, columns: layout.plotWidth, from: first, span: last - first + 1)) }
+            let moved = Set(data.flatMap(\.moved))
             let traces = zip(data.indices, data).map { i, d in
                 PlotTrace(label: i == 0 ? "A" : "B", path: i == 0 ? a : b!, data: d, colour: PlotTrace.colours[i])
             }
-            plot = CounterPlot(layout: layout, traces: traces, counters: selected, span: span,
-                               scopeName: nic.map { "nic\($0)" } ?? "all NICs", split: diff?.split)
-        } catch let error as TraceError {
+            return CounterPlot(layout: layout, traces: traces, counters: selection ?? NetCounter.allCases.filter { moved.contains($0) },
+                               from: first, span: last - first + 1, scopeName: scopeName, split: split)
+        }
+        let plot: CounterPlot
+        var diff: CounterDiff?
+        var closeUp: CounterPlot?
+        do {
+            if readers.count == 2 {
+                diff = try CounterDiff.compare(readers[0], readers[1], scope: nic.map { .nic($0) } ?? .aggregate)
+            }
+            plot = try draw(first, last, split: diff?.split)
+            // The HTML page of a whole-trace comparison adds a close-up of the split.
+            if form == .html, from == nil, to == nil, let split = diff?.split {
+                let marks = [split.a.event ?? split.a.after, split.b.event ?? split.b.after].compactMap { $0 }
+                if let low = marks.min(), let high = marks.max(), last - first > 4 * Self.closeUp {
+                    let start = low > Self.closeUp ? low - Self.closeUp : 0
+                    closeUp = try draw(start, min(longest - 1, high + Self.closeUp), split: split)
+                }
+            }
+        } catch {
             printError("vtrace: \(error)")
             throw ExitCode(VTrace.usageExitCode)
         }
-        let text = form == .svg ? plot.svg() : plot.html(diff: diff)
+        let text = form == .svg ? plot.svg() : plot.html(diff: diff, closeUp: closeUp)
         guard FileManager.default.createFile(atPath: output, contents: Data(text.utf8)) else {
             printError("vtrace: cannot write \(output)")
             throw ExitCode(VTrace.usageExitCode)

@@ -155,6 +155,63 @@ struct PlotCLITests {
         #expect(fields.count == 4 && fields[2] > 200 && fields[3] > 20, "pixels of A's and B's colours: \(counted.output)")
     }
 
+    /// --from/--to draw only that range: transitions counted within it, axes
+    /// ticked within it, the path ending at the value the counter had there.
+    @Test func rangeDrawsOnlyItsEvents() throws {
+        let trace = try recorded("loopback-basic", "plot-range.vtrace")
+        let out = try temporaryFile("plot-range.svg", [])
+        let r = try CLI.run("plot", trace, "--from", "60", "--to", "90", "-o", out)
+        #expect(r.status == 0, "\(r.stderr)")
+        let svg = SVGSummary(try String(contentsOfFile: out, encoding: .utf8))
+        #expect(svg.error == nil)
+        let counters = try dumpLines(trace, kind: "counter")
+        for p in svg.panels {
+            let inRange = counters.filter { $0["counter"] as? String == p.counter && (60...90).contains($0["n"] as! Int) }
+            let before = counters.last { $0["counter"] as? String == p.counter && ($0["n"] as! Int) <= 90 }
+            #expect(!inRange.isEmpty && p.paths.first?["data-transitions"] == String(inRange.count), "\(p.counter)")
+            #expect(p.paths.first?["data-end"] == String(before?["value"] as! Int), "\(p.counter)")
+            #expect(p.title.contains("at #90: A \(before?["value"] as! Int)"), "\(p.title)")
+            // The x-axis labels come after the y-axis ones; none outside the range.
+            let numbers = p.title.compactMap { Int($0) }
+            #expect(numbers.suffix(7) == [60, 65, 70, 75, 80, 85, 90] && numbers.count <= 10, "\(p.title)")
+        }
+        #expect(svg.panels.map(\.counter) == ["tx_packets", "tx_bytes", "rx_packets", "rx_bytes"])
+        let bad = try CLI.run("plot", trace, "--from", "90", "--to", "60", "-o", out)
+        #expect(bad.status == 2 && bad.stderr.contains("--to 60 is before --from 90"), "\(bad.stderr)")
+    }
+
+    /// Two longer traces that part mid-way: the HTML page adds a close-up
+    /// from 200 events before the split's earlier mark (A's event, or B's
+    /// last aligned one) to 200 after the later, marked at A's event.
+    @Test func htmlPageAddsACloseUpOfTheSplit() throws {
+        let scenario = try temporaryFile("plot-long.scenario",
+                                         Array(("driver init\n" + String(repeating: "rx post count=4\ntx send count=4\n", count: 30)).utf8))
+        let clean = try recorded(scenario, "plot-long-clean.vtrace")
+        let faulty = try recorded(scenario, "plot-long-faulty.vtrace", ["--fault", "drop-rx:60"])
+        let eventA = try #require(try transition(clean, "rx_packets", 60))
+        let d = try CLI.run("diff", clean, faulty, "--json")
+        let scope = try #require(((try JSONSerialization.jsonObject(with: Data(d.stdout.utf8)) as? [String: Any])?["scopes"] as? [[String: Any]])?.first)
+        #expect(scope["event_a"] as? Int == eventA)
+        let afterB = try #require(scope["after_b"] as? Int)
+        let low = min(eventA, afterB) - 200, high = max(eventA, afterB) + 200
+        let out = try temporaryFile("plot-long.html", [])
+        let r = try CLI.run("plot", clean, faulty, "-o", out)
+        #expect(r.status == 0, "\(r.stderr)")
+        let html = try String(contentsOfFile: out, encoding: .utf8)
+        #expect(html.contains("<h2>Close-up: events \(low) to \(high) around the split</h2>"), "A #\(eventA), B after #\(afterB)")
+        let svgs = html.components(separatedBy: "<svg").dropFirst().map { "<svg" + $0.components(separatedBy: "</svg>")[0] + "</svg>" }
+        #expect(svgs.count == 2)
+        let close = SVGSummary(svgs.last ?? "")
+        #expect(close.error == nil && close.root["width"] == "960")
+        let rx = try #require(close.panels.first { $0.counter == "rx_packets" })
+        #expect(rx.divergences.first?["data-event"] == String(eventA))
+        let inRange = try [clean, faulty].map { t in
+            String(try dumpLines(t, kind: "counter").filter { $0["counter"] as? String == "rx_packets" && (low...high).contains($0["n"] as! Int) }.count)
+        }
+        #expect(rx.paths.map { $0["data-transitions"] } == inRange, "\(inRange)")
+        #expect(inRange[0] != inRange[1])
+    }
+
     @Test func badArgumentsExit2() throws {
         let trace = repositoryRoot.appendingPathComponent("traces/golden/loopback-basic.vtrace").path
         let png = try CLI.run("plot", trace, "-o", "out.png")

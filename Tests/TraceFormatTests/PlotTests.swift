@@ -19,10 +19,12 @@ struct PlotTests {
     }
 
     @Test func ticksAreRound() {
-        #expect(CounterPlot.ticks(upTo: 5) == [0, 1, 2, 3, 4, 5])
-        #expect(CounterPlot.ticks(upTo: 112) == [0, 20, 40, 60, 80, 100])
-        #expect(CounterPlot.ticks(upTo: 10_000_000) == [0, 2_000_000, 4_000_000, 6_000_000, 8_000_000, 10_000_000])
-        #expect(CounterPlot.ticks(upTo: 1) == [0, 1])
+        #expect(CounterPlot.ticks(through: 5) == [0, 1, 2, 3, 4, 5])
+        #expect(CounterPlot.ticks(through: 112) == [0, 20, 40, 60, 80, 100])
+        #expect(CounterPlot.ticks(through: 10_000_000) == [0, 2_000_000, 4_000_000, 6_000_000, 8_000_000, 10_000_000])
+        #expect(CounterPlot.ticks(through: 1) == [0, 1])
+        #expect(CounterPlot.ticks(from: 95, through: 137) == [100, 110, 120, 130])
+        #expect(CounterPlot.ticks(from: 2_219_872, through: 2_220_272) == [2_219_900, 2_220_000, 2_220_100, 2_220_200])
     }
 
     /// The step path: flat to each column with data, vertical through its values.
