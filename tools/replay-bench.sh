@@ -8,7 +8,8 @@
 # events per round: 30,000 rounds ≈ 10 million events), records it with
 # `vtrace record`, then runs `vtrace-bench --replay` on the trace: zstd -d,
 # decompression, decoding, single-threaded replay, parallel keep-going replay,
-# and bisect, best of ROUNDS (default 5).
+# and bisect, best of ROUNDS (default 5). Then, best of 3 with peak memory:
+# diff against a recording with three faults, pcapng export and plot.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repeats=${1:-30000}
@@ -55,5 +56,13 @@ best() {  # best wall time and its peak RSS over 3 runs of "$@"
     done
     echo "$bt s, peak $((bm / 1024)) MB"
 }
+echo "zstd -d A                                $(best zstd -d -c "$trace")"
 echo "vtrace replay A                          $(best .build/release/vtrace replay "$trace")"
 echo "vtrace diff A B (B: 3 faults)            $(best .build/release/vtrace diff "$trace" "$faulty")"
+
+# Showing it: every frame as pcapng, and the two traces drawn as one HTML page
+# (two counter walks, the diff and a close-up of the split).
+echo "vtrace export A --format pcapng          $(best .build/release/vtrace export "$trace" --format pcapng -o "$dir/a.pcapng")"
+echo "    $(.build/release/vtrace export "$trace" --format pcapng -o "$dir/a.pcapng" 2>&1 | sed 's/^vtrace: //'), $(( $(stat -c %s "$dir/a.pcapng") / 1048576 )) MiB"
+echo "vtrace plot A B -o split.html            $(best .build/release/vtrace plot "$trace" "$faulty" -o "$dir/split.html")"
+echo "vtrace plot A -o a.svg                   $(best .build/release/vtrace plot "$trace" -o "$dir/a.svg")"

@@ -82,25 +82,23 @@ public struct CounterPlotData: Sendable {
     public init(reader: TraceReader, nic: Int?, columns: Int, from: UInt64 = 0, span: UInt64? = nil) throws(TraceError) {
         let span = max(1, span ?? reader.eventCount)
         events = reader.eventCount
-        var series: [NetCounter: BinnedSeries] = [:]
+        // By ordinal while walking (no hashing per transition).
+        var bins = NetCounter.allCases.map { _ in BinnedSeries(columns: columns, from: from, span: span, start: 0) }
         var started = false
         try CounterTimeline(reader: reader, nic: nic).walk(from: from, through: from &+ (span - 1)) { sample in
             if !started {
                 started = true
-                for c in NetCounter.allCases { series[c] = BinnedSeries(columns: columns, from: from, span: span, start: sample.counters[c]) }
+                for c in NetCounter.allCases { bins[c.ordinal] = BinnedSeries(columns: columns, from: from, span: span, start: sample.counters[c]) }
                 return
             }
             guard let c = sample.counter else { return }
             if sample.event < from {
-                series[c]?.start = sample.counters[c]
-                series[c]?.end = sample.counters[c]
+                bins[c.ordinal].start = sample.counters[c]
+                bins[c.ordinal].end = sample.counters[c]
             } else {
-                series[c]?.add(event: sample.event, value: sample.counters[c])
+                bins[c.ordinal].add(event: sample.event, value: sample.counters[c])
             }
         }
-        if !started {
-            for c in NetCounter.allCases { series[c] = BinnedSeries(columns: columns, from: from, span: span, start: 0) }
-        }
-        self.series = series
+        series = Dictionary(uniqueKeysWithValues: NetCounter.allCases.map { ($0, bins[$0.ordinal]) })
     }
 }

@@ -11,12 +11,32 @@ import Tracing
 public func fuzz(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt {
     let bytes = Array(UnsafeBufferPointer(start: start, count: count))
     // Inputs starting with "CHNK" skip the container (and its checksums) and
-    // go straight to the chunk decoder, so mutations reach the event codec.
+    // go straight to the chunk decoder, so mutations reach the event codec;
+    // the decoded events feed the pcapng frame extractor (hostile chains,
+    // accesses and counters) and every frame goes through the pcapng writer.
     if bytes.starts(with: Array("CHNK".utf8)) {
         let nics = bytes.count > 4 ? Int(bytes[4] % 3) + 1 : 1
+        var extractor = PacketExtractor(nics: nics, queuePairs: bytes.count > 5 ? Int(bytes[5] % 4) + 1 : 1)
+        var pcap = PcapngWriter()
         do throws(ChunkDecodeError) {
             var d = try ChunkDecoder(content: Array(bytes.dropFirst(5)), nics: nics)
-            while try d.next() != nil {}
+            while let e = try d.next() {
+                extractor.consume(e, decoder: d) { p in
+                    precondition(p.bytes.count <= 65_557 && p.nic < nics)
+                    pcap.packet(interface: UInt32(p.nic), nanoseconds: p.time, data: p.bytes, comment: "event \(p.chainEvent)")
+                }
+                if pcap.bytes.count > 1 << 20 { pcap.bytes.removeAll(keepingCapacity: true) }
+            }
+        } catch {
+            precondition(!error.message.isEmpty)
+        }
+        return 0
+    }
+    // "PCNG": the pcapng reader must read or refuse any bytes.
+    if bytes.starts(with: Array("PCNG".utf8)) {
+        do throws(PcapngFile.FormatError) {
+            let f = try PcapngFile(Array(bytes.dropFirst(4)))
+            precondition(f.packets.allSatisfy { Int($0.interface) < f.interfaces.count })
         } catch {
             precondition(!error.message.isEmpty)
         }
