@@ -32,7 +32,9 @@ awk -v n="$repeats" 'BEGIN {
         print "rx post pair=1 count=7"
         print "tx send pair=1 count=8 len=" 60 + (i * 53 + 17) % 1240
     }
-}' > "$scenario"
+}' > "$scenario.new"
+# Keep the old file (and so the recorded traces) when nothing changed.
+if cmp -s "$scenario.new" "$scenario"; then rm "$scenario.new"; else mv "$scenario.new" "$scenario"; fi
 if [[ ! -s $trace || $scenario -nt $trace ]]; then
     /usr/bin/time -f "recorded in %e s" .build/release/vtrace record --scenario "$scenario" -o "$trace" --flush-ms 600000
 fi
