@@ -38,6 +38,7 @@ let package = Package(
         .library(name: "Scenarios", targets: ["Scenarios"]),
         .library(name: "TraceFormat", targets: ["TraceFormat"]),
         .library(name: "Tracing", targets: ["Tracing"]),
+        .library(name: "KVMHost", targets: ["KVMHost"]),
         .executable(name: "vtrace", targets: ["vtrace"]),
     ],
     dependencies: [
@@ -49,11 +50,13 @@ let package = Package(
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .target(name: "TraceFormat", dependencies: ["CZstd"], swiftSettings: coreSettings),
         .target(name: "Tracing", dependencies: ["VirtioCore", "TraceFormat"], swiftSettings: tracingSettings),
+        .target(name: "CKVM"),
+        .target(name: "KVMHost", dependencies: ["CKVM", "VirtioCore", "TraceFormat", "Tracing"], swiftSettings: tracingSettings),
         .target(name: "Scenarios", dependencies: ["VirtioCore", "GuestDriver", "TraceFormat", "Tracing"], swiftSettings: coreSettings),
         .executableTarget(
             name: "vtrace",
             dependencies: [
-                "VirtioCore", "GuestDriver", "Scenarios", "TraceFormat", "Tracing",
+                "VirtioCore", "GuestDriver", "Scenarios", "TraceFormat", "Tracing", "KVMHost",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -70,12 +70,7 @@ struct Record: ParsableCommand {
         let recorded: (ScenarioResult, RecordingSummary)
         do {
             recorded = try ScenarioRecording.record(parsed, to: output, options: options, faults: faults) { header in
-            header.recorderVersion = VTrace.version
-            header.hostName = ProcessInfo.processInfo.hostName
-            header.startTimeNanoseconds = UInt64(started.timeIntervalSince1970 * 1e9)
-            header.commandLine = CommandLine.arguments.joined(separator: " ")
-            header.gitCommit = GitInfo.commit
-            header.guestDescription = guest
+                header.stampProvenance(started: started, guest: guest)
             }
         } catch {
             printError("vtrace: \(error)")
@@ -105,6 +100,18 @@ struct RecordReport: Encodable {
     var fileBytes: UInt64
     var expectationsFailed: Int
     var passed: Bool
+}
+
+extension TraceHeader {
+    /// Who recorded the trace, where, when and how.
+    mutating func stampProvenance(started: Date, guest: String?) {
+        recorderVersion = VTrace.version
+        hostName = ProcessInfo.processInfo.hostName
+        startTimeNanoseconds = UInt64(started.timeIntervalSince1970 * 1e9)
+        commandLine = CommandLine.arguments.joined(separator: " ")
+        gitCommit = GitInfo.commit
+        guestDescription = guest
+    }
 }
 
 /// The git commit of the working directory, when there is one.

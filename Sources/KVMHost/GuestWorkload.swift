@@ -1,0 +1,89 @@
+//! What the guest does, chosen at launch: `NAME[:key=value,...]`, written
+//! into guest memory as the parameter block tools/guest/guest.c reads.
+
+/// A workload and its parameters.
+public struct GuestWorkload: Equatable, Sendable, CustomStringConvertible {
+    public enum Kind: UInt32, CaseIterable, Sendable {
+        /// `frames` frames of `len` bytes over `pairs` queue pairs, each split over `descs` descriptors.
+        case burst = 1
+        /// VQ_PAIRS_SET to 1, 2, … `pairs` through the control queue, `frames` frames on each setting.
+        case mq = 2
+
+        public var name: String {
+            switch self {
+            case .burst: return "burst"
+            case .mq: return "mq"
+            }
+        }
+    }
+
+    public var kind: Kind
+    public var frames: UInt32 = 64
+    public var length: UInt32 = 64
+    public var pairs: UInt32 = 1
+    public var descriptors: UInt32 = 1
+
+    public init(kind: Kind, frames: UInt32 = 64, length: UInt32 = 64, pairs: UInt32 = 1, descriptors: UInt32 = 1) {
+        self.kind = kind
+        self.frames = frames
+        self.length = length
+        self.pairs = pairs
+        self.descriptors = descriptors
+    }
+
+    /// The keys each workload takes, with their limits.
+    nonisolated(unsafe) static let keys: [(name: String, range: ClosedRange<UInt32>, path: WritableKeyPath<GuestWorkload, UInt32>)] = [
+        ("frames", 0...10_000_000, \.frames),
+        ("len", 1...65_535, \.length),
+        ("pairs", 1...8, \.pairs),
+        ("descs", 1...16, \.descriptors),
+    ]
+
+    /// Parses `NAME[:key=value,...]`; the error says what is wrong and what is allowed.
+    public static func parse(_ text: String) -> Result<GuestWorkload, GuestImageError> {
+        let parts = text.split(separator: ":", maxSplits: 1)
+        guard let name = parts.first, let kind = Kind.allCases.first(where: { $0.name == name }) else {
+            return .failure(GuestImageError("unknown workload '\(parts.first ?? "")'; workloads are \(Kind.allCases.map(\.name).joined(separator: ", "))"))
+        }
+        var w = GuestWorkload(kind: kind)
+        if kind == .mq { w.pairs = 2 }
+        if parts.count == 2 {
+            for item in parts[1].split(separator: ",") {
+                let kv = item.split(separator: "=", maxSplits: 1)
+                guard kv.count == 2, let key = keys.first(where: { $0.name == kv[0] }) else {
+                    return .failure(GuestImageError("bad workload parameter '\(item)'; keys are \(keys.map(\.name).joined(separator: ", ")) (key=value)"))
+                }
+                guard let v = UInt32(kv[1]), key.range.contains(v) else {
+                    return .failure(GuestImageError("\(key.name)=\(kv[1]) is not a number in \(key.range.lowerBound)...\(key.range.upperBound)"))
+                }
+                w[keyPath: key.path] = v
+            }
+        }
+        return .success(w)
+    }
+
+    public var description: String {
+        "\(kind.name):frames=\(frames),len=\(length),pairs=\(pairs),descs=\(descriptors)"
+    }
+
+    /// The parameter block (struct params in tools/guest/guest.c).
+    func parameterBlock(nics: Int, mmioBase: UInt64, heap: UInt64, heapSize: UInt64) -> [UInt8] {
+        var out: [UInt8] = []
+        func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { out += $0 } }
+        func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { out += $0 } }
+        u32(0x5047_5456)  // "VTGP"
+        u32(1)
+        u32(kind.rawValue)
+        u32(UInt32(nics))
+        u32(pairs)
+        u32(frames)
+        u32(length)
+        u32(descriptors)
+        u64(mmioBase)
+        u64(heap)
+        u64(heapSize)
+        u32(0)  // seed
+        u32(0)  // hostile case
+        return out
+    }
+}

@@ -1,0 +1,361 @@
+/* vtrace's guest: a freestanding virtio-net driver for virtio-mmio.
+ *
+ * The VMM (Sources/KVMHost) loads this ELF, starts it in 64-bit mode at
+ * privilege level 3 (the MMIO windows, its memory and port I/O are
+ * user-accessible, so the paravirtual KVM runs it natively), with a
+ * parameter block at 0x7000 naming the workload. The guest drives each NIC
+ * as a virtio-net driver would (probe, feature negotiation, its own rings,
+ * RX posts, TX, reaping used rings by polling), checks that what comes back
+ * on RX is what it sent, prints its own view on the serial port (0x3f8) and
+ * ends by writing a status to port 0xf4 (0 = its checks passed).
+ *
+ * Built by tools/guest/build.sh: gcc -ffreestanding -nostdlib, no libc. */
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- the parameter block (Sources/KVMHost/GuestWorkload.swift writes it) ---- */
+#define PARAMS_ADDR 0x7000UL
+#define PARAMS_MAGIC 0x50475456u /* "VTGP" */
+enum workload { W_BURST = 1, W_MQ = 2, W_HOSTILE = 3 };
+enum hostile {
+    H_AVAIL_IDX = 1, H_UNMAPPED = 2, H_TX_WRITE_ONLY = 3, H_RX_READ_ONLY = 4, H_OVERSIZE = 5,
+    H_KICK_EARLY = 6, H_NO_VERSION_1 = 7, H_RESET = 8, H_STARVE = 9, H_ALL = 10,
+};
+struct params {
+    uint32_t magic, version, workload, nics;
+    uint32_t pairs, frames, len, descs;
+    uint64_t mmio_base, heap, heap_size;
+    uint32_t seed, hostile;
+};
+
+/* ---- port I/O and MMIO ---- */
+static inline void outb(uint16_t port, uint8_t v) { __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port)); }
+static inline void outl(uint16_t port, uint32_t v) { __asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port)); }
+static inline uint32_t rd(uint64_t base, uint32_t off) { return *(volatile uint32_t *)(base + off); }
+static inline void wr(uint64_t base, uint32_t off, uint32_t v) { *(volatile uint32_t *)(base + off) = v; }
+static inline void barrier(void) { __asm__ volatile("" ::: "memory"); }
+
+static void putc_(char c) { outb(0x3f8, (uint8_t)c); }
+static void puts_(const char *s) { while (*s) putc_(*s++); }
+static void putu(uint64_t v) {
+    char b[24];
+    int n = 0;
+    do { b[n++] = (char)('0' + v % 10); v /= 10; } while (v);
+    while (n) putc_(b[--n]);
+}
+static void puthex(uint64_t v) {
+    puts_("0x");
+    for (int s = 60; s >= 0; s -= 4) {
+        int d = (int)((v >> s) & 15);
+        if (d || s == 0 || v >> s) putc_((char)(d < 10 ? '0' + d : 'a' + d - 10));
+    }
+}
+static __attribute__((noreturn)) void finish(uint32_t status) {
+    outl(0xf4, status);
+    for (;;) {}
+}
+static void *memset_(void *d, int c, size_t n) { uint8_t *p = d; while (n--) *p++ = (uint8_t)c; return d; }
+
+/* ---- virtio-mmio registers and constants ---- */
+enum {
+    R_MAGIC = 0x000, R_VERSION = 0x004, R_DEVICE_ID = 0x008, R_DEV_FEATURES = 0x010, R_DEV_FEATURES_SEL = 0x014,
+    R_DRV_FEATURES = 0x020, R_DRV_FEATURES_SEL = 0x024, R_QUEUE_SEL = 0x030, R_QUEUE_NUM_MAX = 0x034, R_QUEUE_NUM = 0x038,
+    R_QUEUE_READY = 0x044, R_QUEUE_NOTIFY = 0x050, R_INT_STATUS = 0x060, R_INT_ACK = 0x064, R_STATUS = 0x070,
+    R_DESC_LO = 0x080, R_DESC_HI = 0x084, R_AVAIL_LO = 0x090, R_AVAIL_HI = 0x094, R_USED_LO = 0x0a0, R_USED_HI = 0x0a4,
+};
+enum { S_ACK = 1, S_DRIVER = 2, S_DRIVER_OK = 4, S_FEATURES_OK = 8, S_NEEDS_RESET = 0x40 };
+#define F_VERSION_1 (1ull << 32)
+#define F_MAC (1ull << 5)
+#define F_MQ (1ull << 22)
+#define F_CTRL_VQ (1ull << 17)
+#define D_NEXT 1
+#define D_WRITE 2
+#define HDR 12
+#define QSIZE 256
+#define MAX_PAIRS 8
+
+struct desc { uint64_t addr; uint32_t len; uint16_t flags, next; };
+struct queue {
+    uint16_t index, size, free_head, free_count, avail_idx, last_used;
+    struct desc *desc;
+    volatile uint16_t *avail; /* flags, idx, ring[size] */
+    volatile uint8_t *used;   /* flags, idx, {id, len}[size] */
+    uint64_t buf[QSIZE];      /* buffer of each head, for reaping */
+    uint32_t tag[QSIZE];      /* sequence number the buffer carries */
+};
+struct nic {
+    uint64_t base;
+    uint32_t pairs;            /* negotiated queue pairs (1 without MQ) */
+    uint64_t features;
+    struct queue q[2 * MAX_PAIRS + 1];
+    uint32_t next_rx_seq[MAX_PAIRS];
+    uint64_t sent, received, bad, bytes;
+};
+
+static struct params *P;
+static uint64_t heap_next, heap_end;
+static struct nic nics[8];
+
+static void *alloc(uint64_t size, uint64_t align) {
+    uint64_t a = (heap_next + align - 1) & ~(align - 1);
+    if (a + size > heap_end) { puts_("guest: out of heap\n"); finish(90); }
+    heap_next = a + size;
+    memset_((void *)a, 0, size);
+    return (void *)a;
+}
+
+/* ---- queues ---- */
+static int queue_setup(struct nic *n, uint16_t index, uint16_t want) {
+    struct queue *q = &n->q[index];
+    wr(n->base, R_QUEUE_SEL, index);
+    uint32_t max = rd(n->base, R_QUEUE_NUM_MAX);
+    if (max == 0) return -1;
+    uint16_t size = want < max ? want : (uint16_t)max;
+    q->index = index;
+    q->size = size;
+    q->desc = alloc(16ull * size, 16);
+    q->avail = alloc(6 + 2ull * size, 2);
+    q->used = alloc(6 + 8ull * size, 4);
+    for (uint16_t i = 0; i < size; i++) q->desc[i].next = (uint16_t)(i + 1);
+    q->free_head = 0;
+    q->free_count = size;
+    q->avail_idx = q->last_used = 0;
+    wr(n->base, R_QUEUE_NUM, size);
+    wr(n->base, R_DESC_LO, (uint32_t)(uint64_t)q->desc);
+    wr(n->base, R_DESC_HI, (uint32_t)((uint64_t)q->desc >> 32));
+    wr(n->base, R_AVAIL_LO, (uint32_t)(uint64_t)q->avail);
+    wr(n->base, R_AVAIL_HI, (uint32_t)((uint64_t)q->avail >> 32));
+    wr(n->base, R_USED_LO, (uint32_t)(uint64_t)q->used);
+    wr(n->base, R_USED_HI, (uint32_t)((uint64_t)q->used >> 32));
+    wr(n->base, R_QUEUE_READY, 1);
+    return 0;
+}
+
+/* Puts a chain of `count` descriptors (addr/len/flags given) on the avail ring; returns the head or -1. */
+static int queue_add(struct queue *q, const uint64_t *addr, const uint32_t *len, const uint16_t *flags, int count,
+                     uint64_t buf, uint32_t tag) {
+    if (count <= 0 || q->free_count < count) return -1;
+    uint16_t head = q->free_head, i = head, last = head;
+    for (int k = 0; k < count; k++) {
+        q->desc[i].addr = addr[k];
+        q->desc[i].len = len[k];
+        q->desc[i].flags = (uint16_t)(flags[k] | (k + 1 < count ? D_NEXT : 0));
+        last = i;
+        i = q->desc[i].next;
+    }
+    q->free_head = q->desc[last].next;
+    q->free_count = (uint16_t)(q->free_count - count);
+    q->buf[head] = buf;
+    q->tag[head] = tag;
+    q->avail[2 + q->avail_idx % q->size] = head;
+    barrier();
+    q->avail_idx++;
+    q->avail[1] = q->avail_idx;
+    return head;
+}
+
+/* Takes the next used element: its head and length; 0 when none. */
+static int queue_used(struct queue *q, uint16_t *head, uint32_t *len) {
+    barrier();
+    uint16_t idx = *(volatile uint16_t *)(q->used + 2);
+    if (idx == q->last_used) return 0;
+    volatile uint8_t *e = q->used + 4 + 8ull * (q->last_used % q->size);
+    uint32_t id = *(volatile uint32_t *)e;
+    *len = *(volatile uint32_t *)(e + 4);
+    q->last_used++;
+    *head = (uint16_t)(id % q->size);
+    /* Return the chain's descriptors to the free list. */
+    uint16_t i = *head, count = 1;
+    while ((q->desc[i].flags & D_NEXT) && count < q->size) { i = q->desc[i].next; count++; }
+    q->desc[i].next = q->free_head;
+    q->free_head = *head;
+    q->free_count = (uint16_t)(q->free_count + count);
+    return 1;
+}
+
+/* ---- the device ---- */
+static int probe(struct nic *n) {
+    if (rd(n->base, R_MAGIC) != 0x74726976) { puts_("guest: no virtio magic at "); puthex(n->base); putc_('\n'); return -1; }
+    if (rd(n->base, R_VERSION) != 2 || rd(n->base, R_DEVICE_ID) != 1) { puts_("guest: not a virtio-net v2 device\n"); return -1; }
+    return 0;
+}
+
+static uint64_t device_features(struct nic *n) {
+    wr(n->base, R_DEV_FEATURES_SEL, 0);
+    uint64_t lo = rd(n->base, R_DEV_FEATURES);
+    wr(n->base, R_DEV_FEATURES_SEL, 1);
+    return lo | (uint64_t)rd(n->base, R_DEV_FEATURES) << 32;
+}
+
+static void set_driver_features(struct nic *n, uint64_t f) {
+    wr(n->base, R_DRV_FEATURES_SEL, 0);
+    wr(n->base, R_DRV_FEATURES, (uint32_t)f);
+    wr(n->base, R_DRV_FEATURES_SEL, 1);
+    wr(n->base, R_DRV_FEATURES, (uint32_t)(f >> 32));
+}
+
+/* Control command VQ_PAIRS_SET; returns the device's status byte (0 = OK). */
+static int ctrl_set_pairs(struct nic *n, uint16_t pairs) {
+    struct queue *q = &n->q[2 * n->pairs];
+    uint8_t *cmd = alloc(4, 4), *status = alloc(1, 1);
+    cmd[0] = 4; cmd[1] = 0; cmd[2] = (uint8_t)pairs; cmd[3] = (uint8_t)(pairs >> 8);
+    *status = 0xff;
+    uint64_t addr[2] = {(uint64_t)cmd, (uint64_t)status};
+    uint32_t len[2] = {4, 1};
+    uint16_t flags[2] = {0, D_WRITE};
+    if (queue_add(q, addr, len, flags, 2, 0, 0) < 0) return -1;
+    wr(n->base, R_QUEUE_NOTIFY, q->index);
+    uint16_t head; uint32_t l;
+    if (!queue_used(q, &head, &l)) return -2;
+    return *(volatile uint8_t *)status;
+}
+
+/* Full initialisation: reset, ACK, DRIVER, features, FEATURES_OK, queues, DRIVER_OK. */
+static int init_nic(struct nic *n, uint32_t want_pairs, int version_1) {
+    wr(n->base, R_STATUS, 0);
+    wr(n->base, R_STATUS, S_ACK);
+    wr(n->base, R_STATUS, S_ACK | S_DRIVER);
+    uint64_t offered = device_features(n);
+    uint64_t f = offered & (F_MAC | (version_1 ? F_VERSION_1 : 0));
+    if (want_pairs > 1 && (offered & F_MQ) && (offered & F_CTRL_VQ)) f |= F_MQ | F_CTRL_VQ;
+    set_driver_features(n, f);
+    wr(n->base, R_STATUS, S_ACK | S_DRIVER | S_FEATURES_OK);
+    if (!(rd(n->base, R_STATUS) & S_FEATURES_OK)) { puts_("guest: the device refused the features\n"); return -1; }
+    n->features = f;
+    uint32_t pairs = (f & F_MQ) ? want_pairs : 1;
+    if (pairs > MAX_PAIRS) pairs = MAX_PAIRS;
+    n->pairs = pairs;
+    for (uint32_t i = 0; i < 2 * pairs; i++)
+        if (queue_setup(n, (uint16_t)i, QSIZE) < 0) { puts_("guest: queue "); putu(i); puts_(" missing\n"); return -1; }
+    if (f & F_CTRL_VQ) queue_setup(n, (uint16_t)(2 * pairs), 16);
+    wr(n->base, R_STATUS, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
+    return 0;
+}
+
+/* ---- traffic ---- */
+static uint8_t pattern(uint32_t seq, uint32_t i) { return (uint8_t)(seq * 31 + i * 7 + (i >> 8)); }
+
+/* One RX buffer of HDR + len on pair p's RX queue. */
+static int post_rx(struct nic *n, uint32_t p, uint32_t len) {
+    uint64_t addr = (uint64_t)alloc(HDR + len, 16);
+    uint32_t l = HDR + len;
+    uint16_t fl = D_WRITE;
+    return queue_add(&n->q[2 * p], &addr, &l, &fl, 1, addr, 0);
+}
+
+static void repost_rx(struct nic *n, uint32_t p, uint64_t buf, uint32_t len) {
+    uint32_t l = HDR + len;
+    uint16_t fl = D_WRITE;
+    queue_add(&n->q[2 * p], &buf, &l, &fl, 1, buf, 0);
+}
+
+/* Queues one TX frame of `len` bytes (header + payload, written into `buf`)
+ * over `descs` descriptors. */
+static int send_frame(struct nic *n, uint32_t p, uint8_t *buf, uint32_t seq, uint32_t len, uint32_t descs) {
+    memset_(buf, 0, HDR);
+    for (uint32_t i = 0; i < len; i++) buf[HDR + i] = pattern(seq, i);
+    if (descs < 1) descs = 1;
+    if (descs > 16) descs = 16;
+    uint64_t addr[16]; uint32_t l[16]; uint16_t fl[16];
+    uint32_t total = HDR + len, at = 0;
+    for (uint32_t k = 0; k < descs; k++) {
+        uint32_t piece = total / descs + (k < total % descs ? 1 : 0);
+        addr[k] = (uint64_t)buf + at; l[k] = piece; fl[k] = 0;
+        at += piece;
+    }
+    return queue_add(&n->q[2 * p + 1], addr, l, fl, (int)descs, (uint64_t)buf, seq);
+}
+
+/* Reaps TX (frees buffers) and RX (checks bytes, reposts) of pair p. */
+static void reap(struct nic *n, uint32_t p, uint32_t len) {
+    uint16_t head; uint32_t used;
+    struct queue *tx = &n->q[2 * p + 1], *rx = &n->q[2 * p];
+    while (queue_used(tx, &head, &used)) {}
+    while (queue_used(rx, &head, &used)) {
+        uint64_t buf = rx->buf[head];
+        uint32_t seq = n->next_rx_seq[p]++;
+        uint32_t got = used > HDR ? used - HDR : 0;
+        int ok = got == len;
+        const uint8_t *b = (const uint8_t *)buf;
+        if (*(const uint16_t *)(b + 10) != 1) ok = 0; /* num_buffers */
+        for (uint32_t i = 0; ok && i < got; i++) if (b[HDR + i] != pattern(seq, i)) ok = 0;
+        n->received++;
+        n->bytes += got;
+        if (!ok) n->bad++;
+        repost_rx(n, p, buf, len);
+    }
+    /* Acknowledge what the device raised (we poll, but a driver acks). */
+    uint32_t isr = rd(n->base, R_INT_STATUS);
+    if (isr) wr(n->base, R_INT_ACK, isr);
+}
+
+#define BATCH 32
+/* Sends `frames` frames round-robin over `pairs` pairs, BATCH per kick; the
+ * device drains a kick synchronously and each batch is reaped before the
+ * next, so BATCH TX buffers per pair are reused. */
+static void traffic(struct nic *n, uint32_t frames, uint32_t len, uint32_t pairs, uint32_t descs) {
+    uint32_t seq[MAX_PAIRS] = {0};
+    uint8_t *pool[MAX_PAIRS];
+    for (uint32_t p = 0; p < pairs; p++) {
+        n->next_rx_seq[p] = 0;
+        pool[p] = alloc((uint64_t)BATCH * (HDR + len + 15) & ~15ull, 16);
+        while (n->q[2 * p].free_count > n->q[2 * p].size - 2 * BATCH)
+            if (post_rx(n, p, len) < 0) break;
+    }
+    uint32_t done = 0, stride = (HDR + len + 15) & ~15u;
+    while (done < frames) {
+        for (uint32_t p = 0; p < pairs && done < frames; p++) {
+            uint32_t batch = 0;
+            while (batch < BATCH && done < frames && n->q[2 * p + 1].free_count >= descs) {
+                if (send_frame(n, p, pool[p] + (uint64_t)batch * stride, seq[p]++, len, descs) < 0) break;
+                batch++; done++; n->sent++;
+            }
+            wr(n->base, R_QUEUE_NOTIFY, 2 * p + 1);
+            reap(n, p, len);
+        }
+    }
+}
+
+static void report(int i, struct nic *n) {
+    puts_("guest: nic"); putu((uint64_t)i);
+    puts_(" sent "); putu(n->sent);
+    puts_(" received "); putu(n->received);
+    puts_(" bad "); putu(n->bad);
+    puts_(" rx_bytes "); putu(n->bytes);
+    puts_(" pairs "); putu(n->pairs);
+    putc_('\n');
+}
+
+void _start(void) {
+    P = (struct params *)PARAMS_ADDR;
+    if (P->magic != PARAMS_MAGIC || P->version != 1) { puts_("guest: no parameter block\n"); finish(91); }
+    heap_next = P->heap;
+    heap_end = P->heap + P->heap_size;
+    uint32_t status = 0;
+    uint32_t count = P->nics < 8 ? P->nics : 8;
+    for (uint32_t i = 0; i < count; i++) {
+        struct nic *n = &nics[i];
+        n->base = P->mmio_base + 0x1000ull * i;
+        if (probe(n) < 0) finish(92);
+        uint32_t want = P->pairs ? P->pairs : 1;
+        if (init_nic(n, want, 1) < 0) finish(93);
+        if (P->workload == W_BURST) {
+            if (n->pairs > 1 && ctrl_set_pairs(n, (uint16_t)n->pairs) != 0) { puts_("guest: VQ_PAIRS_SET refused\n"); status = 1; }
+            traffic(n, P->frames, P->len, n->pairs, P->descs);
+        } else if (P->workload == W_MQ) {
+            for (uint32_t k = 1; k <= n->pairs; k++) {
+                int st = ctrl_set_pairs(n, (uint16_t)k);
+                puts_("guest: nic"); putu(i); puts_(" VQ_PAIRS_SET "); putu(k); puts_(st == 0 ? " ok\n" : " refused\n");
+                if (st != 0) status = 1;
+                traffic(n, P->frames, P->len, k, P->descs);
+            }
+        } else {
+            puts_("guest: unknown workload\n");
+            finish(94);
+        }
+        report((int)i, n);
+        if (n->sent != n->received || n->bad) status = 1;
+    }
+    finish(status);
+}
