@@ -3,16 +3,56 @@
 
 /// A workload and its parameters.
 public struct GuestWorkload: Equatable, Sendable, CustomStringConvertible {
-    public enum Kind: UInt32, CaseIterable, Sendable {
+    public enum Kind: String, CaseIterable, Sendable {
         /// `frames` frames of `len` bytes over `pairs` queue pairs, each split over `descs` descriptors.
-        case burst = 1
+        case burst
         /// VQ_PAIRS_SET to 1, 2, … `pairs` through the control queue, `frames` frames on each setting.
-        case mq = 2
+        case mq
+        /// Hostile guests, one counter path each (spec §3): TX avail.idx 1000 ahead.
+        case bogusAvail = "bogus-avail"
+        /// A TX descriptor and an RX buffer beyond guest RAM.
+        case unmapped
+        /// A device-writable TX descriptor.
+        case txWriteOnly = "tx-write-only"
+        /// A device-readable RX buffer.
+        case rxReadOnly = "rx-read-only"
+        /// A frame one byte over the 65,557-byte limit.
+        case oversize
+        /// A TX kick before DRIVER_OK, then again after it.
+        case earlyKick = "early-kick"
+        /// Features without VERSION_1 (FEATURES_OK refused).
+        case noVersion1 = "no-version-1"
+        /// A reset between two bursts.
+        case reset
+        /// Frames with no RX buffer posted.
+        case starve
+        /// Every hostile case above, one after another.
+        case hostile
+        /// Bad guests: loops forever (for --timeout), writes garbage to every register, triple-faults.
+        case spin
+        case garbage
+        case tripleFault = "triple-fault"
 
-        public var name: String {
+        public var name: String { rawValue }
+
+        /// (workload, hostile case) as tools/guest/guest.c numbers them.
+        var codes: (UInt32, UInt32) {
             switch self {
-            case .burst: return "burst"
-            case .mq: return "mq"
+            case .burst: return (1, 0)
+            case .mq: return (2, 0)
+            case .bogusAvail: return (3, 1)
+            case .unmapped: return (3, 2)
+            case .txWriteOnly: return (3, 3)
+            case .rxReadOnly: return (3, 4)
+            case .oversize: return (3, 5)
+            case .earlyKick: return (3, 6)
+            case .noVersion1: return (3, 7)
+            case .reset: return (3, 8)
+            case .starve: return (3, 9)
+            case .hostile: return (3, 10)
+            case .spin: return (4, 0)
+            case .garbage: return (5, 0)
+            case .tripleFault: return (6, 0)
             }
         }
     }
@@ -73,7 +113,7 @@ public struct GuestWorkload: Equatable, Sendable, CustomStringConvertible {
         func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { out += $0 } }
         u32(0x5047_5456)  // "VTGP"
         u32(1)
-        u32(kind.rawValue)
+        u32(kind.codes.0)
         u32(UInt32(nics))
         u32(pairs)
         u32(frames)
@@ -83,7 +123,7 @@ public struct GuestWorkload: Equatable, Sendable, CustomStringConvertible {
         u64(heap)
         u64(heapSize)
         u32(0)  // seed
-        u32(0)  // hostile case
+        u32(kind.codes.1)
         return out
     }
 }

@@ -19,8 +19,21 @@ struct RunGuest: ParsableCommand {
             status to port 0xf4.
 
             Workloads (keys: frames, len, pairs, descs):
-              burst   frames of len bytes over pairs queue pairs, split over descs descriptors
-              mq      VQ_PAIRS_SET to 1, 2, … pairs through the control queue, frames on each
+              burst          frames of len bytes over pairs queue pairs, split over descs descriptors
+              mq             VQ_PAIRS_SET to 1, 2, … pairs through the control queue, frames on each
+            Hostile ones, each a counter path of the spec (key: len):
+              bogus-avail    TX avail.idx 1000 ahead: invalid_avail_idx_count, NEEDS_RESET
+              unmapped       TX data and an RX buffer beyond RAM: tx_chain_invalid, rx_write_failed
+              tx-write-only  a device-writable TX descriptor: tx_chain_invalid
+              rx-read-only   a device-readable RX buffer: rx_chain_invalid
+              oversize       a frame over 65,557 bytes: tx_oversize_dropped
+              early-kick     a kick before DRIVER_OK (ignored), again after it
+              no-version-1   features without VERSION_1: FEATURES_OK refused
+              reset          a reset between two bursts: counters survive
+              starve         frames with no RX buffer: tx_dropped_no_rx_buffer
+              hostile        all of the above in turn
+            Bad guests: spin (a burst, then loops until --timeout), garbage (random writes to \
+            every register and outside the windows), triple-fault (a burst, then ud2 with no IDT).
 
             With --record, every MMIO access, guest-memory read and write, chain, used publish, \
             counter transition and interrupt goes into the trace, which replays offline \
@@ -37,7 +50,7 @@ struct RunGuest: ParsableCommand {
             """
     )
 
-    @Option(help: "NAME[:key=value,...]: burst or mq, with frames, len, pairs, descs.")
+    @Option(help: "NAME[:key=value,...]: burst, mq, a hostile case or a bad guest (see below).")
     var workload: String
 
     @Option(help: "NICs (1...8).")
@@ -102,9 +115,14 @@ struct RunGuest: ParsableCommand {
         let image: ElfImage
         do {
             bytes = try InputFiles.read(path, limit: 64 << 20)
-            image = try ElfImage(bytes)
         } catch {
             printError("vtrace: \(error)\(guest == nil ? " (build the guest with tools/guest/build.sh)" : "")")
+            throw ExitCode(VTrace.usageExitCode)
+        }
+        do {
+            image = try ElfImage(bytes)
+        } catch {
+            printError("vtrace: \(path): \(error)")
             throw ExitCode(VTrace.usageExitCode)
         }
         var options = MachineOptions()

@@ -17,7 +17,8 @@
 /* ---- the parameter block (Sources/KVMHost/GuestWorkload.swift writes it) ---- */
 #define PARAMS_ADDR 0x7000UL
 #define PARAMS_MAGIC 0x50475456u /* "VTGP" */
-enum workload { W_BURST = 1, W_MQ = 2, W_HOSTILE = 3 };
+enum workload { W_BURST = 1, W_MQ = 2, W_HOSTILE = 3, W_SPIN = 4, W_GARBAGE = 5, W_TRIPLE_FAULT = 6 };
+/* Hostile cases (W_HOSTILE): each drives one of the spec's counter paths. */
 enum hostile {
     H_AVAIL_IDX = 1, H_UNMAPPED = 2, H_TX_WRITE_ONLY = 3, H_RX_READ_ONLY = 4, H_OVERSIZE = 5,
     H_KICK_EARLY = 6, H_NO_VERSION_1 = 7, H_RESET = 8, H_STARVE = 9, H_ALL = 10,
@@ -317,6 +318,183 @@ static void traffic(struct nic *n, uint32_t frames, uint32_t len, uint32_t pairs
     }
 }
 
+
+/* ---- hostile guests: each case checks what it can see and says so ---- */
+#define UNMAPPED 0x7f0000000000ull /* far beyond guest RAM */
+
+static void say(const char *what, uint64_t v) { puts_("guest: "); puts_(what); putu(v); putc_('\n'); }
+
+/* A TX chain of raw descriptors on pair 0, kicked, TX used reaped. Returns the used length or -1. */
+static int64_t raw_tx(struct nic *n, const uint64_t *addr, const uint32_t *len, const uint16_t *flags, int count) {
+    struct queue *tx = &n->q[1];
+    if (queue_add(tx, addr, len, flags, count, 0, 0) < 0) return -1;
+    wr(n->base, R_QUEUE_NOTIFY, 1);
+    uint16_t head; uint32_t used;
+    int64_t got = -1;
+    while (queue_used(tx, &head, &used)) got = used;
+    return got;
+}
+
+/* Drains RX used entries of pair 0 without checking; returns how many. */
+static uint32_t drain_rx(struct nic *n) {
+    uint16_t head; uint32_t used, count = 0;
+    while (queue_used(&n->q[0], &head, &used)) count++;
+    return count;
+}
+
+static uint32_t hostile_case(struct nic *n, uint32_t which, uint32_t len) {
+    uint32_t bad = 0;
+    uint8_t *frame = alloc(HDR + len, 16);
+    for (uint32_t i = 0; i < len; i++) frame[HDR + i] = pattern(0, i);
+    uint64_t a[4]; uint32_t l[4]; uint16_t f[4];
+    switch (which) {
+    case H_AVAIL_IDX: {
+        /* avail.idx far ahead of what the device consumed: the TX queue is poisoned. */
+        post_rx(n, 0, len);
+        n->q[1].avail[1] = (uint16_t)(n->q[1].avail_idx + 1000);
+        wr(n->base, R_QUEUE_NOTIFY, 1);
+        uint32_t st = rd(n->base, R_STATUS), isr = rd(n->base, R_INT_STATUS);
+        say("bogus avail index: status ", st);
+        if (!(st & S_NEEDS_RESET) || !(isr & 2)) bad++;
+        wr(n->base, R_INT_ACK, isr);
+        break;
+    }
+    case H_UNMAPPED: {
+        /* A TX frame at an address beyond RAM, then an RX buffer beyond RAM for a good frame. */
+        a[0] = (uint64_t)frame; l[0] = HDR; f[0] = 0;
+        a[1] = UNMAPPED; l[1] = len; f[1] = 0;
+        int64_t used = raw_tx(n, a, l, f, 2);
+        say("TX chain at an unmapped address: used.len ", (uint64_t)used);
+        uint64_t ra = UNMAPPED; uint32_t rl = HDR + len; uint16_t rf = D_WRITE;
+        queue_add(&n->q[0], &ra, &rl, &rf, 1, 0, 0);
+        a[0] = (uint64_t)frame; l[0] = HDR + len; f[0] = 0;
+        raw_tx(n, a, l, f, 1);
+        n->sent++;  /* the device counts this TX frame */
+        say("RX buffers returned for the unmapped one: ", drain_rx(n));
+        break;
+    }
+    case H_TX_WRITE_ONLY: {
+        post_rx(n, 0, len);
+        a[0] = (uint64_t)frame; l[0] = HDR + len; f[0] = D_WRITE;
+        say("write-only TX descriptor: used.len ", (uint64_t)raw_tx(n, a, l, f, 1));
+        if (drain_rx(n) != 0) bad++;
+        break;
+    }
+    case H_RX_READ_ONLY: {
+        uint64_t ra = (uint64_t)alloc(HDR + len, 16); uint32_t rl = HDR + len; uint16_t rf = 0;
+        queue_add(&n->q[0], &ra, &rl, &rf, 1, 0, 0);
+        a[0] = (uint64_t)frame; l[0] = HDR + len; f[0] = 0;
+        raw_tx(n, a, l, f, 1);
+        n->sent++;
+        uint32_t back = drain_rx(n);
+        say("read-only RX buffer recycled: ", back);
+        if (back != 1) bad++;
+        break;
+    }
+    case H_OVERSIZE: {
+        uint32_t big = 65557 + 1;
+        uint8_t *huge = alloc(HDR + big, 16);
+        post_rx(n, 0, len);
+        a[0] = (uint64_t)huge; l[0] = HDR + big; f[0] = 0;
+        say("oversize frame: used.len ", (uint64_t)raw_tx(n, a, l, f, 1));
+        if (drain_rx(n) != 0) bad++;
+        break;
+    }
+    case H_STARVE: {
+        /* Frames with no RX buffer posted: counted as sent, dropped for want of a buffer. */
+        for (int k = 0; k < 4; k++) {
+            a[0] = (uint64_t)frame; l[0] = HDR + len; f[0] = 0;
+            raw_tx(n, a, l, f, 1);
+            n->sent++;
+        }
+        say("frames sent with no RX buffer: ", 4);
+        break;
+    }
+    }
+    return bad;
+}
+
+/* Kicks before DRIVER_OK are ignored; the same chains go once DRIVER_OK is set. */
+static uint32_t early_kick(struct nic *n, uint32_t len) {
+    wr(n->base, R_STATUS, 0);
+    wr(n->base, R_STATUS, S_ACK);
+    wr(n->base, R_STATUS, S_ACK | S_DRIVER);
+    set_driver_features(n, device_features(n) & (F_VERSION_1 | F_MAC));
+    wr(n->base, R_STATUS, S_ACK | S_DRIVER | S_FEATURES_OK);
+    n->pairs = 1;
+    queue_setup(n, 0, QSIZE);
+    queue_setup(n, 1, QSIZE);
+    post_rx(n, 0, len);
+    uint8_t *frame = alloc(HDR + len, 16);
+    uint64_t a = (uint64_t)frame; uint32_t l = HDR + len; uint16_t f = 0;
+    queue_add(&n->q[1], &a, &l, &f, 1, 0, 0);
+    wr(n->base, R_QUEUE_NOTIFY, 1);
+    uint32_t early = drain_rx(n);
+    say("RX frames after a kick before DRIVER_OK: ", early);
+    wr(n->base, R_STATUS, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
+    wr(n->base, R_QUEUE_NOTIFY, 1);
+    uint32_t late = drain_rx(n);
+    say("RX frames after DRIVER_OK and a second kick: ", late);
+    n->sent++;
+    n->received += late;
+    n->bytes += late * len;
+    return early == 0 && late == 1 ? 0 : 1;
+}
+
+/* Features without VERSION_1: FEATURES_OK is refused (FAILED set). */
+static uint32_t no_version_1(struct nic *n) {
+    wr(n->base, R_STATUS, 0);
+    wr(n->base, R_STATUS, S_ACK);
+    wr(n->base, R_STATUS, S_ACK | S_DRIVER);
+    set_driver_features(n, F_MAC);
+    wr(n->base, R_STATUS, S_ACK | S_DRIVER | S_FEATURES_OK);
+    uint32_t st = rd(n->base, R_STATUS);
+    say("status after FEATURES_OK without VERSION_1: ", st);
+    return (st & S_FEATURES_OK) || !(st & 0x80) ? 1 : 0; /* refused: FAILED, no FEATURES_OK */
+}
+
+/* Runs one hostile case on a freshly initialised NIC, then resets it. */
+static uint32_t run_hostile(struct nic *n, uint32_t which, uint32_t len) {
+    uint32_t bad = 0;
+    if (which == H_KICK_EARLY) bad = early_kick(n, len);
+    else if (which == H_NO_VERSION_1) bad = no_version_1(n);
+    else if (which == H_RESET) {
+        /* A reset in the middle of traffic: counters survive, a new init works. */
+        if (init_nic(n, 1, 1) < 0) return 1;
+        traffic(n, 8, len, 1, 1);
+        post_rx(n, 0, len);
+        wr(n->base, R_STATUS, 0);
+        say("status after reset: ", rd(n->base, R_STATUS));
+        if (init_nic(n, 1, 1) < 0) return 1;
+        traffic(n, 8, len, 1, 1);
+    } else {
+        if (init_nic(n, 1, 1) < 0) return 1;
+        bad = hostile_case(n, which, len);
+    }
+    wr(n->base, R_STATUS, 0);
+    return bad;
+}
+
+/* Writes pseudo-random values to every register of every window, and outside them. */
+static void garbage(uint32_t nics_count, uint32_t seed) {
+    uint64_t x = seed ? seed : 0x9e3779b97f4a7c15ull;
+    for (int round = 0; round < 4; round++) {
+        for (uint32_t i = 0; i < nics_count; i++) {
+            uint64_t base = P->mmio_base + 0x1000ull * i;
+            for (uint32_t off = 0; off < 0x200; off += 4) {
+                x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+                if (off == R_STATUS && (x & 3)) continue; /* mostly keep the device alive for more garbage */
+                wr(base, off, (uint32_t)x);
+                (void)rd(base, off);
+            }
+        }
+        /* Stray: the gap below the first window, past the last, and a port nobody owns. */
+        (void)rd(0xC0000000ull, 0);
+        wr(P->mmio_base + 0x1000ull * nics_count, 0, 0xdeadbeef);
+        outb(0x80, 0x42);
+    }
+}
+
 static void report(int i, struct nic *n) {
     puts_("guest: nic"); putu((uint64_t)i);
     puts_(" sent "); putu(n->sent);
@@ -334,12 +512,21 @@ void _start(void) {
     heap_end = P->heap + P->heap_size;
     uint32_t status = 0;
     uint32_t count = P->nics < 8 ? P->nics : 8;
+    if (P->workload == W_GARBAGE) { garbage(count, P->seed); puts_("guest: garbage written\n"); finish(0); }
     for (uint32_t i = 0; i < count; i++) {
         struct nic *n = &nics[i];
         n->base = P->mmio_base + 0x1000ull * i;
         if (probe(n) < 0) finish(92);
         uint32_t want = P->pairs ? P->pairs : 1;
         if (init_nic(n, want, 1) < 0) finish(93);
+        if (P->workload == W_SPIN || P->workload == W_TRIPLE_FAULT) {
+            /* A burst first, so the trace has something to keep up to the end. */
+            traffic(n, P->frames, P->len, n->pairs, P->descs);
+            report((int)i, n);
+            if (P->workload == W_SPIN) { puts_("guest: spinning forever\n"); for (;;) { __asm__ volatile(""); } }
+            puts_("guest: executing ud2 with no IDT\n");
+            __asm__ volatile("ud2");
+        }
         if (P->workload == W_BURST) {
             if (n->pairs > 1 && ctrl_set_pairs(n, (uint16_t)n->pairs) != 0) { puts_("guest: VQ_PAIRS_SET refused\n"); status = 1; }
             traffic(n, P->frames, P->len, n->pairs, P->descs);
@@ -350,12 +537,20 @@ void _start(void) {
                 if (st != 0) status = 1;
                 traffic(n, P->frames, P->len, k, P->descs);
             }
+        } else if (P->workload == W_HOSTILE) {
+            uint32_t first = P->hostile == H_ALL ? 1 : P->hostile, last = P->hostile == H_ALL ? H_STARVE : P->hostile;
+            for (uint32_t c = first; c <= last; c++) {
+                uint32_t bad = run_hostile(n, c, P->len);
+                puts_("guest: hostile case "); putu(c); puts_(bad ? " UNEXPECTED\n" : " as expected\n");
+                if (bad) status = 1;
+            }
         } else {
             puts_("guest: unknown workload\n");
             finish(94);
         }
         report((int)i, n);
-        if (n->sent != n->received || n->bad) status = 1;
+        /* Hostile cases expect frames to go missing; their own checks decided. */
+        if (P->workload != W_HOSTILE && (n->sent != n->received || n->bad)) status = 1;
     }
     finish(status);
 }
