@@ -74,6 +74,9 @@ struct RunGuest: ParsableCommand {
     @Option(name: .customLong("record"), help: "Record the run into this trace.")
     var record: String?
 
+    @Option(help: "With --record: cut a chunk after this many events.")
+    var flushEvents = 65_536
+
     @OptionGroup var faultOptions: FaultOptions
 
     @OptionGroup var outputOptions: OutputOptions
@@ -82,6 +85,7 @@ struct RunGuest: ParsableCommand {
         if !(1...8).contains(nics) { throw ValidationError("--nics must be in 1...8") }
         if let pairs, !(1...8).contains(pairs) { throw ValidationError("--pairs must be in 1...8") }
         if timeout <= 0 { throw ValidationError("--timeout must be positive") }
+        if flushEvents < 1 { throw ValidationError("--flush-events must be at least 1") }
         if memory < 32 || memory > 1024 || memory % 2 != 0 { throw ValidationError("--memory must be an even number of MiB in 32...1024") }
     }
 
@@ -144,7 +148,10 @@ struct RunGuest: ParsableCommand {
             header.faults = options.faults.specs
             let recorder: TraceRecorder
             do {
-                recorder = try TraceRecorder(path: record, header: header, initialStates: Array(repeating: probe.state, count: nics))
+                var recording = RecordingOptions()
+                recording.flushEvents = flushEvents
+                recorder = try TraceRecorder(path: record, header: header, initialStates: Array(repeating: probe.state, count: nics),
+                                             options: recording)
             } catch {
                 printError("vtrace: \(record): \(error)")
                 throw ExitCode(VTrace.usageExitCode)
