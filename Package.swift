@@ -64,6 +64,7 @@ let package = Package(
         .testTarget(name: "VirtioCoreTests", dependencies: ["VirtioCore", "GuestDriver"]),
         .testTarget(name: "ScenariosTests", dependencies: ["Scenarios", "VirtioCore", "GuestDriver"]),
         .testTarget(name: "TraceFormatTests", dependencies: ["TraceFormat", "Tracing", "Scenarios", "VirtioCore", "GuestDriver"]),
+        .testTarget(name: "KVMHostTests", dependencies: ["KVMHost", "CKVM", "VirtioCore", "TraceFormat", "Tracing"]),
         .testTarget(name: "CLITests", dependencies: ["vtrace", "Tracing"]),
     ],
     swiftLanguageModes: [.v6]
