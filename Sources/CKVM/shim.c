@@ -1,6 +1,7 @@
 #include "CKVM.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -61,5 +62,11 @@ int ckvm_install_kick_handler(int signal) {
     action.sa_handler = ckvm_kick;
     sigemptyset(&action.sa_mask);
     action.sa_flags = 0;  // no SA_RESTART: KVM_RUN returns EINTR
-    return sigaction(signal, &action, 0);
+    if (sigaction(signal, &action, 0) != 0) return -1;
+    // A parent may have spawned us with signals blocked (Foundation's Process
+    // does): unblock this one on the calling (vCPU) thread, or the kick never lands.
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, signal);
+    return pthread_sigmask(SIG_UNBLOCK, &set, 0);
 }

@@ -62,6 +62,8 @@ public struct GuestWorkload: Equatable, Sendable, CustomStringConvertible {
     public var length: UInt32 = 64
     public var pairs: UInt32 = 1
     public var descriptors: UInt32 = 1
+    /// Frames per kick (each kick is one QueueNotify exit and one drain).
+    public var batch: UInt32 = 32
 
     public init(kind: Kind, frames: UInt32 = 64, length: UInt32 = 64, pairs: UInt32 = 1, descriptors: UInt32 = 1) {
         self.kind = kind
@@ -77,6 +79,7 @@ public struct GuestWorkload: Equatable, Sendable, CustomStringConvertible {
         ("len", 1...65_535, \.length),
         ("pairs", 1...8, \.pairs),
         ("descs", 1...16, \.descriptors),
+        ("batch", 1...128, \.batch),
     ]
 
     /// Parses `NAME[:key=value,...]`; the error says what is wrong and what is allowed.
@@ -103,7 +106,7 @@ public struct GuestWorkload: Equatable, Sendable, CustomStringConvertible {
     }
 
     public var description: String {
-        "\(kind.name):frames=\(frames),len=\(length),pairs=\(pairs),descs=\(descriptors)"
+        "\(kind.name):frames=\(frames),len=\(length),pairs=\(pairs),descs=\(descriptors),batch=\(batch)"
     }
 
     /// The parameter block (struct params in tools/guest/guest.c).
@@ -124,6 +127,7 @@ public struct GuestWorkload: Equatable, Sendable, CustomStringConvertible {
         u64(heapSize)
         u32(0)  // seed
         u32(kind.codes.1)
+        u32(batch)
         return out
     }
 }

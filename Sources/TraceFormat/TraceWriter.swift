@@ -33,6 +33,8 @@ public final class TraceWriter: @unchecked Sendable {
     var fileOffset: UInt64 = 0
     /// How many times `submit` had to wait for the compressor.
     public private(set) var stalls = 0
+    /// Chunks compressed at a faster level than asked because others were waiting.
+    public private(set) var fasterChunks = 0
     public private(set) var uncompressedBytes: UInt64 = 0
     var finished = false
 
@@ -96,6 +98,17 @@ public final class TraceWriter: @unchecked Sendable {
         notEmpty.signal()
     }
 
+    /// The level for the next chunk when `backlog` chunks (this one included)
+    /// wait: the configured level while the compressor keeps up, level 1 once
+    /// chunks queue, zstd's fastest mode when the queue is full, so a live
+    /// guest waits for compression as rarely as possible (each chunk is its
+    /// own zstd frame; any level reads the same).
+    func level(forBacklog backlog: Int) -> Int32 {
+        if backlog >= queueDepth { return min(level, -4) }
+        if backlog > 1 { return min(level, 1) }
+        return level
+    }
+
     func run() {
         let compressor = ZstdCompressor(level: level)
         while true {
@@ -106,7 +119,10 @@ public final class TraceWriter: @unchecked Sendable {
                 return
             }
             let item = queue[0]
+            let chunkLevel = level(forBacklog: queue.count)
+            if chunkLevel != level { fasterChunks += 1 }
             mutex.unlock()
+            compressor.setLevel(chunkLevel)
 
             var failed: TraceError?
             var entry: ChunkEntry?

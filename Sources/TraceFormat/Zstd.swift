@@ -19,15 +19,26 @@ public final class ZstdCompressor {
     let context: OpaquePointer
     public let level: Int32
 
+    var currentLevel: Int32
+
     public init(level: Int32) {
         context = ZSTD_createCCtx()
         self.level = level
+        currentLevel = level
         ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, level)
         ZSTD_CCtx_setParameter(context, ZSTD_c_checksumFlag, 1)
         ZSTD_CCtx_setParameter(context, ZSTD_c_contentSizeFlag, 1)
     }
 
     deinit { ZSTD_freeCCtx(context) }
+
+    /// The level of the frames compressed from now on.
+    public func setLevel(_ newLevel: Int32) {
+        if newLevel != currentLevel {
+            ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, newLevel)
+            currentLevel = newLevel
+        }
+    }
 
     /// Levels libzstd accepts.
     public static var levels: ClosedRange<Int32> { ZSTD_minCLevel()...ZSTD_maxCLevel() }

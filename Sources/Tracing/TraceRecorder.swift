@@ -30,6 +30,8 @@ public struct RecordingSummary: Sendable {
     public var uncompressedBytes: UInt64
     public var fileBytes: UInt64
     public var stalls: Int
+    /// Chunks compressed faster than the configured level to keep up.
+    public var fasterChunks: Int
 }
 
 /// Records one trace from the observers of one or more NICs.
@@ -184,7 +186,8 @@ public final class TraceRecorder: @unchecked Sendable {
         var st = stat()
         let size = stat(writer.path, &st) == 0 ? UInt64(st.st_size) : 0
         return RecordingSummary(path: writer.path, events: entries.last?.endEvent ?? 0, chunks: entries.count,
-                                uncompressedBytes: writer.uncompressedBytes, fileBytes: size, stalls: writer.stalls)
+                                uncompressedBytes: writer.uncompressedBytes, fileBytes: size, stalls: writer.stalls,
+                                fasterChunks: writer.fasterChunks)
     }
 
     /// Stops without an index, leaving `path.partial` as a killed recorder would.

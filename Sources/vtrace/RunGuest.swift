@@ -18,7 +18,7 @@ struct RunGuest: ParsableCommand {
             counted). The guest reports its own view on the serial port and ends by writing a \
             status to port 0xf4.
 
-            Workloads (keys: frames, len, pairs, descs):
+            Workloads (keys: frames, len, pairs, descs, batch = frames per kick, default 32):
               burst          frames of len bytes over pairs queue pairs, split over descs descriptors
               mq             VQ_PAIRS_SET to 1, 2, … pairs through the control queue, frames on each
             Hostile ones, each a counter path of the spec (key: len):
@@ -77,6 +77,9 @@ struct RunGuest: ParsableCommand {
     @Option(help: "With --record: cut a chunk after this many events.")
     var flushEvents = 65_536
 
+    @Option(help: "With --record: zstd level (1...19). Default 1: compression shares the CPU with a live guest (docs/performance.md).")
+    var level: Int32 = 1
+
     @OptionGroup var faultOptions: FaultOptions
 
     @OptionGroup var outputOptions: OutputOptions
@@ -86,6 +89,7 @@ struct RunGuest: ParsableCommand {
         if let pairs, !(1...8).contains(pairs) { throw ValidationError("--pairs must be in 1...8") }
         if timeout <= 0 { throw ValidationError("--timeout must be positive") }
         if flushEvents < 1 { throw ValidationError("--flush-events must be at least 1") }
+        if !(1...19).contains(level) { throw ValidationError("--level must be in 1...19") }
         if memory < 32 || memory > 1024 || memory % 2 != 0 { throw ValidationError("--memory must be an even number of MiB in 32...1024") }
     }
 
@@ -150,6 +154,7 @@ struct RunGuest: ParsableCommand {
             do {
                 var recording = RecordingOptions()
                 recording.flushEvents = flushEvents
+                recording.level = level
                 recorder = try TraceRecorder(path: record, header: header, initialStates: Array(repeating: probe.state, count: nics),
                                              options: recording)
             } catch {
@@ -211,7 +216,9 @@ struct RunGuest: ParsableCommand {
             for d in disagreements { print("DISAGREE   \(d)") }
         }
         if let summary {
-            print("recorded   \(summary.events) events in \(summary.chunks) chunk\(summary.chunks == 1 ? "" : "s") to \(summary.path) (\(summary.fileBytes) bytes)")
+            print("recorded   \(summary.events) events in \(summary.chunks) chunk\(summary.chunks == 1 ? "" : "s") to \(summary.path) (\(summary.fileBytes) bytes)"
+                  + (summary.fasterChunks > 0 ? "; \(summary.fasterChunks) compressed faster to keep up" : "")
+                  + (summary.stalls > 0 ? "; the guest waited for the compressor \(summary.stalls) time\(summary.stalls == 1 ? "" : "s")" : ""))
         }
     }
 }

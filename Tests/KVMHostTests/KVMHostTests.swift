@@ -89,6 +89,7 @@ struct KVMHostMockTests {
         #expect(try m.memory.load(UInt32.self, at: GuestLayout.parameters + 24) == 100)  // len
         #expect(try m.memory.load(UInt32.self, at: GuestLayout.parameters + 28) == 3)  // descs
         #expect(try m.memory.load(UInt64.self, at: GuestLayout.parameters + 32) == GuestLayout.mmioBase)
+        #expect(try m.memory.load(UInt32.self, at: GuestLayout.parameters + 64) == 32)  // batch
     }
 
     /// Exits are routed: MMIO in a NIC's window to its device, elsewhere

@@ -28,6 +28,7 @@ struct params {
     uint32_t pairs, frames, len, descs;
     uint64_t mmio_base, heap, heap_size;
     uint32_t seed, hostile;
+    uint32_t batch; /* frames per kick (1..256) */
 };
 
 /* ---- port I/O and MMIO ---- */
@@ -291,24 +292,26 @@ static void reap(struct nic *n, uint32_t p, uint32_t len) {
     if (isr) wr(n->base, R_INT_ACK, isr);
 }
 
-#define BATCH 32
-/* Sends `frames` frames round-robin over `pairs` pairs, BATCH per kick; the
- * device drains a kick synchronously and each batch is reaped before the
- * next, so BATCH TX buffers per pair are reused. */
+#define MAX_BATCH 256
+/* Sends `frames` frames round-robin over `pairs` pairs, P->batch per kick;
+ * the device drains a kick synchronously and each batch is reaped before the
+ * next, so a batch's worth of TX buffers per pair is reused. */
 static void traffic(struct nic *n, uint32_t frames, uint32_t len, uint32_t pairs, uint32_t descs) {
     uint32_t seq[MAX_PAIRS] = {0};
     uint8_t *pool[MAX_PAIRS];
+    uint32_t batch_size = P->batch >= 1 && P->batch <= MAX_BATCH ? P->batch : 32;
+    if (batch_size > 128) batch_size = 128; /* RX keeps 2 × batch posted in a 256-entry ring */
     for (uint32_t p = 0; p < pairs; p++) {
         n->next_rx_seq[p] = 0;
-        pool[p] = alloc((uint64_t)BATCH * (HDR + len + 15) & ~15ull, 16);
-        while (n->q[2 * p].free_count > n->q[2 * p].size - 2 * BATCH)
+        pool[p] = alloc((uint64_t)batch_size * ((HDR + len + 15) & ~15ull), 16);
+        while (n->q[2 * p].free_count > n->q[2 * p].size - 2 * batch_size)
             if (post_rx(n, p, len) < 0) break;
     }
     uint32_t done = 0, stride = (HDR + len + 15) & ~15u;
     while (done < frames) {
         for (uint32_t p = 0; p < pairs && done < frames; p++) {
             uint32_t batch = 0;
-            while (batch < BATCH && done < frames && n->q[2 * p + 1].free_count >= descs) {
+            while (batch < batch_size && done < frames && n->q[2 * p + 1].free_count >= descs) {
                 if (send_frame(n, p, pool[p] + (uint64_t)batch * stride, seq[p]++, len, descs) < 0) break;
                 batch++; done++; n->sent++;
             }

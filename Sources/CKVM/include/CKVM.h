@@ -67,7 +67,8 @@ uint32_t ckvm_run_system_event_type(const struct kvm_run *run);
 void ckvm_run_set_immediate_exit(struct kvm_run *run, uint8_t value);
 
 /// Installs a handler that does nothing for `signal`, without SA_RESTART,
-/// so the signal interrupts a blocked KVM_RUN (which returns EINTR).
+/// so the signal interrupts a blocked KVM_RUN (which returns EINTR), and
+/// unblocks `signal` on the calling thread.
 int ckvm_install_kick_handler(int signal);
 
 #endif

@@ -1,0 +1,140 @@
+import Foundation
+import Testing
+
+/// `vtrace run` on the real /dev/kvm. Skipped, with a message, where KVM is
+/// absent or unusable, or gcc cannot build the guest.
+@Suite("vtrace run on KVM", .serialized)
+struct KVMRunTests {
+    /// Why these tests cannot run here, or nil.
+    static let unavailable: String? = {
+        let fd = open("/dev/kvm", O_RDWR | O_CLOEXEC)
+        if fd < 0 { return "/dev/kvm cannot be opened (\(String(cString: strerror(errno))))" }
+        close(fd)
+        let build = try? runCombined(repositoryRoot.appendingPathComponent("tools/guest/build.sh").path, [])
+        if build?.status != 0 { return "the guest does not build: \(build?.output ?? "tools/guest/build.sh did not run")" }
+        return nil
+    }()
+
+    static var guest: String { repositoryRoot.appendingPathComponent(".build/guest/vtrace-guest.elf").path }
+
+    func skip() -> Bool {
+        if let why = Self.unavailable { print("SKIPPED: KVM tests: \(why)"); return true }
+        return false
+    }
+
+    /// Runs the guest; returns the exit status and the JSON report.
+    func run(_ arguments: [String]) throws -> (status: Int32, report: [String: Any], stderr: String) {
+        let r = try CLI.runArguments(["run", "--guest", Self.guest, "--json"] + arguments)
+        let report = (try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) as? [String: Any] ?? [:]
+        return (r.status, report, r.stderr)
+    }
+
+    func counters(_ report: [String: Any], nic: Int = 0) -> [String: Int] {
+        ((report["counters"] as? [[String: Any]]) ?? []).dropFirst(nic).first?.compactMapValues { $0 as? Int } ?? [:]
+    }
+
+    /// Only the counters that are not zero.
+    func moved(_ c: [String: Int]) -> [String: Int] { c.filter { $0.value != 0 } }
+
+    @Test func burstOverTwoPairsRecordsAndReplays() throws {
+        guard !skip() else { return }
+        let trace = try temporaryFile("kvm-burst.vtrace", [])
+        let r = try run(["--workload", "burst:frames=200,len=300,descs=3,pairs=2", "--record", trace])
+        #expect(r.status == 0, "\(r.stderr) \(r.report)")
+        #expect(moved(counters(r.report)) == ["tx_packets": 200, "tx_bytes": 60_000, "rx_packets": 200, "rx_bytes": 60_000, "ctrl_mq_set": 1])
+        #expect((r.report["disagreements"] as? [Any])?.isEmpty == true)
+        let guest = try #require((r.report["guest"] as? [[String: Any]])?.first)
+        #expect(guest["sent"] as? Int == 200 && guest["received"] as? Int == 200 && guest["bad"] as? Int == 0)
+        let replay = try CLI.run("replay", trace)
+        #expect(replay.status == 0 && replay.stdout.contains("replay matches"), "\(replay.stdout)")
+        #expect(try CLI.run("check", trace).status == 0)
+        // The trace holds every frame both ways.
+        let pcap = try temporaryFile("kvm-burst.pcapng", [])
+        #expect(try CLI.run("export", trace, "--format", "pcapng", "-o", pcap).stderr.contains("wrote 400 frames (200 tx, 200 rx)"))
+    }
+
+    @Test func mqOnTwoNICsSwitchesPairs() throws {
+        guard !skip() else { return }
+        let trace = try temporaryFile("kvm-mq.vtrace", [])
+        let r = try run(["--workload", "mq:pairs=3,frames=30,len=80", "--nics", "2", "--record", trace])
+        #expect(r.status == 0, "\(r.stderr)")
+        for nic in 0..<2 {
+            #expect(moved(counters(r.report, nic: nic)) == ["tx_packets": 90, "tx_bytes": 7200, "rx_packets": 90, "rx_bytes": 7200, "ctrl_mq_set": 3])
+        }
+        #expect(try CLI.run("replay", trace).status == 0)
+    }
+
+    /// Every hostile path, with the exact counters the spec gives them, and
+    /// the trace replays with zero divergence.
+    @Test func hostileGuestDrivesEveryCounterPath() throws {
+        guard !skip() else { return }
+        let trace = try temporaryFile("kvm-hostile.vtrace", [])
+        let r = try run(["--workload", "hostile", "--record", trace])
+        #expect(r.status == 0, "\(r.stderr) \(r.report["serial"] ?? "")")
+        #expect(moved(counters(r.report)) == [
+            "tx_packets": 23, "tx_bytes": 1472, "rx_packets": 17, "rx_bytes": 1088, "tx_dropped_no_rx_buffer": 4, "tx_chain_invalid": 2,
+            "tx_oversize_dropped": 1, "rx_chain_invalid": 1, "rx_write_failed": 1, "invalid_avail_idx_count": 1,
+        ])
+        let serial = r.report["serial"] as? String ?? ""
+        #expect((1...9).allSatisfy { serial.contains("guest: hostile case \($0) as expected") }, "\(serial)")
+        #expect(try CLI.run("replay", trace).status == 0)
+        #expect(try CLI.run("check", trace).status == 0)
+    }
+
+    @Test(arguments: [
+        ("bogus-avail", ["invalid_avail_idx_count": 1]),
+        ("tx-write-only", ["tx_chain_invalid": 1]),
+        ("oversize", ["tx_oversize_dropped": 1]),
+        ("starve", ["tx_packets": 4, "tx_bytes": 256, "tx_dropped_no_rx_buffer": 4]),
+        ("rx-read-only", ["tx_packets": 1, "tx_bytes": 64, "rx_chain_invalid": 1]),
+        ("early-kick", ["tx_packets": 1, "tx_bytes": 64, "rx_packets": 1, "rx_bytes": 64]),
+        ("no-version-1", [:]),
+    ])
+    func eachHostileCase(_ name: String, _ expected: [String: Int]) throws {
+        guard !skip() else { return }
+        let r = try run(["--workload", name])
+        #expect(r.status == 0, "\(name): \(r.stderr) \(r.report["serial"] ?? "")")
+        #expect(moved(counters(r.report)) == expected, "\(name)")
+    }
+
+    /// A fault injected while recording: the guest sees a frame go missing
+    /// (exit 1), the trace replays with the same fault and diverges without it.
+    @Test func aFaultShowsInTheGuestAndTheReplay() throws {
+        guard !skip() else { return }
+        let trace = try temporaryFile("kvm-fault.vtrace", [])
+        let r = try run(["--workload", "burst:frames=20", "--record", trace, "--fault", "drop-rx:5"])
+        // The guest saw 20 frames leave and 19 come back, as the device counted; from the
+        // lost 5th on, each frame arrives where the guest expected the one before it.
+        #expect(r.status == 1)
+        #expect((r.report["disagreements"] as? [String]) == ["nic0: 15 frames came back different from what was sent"])
+        #expect((r.report["end"] as? String) == "the guest finished with status 1 (its own checks failed)")
+        #expect(moved(counters(r.report)) == ["tx_packets": 20, "tx_bytes": 1280, "rx_packets": 19, "rx_bytes": 1216])
+        #expect(try CLI.run("replay", trace, "--fault", "drop-rx:5").status == 0)
+        let clean = try CLI.run("replay", trace)
+        #expect(clean.status == 1 && clean.stdout.contains("DIVERGED"), "\(clean.stdout)")
+    }
+
+    @Test func badGuestsEndClearlyWithTheTraceComplete() throws {
+        guard !skip() else { return }
+        // A guest that loops forever: the timeout ends it; the trace keeps what came before.
+        let spin = try temporaryFile("kvm-spin.vtrace", [])
+        let s = try run(["--workload", "spin:frames=10", "--timeout", "1", "--record", spin])
+        #expect(s.status == 1 && (s.report["end"] as? String) == "timed out after 1.0 s (--timeout)", "\(s.report)")
+        #expect(moved(counters(s.report))["tx_packets"] == 10)
+        let replay = try CLI.run("replay", spin)
+        #expect(replay.status == 0 && replay.stdout.contains("replay matches"))
+        // A triple fault.
+        let tf = try run(["--workload", "triple-fault:frames=3"])
+        #expect(tf.status == 1 && (tf.report["end"] as? String)?.contains("shut down") == true, "\(tf.report)")
+        // Garbage everywhere: the device and the VMM stand; stray accesses are counted.
+        let trace = try temporaryFile("kvm-garbage.vtrace", [])
+        let g = try run(["--workload", "garbage", "--nics", "2", "--record", trace])
+        #expect(g.status == 0, "\(g.stderr)")
+        #expect(g.report["strayAccesses"] as? Int == 12)
+        #expect(try CLI.run("replay", trace).status == 0)
+        // Not an ELF.
+        let notElf = try temporaryFile("not-elf", Array("hello".utf8))
+        let n = try CLI.run("run", "--workload", "burst", "--guest", notElf)
+        #expect(n.status == 2 && n.stderr.contains("not an ELF file"), "\(n.stderr)")
+    }
+}
