@@ -2,14 +2,14 @@
 # Installs what vtrace needs on a fresh Debian machine, only when it is missing.
 # Safe to run repeatedly; used by tools/test (with --test), tools/demo and the benchmarks.
 #
-#   tools/bootstrap.sh          # build and demo: git, pkg-config, zstd, python3, libzstd-dev
+#   tools/bootstrap.sh          # build and demo: git, pkg-config, zstd, python3, gcc (the KVM guest), libzstd-dev
 #   tools/bootstrap.sh --test   # also what the tests check output with, when it can be had:
 #                               # gdb, tshark (pcapng), chromium (renders the plot's HTML)
 set -euo pipefail
 
 need_apt=()
 # Debian packages the build and tests use: command -> package.
-declare -A tools=( [git]=git [pkg-config]=pkg-config [zstd]=zstd [python3]=python3 )
+declare -A tools=( [git]=git [pkg-config]=pkg-config [zstd]=zstd [python3]=python3 [gcc]=gcc )
 for cmd in "${!tools[@]}"; do
     command -v "$cmd" >/dev/null 2>&1 || need_apt+=("${tools[$cmd]}")
 done
