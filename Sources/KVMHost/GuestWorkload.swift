@@ -110,7 +110,7 @@ public struct GuestWorkload: Equatable, Sendable, CustomStringConvertible {
     }
 
     /// The parameter block (struct params in tools/guest/guest.c).
-    func parameterBlock(nics: Int, mmioBase: UInt64, heap: UInt64, heapSize: UInt64) -> [UInt8] {
+    func parameterBlock(nics: Int, vcpus: Int, mmioBase: UInt64, heap: UInt64, heapSize: UInt64, stackTop: UInt64, stackSize: UInt64) -> [UInt8] {
         var out: [UInt8] = []
         func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { out += $0 } }
         func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { out += $0 } }
@@ -128,6 +128,9 @@ public struct GuestWorkload: Equatable, Sendable, CustomStringConvertible {
         u32(0)  // seed
         u32(kind.codes.1)
         u32(batch)
+        u32(UInt32(vcpus))
+        u64(stackTop)
+        u64(stackSize)
         return out
     }
 }

@@ -81,25 +81,55 @@ public struct MachineOptions: Sendable {
     public var memorySize: UInt64 = 64 << 20
     public var nics = 1
     public var queuePairs = 1
+    /// vCPUs; vCPU k drives NICs k, k + vcpus, … (so at most one per NIC).
+    public var vcpus = 1
     public var timeoutSeconds: Double = 30
-    /// Copy the guest's serial output to standard error as it comes.
+    /// Copy the guest's serial output to standard error, a line at a time.
     public var console = false
     public var kvmPath = "/dev/kvm"
     public var faults = DeviceFaults()
     public init() {}
 }
 
-/// A VM with one vCPU running the guest image and `nics` virtio-net devices.
-public final class Machine<Observer: DeviceObserver> {
+/// One NIC's device, boxed so each vCPU thread mutates only its own object.
+public final class DeviceBox<Observer: DeviceObserver>: @unchecked Sendable {
+    public var device: VirtioNetDevice<GuestMemoryMapping, Observer>
+    init(_ device: VirtioNetDevice<GuestMemoryMapping, Observer>) { self.device = device }
+}
+
+/// What one vCPU's loop saw.
+struct VCPUOutcome {
+    var end: RunEnd = .failed("not run")
+    var mmioExits: UInt64 = 0
+    var ioExits: UInt64 = 0
+    var strayAccesses: UInt64 = 0
+    var log: [String] = []
+    /// Complete serial lines, and the line being written.
+    var lines: [String] = []
+    var partial: [UInt8] = []
+    var serialBytes = 0
+}
+
+/// A VM running the guest image on `vcpus` vCPUs with `nics` virtio-net devices.
+public final class Machine<Observer: DeviceObserver & SendableMetatype>: @unchecked Sendable {
     public let options: MachineOptions
     let kvm: KVM
     let vm: VirtualMachine
-    let vcpu: VCPU
+    let vcpus: [VCPU]
     public let memory: GuestMemoryMapping
-    public private(set) var devices: [VirtioNetDevice<GuestMemoryMapping, Observer>]
+    /// NIC n's device. Each is touched by one vCPU thread only (n mod vcpus).
+    public let boxes: [DeviceBox<Observer>]
+    public var devices: [VirtioNetDevice<GuestMemoryMapping, Observer>] { boxes.map(\.device) }
+    /// Guards `stopping` and the serial echo.
+    let mutex = Mutex()
+    var stopping = false
+
+    /// Each vCPU's stack: vCPU k's ends at stackTop − k × stackSize.
+    public static var stackSize: UInt64 { 0x8000 }
 
     /// Sets the VM up: memory, the image, page tables, GDT, the parameter
-    /// block, one vCPU in 64-bit mode at privilege level 3 at the image's entry.
+    /// block, and the vCPUs in 64-bit mode at privilege level 3 at the
+    /// image's entry (vCPU index in rdi, its own stack).
     public init(image: ElfImage, imageBytes: [UInt8], workload: GuestWorkload, options: MachineOptions,
                 system: any KVMSystem = LiveKVMSystem(), observer: (Int) -> Observer) throws(MachineError) {
         self.options = options
@@ -107,31 +137,42 @@ public final class Machine<Observer: DeviceObserver> {
             throw .setup("guest memory must be 4 MiB to 1 GiB in 2 MiB steps")
         }
         guard (1...8).contains(options.nics) else { throw .setup("1 to 8 NICs") }
+        guard (1...8).contains(options.vcpus), options.vcpus <= options.nics else {
+            throw .setup("1 to 8 vCPUs, at most one per NIC (each vCPU drives its own NICs): \(options.vcpus) vCPUs for \(options.nics) NIC(s)")
+        }
         do throws(KVMError) {
             kvm = try KVM(path: options.kvmPath, system: system)
             vm = try kvm.createVM()
             memory = try GuestMemoryMapping(size: options.memorySize, system: system)
             try vm.setMemoryRegion(slot: 0, guestAddress: 0, size: options.memorySize, host: memory.base)
             try vm.setTSSAddress(GuestLayout.tss)
-            vcpu = try vm.createVCPU(id: 0)
-            try vcpu.setCPUID(try kvm.supportedCPUID())
+            let cpuid = try kvm.supportedCPUID()
+            var list: [VCPU] = []
+            for id in 0..<options.vcpus {
+                let v = try vm.createVCPU(id: UInt32(id))
+                try v.setCPUID(cpuid)
+                list.append(v)
+            }
+            vcpus = list
         } catch {
             throw .kvm(error)
         }
         let config = NetConfig(queuePairs: options.queuePairs)
         let ram = memory, faults = options.faults
-        devices = (0..<options.nics).map { VirtioNetDevice(config: config, memory: ram, observer: observer($0), faults: faults) }
+        boxes = (0..<options.nics).map { DeviceBox(VirtioNetDevice(config: config, memory: ram, observer: observer($0), faults: faults)) }
         do throws(GuestMemoryError) {
             try load(image, imageBytes)
             try writeTables()
             let heapSize = options.memorySize - GuestLayout.heap - (1 << 20)
-            try memory.place(workload.parameterBlock(nics: options.nics, mmioBase: GuestLayout.mmioBase, heap: GuestLayout.heap, heapSize: heapSize),
+            try memory.place(workload.parameterBlock(nics: options.nics, vcpus: options.vcpus, mmioBase: GuestLayout.mmioBase,
+                                                     heap: GuestLayout.heap, heapSize: heapSize,
+                                                     stackTop: GuestLayout.stackTop, stackSize: Self.stackSize),
                              at: GuestLayout.parameters)
         } catch {
             throw .setup("\(error)")
         }
         do throws(KVMError) {
-            try enterLongMode(entry: image.entry)
+            for (id, v) in vcpus.enumerated() { try enterLongMode(v, id: id, entry: image.entry) }
         } catch {
             throw .kvm(error)
         }
@@ -164,7 +205,7 @@ public final class Machine<Observer: DeviceObserver> {
         }
     }
 
-    func enterLongMode(entry: UInt64) throws(KVMError) {
+    func enterLongMode(_ vcpu: VCPU, id: Int, entry: UInt64) throws(KVMError) {
         var s = try vcpu.specialRegisters()
         let code = kvm_segment(base: 0, limit: 0xFFFF_FFFF, selector: 0x23, type: 11, present: 1, dpl: 3, db: 0, s: 1, l: 1, g: 1,
                                avl: 0, unusable: 0, padding: 0)
@@ -185,102 +226,183 @@ public final class Machine<Observer: DeviceObserver> {
         try vcpu.setSpecialRegisters(s)
         var r = kvm_regs()
         r.rip = entry
-        r.rsp = GuestLayout.stackTop - 8
+        r.rsp = GuestLayout.stackTop - UInt64(id) * Self.stackSize - 8
+        r.rdi = UInt64(id)
         r.rflags = 0x3002  // IOPL 3: the guest's port I/O reaches the VMM
         try vcpu.setRegisters(r)
     }
 
-    /// Runs the guest until it is done, halts, shuts down, fails or times out.
+    /// Runs the guest until every vCPU is done, or one halts, shuts down,
+    /// fails or times out (which stops the others).
     ///
     /// Specialised for the two observers the CLI uses: unspecialised, every
     /// device call looked up generic metadata (15% of a recorded burst, perf).
     @_specialize(exported: true, where Observer == NoObserver)
     @_specialize(exported: true, where Observer == RecordingObserver)
     public func run() -> RunResult {
-        var result = RunResult(end: .failed("not run"), serial: "")
-        var serial: [UInt8] = []
         let start = Self.now()
-        let watchdog = Watchdog(seconds: options.timeoutSeconds, vcpu: vcpu)
-        defer { watchdog.cancel() }
-        func note(_ text: String) { if result.log.count < 32 { result.log.append(text) } }
+        let watchdog = Watchdog(seconds: options.timeoutSeconds, vcpus: vcpus.count)
+        var outcomes = [VCPUOutcome](repeating: VCPUOutcome(), count: vcpus.count)
+        let results = OutcomeSlots(count: vcpus.count)
+        var threads: [BackgroundThread] = []
+        for k in 1..<max(1, vcpus.count) {
+            if let t = BackgroundThread({ [self] in results.set(k, loop(k, watchdog: watchdog)) }) {
+                threads.append(t)
+            } else {
+                var o = VCPUOutcome()
+                o.end = .failed("cannot start the thread of vCPU \(k)")
+                results.set(k, o)
+                stopAll(watchdog)
+            }
+        }
+        outcomes[0] = loop(0, watchdog: watchdog)
+        for t in threads { t.join() }
+        watchdog.cancel()
+        for k in 1..<max(1, vcpus.count) { outcomes[k] = results.get(k) }
+
+        var result = RunResult(end: .done(status: 0), serial: "")
+        for o in outcomes {
+            result.mmioExits += o.mmioExits
+            result.ioExits += o.ioExits
+            result.strayAccesses += o.strayAccesses
+            result.log += o.log
+        }
+        result.log = Array(result.log.prefix(32))
+        // The first vCPU that ended otherwise than done ends the run; else the worst status.
+        if let abnormal = outcomes.first(where: { if case .done = $0.end { return false } else { return true } }) {
+            result.end = abnormal.end
+        } else {
+            let worst = outcomes.compactMap { o -> UInt32? in if case .done(let s) = o.end { return s } else { return nil } }.max() ?? 0
+            result.end = .done(status: worst)
+        }
+        // Each vCPU's lines, vCPU by vCPU (a line is written by one vCPU).
+        var serial = ""
+        for o in outcomes {
+            for line in o.lines { serial += line + "\n" }
+            if !o.partial.isEmpty { serial += String(decoding: o.partial, as: UTF8.self) }
+        }
+        result.serial = serial
+        result.seconds = Self.now() - start
+        result.counters = boxes.map(\.device.counters)
+        return result
+    }
+
+    /// Asks every vCPU to stop (one ended abnormally).
+    func stopAll(_ watchdog: Watchdog) {
+        mutex.withLock { stopping = true }
+        watchdog.kickAll()
+    }
+
+    var isStopping: Bool { mutex.withLock { stopping } }
+
+    /// One vCPU's exit loop.
+    @_specialize(exported: true, where Observer == NoObserver)
+    @_specialize(exported: true, where Observer == RecordingObserver)
+    func loop(_ index: Int, watchdog: Watchdog) -> VCPUOutcome {
+        let vcpu = vcpus[index]
+        watchdog.register(index, vcpu)
+        var o = VCPUOutcome()
+        func note(_ text: String) { if o.log.count < 32 { o.log.append(text) } }
         loop: while true {
             let exit: VCPUExit
             do throws(KVMError) { exit = try vcpu.runOnce() } catch {
-                result.end = .failed("\(error)")
+                o.end = .failed((vcpus.count > 1 ? "vCPU \(index): " : "") + "\(error)")
+                stopAll(watchdog)
                 break
             }
             switch exit {
             case .mmio(let address, let isWrite, let length, let data):
-                result.mmioExits += 1
+                o.mmioExits += 1
                 let offset = address &- GuestLayout.mmioBase
                 let nic = Int(truncatingIfNeeded: offset / GuestLayout.mmioWindow)
-                if address >= GuestLayout.mmioBase, nic < devices.count, [1, 2, 4, 8].contains(length) {
+                if address >= GuestLayout.mmioBase, nic < boxes.count, nic % vcpus.count == index, [1, 2, 4, 8].contains(length) {
                     let register = offset % GuestLayout.mmioWindow
+                    let box = boxes[nic]
                     if isWrite {
                         var value: UInt64 = 0
                         withUnsafeMutableBytes(of: &value) { $0.baseAddress!.copyMemory(from: data, byteCount: length) }
-                        _ = devices[nic].write(offset: register, width: length, value: UInt64(littleEndian: value))
+                        _ = box.device.write(offset: register, width: length, value: UInt64(littleEndian: value))
                     } else {
-                        var value = devices[nic].read(offset: register, width: length).littleEndian
+                        var value = box.device.read(offset: register, width: length).littleEndian
                         withUnsafeBytes(of: &value) { data.update(from: $0.bindMemory(to: UInt8.self).baseAddress!, count: length) }
                     }
                 } else {
-                    result.strayAccesses += 1
+                    o.strayAccesses += 1
                     if !isWrite { data.update(repeating: 0xFF, count: min(length, 8)) }
-                    note("stray MMIO \(isWrite ? "write" : "read") of \(length) bytes at 0x\(String(address, radix: 16))")
+                    let owner = nic < boxes.count && address >= GuestLayout.mmioBase ? " (NIC \(nic) belongs to vCPU \(nic % vcpus.count))" : ""
+                    note("stray MMIO \(isWrite ? "write" : "read") of \(length) bytes at 0x\(String(address, radix: 16))\(vcpus.count > 1 ? " from vCPU \(index)" : "")\(owner)")
                 }
             case .io(let port, let isWrite, let size, let count, let data):
-                result.ioExits += 1
+                o.ioExits += 1
                 if isWrite && port == GuestLayout.donePort && size == 4 {
                     var status: UInt32 = 0
                     withUnsafeMutableBytes(of: &status) { $0.baseAddress!.copyMemory(from: data, byteCount: 4) }
-                    result.end = .done(status: UInt32(littleEndian: status))
+                    o.end = .done(status: UInt32(littleEndian: status))
                     break loop
                 }
                 if GuestLayout.serialPorts.contains(port) {
                     if isWrite, port == 0x3F8 {
-                        for k in 0..<count * size where serial.count < 1 << 20 {
-                            serial.append(data[k])
-                            if options.console { var b = data[k]; _ = Glibc.write(2, &b, 1) }
+                        for k in 0..<count * size where o.serialBytes < 1 << 20 {
+                            o.serialBytes += 1
+                            if data[k] == 10 {
+                                let line = String(decoding: o.partial, as: UTF8.self)
+                                o.lines.append(line)
+                                o.partial.removeAll(keepingCapacity: true)
+                                if options.console { mutex.withLock { printLine(line) } }
+                            } else {
+                                o.partial.append(data[k])
+                            }
                         }
                     } else if !isWrite {
                         // Line status: transmitter empty and idle; everything else reads 0.
                         data.update(repeating: port == 0x3FD ? 0x60 : 0, count: size * count)
                     }
                 } else {
-                    result.strayAccesses += 1
+                    o.strayAccesses += 1
                     if !isWrite { data.update(repeating: 0xFF, count: size * count) }
                     note("stray port \(isWrite ? "write" : "read") at 0x\(String(port, radix: 16))")
                 }
             case .halt:
-                result.end = .halted
+                o.end = .halted
+                stopAll(watchdog)
                 break loop
             case .shutdown:
-                result.end = .shutdown
+                o.end = .shutdown
+                stopAll(watchdog)
                 break loop
             case .failEntry(let reason):
-                result.end = .failed("entry failed, hardware reason 0x\(String(reason, radix: 16))")
+                o.end = .failed("entry failed, hardware reason 0x\(String(reason, radix: 16))")
+                stopAll(watchdog)
                 break loop
             case .internalError(let sub):
-                result.end = .failed("internal error, suberror \(sub)")
+                o.end = .failed("internal error, suberror \(sub)")
+                stopAll(watchdog)
                 break loop
             case .systemEvent(let type):
-                result.end = type == 1 || type == 2 ? .shutdown : .failed("system event \(type)")
+                o.end = type == 1 || type == 2 ? .shutdown : .failed("system event \(type)")
+                stopAll(watchdog)
                 break loop
             case .interrupted:
                 if watchdog.fired {
-                    result.end = .timeout(seconds: options.timeoutSeconds)
+                    o.end = .timeout(seconds: options.timeoutSeconds)
+                    break loop
+                }
+                if isStopping {
+                    o.end = .failed("stopped: another vCPU ended the run")
                     break loop
                 }
             case .other(let reason):
-                result.end = .failed("unexpected exit reason \(reason)")
+                o.end = .failed("unexpected exit reason \(reason)")
+                stopAll(watchdog)
                 break loop
             }
         }
-        result.seconds = Self.now() - start
-        result.serial = String(decoding: serial, as: UTF8.self)
-        result.counters = devices.map(\.counters)
-        return result
+        return o
+    }
+
+    func printLine(_ line: String) {
+        let text = line + "\n"
+        _ = text.withCString { Glibc.write(2, $0, strlen($0)) }
     }
 
     static func now() -> Double {
@@ -288,6 +410,15 @@ public final class Machine<Observer: DeviceObserver> {
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
+}
+
+/// Results handed from vCPU threads to the caller.
+final class OutcomeSlots: @unchecked Sendable {
+    let mutex = Mutex()
+    var slots: [VCPUOutcome]
+    init(count: Int) { slots = Array(repeating: VCPUOutcome(), count: count) }
+    func set(_ k: Int, _ o: VCPUOutcome) { mutex.withLock { slots[k] = o } }
+    func get(_ k: Int) -> VCPUOutcome { mutex.withLock { slots[k] } }
 }
 
 /// Why a machine could not be set up.
@@ -302,37 +433,38 @@ public enum MachineError: Error, CustomStringConvertible {
     }
 }
 
-/// Ends a run that outlives its time: sets the vCPU's immediate_exit and
-/// signals the vCPU thread, whose KVM_RUN then returns EINTR.
+/// Ends a run that outlives its time, or stops every vCPU when one ends
+/// abnormally: sets each vCPU's immediate_exit and signals its thread, whose
+/// KVM_RUN then returns EINTR.
 final class Watchdog: @unchecked Sendable {
     let mutex = Mutex()
     let condition = Condition()
     var cancelled = false
     private(set) var firedFlag = false
     var thread: BackgroundThread?
+    /// The vCPUs and their threads, as each loop registers.
+    var targets: [(VCPU, pthread_t)?]
     static let signal = SIGUSR1
-    /// How long past the deadline the vCPU may take to stop before the process exits.
+    /// How long past the deadline the vCPUs may take to stop before the process exits.
     static let grace = 10.0
 
-    init(seconds: Double, vcpu: VCPU) {
-        _ = ckvm_install_kick_handler(Self.signal)
-        let target = pthread_self()
+    init(seconds: Double, vcpus: Int) {
+        targets = Array(repeating: nil, count: vcpus)
         let deadline = Machine<NoObserver>.now() + seconds
         thread = BackgroundThread { [self] in
             mutex.lock()
             while !cancelled {
                 let left = deadline - Machine<NoObserver>.now()
                 if left < -Self.grace {
-                    // The vCPU did not stop (a signal that cannot land): do not hang.
+                    // A vCPU did not stop (a signal that cannot land): do not hang.
                     let text = "vtrace: the vCPU did not stop \(Int(Self.grace)) s after the timeout; exiting (a recording stays as .partial)\n"
                     _ = text.withCString { Glibc.write(2, $0, strlen($0)) }
                     _exit(124)
                 }
                 if left <= 0 {
                     firedFlag = true
-                    vcpu.requestImmediateExit(true)
-                    pthread_kill(target, Self.signal)
-                    // Keep kicking until the vCPU thread cancels (a signal may land before KVM_RUN).
+                    kickLocked()
+                    // Keep kicking until the vCPUs are done (a signal may land before KVM_RUN).
                     condition.wait(mutex, milliseconds: 50)
                     continue
                 }
@@ -341,6 +473,25 @@ final class Watchdog: @unchecked Sendable {
             mutex.unlock()
         }
     }
+
+    /// Called on each vCPU's thread before its first KVM_RUN.
+    func register(_ index: Int, _ vcpu: VCPU) {
+        _ = ckvm_install_kick_handler(Self.signal)
+        mutex.withLock {
+            targets[index] = (vcpu, pthread_self())
+            if firedFlag { vcpu.requestImmediateExit(true) }
+        }
+    }
+
+    func kickLocked() {
+        for case let (vcpu, thread)? in targets {
+            vcpu.requestImmediateExit(true)
+            pthread_kill(thread, Self.signal)
+        }
+    }
+
+    /// Stops every registered vCPU now (one ended the run).
+    func kickAll() { mutex.withLock { kickLocked() } }
 
     var fired: Bool { mutex.withLock { firedFlag } }
 

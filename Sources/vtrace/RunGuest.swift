@@ -11,7 +11,7 @@ struct RunGuest: ParsableCommand {
         commandName: "run",
         abstract: "Boot the guest driver on KVM against the device core, optionally recording.",
         discussion: """
-            A small VMM: one vCPU in 64-bit mode runs tools/guest/guest.c (a freestanding \
+            A small VMM: vCPUs in 64-bit mode run tools/guest/guest.c (a freestanding \
             virtio-net driver, built by tools/guest/build.sh) at privilege level 3; NIC n's \
             virtio-mmio window is at 0xC0002000 + n × 0x1000. Every MMIO exit in a window goes \
             to the device core; accesses anywhere else read all-ones and are ignored (and \
@@ -47,6 +47,7 @@ struct RunGuest: ParsableCommand {
               vtrace run --workload burst:frames=1000,len=1500
               vtrace run --workload mq:pairs=4,frames=100 --pairs 4 --record mq.vtrace
               vtrace run --workload burst --nics 2 --console --timeout 10
+              vtrace run --workload burst:frames=1000 --nics 4 --vcpus 4 --record four.vtrace
             """
     )
 
@@ -58,6 +59,9 @@ struct RunGuest: ParsableCommand {
 
     @Option(help: "Queue pairs each NIC offers (1...8; the workload's pairs must fit).")
     var pairs: Int?
+
+    @Option(help: "vCPUs (1...8, at most --nics): vCPU k drives NICs k, k + vcpus, …; the trace records each access's vCPU.")
+    var vcpus = 1
 
     @Option(help: "Guest memory in MiB.")
     var memory = 64
@@ -87,6 +91,7 @@ struct RunGuest: ParsableCommand {
     func validate() throws {
         if !(1...8).contains(nics) { throw ValidationError("--nics must be in 1...8") }
         if let pairs, !(1...8).contains(pairs) { throw ValidationError("--pairs must be in 1...8") }
+        if !(1...8).contains(vcpus) || vcpus > nics { throw ValidationError("--vcpus must be in 1...8 and at most --nics (each vCPU drives its own NICs)") }
         if timeout <= 0 { throw ValidationError("--timeout must be positive") }
         if flushEvents < 1 { throw ValidationError("--flush-events must be at least 1") }
         if !(1...19).contains(level) { throw ValidationError("--level must be in 1...19") }
@@ -137,6 +142,7 @@ struct RunGuest: ParsableCommand {
         options.memorySize = UInt64(memory) << 20
         options.nics = nics
         options.queuePairs = queuePairs
+        options.vcpus = vcpus
         options.timeoutSeconds = timeout
         options.console = console
         options.faults = try faultOptions.parsed()
@@ -163,7 +169,10 @@ struct RunGuest: ParsableCommand {
             }
             let machine: Machine<RecordingObserver>
             do {
-                machine = try Machine(image: image, imageBytes: bytes, workload: w, options: options) { recorder.observer(nic: $0) }
+                let vcpuCount = vcpus
+                machine = try Machine(image: image, imageBytes: bytes, workload: w, options: options) {
+                    recorder.observer(nic: $0, vcpu: UInt32($0 % vcpuCount))
+                }
             } catch {
                 recorder.abandon()
                 try? FileManager.default.removeItem(atPath: record + ".partial")

@@ -53,6 +53,24 @@ struct KVMRunTests {
         #expect(try CLI.run("export", trace, "--format", "pcapng", "-o", pcap).stderr.contains("wrote 400 frames (200 tx, 200 rx)"))
     }
 
+    /// Four vCPUs, each driving its own NIC: every access in the trace
+    /// carries its vCPU, and the recording replays.
+    @Test func fourVCPUsEachDriveTheirNIC() throws {
+        guard !skip() else { return }
+        let trace = try temporaryFile("kvm-vcpus.vtrace", [])
+        let r = try run(["--workload", "burst:frames=300,len=200", "--nics", "4", "--vcpus", "4", "--record", trace])
+        #expect(r.status == 0, "\(r.stderr) \(r.report["serial"] ?? "")")
+        for nic in 0..<4 {
+            #expect(moved(counters(r.report, nic: nic)) == ["tx_packets": 300, "tx_bytes": 60_000, "rx_packets": 300, "rx_bytes": 60_000])
+        }
+        var pairs = Set<[Int]>()
+        for o in try dumpLines(trace, kind: "mmio") { pairs.insert([o["nic"] as! Int, o["vcpu"] as! Int]) }
+        #expect(pairs == [[0, 0], [1, 1], [2, 2], [3, 3]])
+        #expect(try CLI.run("replay", trace).status == 0)
+        let bad = try CLI.run("run", "--workload", "burst", "--nics", "2", "--vcpus", "3", "--guest", Self.guest)
+        #expect(bad.status == 2 && bad.stderr.contains("at most --nics"), "\(bad.stderr)")
+    }
+
     @Test func mqOnTwoNICsSwitchesPairs() throws {
         guard !skip() else { return }
         let trace = try temporaryFile("kvm-mq.vtrace", [])

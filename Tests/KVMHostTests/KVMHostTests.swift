@@ -69,8 +69,8 @@ struct KVMHostMockTests {
         let mock = MockKVMSystem()
         let m = try machine(mock, workload: GuestWorkload(kind: .mq, frames: 5, length: 100, pairs: 2, descriptors: 3))
         #expect(mock.ioctls == ["KVM_GET_API_VERSION", "KVM_CHECK_EXTENSION", "KVM_CHECK_EXTENSION", "KVM_CHECK_EXTENSION", "KVM_CHECK_EXTENSION",
-                                "KVM_CREATE_VM", "KVM_SET_USER_MEMORY_REGION", "KVM_SET_TSS_ADDR", "KVM_GET_VCPU_MMAP_SIZE", "KVM_CREATE_VCPU",
-                                "KVM_GET_SUPPORTED_CPUID", "KVM_SET_CPUID2", "KVM_GET_SREGS", "KVM_SET_SREGS", "KVM_SET_REGS"])
+                                "KVM_CREATE_VM", "KVM_SET_USER_MEMORY_REGION", "KVM_SET_TSS_ADDR", "KVM_GET_SUPPORTED_CPUID",
+                                "KVM_GET_VCPU_MMAP_SIZE", "KVM_CREATE_VCPU", "KVM_SET_CPUID2", "KVM_GET_SREGS", "KVM_SET_SREGS", "KVM_SET_REGS"])
         let region = try #require(mock.arguments["KVM_SET_USER_MEMORY_REGION"]).withUnsafeBytes { $0.load(as: kvm_userspace_memory_region.self) }
         #expect(region.guest_phys_addr == 0 && region.memory_size == 64 << 20 && region.userspace_addr == UInt64(UInt(bitPattern: m.memory.base)))
         let s = try #require(mock.arguments["KVM_SET_SREGS"]).withUnsafeBytes { $0.load(as: kvm_sregs.self) }
@@ -90,6 +90,27 @@ struct KVMHostMockTests {
         #expect(try m.memory.load(UInt32.self, at: GuestLayout.parameters + 28) == 3)  // descs
         #expect(try m.memory.load(UInt64.self, at: GuestLayout.parameters + 32) == GuestLayout.mmioBase)
         #expect(try m.memory.load(UInt32.self, at: GuestLayout.parameters + 64) == 32)  // batch
+    }
+
+    /// Each vCPU gets the CPUID, the same 64-bit state, its own stack and its index in rdi.
+    @Test func everyVCPUStartsWithItsIndexAndStack() throws {
+        let mock = MockKVMSystem()
+        var regs: [kvm_regs] = []
+        let elf = makeELF()
+        var options = MachineOptions()
+        options.nics = 3
+        options.vcpus = 3
+        mock.onSetRegs = { regs.append($0) }
+        _ = try Machine(image: try ElfImage(elf), imageBytes: elf, workload: GuestWorkload(kind: .burst), options: options, system: mock) { _ in NoObserver() }
+        #expect(mock.ioctls.filter { $0 == "KVM_CREATE_VCPU" }.count == 3 && mock.ioctls.filter { $0 == "KVM_SET_CPUID2" }.count == 3)
+        let indices: [UInt64] = [0, 1, 2]
+        #expect(regs.map(\.rdi) == indices)
+        let stacks: [UInt64] = [0x7FFF8, 0x77FF8, 0x6FFF8]
+        #expect(regs.map(\.rsp) == stacks)
+        options.vcpus = 4
+        #expect(throws: MachineError.self) {
+            _ = try Machine(image: try ElfImage(elf), imageBytes: elf, workload: GuestWorkload(kind: .burst), options: options, system: MockKVMSystem()) { _ in NoObserver() }
+        }
     }
 
     /// Exits are routed: MMIO in a NIC's window to its device, elsewhere

@@ -23,6 +23,8 @@ final class MockKVMSystem: KVMSystem {
     var run: UnsafeMutablePointer<kvm_run>?
     var maps: [UnsafeMutableRawPointer: Int] = [:]
     var lastError: Int32 = 0
+    /// Called with each KVM_SET_REGS argument.
+    var onSetRegs: ((kvm_regs) -> Void)?
     var nextFD: Int32 = 10
 
     func open(_ path: String) -> Int32 {
@@ -53,6 +55,7 @@ final class MockKVMSystem: KVMSystem {
             arguments[request.name] = Array(UnsafeRawBufferPointer(start: argument, count: MemoryLayout<kvm_sregs>.size))
         case .setRegs:
             arguments[request.name] = Array(UnsafeRawBufferPointer(start: argument, count: MemoryLayout<kvm_regs>.size))
+            onSetRegs?(argument!.load(as: kvm_regs.self))
         default: break
         }
         return 0

@@ -29,6 +29,8 @@ struct params {
     uint64_t mmio_base, heap, heap_size;
     uint32_t seed, hostile;
     uint32_t batch; /* frames per kick (1..256) */
+    uint32_t vcpus; /* vCPUs running this program; vCPU k drives NICs k, k + vcpus, ... */
+    uint64_t stack_top, stack_size; /* vCPU k's stack ends at stack_top - k × stack_size */
 };
 
 /* ---- port I/O and MMIO ---- */
@@ -95,14 +97,26 @@ struct nic {
     uint64_t sent, received, bad, bytes;
 };
 
-static struct params *P;
-static uint64_t heap_next, heap_end;
+/* Read-only after the VMM wrote it; shared by every vCPU. */
+#define P ((const struct params *)PARAMS_ADDR)
+/* Each NIC is driven by one vCPU only; each vCPU has its own slice of the heap. */
 static struct nic nics[8];
+static uint64_t heap_next[8], heap_end[8];
+
+/* Which vCPU runs this: the stacks are disjoint, so the stack pointer says
+ * (there is no per-CPU register to spare at privilege level 3). */
+static uint32_t cpu(void) {
+    uint64_t sp;
+    __asm__ volatile("mov %%rsp, %0" : "=r"(sp));
+    uint64_t k = (P->stack_top - sp) / P->stack_size;
+    return k < 8 ? (uint32_t)k : 0;
+}
 
 static void *alloc(uint64_t size, uint64_t align) {
-    uint64_t a = (heap_next + align - 1) & ~(align - 1);
-    if (a + size > heap_end) { puts_("guest: out of heap\n"); finish(90); }
-    heap_next = a + size;
+    uint32_t c = cpu();
+    uint64_t a = (heap_next[c] + align - 1) & ~(align - 1);
+    if (a + size > heap_end[c]) { puts_("guest: out of heap\n"); finish(90); }
+    heap_next[c] = a + size;
     memset_((void *)a, 0, size);
     return (void *)a;
 }
@@ -508,15 +522,23 @@ static void report(int i, struct nic *n) {
     putc_('\n');
 }
 
-void _start(void) {
-    P = (struct params *)PARAMS_ADDR;
+/* Entry of every vCPU; the VMM puts its index in rdi. */
+void _start(uint64_t vcpu) {
     if (P->magic != PARAMS_MAGIC || P->version != 1) { puts_("guest: no parameter block\n"); finish(91); }
-    heap_next = P->heap;
-    heap_end = P->heap + P->heap_size;
+    uint32_t vcpus = P->vcpus >= 1 && P->vcpus <= 8 ? P->vcpus : 1;
+    uint32_t me = (uint32_t)vcpu < vcpus ? (uint32_t)vcpu : 0;
+    if (cpu() != me) { puts_("guest: stack does not match the vCPU index\n"); finish(95); }
+    uint64_t slice = P->heap_size / vcpus;
+    heap_next[me] = P->heap + me * slice;
+    heap_end[me] = heap_next[me] + slice;
     uint32_t status = 0;
     uint32_t count = P->nics < 8 ? P->nics : 8;
-    if (P->workload == W_GARBAGE) { garbage(count, P->seed); puts_("guest: garbage written\n"); finish(0); }
-    for (uint32_t i = 0; i < count; i++) {
+    if (P->workload == W_GARBAGE) {
+        if (me == 0) garbage(count, P->seed);
+        puts_("guest: garbage written\n");
+        finish(0);
+    }
+    for (uint32_t i = me; i < count; i += vcpus) {
         struct nic *n = &nics[i];
         n->base = P->mmio_base + 0x1000ull * i;
         if (probe(n) < 0) finish(92);
