@@ -133,8 +133,8 @@ public final class Machine<Observer: DeviceObserver & SendableMetatype>: @unchec
     public init(image: ElfImage, imageBytes: [UInt8], workload: GuestWorkload, options: MachineOptions,
                 system: any KVMSystem = LiveKVMSystem(), observer: (Int) -> Observer) throws(MachineError) {
         self.options = options
-        guard options.memorySize >= 4 << 20, options.memorySize <= 1 << 30, options.memorySize % (2 << 20) == 0 else {
-            throw .setup("guest memory must be 4 MiB to 1 GiB in 2 MiB steps")
+        guard options.memorySize >= 32 << 20, options.memorySize <= 1 << 30, options.memorySize % (2 << 20) == 0 else {
+            throw .setup("guest memory must be 32 MiB to 1 GiB in 2 MiB steps (the heap starts at 16 MiB)")
         }
         guard (1...8).contains(options.nics) else { throw .setup("1 to 8 NICs") }
         guard (1...8).contains(options.vcpus), options.vcpus <= options.nics else {
@@ -160,8 +160,8 @@ public final class Machine<Observer: DeviceObserver & SendableMetatype>: @unchec
         let config = NetConfig(queuePairs: options.queuePairs)
         let ram = memory, faults = options.faults
         boxes = (0..<options.nics).map { DeviceBox(VirtioNetDevice(config: config, memory: ram, observer: observer($0), faults: faults)) }
+        try load(image, imageBytes)
         do throws(GuestMemoryError) {
-            try load(image, imageBytes)
             try writeTables()
             let heapSize = options.memorySize - GuestLayout.heap - (1 << 20)
             try memory.place(workload.parameterBlock(nics: options.nics, vcpus: options.vcpus, mmioBase: GuestLayout.mmioBase,
@@ -178,13 +178,19 @@ public final class Machine<Observer: DeviceObserver & SendableMetatype>: @unchec
         }
     }
 
-    func load(_ image: ElfImage, _ bytes: [UInt8]) throws(GuestMemoryError) {
+    func load(_ image: ElfImage, _ bytes: [UInt8]) throws(MachineError) {
+        // Every segment lies in [reservedEnd, heap): above the VMM's tables and stacks, below the guest's heap.
+        let limit = min(options.memorySize, GuestLayout.heap)
         for s in image.segments {
-            guard s.physicalAddress >= GuestLayout.reservedEnd, s.physicalAddress <= options.memorySize,
-                  s.memorySize <= min(options.memorySize, GuestLayout.heap) - s.physicalAddress else {
-                throw GuestMemoryError(address: s.physicalAddress, length: Int(clamping: s.memorySize))
+            guard s.physicalAddress >= GuestLayout.reservedEnd, s.physicalAddress <= limit, s.memorySize <= limit - s.physicalAddress else {
+                throw .setup("guest image: a segment of \(s.memorySize) bytes at 0x\(String(s.physicalAddress, radix: 16)) is outside "
+                             + "[0x\(String(GuestLayout.reservedEnd, radix: 16)), 0x\(String(limit, radix: 16))): link the guest between 512 KiB and 16 MiB")
             }
-            try memory.place(Array(bytes[s.fileOffset..<s.fileOffset + s.fileSize]), at: s.physicalAddress)
+            do throws(GuestMemoryError) {
+                try memory.place(Array(bytes[s.fileOffset..<s.fileOffset + s.fileSize]), at: s.physicalAddress)
+            } catch {
+                throw .setup("guest image: \(error)")
+            }
         }
     }
 

@@ -189,6 +189,20 @@ struct KVMHostMockTests {
         #expect(outcome.counters.first?.txPackets == 0)
     }
 
+    /// An image that would land on the VMM's tables, past the heap's start
+    /// or past the end of memory is refused with where it may go.
+    @Test(arguments: [UInt64(0x1000), 0x100_0000, 0x3FF_F000, 0xFFFF_FFFF_FFFF_F000])
+    func misplacedImagesAreRefused(_ address: UInt64) throws {
+        let elf = makeELF(entry: address, address: address)
+        do {
+            _ = try Machine(image: try ElfImage(elf), imageBytes: elf, workload: GuestWorkload(kind: .burst), options: MachineOptions(),
+                            system: MockKVMSystem()) { _ in NoObserver() }
+            Issue.record("0x\(String(address, radix: 16)) accepted")
+        } catch {
+            #expect("\(error)".contains("is outside [0x80000, 0x1000000): link the guest between 512 KiB and 16 MiB"), "\(error)")
+        }
+    }
+
     @Test func teardownUnmapsAndCloses() throws {
         let mock = MockKVMSystem()
         do { _ = try machine(mock) }

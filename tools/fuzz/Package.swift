@@ -26,6 +26,11 @@ let package = Package(
             dependencies: ["FuzzSupport", .product(name: "TraceFormat", package: "vtrace"), .product(name: "Tracing", package: "vtrace")],
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ),
+        .executableTarget(
+            name: "FuzzGuest",
+            dependencies: ["FuzzSupport", .product(name: "KVMHost", package: "vtrace"), .product(name: "VirtioCore", package: "vtrace")],
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
