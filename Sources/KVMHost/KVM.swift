@@ -147,29 +147,28 @@ public final class VCPU: @unchecked Sendable {
     }
 
     /// The corresponding KVM ioctl is KVM_GET_SREGS.
-    public func specialRegisters() throws(KVMError) -> kvm_sregs {
-        var s = kvm_sregs()
-        try withUnsafeMutableBytes(of: &s) { (raw) throws(KVMError) in _ = try system.check(fd, .getSregs, raw.baseAddress) }
-        return s
-    }
+    public func specialRegisters() throws(KVMError) -> kvm_sregs { try fetch(.getSregs, kvm_sregs()) }
 
     /// The corresponding KVM ioctl is KVM_SET_SREGS.
-    public func setSpecialRegisters(_ sregs: kvm_sregs) throws(KVMError) {
-        var s = sregs
-        try withUnsafeMutableBytes(of: &s) { (raw) throws(KVMError) in _ = try system.check(fd, .setSregs, raw.baseAddress) }
-    }
+    public func setSpecialRegisters(_ sregs: kvm_sregs) throws(KVMError) { try send(.setSregs, sregs) }
 
     /// The corresponding KVM ioctl is KVM_GET_REGS.
-    public func registers() throws(KVMError) -> kvm_regs {
-        var r = kvm_regs()
-        try withUnsafeMutableBytes(of: &r) { (raw) throws(KVMError) in _ = try system.check(fd, .getRegs, raw.baseAddress) }
-        return r
-    }
+    public func registers() throws(KVMError) -> kvm_regs { try fetch(.getRegs, kvm_regs()) }
 
     /// The corresponding KVM ioctl is KVM_SET_REGS.
-    public func setRegisters(_ regs: kvm_regs) throws(KVMError) {
-        var r = regs
-        try withUnsafeMutableBytes(of: &r) { (raw) throws(KVMError) in _ = try system.check(fd, .setRegs, raw.baseAddress) }
+    public func setRegisters(_ regs: kvm_regs) throws(KVMError) { try send(.setRegs, regs) }
+
+    /// An ioctl that fills a struct.
+    func fetch<T>(_ request: KVMRequest, _ empty: T) throws(KVMError) -> T {
+        var value = empty
+        try withUnsafeMutableBytes(of: &value) { (raw) throws(KVMError) in _ = try system.check(fd, request, raw.baseAddress) }
+        return value
+    }
+
+    /// An ioctl that reads a struct.
+    func send<T>(_ request: KVMRequest, _ value: T) throws(KVMError) {
+        var copy = value
+        try withUnsafeMutableBytes(of: &copy) { (raw) throws(KVMError) in _ = try system.check(fd, request, raw.baseAddress) }
     }
 
     /// Makes the next (or the interrupted) KVM_RUN return at once.
