@@ -18,22 +18,24 @@ struct RunGuest: ParsableCommand {
             counted). The guest reports its own view on the serial port and ends by writing a \
             status to port 0xf4.
 
-            Workloads (keys: frames, len, pairs, descs, batch = frames per kick, default 32):
-              burst          frames of len bytes over pairs queue pairs, split over descs descriptors
-              mq             VQ_PAIRS_SET to 1, 2, … pairs through the control queue, frames on each
+            Workloads (keys: frames, len, pairs, descs, batch = frames per kick):
+              burst          frames of len bytes over pairs, each in descs pieces
+              mq             VQ_PAIRS_SET 1, 2, … pairs; frames on each setting
             Hostile ones, each a counter path of the spec (key: len):
-              bogus-avail    TX avail.idx 1000 ahead: invalid_avail_idx_count, NEEDS_RESET
-              unmapped       TX data and an RX buffer beyond RAM: tx_chain_invalid, rx_write_failed
+              bogus-avail    TX avail.idx 1000 ahead: invalid_avail_idx_count
+              unmapped       data beyond RAM: tx_chain_invalid, rx_write_failed
               tx-write-only  a device-writable TX descriptor: tx_chain_invalid
               rx-read-only   a device-readable RX buffer: rx_chain_invalid
               oversize       a frame over 65,557 bytes: tx_oversize_dropped
-              early-kick     a kick before DRIVER_OK (ignored), again after it
+              early-kick     a kick before DRIVER_OK (ignored), then after it
               no-version-1   features without VERSION_1: FEATURES_OK refused
               reset          a reset between two bursts: counters survive
-              starve         frames with no RX buffer: tx_dropped_no_rx_buffer
+              starve         no RX buffer posted: tx_dropped_no_rx_buffer
               hostile        all of the above in turn
-            Bad guests: spin (a burst, then loops until --timeout), garbage (random writes to \
-            every register and outside the windows), triple-fault (a burst, then ud2 with no IDT).
+            Bad guests:
+              spin           a burst, then a loop until --timeout
+              garbage        random writes to every register, and outside
+              triple-fault   a burst, then ud2 with no IDT
 
             With --record, every MMIO access, guest-memory read and write, chain, used publish, \
             counter transition and interrupt goes into the trace, which replays offline \
@@ -47,7 +49,7 @@ struct RunGuest: ParsableCommand {
               vtrace run --workload burst:frames=1000,len=1500
               vtrace run --workload mq:pairs=4,frames=100 --pairs 4 --record mq.vtrace
               vtrace run --workload burst --nics 2 --console --timeout 10
-              vtrace run --workload burst:frames=1000 --nics 4 --vcpus 4 --record four.vtrace
+              vtrace run --workload burst --nics 4 --vcpus 4 --record four.vtrace
             """
     )
 
