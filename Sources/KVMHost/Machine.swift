@@ -100,6 +100,8 @@ public final class DeviceBox<Observer: DeviceObserver>: @unchecked Sendable {
 /// What one vCPU's loop saw.
 struct VCPUOutcome {
     var end: RunEnd = .failed("not run")
+    /// The vCPU stopped because another one ended the run.
+    var stoppedByOther = false
     var mmioExits: UInt64 = 0
     var ioExits: UInt64 = 0
     var strayAccesses: UInt64 = 0
@@ -274,9 +276,10 @@ public final class Machine<Observer: DeviceObserver & SendableMetatype>: @unchec
             result.log += o.log
         }
         result.log = Array(result.log.prefix(32))
-        // The first vCPU that ended otherwise than done ends the run; else the worst status.
-        if let abnormal = outcomes.first(where: { if case .done = $0.end { return false } else { return true } }) {
-            result.end = abnormal.end
+        // The vCPU that ended otherwise than done (not one stopped because of it) names the end; else the worst status.
+        func abnormal(_ o: VCPUOutcome) -> Bool { if case .done = o.end { return false } else { return true } }
+        if let cause = outcomes.first(where: { abnormal($0) && !$0.stoppedByOther }) ?? outcomes.first(where: abnormal) {
+            result.end = cause.end
         } else {
             let worst = outcomes.compactMap { o -> UInt32? in if case .done(let s) = o.end { return s } else { return nil } }.max() ?? 0
             result.end = .done(status: worst)
@@ -395,6 +398,7 @@ public final class Machine<Observer: DeviceObserver & SendableMetatype>: @unchec
                 }
                 if isStopping {
                     o.end = .failed("stopped: another vCPU ended the run")
+                    o.stoppedByOther = true
                     break loop
                 }
             case .other(let reason):
@@ -403,6 +407,8 @@ public final class Machine<Observer: DeviceObserver & SendableMetatype>: @unchec
                 break loop
             }
         }
+        // No kicks to this thread once it has left its loop (it may be joined and gone).
+        watchdog.unregister(index)
         return o
     }
 
@@ -488,6 +494,9 @@ final class Watchdog: @unchecked Sendable {
             if firedFlag { vcpu.requestImmediateExit(true) }
         }
     }
+
+    /// Called by a vCPU's thread as it leaves its loop.
+    func unregister(_ index: Int) { mutex.withLock { targets[index] = nil } }
 
     func kickLocked() {
         for case let (vcpu, thread)? in targets {

@@ -141,9 +141,15 @@ struct KVMRunTests {
         #expect(moved(counters(s.report))["tx_packets"] == 10)
         let replay = try CLI.run("replay", spin)
         #expect(replay.status == 0 && replay.stdout.contains("replay matches"))
-        // A triple fault.
+        // A triple fault; with two vCPUs the run names the fault, not the vCPU it stopped.
         let tf = try run(["--workload", "triple-fault:frames=3"])
         #expect(tf.status == 1 && (tf.report["end"] as? String)?.contains("shut down") == true, "\(tf.report)")
+        let tf2 = try run(["--workload", "triple-fault:frames=3", "--nics", "2", "--vcpus", "2"])
+        #expect(tf2.status == 1 && (tf2.report["end"] as? String)?.contains("shut down") == true, "\(tf2.report)")
+        // Two spinning vCPUs: the watchdog stops both.
+        let s2 = try run(["--workload", "spin:frames=4", "--nics", "2", "--vcpus", "2", "--timeout", "1"])
+        #expect(s2.status == 1 && (s2.report["end"] as? String) == "timed out after 1.0 s (--timeout)", "\(s2.report)")
+        #expect(moved(counters(s2.report, nic: 1))["tx_packets"] == 4)
         // Garbage everywhere: the device and the VMM stand; stray accesses are counted.
         let trace = try temporaryFile("kvm-garbage.vtrace", [])
         let g = try run(["--workload", "garbage", "--nics", "2", "--record", trace])
