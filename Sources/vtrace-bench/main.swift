@@ -146,7 +146,7 @@ func pow10(_ n: Int) -> Double { (0..<n).reduce(1.0) { r, _ in r * 10 } }
 func pad(_ s: String, _ n: Int) -> String { String(repeating: " ", count: max(0, n - s.count)) + s }
 
 // Fixed-work mode for instruction counting under callgrind:
-//   vtrace-bench --fixed plain|counting FRAME_LENGTH CHAINS_PER_KICK KICKS
+//   vtrace-bench --fixed plain|counting|recording FRAME_LENGTH CHAINS_PER_KICK KICKS
 if let i = arguments.firstIndex(of: "--fixed"), arguments.count >= i + 5,
    let length = Int(arguments[i + 2]), let chains = Int(arguments[i + 3]), let kicks = Int(arguments[i + 4]) {
     switch arguments[i + 1] {
@@ -158,8 +158,14 @@ if let i = arguments.firstIndex(of: "--fixed"), arguments.count >= i + 5,
         let loop = makeLoop(observer: CountingObserver(), frameLength: length, chainsPerKick: chains)
         for _ in 0..<kicks { loop.kick() }
         print(loop.check().events)
+    case "recording":
+        let recorder = makeRecorder()
+        let loop = makeLoop(observer: recorder.observer(nic: 0), frameLength: length, chainsPerKick: chains)
+        for _ in 0..<kicks { loop.kick() }
+        _ = loop.check()
+        print(try! recorder.finish().events)
     default:
-        print("vtrace-bench: --fixed takes plain or counting")
+        print("vtrace-bench: --fixed takes plain, counting or recording")
         exit(2)
     }
     exit(0)
