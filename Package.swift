@@ -48,7 +48,7 @@ let package = Package(
         .target(name: "VirtioCore", swiftSettings: coreSettings),
         .target(name: "GuestDriver", dependencies: ["VirtioCore"], swiftSettings: coreSettings),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
-        .target(name: "TraceFormat", dependencies: ["CZstd"], swiftSettings: coreSettings),
+        .target(name: "TraceFormat", dependencies: ["CZstd"], swiftSettings: tracingSettings),
         .target(name: "Tracing", dependencies: ["VirtioCore", "TraceFormat"], swiftSettings: tracingSettings),
         .target(name: "CKVM"),
         .target(name: "KVMHost", dependencies: ["CKVM", "VirtioCore", "TraceFormat", "Tracing"], swiftSettings: tracingSettings),

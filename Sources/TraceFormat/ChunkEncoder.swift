@@ -8,7 +8,12 @@
 ///
 /// Not thread-safe; the recorder serialises access.
 public struct ChunkEncoder {
-    public private(set) var writer: ByteWriter
+    /// The content so far. Events are written straight into memory the
+    /// encoder owns (one capacity check per field, no per-byte array
+    /// bookkeeping); copied on write at event granularity.
+    var out: EncoderBuffer
+    /// The content so far, as a writer (a copy: for tests and the trace writer).
+    public var writer: ByteWriter { ByteWriter(bytes: out.bytes) }
     public let firstEvent: UInt64
     public let flags: ChunkFlags
     public let baseTime: UInt64
@@ -25,7 +30,7 @@ public struct ChunkEncoder {
     /// Per NIC, the last value of each counter (from the checkpoint, then events).
     var counters: [[UInt64]]
     /// Recent read payloads: (length, start offset in `writer`), newest first.
-    var recentReads: [(Int, Int)] = []
+    var recentReads = RecentReads()
 
     /// - Parameters:
     ///   - checkpoint: every NIC's state (required unless `continuation`).
@@ -36,7 +41,7 @@ public struct ChunkEncoder {
         self.baseTime = baseTime
         lastTime = baseTime
         flags = checkpoint == nil ? .continuation : .checkpoint
-        writer = ByteWriter(capacity: capacity)
+        var writer = ByteWriter(capacity: 4096)
         self.counters = checkpoint?.map(\.counters) ?? counters
         writer.varint(firstEvent)
         writer.varint(flags.rawValue)
@@ -49,38 +54,52 @@ public struct ChunkEncoder {
                 for v in nicCounters { writer.varint(v) }
             }
         }
+        out = EncoderBuffer(capacity: max(capacity, writer.count + 64))
+        writer.bytes.withUnsafeBytes { out.append($0) }
     }
 
+    /// Makes `out` this encoder's own before an event is written (a copy of
+    /// the encoder must not see later events).
+    @inline(__always)
+    mutating func own() {
+        if !isKnownUniquelyReferenced(&out) { out = out.copy() }
+    }
+
+    /// A placeholder with no content to speak of (a recorder between chunks).
+    public static var idle: ChunkEncoder { ChunkEncoder(firstEvent: 0, baseTime: 0, checkpoint: nil, counters: [], capacity: 64) }
+
     /// Bytes encoded so far.
-    public var size: Int { writer.count }
+    public var size: Int { out.count }
 
     /// Per NIC, the counter values after the last event (a continuation chunk's baseline).
     public var currentCounters: [[UInt64]] { counters }
 
     @inline(__always)
     mutating func tag(_ kind: UInt8, _ aux: UInt8, nic newNic: Int) {
+        own()
         if newNic != nic {
-            writer.byte(15)
-            writer.varint(UInt64(newNic))
+            out.byte(15)
+            out.varint(UInt64(newNic))
             nic = newNic
         }
-        writer.byte(kind | aux << 4)
+        out.byte(kind | aux << 4)
         eventCount += 1
     }
 
     public mutating func mmio(nic: Int, vcpu newVcpu: UInt32, time: UInt64, isWrite: Bool, offset: UInt64, width: Int, value: UInt64) {
+        own()
         if newVcpu != vcpu {
-            writer.byte(15 | 1 << 4)
-            writer.varint(UInt64(newVcpu))
+            out.byte(15 | 1 << 4)
+            out.varint(UInt64(newVcpu))
             vcpu = newVcpu
         }
         let small = width >= 0 && width < 15
         tag(isWrite ? 1 : 0, small ? UInt8(width) : 15, nic: nic)
-        if !small { writer.zigzag(Int64(width)) }
-        writer.varint(offset)
-        writer.varint(value)
+        if !small { out.zigzag(Int64(width)) }
+        out.varint(offset)
+        out.varint(value)
         // Monotonic: a clock that went backwards is recorded as no time passing.
-        writer.varint(time >= lastTime ? time - lastTime : 0)
+        out.varint(time >= lastTime ? time - lastTime : 0)
         lastTime = max(time, lastTime)
     }
 
@@ -89,31 +108,28 @@ public struct ChunkEncoder {
         if isWrite {
             var reference: Int?
             if n >= 8 {
-                for (i, entry) in recentReads.enumerated() where entry.0 == n {
-                    let same = writer.bytes.withUnsafeBytes { all in
-                        memcmpEqual(all.baseAddress! + entry.1, bytes.baseAddress!, n)
-                    }
-                    if same {
+                for i in 0..<4 {
+                    guard let entry = recentReads.get(i) else { break }
+                    if entry.length == n && memcmpEqual(out.base + entry.start, bytes.baseAddress!, n) {
                         reference = i
                         break
                     }
                 }
             }
             tag(3, (ok ? 0 : 1) | (reference != nil ? 2 : 0) | UInt8(reference ?? 0) << 2, nic: nic)
-            writer.zigzag(Int64(bitPattern: address &- lastWriteEnd))
-            writer.varint(UInt64(n))
-            if reference == nil { writer.append(bytes) }
+            out.zigzag(Int64(bitPattern: address &- lastWriteEnd))
+            out.varint(UInt64(n))
+            if reference == nil { out.append(bytes) }
             lastWriteEnd = address &+ UInt64(n)
         } else {
             tag(2, ok ? 0 : 1, nic: nic)
-            writer.zigzag(Int64(bitPattern: address &- lastReadEnd))
-            writer.varint(UInt64(n))
+            out.zigzag(Int64(bitPattern: address &- lastReadEnd))
+            out.varint(UInt64(n))
             if ok {
                 if n >= 8 {
-                    recentReads.insert((n, writer.count), at: 0)
-                    if recentReads.count > 4 { recentReads.removeLast() }
+                    recentReads.push(length: n, start: out.count)
                 }
-                writer.append(bytes)
+                out.append(bytes)
             }
             lastReadEnd = address &+ UInt64(n)
         }
@@ -121,88 +137,92 @@ public struct ChunkEncoder {
 
     public mutating func chain(nic: Int, queue: UInt16, head: UInt16, descriptorCount: Int) {
         tag(4, 0, nic: nic)
-        writer.varint(UInt64(queue))
-        writer.varint(UInt64(head))
-        writer.varint(UInt64(descriptorCount))
+        out.varint(UInt64(queue))
+        out.varint(UInt64(head))
+        out.varint(UInt64(descriptorCount))
     }
 
     /// One descriptor of the chain just begun; call exactly `descriptorCount` times.
     public mutating func descriptor(addr: UInt64, len: UInt32, flags: UInt16, next: UInt16) {
-        writer.zigzag(Int64(bitPattern: addr &- lastDescriptorEnd))
-        writer.varint(UInt64(len))
-        writer.varint(UInt64(flags))
-        writer.varint(UInt64(next))
+        own()
+        out.zigzag(Int64(bitPattern: addr &- lastDescriptorEnd))
+        out.varint(UInt64(len))
+        out.varint(UInt64(flags))
+        out.varint(UInt64(next))
         lastDescriptorEnd = addr &+ UInt64(len)
     }
 
     public mutating func used(nic: Int, queue: UInt16, id: UInt32, len: UInt32) {
         tag(5, 0, nic: nic)
-        writer.varint(UInt64(queue))
-        writer.varint(UInt64(id))
-        writer.varint(UInt64(len))
+        out.varint(UInt64(queue))
+        out.varint(UInt64(id))
+        out.varint(UInt64(len))
     }
 
     public mutating func counter(nic: Int, index: Int, value: UInt64) {
         tag(6, UInt8(index & 15), nic: nic)
         if nic < counters.count && index < 16 {
-            writer.varint(value &- counters[nic][index])
+            out.varint(value &- counters[nic][index])
             counters[nic][index] = value
         } else {
-            writer.varint(value)
+            out.varint(value)
         }
     }
 
     public mutating func interrupt(nic: Int, kind: UInt32) {
         let small = kind < 15
         tag(7, small ? UInt8(kind) : 15, nic: nic)
-        if !small { writer.varint(UInt64(kind)) }
+        if !small { out.varint(UInt64(kind)) }
     }
 
     public mutating func poison(nic: Int, queue: UInt16, code: UInt64, details: [UInt64]) {
         tag(8, 0, nic: nic)
-        writer.varint(UInt64(queue))
-        writer.varint(code)
+        out.varint(UInt64(queue))
+        out.varint(code)
         writeDetails(details)
     }
 
     public mutating func status(nic: Int, old: UInt8, new: UInt8) {
         tag(9, 0, nic: nic)
-        writer.byte(old)
-        writer.byte(new)
+        out.byte(old)
+        out.byte(new)
     }
 
     public mutating func features(nic: Int, old: UInt64, new: UInt64) {
         tag(10, 0, nic: nic)
-        writer.varint(old)
-        writer.varint(new)
+        out.varint(old)
+        out.varint(new)
     }
 
     public mutating func pairs(nic: Int, old: UInt16, new: UInt16) {
         tag(11, 0, nic: nic)
-        writer.varint(UInt64(old))
-        writer.varint(UInt64(new))
+        out.varint(UInt64(old))
+        out.varint(UInt64(new))
     }
 
     public mutating func reset(nic: Int) { tag(12, 0, nic: nic) }
 
     public mutating func warning(nic: Int, code: UInt64, details: [UInt64]) {
         tag(13, 0, nic: nic)
-        writer.varint(code)
+        out.varint(code)
         writeDetails(details)
     }
 
     /// Up to three details: a count, then the values.
     mutating func writeDetails(_ values: [UInt64]) {
         let d = values.prefix(3)
-        writer.varint(UInt64(d.count))
-        for v in d { writer.varint(v) }
+        out.varint(UInt64(d.count))
+        for v in d { out.varint(v) }
     }
 
     public mutating func memoryBinding(nic: Int, bound: Bool) { tag(14, bound ? 1 : 0, nic: nic) }
 
     /// Appends bytes that need not be a valid record: for tests and fuzz
     /// seeds that build hostile chunks.
-    public mutating func appendRaw(_ bytes: [UInt8]) { writer.append(bytes) }
+    public mutating func appendRaw(_ bytes: [UInt8]) {
+        own()
+        bytes.withUnsafeBytes { out.append($0) }
+    }
 }
 
 @inline(__always)
@@ -217,4 +237,75 @@ func memcmpEqual(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ n: Int) -> Bool
         i += 1
     }
     return true
+}
+
+/// Growable bytes the chunk encoder writes into directly.
+final class EncoderBuffer {
+    private(set) var base: UnsafeMutableRawPointer
+    private(set) var capacity: Int
+    var count = 0
+
+    init(capacity: Int) {
+        self.capacity = max(capacity, 64)
+        base = UnsafeMutableRawPointer.allocate(byteCount: self.capacity, alignment: 8)
+    }
+
+    deinit { base.deallocate() }
+
+    func copy() -> EncoderBuffer {
+        let c = EncoderBuffer(capacity: capacity)
+        c.base.copyMemory(from: base, byteCount: count)
+        c.count = count
+        return c
+    }
+
+    var bytes: [UInt8] { Array(UnsafeRawBufferPointer(start: base, count: count)) }
+
+    @inline(__always)
+    func reserve(_ n: Int) {
+        if n > capacity - count { grow(count + n) }
+    }
+
+    @inline(never)
+    func grow(_ needed: Int) {
+        let newCapacity = max(needed, capacity * 2)
+        let p = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 8)
+        p.copyMemory(from: base, byteCount: count)
+        base.deallocate()
+        base = p
+        capacity = newCapacity
+    }
+
+    @inline(__always)
+    func byte(_ v: UInt8) {
+        reserve(1)
+        base.storeBytes(of: v, toByteOffset: count, as: UInt8.self)
+        count += 1
+    }
+
+    /// Unsigned LEB128, as ``ByteWriter/varint(_:)``.
+    @inline(__always)
+    func varint(_ value: UInt64) {
+        reserve(10)
+        var v = value
+        var at = count
+        while v >= 0x80 {
+            base.storeBytes(of: UInt8(truncatingIfNeeded: v) | 0x80, toByteOffset: at, as: UInt8.self)
+            at += 1
+            v >>= 7
+        }
+        base.storeBytes(of: UInt8(v), toByteOffset: at, as: UInt8.self)
+        count = at + 1
+    }
+
+    @inline(__always)
+    func zigzag(_ value: Int64) { varint(UInt64(bitPattern: (value << 1) ^ (value >> 63))) }
+
+    @inline(__always)
+    func append(_ raw: UnsafeRawBufferPointer) {
+        guard raw.count > 0 else { return }
+        reserve(raw.count)
+        (base + count).copyMemory(from: raw.baseAddress!, byteCount: raw.count)
+        count += raw.count
+    }
 }

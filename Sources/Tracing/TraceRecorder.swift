@@ -53,7 +53,11 @@ public final class TraceRecorder: @unchecked Sendable {
     let clock: @Sendable () -> UInt64
 
     // Guarded by `mutex`.
-    var encoder: ChunkEncoder?
+    /// The open chunk's encoder (when `chunkOpen`). Not optional: observers
+    /// mutate it in place on every event, and mutating through an optional
+    /// copied the whole encoder each time.
+    var encoder = ChunkEncoder.idle
+    var chunkOpen = false
     var chunkOpenedAt: UInt64 = 0
     var nextEvent: UInt64 = 0
     var states: [VirtioNetState]
@@ -96,15 +100,16 @@ public final class TraceRecorder: @unchecked Sendable {
     func openChunk(now: UInt64) {
         let checkpoint = zip(states, memoryBound).map { NICCheckpoint($0, memoryBound: $1) }
         encoder = ChunkEncoder(firstEvent: nextEvent, baseTime: now, checkpoint: checkpoint, counters: [])
+        chunkOpen = true
         chunkOpenedAt = now
     }
 
     func submitChunk() {
-        guard let e = encoder, e.eventCount > 0 else {
-            encoder = nil
-            return
-        }
-        encoder = nil
+        guard chunkOpen else { return }
+        chunkOpen = false
+        let e = encoder
+        encoder = ChunkEncoder.idle
+        guard e.eventCount > 0 else { return }
         nextEvent = e.firstEvent + e.eventCount
         chunksSubmitted += 1
         do throws(TraceError) { try writer.submit(e) } catch { if failure == nil { failure = error } }
@@ -114,11 +119,18 @@ public final class TraceRecorder: @unchecked Sendable {
     /// a chunk without a checkpoint.
     @inline(__always)
     func checkHardLimit() {
-        guard let e = encoder, e.size >= TraceLayout.chunkHardLimit - 128 * 1024 else { return }
-        let counters = e.currentCounters
-        let time = e.lastTime
+        // Reads the size in place: binding the encoder (`let e = encoder`)
+        // would copy it on every event.
+        guard chunkOpen, encoder.size >= TraceLayout.chunkHardLimit - 128 * 1024 else { return }
+        cutAtHardLimit()
+    }
+
+    func cutAtHardLimit() {
+        let counters = encoder.currentCounters
+        let time = encoder.lastTime
         submitChunk()
         encoder = ChunkEncoder(firstEvent: nextEvent, baseTime: time, checkpoint: nil, counters: counters)
+        chunkOpen = true
     }
 
     // MARK: Access boundaries
@@ -126,13 +138,13 @@ public final class TraceRecorder: @unchecked Sendable {
     func accessBegan(nic: Int, state: VirtioNetState) {
         mutex.lock()
         states[nic] = state
-        if encoder == nil { openChunk(now: clock()) }
+        if !chunkOpen { openChunk(now: clock()) }
     }
 
     func accessEnded(nic: Int, state: VirtioNetState) {
         states[nic] = state
-        if let e = encoder {
-            if e.eventCount >= UInt64(options.flushEvents) || e.size >= options.chunkTargetSize
+        if chunkOpen {
+            if encoder.eventCount >= UInt64(options.flushEvents) || encoder.size >= options.chunkTargetSize
                 || clock() &- chunkOpenedAt >= UInt64(options.flushMilliseconds) * 1_000_000 {
                 submitChunk()
             }
@@ -143,8 +155,8 @@ public final class TraceRecorder: @unchecked Sendable {
     /// The VMM bound or unbound a NIC's memory: an event outside any access.
     func memoryBinding(nic: Int, bound: Bool) {
         mutex.lock()
-        if encoder == nil { openChunk(now: clock()) }
-        encoder!.memoryBinding(nic: nic, bound: bound)
+        if !chunkOpen { openChunk(now: clock()) }
+        encoder.memoryBinding(nic: nic, bound: bound)
         memoryBound[nic] = bound
         mutex.unlock()
     }
@@ -155,7 +167,7 @@ public final class TraceRecorder: @unchecked Sendable {
         while !stopping {
             wake.wait(mutex, milliseconds: period)
             if stopping { break }
-            if let e = encoder, e.eventCount > 0, clock() &- chunkOpenedAt >= UInt64(options.flushMilliseconds) * 1_000_000 {
+            if chunkOpen, encoder.eventCount > 0, clock() &- chunkOpenedAt >= UInt64(options.flushMilliseconds) * 1_000_000 {
                 submitChunk()
             }
         }
@@ -208,46 +220,46 @@ public struct RecordingObserver: DeviceObserver {
     public mutating func accessEnded(state: VirtioNetState) { recorder.accessEnded(nic: nic, state: state) }
 
     public mutating func mmioRead(offset: UInt64, width: Int, value: UInt64) {
-        recorder.encoder!.mmio(nic: nic, vcpu: vcpu, time: recorder.clock(), isWrite: false, offset: offset, width: width, value: value)
+        recorder.encoder.mmio(nic: nic, vcpu: vcpu, time: recorder.clock(), isWrite: false, offset: offset, width: width, value: value)
     }
     public mutating func mmioWrite(offset: UInt64, width: Int, value: UInt64) {
-        recorder.encoder!.mmio(nic: nic, vcpu: vcpu, time: recorder.clock(), isWrite: true, offset: offset, width: width, value: value)
+        recorder.encoder.mmio(nic: nic, vcpu: vcpu, time: recorder.clock(), isWrite: true, offset: offset, width: width, value: value)
     }
     public mutating func memoryRead(address: UInt64, bytes: UnsafeRawBufferPointer, succeeded: Bool) {
-        recorder.encoder!.memory(nic: nic, isWrite: false, address: address, bytes: bytes, ok: succeeded)
+        recorder.encoder.memory(nic: nic, isWrite: false, address: address, bytes: bytes, ok: succeeded)
         recorder.checkHardLimit()
     }
     public mutating func memoryWrite(address: UInt64, bytes: UnsafeRawBufferPointer, succeeded: Bool) {
-        recorder.encoder!.memory(nic: nic, isWrite: true, address: address, bytes: bytes, ok: succeeded)
+        recorder.encoder.memory(nic: nic, isWrite: true, address: address, bytes: bytes, ok: succeeded)
         recorder.checkHardLimit()
     }
     public mutating func chainPopped(queue: UInt16, head: UInt16, descriptors: UnsafeBufferPointer<Descriptor>) {
-        recorder.encoder!.chain(nic: nic, queue: queue, head: head, descriptorCount: descriptors.count)
-        for d in descriptors { recorder.encoder!.descriptor(addr: d.addr, len: d.len, flags: d.flags.rawValue, next: d.next) }
+        recorder.encoder.chain(nic: nic, queue: queue, head: head, descriptorCount: descriptors.count)
+        for d in descriptors { recorder.encoder.descriptor(addr: d.addr, len: d.len, flags: d.flags.rawValue, next: d.next) }
         recorder.checkHardLimit()
     }
     public mutating func usedPublished(queue: UInt16, id: UInt32, len: UInt32) {
-        recorder.encoder!.used(nic: nic, queue: queue, id: id, len: len)
+        recorder.encoder.used(nic: nic, queue: queue, id: id, len: len)
     }
     public mutating func counterChanged(_ counter: NetCounter, value: UInt64) {
-        recorder.encoder!.counter(nic: nic, index: counter.ordinal, value: value)
+        recorder.encoder.counter(nic: nic, index: counter.ordinal, value: value)
     }
-    public mutating func interruptRaised(_ kind: InterruptSignals) { recorder.encoder!.interrupt(nic: nic, kind: kind.rawValue) }
+    public mutating func interruptRaised(_ kind: InterruptSignals) { recorder.encoder.interrupt(nic: nic, kind: kind.rawValue) }
     public mutating func queuePoisoned(queue: UInt16, error: QueueError) {
         let (code, details) = PoisonCode.encode(error)
-        recorder.encoder!.poison(nic: nic, queue: queue, code: code, details: details)
+        recorder.encoder.poison(nic: nic, queue: queue, code: code, details: details)
     }
-    public mutating func statusChanged(from old: UInt8, to new: UInt8) { recorder.encoder!.status(nic: nic, old: old, new: new) }
+    public mutating func statusChanged(from old: UInt8, to new: UInt8) { recorder.encoder.status(nic: nic, old: old, new: new) }
     public mutating func driverFeaturesChanged(from old: UInt64, to new: UInt64) {
-        recorder.encoder!.features(nic: nic, old: old, new: new)
+        recorder.encoder.features(nic: nic, old: old, new: new)
     }
     public mutating func activeQueuePairsChanged(from old: UInt16, to new: UInt16) {
-        recorder.encoder!.pairs(nic: nic, old: old, new: new)
+        recorder.encoder.pairs(nic: nic, old: old, new: new)
     }
-    public mutating func deviceReset() { recorder.encoder!.reset(nic: nic) }
+    public mutating func deviceReset() { recorder.encoder.reset(nic: nic) }
     public mutating func warning(_ warning: DeviceWarning) {
         let (code, details) = WarningCode.encode(warning)
-        recorder.encoder!.warning(nic: nic, code: code, details: details)
+        recorder.encoder.warning(nic: nic, code: code, details: details)
     }
     public mutating func memoryBindingChanged(bound: Bool) { recorder.memoryBinding(nic: nic, bound: bound) }
 }
