@@ -201,8 +201,7 @@ struct RunGuest: ParsableCommand {
         let views = GuestView.parse(result.serial)
         let disagreements = GuestView.compare(views, result.counters)
         if outputOptions.json {
-            print(try JSONText.encode(GuestRunReport(result: result, workload: w.description, disagreements: disagreements, trace: summary?.path,
-                                                events: summary?.events)))
+            print(try JSONText.encode(GuestRunReport(result: result, workload: w.description, disagreements: disagreements, recording: summary)))
         } else {
             printText(result, w, views: views, disagreements: disagreements, summary: summary)
         }
@@ -281,8 +280,20 @@ struct GuestRunReport: Encodable {
     var serial: String
     var trace: String?
     var events: UInt64?
+    var recording: Recording?
 
-    init(result r: RunResult, workload: String, disagreements: [String], trace: String?, events: UInt64?) {
+    /// What --record wrote, and whether the guest ever waited for it.
+    struct Recording: Encodable {
+        var chunks: Int
+        var fileBytes: UInt64
+        var uncompressedBytes: UInt64
+        /// Times the vCPU waited for the compressor.
+        var stalls: Int
+        /// Chunks compressed faster than --level because others were waiting.
+        var fasterChunks: Int
+    }
+
+    init(result r: RunResult, workload: String, disagreements: [String], recording summary: RecordingSummary?) {
         end = r.end.description
         succeeded = r.end.succeeded
         seconds = r.seconds
@@ -294,7 +305,11 @@ struct GuestRunReport: Encodable {
         guest = GuestView.parse(r.serial)
         self.disagreements = disagreements
         serial = r.serial
-        self.trace = trace
-        self.events = events
+        trace = summary?.path
+        events = summary?.events
+        recording = summary.map {
+            Recording(chunks: $0.chunks, fileBytes: $0.fileBytes, uncompressedBytes: $0.uncompressedBytes, stalls: $0.stalls,
+                      fasterChunks: $0.fasterChunks)
+        }
     }
 }

@@ -45,8 +45,11 @@ struct KVMRunTests {
         #expect((r.report["disagreements"] as? [Any])?.isEmpty == true)
         let guest = try #require((r.report["guest"] as? [[String: Any]])?.first)
         #expect(guest["sent"] as? Int == 200 && guest["received"] as? Int == 200 && guest["bad"] as? Int == 0)
+        let recording = try #require(r.report["recording"] as? [String: Any])
+        #expect((recording["chunks"] as? Int ?? 0) >= 1 && (recording["fileBytes"] as? Int ?? 0) > 0 && recording["stalls"] is Int)
         let replay = try CLI.run("replay", trace)
         #expect(replay.status == 0 && replay.stdout.contains("replay matches"), "\(replay.stdout)")
+        #expect(replay.stdout.contains("\(r.report["events"] as? Int ?? -1) events"), "\(replay.stdout)")
         #expect(try CLI.run("check", trace).status == 0)
         // The trace holds every frame both ways.
         let pcap = try temporaryFile("kvm-burst.pcapng", [])
