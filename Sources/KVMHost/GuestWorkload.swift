@@ -74,13 +74,15 @@ public struct GuestWorkload: Equatable, Sendable, CustomStringConvertible {
     }
 
     /// The keys each workload takes, with their limits.
-    nonisolated(unsafe) static let keys: [(name: String, range: ClosedRange<UInt32>, path: WritableKeyPath<GuestWorkload, UInt32>)] = [
-        ("frames", 0...10_000_000, \.frames),
-        ("len", 1...65_535, \.length),
-        ("pairs", 1...8, \.pairs),
-        ("descs", 1...16, \.descriptors),
-        ("batch", 1...128, \.batch),
-    ]
+    static var keys: [(name: String, range: ClosedRange<UInt32>, path: WritableKeyPath<GuestWorkload, UInt32>)] {
+        [
+            ("frames", 0...10_000_000, \.frames),
+            ("len", 1...65_535, \.length),
+            ("pairs", 1...8, \.pairs),
+            ("descs", 1...16, \.descriptors),
+            ("batch", 1...128, \.batch),
+        ]
+    }
 
     /// Parses `NAME[:key=value,...]`; the error says what is wrong and what is allowed.
     public static func parse(_ text: String) -> Result<GuestWorkload, GuestImageError> {
