@@ -324,7 +324,7 @@ public final class Machine<Observer: DeviceObserver & SendableMetatype>: @unchec
                 o.mmioExits += 1
                 let offset = address &- GuestLayout.mmioBase
                 let nic = Int(truncatingIfNeeded: offset / GuestLayout.mmioWindow)
-                if address >= GuestLayout.mmioBase, nic < boxes.count, nic % vcpus.count == index, [1, 2, 4, 8].contains(length) {
+                if address >= GuestLayout.mmioBase, nic < boxes.count, nic % vcpus.count == index, length <= 8, length.nonzeroBitCount == 1 {
                     let register = offset % GuestLayout.mmioWindow
                     let box = boxes[nic]
                     if isWrite {

@@ -15,13 +15,12 @@ public enum ScenarioRecording {
     ) throws -> (ScenarioResult, RecordingSummary) {
         let setup = scenario.setup
         let config = NetConfig(mac: setup.mac, queuePairs: setup.queuePairs)
-        let probe = VirtioNetDevice<GuestRAM, NoObserver>(config: config, memory: nil)
-        var header = TraceHeader(config: config, nics: setup.nics, offeredFeatures: probe.offeredFeatures, regions: setup.regions)
-        header.scenario = scenario.file
-        header.faults = faults.specs
-        provenance(&header)
-        let recorder = try TraceRecorder(path: path, header: header, initialStates: Array(repeating: probe.state, count: setup.nics),
-                                         options: options, clock: clock)
+        let recorder = try TraceRecorder(path: path, config: config, nics: setup.nics, regions: setup.regions, options: options,
+                                         clock: clock, header: { header in
+                                             header.scenario = scenario.file
+                                             header.faults = faults.specs
+                                             provenance(&header)
+                                         })
         var runner: ScenarioRunner<RecordingObserver>
         do {
             runner = try ScenarioRunner(scenario, faults: faults) { recorder.observer(nic: $0) }

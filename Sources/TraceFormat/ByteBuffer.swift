@@ -9,9 +9,6 @@ public struct ByteWriter: Sendable {
         bytes.reserveCapacity(capacity)
     }
 
-    /// A writer holding `bytes` already.
-    public init(bytes: [UInt8]) { self.bytes = bytes }
-
     public var count: Int { bytes.count }
 
     @inlinable

@@ -12,8 +12,8 @@ public struct ChunkEncoder {
     /// encoder owns (one capacity check per field, no per-byte array
     /// bookkeeping); copied on write at event granularity.
     var out: EncoderBuffer
-    /// The content so far, as a writer (a copy: for tests and the trace writer).
-    public var writer: ByteWriter { ByteWriter(bytes: out.bytes) }
+    /// A copy of the content so far.
+    public var content: [UInt8] { out.bytes }
     public let firstEvent: UInt64
     public let flags: ChunkFlags
     public let baseTime: UInt64
@@ -259,7 +259,11 @@ final class EncoderBuffer {
         return c
     }
 
-    var bytes: [UInt8] { Array(UnsafeRawBufferPointer(start: base, count: count)) }
+    var bytes: [UInt8] { withBytes { Array($0) } }
+
+    func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try body(UnsafeRawBufferPointer(start: base, count: count))
+    }
 
     @inline(__always)
     func reserve(_ n: Int) {

@@ -39,7 +39,8 @@ public final class TraceWriter: @unchecked Sendable {
     var finished = false
 
     struct Pending {
-        var content: [UInt8]
+        /// The encoder's own buffer, handed over (the encoder is not written again).
+        var content: EncoderBuffer
         var firstEvent: UInt64
         var eventCount: UInt32
         var firstTime: UInt64
@@ -85,7 +86,7 @@ public final class TraceWriter: @unchecked Sendable {
 
     /// Hands a chunk's content to the compressor; waits while `queueDepth` chunks are pending.
     public func submit(_ encoder: ChunkEncoder) throws(TraceError) {
-        let pending = Pending(content: encoder.writer.bytes, firstEvent: encoder.firstEvent,
+        let pending = Pending(content: encoder.out, firstEvent: encoder.firstEvent,
                               eventCount: UInt32(clamping: encoder.eventCount), firstTime: encoder.baseTime,
                               flags: UInt32(truncatingIfNeeded: encoder.flags.rawValue))
         mutex.lock()
@@ -128,7 +129,7 @@ public final class TraceWriter: @unchecked Sendable {
             var entry: ChunkEntry?
             do throws(TraceError) {
                 var compressed: Result<[UInt8], ZstdError> = .success([])
-                item.content.withUnsafeBytes { raw in
+                item.content.withBytes { raw in
                     do throws(ZstdError) { compressed = .success(try compressor.compress(raw)) } catch { compressed = .failure(error) }
                 }
                 let frame: [UInt8]

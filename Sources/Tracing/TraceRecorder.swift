@@ -84,6 +84,18 @@ public final class TraceRecorder: @unchecked Sendable {
         }
     }
 
+    /// A recorder for `nics` devices of `config` as they are when created
+    /// (reset, memory bound) over guest memory `regions`; `header` adds the
+    /// provenance.
+    public convenience init(path: String, config: NetConfig, nics: Int, regions: [MemoryRegion],
+                            options: RecordingOptions = RecordingOptions(), clock: (@Sendable () -> UInt64)? = nil,
+                            header customize: (inout TraceHeader) -> Void = { _ in }) throws(TraceError) {
+        let probe = VirtioNetDevice<GuestRAM, NoObserver>(config: config, memory: nil)
+        var header = TraceHeader(config: config, nics: nics, offeredFeatures: probe.offeredFeatures, regions: regions)
+        customize(&header)
+        try self.init(path: path, header: header, initialStates: Array(repeating: probe.state, count: nics), options: options, clock: clock)
+    }
+
     @Sendable public static func monotonicNanoseconds() -> UInt64 {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)

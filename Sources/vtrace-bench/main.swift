@@ -72,10 +72,8 @@ func measure(framesPerCall: Int, frameLength: Int, seconds: Double, reps: Int, _
 
 /// A recorder writing a real trace (level 3, background compression) to a temporary file.
 func makeRecorder() -> TraceRecorder {
-    let probe = VirtioNetDevice<GuestRAM, NoObserver>(memory: nil)
-    let header = TraceHeader(config: NetConfig(), nics: 1, offeredFeatures: probe.offeredFeatures, regions: [MemoryRegion(base: 0, size: 16 << 20)])
     let path = "/tmp/vtrace-bench-\(getpid())-\(UInt64.random(in: 0...UInt64.max)).vtrace"
-    return try! TraceRecorder(path: path, header: header, initialStates: [probe.state])
+    return try! TraceRecorder(path: path, config: NetConfig(), nics: 1, regions: [MemoryRegion(base: 0, size: 16 << 20)])
 }
 
 func makeLoop<O: DeviceObserver>(observer: O, frameLength: Int, chainsPerKick: Int) -> (kick: () -> Void, check: () -> O) {

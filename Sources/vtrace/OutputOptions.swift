@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TraceFormat
 import VirtioCore
 
 /// Options shared by commands that print results.
@@ -36,5 +37,26 @@ extension NetCounter {
             selected.append(c)
         }
         return selected
+    }
+}
+
+/// `--nic N` or `--aggregate` (the default) for commands that show one scope's counters.
+struct CounterScopeOptions: ParsableArguments {
+    @Option(help: "One NIC's counters (default: the aggregate over all NICs).")
+    var nic: Int?
+
+    @Flag(help: "The aggregate over all NICs (the default).")
+    var aggregate = false
+
+    func validate() throws {
+        if nic != nil && aggregate { throw ValidationError("--nic and --aggregate exclude each other") }
+    }
+
+    /// Exits 2 when --nic names a NIC one of `readers` lacks.
+    func check(_ readers: [TraceReader]) throws {
+        if let nic, let r = readers.first(where: { nic < 0 || nic >= $0.header.nics }) {
+            printError("vtrace: --nic \(nic): the trace has \(r.header.nics) NIC(s)")
+            throw ExitCode(VTrace.usageExitCode)
+        }
     }
 }

@@ -41,11 +41,8 @@ struct Plot: ParsableCommand {
     @Option(name: .shortAndLong, help: "The file to write: NAME.svg or NAME.html.")
     var output: String
 
-    @Option(help: "One NIC's counters (default: the aggregate over all NICs).")
-    var nic: Int?
-
-    @Flag(help: "The aggregate over all NICs (the default).")
-    var aggregate = false
+    @OptionGroup var scope: CounterScopeOptions
+    var nic: Int? { scope.nic }
 
     @Option(help: "Comma-separated counter names (default: every counter that moved).")
     var counters: String?
@@ -73,7 +70,6 @@ struct Plot: ParsableCommand {
     }
 
     func validate() throws {
-        if nic != nil && aggregate { throw ValidationError("--nic and --aggregate exclude each other") }
         if form == nil { throw ValidationError("-o \(output): the name must end in .svg or .html") }
         if width < 300 || width > 20_000 { throw ValidationError("--width must be between 300 and 20000 pixels") }
         if let from, let to, to < from { throw ValidationError("--to \(to) is before --from \(from)") }
@@ -84,10 +80,7 @@ struct Plot: ParsableCommand {
         for (path, r) in zip([a] + (b.map { [$0] } ?? []), readers) where r.completeness != .complete {
             printError("vtrace: note: \(path): \(r.completeness.text); drawing the \(r.eventCount) events before it")
         }
-        if let nic, let r = readers.first(where: { nic < 0 || nic >= $0.header.nics }) {
-            printError("vtrace: --nic \(nic): a trace has \(r.header.nics) NIC(s)")
-            throw ExitCode(VTrace.usageExitCode)
-        }
+        try scope.check(readers)
         let layout = PlotLayout(width: width)
         let longest = max(1, readers.map(\.eventCount).max() ?? 1)
         let first = from ?? 0

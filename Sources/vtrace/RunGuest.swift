@@ -152,19 +152,18 @@ struct RunGuest: ParsableCommand {
         let result: RunResult
         var summary: RecordingSummary?
         if let record {
-            let config = NetConfig(queuePairs: queuePairs)
-            let probe = VirtioNetDevice<GuestRAM, NoObserver>(config: config, memory: nil)
-            var header = TraceHeader(config: config, nics: nics, offeredFeatures: probe.offeredFeatures,
-                                     regions: [MemoryRegion(base: 0, size: options.memorySize)])
-            header.stampProvenance(started: Date(), guest: "KVM guest \(path), workload \(w)")
-            header.faults = options.faults.specs
             let recorder: TraceRecorder
             do {
                 var recording = RecordingOptions()
                 recording.flushEvents = flushEvents
                 recording.level = level
-                recorder = try TraceRecorder(path: record, header: header, initialStates: Array(repeating: probe.state, count: nics),
-                                             options: recording)
+                let faults = options.faults.specs, guestText = "KVM guest \(path), workload \(w)"
+                recorder = try TraceRecorder(path: record, config: NetConfig(queuePairs: queuePairs), nics: nics,
+                                             regions: [MemoryRegion(base: 0, size: options.memorySize)], options: recording,
+                                             header: { header in
+                                                 header.stampProvenance(started: Date(), guest: guestText)
+                                                 header.faults = faults
+                                             })
             } catch {
                 printError("vtrace: \(record): \(error)")
                 throw ExitCode(VTrace.usageExitCode)

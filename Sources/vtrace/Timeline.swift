@@ -30,11 +30,8 @@ struct Timeline: ParsableCommand {
     @Option(help: "Comma-separated counter names (default: those not zero at the end).")
     var counters: String?
 
-    @Option(help: "One NIC's counters (default: the aggregate over all NICs).")
-    var nic: Int?
-
-    @Flag(help: "The aggregate over all NICs (the default).")
-    var aggregate = false
+    @OptionGroup var scope: CounterScopeOptions
+    var nic: Int? { scope.nic }
 
     @Option(help: "One row per N events instead of one per transition.")
     var every: UInt64?
@@ -43,16 +40,12 @@ struct Timeline: ParsableCommand {
     var format: Format = .table
 
     func validate() throws {
-        if nic != nil && aggregate { throw ValidationError("--nic and --aggregate exclude each other") }
         if let every, every == 0 { throw ValidationError("--every must be at least 1") }
     }
 
     func run() throws {
         let reader = try input.open()
-        if let nic, nic < 0 || nic >= reader.header.nics {
-            printError("vtrace: --nic \(nic): the trace has \(reader.header.nics) NIC(s)")
-            throw ExitCode(VTrace.usageExitCode)
-        }
+        try scope.check([reader])
         let timeline = CounterTimeline(reader: reader, nic: nic)
         var selected: [NetCounter]
         if let counters {

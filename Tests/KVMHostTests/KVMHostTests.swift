@@ -168,10 +168,7 @@ struct KVMHostMockTests {
         let mock = MockKVMSystem()
         let elf = makeELF()
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("kvm-mock-\(getpid()).vtrace").path
-        let config = NetConfig()
-        let probe = VirtioNetDevice<GuestRAM, NoObserver>(config: config, memory: nil)
-        let header = TraceHeader(config: config, nics: 1, offeredFeatures: probe.offeredFeatures, regions: [MemoryRegion(base: 0, size: 64 << 20)])
-        let recorder = try TraceRecorder(path: path, header: header, initialStates: [probe.state])
+        let recorder = try TraceRecorder(path: path, config: NetConfig(), nics: 1, regions: [MemoryRegion(base: 0, size: 64 << 20)])
         let m = try Machine(image: try ElfImage(elf), imageBytes: elf, workload: GuestWorkload(kind: .burst), options: MachineOptions(),
                             system: mock) { recorder.observer(nic: $0) }
         let base = GuestLayout.mmioBase

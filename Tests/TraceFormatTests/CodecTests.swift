@@ -114,7 +114,7 @@ struct CodecTests {
         e.mmio(nic: 1, vcpu: 3, time: 4_000, isWrite: false, offset: 0x100, width: -7, value: .max)
         #expect(e.eventCount == 19)
 
-        var d = try ChunkDecoder(content: e.writer.bytes, nics: 2)
+        var d = try ChunkDecoder(content: e.content, nics: 2)
         #expect(d.firstEvent == 100 && d.baseTime == 5_000 && d.checkpoint == [cp, cp])
         var events: [TraceEvent] = []
         var chain: [TraceDescriptor] = []
@@ -161,7 +161,7 @@ struct CodecTests {
             e.chain(nic: 0, queue: 1, head: 0, descriptorCount: 1)
             e.descriptor(addr: 0x9000, len: 76, flags: 1, next: 4)
         }
-        let good = e.writer.bytes
+        let good = e.content
         for trial in 0..<3000 {
             var b = good
             switch trial % 3 {
