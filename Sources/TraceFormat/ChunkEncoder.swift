@@ -36,7 +36,9 @@ public struct ChunkEncoder {
     ///   - checkpoint: every NIC's state (required unless `continuation`).
     ///   - counters: per NIC, the counter values the events start from (a
     ///     continuation chunk's baseline; otherwise taken from `checkpoint`).
-    public init(firstEvent: UInt64, baseTime: UInt64, checkpoint: [NICCheckpoint]?, counters: [[UInt64]], capacity: Int = TraceLayout.chunkTargetSize + 4096) {
+    ///   - pool: memory earlier chunks used, taken instead of a new allocation.
+    public init(firstEvent: UInt64, baseTime: UInt64, checkpoint: [NICCheckpoint]?, counters: [[UInt64]],
+                capacity: Int = TraceLayout.chunkTargetSize + 4096, pool: BufferPool? = nil) {
         self.firstEvent = firstEvent
         self.baseTime = baseTime
         lastTime = baseTime
@@ -54,7 +56,7 @@ public struct ChunkEncoder {
                 for v in nicCounters { writer.varint(v) }
             }
         }
-        out = EncoderBuffer(capacity: max(capacity, writer.count + 64))
+        out = pool?.take(capacity: max(capacity, writer.count + 64)) ?? EncoderBuffer(capacity: max(capacity, writer.count + 64))
         writer.bytes.withUnsafeBytes { out.append($0) }
     }
 
@@ -239,13 +241,46 @@ func memcmpEqual(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ n: Int) -> Bool
     return true
 }
 
-/// Growable bytes the chunk encoder writes into directly.
-final class EncoderBuffer {
-    private(set) var base: UnsafeMutableRawPointer
-    private(set) var capacity: Int
-    var count = 0
+/// Chunk memory handed back once a chunk is written, so that recording
+/// neither allocates nor faults in fresh pages for every chunk. A buffer is
+/// reused only when nothing else still refers to it (a chunk someone kept
+/// keeps its memory).
+public final class BufferPool: @unchecked Sendable {
+    let mutex = Mutex()
+    var free: [EncoderBuffer] = []
+    /// Most buffers kept.
+    public let limit: Int
 
-    init(capacity: Int) {
+    public init(limit: Int) { self.limit = limit }
+
+    /// An empty buffer: a reused one, or a new one of `capacity` bytes.
+    func take(capacity: Int) -> EncoderBuffer {
+        if var b = mutex.withLock({ free.popLast() }), isKnownUniquelyReferenced(&b) {
+            b.count = 0
+            return b
+        }
+        return EncoderBuffer(capacity: capacity)
+    }
+
+    func put(_ b: EncoderBuffer) { mutex.withLock { if free.count < limit { free.append(b) } } }
+
+    /// Takes back an encoder's memory; the encoder must not be written again.
+    public func recycle(_ encoder: ChunkEncoder) { put(encoder.out) }
+
+    /// Takes back a staged chunk's memory once it is encoded.
+    public func recycle(_ staged: StagedChunk) { put(staged.out) }
+
+    /// Buffers waiting to be reused.
+    public var count: Int { mutex.withLock { free.count } }
+}
+
+/// Growable bytes the chunk encoder writes into directly.
+@usableFromInline final class EncoderBuffer {
+    @usableFromInline private(set) var base: UnsafeMutableRawPointer
+    @usableFromInline private(set) var capacity: Int
+    @usableFromInline var count = 0
+
+    @usableFromInline init(capacity: Int) {
         self.capacity = max(capacity, 64)
         base = UnsafeMutableRawPointer.allocate(byteCount: self.capacity, alignment: 8)
     }
@@ -265,12 +300,12 @@ final class EncoderBuffer {
         try body(UnsafeRawBufferPointer(start: base, count: count))
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     func reserve(_ n: Int) {
         if n > capacity - count { grow(count + n) }
     }
 
-    @inline(never)
+    @usableFromInline @inline(never)
     func grow(_ needed: Int) {
         let newCapacity = max(needed, capacity * 2)
         let p = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 8)
@@ -280,7 +315,7 @@ final class EncoderBuffer {
         capacity = newCapacity
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     func byte(_ v: UInt8) {
         reserve(1)
         base.storeBytes(of: v, toByteOffset: count, as: UInt8.self)
@@ -288,7 +323,7 @@ final class EncoderBuffer {
     }
 
     /// Unsigned LEB128, as ``ByteWriter/varint(_:)``.
-    @inline(__always)
+    @inlinable @inline(__always)
     func varint(_ value: UInt64) {
         reserve(10)
         var v = value
@@ -302,10 +337,38 @@ final class EncoderBuffer {
         count = at + 1
     }
 
-    @inline(__always)
+    /// One 8-byte word at an 8-byte-aligned end; the caller reserved room.
+    @inlinable @inline(__always)
+    func word(_ v: UInt64) {
+        base.storeBytes(of: v, toByteOffset: count, as: UInt64.self)
+        count += 8
+    }
+
+    /// `raw`, then up to 7 bytes (never read) to the next multiple of 8; the
+    /// caller reserved room.
+    @inlinable @inline(__always)
+    func appendPadded(_ raw: UnsafeRawBufferPointer) {
+        let n = raw.count
+        let to = base + count
+        // The device's small reads and writes (ring indices, used elements,
+        // descriptors) copied inline: a libc call costs more than they do.
+        switch n {
+        case 2: to.storeBytes(of: raw.loadUnaligned(as: UInt16.self), as: UInt16.self)
+        case 4: to.storeBytes(of: raw.loadUnaligned(as: UInt32.self), as: UInt32.self)
+        case 8: to.storeBytes(of: raw.loadUnaligned(as: UInt64.self), as: UInt64.self)
+        case 16:
+            to.storeBytes(of: raw.loadUnaligned(as: UInt64.self), as: UInt64.self)
+            to.storeBytes(of: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self), toByteOffset: 8, as: UInt64.self)
+        case 0: break
+        default: to.copyMemory(from: raw.baseAddress!, byteCount: n)
+        }
+        count += (n + 7) & ~7
+    }
+
+    @inlinable @inline(__always)
     func zigzag(_ value: Int64) { varint(UInt64(bitPattern: (value << 1) ^ (value >> 63))) }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     func append(_ raw: UnsafeRawBufferPointer) {
         guard raw.count > 0 else { return }
         reserve(raw.count)

@@ -38,14 +38,18 @@ public final class TraceWriter: @unchecked Sendable {
     public private(set) var uncompressedBytes: UInt64 = 0
     var finished = false
 
-    struct Pending {
-        /// The encoder's own buffer, handed over (the encoder is not written again).
-        var content: EncoderBuffer
-        var firstEvent: UInt64
-        var eventCount: UInt32
-        var firstTime: UInt64
-        var flags: UInt32
+    /// A chunk waiting for the thread: encoded already, or staged events it encodes.
+    enum Pending {
+        case encoded(ChunkEncoder)
+        case staged(StagedChunk)
     }
+    /// Links a staged continuation to the chunk before it (the thread's own).
+    var carry = EncoderCarry()
+    /// Memory for staged chunks (``StagedChunk/init(firstEvent:baseTime:checkpoint:capacity:pool:)``):
+    /// the thread hands each one back once it is encoded.
+    public let stagingPool: BufferPool
+    /// The thread's encoder memory, reused chunk after chunk.
+    let encoderPool = BufferPool(limit: 2)
 
     /// Creates `path.partial` and writes the header.
     public init(path: String, header: TraceHeader, level: Int32 = 3, queueDepth: Int = 4) throws(TraceError) {
@@ -53,6 +57,7 @@ public final class TraceWriter: @unchecked Sendable {
         partialPath = path + ".partial"
         self.level = min(max(level, ZstdCompressor.levels.lowerBound), ZstdCompressor.levels.upperBound)
         self.queueDepth = max(1, queueDepth)
+        stagingPool = BufferPool(limit: self.queueDepth + 2)
         fd = open(partialPath, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0o644)
         if fd < 0 { throw .io(path: partialPath, String(cString: strerror(errno))) }
         let payload = header.encode()
@@ -84,17 +89,21 @@ public final class TraceWriter: @unchecked Sendable {
         }
     }
 
-    /// Hands a chunk's content to the compressor; waits while `queueDepth` chunks are pending.
-    public func submit(_ encoder: ChunkEncoder) throws(TraceError) {
-        let pending = Pending(content: encoder.out, firstEvent: encoder.firstEvent,
-                              eventCount: UInt32(clamping: encoder.eventCount), firstTime: encoder.baseTime,
-                              flags: UInt32(truncatingIfNeeded: encoder.flags.rawValue))
+    /// Hands an encoded chunk to the compressor (the encoder is not written
+    /// again); waits while `queueDepth` chunks are pending.
+    public func submit(_ encoder: ChunkEncoder) throws(TraceError) { try enqueue(.encoded(encoder)) }
+
+    /// Hands staged events to the thread, which encodes them (into one chunk,
+    /// or more at the size limit) and compresses; waits while `queueDepth`
+    /// chunks are pending. The caller does not touch `staged` again.
+    public func submit(staged: StagedChunk) throws(TraceError) { try enqueue(.staged(staged)) }
+
+    func enqueue(_ pending: Pending) throws(TraceError) {
         mutex.lock()
         defer { mutex.unlock() }
         if queue.count >= queueDepth && failure == nil { stalls += 1 }
         while queue.count >= queueDepth && failure == nil { notFull.wait(mutex) }
         if let failure { throw failure }
-        uncompressedBytes += UInt64(pending.content.count)
         queue.append(pending)
         notEmpty.signal()
     }
@@ -126,38 +135,52 @@ public final class TraceWriter: @unchecked Sendable {
             compressor.setLevel(chunkLevel)
 
             var failed: TraceError?
-            var entry: ChunkEntry?
             do throws(TraceError) {
-                var compressed: Result<[UInt8], ZstdError> = .success([])
-                item.content.withBytes { raw in
-                    do throws(ZstdError) { compressed = .success(try compressor.compress(raw)) } catch { compressed = .failure(error) }
+                switch item {
+                case .encoded(let encoder): try write(encoder, compressor)
+                case .staged(let staged):
+                    try staged.encode(carry: &carry, pool: encoderPool) { (e) throws(TraceError) in
+                        try write(e, compressor)
+                        encoderPool.recycle(e)
+                    }
+                    stagingPool.recycle(staged)
                 }
-                let frame: [UInt8]
-                switch compressed {
-                case .success(let f): frame = f
-                case .failure(let e): throw TraceError.compression(offset: Int(fileOffset), chunk: entries.count, e.message)
-                }
-                let e = ChunkEntry(offset: fileOffset + UInt64(TraceLayout.frameHeaderSize + TraceLayout.entrySize),
-                                   compressedSize: UInt32(frame.count), uncompressedSize: UInt32(item.content.count),
-                                   firstEvent: item.firstEvent, eventCount: item.eventCount, firstTime: item.firstTime,
-                                   flags: item.flags, crc: CRC32.checksum(frame))
-                var w = ByteWriter(capacity: frame.count + 64)
-                w.fixed(TraceLayout.entryFrameMagic)
-                w.fixed(UInt32(TraceLayout.entrySize))
-                e.encode(into: &w)
-                w.append(frame)
-                try writeAll(w.bytes)
-                entry = e
-                fileOffset += UInt64(w.count)
             } catch {
                 failed = error
             }
             mutex.withLock {
                 queue.removeFirst()
-                if let entry { entries.append(entry) }
                 if let failed, failure == nil { failure = failed }
                 notFull.broadcast()
             }
+        }
+    }
+
+    /// Compresses one chunk and writes its entry frame and data (on the thread).
+    func write(_ chunk: ChunkEncoder, _ compressor: ZstdCompressor) throws(TraceError) {
+        var compressed: Result<[UInt8], ZstdError> = .success([])
+        chunk.out.withBytes { raw in
+            do throws(ZstdError) { compressed = .success(try compressor.compress(raw)) } catch { compressed = .failure(error) }
+        }
+        let frame: [UInt8]
+        switch compressed {
+        case .success(let f): frame = f
+        case .failure(let e): throw TraceError.compression(offset: Int(fileOffset), chunk: entries.count, e.message)
+        }
+        let e = ChunkEntry(offset: fileOffset + UInt64(TraceLayout.frameHeaderSize + TraceLayout.entrySize),
+                           compressedSize: UInt32(frame.count), uncompressedSize: UInt32(chunk.size),
+                           firstEvent: chunk.firstEvent, eventCount: UInt32(clamping: chunk.eventCount), firstTime: chunk.baseTime,
+                           flags: UInt32(truncatingIfNeeded: chunk.flags.rawValue), crc: CRC32.checksum(frame))
+        var w = ByteWriter(capacity: frame.count + 64)
+        w.fixed(TraceLayout.entryFrameMagic)
+        w.fixed(UInt32(TraceLayout.entrySize))
+        e.encode(into: &w)
+        w.append(frame)
+        try writeAll(w.bytes)
+        fileOffset += UInt64(w.count)
+        mutex.withLock {
+            entries.append(e)
+            uncompressedBytes += UInt64(chunk.size)
         }
     }
 

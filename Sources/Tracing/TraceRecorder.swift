@@ -15,8 +15,9 @@ public struct RecordingOptions: Hashable, Sendable {
     /// ...or once its oldest event is this old (a background thread cuts an
     /// idle chunk too), so a killed recorder loses at most this window.
     public var flushMilliseconds = 200
-    /// ...or past this many uncompressed bytes.
-    public var chunkTargetSize = TraceLayout.chunkTargetSize
+    /// ...or past this many staged bytes (the recording thread's fixed-layout
+    /// records, about twice the encoded size; see ``StagedChunk``).
+    public var chunkTargetSize = 2 * TraceLayout.chunkTargetSize
     /// Chunks waiting for the compressor before recording waits.
     public var queueDepth = 4
     public init() {}
@@ -50,14 +51,14 @@ public final class TraceRecorder: @unchecked Sendable {
     let mutex = Mutex()
     let wake = Condition()
     var flusher: BackgroundThread?
-    let clock: @Sendable () -> UInt64
+    @usableFromInline let clock: @Sendable () -> UInt64
 
     // Guarded by `mutex`.
-    /// The open chunk's encoder (when `chunkOpen`). Not optional: observers
-    /// mutate it in place on every event, and mutating through an optional
-    /// copied the whole encoder each time.
-    var encoder = ChunkEncoder.idle
-    var chunkOpen = false
+    /// The open chunk's events (when `chunkOpen`), staged for the writer's
+    /// thread to encode. Not optional: observers mutate it in place on every
+    /// event, and mutating through an optional copied it each time.
+    @usableFromInline var staged = StagedChunk.idle
+    @usableFromInline var chunkOpen = false
     var chunkOpenedAt: UInt64 = 0
     var nextEvent: UInt64 = 0
     var states: [VirtioNetState]
@@ -111,7 +112,7 @@ public final class TraceRecorder: @unchecked Sendable {
 
     func openChunk(now: UInt64) {
         let checkpoint = zip(states, memoryBound).map { NICCheckpoint($0, memoryBound: $1) }
-        encoder = ChunkEncoder(firstEvent: nextEvent, baseTime: now, checkpoint: checkpoint, counters: [])
+        staged = StagedChunk(firstEvent: nextEvent, baseTime: now, checkpoint: checkpoint, pool: writer.stagingPool)
         chunkOpen = true
         chunkOpenedAt = now
     }
@@ -119,29 +120,29 @@ public final class TraceRecorder: @unchecked Sendable {
     func submitChunk() {
         guard chunkOpen else { return }
         chunkOpen = false
-        let e = encoder
-        encoder = ChunkEncoder.idle
-        guard e.eventCount > 0 else { return }
-        nextEvent = e.firstEvent + e.eventCount
+        let s = staged
+        staged = StagedChunk.idle
+        guard s.eventCount > 0 else { return }
+        nextEvent = s.firstEvent + s.eventCount
         chunksSubmitted += 1
-        do throws(TraceError) { try writer.submit(e) } catch { if failure == nil { failure = error } }
+        do throws(TraceError) { try writer.submit(staged: s) } catch { if failure == nil { failure = error } }
     }
 
+    /// Staged bytes past which a chunk is cut even inside an access (one
+    /// access can drain a whole queue of 64 KiB frames).
+    @usableFromInline static let stagedHardLimit = TraceLayout.chunkHardLimit / 2
+
     /// Mid-access: the chunk grew past the hard limit. Cut it and continue in
-    /// a chunk without a checkpoint.
-    @inline(__always)
+    /// a chunk without a checkpoint (the writer's thread links the two).
+    @inlinable @inline(__always)
     func checkHardLimit() {
-        // Reads the size in place: binding the encoder (`let e = encoder`)
-        // would copy it on every event.
-        guard chunkOpen, encoder.size >= TraceLayout.chunkHardLimit - 128 * 1024 else { return }
+        guard chunkOpen, staged.size >= Self.stagedHardLimit else { return }
         cutAtHardLimit()
     }
 
-    func cutAtHardLimit() {
-        let counters = encoder.currentCounters
-        let time = encoder.lastTime
+    @usableFromInline func cutAtHardLimit() {
         submitChunk()
-        encoder = ChunkEncoder(firstEvent: nextEvent, baseTime: time, checkpoint: nil, counters: counters)
+        staged = StagedChunk(firstEvent: nextEvent, baseTime: 0, checkpoint: nil, pool: writer.stagingPool)
         chunkOpen = true
     }
 
@@ -156,7 +157,7 @@ public final class TraceRecorder: @unchecked Sendable {
     func accessEnded(nic: Int, state: VirtioNetState) {
         states[nic] = state
         if chunkOpen {
-            if encoder.eventCount >= UInt64(options.flushEvents) || encoder.size >= options.chunkTargetSize
+            if staged.eventCount >= UInt64(options.flushEvents) || staged.size >= options.chunkTargetSize
                 || clock() &- chunkOpenedAt >= UInt64(options.flushMilliseconds) * 1_000_000 {
                 submitChunk()
             }
@@ -168,7 +169,7 @@ public final class TraceRecorder: @unchecked Sendable {
     func memoryBinding(nic: Int, bound: Bool) {
         mutex.lock()
         if !chunkOpen { openChunk(now: clock()) }
-        encoder.memoryBinding(nic: nic, bound: bound)
+        staged.memoryBinding(nic: nic, bound: bound)
         memoryBound[nic] = bound
         mutex.unlock()
     }
@@ -179,7 +180,7 @@ public final class TraceRecorder: @unchecked Sendable {
         while !stopping {
             wake.wait(mutex, milliseconds: period)
             if stopping { break }
-            if chunkOpen, encoder.eventCount > 0, clock() &- chunkOpenedAt >= UInt64(options.flushMilliseconds) * 1_000_000 {
+            if chunkOpen, staged.eventCount > 0, clock() &- chunkOpenedAt >= UInt64(options.flushMilliseconds) * 1_000_000 {
                 submitChunk()
             }
         }
@@ -231,47 +232,47 @@ public struct RecordingObserver: DeviceObserver {
     public mutating func accessBegan(state: VirtioNetState) { recorder.accessBegan(nic: nic, state: state) }
     public mutating func accessEnded(state: VirtioNetState) { recorder.accessEnded(nic: nic, state: state) }
 
-    public mutating func mmioRead(offset: UInt64, width: Int, value: UInt64) {
-        recorder.encoder.mmio(nic: nic, vcpu: vcpu, time: recorder.clock(), isWrite: false, offset: offset, width: width, value: value)
+    @inlinable public mutating func mmioRead(offset: UInt64, width: Int, value: UInt64) {
+        recorder.staged.mmio(nic: nic, vcpu: vcpu, time: recorder.clock(), isWrite: false, offset: offset, width: width, value: value)
     }
-    public mutating func mmioWrite(offset: UInt64, width: Int, value: UInt64) {
-        recorder.encoder.mmio(nic: nic, vcpu: vcpu, time: recorder.clock(), isWrite: true, offset: offset, width: width, value: value)
+    @inlinable public mutating func mmioWrite(offset: UInt64, width: Int, value: UInt64) {
+        recorder.staged.mmio(nic: nic, vcpu: vcpu, time: recorder.clock(), isWrite: true, offset: offset, width: width, value: value)
     }
-    public mutating func memoryRead(address: UInt64, bytes: UnsafeRawBufferPointer, succeeded: Bool) {
-        recorder.encoder.memory(nic: nic, isWrite: false, address: address, bytes: bytes, ok: succeeded)
+    @inlinable @inline(__always) public mutating func memoryRead(address: UInt64, bytes: UnsafeRawBufferPointer, succeeded: Bool) {
+        recorder.staged.memory(nic: nic, isWrite: false, address: address, bytes: bytes, ok: succeeded)
         recorder.checkHardLimit()
     }
-    public mutating func memoryWrite(address: UInt64, bytes: UnsafeRawBufferPointer, succeeded: Bool) {
-        recorder.encoder.memory(nic: nic, isWrite: true, address: address, bytes: bytes, ok: succeeded)
+    @inlinable @inline(__always) public mutating func memoryWrite(address: UInt64, bytes: UnsafeRawBufferPointer, succeeded: Bool) {
+        recorder.staged.memory(nic: nic, isWrite: true, address: address, bytes: bytes, ok: succeeded)
         recorder.checkHardLimit()
     }
-    public mutating func chainPopped(queue: UInt16, head: UInt16, descriptors: UnsafeBufferPointer<Descriptor>) {
-        recorder.encoder.chain(nic: nic, queue: queue, head: head, descriptorCount: descriptors.count)
-        for d in descriptors { recorder.encoder.descriptor(addr: d.addr, len: d.len, flags: d.flags.rawValue, next: d.next) }
+    @inlinable public mutating func chainPopped(queue: UInt16, head: UInt16, descriptors: UnsafeBufferPointer<Descriptor>) {
+        recorder.staged.chain(nic: nic, queue: queue, head: head, descriptorCount: descriptors.count)
+        for d in descriptors { recorder.staged.descriptor(addr: d.addr, len: d.len, flags: d.flags.rawValue, next: d.next) }
         recorder.checkHardLimit()
     }
-    public mutating func usedPublished(queue: UInt16, id: UInt32, len: UInt32) {
-        recorder.encoder.used(nic: nic, queue: queue, id: id, len: len)
+    @inlinable @inline(__always) public mutating func usedPublished(queue: UInt16, id: UInt32, len: UInt32) {
+        recorder.staged.used(nic: nic, queue: queue, id: id, len: len)
     }
-    public mutating func counterChanged(_ counter: NetCounter, value: UInt64) {
-        recorder.encoder.counter(nic: nic, index: counter.ordinal, value: value)
+    @inlinable @inline(__always) public mutating func counterChanged(_ counter: NetCounter, value: UInt64) {
+        recorder.staged.counter(nic: nic, index: counter.ordinal, value: value)
     }
-    public mutating func interruptRaised(_ kind: InterruptSignals) { recorder.encoder.interrupt(nic: nic, kind: kind.rawValue) }
+    @inlinable public mutating func interruptRaised(_ kind: InterruptSignals) { recorder.staged.interrupt(nic: nic, kind: kind.rawValue) }
     public mutating func queuePoisoned(queue: UInt16, error: QueueError) {
         let (code, details) = PoisonCode.encode(error)
-        recorder.encoder.poison(nic: nic, queue: queue, code: code, details: details)
+        recorder.staged.poison(nic: nic, queue: queue, code: code, details: details)
     }
-    public mutating func statusChanged(from old: UInt8, to new: UInt8) { recorder.encoder.status(nic: nic, old: old, new: new) }
+    public mutating func statusChanged(from old: UInt8, to new: UInt8) { recorder.staged.status(nic: nic, old: old, new: new) }
     public mutating func driverFeaturesChanged(from old: UInt64, to new: UInt64) {
-        recorder.encoder.features(nic: nic, old: old, new: new)
+        recorder.staged.features(nic: nic, old: old, new: new)
     }
     public mutating func activeQueuePairsChanged(from old: UInt16, to new: UInt16) {
-        recorder.encoder.pairs(nic: nic, old: old, new: new)
+        recorder.staged.pairs(nic: nic, old: old, new: new)
     }
-    public mutating func deviceReset() { recorder.encoder.reset(nic: nic) }
+    public mutating func deviceReset() { recorder.staged.reset(nic: nic) }
     public mutating func warning(_ warning: DeviceWarning) {
         let (code, details) = WarningCode.encode(warning)
-        recorder.encoder.warning(nic: nic, code: code, details: details)
+        recorder.staged.warning(nic: nic, code: code, details: details)
     }
     public mutating func memoryBindingChanged(bound: Bool) { recorder.memoryBinding(nic: nic, bound: bound) }
 }

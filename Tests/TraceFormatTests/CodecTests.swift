@@ -189,3 +189,117 @@ extension TraceEvent {
         }
     }
 }
+
+/// Staging events on the recording thread and encoding them on the writer's
+/// thread must produce the very bytes the encoder produces when called directly.
+@Suite("Staged chunks")
+struct StagedChunkTests {
+    /// One of every event kind, with NIC and vCPU switches, a deduplicated
+    /// write, odd payload lengths (0, 3, 13) and the inline ones (2, 4, 8, 16).
+    static func everyKind<S: EventSink>(_ s: inout S, time: UInt64) {
+        let frame = (0..<64).map { UInt8($0) }
+        s.mmio(nic: 0, vcpu: 0, time: time + 10, isWrite: true, offset: 0x50, width: 4, value: 1)
+        frame.withUnsafeBytes { s.memory(nic: 0, isWrite: false, address: 0x9000, bytes: $0, ok: true) }
+        s.memory(nic: 0, isWrite: false, address: 0x1_0000_0000, bytes: UnsafeRawBufferPointer(start: nil, count: 0), ok: false)
+        frame.withUnsafeBytes { s.memory(nic: 0, isWrite: true, address: 0xA000, bytes: $0, ok: true) }
+        for n in [2, 3, 4, 8, 13, 16] {
+            frame.withUnsafeBytes { s.memory(nic: 1, isWrite: n % 2 == 0, address: 0x10 * UInt64(n), bytes: UnsafeRawBufferPointer(rebasing: $0[5..<(5 + n)]), ok: n != 13) }
+        }
+        s.chain(nic: 1, queue: 1, head: 3, descriptorCount: 2)
+        s.descriptor(addr: 0x9000, len: 76, flags: 1, next: 4)
+        s.descriptor(addr: 0x8000, len: .max, flags: .max, next: .max)
+        s.used(nic: 1, queue: 1, id: 3, len: .max)
+        s.counter(nic: 1, index: 2, value: 25)
+        s.counter(nic: 0, index: 15, value: 151)
+        s.interrupt(nic: 0, kind: 3)
+        s.interrupt(nic: 0, kind: .max)
+        s.poison(nic: 0, queue: .max, code: 1, details: [1000, 0, 256, 7])
+        s.status(nic: 0, old: 0xF, new: 0xFF)
+        s.features(nic: 0, old: 0, new: .max)
+        s.pairs(nic: 0, old: 1, new: .max)
+        s.reset(nic: 0)
+        s.warning(nic: 0, code: .max, details: [3])
+        s.warning(nic: 1, code: 2, details: [])
+        s.memoryBinding(nic: 1, bound: false)
+        s.mmio(nic: 1, vcpu: 3, time: time - 1, isWrite: false, offset: 0x100, width: -7, value: .max)
+    }
+
+    static func checkpoint() -> NICCheckpoint {
+        var cp = NICCheckpoint()
+        cp.counters = (0..<16).map { UInt64($0) * 10 }
+        cp.queues = [QueueCheckpoint(), QueueCheckpoint()]
+        return cp
+    }
+
+    @Test func aStagedChunkEncodesToTheSameBytes() throws {
+        let cp = Self.checkpoint()
+        var direct = ChunkEncoder(firstEvent: 100, baseTime: 5_000, checkpoint: [cp, cp], counters: [])
+        Self.everyKind(&direct, time: 5_000)
+        var staged = StagedChunk(firstEvent: 100, baseTime: 5_000, checkpoint: [cp, cp])
+        Self.everyKind(&staged, time: 5_000)
+        #expect(staged.eventCount == direct.eventCount)
+        var carry = EncoderCarry()
+        var chunks: [ChunkEncoder] = []
+        staged.encode(carry: &carry) { chunks.append($0) }
+        #expect(chunks.count == 1)
+        #expect(chunks.first?.content == direct.content)
+        #expect(chunks.first?.flags == .checkpoint)
+        #expect(carry.counters == direct.currentCounters && carry.lastTime == direct.lastTime)
+
+        // A continuation picks up the carried counters and time, as a
+        // directly encoded continuation does.
+        var directNext = ChunkEncoder(firstEvent: 100 + direct.eventCount, baseTime: direct.lastTime, checkpoint: nil, counters: direct.currentCounters)
+        Self.everyKind(&directNext, time: 6_000)
+        // Memory from a pool: a buffer still held (chunks[0]) is never
+        // reused; one handed back and let go is.
+        let pool = BufferPool(limit: 4)
+        pool.recycle(staged)
+        pool.recycle(chunks[0])
+        var stagedNext = StagedChunk(firstEvent: 100 + staged.eventCount, baseTime: 0, checkpoint: nil, pool: pool)
+        Self.everyKind(&stagedNext, time: 6_000)
+        var next: [ChunkEncoder] = []
+        stagedNext.encode(carry: &carry, pool: pool) { next.append($0) }
+        #expect(next.count == 1)
+        #expect(next.first?.content == directNext.content)
+        #expect(next.first?.flags == .continuation)
+        #expect(chunks.first?.content == direct.content, "a kept chunk's memory was reused")
+        #expect(pool.count == 0)
+    }
+
+    @Test func aStagedChunkPastTheHardLimitBecomesContinuationChunks() throws {
+        // 300 frames of 60,000 bytes: 18 MB of events, more than two hard limits.
+        let cp = Self.checkpoint()
+        var staged = StagedChunk(firstEvent: 7, baseTime: 1, checkpoint: [cp])
+        let frame = (0..<60_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        for i in 0..<300 {
+            frame.withUnsafeBytes { staged.memory(nic: 0, isWrite: false, address: UInt64(i) << 16, bytes: $0, ok: true) }
+            staged.counter(nic: 0, index: 1, value: UInt64(i + 1) * 60_000)
+        }
+        var carry = EncoderCarry()
+        var chunks: [ChunkEncoder] = []
+        staged.encode(carry: &carry) { chunks.append($0) }
+        #expect(chunks.count == 3)
+        #expect(chunks.map(\.flags) == [.checkpoint, .continuation, .continuation])
+        var next: UInt64 = 7
+        var reads = 0
+        var lastCounter: UInt64 = 0
+        for c in chunks {
+            #expect(c.size <= TraceLayout.chunkHardLimit)
+            #expect(c.firstEvent == next)
+            next += c.eventCount
+            var d = try ChunkDecoder(content: c.content, nics: 1)
+            while let ev = try d.next() {
+                switch ev.body {
+                case .memoryRead(let address, 60_000, true, let r):
+                    #expect(address == UInt64(reads) << 16)
+                    #expect(d.bytes(r).elementsEqual(frame))
+                    reads += 1
+                case .counter(1, let v): lastCounter = v
+                default: Issue.record("unexpected \(ev.body)")
+                }
+            }
+        }
+        #expect(next == 607 && reads == 300 && lastCounter == 18_000_000)
+        #expect(carry.counters[0][1] == 18_000_000)
+    }
+}

@@ -1,0 +1,265 @@
+//! Events staged on the recording thread, encoded later on the writer's thread.
+
+/// One chunk's events as the recording thread writes them: fixed-layout
+/// records of 8-byte words (no varints, no deltas, no lookups), so a device
+/// observer spends a few stores and a copy per event. The trace writer's
+/// thread turns them into the chunk format with ``ChunkEncoder`` (the same
+/// method for each record as the observer called here), then compresses.
+///
+/// Its methods mirror ``ChunkEncoder``'s event methods one for one.
+///
+/// A single owner appends; hand it over (to ``TraceWriter/submit(_:)-staged``)
+/// and stop using it. Copies share the buffer: this is not a value to compare
+/// or snapshot, it is a hand-off between two threads.
+public struct StagedChunk: @unchecked Sendable {
+    @usableFromInline var out: EncoderBuffer
+    /// The first event's number in the trace.
+    public let firstEvent: UInt64
+    /// When the chunk was opened (its first timestamp's base).
+    public let baseTime: UInt64
+    /// Every NIC's state at the chunk's start; nil for a chunk that continues
+    /// the previous one in the middle of an access.
+    public let checkpoint: [NICCheckpoint]?
+    /// Events staged so far.
+    public var eventCount: UInt64 { staged }
+    @usableFromInline var staged: UInt64 = 0
+
+    /// - Parameter pool: memory earlier chunks used (``TraceWriter/stagingPool``),
+    ///   taken instead of a new allocation.
+    public init(firstEvent: UInt64, baseTime: UInt64, checkpoint: [NICCheckpoint]?,
+                capacity: Int = 2 * TraceLayout.chunkTargetSize + 512 * 1024, pool: BufferPool? = nil) {
+        self.firstEvent = firstEvent
+        self.baseTime = baseTime
+        self.checkpoint = checkpoint
+        out = pool?.take(capacity: capacity) ?? EncoderBuffer(capacity: capacity)
+    }
+
+    /// A placeholder between chunks.
+    public static var idle: StagedChunk { StagedChunk(firstEvent: 0, baseTime: 0, checkpoint: nil, capacity: 64) }
+
+    /// Bytes staged so far.
+    @inlinable public var size: Int { out.count }
+
+    @usableFromInline enum Kind: UInt8 {
+        case mmio, memory, chain, used, counter, interrupt, poison, status, features, pairs, reset, warning, memoryBinding
+    }
+
+    /// The first word of every record: kind, a small field, a 16-bit field, the NIC.
+    @inlinable @inline(__always)
+    mutating func head(_ kind: Kind, _ small: UInt8 = 0, _ half: UInt16 = 0, nic: Int, words: Int) {
+        out.reserve(8 * words)
+        out.word(UInt64(kind.rawValue) | UInt64(small) << 8 | UInt64(half) << 16 | UInt64(UInt32(truncatingIfNeeded: nic)) << 32)
+        staged += 1
+    }
+
+    @inlinable public mutating func mmio(nic: Int, vcpu: UInt32, time: UInt64, isWrite: Bool, offset: UInt64, width: Int, value: UInt64) {
+        head(.mmio, isWrite ? 1 : 0, nic: nic, words: 6)
+        out.word(UInt64(vcpu))
+        out.word(offset)
+        out.word(value)
+        out.word(time)
+        out.word(UInt64(bitPattern: Int64(width)))
+    }
+
+    @inlinable public mutating func memory(nic: Int, isWrite: Bool, address: UInt64, bytes: UnsafeRawBufferPointer, ok: Bool) {
+        let n = bytes.count
+        head(.memory, (isWrite ? 1 : 0) | (ok ? 2 : 0), nic: nic, words: 3 + (n + 7) >> 3)
+        out.word(address)
+        out.word(UInt64(n))
+        out.appendPadded(bytes)
+    }
+
+    @inlinable public mutating func chain(nic: Int, queue: UInt16, head chainHead: UInt16, descriptorCount: Int) {
+        head(.chain, 0, queue, nic: nic, words: 2 + 2 * descriptorCount)
+        out.word(UInt64(chainHead) | UInt64(descriptorCount) << 16)
+    }
+
+    /// One descriptor of the chain just begun; call exactly `descriptorCount` times.
+    @inlinable public mutating func descriptor(addr: UInt64, len: UInt32, flags: UInt16, next: UInt16) {
+        out.reserve(16)
+        out.word(addr)
+        out.word(UInt64(len) | UInt64(flags) << 32 | UInt64(next) << 48)
+    }
+
+    @inlinable public mutating func used(nic: Int, queue: UInt16, id: UInt32, len: UInt32) {
+        head(.used, 0, queue, nic: nic, words: 2)
+        out.word(UInt64(id) | UInt64(len) << 32)
+    }
+
+    @inlinable public mutating func counter(nic: Int, index: Int, value: UInt64) {
+        head(.counter, 0, UInt16(clamping: index), nic: nic, words: 2)
+        out.word(value)
+    }
+
+    @inlinable public mutating func interrupt(nic: Int, kind: UInt32) {
+        head(.interrupt, nic: nic, words: 2)
+        out.word(UInt64(kind))
+    }
+
+    @inlinable public mutating func poison(nic: Int, queue: UInt16, code: UInt64, details: [UInt64]) {
+        head(.poison, 0, queue, nic: nic, words: 6)
+        out.word(code)
+        details3(details)
+    }
+
+    @inlinable public mutating func status(nic: Int, old: UInt8, new: UInt8) { head(.status, old, UInt16(new), nic: nic, words: 1) }
+
+    @inlinable public mutating func features(nic: Int, old: UInt64, new: UInt64) {
+        head(.features, nic: nic, words: 3)
+        out.word(old)
+        out.word(new)
+    }
+
+    @inlinable public mutating func pairs(nic: Int, old: UInt16, new: UInt16) {
+        head(.pairs, 0, old, nic: nic, words: 2)
+        out.word(UInt64(new))
+    }
+
+    @inlinable public mutating func reset(nic: Int) { head(.reset, nic: nic, words: 1) }
+
+    @inlinable public mutating func warning(nic: Int, code: UInt64, details: [UInt64]) {
+        head(.warning, nic: nic, words: 6)
+        out.word(code)
+        details3(details)
+    }
+
+    /// A count and three values (the encoder keeps up to three details).
+    @inlinable mutating func details3(_ values: [UInt64]) {
+        let d = values.prefix(3)
+        out.word(UInt64(d.count))
+        for i in 0..<3 { out.word(i < d.count ? d[d.startIndex + i] : 0) }
+    }
+
+    @inlinable public mutating func memoryBinding(nic: Int, bound: Bool) { head(.memoryBinding, bound ? 1 : 0, nic: nic, words: 1) }
+}
+
+/// The event methods ``ChunkEncoder`` and ``StagedChunk`` share: a recorder
+/// calls one or the other with the same arguments, and encoding a staged
+/// chunk calls the encoder's for each record. (For tests and tools; the hot
+/// paths call the concrete types.)
+public protocol EventSink {
+    mutating func mmio(nic: Int, vcpu: UInt32, time: UInt64, isWrite: Bool, offset: UInt64, width: Int, value: UInt64)
+    mutating func memory(nic: Int, isWrite: Bool, address: UInt64, bytes: UnsafeRawBufferPointer, ok: Bool)
+    mutating func chain(nic: Int, queue: UInt16, head: UInt16, descriptorCount: Int)
+    mutating func descriptor(addr: UInt64, len: UInt32, flags: UInt16, next: UInt16)
+    mutating func used(nic: Int, queue: UInt16, id: UInt32, len: UInt32)
+    mutating func counter(nic: Int, index: Int, value: UInt64)
+    mutating func interrupt(nic: Int, kind: UInt32)
+    mutating func poison(nic: Int, queue: UInt16, code: UInt64, details: [UInt64])
+    mutating func status(nic: Int, old: UInt8, new: UInt8)
+    mutating func features(nic: Int, old: UInt64, new: UInt64)
+    mutating func pairs(nic: Int, old: UInt16, new: UInt16)
+    mutating func reset(nic: Int)
+    mutating func warning(nic: Int, code: UInt64, details: [UInt64])
+    mutating func memoryBinding(nic: Int, bound: Bool)
+}
+
+extension ChunkEncoder: EventSink {}
+extension StagedChunk: EventSink {}
+
+/// What one encoded chunk hands the next when a staged chunk continues the
+/// previous one: counter baselines and the last timestamp.
+public struct EncoderCarry: Sendable {
+    public var counters: [[UInt64]] = []
+    public var lastTime: UInt64 = 0
+    public init() {}
+}
+
+extension StagedChunk {
+    /// Encodes the staged records into one or more chunks (more when the
+    /// encoded content nears ``TraceLayout/chunkHardLimit``: continuation
+    /// chunks), handing each finished encoder to `emit`. `carry` links a
+    /// continuation to the chunk before it.
+    /// The encoders take their memory from `pool`.
+    public func encode<E: Error>(carry: inout EncoderCarry, pool: BufferPool? = nil,
+                                 emit: (ChunkEncoder) throws(E) -> Void) throws(E) {
+        guard eventCount > 0 else { return }
+        var e: ChunkEncoder
+        if let checkpoint {
+            e = ChunkEncoder(firstEvent: firstEvent, baseTime: baseTime, checkpoint: checkpoint, counters: [], pool: pool)
+        } else {
+            e = ChunkEncoder(firstEvent: firstEvent, baseTime: carry.lastTime, checkpoint: nil, counters: carry.counters, pool: pool)
+        }
+        let limit = TraceLayout.chunkHardLimit - 128 * 1024
+        let base = UnsafeRawPointer(out.base)
+        let end = out.count
+        var at = 0
+        @inline(__always) func word(_ i: Int) -> UInt64 { base.load(fromByteOffset: at + 8 * i, as: UInt64.self) }
+        while at < end {
+            let w0 = word(0)
+            let small = UInt8(truncatingIfNeeded: w0 >> 8)
+            let half = UInt16(truncatingIfNeeded: w0 >> 16)
+            let nic = Int(UInt32(truncatingIfNeeded: w0 >> 32))
+            switch Kind(rawValue: UInt8(truncatingIfNeeded: w0)) {
+            case .mmio:
+                e.mmio(nic: nic, vcpu: UInt32(truncatingIfNeeded: word(1)), time: word(4), isWrite: small & 1 != 0,
+                       offset: word(2), width: Int(Int64(bitPattern: word(5))), value: word(3))
+                at += 48
+            case .memory:
+                let n = Int(word(2))
+                e.memory(nic: nic, isWrite: small & 1 != 0, address: word(1),
+                         bytes: UnsafeRawBufferPointer(start: base + at + 24, count: n), ok: small & 2 != 0)
+                at += 24 + (n + 7) & ~7
+            case .chain:
+                let w1 = word(1)
+                let count = Int(w1 >> 16)
+                e.chain(nic: nic, queue: half, head: UInt16(truncatingIfNeeded: w1), descriptorCount: count)
+                at += 16
+                for _ in 0..<count {
+                    let d = word(1)
+                    e.descriptor(addr: word(0), len: UInt32(truncatingIfNeeded: d), flags: UInt16(truncatingIfNeeded: d >> 32),
+                                 next: UInt16(truncatingIfNeeded: d >> 48))
+                    at += 16
+                }
+            case .used:
+                let w1 = word(1)
+                e.used(nic: nic, queue: half, id: UInt32(truncatingIfNeeded: w1), len: UInt32(truncatingIfNeeded: w1 >> 32))
+                at += 16
+            case .counter:
+                e.counter(nic: nic, index: Int(half), value: word(1))
+                at += 16
+            case .interrupt:
+                e.interrupt(nic: nic, kind: UInt32(truncatingIfNeeded: word(1)))
+                at += 16
+            case .poison:
+                e.poison(nic: nic, queue: half, code: word(1), details: details(at: at + 16))
+                at += 48
+            case .status:
+                e.status(nic: nic, old: small, new: UInt8(truncatingIfNeeded: half))
+                at += 8
+            case .features:
+                e.features(nic: nic, old: word(1), new: word(2))
+                at += 24
+            case .pairs:
+                e.pairs(nic: nic, old: half, new: UInt16(truncatingIfNeeded: word(1)))
+                at += 16
+            case .reset:
+                e.reset(nic: nic)
+                at += 8
+            case .warning:
+                e.warning(nic: nic, code: word(1), details: details(at: at + 16))
+                at += 48
+            case .memoryBinding:
+                e.memoryBinding(nic: nic, bound: small != 0)
+                at += 8
+            case nil:
+                preconditionFailure("staged record of unknown kind \(w0 & 0xFF) at \(at)")
+            }
+            if e.size >= limit && at < end {
+                let next = ChunkEncoder(firstEvent: e.firstEvent + e.eventCount, baseTime: e.lastTime, checkpoint: nil,
+                                        counters: e.currentCounters, pool: pool)
+                try emit(e)
+                e = next
+            }
+        }
+        carry.counters = e.currentCounters
+        carry.lastTime = e.lastTime
+        try emit(e)
+    }
+
+    func details(at offset: Int) -> [UInt64] {
+        let p = UnsafeRawPointer(out.base) + offset
+        let n = min(Int(p.load(as: UInt64.self)), 3)
+        return (0..<n).map { p.load(fromByteOffset: 8 + 8 * $0, as: UInt64.self) }
+    }
+}
