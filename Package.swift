@@ -39,6 +39,7 @@ let package = Package(
         .library(name: "TraceFormat", targets: ["TraceFormat"]),
         .library(name: "Tracing", targets: ["Tracing"]),
         .library(name: "KVMHost", targets: ["KVMHost"]),
+        .library(name: "VhostUser", targets: ["VhostUser"]),
         .executable(name: "vtrace", targets: ["vtrace"]),
     ],
     dependencies: [
@@ -52,11 +53,13 @@ let package = Package(
         .target(name: "Tracing", dependencies: ["VirtioCore", "TraceFormat"], swiftSettings: tracingSettings),
         .target(name: "CKVM"),
         .target(name: "KVMHost", dependencies: ["CKVM", "VirtioCore", "TraceFormat", "Tracing"], swiftSettings: tracingSettings),
+        .target(name: "CVhost"),
+        .target(name: "VhostUser", dependencies: ["CVhost", "VirtioCore"], swiftSettings: tracingSettings),
         .target(name: "Scenarios", dependencies: ["VirtioCore", "GuestDriver", "TraceFormat", "Tracing"], swiftSettings: coreSettings),
         .executableTarget(
             name: "vtrace",
             dependencies: [
-                "VirtioCore", "GuestDriver", "Scenarios", "TraceFormat", "Tracing", "KVMHost",
+                "VirtioCore", "GuestDriver", "Scenarios", "TraceFormat", "Tracing", "KVMHost", "VhostUser",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -65,6 +68,7 @@ let package = Package(
         .testTarget(name: "ScenariosTests", dependencies: ["Scenarios", "VirtioCore", "GuestDriver"]),
         .testTarget(name: "TraceFormatTests", dependencies: ["TraceFormat", "Tracing", "Scenarios", "VirtioCore", "GuestDriver"]),
         .testTarget(name: "KVMHostTests", dependencies: ["KVMHost", "CKVM", "VirtioCore", "TraceFormat", "Tracing"]),
+        .testTarget(name: "VhostUserTests", dependencies: ["VhostUser", "CVhost", "VirtioCore", "TraceFormat", "Tracing"]),
         .testTarget(name: "CLITests", dependencies: ["vtrace", "Tracing"]),
     ],
     swiftLanguageModes: [.v6]

@@ -248,6 +248,14 @@ public struct ChunkDecoder {
             offset += 1
             let kind = tag & 15
             let aux = tag >> 4
+            if kind == 15, aux == 2 {
+                let code = try byte()
+                let queue: UInt16 = try narrow()
+                let values = try details(tagOffset)
+                time &+= try varint()
+                emit(.transport(code: code, queue: queue, values: values), into: &event)
+                return true
+            }
             if kind == 15 {
                 let v = try varint()
                 switch aux {
@@ -261,16 +269,20 @@ public struct ChunkDecoder {
                 }
                 continue
             }
-            let body = try decodeBody(kind, aux: aux, tagOffset: tagOffset)
-            event.number = firstEvent &+ decoded
-            event.time = time
-            event.nic = nic
-            event.vcpu = vcpu
-            event.body = body
-            decoded += 1
+            emit(try decodeBody(kind, aux: aux, tagOffset: tagOffset), into: &event)
             return true
         }
         return false
+    }
+
+    @inline(__always)
+    mutating func emit(_ body: TraceEvent.Body, into event: inout TraceEvent) {
+        event.number = firstEvent &+ decoded
+        event.time = time
+        event.nic = nic
+        event.vcpu = vcpu
+        event.body = body
+        decoded += 1
     }
 
     @inline(__always)

@@ -219,6 +219,17 @@ public struct ChunkEncoder {
 
     public mutating func memoryBinding(nic: Int, bound: Bool) { tag(14, bound ? 1 : 0, nic: nic) }
 
+    /// A vhost-user operation: the escape tag with aux 2, then the code, the
+    /// queue, up to three values (with their count) and the time delta.
+    public mutating func transport(nic: Int, time: UInt64, code: UInt8, queue: UInt16, values: [UInt64]) {
+        tag(15, 2, nic: nic)
+        out.byte(code)
+        out.varint(UInt64(queue))
+        writeDetails(values)
+        out.varint(time >= lastTime ? time - lastTime : 0)
+        lastTime = max(time, lastTime)
+    }
+
     /// Appends bytes that need not be a valid record: for tests and fuzz
     /// seeds that build hostile chunks.
     public mutating func appendRaw(_ bytes: [UInt8]) {

@@ -41,7 +41,8 @@ public struct StagedChunk: @unchecked Sendable {
     @inlinable public var size: Int { out.count }
 
     @usableFromInline enum Kind: UInt8 {
-        case mmio, memory, chain, used, counter, interrupt, poison, status, features, pairs, reset, warning, memoryBinding
+        case mmio, memory, chain, used, counter, interrupt, poison, status, features, pairs, reset, warning, memoryBinding,
+             transport
     }
 
     /// The first word of every record: kind, a small field, a 16-bit field, the NIC.
@@ -131,6 +132,12 @@ public struct StagedChunk: @unchecked Sendable {
     }
 
     @inlinable public mutating func memoryBinding(nic: Int, bound: Bool) { head(.memoryBinding, bound ? 1 : 0, nic: nic, words: 1) }
+
+    public mutating func transport(nic: Int, time: UInt64, code: UInt8, queue: UInt16, values: [UInt64]) {
+        head(.transport, code, queue, nic: nic, words: 6)
+        out.word(time)
+        details3(values)
+    }
 }
 
 /// The event methods ``ChunkEncoder`` and ``StagedChunk`` share: a recorder
@@ -152,6 +159,7 @@ public protocol EventSink {
     mutating func reset(nic: Int)
     mutating func warning(nic: Int, code: UInt64, details: [UInt64])
     mutating func memoryBinding(nic: Int, bound: Bool)
+    mutating func transport(nic: Int, time: UInt64, code: UInt8, queue: UInt16, values: [UInt64])
 }
 
 extension ChunkEncoder: EventSink {}
@@ -242,6 +250,9 @@ extension StagedChunk {
             case .memoryBinding:
                 e.memoryBinding(nic: nic, bound: small != 0)
                 at += 8
+            case .transport:
+                e.transport(nic: nic, time: word(1), code: small, queue: half, values: details(at: at + 16))
+                at += 48
             case nil:
                 preconditionFailure("staged record of unknown kind \(w0 & 0xFF) at \(at)")
             }

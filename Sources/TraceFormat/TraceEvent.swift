@@ -4,7 +4,11 @@
 public enum TraceEventKind: UInt8, CaseIterable, Hashable, Sendable, Codable {
     case mmioRead = 0, mmioWrite, memoryRead, memoryWrite, chain, used, counter, interrupt, poison, status,
          features, pairs, reset, warning, memoryBinding
-    // 15 is the context record (NIC / vCPU switch), not an event.
+    // 15 is the escape: context records (NIC / vCPU switch) and, from minor
+    // version 1, the kinds below.
+    /// A vhost-user transport operation (a cause, like an MMIO access): tag
+    /// 15 with aux 2 (minor version 1).
+    case transport = 16
 
     /// The name `vtrace dump --kind` and JSON use.
     public var name: String {
@@ -23,6 +27,7 @@ public enum TraceEventKind: UInt8, CaseIterable, Hashable, Sendable, Codable {
         case .reset: return "reset"
         case .warning: return "warning"
         case .memoryBinding: return "memory"
+        case .transport: return "vhost"
         }
     }
 }
@@ -77,6 +82,8 @@ public struct TraceEvent: Hashable, Sendable {
         case reset
         case warning(code: UInt64, details: EventDetails)
         case memoryBinding(bound: Bool)
+        /// A vhost-user operation: its code (`TransportOperation.code`), queue and values.
+        case transport(code: UInt8, queue: UInt16, values: EventDetails)
     }
 
     public var kind: TraceEventKind {
@@ -96,6 +103,7 @@ public struct TraceEvent: Hashable, Sendable {
         case .reset: return .reset
         case .warning: return .warning
         case .memoryBinding: return .memoryBinding
+        case .transport: return .transport
         }
     }
 }

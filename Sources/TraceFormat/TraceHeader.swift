@@ -6,7 +6,8 @@
 /// report as unknown).
 public enum TraceVersion {
     public static let major: UInt16 = 1
-    public static let minor: UInt16 = 0
+    /// 1: vhost-user transport events (escape 15, aux 2) and the transport header tag.
+    public static let minor: UInt16 = 1
 }
 
 /// One RAM region of the recorded guest.
@@ -50,6 +51,9 @@ public struct TraceHeader: Hashable, Sendable, Codable {
     public var guestDescription: String?
     /// Faults injected into the device core (empty when none).
     public var faults: [String] = []
+    /// How the driver reached the device: `mmio` (virtio-mmio, the default
+    /// when absent) or `vhost-user` (minor version 1).
+    public var transport: String = "mmio"
 
     public init() {}
 }
@@ -57,7 +61,7 @@ public struct TraceHeader: Hashable, Sendable, Codable {
 /// Field tags of the header's TLV encoding (docs/trace-format.md).
 enum HeaderTag: UInt64 {
     case nics = 1, queuePairs, mac, offeredFeatures, maxQueueSize, memoryRegion, recorderVersion, gitCommit,
-         hostName, startTime, commandLine, scenario, guestDescription, fault
+         hostName, startTime, commandLine, scenario, guestDescription, fault, transport
 }
 
 extension TraceHeader {
@@ -97,6 +101,7 @@ extension TraceHeader {
         text(.scenario, scenario)
         text(.guestDescription, guestDescription)
         for f in faults { text(.fault, f) }
+        if transport != "mmio" { text(.transport, transport) }
         // CRC-32 of everything before it: a flipped header byte is an error, not a wrong value.
         w.fixed(CRC32.checksum(w.bytes))
         return w.bytes
@@ -162,6 +167,7 @@ extension TraceHeader {
                 case .fault:
                     guard h.faults.count < 64 else { throw bad("more than 64 faults", tagOffset) }
                     h.faults.append(text())
+                case .transport: h.transport = text()
                 case nil: break  // a newer minor version's field: skipped
                 }
             }

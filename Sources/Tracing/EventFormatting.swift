@@ -60,7 +60,14 @@ public enum EventFormatting {
         case .reset: return "reset"
         case .warning(let code, let det): return "warning: " + (WarningCode.decode(code, det).map { "\($0)" } ?? "code \(code)")
         case .memoryBinding(let bound): return bound ? "memory bound" : "memory unbound"
+        case .transport(let code, let q, let values): return "vhost " + transportName(code, q, values)
         }
+    }
+
+    /// `kick q1`, `ring-addresses q0 desc …`, or the raw numbers of an operation this build does not know.
+    static func transportName(_ code: UInt8, _ queue: UInt16, _ values: EventDetails) -> String {
+        TransportOperation(code: code, queue: queue, values: values.values)?.description
+            ?? "op \(code) q\(queue) \(values.values.map { hex($0) }.joined(separator: " "))"
     }
 
     static func jsonString(_ s: String) -> String {
@@ -139,6 +146,11 @@ public enum EventFormatting {
         case .reset: break
         case .warning(let code, let det): s("warning", WarningCode.decode(code, det).map { "\($0)" } ?? "code \(code)")
         case .memoryBinding(let bound): b("bound", bound)
+        case .transport(let code, let q, let values):
+            s("op", transportName(code, q, values))
+            n("code", code)
+            n("queue", q)
+            f.append(("values", "[" + values.values.map { "\($0)" }.joined(separator: ",") + "]"))
         }
         return "{" + f.map { "\(jsonString($0.0)):\($0.1)" }.joined(separator: ",") + "}"
     }

@@ -77,7 +77,7 @@ public struct InvariantChecker {
             }
             expectPoison = false
         }
-        if e.kind == .mmioRead || e.kind == .mmioWrite || e.kind == .memoryBinding {
+        if e.isCause {
             try endAccess()
             inAccess = e.kind != .memoryBinding
             accessNIC = e.nic

@@ -18,7 +18,7 @@ import VirtioCore
 /// One event reduced to what alignment compares.
 public struct DiffKey: Hashable, Sendable {
     public enum Kind: UInt8, Sendable {
-        case counter, chain, mmioWrite, mmioRead, used, interrupt, poison, status, features, pairs, reset, warning, binding
+        case counter, chain, mmioWrite, mmioRead, used, interrupt, poison, status, features, pairs, reset, warning, binding, transport
     }
     public var kind: Kind
     public var a: UInt64
@@ -142,6 +142,7 @@ public struct KeyStream {
         case .reset: return keyed(.reset, n, 0)
         case .warning(let code, _): return keyed(.warning, n, code)
         case .memoryBinding(let bound): return keyed(.binding, n, bound ? 1 : 0)
+        case .transport(let code, let q, let values): return keyed(.transport, n << 24 | UInt64(code) << 16 | UInt64(q), values.a)
         case .memoryRead, .memoryWrite: return nil
         }
     }

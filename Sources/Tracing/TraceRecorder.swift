@@ -275,4 +275,7 @@ public struct RecordingObserver: DeviceObserver {
         recorder.staged.warning(nic: nic, code: code, details: details)
     }
     public mutating func memoryBindingChanged(bound: Bool) { recorder.memoryBinding(nic: nic, bound: bound) }
+    public mutating func transportOperation(_ operation: TransportOperation) {
+        recorder.staged.transport(nic: nic, time: recorder.clock(), code: operation.code, queue: operation.queue, values: operation.values)
+    }
 }

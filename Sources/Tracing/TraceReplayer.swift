@@ -40,9 +40,10 @@ struct RecordedEvent {
 }
 
 extension TraceEvent {
-    /// Whether the replayer re-executes this event (an MMIO access or a VMM
-    /// memory binding); everything else is an output it checks.
-    var isCause: Bool { kind == .mmioRead || kind == .mmioWrite || kind == .memoryBinding }
+    /// Whether the replayer re-executes this event (an MMIO access, a
+    /// vhost-user operation or a VMM memory binding); everything else is an
+    /// output it checks.
+    public var isCause: Bool { kind == .mmioRead || kind == .mmioWrite || kind == .memoryBinding || kind == .transport }
 }
 
 /// The recorded events a replay walks, shared by the replay memory and observers.
@@ -594,6 +595,13 @@ public final class TraceReplayer {
         case .memoryBinding(let bound):
             cursor.advance()
             devices[e.nic].memory = bound ? memory : nil
+        case .transport(let code, let queue, let values):
+            guard let op = TransportOperation(code: code, queue: queue, values: values.values) else {
+                cursor.diverge(expected: cursor.text(r), actual: "an operation this build does not know")
+                return
+            }
+            cursor.advance()
+            devices[e.nic].apply(op)
         default:
             cursor.diverge(expected: cursor.text(r), actual: "produced nothing more for the access before it")
         }

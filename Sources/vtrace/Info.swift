@@ -49,6 +49,7 @@ struct Info: ParsableCommand {
         var scenario: String?
         var guest: String?
         var faults: [String]
+        var transport: String
         var chunks: Int
         var checkpointChunks: Int
         var events: UInt64
@@ -123,7 +124,7 @@ struct Info: ParsableCommand {
             completeness: reader.completeness.text, nics: h.nics, queuePairs: h.queuePairs, mac: h.netConfig.mac.description,
             offeredFeatures: h.offeredFeatures, memory: h.memory, recorder: h.recorderVersion, gitCommit: h.gitCommit,
             host: h.hostName, startTime: h.startTimeNanoseconds, commandLine: h.commandLine, scenario: h.scenario,
-            guest: h.guestDescription, faults: h.faults, chunks: reader.chunks.count,
+            guest: h.guestDescription, faults: h.faults, transport: h.transport, chunks: reader.chunks.count,
             checkpointChunks: reader.chunks.filter(\.hasCheckpoint).count, events: events, fileBytes: reader.source.size,
             uncompressedBytes: uncompressed, compressedChunkBytes: compressed,
             ratio: compressed == 0 ? 0 : Double(uncompressed) / Double(compressed),
@@ -137,6 +138,7 @@ struct Info: ParsableCommand {
         }
         print("trace      \(input.trace)")
         print("format     \(report.format), \(report.completeness)")
+        print("transport  \(h.transport)")
         print("device     \(h.nics) NIC\(h.nics == 1 ? "" : "s"), \(h.queuePairs) queue pair\(h.queuePairs == 1 ? "" : "s"), MAC \(report.mac), features offered 0x\(String(h.offeredFeatures, radix: 16))")
         print("memory     " + h.memory.map { "[0x\(String($0.base, radix: 16)), +0x\(String($0.size, radix: 16)))" }.joined(separator: " "))
         print("recorded   by vtrace \(h.recorderVersion.isEmpty ? "?" : h.recorderVersion)\(h.gitCommit.map { " (\($0))" } ?? "") on \(h.hostName ?? "?")\(h.startTimeNanoseconds > 0 ? " at " + ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(h.startTimeNanoseconds) / 1e9)) : "")")

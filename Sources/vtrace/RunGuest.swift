@@ -279,18 +279,7 @@ struct GuestRunReport: Encodable {
     var serial: String
     var trace: String?
     var events: UInt64?
-    var recording: Recording?
-
-    /// What --record wrote, and whether the guest ever waited for it.
-    struct Recording: Encodable {
-        var chunks: Int
-        var fileBytes: UInt64
-        var uncompressedBytes: UInt64
-        /// Times the vCPU waited for the compressor.
-        var stalls: Int
-        /// Chunks compressed faster than --level because others were waiting.
-        var fasterChunks: Int
-    }
+    var recording: RecordingReport?
 
     init(result r: RunResult, workload: String, disagreements: [String], recording summary: RecordingSummary?) {
         end = r.end.description
@@ -306,9 +295,29 @@ struct GuestRunReport: Encodable {
         serial = r.serial
         trace = summary?.path
         events = summary?.events
-        recording = summary.map {
-            Recording(chunks: $0.chunks, fileBytes: $0.fileBytes, uncompressedBytes: $0.uncompressedBytes, stalls: $0.stalls,
-                      fasterChunks: $0.fasterChunks)
-        }
+        recording = summary.map(RecordingReport.init)
+    }
+}
+
+/// What --record wrote, and whether the device's thread ever waited for it.
+struct RecordingReport: Encodable {
+    var path: String
+    var events: UInt64
+    var chunks: Int
+    var fileBytes: UInt64
+    var uncompressedBytes: UInt64
+    /// Times the recording thread waited for the compressor.
+    var stalls: Int
+    /// Chunks compressed faster than --level because others were waiting.
+    var fasterChunks: Int
+
+    init(_ s: RecordingSummary) {
+        path = s.path
+        events = s.events
+        chunks = s.chunks
+        fileBytes = s.fileBytes
+        uncompressedBytes = s.uncompressedBytes
+        stalls = s.stalls
+        fasterChunks = s.fasterChunks
     }
 }

@@ -67,7 +67,7 @@ struct CodecTests {
         #expect(throws: TraceError.self) { try flipped.withUnsafeBytes { raw in try TraceHeader.decode(raw, fileOffset: 8) } }
         var newer = bytes
         newer[8] = 2  // major version 2
-        #expect(throws: TraceError.unsupportedVersion(major: 2, minor: 0)) { try newer.withUnsafeBytes { raw in try TraceHeader.decode(raw, fileOffset: 8) } }
+        #expect(throws: TraceError.unsupportedVersion(major: 2, minor: TraceVersion.minor)) { try newer.withUnsafeBytes { raw in try TraceHeader.decode(raw, fileOffset: 8) } }
         #expect(TraceError.unsupportedVersion(major: 2, minor: 0).description.contains("upgrade vtrace"))
     }
 

@@ -180,7 +180,7 @@ struct ContainerTests {
         let (path, _, _) = try record("driver init\n", name: "major")
         var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
         bytes[8 + 8] = 9  // major version 9
-        #expect(throws: TraceError.unsupportedVersion(major: 9, minor: 0)) { try TraceReader(source: MemoryTraceSource(bytes)) }
+        #expect(throws: TraceError.unsupportedVersion(major: 9, minor: TraceVersion.minor)) { try TraceReader(source: MemoryTraceSource(bytes)) }
     }
 }
 

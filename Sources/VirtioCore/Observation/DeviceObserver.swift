@@ -61,6 +61,9 @@ public protocol DeviceObserver {
     mutating func warning(_ warning: DeviceWarning)
     /// The VMM bound (or unbound) guest memory.
     mutating func memoryBindingChanged(bound: Bool)
+    /// A vhost-user frontend did `operation` (the second transport's cause,
+    /// as an MMIO access is the first's), reported before its effects.
+    mutating func transportOperation(_ operation: TransportOperation)
     /// Whether the device should call `accessBegan`/`accessEnded` (which pass
     /// its whole state). False by default, so observers that do not need the
     /// boundaries cost nothing for them.
@@ -88,6 +91,7 @@ extension DeviceObserver {
     @inlinable public mutating func deviceReset() {}
     @inlinable public mutating func warning(_ warning: DeviceWarning) {}
     @inlinable public mutating func memoryBindingChanged(bound: Bool) {}
+    @inlinable public mutating func transportOperation(_ operation: TransportOperation) {}
     @inlinable public static var observesAccessBoundaries: Bool { false }
     @inlinable public mutating func accessBegan(state: VirtioNetState) {}
     @inlinable public mutating func accessEnded(state: VirtioNetState) {}

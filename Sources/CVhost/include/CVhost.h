@@ -1,0 +1,42 @@
+// What Swift cannot express for the vhost-user backend: SCM_RIGHTS control
+// messages (CMSG_* are macros) and epoll_event (a packed struct on x86-64).
+#ifndef CVHOST_H
+#define CVHOST_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/// recvmsg of up to `len` bytes into `buf`, collecting up to `maxfds` file
+/// descriptors passed with SCM_RIGHTS into `fds` (`*nfds` of them; extra or
+/// truncated descriptors are closed and flagged in `*truncated`). Returns
+/// recvmsg's result (-1 with errno on failure, 0 at end of stream).
+ssize_t cvhost_recv(int sock, void *buf, size_t len, int *fds, int maxfds, int *nfds, int *truncated);
+
+/// One send() of `len` bytes (MSG_NOSIGNAL: a vanished peer is an error, not a signal).
+ssize_t cvhost_send(int sock, const void *buf, size_t len);
+
+/// A listening Unix stream socket at `path` (an existing socket file is
+/// replaced). Returns the fd, or -1 with errno.
+int cvhost_listen(const char *path);
+
+/// epoll_ctl(ADD) of `fd` for input, tagged with `tag`.
+int cvhost_epoll_add(int ep, int fd, uint64_t tag);
+/// epoll_ctl(DEL).
+int cvhost_epoll_del(int ep, int fd);
+/// epoll_wait for up to `max` events, writing their tags to `tags`.
+int cvhost_epoll_wait(int ep, uint64_t *tags, int max, int timeout_ms);
+
+
+
+/// Installs SIGINT/SIGTERM handlers that write to `fd` (an eventfd the
+/// backend's loop watches), so a signal ends serving cleanly.
+void cvhost_stop_on_signals(int fd);
+
+/// eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK).
+int cvhost_eventfd(void);
+/// epoll_create1(EPOLL_CLOEXEC).
+int cvhost_epoll_create(void);
+/// accept4(SOCK_CLOEXEC), retried on EINTR.
+int cvhost_accept(int listener);
+#endif

@@ -1,0 +1,103 @@
+//! Guest memory shared by a vhost-user frontend: the SET_MEM_TABLE regions,
+//! mapped from the file descriptors that came with it.
+
+import VirtioCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The frontend's memory as the device core sees it: guest-physical
+/// addresses, every access bounds-checked against one mapped region (an
+/// access that is not wholly inside a region fails whole).
+public final class VhostMemory: GuestMemory, @unchecked Sendable {
+    struct Mapped {
+        let region: VhostMemoryRegion
+        /// SAFETY: `region.size` bytes at `host` stay mapped until deinit.
+        let host: UnsafeMutableRawPointer
+        let mapping: UnsafeMutableRawPointer
+        let mappingLength: Int
+    }
+    let regions: [Mapped]
+
+    /// Checks the table (sizes, wrap-around, overlaps in either address
+    /// space) before mapping anything.
+    public static func validate(_ table: [VhostMemoryRegion]) throws(VhostUserError) {
+        for (i, r) in table.enumerated() {
+            guard r.size > 0 else { throw VhostUserError("memory region \(i) is empty") }
+            guard r.size <= 1 << 40 else { throw VhostUserError("memory region \(i) is \(r.size) bytes (at most 1 TiB)") }
+            guard r.guestAddress.addingReportingOverflow(r.size).overflow == false,
+                  r.userAddress.addingReportingOverflow(r.size).overflow == false,
+                  r.mmapOffset.addingReportingOverflow(r.size).overflow == false, r.mmapOffset <= 1 << 40 else {
+                throw VhostUserError("memory region \(i) runs past the end of the address space")
+            }
+            for (j, o) in table.enumerated() where j < i {
+                if r.guestAddress < o.guestAddress + o.size && o.guestAddress < r.guestAddress + r.size {
+                    throw VhostUserError("memory regions \(j) and \(i) overlap in guest-physical addresses")
+                }
+                if r.userAddress < o.userAddress + o.size && o.userAddress < r.userAddress + r.size {
+                    throw VhostUserError("memory regions \(j) and \(i) overlap in the frontend's addresses")
+                }
+            }
+        }
+    }
+
+    /// Maps each region from its fd (the fds are closed either way: a mapping
+    /// keeps the memory). Refuses a table that does not validate or a file
+    /// that cannot be mapped.
+    public init(table: [VhostMemoryRegion], fds: [Int32]) throws(VhostUserError) {
+        defer { for fd in fds { close(fd) } }
+        try Self.validate(table)
+        guard fds.count == table.count else { throw VhostUserError("\(table.count) regions, \(fds.count) file descriptors") }
+        var mapped: [Mapped] = []
+        for (r, fd) in zip(table, fds) {
+            let length = Int(r.mmapOffset + r.size)
+            guard let p = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), p != MAP_FAILED else {
+                let reason = String(cString: strerror(errno))
+                for m in mapped { munmap(m.mapping, m.mappingLength) }
+                throw VhostUserError("cannot map memory region at guest 0x\(String(r.guestAddress, radix: 16)) (+0x\(String(r.size, radix: 16)) bytes, file offset 0x\(String(r.mmapOffset, radix: 16))): \(reason)")
+            }
+            mapped.append(Mapped(region: r, host: p + Int(r.mmapOffset), mapping: p, mappingLength: length))
+        }
+        regions = mapped
+    }
+
+    deinit { for m in regions { munmap(m.mapping, m.mappingLength) } }
+
+    /// The table as mapped.
+    public var table: [VhostMemoryRegion] { regions.map(\.region) }
+
+    /// Host address of `count` bytes at guest-physical `address`, or nil.
+    @inline(__always)
+    func host(_ address: UInt64, _ count: Int) -> UnsafeMutableRawPointer? {
+        for m in regions {
+            let r = m.region
+            if address >= r.guestAddress, address - r.guestAddress <= r.size, UInt64(count) <= r.size - (address - r.guestAddress) {
+                return m.host + Int(address - r.guestAddress)
+            }
+        }
+        return nil
+    }
+
+    public func read(_ address: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(GuestMemoryError) {
+        guard let p = host(address, buffer.count) else { throw GuestMemoryError(address: address, length: buffer.count) }
+        if buffer.count > 0 { buffer.baseAddress!.copyMemory(from: p, byteCount: buffer.count) }
+    }
+
+    public func write(_ address: UInt64, from bytes: UnsafeRawBufferPointer) throws(GuestMemoryError) {
+        guard let p = host(address, bytes.count) else { throw GuestMemoryError(address: address, length: bytes.count) }
+        if bytes.count > 0 { p.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) }
+    }
+
+    /// The guest-physical address of a frontend address (ring addresses come
+    /// as the frontend's own virtual addresses), or nil outside every region.
+    public func guestAddress(ofFrontendAddress a: UInt64) -> UInt64? {
+        Self.guestAddress(ofFrontendAddress: a, in: table)
+    }
+
+    public static func guestAddress(ofFrontendAddress a: UInt64, in table: [VhostMemoryRegion]) -> UInt64? {
+        for r in table where a >= r.userAddress && a - r.userAddress < r.size {
+            return r.guestAddress + (a - r.userAddress)
+        }
+        return nil
+    }
+}

@@ -1,0 +1,328 @@
+//! The vhost-user-net backend: a Unix socket server whose data path is the
+//! device core. The only target besides KVMHost that makes system calls.
+
+import CVhost
+import VirtioCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What one served session did.
+public struct VhostSessionSummary: Sendable {
+    public var messages = 0
+    public var kicks = 0
+    public var callSignals = 0
+    /// Why the session ended: the peer closed, a refused message, or a stop request.
+    public var ending = ""
+}
+
+/// A vhost-user-net backend (server side) over one device core.
+///
+/// Single-threaded: one epoll loop serves the control socket, every ring's
+/// kick eventfd and a stop eventfd. A kick runs the device's queue
+/// processing (as a QueueNotify write would on virtio-mmio); interrupts the
+/// device raises go out on the pair's call eventfds. Every malformed or
+/// hostile message ends the session with a clear error (the device is reset
+/// and the frontend's memory unmapped); the backend then waits for the next
+/// connection (a frontend's `reconnect`).
+public final class VhostUserBackend<Observer: DeviceObserver> {
+    public var device: VirtioNetDevice<VhostMemory, Observer>
+    /// Where progress and refusals go (stderr by default).
+    public var log: (String) -> Void
+    /// Kick / call / err eventfds per ring (-1: none).
+    var kickFD: [Int32]
+    var callFD: [Int32]
+    var errFD: [Int32]
+    var protocolFeatures: UInt64 = 0
+    var protocolNegotiated = false
+    var epoll: Int32 = -1
+    var connection: Int32 = -1
+    /// Written by a signal handler or ``requestStop()`` to end serving.
+    public let stopFD: Int32
+    var stopping = false
+    var summary = VhostSessionSummary()
+
+    static var stopTag: UInt64 { 1 << 32 }
+    static var socketTag: UInt64 { 1 << 33 }
+    static var listenTag: UInt64 { 1 << 34 }
+
+    public init(device: VirtioNetDevice<VhostMemory, Observer>, log: @escaping (String) -> Void) throws(VhostUserError) {
+        self.device = device
+        self.log = log
+        let rings = Int(device.queuePairs) * 2
+        kickFD = Array(repeating: -1, count: rings)
+        callFD = Array(repeating: -1, count: rings)
+        errFD = Array(repeating: -1, count: rings)
+        stopFD = cvhost_eventfd()
+        guard stopFD >= 0 else { throw VhostUserError("eventfd: \(String(cString: strerror(errno)))") }
+    }
+
+    deinit {
+        closeRingFDs()
+        if connection >= 0 { close(connection) }
+        if epoll >= 0 { close(epoll) }
+        close(stopFD)
+    }
+
+    /// Ends `serve` at its next wake-up (safe from another thread).
+    public func requestStop() {
+        var one: UInt64 = 1
+        _ = write(stopFD, &one, 8)
+    }
+
+    /// Makes SIGINT and SIGTERM end serving cleanly (the caller then finishes its trace).
+    public func stopOnSignals() { cvhost_stop_on_signals(stopFD) }
+
+    /// Listens on `path` and serves frontends one at a time, `sessions` of
+    /// them (nil: until stopped). Each session ends with the device reset.
+    /// - Parameter ready: called once the socket listens (a frontend may connect).
+    public func serve(path: String, sessions: Int?, ready: () -> Void = {}) throws(VhostUserError) -> [VhostSessionSummary] {
+        let listener = cvhost_listen(path)
+        guard listener >= 0 else { throw VhostUserError("cannot listen on \(path): \(String(cString: strerror(errno)))") }
+        defer {
+            close(listener)
+            unlink(path)
+        }
+        epoll = cvhost_epoll_create()
+        guard epoll >= 0 else { throw VhostUserError("epoll_create1: \(String(cString: strerror(errno)))") }
+        cvhost_epoll_add(epoll, stopFD, Self.stopTag)
+        cvhost_epoll_add(epoll, listener, Self.listenTag)
+        ready()
+        var done: [VhostSessionSummary] = []
+        var tags = [UInt64](repeating: 0, count: 64)
+        while !stopping && (sessions.map { done.count < $0 } ?? true) {
+            let n = cvhost_epoll_wait(epoll, &tags, 64, 1000)
+            if n < 0 { throw VhostUserError("epoll_wait: \(String(cString: strerror(errno)))") }
+            for i in 0..<Int(n) {
+                let tag = tags[i]
+                if tag == Self.stopTag {
+                    stopping = true
+                } else if tag == Self.listenTag {
+                    let c = cvhost_accept(listener)
+                    guard c >= 0 else { continue }
+                    if connection >= 0 {
+                        log("vhost-user: a second frontend connected while one is served; refused")
+                        close(c)
+                        continue
+                    }
+                    connection = c
+                    summary = VhostSessionSummary()
+                    cvhost_epoll_add(epoll, c, Self.socketTag)
+                    log("vhost-user: frontend connected")
+                } else if tag == Self.socketTag {
+                    do throws(VhostUserError) {
+                        if try !receiveMessage() { endSession("the frontend closed the connection", into: &done) }
+                    } catch {
+                        log("vhost-user: \(error.message); closing the connection")
+                        endSession(error.message, into: &done)
+                    }
+                } else if tag < UInt64(kickFD.count), connection >= 0 {
+                    kick(ring: Int(tag))
+                }
+            }
+        }
+        if connection >= 0 { endSession("stopped", into: &done) }
+        return done
+    }
+
+    func endSession(_ why: String, into done: inout [VhostSessionSummary]) {
+        guard connection >= 0 else { return }
+        cvhost_epoll_del(epoll, connection)
+        close(connection)
+        connection = -1
+        closeRingFDs()
+        device.apply(.reset)
+        device.memory = nil
+        protocolFeatures = 0
+        protocolNegotiated = false
+        summary.ending = why
+        done.append(summary)
+    }
+
+    func closeRingFDs() {
+        for i in kickFD.indices {
+            if kickFD[i] >= 0 {
+                if epoll >= 0 { cvhost_epoll_del(epoll, kickFD[i]) }
+                close(kickFD[i])
+            }
+            if callFD[i] >= 0 { close(callFD[i]) }
+            if errFD[i] >= 0 { close(errFD[i]) }
+            kickFD[i] = -1
+            callFD[i] = -1
+            errFD[i] = -1
+        }
+    }
+
+    // MARK: The data path
+
+    /// A ring's kick eventfd became readable: drain it and notify the device.
+    func kick(ring: Int) {
+        var counter: UInt64 = 0
+        _ = read(kickFD[ring], &counter, 8)
+        summary.kicks += 1
+        let (raised, _) = device.apply(.kick(queue: UInt16(ring)))
+        if raised.contains(.vring) {
+            // The used rings of the kicked queue's pair advanced (TX completions, RX deliveries).
+            let pair = ring / 2
+            for q in [2 * pair, 2 * pair + 1] where callFD[q] >= 0 {
+                var one: UInt64 = 1
+                _ = write(callFD[q], &one, 8)
+                summary.callSignals += 1
+            }
+        }
+    }
+
+    // MARK: The control socket
+
+    /// Reads one message and answers it; false when the peer closed cleanly.
+    func receiveMessage() throws(VhostUserError) -> Bool {
+        var fds = [Int32](repeating: -1, count: VhostUserBits.maxRegions)
+        var nfds: Int32 = 0
+        var truncated: Int32 = 0
+        var head = [UInt8](repeating: 0, count: VhostUserBits.headerSize)
+        let n = head.withUnsafeMutableBytes { cvhost_recv(connection, $0.baseAddress, 12, &fds, Int32(fds.count), &nfds, &truncated) }
+        var received = Array(fds.prefix(Int(nfds)))
+        var handedOver = false
+        defer { if !handedOver { for fd in received { close(fd) } } }
+        if n == 0 { return false }
+        guard n > 0 else { throw VhostUserError("reading a message: \(String(cString: strerror(errno)))") }
+        guard truncated == 0 else { throw VhostUserError("a message came with more than \(VhostUserBits.maxRegions) file descriptors") }
+        guard n == 12 else { throw VhostUserError("the frontend sent \(n) bytes of a 12-byte header and stopped") }
+        let header = try head.withUnsafeBytes { raw in Result { () throws(VhostUserError) in try VhostUserHeader.parse(raw) } }.get()
+        var payload = [UInt8](repeating: 0, count: Int(header.size))
+        var got = 0
+        while got < payload.count {
+            var more = [Int32](repeating: -1, count: VhostUserBits.maxRegions)
+            var m: Int32 = 0
+            let r = payload.withUnsafeMutableBytes {
+                cvhost_recv(connection, $0.baseAddress! + got, $0.count - got, &more, Int32(more.count), &m, &truncated)
+            }
+            received += more.prefix(Int(m))
+            guard r > 0 else {
+                throw VhostUserError("the frontend disappeared \(got) bytes into a \(header.size)-byte \(VhostUserRequest(rawValue: header.request)?.name ?? "message") payload")
+            }
+            got += r
+        }
+        guard received.count <= VhostUserBits.maxRegions, truncated == 0 else {
+            throw VhostUserError("a message came with more than \(VhostUserBits.maxRegions) file descriptors")
+        }
+        summary.messages += 1
+        let message = try payload.withUnsafeBytes { raw in
+            Result { () throws(VhostUserError) in try VhostUserMessage.parse(header, payload: raw, fds: received.count) }
+        }.get()
+        handedOver = true
+        var reply: [UInt8]?
+        do throws(VhostUserError) {
+            reply = try handle(message, fds: received, request: header.request)
+        } catch {
+            if header.flags & VhostUserBits.needReply != 0, protocolFeatures & VhostUserBits.protocolReplyAck != 0 {
+                send(VhostUserReply.u64(header.request, 1))
+            }
+            throw error
+        }
+        if let reply {
+            send(reply)
+        } else if header.flags & VhostUserBits.needReply != 0, protocolFeatures & VhostUserBits.protocolReplyAck != 0 {
+            send(VhostUserReply.u64(header.request, 0))
+        }
+        return true
+    }
+
+    func send(_ bytes: [UInt8]) {
+        _ = bytes.withUnsafeBytes { cvhost_send(connection, $0.baseAddress, $0.count) }
+    }
+
+    func ring(_ index: UInt32, _ what: String) throws(VhostUserError) -> Int {
+        guard Int(index) < kickFD.count else {
+            throw VhostUserError("\(what) names ring \(index); the device has \(kickFD.count) (\(device.queuePairs) pair\(device.queuePairs == 1 ? "" : "s"))")
+        }
+        return Int(index)
+    }
+
+    /// Handles one message; a reply of its own, or nil.
+    func handle(_ message: VhostUserMessage, fds: [Int32], request: UInt32) throws(VhostUserError) -> [UInt8]? {
+        switch message {
+        case .getFeatures:
+            return VhostUserReply.u64(request, device.vhostOfferedFeatures | VhostUserBits.protocolFeatures)
+        case .setFeatures(let f):
+            let offered = device.vhostOfferedFeatures | VhostUserBits.protocolFeatures
+            protocolNegotiated = f & VhostUserBits.protocolFeatures != 0
+            device.apply(.setFeatures(f & ~VhostUserBits.protocolFeatures))
+            guard f & ~offered == 0, device.state.status.contains(.featuresOK) else {
+                throw VhostUserError("SET_FEATURES 0x\(String(f, radix: 16)): the device offered 0x\(String(offered, radix: 16)) and refused them")
+            }
+        case .setOwner, .ignored:
+            break
+        case .resetOwner, .resetDevice:
+            device.apply(.reset)
+        case .setMemTable(let table):
+            let memory = try VhostMemory(table: table, fds: fds)
+            device.memory = memory
+            log("vhost-user: memory table of \(table.count) region\(table.count == 1 ? "" : "s"), \(table.reduce(0) { $0 + $1.size } >> 20) MiB")
+        case .setVringNum(let index, let num):
+            let q = try ring(index, "SET_VRING_NUM")
+            guard num >= 1, num <= UInt32(NetLayout.queueMaxSize), num & (num - 1) == 0 else {
+                throw VhostUserError("SET_VRING_NUM \(num) for ring \(q): the device takes a power of two up to \(NetLayout.queueMaxSize)")
+            }
+            device.apply(.setRingSize(queue: UInt16(q), size: UInt16(num)))
+        case .setVringAddr(let index, _, let desc, let used, let avail, _):
+            let q = try ring(index, "SET_VRING_ADDR")
+            guard let memory = device.memory else { throw VhostUserError("SET_VRING_ADDR for ring \(q) before SET_MEM_TABLE") }
+            func gpa(_ a: UInt64, _ name: String) throws(VhostUserError) -> UInt64 {
+                guard let g = memory.guestAddress(ofFrontendAddress: a) else {
+                    throw VhostUserError("ring \(q)'s \(name) address 0x\(String(a, radix: 16)) is outside the memory table")
+                }
+                return g
+            }
+            device.apply(.setRingAddresses(queue: UInt16(q), desc: try gpa(desc, "descriptor table"), avail: try gpa(avail, "avail ring"),
+                                           used: try gpa(used, "used ring")))
+        case .setVringBase(let index, let num):
+            let q = try ring(index, "SET_VRING_BASE")
+            guard num <= UInt32(UInt16.max) else { throw VhostUserError("SET_VRING_BASE \(num) for ring \(q) is not a 16-bit index") }
+            device.apply(.setRingBase(queue: UInt16(q), base: UInt16(num)))
+        case .getVringBase(let index):
+            let q = try ring(index, "GET_VRING_BASE")
+            guard case .ringBase(let base) = device.apply(.stopRing(queue: UInt16(q))).reply else { return nil }
+            return VhostUserReply.vringState(request, index: index, num: UInt32(base))
+        case .setVringFD(let which, let index, let hasFD):
+            let q: Int
+            do throws(VhostUserError) { q = try ring(index, which.name) } catch {
+                for fd in fds { close(fd) }
+                throw error
+            }
+            let fd: Int32 = hasFD ? fds[0] : -1
+            switch which {
+            case .setVringKick:
+                if kickFD[q] >= 0 {
+                    cvhost_epoll_del(epoll, kickFD[q])
+                    close(kickFD[q])
+                }
+                kickFD[q] = fd
+                if fd >= 0 { cvhost_epoll_add(epoll, fd, UInt64(q)) } else {
+                    log("vhost-user: ring \(q) has no kick eventfd; it is served only when another ring is kicked")
+                }
+                // Without protocol features a ring starts when its kick fd arrives.
+                if !protocolNegotiated { device.apply(.enableRing(queue: UInt16(q), enabled: true)) }
+            case .setVringCall:
+                if callFD[q] >= 0 { close(callFD[q]) }
+                callFD[q] = fd
+            default:
+                if errFD[q] >= 0 { close(errFD[q]) }
+                errFD[q] = fd
+            }
+        case .getProtocolFeatures:
+            return VhostUserReply.u64(request, VhostUserBits.offeredProtocolFeatures)
+        case .setProtocolFeatures(let f):
+            guard f & ~VhostUserBits.offeredProtocolFeatures == 0 else {
+                throw VhostUserError("SET_PROTOCOL_FEATURES 0x\(String(f, radix: 16)): offered 0x\(String(VhostUserBits.offeredProtocolFeatures, radix: 16))")
+            }
+            protocolFeatures = f
+        case .getQueueNum:
+            return VhostUserReply.u64(request, UInt64(device.queuePairs))
+        case .setVringEnable(let index, let enabled):
+            let q = try ring(index, "SET_VRING_ENABLE")
+            device.apply(.enableRing(queue: UInt16(q), enabled: enabled))
+        }
+        return nil
+    }
+}

@@ -1,0 +1,195 @@
+//! The second transport facade: vhost-user's ring set-up and kicks, applied
+//! to the same device core the MMIO registers drive.
+
+/// One thing a vhost-user frontend does to the device (already validated and
+/// translated by the backend: ring addresses are guest-physical here).
+///
+/// The MMIO facade reaches the core through register writes; this one through
+/// these operations. Both end in the same queue processing, counters and
+/// observer reports, so a trace of either replays the same way, and the
+/// device does not care whether a kick came from a QueueNotify write or an
+/// eventfd.
+public enum TransportOperation: Hashable, Sendable {
+    /// SET_FEATURES: the driver's feature bits (the vhost-user-only
+    /// PROTOCOL_FEATURES bit already removed).
+    case setFeatures(UInt64)
+    /// SET_VRING_NUM.
+    case setRingSize(queue: UInt16, size: UInt16)
+    /// SET_VRING_ADDR, translated to guest-physical addresses.
+    case setRingAddresses(queue: UInt16, desc: UInt64, avail: UInt64, used: UInt64)
+    /// SET_VRING_BASE: where the device resumes in the avail ring (and the used ring).
+    case setRingBase(queue: UInt16, base: UInt16)
+    /// SET_VRING_ENABLE.
+    case enableRing(queue: UInt16, enabled: Bool)
+    /// A kick: the queue's kick eventfd became readable.
+    case kick(queue: UInt16)
+    /// GET_VRING_BASE: the frontend stops the ring and asks where it stopped.
+    case stopRing(queue: UInt16)
+    /// RESET_OWNER / RESET_DEVICE, or the frontend going away.
+    case reset
+
+    /// Stable numbers for the trace (never renumbered).
+    public var code: UInt8 {
+        switch self {
+        case .setFeatures: return 0
+        case .setRingSize: return 1
+        case .setRingAddresses: return 2
+        case .setRingBase: return 3
+        case .enableRing: return 4
+        case .kick: return 5
+        case .stopRing: return 6
+        case .reset: return 7
+        }
+    }
+
+    /// The queue the operation names (0 for device-wide ones).
+    public var queue: UInt16 {
+        switch self {
+        case .setFeatures, .reset: return 0
+        case .setRingSize(let q, _), .setRingAddresses(let q, _, _, _), .setRingBase(let q, _),
+             .enableRing(let q, _), .kick(let q), .stopRing(let q):
+            return q
+        }
+    }
+
+    /// Up to three values besides the queue, as the trace stores them.
+    public var values: [UInt64] {
+        switch self {
+        case .setFeatures(let f): return [f]
+        case .setRingSize(_, let s): return [UInt64(s)]
+        case .setRingAddresses(_, let d, let a, let u): return [d, a, u]
+        case .setRingBase(_, let b): return [UInt64(b)]
+        case .enableRing(_, let e): return [e ? 1 : 0]
+        case .kick, .stopRing, .reset: return []
+        }
+    }
+
+    /// Rebuilds an operation from its trace form; nil for an unknown code or
+    /// the wrong number of values (a corrupt or newer trace).
+    public init?(code: UInt8, queue: UInt16, values: [UInt64]) {
+        switch (code, values.count) {
+        case (0, 1): self = .setFeatures(values[0])
+        case (1, 1):
+            guard let s = UInt16(exactly: values[0]) else { return nil }
+            self = .setRingSize(queue: queue, size: s)
+        case (2, 3): self = .setRingAddresses(queue: queue, desc: values[0], avail: values[1], used: values[2])
+        case (3, 1):
+            guard let b = UInt16(exactly: values[0]) else { return nil }
+            self = .setRingBase(queue: queue, base: b)
+        case (4, 1):
+            guard values[0] <= 1 else { return nil }
+            self = .enableRing(queue: queue, enabled: values[0] == 1)
+        case (5, 0): self = .kick(queue: queue)
+        case (6, 0): self = .stopRing(queue: queue)
+        case (7, 0): self = .reset
+        default: return nil
+        }
+    }
+
+    /// `set-features 0x100000000`, `ring-addresses q1 desc 0x… avail 0x… used 0x…`, `kick q1`.
+    public var description: String {
+        func hex(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }
+        switch self {
+        case .setFeatures(let f): return "set-features \(hex(f))"
+        case .setRingSize(let q, let s): return "ring-size q\(q) \(s)"
+        case .setRingAddresses(let q, let d, let a, let u): return "ring-addresses q\(q) desc \(hex(d)) avail \(hex(a)) used \(hex(u))"
+        case .setRingBase(let q, let b): return "ring-base q\(q) \(b)"
+        case .enableRing(let q, let e): return "ring-enable q\(q) \(e ? 1 : 0)"
+        case .kick(let q): return "kick q\(q)"
+        case .stopRing(let q): return "ring-stop q\(q)"
+        case .reset: return "reset"
+        }
+    }
+}
+
+/// What an operation returned to the frontend, besides the interrupts.
+public enum TransportReply: Hashable, Sendable {
+    case none
+    /// GET_VRING_BASE: the ring's next avail index.
+    case ringBase(UInt16)
+}
+
+extension VirtioNetDevice {
+    /// The feature bits a vhost-user frontend is offered (MAC and the control
+    /// queue are the frontend's own business there: it answers config reads
+    /// and handles the control queue itself, so only VERSION_1 and MQ remain).
+    public var vhostOfferedFeatures: UInt64 { offeredFeatures & (NetFeature.version1 | NetFeature.mq) }
+
+    /// Applies one vhost-user operation (spec: the second transport facade).
+    ///
+    /// - `setFeatures` walks the status through ACKNOWLEDGE, DRIVER and
+    ///   FEATURES_OK as a driver would over MMIO, so features the device did
+    ///   not offer (or no VERSION_1) set FAILED with the same warning.
+    /// - Ring set-up applies at any time (the frontend owns the ring; over
+    ///   vhost-user there is no configuration window), but only once features
+    ///   are accepted; invalid sizes and misaligned addresses are ignored,
+    ///   as over MMIO.
+    /// - Enabling a ring readies its queue and, the first time, sets
+    ///   DRIVER_OK; the active queue pairs follow the highest enabled pair.
+    /// - A kick is a QueueNotify; a stopped ring stops being processed and
+    ///   reports where it stopped.
+    /// - Returns: the interrupts raised (one call-eventfd write each) and the reply.
+    @discardableResult
+    public mutating func apply(_ op: TransportOperation) -> (raised: InterruptSignals, reply: TransportReply) {
+        if Observer.observesAccessBoundaries { bus.observer.accessBegan(state: state) }
+        bus.observer.transportOperation(op)
+        let result = handle(op)
+        if Observer.observesAccessBoundaries { bus.observer.accessEnded(state: state) }
+        return result
+    }
+
+    mutating func handle(_ op: TransportOperation) -> (raised: InterruptSignals, reply: TransportReply) {
+        let accepted: DeviceStatus = [.acknowledge, .driver, .featuresOK]
+        switch op {
+        case .setFeatures(let features):
+            // The same features again while the rings are being set up (QEMU
+            // repeats itself) change nothing; anything else starts over.
+            if state.status == accepted, features == state.driverFeatures { break }
+            if state.status.rawValue != 0 { reset() }
+            writeStatus(UInt32(DeviceStatus.acknowledge.rawValue))
+            writeStatus(UInt32(DeviceStatus([.acknowledge, .driver]).rawValue))
+            let old = state.driverFeatures
+            state.driverFeatures = features
+            if features != old { bus.observer.driverFeaturesChanged(from: old, to: features) }
+            writeStatus(UInt32(accepted.rawValue))
+        case .setRingSize(let q, let size):
+            guard state.status.isSuperset(of: accepted), Int(q) < state.queues.count else { break }
+            state.queues[Int(q)].setSize(size)
+        case .setRingAddresses(let q, let desc, let avail, let used):
+            guard state.status.isSuperset(of: accepted), Int(q) < state.queues.count else { break }
+            state.queues[Int(q)].setDescTable(low: UInt32(truncatingIfNeeded: desc), high: UInt32(truncatingIfNeeded: desc >> 32))
+            state.queues[Int(q)].setAvailRing(low: UInt32(truncatingIfNeeded: avail), high: UInt32(truncatingIfNeeded: avail >> 32))
+            state.queues[Int(q)].setUsedRing(low: UInt32(truncatingIfNeeded: used), high: UInt32(truncatingIfNeeded: used >> 32))
+        case .setRingBase(let q, let base):
+            guard state.status.isSuperset(of: accepted), Int(q) < state.queues.count else { break }
+            state.queues[Int(q)].nextAvail = base
+            state.queues[Int(q)].nextUsed = base
+        case .enableRing(let q, let enabled):
+            guard state.status.isSuperset(of: accepted), Int(q) < state.queues.count else { break }
+            state.queues[Int(q)].ready = enabled
+            if enabled, !state.status.contains(.driverOK), !state.status.contains(.failed) {
+                writeStatus(UInt32(DeviceStatus([.acknowledge, .driver, .featuresOK, .driverOK]).rawValue))
+            }
+            let dataQueues = Int(queuePairs) * 2
+            var pairs: UInt16 = 1
+            for p in 0..<Int(queuePairs) where 2 * p + 1 < dataQueues && (state.queues[2 * p].ready || state.queues[2 * p + 1].ready) {
+                pairs = UInt16(p + 1)
+            }
+            if pairs != state.activeQueuePairs, state.driverFeatures & NetFeature.mq != 0 {
+                let old = state.activeQueuePairs
+                state.activeQueuePairs = pairs
+                bus.observer.activeQueuePairsChanged(from: old, to: pairs)
+            }
+        case .kick(let q):
+            guard Int(q) < state.queues.count, state.queues[Int(q)].ready else { break }
+            return (notify(queue: UInt32(q)), .none)
+        case .stopRing(let q):
+            guard Int(q) < state.queues.count else { return ([], .ringBase(0)) }
+            state.queues[Int(q)].ready = false
+            return ([], .ringBase(state.queues[Int(q)].nextAvail))
+        case .reset:
+            reset()
+        }
+        return ([], .none)
+    }
+}
