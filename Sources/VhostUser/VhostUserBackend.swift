@@ -261,8 +261,9 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
             log("vhost-user: memory table of \(table.count) region\(table.count == 1 ? "" : "s"), \(table.reduce(0) { $0 + $1.size } >> 20) MiB")
         case .setVringNum(let index, let num):
             let q = try ring(index, "SET_VRING_NUM")
-            guard num >= 1, num <= UInt32(NetLayout.queueMaxSize), num & (num - 1) == 0 else {
-                throw VhostUserError("SET_VRING_NUM \(num) for ring \(q): the device takes a power of two up to \(NetLayout.queueMaxSize)")
+            let max = UInt32(device.config.effectiveQueueMaxSize)
+            guard num >= 1, num <= max, num & (num - 1) == 0 else {
+                throw VhostUserError("SET_VRING_NUM \(num) for ring \(q): the device takes a power of two up to \(max)")
             }
             device.apply(.setRingSize(queue: UInt16(q), size: UInt16(num)))
         case .setVringAddr(let index, _, let desc, let used, let avail, _):

@@ -65,7 +65,7 @@ struct Serve: ParsableCommand {
     }
 
     func run() throws {
-        let config = NetConfig(queuePairs: pairs)
+        let config = NetConfig(queuePairs: pairs, queueMaxSize: 32768)
         let faults = try faultOptions.parsed()
         let verbose = verbose
         let log: (String) -> Void = { line in

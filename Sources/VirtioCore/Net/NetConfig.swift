@@ -52,12 +52,23 @@ public struct NetConfig: Hashable, Sendable, Codable {
     public var mac: MACAddress
     /// Queue pairs, clamped to 1...256 by the device.
     public var queuePairs: Int
+    /// The largest ring a queue takes (QueueNumMax): 256 on virtio-mmio, as
+    /// the reference; over vhost-user the frontend picks the ring size
+    /// (QEMU's virtio-mmio offers 1024), so the backend takes up to 32768,
+    /// the split-ring maximum. A power of two in 1...32768.
+    public var queueMaxSize: UInt16 = NetLayout.queueMaxSize
 
     enum CodingKeys: String, CodingKey { case mac, queuePairs = "queue_pairs" }
 
-    public init(mac: MACAddress = .default, queuePairs: Int = 1) {
+    public init(mac: MACAddress = .default, queuePairs: Int = 1, queueMaxSize: UInt16 = NetLayout.queueMaxSize) {
         self.mac = mac
         self.queuePairs = queuePairs
+        self.queueMaxSize = queueMaxSize
+    }
+
+    /// `queueMaxSize` as the device uses it: a power of two in 1...32768 (else 256).
+    public var effectiveQueueMaxSize: UInt16 {
+        queueMaxSize >= 1 && queueMaxSize <= 32768 && queueMaxSize & (queueMaxSize - 1) == 0 ? queueMaxSize : NetLayout.queueMaxSize
     }
 
     /// `queuePairs` clamped to 1...256, as the device uses it.

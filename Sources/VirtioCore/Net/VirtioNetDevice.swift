@@ -49,10 +49,10 @@ public struct VirtioNetDevice<Memory: GuestMemory, Observer: DeviceObserver> {
         var offered = NetFeature.version1 | NetFeature.mac
         if queuePairs > 1 { offered |= NetFeature.mq | NetFeature.ctrlVQ }
         offeredFeatures = offered
-        state = VirtioNetState(queueCount: Int(queuePairs) * 2 + (queuePairs > 1 ? 1 : 0))
+        state = VirtioNetState(queueCount: Int(queuePairs) * 2 + (queuePairs > 1 ? 1 : 0), maxSize: config.effectiveQueueMaxSize)
         bus = DeviceBus(memory: memory, observer: observer)
         frame = [UInt8](repeating: 0, count: NetLayout.maxFrameSize)
-        chain.reserveCapacity(Int(NetLayout.queueMaxSize))
+        chain.reserveCapacity(Int(min(config.effectiveQueueMaxSize, 1024)))
         headerPieces.reserveCapacity(NetLayout.headerLength)
     }
 
@@ -156,7 +156,7 @@ public struct VirtioNetDevice<Memory: GuestMemory, Observer: DeviceObserver> {
             default: return 0
             }
         case .queueNumMax:
-            return selectedQueue == nil ? 0 : UInt32(NetLayout.queueMaxSize)
+            return selectedQueue == nil ? 0 : UInt32(config.effectiveQueueMaxSize)
         case .queueReady:
             guard let q = selectedQueue else { return 0 }
             return state.queues[q].ready ? 1 : 0
@@ -278,7 +278,7 @@ public struct VirtioNetDevice<Memory: GuestMemory, Observer: DeviceObserver> {
         let oldPairs = state.activeQueuePairs
         let oldFeatures = state.driverFeatures
         let kept = state
-        state = VirtioNetState(queueCount: state.queues.count)
+        state = VirtioNetState(queueCount: state.queues.count, maxSize: config.effectiveQueueMaxSize)
         state.counters = kept.counters
         state.interruptsRaised = kept.interruptsRaised
         state.memoryWarningIssued = kept.memoryWarningIssued

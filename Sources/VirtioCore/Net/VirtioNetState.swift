@@ -34,9 +34,9 @@ public struct VirtioNetState: Hashable, Sendable, Codable {
     /// memory was bound (the warning is given once per device; survives reset).
     public var memoryWarningIssued = false
 
-    /// The state of a freshly built device with `queueCount` queues.
-    public init(queueCount: Int) {
-        queues = Array(repeating: SplitQueue(maxSize: NetLayout.queueMaxSize), count: queueCount)
+    /// The state of a freshly built device with `queueCount` queues of at most `maxSize` entries.
+    public init(queueCount: Int, maxSize: UInt16 = NetLayout.queueMaxSize) {
+        queues = Array(repeating: SplitQueue(maxSize: maxSize), count: queueCount)
         poisoned = Array(repeating: false, count: queueCount)
     }
 }

@@ -120,11 +120,10 @@ extension VirtioNetDevice {
     /// - `setFeatures` walks the status through ACKNOWLEDGE, DRIVER and
     ///   FEATURES_OK as a driver would over MMIO, so features the device did
     ///   not offer (or no VERSION_1) set FAILED with the same warning.
-    /// - Ring set-up applies at any time (the frontend owns the ring; over
-    ///   vhost-user there is no configuration window), but only once features
-    ///   are accepted; invalid sizes and misaligned addresses are ignored,
-    ///   as over MMIO.
-    /// - Enabling a ring readies its queue and, the first time, sets
+    /// - Ring set-up and enabling apply at any time (the frontend owns the
+    ///   ring; over vhost-user there is no configuration window); invalid
+    ///   sizes and misaligned addresses are ignored, as over MMIO.
+    /// - Once features are accepted and a ring is enabled, the status gets
     ///   DRIVER_OK; the active queue pairs follow the highest enabled pair.
     /// - A kick is a QueueNotify; a stopped ring stops being processed and
     ///   reports where it stopped.
@@ -140,6 +139,7 @@ extension VirtioNetDevice {
 
     mutating func handle(_ op: TransportOperation) -> (raised: InterruptSignals, reply: TransportReply) {
         let accepted: DeviceStatus = [.acknowledge, .driver, .featuresOK]
+        let q = Int(op.queue)
         switch op {
         case .setFeatures(let features):
             // The same features again while the rings are being set up (QEMU
@@ -152,44 +152,56 @@ extension VirtioNetDevice {
             state.driverFeatures = features
             if features != old { bus.observer.driverFeaturesChanged(from: old, to: features) }
             writeStatus(UInt32(accepted.rawValue))
-        case .setRingSize(let q, let size):
-            guard state.status.isSuperset(of: accepted), Int(q) < state.queues.count else { break }
-            state.queues[Int(q)].setSize(size)
-        case .setRingAddresses(let q, let desc, let avail, let used):
-            guard state.status.isSuperset(of: accepted), Int(q) < state.queues.count else { break }
-            state.queues[Int(q)].setDescTable(low: UInt32(truncatingIfNeeded: desc), high: UInt32(truncatingIfNeeded: desc >> 32))
-            state.queues[Int(q)].setAvailRing(low: UInt32(truncatingIfNeeded: avail), high: UInt32(truncatingIfNeeded: avail >> 32))
-            state.queues[Int(q)].setUsedRing(low: UInt32(truncatingIfNeeded: used), high: UInt32(truncatingIfNeeded: used >> 32))
-        case .setRingBase(let q, let base):
-            guard state.status.isSuperset(of: accepted), Int(q) < state.queues.count else { break }
-            state.queues[Int(q)].nextAvail = base
-            state.queues[Int(q)].nextUsed = base
-        case .enableRing(let q, let enabled):
-            guard state.status.isSuperset(of: accepted), Int(q) < state.queues.count else { break }
-            state.queues[Int(q)].ready = enabled
-            if enabled, !state.status.contains(.driverOK), !state.status.contains(.failed) {
-                writeStatus(UInt32(DeviceStatus([.acknowledge, .driver, .featuresOK, .driverOK]).rawValue))
-            }
-            let dataQueues = Int(queuePairs) * 2
-            var pairs: UInt16 = 1
-            for p in 0..<Int(queuePairs) where 2 * p + 1 < dataQueues && (state.queues[2 * p].ready || state.queues[2 * p + 1].ready) {
-                pairs = UInt16(p + 1)
-            }
-            if pairs != state.activeQueuePairs, state.driverFeatures & NetFeature.mq != 0 {
-                let old = state.activeQueuePairs
-                state.activeQueuePairs = pairs
-                bus.observer.activeQueuePairsChanged(from: old, to: pairs)
-            }
-        case .kick(let q):
-            guard Int(q) < state.queues.count, state.queues[Int(q)].ready else { break }
+            startIfReady()
+        case .setRingSize(_, let size):
+            guard q < state.queues.count else { break }
+            state.queues[q].setSize(size)
+        case .setRingAddresses(_, let desc, let avail, let used):
+            guard q < state.queues.count else { break }
+            state.queues[q].setDescTable(low: UInt32(truncatingIfNeeded: desc), high: UInt32(truncatingIfNeeded: desc >> 32))
+            state.queues[q].setAvailRing(low: UInt32(truncatingIfNeeded: avail), high: UInt32(truncatingIfNeeded: avail >> 32))
+            state.queues[q].setUsedRing(low: UInt32(truncatingIfNeeded: used), high: UInt32(truncatingIfNeeded: used >> 32))
+        case .setRingBase(_, let base):
+            guard q < state.queues.count else { break }
+            state.queues[q].nextAvail = base
+            state.queues[q].nextUsed = base
+        case .enableRing(_, let enabled):
+            guard q < state.queues.count else { break }
+            state.queues[q].ready = enabled
+            startIfReady()
+            updateActivePairs()
+        case .kick:
+            guard q < state.queues.count, state.queues[q].ready else { break }
             return (notify(queue: UInt32(q)), .none)
-        case .stopRing(let q):
-            guard Int(q) < state.queues.count else { return ([], .ringBase(0)) }
-            state.queues[Int(q)].ready = false
-            return ([], .ringBase(state.queues[Int(q)].nextAvail))
+        case .stopRing:
+            guard q < state.queues.count else { return ([], .ringBase(0)) }
+            state.queues[q].ready = false
+            return ([], .ringBase(state.queues[q].nextAvail))
         case .reset:
             reset()
         }
         return ([], .none)
+    }
+
+    /// DRIVER_OK once features are accepted and a ring is enabled (over
+    /// vhost-user the frontend enables rings before or after SET_FEATURES).
+    mutating func startIfReady() {
+        let accepted: DeviceStatus = [.acknowledge, .driver, .featuresOK]
+        guard state.status == accepted, state.queues.contains(where: \.ready) else { return }
+        writeStatus(UInt32(accepted.union(.driverOK).rawValue))
+    }
+
+    /// With MQ negotiated, the active pairs follow the highest pair with an enabled ring.
+    mutating func updateActivePairs() {
+        guard state.driverFeatures & NetFeature.mq != 0 else { return }
+        var pairs: UInt16 = 1
+        for p in 0..<Int(queuePairs) where state.queues[2 * p].ready || state.queues[2 * p + 1].ready {
+            pairs = UInt16(p + 1)
+        }
+        if pairs != state.activeQueuePairs {
+            let old = state.activeQueuePairs
+            state.activeQueuePairs = pairs
+            bus.observer.activeQueuePairsChanged(from: old, to: pairs)
+        }
     }
 }

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Builds the Linux guest of the vhost-user demo and tests from Debian packages,
+# without installing anything into the system: the kernel package is fetched
+# with `apt-get download` and unpacked with `dpkg-deb -x`; busybox-static is
+# the userland. The result is cached outside the repository, so a second run
+# only prints the paths:
+#
+#   $VTRACE_CACHE (default ~/.cache/vtrace)/linux-guest/vmlinuz
+#   $VTRACE_CACHE/linux-guest/initrd.cpio.gz
+#
+# The initramfs's init (tools/linux-guest/init) loads virtio_mmio and
+# virtio_net, brings eth0 up, sends ARP, a pktgen burst and MTU-sized frames
+# to itself (the device loops them back), prints eth0's statistics and powers
+# off. Kernel command-line keys choose the traffic (see init).
+#
+#   tools/linux-guest/build.sh            # build (or reuse) and print the two paths
+#   tools/linux-guest/build.sh --force    # rebuild the initramfs
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+cache=${VTRACE_CACHE:-$HOME/.cache/vtrace}/linux-guest
+mkdir -p "$cache"
+force=${1:-}
+
+need() { command -v "$1" >/dev/null 2>&1; }
+sudo_apt() {
+    if [[ $(id -u) -eq 0 ]]; then apt-get "$@"; else sudo apt-get "$@"; fi
+}
+if ! dpkg -s busybox-static >/dev/null 2>&1; then
+    echo "linux-guest: installing busybox-static" >&2
+    sudo_apt update -qq >/dev/null
+    sudo_apt install -y -qq busybox-static cpio >/dev/null
+fi
+need cpio || sudo_apt install -y -qq cpio >/dev/null
+
+# The newest 6.1 kernel image package the archive has.
+if [[ ! -f $cache/vmlinuz || ! -d $cache/modules ]]; then
+    pkg=$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64$' | awk '{print $1}' | sort -V | tail -1)
+    if [[ -z $pkg ]]; then
+        echo "linux-guest: no linux-image-6.1.0-*-amd64 package in the apt index (run apt-get update)" >&2
+        exit 2
+    fi
+    echo "linux-guest: fetching $pkg" >&2
+    work=$(mktemp -d)
+    (cd "$work" && apt-get -o APT::Sandbox::User=root download "$pkg" >/dev/null)
+    dpkg-deb -x "$work"/*.deb "$work/root"
+    kver=$(ls "$work/root/lib/modules")
+    cp "$work/root/boot/vmlinuz-$kver" "$cache/vmlinuz"
+    rm -rf "$cache/modules"
+    mkdir -p "$cache/modules"
+    for m in virtio_ring virtio virtio_mmio failover net_failover virtio_net pktgen; do
+        f=$(find "$work/root/lib/modules/$kver" -name "$m.ko*" | head -1)
+        [[ -n $f ]] || { echo "linux-guest: module $m not found in $pkg" >&2; exit 2; }
+        cp "$f" "$cache/modules/"
+    done
+    echo "$kver" > "$cache/kernel-version"
+    rm -rf "$work"
+fi
+
+if [[ ! -f $cache/initrd.cpio.gz || $force == --force || $here/init -nt $cache/initrd.cpio.gz ]]; then
+    root=$(mktemp -d)
+    mkdir -p "$root"/{bin,sbin,proc,sys,dev,modules,tmp}
+    cp /bin/busybox "$root/bin/busybox"
+    for t in sh mount insmod ip cat echo sleep poweroff ls grep sed awk printf arping ping uname dmesg tr head; do
+        ln -s busybox "$root/bin/$t"
+    done
+    cp "$cache"/modules/* "$root/modules/"
+    # Compressed modules (.ko.xz) are unpacked here: busybox insmod takes plain ones.
+    for f in "$root"/modules/*.ko.xz; do [[ -e $f ]] && xz -d "$f"; done
+    cp "$here/init" "$root/init"
+    chmod +x "$root/init"
+    (cd "$root" && find . | cpio -o -H newc --quiet | gzip -9) > "$cache/initrd.cpio.gz"
+    rm -rf "$root"
+fi
+echo "$cache/vmlinuz"
+echo "$cache/initrd.cpio.gz"
