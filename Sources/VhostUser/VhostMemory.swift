@@ -51,6 +51,13 @@ public final class VhostMemory: GuestMemory, @unchecked Sendable {
         var mapped: [Mapped] = []
         for (r, fd) in zip(table, fds) {
             let length = Int(r.mmapOffset + r.size)
+            // Mapping past a file's end succeeds, and the first access there
+            // kills the process (SIGBUS): refuse it up front.
+            var st = stat()
+            if fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, UInt64(st.st_size) < UInt64(length) {
+                for m in mapped { munmap(m.mapping, m.mappingLength) }
+                throw VhostUserError("cannot map memory region at guest 0x\(String(r.guestAddress, radix: 16)): it ends \(length) bytes into a file of \(st.st_size)")
+            }
             guard let p = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), p != MAP_FAILED else {
                 let reason = String(cString: strerror(errno))
                 for m in mapped { munmap(m.mapping, m.mappingLength) }

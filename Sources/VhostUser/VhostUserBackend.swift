@@ -31,6 +31,8 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
     public var log: (String) -> Void
     /// Kick / call / err eventfds per ring (-1: none).
     var kickFD: [Int32]
+    /// Rings kicked before they were enabled.
+    var pendingKick: [Bool]
     var callFD: [Int32]
     var errFD: [Int32]
     var protocolFeatures: UInt64 = 0
@@ -51,6 +53,7 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
         self.log = log
         let rings = Int(device.queuePairs) * 2
         kickFD = Array(repeating: -1, count: rings)
+        pendingKick = Array(repeating: false, count: rings)
         callFD = Array(repeating: -1, count: rings)
         errFD = Array(repeating: -1, count: rings)
         stopFD = cvhost_eventfd()
@@ -93,8 +96,10 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
         while !stopping && (sessions.map { done.count < $0 } ?? true) {
             let n = cvhost_epoll_wait(epoll, &tags, 64, 1000)
             if n < 0 { throw VhostUserError("epoll_wait: \(String(cString: strerror(errno)))") }
-            for i in 0..<Int(n) {
-                let tag = tags[i]
+            // Control messages first: a frontend sends a ring's set-up before it
+            // kicks it, and both may be pending in one wake-up.
+            let ready = tags[0..<Int(n)].sorted { ($0 == Self.socketTag ? 0 : 1) < ($1 == Self.socketTag ? 0 : 1) }
+            for tag in ready {
                 if tag == Self.stopTag {
                     stopping = true
                 } else if tag == Self.listenTag {
@@ -111,7 +116,9 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
                     log("vhost-user: frontend connected")
                 } else if tag == Self.socketTag {
                     do throws(VhostUserError) {
-                        if try !receiveMessage() { endSession("the frontend closed the connection", into: &done) }
+                        var open = try receiveMessage()
+                        while open && socketHasData() { open = try receiveMessage() }
+                        if !open { endSession("the frontend closed the connection", into: &done) }
                     } catch {
                         log("vhost-user: \(error.message); closing the connection")
                         endSession(error.message, into: &done)
@@ -148,6 +155,7 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
             if callFD[i] >= 0 { close(callFD[i]) }
             if errFD[i] >= 0 { close(errFD[i]) }
             kickFD[i] = -1
+            pendingKick[i] = false
             callFD[i] = -1
             errFD[i] = -1
         }
@@ -155,11 +163,28 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
 
     // MARK: The data path
 
+    /// Whether another message is waiting on the control socket.
+    func socketHasData() -> Bool {
+        var p = pollfd(fd: connection, events: Int16(POLLIN), revents: 0)
+        return poll(&p, 1, 0) == 1
+    }
+
     /// A ring's kick eventfd became readable: drain it and notify the device.
+    /// A kick for a ring not enabled yet waits until the ring is.
     func kick(ring: Int) {
         var counter: UInt64 = 0
         _ = read(kickFD[ring], &counter, 8)
         summary.kicks += 1
+        guard device.state.queues[ring].ready else {
+            pendingKick[ring] = true
+            return
+        }
+        notifyDevice(ring: ring)
+    }
+
+    /// Runs the device for a kick of `ring` and signals the pair's call eventfds.
+    func notifyDevice(ring: Int) {
+        pendingKick[ring] = false
         let (raised, _) = device.apply(.kick(queue: UInt16(ring)))
         if raised.contains(.vring) {
             // The used rings of the kicked queue's pair advanced (TX completions, RX deliveries).
@@ -214,6 +239,7 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
         var reply: [UInt8]?
         do throws(VhostUserError) {
             reply = try handle(message, fds: received, request: header.request)
+            for ring in pendingKick.indices where pendingKick[ring] && device.state.queues[ring].ready { notifyDevice(ring: ring) }
         } catch {
             if header.flags & VhostUserBits.needReply != 0, protocolFeatures & VhostUserBits.protocolReplyAck != 0 {
                 send(VhostUserReply.u64(header.request, 1))

@@ -39,4 +39,11 @@ int cvhost_eventfd(void);
 int cvhost_epoll_create(void);
 /// accept4(SOCK_CLOEXEC), retried on EINTR.
 int cvhost_accept(int listener);
+
+/// For tests and tools that play the frontend: connect to `path`.
+int cvhost_connect(const char *path);
+/// sendmsg of `len` bytes with `nfds` descriptors (SCM_RIGHTS; none: no control message).
+ssize_t cvhost_send_fds(int sock, const void *buf, size_t len, const int *fds, int nfds);
+/// A memfd of `size` bytes (for a test frontend's shared memory).
+int cvhost_memfd(size_t size);
 #endif

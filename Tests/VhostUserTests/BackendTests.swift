@@ -1,0 +1,250 @@
+import CVhost
+import Foundation
+import Testing
+import TraceFormat
+import Tracing
+import VhostUser
+import VirtioCore
+
+/// A frontend written for the tests: it shares a memfd, lays out two rings in
+/// it and talks the protocol over the socket, as QEMU or virtio-user would.
+final class TestFrontend {
+    let sock: Int32
+    let memfd: Int32
+    let memory: UnsafeMutableRawPointer
+    static let size = 1 << 20
+    /// Guest-physical base of the shared memory (the frontend's own address differs).
+    static let gpa: UInt64 = 0x10_0000
+    var userBase: UInt64 { UInt64(UInt(bitPattern: memory)) }
+
+    init(path: String) throws {
+        var s: Int32 = -1
+        for _ in 0..<200 {
+            s = cvhost_connect(path)
+            if s >= 0 { break }
+            usleep(10_000)
+        }
+        guard s >= 0 else { throw VhostUserError("cannot connect to \(path)") }
+        sock = s
+        memfd = cvhost_memfd(Self.size)
+        memory = mmap(nil, Self.size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0)!
+    }
+
+    deinit {
+        munmap(memory, Self.size)
+        close(memfd)
+        close(sock)
+    }
+
+    func send(_ request: VhostUserRequest, flags: UInt32 = VhostUserBits.version, _ payload: [UInt8] = [], fds: [Int32] = []) {
+        var bytes = VhostUserHeader(request: request.rawValue, flags: flags, size: UInt32(payload.count)).bytes + payload
+        _ = bytes.withUnsafeMutableBytes { raw in fds.withUnsafeBufferPointer { cvhost_send_fds(sock, raw.baseAddress, raw.count, $0.baseAddress, Int32(fds.count)) } }
+    }
+
+    func sendRaw(_ bytes: [UInt8]) { _ = bytes.withUnsafeBytes { cvhost_send(sock, $0.baseAddress, $0.count) } }
+
+    /// A reply's u64 payload (or nil when the backend closed the connection).
+    func reply() -> UInt64? {
+        var buf = [UInt8](repeating: 0, count: 20)
+        var got = 0
+        while got < 20 {
+            let n = buf.withUnsafeMutableBytes { recv(sock, $0.baseAddress! + got, 20 - got, 0) }
+            if n <= 0 { return nil }
+            got += n
+        }
+        return buf.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 12, as: UInt64.self) }
+    }
+
+    /// True once the backend has closed the connection (within 5 s).
+    func closedByBackend() -> Bool {
+        var pfd = pollfd(fd: sock, events: Int16(POLLIN), revents: 0)
+        guard poll(&pfd, 1, 5000) == 1 else { return false }
+        var b: UInt8 = 0
+        return recv(sock, &b, 1, 0) == 0
+    }
+
+    static func u64(_ v: UInt64) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
+    static func u32s(_ a: UInt32, _ b: UInt32) -> [UInt8] { withUnsafeBytes(of: a.littleEndian) { Array($0) } + withUnsafeBytes(of: b.littleEndian) { Array($0) } }
+
+    func memTable(_ regions: [(gpa: UInt64, size: UInt64, user: UInt64, offset: UInt64)], fds: [Int32]) {
+        var p = Self.u32s(UInt32(regions.count), 0)
+        for r in regions { p += Self.u64(r.gpa) + Self.u64(r.size) + Self.u64(r.user) + Self.u64(r.offset) }
+        send(.setMemTable, flags: VhostUserBits.version | VhostUserBits.needReply, p, fds: fds)
+    }
+
+    /// Ring q's parts at offsets 0x8000 * q: descriptors, avail (+0x1000), used (+0x2000).
+    static func ringOffset(_ q: Int) -> Int { 0x8000 * q }
+
+    func ringAddress(_ q: Int, desc: UInt64? = nil) {
+        let base = userBase + UInt64(Self.ringOffset(q))
+        send(.setVringAddr, Self.u32s(UInt32(q), 0) + Self.u64(desc ?? base) + Self.u64(base + 0x2000) + Self.u64(base + 0x1000) + Self.u64(0))
+    }
+
+    func store<T: FixedWidthInteger>(_ v: T, at offset: Int) { memory.storeBytes(of: v.littleEndian, toByteOffset: offset, as: T.self) }
+    func load<T: FixedWidthInteger>(_: T.Type, at offset: Int) -> T { T(littleEndian: memory.load(fromByteOffset: offset, as: T.self)) }
+
+    /// Puts a one-descriptor chain at slot `i` of ring `q` and publishes it in avail.
+    func post(ring q: Int, slot i: Int, bufferOffset: Int, length: UInt32, writable: Bool) {
+        let d = Self.ringOffset(q) + 16 * i
+        store(Self.gpa + UInt64(bufferOffset), at: d)
+        store(length, at: d + 8)
+        store(UInt16(writable ? 2 : 0), at: d + 12)
+        store(UInt16(0), at: d + 14)
+        store(UInt16(i), at: Self.ringOffset(q) + 0x1000 + 4 + 2 * i)
+    }
+
+    func publishAvail(ring q: Int, idx: UInt16) { store(idx, at: Self.ringOffset(q) + 0x1000 + 2) }
+    func usedIdx(ring q: Int) -> UInt16 { load(UInt16.self, at: Self.ringOffset(q) + 0x2000 + 2) }
+}
+
+/// The backend serving on a background thread.
+final class ServedBackend: @unchecked Sendable {
+    let backend: VhostUserBackend<RecordingObserver>
+    let recorder: TraceRecorder
+    var thread: Thread?
+    var summaries: [VhostSessionSummary] = []
+    var failure: VhostUserError?
+    let done = DispatchSemaphore(value: 0)
+    let path: String
+    let tracePath: String
+
+    init(sessions: Int, name: String) throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vtrace-vhost-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        path = dir.appendingPathComponent("\(name).sock").path
+        tracePath = dir.appendingPathComponent("\(name).vtrace").path
+        let config = NetConfig(queuePairs: 1, queueMaxSize: 32768)
+        recorder = try TraceRecorder(path: tracePath, config: config, nics: 1, regions: [], header: { $0.transport = "vhost-user" })
+        backend = try VhostUserBackend(device: VirtioNetDevice(config: config, memory: nil, observer: recorder.observer(nic: 0)), log: { _ in })
+        let me = self
+        let t = Thread { me.run(sessions: sessions) }
+        thread = t
+        t.start()
+    }
+
+    func run(sessions: Int) {
+        do throws(VhostUserError) { summaries = try backend.serve(path: path, sessions: sessions) } catch { failure = error }
+        done.signal()
+    }
+
+    /// Waits for the backend to finish its sessions; finishes the trace.
+    func finish() throws -> RecordingSummary {
+        #expect(done.wait(timeout: .now() + 10) == .success, "the backend did not finish")
+        return try recorder.finish()
+    }
+}
+
+@Suite("vhost-user backend", .serialized)
+struct BackendTests {
+    /// Negotiation, memory, two rings, three frames sent and looped back: the
+    /// used rings, the received bytes, the counters and the trace's replay.
+    @Test func aFrontendSendsFramesThatComeBackOnRX() throws {
+        let served = try ServedBackend(sessions: 1, name: "loop")
+        let f = try TestFrontend(path: served.path)
+        f.send(.getFeatures)
+        let offered = try #require(f.reply())
+        #expect(offered == NetFeature.version1 | VhostUserBits.protocolFeatures)
+        f.send(.setFeatures, TestFrontend.u64(offered))
+        f.send(.getProtocolFeatures)
+        #expect(f.reply() == VhostUserBits.protocolMQ | VhostUserBits.protocolReplyAck)
+        f.send(.setProtocolFeatures, TestFrontend.u64(VhostUserBits.protocolReplyAck))
+        f.send(.setOwner)
+        f.memTable([(TestFrontend.gpa, UInt64(TestFrontend.size), f.userBase, 0)], fds: [f.memfd])
+        #expect(f.reply() == 0, "SET_MEM_TABLE is acknowledged")
+        var kicks: [Int32] = [], calls: [Int32] = []
+        for q in 0..<2 {
+            f.send(.setVringNum, TestFrontend.u32s(UInt32(q), 256))
+            f.send(.setVringBase, TestFrontend.u32s(UInt32(q), 0))
+            f.ringAddress(q)
+            let k = cvhost_eventfd(), c = cvhost_eventfd()
+            kicks.append(k)
+            calls.append(c)
+            f.send(.setVringKick, TestFrontend.u64(UInt64(q)), fds: [k])
+            f.send(.setVringCall, TestFrontend.u64(UInt64(q)), fds: [c])
+            f.send(.setVringEnable, TestFrontend.u32s(UInt32(q), 1))
+        }
+        // Four RX buffers, three TX frames (12-byte header + 60 bytes).
+        for i in 0..<4 { f.post(ring: 0, slot: i, bufferOffset: 0x20000 + 0x1000 * i, length: 2048, writable: true) }
+        f.publishAvail(ring: 0, idx: 4)
+        for i in 0..<3 {
+            let at = 0x40000 + 0x1000 * i
+            for b in 0..<72 { f.memory.storeBytes(of: b < 12 ? 0 : UInt8(truncatingIfNeeded: b * 3 + i), toByteOffset: at + b, as: UInt8.self) }
+            f.post(ring: 1, slot: i, bufferOffset: at, length: 72, writable: false)
+        }
+        f.publishAvail(ring: 1, idx: 3)
+        var one: UInt64 = 1
+        _ = write(kicks[1], &one, 8)
+        // The call eventfd of the TX ring fires once the frames are done.
+        var pfd = pollfd(fd: calls[1], events: Int16(POLLIN), revents: 0)
+        #expect(poll(&pfd, 1, 5000) == 1, "no interrupt on the call eventfd")
+        #expect(f.usedIdx(ring: 1) == 3 && f.usedIdx(ring: 0) == 3)
+        for i in 0..<3 {
+            let used = 0x2000 + 4 + 8 * i
+            #expect(f.load(UInt32.self, at: used) == UInt32(i) && f.load(UInt32.self, at: used + 4) == 72, "RX used element \(i)")
+            let rx = 0x20000 + 0x1000 * i, tx = 0x40000 + 0x1000 * i
+            #expect(memcmp(f.memory + rx + 12, f.memory + tx + 12, 60) == 0, "frame \(i) came back")
+            #expect(f.load(UInt16.self, at: rx + 10) == 1, "num_buffers of frame \(i)")
+        }
+        f.send(.getVringBase, TestFrontend.u32s(1, 0))
+        #expect(f.reply().map { $0 >> 32 } == 3, "GET_VRING_BASE reports where the TX ring stopped")
+        for fd in kicks + calls { close(fd) }
+        close(f.sock)
+        let summary = try served.finish()
+        let c = served.backend.device.counters
+        #expect(c.txPackets == 3 && c.rxPackets == 3 && c.txBytes == 180 && c.rxBytes == 180)
+        #expect(served.summaries.first?.ending == "the frontend closed the connection")
+        // The recording replays with zero divergence.
+        let reader = try TraceReader(path: summary.path)
+        #expect(reader.header.transport == "vhost-user")
+        let replay = try TraceReplayer(reader: reader).replayAll(keepGoing: false)
+        #expect(replay.matched, "\(replay.divergences)")
+        #expect(replay.counters.first?.rxPackets == 3)
+    }
+
+    /// Each hostile message ends its session with an error naming it; the
+    /// backend goes on serving the next frontend.
+    @Test func hostileMessagesCloseTheConnectionWithAClearError() throws {
+        typealias Attack = (name: String, expect: String, run: (TestFrontend) -> Void)
+        let attacks: [Attack] = [
+            ("ring outside the table", "outside the memory table", { f in
+                f.memTable([(TestFrontend.gpa, UInt64(TestFrontend.size), f.userBase, 0)], fds: [f.memfd])
+                f.ringAddress(0, desc: 0xdead_0000_0000)
+            }),
+            ("overlapping regions", "overlap", { f in
+                f.memTable([(0, 0x8_0000, f.userBase, 0), (0x4_0000, 0x8_0000, f.userBase + 0x10_0000, 0)], fds: [f.memfd, dup(f.memfd)])
+            }),
+            ("oversize message", "payload", { f in
+                f.sendRaw(VhostUserHeader(request: 2, flags: 1, size: 1 << 20).bytes)
+            }),
+            ("vanishing peer", "disappeared", { f in
+                f.sendRaw(VhostUserHeader(request: 9, flags: 1, size: 40).bytes + [UInt8](repeating: 0, count: 10))
+                shutdown(f.sock, Int32(SHUT_WR))
+            }),
+            ("a region without its fd", "file descriptors", { f in
+                f.memTable([(TestFrontend.gpa, 4096, f.userBase, 0)], fds: [])
+            }),
+            ("unknown request", "unknown request 999", { f in f.sendRaw(VhostUserHeader(request: 999, flags: 1, size: 0).bytes) }),
+            ("bad ring size", "power of two", { f in f.send(.setVringNum, TestFrontend.u32s(0, 1000)) }),
+            ("no such ring", "names ring 7", { f in f.send(.setVringEnable, TestFrontend.u32s(7, 1)) }),
+            ("wrong protocol version", "protocol version", { f in f.sendRaw(VhostUserHeader(request: 1, flags: 2, size: 0).bytes) }),
+            ("a truncated payload", "expected 8", { f in f.send(.setFeatures, [1, 2, 3]) }),
+            ("features never offered", "refused", { f in f.send(.setFeatures, TestFrontend.u64(1 << 5)) }),
+            ("memory beyond the file", "cannot map", { f in
+                f.memTable([(TestFrontend.gpa, 1 << 30, f.userBase, 1 << 36)], fds: [f.memfd])
+            }),
+        ]
+        let served = try ServedBackend(sessions: attacks.count, name: "hostile")
+        for a in attacks {
+            let f = try TestFrontend(path: served.path)
+            a.run(f)
+            #expect(f.closedByBackend(), "\(a.name): the connection stayed open")
+        }
+        _ = try served.finish()
+        #expect(served.summaries.count == attacks.count)
+        for (a, s) in zip(attacks, served.summaries) {
+            #expect(s.ending.contains(a.expect), "\(a.name): ended with '\(s.ending)'")
+        }
+        // The device is reset after each and never counted a frame.
+        #expect(served.backend.device.counters == NetCounters())
+    }
+}
