@@ -4,7 +4,9 @@
 #
 #   tools/bootstrap.sh          # build and demo: git, pkg-config, zstd, python3, gcc (the KVM guest), libzstd-dev
 #   tools/bootstrap.sh --test   # also what the tests check output with, when it can be had:
-#                               # gdb, tshark (pcapng), chromium (renders the plot's HTML)
+#                               # gdb, tshark (pcapng), chromium (renders the plot's HTML),
+#                               # qemu-system-x86 + busybox-static + cpio (the Linux guest over
+#                               # vhost-user), dpdk-dev (dpdk-testpmd's virtio-user)
 set -euo pipefail
 
 need_apt=()
@@ -20,10 +22,14 @@ done
 # so failing to install them is a warning, not an error.
 want_apt=()
 if [[ "${1:-}" == "--test" ]]; then
-    declare -A test_tools=( [gdb]=gdb [tshark]=tshark [chromium]=chromium )
+    declare -A test_tools=( [gdb]=gdb [tshark]=tshark [chromium]=chromium [qemu-system-x86_64]=qemu-system-x86
+                            [dpdk-testpmd]=dpdk-dev [cpio]=cpio )
     for cmd in "${!test_tools[@]}"; do
         command -v "$cmd" >/dev/null 2>&1 || want_apt+=("${test_tools[$cmd]}")
     done
+    dpkg -s busybox-static >/dev/null 2>&1 || want_apt+=(busybox-static)
+    # The Linux guest's kernel comes from the package index (tools/linux-guest/build.sh).
+    if [[ $(id -u) -eq 0 ]] && ! apt-cache show linux-image-amd64 >/dev/null 2>&1; then need_index=1; fi
 fi
 
 updated=0
@@ -44,6 +50,10 @@ if ((${#need_apt[@]})); then
     fi
     echo "bootstrap: installing ${need_apt[*]}" >&2
     apt_install "${need_apt[@]}"
+fi
+
+if [[ -n ${need_index:-} ]] && ((updated == 0)); then
+    apt-get update -qq && updated=1
 fi
 
 if ((${#want_apt[@]})); then

@@ -46,7 +46,7 @@ for _ in $(seq 100); do [[ -S $sock ]] && break; sleep 0.05; done
 # TCG's TSC calibration stalls on a busy host without this (docs/vhost-user.md).
 khz=$(awk -F: '/^cpu MHz/ { printf "%d", $2 * 1000; exit }' /proc/cpuinfo)
 start=$(date +%s.%N)
-timeout 180 qemu-system-x86_64 \
+timeout -k 5 180 qemu-system-x86_64 \
     -M microvm,x-option-roms=off,isa-serial=on,rtc=off,memory-backend=mem -accel tcg \
     -m 256M -object memory-backend-memfd,id=mem,size=256M,share=on -smp 1 \
     -nodefaults -no-user-config -nographic -no-reboot -serial stdio \
@@ -56,6 +56,9 @@ timeout 180 qemu-system-x86_64 \
     -device virtio-net-device,netdev=n0,rx_queue_size=256,tx_queue_size=256 \
     -global virtio-mmio.force-legacy=false > "$dir/console.log" 2>&1 || true
 end=$(date +%s.%N)
+# QEMU is gone; a backend still waiting for its session (QEMU never connected) is told to stop.
+for _ in $(seq 50); do kill -0 "$served" 2>/dev/null || break; sleep 0.1; done
+kill -TERM "$served" 2>/dev/null || true
 wait "$served" || true
 grep "vtrace-guest:" "$dir/console.log" || { tail -20 "$dir/console.log"; }
 cat "$dir/serve.err" >&2
