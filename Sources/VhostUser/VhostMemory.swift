@@ -1,6 +1,7 @@
 //! Guest memory shared by a vhost-user frontend: the SET_MEM_TABLE regions,
 //! mapped from the file descriptors that came with it.
 
+import CVhost
 import VirtioCore
 #if canImport(Glibc)
 import Glibc
@@ -107,4 +108,13 @@ public final class VhostMemory: GuestMemory, @unchecked Sendable {
         }
         return nil
     }
+}
+
+/// The kinds of file descriptor a vhost-user frontend hands over, made the
+/// way a frontend makes them (for tests, the fuzzer and tools playing one).
+public enum VhostFiles {
+    /// A non-blocking eventfd (a ring's kick or call), or -1.
+    public static func eventFD() -> Int32 { cvhost_eventfd() }
+    /// A memfd of `size` bytes (shared guest memory), or -1.
+    public static func memoryFile(size: Int) -> Int32 { cvhost_memfd(size) }
 }

@@ -134,8 +134,10 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
 
     func endSession(_ why: String, into done: inout [VhostSessionSummary]) {
         guard connection >= 0 else { return }
-        cvhost_epoll_del(epoll, connection)
-        close(connection)
+        if connection != Int32.max {
+            cvhost_epoll_del(epoll, connection)
+            close(connection)
+        }
         connection = -1
         closeRingFDs()
         device.apply(.reset)
@@ -232,26 +234,51 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
             throw VhostUserError("a message came with more than \(VhostUserBits.maxRegions) file descriptors")
         }
         summary.messages += 1
-        let message = try payload.withUnsafeBytes { raw in
-            Result { () throws(VhostUserError) in try VhostUserMessage.parse(header, payload: raw, fds: received.count) }
-        }.get()
         handedOver = true
-        var reply: [UInt8]?
-        do throws(VhostUserError) {
-            reply = try handle(message, fds: received, request: header.request)
-            for ring in pendingKick.indices where pendingKick[ring] && device.state.queues[ring].ready { notifyDevice(ring: ring) }
-        } catch {
+        let answer = payload.withUnsafeBytes { raw in
+            Result { () throws(VhostUserError) in try process(header: header, payload: raw, fds: received) }
+        }
+        switch answer {
+        case .success(let reply): if let reply { send(reply) }
+        case .failure(let error):
             if header.flags & VhostUserBits.needReply != 0, protocolFeatures & VhostUserBits.protocolReplyAck != 0 {
                 send(VhostUserReply.u64(header.request, 1))
             }
             throw error
         }
-        if let reply {
-            send(reply)
-        } else if header.flags & VhostUserBits.needReply != 0, protocolFeatures & VhostUserBits.protocolReplyAck != 0 {
-            send(VhostUserReply.u64(header.request, 0))
-        }
         return true
+    }
+
+    /// Parses and carries out one message, as the socket loop does with each
+    /// (public for the fuzzer and tools): the reply to send, if any, including
+    /// a REPLY_ACK ack. `fds` become the backend's (closed when refused).
+    public func process(header: VhostUserHeader, payload: UnsafeRawBufferPointer, fds: [Int32]) throws(VhostUserError) -> [UInt8]? {
+        let message: VhostUserMessage
+        do throws(VhostUserError) { message = try VhostUserMessage.parse(header, payload: payload, fds: fds.count) } catch {
+            for fd in fds { close(fd) }
+            throw error
+        }
+        let reply = try handle(message, fds: fds, request: header.request)
+        for ring in pendingKick.indices where pendingKick[ring] && device.state.queues[ring].ready { notifyDevice(ring: ring) }
+        if reply == nil, header.flags & VhostUserBits.needReply != 0, protocolFeatures & VhostUserBits.protocolReplyAck != 0 {
+            return VhostUserReply.u64(header.request, 0)
+        }
+        return reply
+    }
+
+    /// A kick of `ring` without its eventfd (the fuzzer's and tools' way in).
+    public func deliverKick(ring: Int) {
+        guard ring >= 0, ring < kickFD.count else { return }
+        summary.kicks += 1
+        if device.state.queues[ring].ready { notifyDevice(ring: ring) } else { pendingKick[ring] = true }
+    }
+
+    /// Ends the frontend's session as a refused message or a closed socket
+    /// does: ring fds closed, device reset, memory unmapped.
+    public func closeSession() {
+        var done: [VhostSessionSummary] = []
+        if connection < 0 { connection = Int32.max }  // no socket: only the state to drop
+        endSession("closed", into: &done)
     }
 
     func send(_ bytes: [UInt8]) {

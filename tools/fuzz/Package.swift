@@ -31,6 +31,11 @@ let package = Package(
             dependencies: ["FuzzSupport", .product(name: "KVMHost", package: "vtrace"), .product(name: "VirtioCore", package: "vtrace")],
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ),
+        .executableTarget(
+            name: "FuzzVhost",
+            dependencies: ["FuzzSupport", .product(name: "VhostUser", package: "vtrace"), .product(name: "VirtioCore", package: "vtrace")],
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
