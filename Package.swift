@@ -54,7 +54,7 @@ let package = Package(
         .target(name: "CKVM"),
         .target(name: "KVMHost", dependencies: ["CKVM", "VirtioCore", "TraceFormat", "Tracing"], swiftSettings: tracingSettings),
         .target(name: "CVhost"),
-        .target(name: "VhostUser", dependencies: ["CVhost", "VirtioCore"], swiftSettings: tracingSettings),
+        .target(name: "VhostUser", dependencies: ["CVhost", "VirtioCore", "Tracing"], swiftSettings: tracingSettings),
         .target(name: "Scenarios", dependencies: ["VirtioCore", "GuestDriver", "TraceFormat", "Tracing"], swiftSettings: coreSettings),
         .executableTarget(
             name: "vtrace",

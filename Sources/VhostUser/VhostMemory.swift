@@ -86,14 +86,34 @@ public final class VhostMemory: GuestMemory, @unchecked Sendable {
         return nil
     }
 
+    // The frontend's driver runs on another CPU while the device reads and
+    // writes: ring indices and used elements move with one aligned load or
+    // store of their width (a byte-wise copy could tear avail->idx or publish
+    // a half-written used->idx, as a backend that zero-filled first did), as
+    // rust-vmm's virtio-queue and the vhost-user notes require.
+
     public func read(_ address: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(GuestMemoryError) {
         guard let p = host(address, buffer.count) else { throw GuestMemoryError(address: address, length: buffer.count) }
-        if buffer.count > 0 { buffer.baseAddress!.copyMemory(from: p, byteCount: buffer.count) }
+        let to = buffer.baseAddress
+        switch buffer.count {
+        case 0: break
+        case 2 where UInt(bitPattern: p) & 1 == 0: to!.storeBytes(of: p.load(as: UInt16.self), as: UInt16.self)
+        case 4 where UInt(bitPattern: p) & 3 == 0: to!.storeBytes(of: p.load(as: UInt32.self), as: UInt32.self)
+        case 8 where UInt(bitPattern: p) & 7 == 0: to!.storeBytes(of: p.load(as: UInt64.self), as: UInt64.self)
+        default: to!.copyMemory(from: p, byteCount: buffer.count)
+        }
     }
 
     public func write(_ address: UInt64, from bytes: UnsafeRawBufferPointer) throws(GuestMemoryError) {
         guard let p = host(address, bytes.count) else { throw GuestMemoryError(address: address, length: bytes.count) }
-        if bytes.count > 0 { p.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) }
+        let from = bytes.baseAddress
+        switch bytes.count {
+        case 0: break
+        case 2 where UInt(bitPattern: p) & 1 == 0: p.storeBytes(of: from!.loadUnaligned(as: UInt16.self), as: UInt16.self)
+        case 4 where UInt(bitPattern: p) & 3 == 0: p.storeBytes(of: from!.loadUnaligned(as: UInt32.self), as: UInt32.self)
+        case 8 where UInt(bitPattern: p) & 7 == 0: p.storeBytes(of: from!.loadUnaligned(as: UInt64.self), as: UInt64.self)
+        default: p.copyMemory(from: from!, byteCount: bytes.count)
+        }
     }
 
     /// The guest-physical address of a frontend address (ring addresses come

@@ -2,6 +2,7 @@
 //! device core. The only target besides KVMHost that makes system calls.
 
 import CVhost
+import Tracing
 import VirtioCore
 #if canImport(Glibc)
 import Glibc
@@ -79,6 +80,8 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
     /// Listens on `path` and serves frontends one at a time, `sessions` of
     /// them (nil: until stopped). Each session ends with the device reset.
     /// - Parameter ready: called once the socket listens (a frontend may connect).
+    @_specialize(exported: true, where Observer == NoObserver)
+    @_specialize(exported: true, where Observer == RecordingObserver)
     public func serve(path: String, sessions: Int?, ready: () -> Void = {}) throws(VhostUserError) -> [VhostSessionSummary] {
         let listener = cvhost_listen(path)
         guard listener >= 0 else { throw VhostUserError("cannot listen on \(path): \(String(cString: strerror(errno)))") }
@@ -185,6 +188,8 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
     }
 
     /// Runs the device for a kick of `ring` and signals the pair's call eventfds.
+    @_specialize(exported: true, where Observer == NoObserver)
+    @_specialize(exported: true, where Observer == RecordingObserver)
     func notifyDevice(ring: Int) {
         pendingKick[ring] = false
         let (raised, _) = device.apply(.kick(queue: UInt16(ring)))
@@ -267,6 +272,8 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
     }
 
     /// A kick of `ring` without its eventfd (the fuzzer's and tools' way in).
+    @_specialize(exported: true, where Observer == NoObserver)
+    @_specialize(exported: true, where Observer == RecordingObserver)
     public func deliverKick(ring: Int) {
         guard ring >= 0, ring < kickFD.count else { return }
         summary.kicks += 1
@@ -275,6 +282,8 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
 
     /// Ends the frontend's session as a refused message or a closed socket
     /// does: ring fds closed, device reset, memory unmapped.
+    @_specialize(exported: true, where Observer == NoObserver)
+    @_specialize(exported: true, where Observer == RecordingObserver)
     public func closeSession() {
         var done: [VhostSessionSummary] = []
         if connection < 0 { connection = Int32.max }  // no socket: only the state to drop
