@@ -140,7 +140,8 @@ struct Info: ParsableCommand {
         print("format     \(report.format), \(report.completeness)")
         print("transport  \(h.transport)")
         print("device     \(h.nics) NIC\(h.nics == 1 ? "" : "s"), \(h.queuePairs) queue pair\(h.queuePairs == 1 ? "" : "s"), MAC \(report.mac), features offered 0x\(String(h.offeredFeatures, radix: 16))")
-        print("memory     " + h.memory.map { "[0x\(String($0.base, radix: 16)), +0x\(String($0.size, radix: 16)))" }.joined(separator: " "))
+        print("memory     " + (h.memory.isEmpty && h.transport == "vhost-user" ? "shared by the frontend (SET_MEM_TABLE)"
+            : h.memory.map { "[0x\(String($0.base, radix: 16)), +0x\(String($0.size, radix: 16)))" }.joined(separator: " ")))
         print("recorded   by vtrace \(h.recorderVersion.isEmpty ? "?" : h.recorderVersion)\(h.gitCommit.map { " (\($0))" } ?? "") on \(h.hostName ?? "?")\(h.startTimeNanoseconds > 0 ? " at " + ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(h.startTimeNanoseconds) / 1e9)) : "")")
         if !h.commandLine.isEmpty { print("command    \(h.commandLine)") }
         if let s = h.scenario { print("scenario   \(s)") }
