@@ -10,7 +10,7 @@
 #    the rest are dropped as ring-full), the median of its per-second reports.
 # 2. The Linux guest's boot to poweroff with and without --record (tools/linux-guest/boot.sh).
 #
-#   tools/vhost-bench.sh [SECONDS] [BOOTS]     # default 8 s per backend, 3 boots each
+#   tools/vhost-bench.sh [SECONDS] [BOOTS]     # default 8 s per backend, 3 boots each (0: none)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-8}
@@ -66,6 +66,7 @@ print(f"  (c) vtrace serve --record {c:>12,} pps   {c / a:.0%} of (a)   (goal 40
 PY
 
 # 2. The Linux boot, interleaved, with and without recording.
+((boots > 0)) || exit 0
 plain=() rec=()
 for ((i = 0; i < boots; i++)); do
     VTRACE=$VT tools/linux-guest/boot.sh --json "$dir/p.json" >/dev/null 2>&1 || true

@@ -92,6 +92,7 @@ public final class VhostMemory: GuestMemory, @unchecked Sendable {
     // a half-written used->idx, as a backend that zero-filled first did), as
     // rust-vmm's virtio-queue and the vhost-user notes require.
 
+    @inline(__always)
     public func read(_ address: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(GuestMemoryError) {
         guard let p = host(address, buffer.count) else { throw GuestMemoryError(address: address, length: buffer.count) }
         let to = buffer.baseAddress
@@ -104,6 +105,7 @@ public final class VhostMemory: GuestMemory, @unchecked Sendable {
         }
     }
 
+    @inline(__always)
     public func write(_ address: UInt64, from bytes: UnsafeRawBufferPointer) throws(GuestMemoryError) {
         guard let p = host(address, bytes.count) else { throw GuestMemoryError(address: address, length: bytes.count) }
         let from = bytes.baseAddress
