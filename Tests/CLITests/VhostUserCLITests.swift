@@ -54,6 +54,11 @@ struct VhostUserCLITests {
         #expect(check.status == 0, "\(check.stdout)")
         let info = try CLI.run("info", clean)
         #expect(info.stdout.contains("transport  vhost-user"))
+        // The guest's frames, rebuilt from the trace: one per counted packet.
+        let pcap = try temporaryFile("linux-clean.pcapng", [])
+        let export = try CLI.run("export", clean, "--format", "pcapng", "-o", pcap)
+        let rx = b.device["rx_packets"] ?? 0
+        #expect(export.status == 0 && export.stderr.contains("wrote \(323 + rx) frames (323 tx, \(rx) rx)"), "\(export.stderr)")
 
         // The 100th RX delivery lost: the guest agrees with the device (both miss it);
         // replaying without the fault diverges right after the 100th RX chain.
