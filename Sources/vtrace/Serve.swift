@@ -51,6 +51,9 @@ struct Serve: ParsableCommand {
     @Option(help: "With --record: zstd level (1...19).")
     var level: Int32 = 1
 
+    @Option(help: "With --record: cut a chunk after this many events.")
+    var flushEvents = 65_536
+
     @Flag(help: "Print each session's start and end, and refusals, to standard error.")
     var verbose = false
 
@@ -62,6 +65,7 @@ struct Serve: ParsableCommand {
         if !(1...8).contains(pairs) { throw ValidationError("--pairs must be in 1...8") }
         if let sessions, sessions < 1 { throw ValidationError("--sessions must be at least 1") }
         if !(1...19).contains(level) { throw ValidationError("--level must be in 1...19") }
+        if flushEvents < 1 { throw ValidationError("--flush-events must be at least 1") }
     }
 
     func run() throws {
@@ -80,6 +84,7 @@ struct Serve: ParsableCommand {
             if let record {
                 var options = RecordingOptions()
                 options.level = level
+                options.flushEvents = flushEvents
                 let faultSpecs = faults.specs
                 let recorder = try TraceRecorder(path: record, config: config, nics: 1, regions: [], options: options, header: { header in
                     header.stampProvenance(started: started, guest: "vhost-user frontend on \(socket)")

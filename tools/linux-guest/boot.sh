@@ -5,7 +5,7 @@
 # device core, and with --record every message, kick, memory access, chain,
 # counter and interrupt goes into the trace.
 #
-#   tools/linux-guest/boot.sh [--record OUT.vtrace] [--fault SPEC]... [--append 'vtrace.frames=N ...'] [--json FILE]
+#   tools/linux-guest/boot.sh [--record OUT.vtrace] [--fault SPEC]... [--flush-events N] [--append 'vtrace.frames=N ...'] [--json FILE]
 #
 # Prints the guest's console lines that start with "vtrace-guest:" and the
 # device counters; exits 0 when the guest's own eth0 statistics agree with the
@@ -19,6 +19,7 @@ while [[ $# -gt 0 ]]; do
     case $1 in
         --record) record=(--record "$2"); shift 2 ;;
         --fault) faults+=(--fault "$2"); shift 2 ;;
+        --flush-events) faults+=(--flush-events "$2"); shift 2 ;;
         --append) append=$2; shift 2 ;;
         --json) json=$2; shift 2 ;;
         -h|--help) sed -n '2,15p' "$0"; exit 0 ;;

@@ -142,9 +142,10 @@ extension VirtioNetDevice {
         let q = Int(op.queue)
         switch op {
         case .setFeatures(let features):
-            // The same features again while the rings are being set up (QEMU
-            // repeats itself) change nothing; anything else starts over.
-            if state.status == accepted, features == state.driverFeatures { break }
+            // The same features again (QEMU repeats itself; a frontend may
+            // resend them while the rings run) change nothing; anything else
+            // starts over, as a driver's re-negotiation does.
+            if state.status.isSuperset(of: accepted), !state.status.contains(.failed), features == state.driverFeatures { break }
             if state.status.rawValue != 0 { reset() }
             writeStatus(UInt32(DeviceStatus.acknowledge.rawValue))
             writeStatus(UInt32(DeviceStatus([.acknowledge, .driver]).rawValue))
