@@ -84,7 +84,10 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
     @_specialize(exported: true, where Observer == RecordingObserver)
     public func serve(path: String, sessions: Int?, ready: () -> Void = {}) throws(VhostUserError) -> [VhostSessionSummary] {
         let listener = cvhost_listen(path)
-        guard listener >= 0 else { throw VhostUserError("cannot listen on \(path): \(String(cString: strerror(errno)))") }
+        guard listener >= 0 else {
+            if errno == EEXIST { throw VhostUserError("cannot listen on \(path): it exists and is not a socket (not replaced)") }
+            throw VhostUserError("cannot listen on \(path): \(String(cString: strerror(errno)))")
+        }
         defer {
             close(listener)
             unlink(path)

@@ -66,6 +66,9 @@ struct Serve: ParsableCommand {
         if let sessions, sessions < 1 { throw ValidationError("--sessions must be at least 1") }
         if !(1...19).contains(level) { throw ValidationError("--level must be in 1...19") }
         if flushEvents < 1 { throw ValidationError("--flush-events must be at least 1") }
+        if let type = (try? FileManager.default.attributesOfItem(atPath: socket))?[.type] as? FileAttributeType, type != .typeSocket {
+            throw ValidationError("--vhost-user \(socket) exists and is not a socket; it is not replaced")
+        }
     }
 
     func run() throws {

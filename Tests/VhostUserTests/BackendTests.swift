@@ -247,4 +247,15 @@ struct BackendTests {
         // The device is reset after each and never counted a frame.
         #expect(served.backend.device.counters == NetCounters())
     }
+
+    @Test func aFileInTheWayIsNeverReplaced() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("vtrace-not-a-socket-\(getpid())").path
+        try Data("keep me".utf8).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let backend = try VhostUserBackend(device: VirtioNetDevice(config: NetConfig(), memory: nil, observer: NoObserver()), log: { _ in })
+        #expect(throws: VhostUserError("cannot listen on \(path): it exists and is not a socket (not replaced)")) {
+            _ = try backend.serve(path: path, sessions: 1)
+        }
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "keep me")
+    }
 }
