@@ -43,13 +43,15 @@ struct Dump: ParsableCommand {
 
     @OptionGroup var output: OutputOptions
 
-    static let kindNames: [String: [TraceEventKind]] = [
-        "mmio": [.mmioRead, .mmioWrite], "mmio-read": [.mmioRead], "mmio-write": [.mmioWrite],
-        "mem": [.memoryRead, .memoryWrite], "mem-read": [.memoryRead], "mem-write": [.memoryWrite],
-        "chain": [.chain], "used": [.used], "counter": [.counter], "irq": [.interrupt], "poison": [.poison],
-        "status": [.status], "features": [.features], "pairs": [.pairs], "reset": [.reset], "warning": [.warning],
-        "memory": [.memoryBinding],
-    ]
+    /// Every kind by its name (so a new kind is never missing here), plus the
+    /// finer and coarser groups: mmio-read, mmio-write, mem.
+    static let kindNames: [String: [TraceEventKind]] = {
+        var names = Dictionary(grouping: TraceEventKind.allCases, by: \.name)
+        names["mmio-read"] = [.mmioRead]
+        names["mmio-write"] = [.mmioWrite]
+        names["mem"] = [.memoryRead, .memoryWrite]
+        return names
+    }()
 
     func validate() throws {
         if let kind {

@@ -80,17 +80,19 @@ struct VhostUserCLITests {
         #expect(diff.stdout.contains("A sets rx_packets = 100 (+1)") && diff.stdout.contains("B has no such transition"), "\(diff.stdout)")
     }
 
-    @Test func dpdkTestpmdMovesTrafficBothWaysAndTheCountersAgree() throws {
+    /// One pair, and two (MQ: testpmd's control queue enables the second pair after DRIVER_OK).
+    @Test(arguments: [1, 2])
+    func dpdkTestpmdMovesTrafficBothWaysAndTheCountersAgree(pairs: Int) throws {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/dpdk-testpmd") else {
             print("SKIPPED: DPDK virtio-user test: dpdk-testpmd is not installed (apt-get install dpdk-dev)")
             return
         }
-        let sock = try temporaryFile("testpmd.sock", [])
-        let trace = try temporaryFile("testpmd.vtrace", [])
+        let sock = try temporaryFile("testpmd\(pairs).sock", [])
+        let trace = try temporaryFile("testpmd\(pairs).vtrace", [])
         try? FileManager.default.removeItem(atPath: sock)
         let serve = Process()
         serve.executableURL = URL(fileURLWithPath: Self.vtrace)
-        serve.arguments = ["serve", "--vhost-user", sock, "--sessions", "1", "--record", trace, "--json"]
+        serve.arguments = ["serve", "--vhost-user", sock, "--pairs", "\(pairs)", "--sessions", "1", "--record", trace, "--json"]
         let out = Pipe()
         serve.standardOutput = out
         serve.standardError = FileHandle.nullDevice
@@ -102,9 +104,10 @@ struct VhostUserCLITests {
         // and testpmd prints its statistics only when SIGINT stops it: unblock it first.
         let unblock = "import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, []); os.execvp(sys.argv[1], sys.argv[1:])"
         let pmd = try runCombined("/usr/bin/python3", [
-            "-c", unblock, "timeout", "-k", "10", "-s", "INT", "4", "dpdk-testpmd", "--lcores", "0@0,1@1", "--no-pci", "--file-prefix=vtrace\(getpid())", "--no-huge", "-m", "512",
-            "--vdev", "net_virtio_user0,path=\(sock),queues=1", "--", "--forward-mode=io", "--tx-first", "--nb-cores=1", "--stats-period", "1",
-            "--total-num-mbufs=16384",
+            "-c", unblock, "timeout", "-k", "10", "-s", "INT", "4", "dpdk-testpmd", "--lcores", pairs == 1 ? "0@0,1@1" : "0@0,1@1,2@1", "--no-pci",
+            "--file-prefix=vtrace\(getpid())", "--no-huge", "-m", "512",
+            "--vdev", "net_virtio_user0,path=\(sock),queues=\(pairs)" + (pairs > 1 ? ",cq=1" : ""), "--", "--forward-mode=io", "--tx-first",
+            "--nb-cores=\(pairs)", "--rxq=\(pairs)", "--txq=\(pairs)", "--stats-period", "1", "--total-num-mbufs=16384",
         ])
         let served = out.fileHandleForReading.readDataToEndOfFile()
         serve.waitUntilExit()
@@ -121,11 +124,16 @@ struct VhostUserCLITests {
         let counters = (report["counters"] as? [String: Any] ?? [:]).compactMapValues { $0 as? Int }
         #expect(sent > 1000 && received > 1000, "testpmd sent \(sent), received \(received)")
         #expect(counters["tx_packets"] == sent, "device \(counters), testpmd sent \(sent)")
-        // Frames delivered to the RX ring but not yet polled when testpmd stopped: at most a ring.
+        // Frames delivered to the RX rings but not yet polled when testpmd stopped: at most a ring each.
         let delivered = counters["rx_packets"] ?? 0
-        #expect(delivered >= received && delivered - received <= 256, "device delivered \(delivered), testpmd received \(received)")
+        #expect(delivered >= received && delivered - received <= 256 * pairs, "device delivered \(delivered), testpmd received \(received)")
         #expect(counters["tx_bytes"] == 64 * sent)
         let replay = try CLI.run("replay", trace)
         #expect(replay.status == 0 && replay.stdout.contains("replay matches"), "\(replay.stdout)")
+        if pairs > 1 {
+            // The second pair carried traffic: its rings were kicked.
+            let dump = try CLI.run("dump", trace, "--kind", "vhost")
+            #expect(dump.stdout.contains("vhost kick q3"), "no kick on pair 1's TX ring")
+        }
     }
 }
