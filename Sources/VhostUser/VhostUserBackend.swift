@@ -92,10 +92,13 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
             close(listener)
             unlink(path)
         }
-        epoll = cvhost_epoll_create()
-        guard epoll >= 0 else { throw VhostUserError("epoll_create1: \(String(cString: strerror(errno)))") }
-        cvhost_epoll_add(epoll, stopFD, Self.stopTag)
+        if epoll < 0 {
+            epoll = cvhost_epoll_create()
+            guard epoll >= 0 else { throw VhostUserError("epoll_create1: \(String(cString: strerror(errno)))") }
+            cvhost_epoll_add(epoll, stopFD, Self.stopTag)
+        }
         cvhost_epoll_add(epoll, listener, Self.listenTag)
+        defer { cvhost_epoll_del(epoll, listener) }
         ready()
         var done: [VhostSessionSummary] = []
         var tags = [UInt64](repeating: 0, count: 64)
@@ -104,33 +107,10 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
             if n < 0 { throw VhostUserError("epoll_wait: \(String(cString: strerror(errno)))") }
             // Control messages first: a frontend sends a ring's set-up before it
             // kicks it, and both may be pending in one wake-up.
-            let ready = tags[0..<Int(n)].sorted { ($0 == Self.socketTag ? 0 : 1) < ($1 == Self.socketTag ? 0 : 1) }
-            for tag in ready {
-                if tag == Self.stopTag {
-                    stopping = true
-                } else if tag == Self.listenTag {
-                    let c = cvhost_accept(listener)
-                    guard c >= 0 else { continue }
-                    if connection >= 0 {
-                        log("vhost-user: a second frontend connected while one is served; refused")
-                        close(c)
-                        continue
-                    }
-                    connection = c
-                    summary = VhostSessionSummary()
-                    cvhost_epoll_add(epoll, c, Self.socketTag)
-                    log("vhost-user: frontend connected")
-                } else if tag == Self.socketTag {
-                    do throws(VhostUserError) {
-                        var open = try receiveMessage()
-                        while open && socketHasData() { open = try receiveMessage() }
-                        if !open { endSession("the frontend closed the connection", into: &done) }
-                    } catch {
-                        log("vhost-user: \(error.message); closing the connection")
-                        endSession(error.message, into: &done)
-                    }
-                } else if tag < UInt64(kickFD.count), connection >= 0 {
-                    kick(ring: Int(tag))
+            // (Two passes over the tags rather than a sorted copy: no allocation per wake-up.)
+            for pass in 0..<2 {
+                for i in 0..<Int(n) where (tags[i] == Self.socketTag) == (pass == 0) {
+                    wake(tags[i], listener: listener, done: &done)
                 }
             }
         }
@@ -138,20 +118,56 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
         return done
     }
 
+    /// One ready descriptor of the loop: stop, a new connection, a message, a kick.
+    @_specialize(exported: true, where Observer == NoObserver)
+    @_specialize(exported: true, where Observer == RecordingObserver)
+    func wake(_ tag: UInt64, listener: Int32, done: inout [VhostSessionSummary]) {
+        if tag == Self.stopTag {
+            stopping = true
+        } else if tag == Self.listenTag {
+            let c = cvhost_accept(listener)
+            guard c >= 0 else { return }
+            if connection >= 0 {
+                log("vhost-user: a second frontend connected while one is served; refused")
+                close(c)
+                return
+            }
+            connection = c
+            summary = VhostSessionSummary()
+            cvhost_epoll_add(epoll, c, Self.socketTag)
+            log("vhost-user: frontend connected")
+        } else if tag == Self.socketTag {
+            do throws(VhostUserError) {
+                var open = try receiveMessage()
+                while open && socketHasData() { open = try receiveMessage() }
+                if !open { endSession("the frontend closed the connection", into: &done) }
+            } catch {
+                log("vhost-user: \(error.message); closing the connection")
+                endSession(error.message, into: &done)
+            }
+        } else if tag < UInt64(kickFD.count), connection >= 0 {
+            kick(ring: Int(tag))
+        }
+    }
+
     func endSession(_ why: String, into done: inout [VhostSessionSummary]) {
         guard connection >= 0 else { return }
-        if connection != Int32.max {
-            cvhost_epoll_del(epoll, connection)
-            close(connection)
-        }
+        cvhost_epoll_del(epoll, connection)
+        close(connection)
         connection = -1
+        dropSessionState()
+        summary.ending = why
+        done.append(summary)
+    }
+
+    /// What a session leaves behind, undone: ring fds closed, the device
+    /// reset, the frontend's memory unmapped, protocol features forgotten.
+    func dropSessionState() {
         closeRingFDs()
         device.apply(.reset)
         device.memory = nil
         protocolFeatures = 0
         protocolNegotiated = false
-        summary.ending = why
-        done.append(summary)
     }
 
     func closeRingFDs() {
@@ -288,9 +304,12 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
     @_specialize(exported: true, where Observer == NoObserver)
     @_specialize(exported: true, where Observer == RecordingObserver)
     public func closeSession() {
-        var done: [VhostSessionSummary] = []
-        if connection < 0 { connection = Int32.max }  // no socket: only the state to drop
-        endSession("closed", into: &done)
+        if connection >= 0 {
+            var done: [VhostSessionSummary] = []
+            endSession("closed", into: &done)
+        } else {
+            dropSessionState()
+        }
     }
 
     func send(_ bytes: [UInt8]) {
