@@ -2,6 +2,8 @@
 #include "CVhost.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -13,16 +15,19 @@
 #include <unistd.h>
 
 ssize_t cvhost_recv(int sock, void *buf, size_t len, int *fds, int maxfds, int *nfds, int *truncated) {
-    char control[CMSG_SPACE(sizeof(int) * 16)];
+    union {
+        char bytes[CMSG_SPACE(sizeof(int) * 16)];
+        struct cmsghdr align;
+    } control_buffer;
+    char *control = control_buffer.bytes;
     struct iovec iov = {.iov_base = buf, .iov_len = len};
     struct msghdr msg;
     memset(&msg, 0, sizeof msg);
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
     msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
+    msg.msg_controllen = sizeof control_buffer.bytes;
     *nfds = 0;
-    *truncated = 0;
     ssize_t n;
     do {
         n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
@@ -166,7 +171,11 @@ int cvhost_connect(const char *path) {
 }
 
 ssize_t cvhost_send_fds(int sock, const void *buf, size_t len, const int *fds, int nfds) {
-    char control[CMSG_SPACE(sizeof(int) * 16)];
+    union {
+        char bytes[CMSG_SPACE(sizeof(int) * 16)];
+        struct cmsghdr align;
+    } control_buffer;
+    char *control = control_buffer.bytes;
     struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
     struct msghdr msg;
     memset(&msg, 0, sizeof msg);
@@ -174,7 +183,7 @@ ssize_t cvhost_send_fds(int sock, const void *buf, size_t len, const int *fds, i
     msg.msg_iovlen = 1;
     if (nfds > 16) nfds = 16;
     if (nfds > 0) {
-        memset(control, 0, sizeof control);
+        memset(control, 0, sizeof control_buffer.bytes);
         msg.msg_control = control;
         msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
         struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
@@ -198,4 +207,89 @@ int cvhost_memfd(size_t size) {
         return -1;
     }
     return fd;
+}
+
+int cvhost_set_nonblocking(int fd) {
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0) return -1;
+    return fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
+int cvhost_wait(int fd, int for_write, int stop_fd, int timeout_ms) {
+    struct pollfd p[2] = {{.fd = fd, .events = (short)(for_write ? POLLOUT : POLLIN)}, {.fd = stop_fd, .events = POLLIN}};
+    int n;
+    do {
+        n = poll(p, stop_fd >= 0 ? 2 : 1, timeout_ms);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) return -1;
+    if (n == 0) return 0;
+    if (stop_fd >= 0 && (p[1].revents & POLLIN)) return 2;
+    return 1;
+}
+
+// Guest memory a frontend can shrink under us: mapping a memfd succeeds, and
+// if the frontend later truncates it, the next access raises SIGBUS. The
+// handler below replaces the faulting page of a registered mapping with a
+// zero page, so the access completes (reading zeros), and notes the fault for
+// the backend to end the session; a SIGBUS anywhere else goes to the handler
+// that was there before.
+#include <signal.h>
+#include <sys/mman.h>
+#include <stdint.h>
+
+#define GUARD_SLOTS 64
+static struct { uintptr_t start, end, page; } guarded[GUARD_SLOTS];
+static volatile sig_atomic_t guard_faults;
+static struct sigaction previous_bus;
+static int guard_installed;
+
+static void on_bus(int sig, siginfo_t *info, void *context) {
+    uintptr_t a = (uintptr_t)info->si_addr;
+    for (int i = 0; i < GUARD_SLOTS; i++) {
+        if (guarded[i].end == 0 || a < guarded[i].start || a >= guarded[i].end) continue;
+        void *page = (void *)(a & ~(guarded[i].page - 1));
+        int flags = MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | (guarded[i].page > 4096 ? MAP_HUGETLB : 0);
+        if (mmap(page, guarded[i].page, PROT_READ | PROT_WRITE, flags, -1, 0) != MAP_FAILED ||
+            mmap(page, guarded[i].page, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) != MAP_FAILED) {
+            guard_faults = guard_faults + 1;
+            return;
+        }
+        break;
+    }
+    (void)sig;
+    (void)context;
+    // Not ours (or not repairable): the previous disposition takes the re-raised fault.
+    sigaction(SIGBUS, &previous_bus, NULL);
+}
+
+int cvhost_guard(void *start, size_t length, size_t page) {
+    if (!guard_installed) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = on_bus;
+        sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(SIGBUS, &sa, &previous_bus) != 0) return -1;
+        guard_installed = 1;
+    }
+    for (int i = 0; i < GUARD_SLOTS; i++) {
+        if (guarded[i].end != 0) continue;
+        guarded[i].start = (uintptr_t)start;
+        guarded[i].page = page < 4096 ? 4096 : page;
+        guarded[i].end = (uintptr_t)start + length;
+        return 0;
+    }
+    return -1;
+}
+
+void cvhost_unguard(void *start) {
+    for (int i = 0; i < GUARD_SLOTS; i++) {
+        if (guarded[i].start == (uintptr_t)start) guarded[i].end = 0;
+    }
+}
+
+int cvhost_guard_faults(void) {
+    int n = guard_faults;
+    guard_faults = 0;
+    return n;
 }

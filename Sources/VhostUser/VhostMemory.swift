@@ -51,25 +51,42 @@ public final class VhostMemory: GuestMemory, @unchecked Sendable {
         guard fds.count == table.count else { throw VhostUserError("\(table.count) regions, \(fds.count) file descriptors") }
         var mapped: [Mapped] = []
         for (r, fd) in zip(table, fds) {
-            let length = Int(r.mmapOffset + r.size)
+            let needed = Int(r.mmapOffset + r.size)
             // Mapping past a file's end succeeds, and the first access there
-            // kills the process (SIGBUS): refuse it up front.
+            // kills the process (SIGBUS): refuse it up front. (A file shrunk
+            // later is caught by the SIGBUS guard below.)
             var st = stat()
-            if fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, UInt64(st.st_size) < UInt64(length) {
-                for m in mapped { munmap(m.mapping, m.mappingLength) }
-                throw VhostUserError("cannot map memory region at guest 0x\(String(r.guestAddress, radix: 16)): it ends \(length) bytes into a file of \(st.st_size)")
+            let known = fstat(fd, &st) == 0
+            if known, (st.st_mode & S_IFMT) == S_IFREG, UInt64(st.st_size) < UInt64(needed) {
+                Self.unmap(mapped)
+                throw VhostUserError("cannot map memory region at guest 0x\(String(r.guestAddress, radix: 16)): it ends \(needed) bytes into a file of \(st.st_size)")
             }
+            // hugetlbfs maps whole huge pages (its block size); so must munmap.
+            let page = known && st.st_blksize > 4096 ? Int(st.st_blksize) : 4096
+            let length = (needed + page - 1) / page * page
             guard let p = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), p != MAP_FAILED else {
                 let reason = String(cString: strerror(errno))
-                for m in mapped { munmap(m.mapping, m.mappingLength) }
+                Self.unmap(mapped)
                 throw VhostUserError("cannot map memory region at guest 0x\(String(r.guestAddress, radix: 16)) (+0x\(String(r.size, radix: 16)) bytes, file offset 0x\(String(r.mmapOffset, radix: 16))): \(reason)")
             }
+            _ = cvhost_guard(p, length, page)
             mapped.append(Mapped(region: r, host: p + Int(r.mmapOffset), mapping: p, mappingLength: length))
         }
         regions = mapped
     }
 
-    deinit { for m in regions { munmap(m.mapping, m.mappingLength) } }
+    deinit { Self.unmap(regions) }
+
+    static func unmap(_ mappings: [Mapped]) {
+        for m in mappings {
+            cvhost_unguard(m.mapping)
+            munmap(m.mapping, m.mappingLength)
+        }
+    }
+
+    /// Accesses since the last call that found their file shrunk under them
+    /// (they read zeros; see `cvhost_guard`), for the backend to end the session.
+    public static func takeTruncationFaults() -> Int { Int(cvhost_guard_faults()) }
 
     /// The table as mapped.
     public var table: [VhostMemoryRegion] { regions.map(\.region) }

@@ -133,13 +133,20 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
                 return
             }
             connection = c
+            _ = cvhost_set_nonblocking(c)
             summary = VhostSessionSummary()
             cvhost_epoll_add(epoll, c, Self.socketTag)
             log("vhost-user: frontend connected")
         } else if tag == Self.socketTag {
             do throws(VhostUserError) {
+                // At most 64 messages per wake-up: a frontend that never stops
+                // sending must not starve the kicks or a stop request.
                 var open = try receiveMessage()
-                while open && socketHasData() { open = try receiveMessage() }
+                var handled = 1
+                while open && handled < 64 && socketHasData() {
+                    open = try receiveMessage()
+                    handled += 1
+                }
                 if !open { endSession("the frontend closed the connection", into: &done) }
             } catch {
                 log("vhost-user: \(error.message); closing the connection")
@@ -147,6 +154,11 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
             }
         } else if tag < UInt64(kickFD.count), connection >= 0 {
             kick(ring: Int(tag))
+        }
+        if connection >= 0, VhostMemory.takeTruncationFaults() > 0 {
+            let why = "the frontend shrank its shared memory file while the device used it (those accesses read zeros)"
+            log("vhost-user: \(why); closing the connection")
+            endSession(why, into: &done)
         }
     }
 
@@ -158,6 +170,8 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
         dropSessionState()
         summary.ending = why
         done.append(summary)
+        // A frontend reconnecting forever must not grow memory: keep the last 1,000.
+        if done.count > 1000 { done.removeFirst(done.count - 1000) }
     }
 
     /// What a session leaves behind, undone: ring fds closed, the device
@@ -197,7 +211,17 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
     /// A kick for a ring not enabled yet waits until the ring is.
     func kick(ring: Int) {
         var counter: UInt64 = 0
-        _ = read(kickFD[ring], &counter, 8)
+        let n = read(kickFD[ring], &counter, 8)
+        if n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) {
+            // Not an eventfd that stays quiet (a pipe whose writer is gone):
+            // it would wake the loop forever.
+            log("vhost-user: ring \(ring)'s kick fd is at its end; the ring is no longer kicked")
+            cvhost_epoll_del(epoll, kickFD[ring])
+            close(kickFD[ring])
+            kickFD[ring] = -1
+            return
+        }
+        if n < 0 { return }  // a stale wake-up: nothing to read
         summary.kicks += 1
         guard device.state.queues[ring].ready else {
             pendingKick[ring] = true
@@ -225,37 +249,65 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
 
     // MARK: The control socket
 
-    /// Reads one message and answers it; false when the peer closed cleanly.
-    func receiveMessage() throws(VhostUserError) -> Bool {
-        var fds = [Int32](repeating: -1, count: VhostUserBits.maxRegions)
-        var nfds: Int32 = 0
-        var truncated: Int32 = 0
-        var head = [UInt8](repeating: 0, count: VhostUserBits.headerSize)
-        let n = head.withUnsafeMutableBytes { cvhost_recv(connection, $0.baseAddress, 12, &fds, Int32(fds.count), &nfds, &truncated) }
-        var received = Array(fds.prefix(Int(nfds)))
-        var handedOver = false
-        defer { if !handedOver { for fd in received { close(fd) } } }
-        if n == 0 { return false }
-        guard n > 0 else { throw VhostUserError("reading a message: \(String(cString: strerror(errno)))") }
-        guard truncated == 0 else { throw VhostUserError("a message came with more than \(VhostUserBits.maxRegions) file descriptors") }
-        guard n == 12 else { throw VhostUserError("the frontend sent \(n) bytes of a 12-byte header and stopped") }
-        let header = try head.withUnsafeBytes { raw in Result { () throws(VhostUserError) in try VhostUserHeader.parse(raw) } }.get()
-        var payload = [UInt8](repeating: 0, count: Int(header.size))
+    /// How long a frontend may take to finish a message it began, or to read
+    /// a reply, before the session is ended (the socket is non-blocking: a
+    /// stalled peer never blocks the loop, its kicks or a stop request).
+    public var messageDeadlineMilliseconds: Int32 = 5000
+
+    /// Reads exactly `buffer.count` bytes (collecting any fds into `fds`):
+    /// false only when the peer closed before the first byte and `eofIsClean`.
+    func readFully(_ buffer: UnsafeMutableRawBufferPointer, fds: inout [Int32], truncated: inout Int32, what: String,
+                   eofIsClean: Bool) throws(VhostUserError) -> Bool {
         var got = 0
-        while got < payload.count {
+        while got < buffer.count {
             var more = [Int32](repeating: -1, count: VhostUserBits.maxRegions)
             var m: Int32 = 0
-            let r = payload.withUnsafeMutableBytes {
-                cvhost_recv(connection, $0.baseAddress! + got, $0.count - got, &more, Int32(more.count), &m, &truncated)
+            let n = cvhost_recv(connection, buffer.baseAddress! + got, buffer.count - got, &more, Int32(more.count), &m, &truncated)
+            if n > 0 {
+                fds += more.prefix(Int(m))
+                got += n
+                continue
             }
-            received += more.prefix(Int(m))
-            guard r > 0 else {
-                throw VhostUserError("the frontend disappeared \(got) bytes into a \(header.size)-byte \(VhostUserRequest(rawValue: header.request)?.name ?? "message") payload")
+            if n == 0 {
+                if got == 0 && eofIsClean { return false }
+                throw VhostUserError("the frontend disappeared \(got) bytes into \(what)")
             }
-            got += r
+            guard errno == EAGAIN || errno == EWOULDBLOCK else {
+                throw VhostUserError("reading \(what): \(String(cString: strerror(errno)))")
+            }
+            switch cvhost_wait(connection, 0, stopFD, messageDeadlineMilliseconds) {
+            case 1: continue
+            case 2: throw VhostUserError("stopped while the frontend was sending \(what)")
+            case 0: throw VhostUserError("the frontend sent \(got) of \(buffer.count) bytes of \(what) and stopped for \(messageDeadlineMilliseconds / 1000) s")
+            default: throw VhostUserError("waiting for \(what): \(String(cString: strerror(errno)))")
+            }
         }
-        guard received.count <= VhostUserBits.maxRegions, truncated == 0 else {
-            throw VhostUserError("a message came with more than \(VhostUserBits.maxRegions) file descriptors")
+        return true
+    }
+
+    /// Reads one message and answers it; false when the peer closed cleanly.
+    func receiveMessage() throws(VhostUserError) -> Bool {
+        var received: [Int32] = []
+        var truncated: Int32 = 0
+        var handedOver = false
+        defer { if !handedOver { for fd in received { close(fd) } } }
+        var head = [UInt8](repeating: 0, count: VhostUserBits.headerSize)
+        let open = try head.withUnsafeMutableBytes { raw in
+            Result { () throws(VhostUserError) in try readFully(raw, fds: &received, truncated: &truncated, what: "a message header", eofIsClean: true) }
+        }.get()
+        if !open { return false }
+        let header = try head.withUnsafeBytes { raw in Result { () throws(VhostUserError) in try VhostUserHeader.parse(raw) } }.get()
+        let name = VhostUserRequest(rawValue: header.request)?.name ?? "message \(header.request)"
+        // File descriptors come with the header; any with the payload are refused below.
+        let withHeader = received.count
+        var payload = [UInt8](repeating: 0, count: Int(header.size))
+        _ = try payload.withUnsafeMutableBytes { raw in
+            Result { () throws(VhostUserError) in
+                try readFully(raw, fds: &received, truncated: &truncated, what: "a \(header.size)-byte \(name) payload", eofIsClean: false)
+            }
+        }.get()
+        guard received.count <= VhostUserBits.maxRegions, truncated == 0, received.count == withHeader else {
+            throw VhostUserError("\(name) came with more than \(VhostUserBits.maxRegions) file descriptors, or some after its header")
         }
         summary.messages += 1
         handedOver = true
@@ -263,10 +315,10 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
             Result { () throws(VhostUserError) in try process(header: header, payload: raw, fds: received) }
         }
         switch answer {
-        case .success(let reply): if let reply { send(reply) }
+        case .success(let reply): if let reply { try send(reply) }
         case .failure(let error):
             if header.flags & VhostUserBits.needReply != 0, protocolFeatures & VhostUserBits.protocolReplyAck != 0 {
-                send(VhostUserReply.u64(header.request, 1))
+                try? send(VhostUserReply.u64(header.request, 1))
             }
             throw error
         }
@@ -312,8 +364,23 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
         }
     }
 
-    func send(_ bytes: [UInt8]) {
-        _ = bytes.withUnsafeBytes { cvhost_send(connection, $0.baseAddress, $0.count) }
+    func send(_ bytes: [UInt8]) throws(VhostUserError) {
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes.withUnsafeBytes { cvhost_send(connection, $0.baseAddress! + sent, $0.count - sent) }
+            if n > 0 {
+                sent += n
+                continue
+            }
+            guard n < 0, errno == EAGAIN || errno == EWOULDBLOCK else {
+                throw VhostUserError("sending a reply: \(n == 0 ? "nothing sent" : String(cString: strerror(errno)))")
+            }
+            switch cvhost_wait(connection, 1, stopFD, messageDeadlineMilliseconds) {
+            case 1: continue
+            case 2: throw VhostUserError("stopped while the frontend was not reading its replies")
+            default: throw VhostUserError("the frontend does not read its replies (\(messageDeadlineMilliseconds / 1000) s)")
+            }
+        }
     }
 
     func ring(_ index: UInt32, _ what: String) throws(VhostUserError) -> Int {
@@ -376,6 +443,8 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
                 throw error
             }
             let fd: Int32 = hasFD ? fds[0] : -1
+            // Never block on the frontend's fds: a full pipe or an empty one must not stop the loop.
+            if fd >= 0 { _ = cvhost_set_nonblocking(fd) }
             switch which {
             case .setVringKick:
                 if kickFD[q] >= 0 {

@@ -123,11 +123,14 @@ struct VhostUserCLITests {
         let report = try #require(try JSONSerialization.jsonObject(with: served) as? [String: Any])
         let counters = (report["counters"] as? [String: Any] ?? [:]).compactMapValues { $0 as? Int }
         #expect(sent > 1000 && received > 1000, "testpmd sent \(sent), received \(received)")
-        #expect(counters["tx_packets"] == sent, "device \(counters), testpmd sent \(sent)")
+        // Frames testpmd queued in the last burst before it stopped the rings
+        // (GET_VRING_BASE) stay unconsumed, as the protocol allows: at most a ring each.
+        let consumed = counters["tx_packets"] ?? 0
+        #expect(consumed <= sent && sent - consumed <= 256 * pairs, "device \(counters), testpmd sent \(sent)")
         // Frames delivered to the RX rings but not yet polled when testpmd stopped: at most a ring each.
         let delivered = counters["rx_packets"] ?? 0
         #expect(delivered >= received && delivered - received <= 256 * pairs, "device delivered \(delivered), testpmd received \(received)")
-        #expect(counters["tx_bytes"] == 64 * sent)
+        #expect(counters["tx_bytes"] == 64 * consumed)
         let replay = try CLI.run("replay", trace)
         #expect(replay.status == 0 && replay.stdout.contains("replay matches"), "\(replay.stdout)")
         if pairs > 1 {

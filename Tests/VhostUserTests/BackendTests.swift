@@ -108,7 +108,7 @@ final class ServedBackend: @unchecked Sendable {
     let path: String
     let tracePath: String
 
-    init(sessions: Int, name: String) throws {
+    init(sessions: Int, name: String, deadlineMilliseconds: Int32 = 5000) throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vtrace-vhost-\(getpid())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         path = dir.appendingPathComponent("\(name).sock").path
@@ -116,6 +116,7 @@ final class ServedBackend: @unchecked Sendable {
         let config = NetConfig(queuePairs: 1, queueMaxSize: 32768)
         recorder = try TraceRecorder(path: tracePath, config: config, nics: 1, regions: [], header: { $0.transport = "vhost-user" })
         backend = try VhostUserBackend(device: VirtioNetDevice(config: config, memory: nil, observer: recorder.observer(nic: 0)), log: { _ in })
+        backend.messageDeadlineMilliseconds = deadlineMilliseconds
         let me = self
         let t = Thread { me.run(sessions: sessions) }
         thread = t
@@ -188,7 +189,7 @@ struct BackendTests {
         f.send(.getVringBase, TestFrontend.u32s(1, 0))
         #expect(f.reply().map { $0 >> 32 } == 3, "GET_VRING_BASE reports where the TX ring stopped")
         for fd in kicks + calls { close(fd) }
-        close(f.sock)
+        shutdown(f.sock, Int32(SHUT_RDWR))  // the deinit closes it
         let summary = try served.finish()
         let c = served.backend.device.counters
         #expect(c.txPackets == 3 && c.rxPackets == 3 && c.txBytes == 180 && c.rxBytes == 180)
@@ -257,5 +258,56 @@ struct BackendTests {
             _ = try backend.serve(path: path, sessions: 1)
         }
         #expect(try String(contentsOfFile: path, encoding: .utf8) == "keep me")
+    }
+
+    /// A frontend that stops halfway through a message, or whose kick fd is a
+    /// pipe at its end, never stalls or spins the loop: the first session ends
+    /// at the deadline with a message, the second keeps being served.
+    @Test func aStalledOrBrokenFrontendNeverBlocksTheLoop() throws {
+        let served = try ServedBackend(sessions: 2, name: "stall", deadlineMilliseconds: 300)
+        let stalled = try TestFrontend(path: served.path)
+        stalled.sendRaw(VhostUserHeader(request: 2, flags: 1, size: 8).bytes + [1, 2, 3])
+        #expect(stalled.closedByBackend(), "a half-sent message kept the session open")
+
+        let f = try TestFrontend(path: served.path)
+        var pipeFDs: [Int32] = [0, 0]
+        #expect(pipe(&pipeFDs) == 0)
+        close(pipeFDs[1])  // the writer is gone: the read end is at its end forever
+        f.send(.setVringKick, TestFrontend.u64(1), fds: [pipeFDs[0]])
+        close(pipeFDs[0])
+        usleep(100_000)
+        f.send(.getFeatures)
+        #expect(f.reply() == NetFeature.version1 | VhostUserBits.protocolFeatures, "the backend stopped answering")
+        shutdown(f.sock, Int32(SHUT_RDWR))  // the deinit closes it
+        _ = try served.finish()
+        #expect(served.summaries.count == 2)
+        #expect(served.summaries.first?.ending.contains("stopped for 0 s") == true || served.summaries.first?.ending.contains("and stopped") == true,
+                "\(served.summaries.first?.ending ?? "")")
+        #expect(served.summaries.last?.ending == "the frontend closed the connection")
+    }
+
+    /// A frontend that truncates its memory file under the device: the
+    /// accesses read zeros instead of killing the backend with SIGBUS, and the
+    /// session ends saying so.
+    @Test func memoryShrunkUnderTheDeviceEndsTheSessionNotTheProcess() throws {
+        let served = try ServedBackend(sessions: 1, name: "shrink")
+        let f = try TestFrontend(path: served.path)
+        f.send(.setFeatures, TestFrontend.u64(NetFeature.version1 | VhostUserBits.protocolFeatures))
+        f.memTable([(TestFrontend.gpa, UInt64(TestFrontend.size), f.userBase, 0)], fds: [f.memfd])
+        let kick = VhostFiles.eventFD()
+        defer { close(kick) }
+        f.send(.setVringNum, TestFrontend.u32s(1, 256))
+        f.ringAddress(1)
+        f.send(.setVringKick, TestFrontend.u64(1), fds: [kick])
+        f.send(.setVringEnable, TestFrontend.u32s(1, 1))
+        f.post(ring: 1, slot: 0, bufferOffset: 0x40000, length: 72, writable: false)
+        f.publishAvail(ring: 1, idx: 1)
+        usleep(100_000)
+        #expect(ftruncate(f.memfd, 0) == 0)
+        var one: UInt64 = 1
+        _ = write(kick, &one, 8)
+        #expect(f.closedByBackend(), "the session survived a shrunk memory file")
+        _ = try served.finish()
+        #expect(served.summaries.first?.ending.contains("shrank its shared memory") == true, "\(served.summaries.first?.ending ?? "")")
     }
 }

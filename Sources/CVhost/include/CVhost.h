@@ -9,8 +9,9 @@
 
 /// recvmsg of up to `len` bytes into `buf`, collecting up to `maxfds` file
 /// descriptors passed with SCM_RIGHTS into `fds` (`*nfds` of them; extra or
-/// truncated descriptors are closed and flagged in `*truncated`). Returns
-/// recvmsg's result (-1 with errno on failure, 0 at end of stream).
+/// truncated descriptors are closed and flagged by setting `*truncated`,
+/// which is never cleared here). Returns recvmsg's result (-1 with errno on
+/// failure, 0 at end of stream).
 ssize_t cvhost_recv(int sock, void *buf, size_t len, int *fds, int maxfds, int *nfds, int *truncated);
 
 /// One send() of `len` bytes (MSG_NOSIGNAL: a vanished peer is an error, not a signal).
@@ -46,4 +47,19 @@ int cvhost_connect(const char *path);
 ssize_t cvhost_send_fds(int sock, const void *buf, size_t len, const int *fds, int nfds);
 /// A memfd of `size` bytes (for a test frontend's shared memory).
 int cvhost_memfd(size_t size);
+
+/// O_NONBLOCK on `fd`; -1 with errno on failure.
+int cvhost_set_nonblocking(int fd);
+/// Waits up to `timeout_ms` for `fd` to be readable (or writable), or for
+/// `stop_fd` (if >= 0) to be readable: 1 ready, 2 stop, 0 timeout, -1 error.
+int cvhost_wait(int fd, int for_write, int stop_fd, int timeout_ms);
+
+/// Watches `length` bytes at `start` (a shared mapping of `page`-sized pages):
+/// a SIGBUS there (its file was truncated) maps a zero page in its place and
+/// is counted instead of killing the process. -1 when no slot is free.
+int cvhost_guard(void *start, size_t length, size_t page);
+/// Stops watching the mapping at `start` (before unmapping it).
+void cvhost_unguard(void *start);
+/// SIGBUS faults repaired since the last call (and resets the count).
+int cvhost_guard_faults(void);
 #endif
