@@ -8,6 +8,12 @@ import VirtioCore
 import Glibc
 #endif
 
+/// How much a backend log line matters: progress, or something a frontend
+/// did wrong (always worth showing).
+public enum VhostLogLevel: Sendable {
+    case progress, problem
+}
+
 /// What one served session did.
 public struct VhostSessionSummary: Sendable {
     public var messages = 0
@@ -28,8 +34,8 @@ public struct VhostSessionSummary: Sendable {
 /// connection (a frontend's `reconnect`).
 public final class VhostUserBackend<Observer: DeviceObserver> {
     public var device: VirtioNetDevice<VhostMemory, Observer>
-    /// Where progress and refusals go (stderr by default).
-    public var log: (String) -> Void
+    /// Where progress and refusals go.
+    public var log: (VhostLogLevel, String) -> Void
     /// Kick / call / err eventfds per ring (-1: none).
     var kickFD: [Int32]
     /// Rings kicked before they were enabled.
@@ -49,7 +55,7 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
     static var socketTag: UInt64 { 1 << 33 }
     static var listenTag: UInt64 { 1 << 34 }
 
-    public init(device: VirtioNetDevice<VhostMemory, Observer>, log: @escaping (String) -> Void) throws(VhostUserError) {
+    public init(device: VirtioNetDevice<VhostMemory, Observer>, log: @escaping (VhostLogLevel, String) -> Void) throws(VhostUserError) {
         self.device = device
         self.log = log
         let rings = Int(device.queuePairs) * 2
@@ -128,7 +134,7 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
             let c = cvhost_accept(listener)
             guard c >= 0 else { return }
             if connection >= 0 {
-                log("vhost-user: a second frontend connected while one is served; refused")
+                log(.problem, "vhost-user: a second frontend connected while one is served; refused")
                 close(c)
                 return
             }
@@ -136,7 +142,7 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
             _ = cvhost_set_nonblocking(c)
             summary = VhostSessionSummary()
             cvhost_epoll_add(epoll, c, Self.socketTag)
-            log("vhost-user: frontend connected")
+            log(.progress, "vhost-user: frontend connected")
         } else if tag == Self.socketTag {
             do throws(VhostUserError) {
                 // At most 64 messages per wake-up: a frontend that never stops
@@ -149,7 +155,7 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
                 }
                 if !open { endSession("the frontend closed the connection", into: &done) }
             } catch {
-                log("vhost-user: \(error.message); closing the connection")
+                log(.problem, "vhost-user: \(error.message); closing the connection")
                 endSession(error.message, into: &done)
             }
         } else if tag < UInt64(kickFD.count), connection >= 0 {
@@ -157,7 +163,7 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
         }
         if connection >= 0, VhostMemory.takeTruncationFaults() > 0 {
             let why = "the frontend shrank its shared memory file while the device used it (those accesses read zeros)"
-            log("vhost-user: \(why); closing the connection")
+            log(.problem, "vhost-user: \(why); closing the connection")
             endSession(why, into: &done)
         }
     }
@@ -215,7 +221,7 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
         if n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) {
             // Not an eventfd that stays quiet (a pipe whose writer is gone):
             // it would wake the loop forever.
-            log("vhost-user: ring \(ring)'s kick fd is at its end; the ring is no longer kicked")
+            log(.problem, "vhost-user: ring \(ring)'s kick fd is at its end; the ring is no longer kicked")
             cvhost_epoll_del(epoll, kickFD[ring])
             close(kickFD[ring])
             kickFD[ring] = -1
@@ -409,7 +415,7 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
         case .setMemTable(let table):
             let memory = try VhostMemory(table: table, fds: fds)
             device.memory = memory
-            log("vhost-user: memory table of \(table.count) region\(table.count == 1 ? "" : "s"), \(table.reduce(0) { $0 + $1.size } >> 20) MiB")
+            log(.progress, "vhost-user: memory table of \(table.count) region\(table.count == 1 ? "" : "s"), \(table.reduce(0) { $0 + $1.size } >> 20) MiB")
         case .setVringNum(let index, let num):
             let q = try ring(index, "SET_VRING_NUM")
             let max = UInt32(device.config.effectiveQueueMaxSize)
@@ -453,7 +459,7 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
                 }
                 kickFD[q] = fd
                 if fd >= 0 { cvhost_epoll_add(epoll, fd, UInt64(q)) } else {
-                    log("vhost-user: ring \(q) has no kick eventfd; it is served only when another ring is kicked")
+                    log(.problem, "vhost-user: ring \(q) has no kick eventfd; it is served only when another ring is kicked")
                 }
                 // Without protocol features a ring starts when its kick fd arrives.
                 if !protocolNegotiated { device.apply(.enableRing(queue: UInt16(q), enabled: true)) }

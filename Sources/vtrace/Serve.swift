@@ -75,9 +75,9 @@ struct Serve: ParsableCommand {
         let config = NetConfig(queuePairs: pairs, queueMaxSize: 32768)
         let faults = try faultOptions.parsed()
         let verbose = verbose
-        let log: (String) -> Void = { line in
-            // Refusals always show; session chatter only with --verbose.
-            if verbose || line.contains("closing") || line.contains("refused") { printError(line) }
+        let log: (VhostLogLevel, String) -> Void = { level, line in
+            // Problems always show; progress only with --verbose.
+            if verbose || level == .problem { printError(line) }
         }
         let started = Date()
         var summaries: [VhostSessionSummary] = []
@@ -98,7 +98,7 @@ struct Serve: ParsableCommand {
                     device: VirtioNetDevice(config: config, memory: nil, observer: recorder.observer(nic: 0), faults: faults), log: log)
                 backend.stopOnSignals()
                 do {
-                    summaries = try backend.serve(path: socket, sessions: sessions) { log("vtrace: serving \(socket)") }
+                    summaries = try backend.serve(path: socket, sessions: sessions) { log(.progress, "vtrace: serving \(socket)") }
                 } catch {
                     recording = try? recorder.finish()
                     throw error
@@ -109,7 +109,7 @@ struct Serve: ParsableCommand {
                 let backend = try VhostUserBackend(
                     device: VirtioNetDevice(config: config, memory: nil, observer: NoObserver(), faults: faults), log: log)
                 backend.stopOnSignals()
-                summaries = try backend.serve(path: socket, sessions: sessions) { log("vtrace: serving \(socket)") }
+                summaries = try backend.serve(path: socket, sessions: sessions) { log(.progress, "vtrace: serving \(socket)") }
                 counters = backend.device.counters
             }
         } catch {

@@ -115,7 +115,7 @@ final class ServedBackend: @unchecked Sendable {
         tracePath = dir.appendingPathComponent("\(name).vtrace").path
         let config = NetConfig(queuePairs: 1, queueMaxSize: 32768)
         recorder = try TraceRecorder(path: tracePath, config: config, nics: 1, regions: [], header: { $0.transport = "vhost-user" })
-        backend = try VhostUserBackend(device: VirtioNetDevice(config: config, memory: nil, observer: recorder.observer(nic: 0)), log: { _ in })
+        backend = try VhostUserBackend(device: VirtioNetDevice(config: config, memory: nil, observer: recorder.observer(nic: 0)), log: { _, _ in })
         backend.messageDeadlineMilliseconds = deadlineMilliseconds
         let me = self
         let t = Thread { me.run(sessions: sessions) }
@@ -253,7 +253,7 @@ struct BackendTests {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("vtrace-not-a-socket-\(getpid())").path
         try Data("keep me".utf8).write(to: URL(fileURLWithPath: path))
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let backend = try VhostUserBackend(device: VirtioNetDevice(config: NetConfig(), memory: nil, observer: NoObserver()), log: { _ in })
+        let backend = try VhostUserBackend(device: VirtioNetDevice(config: NetConfig(), memory: nil, observer: NoObserver()), log: { _, _ in })
         #expect(throws: VhostUserError("cannot listen on \(path): it exists and is not a socket (not replaced)")) {
             _ = try backend.serve(path: path, sessions: 1)
         }

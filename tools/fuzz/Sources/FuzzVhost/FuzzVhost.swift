@@ -27,7 +27,7 @@ public func fuzz(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt {
     let bytes = UnsafeBufferPointer(start: start, count: count)
     guard let backend = try? VhostUserBackend(
         device: VirtioNetDevice(config: NetConfig(queuePairs: 2, queueMaxSize: 32768), memory: nil, observer: NoObserver()),
-        log: { _ in }) else { return 0 }
+        log: { _, _ in }) else { return 0 }
     var at = 0
     while at < bytes.count {
         let c = bytes[at]
