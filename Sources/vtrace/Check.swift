@@ -66,7 +66,7 @@ struct Check: ParsableCommand {
         } else if let failure {
             print("\(input.trace): VIOLATION at \(failure)")
         } else {
-            print("\(input.trace): OK — \(report.events) events, \(report.accesses) MMIO accesses, every identity held")
+            print("\(input.trace): OK — \(report.events) events, \(report.accesses) accesses (MMIO or vhost-user), every identity held")
         }
         if failure != nil { throw ExitCode(1) }
     }

@@ -9,7 +9,7 @@ struct Replay: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Re-execute a trace against the device core and report the first divergence.",
         discussion: """
-            Feeds the recorded MMIO accesses and guest-memory reads to fresh device cores \
+            Feeds the recorded MMIO accesses (or vhost-user operations) and guest-memory reads to fresh device cores \
             built from the trace header, and checks every output (memory writes, chains, used \
             publishes, counters, interrupts, poisonings, status) against the recording, in \
             order, and each checkpoint against the state reached. No /dev/kvm needed.
