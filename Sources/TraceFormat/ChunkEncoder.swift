@@ -64,8 +64,14 @@ public struct ChunkEncoder {
     /// the encoder must not see later events).
     @inline(__always)
     mutating func own() {
+        if exclusive { return }
         if !isKnownUniquelyReferenced(&out) { out = out.copy() }
     }
+
+    /// Set while one owner writes this encoder and nothing can hold a copy
+    /// (the writer thread encoding a staged chunk): `own()` then skips its
+    /// uniqueness check. Cleared before the encoder is handed to anyone.
+    var exclusive = false
 
     /// A placeholder with no content to speak of (a recorder between chunks).
     public static var idle: ChunkEncoder { ChunkEncoder(firstEvent: 0, baseTime: 0, checkpoint: nil, counters: [], capacity: 64) }

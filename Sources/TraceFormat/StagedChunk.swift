@@ -188,6 +188,8 @@ extension StagedChunk {
         } else {
             e = ChunkEncoder(firstEvent: firstEvent, baseTime: carry.lastTime, checkpoint: nil, counters: carry.counters, pool: pool)
         }
+        // Only this loop writes `e` until it is emitted: no copy-on-write checks per event.
+        e.exclusive = true
         let limit = TraceLayout.chunkHardLimit - 128 * 1024
         let base = UnsafeRawPointer(out.base)
         let end = out.count
@@ -257,14 +259,17 @@ extension StagedChunk {
                 preconditionFailure("staged record of unknown kind \(w0 & 0xFF) at \(at)")
             }
             if e.size >= limit && at < end {
-                let next = ChunkEncoder(firstEvent: e.firstEvent + e.eventCount, baseTime: e.lastTime, checkpoint: nil,
+                var next = ChunkEncoder(firstEvent: e.firstEvent + e.eventCount, baseTime: e.lastTime, checkpoint: nil,
                                         counters: e.currentCounters, pool: pool)
+                e.exclusive = false
                 try emit(e)
+                next.exclusive = true
                 e = next
             }
         }
         carry.counters = e.currentCounters
         carry.lastTime = e.lastTime
+        e.exclusive = false
         try emit(e)
     }
 
