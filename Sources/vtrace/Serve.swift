@@ -18,25 +18,27 @@ struct Serve: ParsableCommand {
 
             Offered: VERSION_1 (and MQ with --pairs > 1); protocol features MQ and REPLY_ACK. \
             The frontend keeps the MAC, the config space and the control queue to itself, so \
-            the ctrl_* counters stay 0 here. Ring sizes: powers of two up to 256 (QEMU: \
-            rx_queue_size=256,tx_queue_size=256).
+            the ctrl_* counters stay 0 here. Ring sizes: powers of two up to 32768 (QEMU's \
+            virtio-mmio picks 1024).
 
             A malformed or hostile message (a ring outside the memory table, overlapping \
-            regions, a bad fd count, an oversize message, a peer that vanishes mid-message) \
-            ends that session with a message naming it; the device is reset and the backend \
-            waits for the next connection. SIGINT or SIGTERM stops serving; with --record the \
-            trace is finished (complete up to that point) either way.
+            regions, a bad fd count, an oversize message, a peer that vanishes or stalls \
+            mid-message, memory shrunk under the device) ends that session with a message \
+            naming it; the device is reset and the backend waits for the next connection. \
+            SIGINT or SIGTERM stops serving; with --record the trace is finished (complete up \
+            to that point) either way. tools/linux-guest/boot.sh boots a Linux guest against \
+            it (docs/vhost-user.md).
 
             Examples:
               vtrace serve --vhost-user /tmp/vt.sock --record boot.vtrace --sessions 1
               qemu-system-x86_64 -M microvm,memory-backend=mem -object memory-backend-memfd,id=mem,size=256M,share=on \\
                 -chardev socket,id=c0,path=/tmp/vt.sock -netdev vhost-user,id=n0,chardev=c0 \\
-                -device virtio-net-device,netdev=n0,rx_queue_size=256,tx_queue_size=256 ...
+                -device virtio-net-device,netdev=n0 -global virtio-mmio.force-legacy=false ...
               dpdk-testpmd --no-huge -m 512 --no-pci --vdev net_virtio_user0,path=/tmp/vt.sock -- ...
             """
     )
 
-    @Option(name: .customLong("vhost-user"), help: "The Unix socket to listen on (replaced if it exists).", completion: .file())
+    @Option(name: .customLong("vhost-user"), help: "The Unix socket to listen on (a stale socket there is replaced; any other file is refused).", completion: .file())
     var socket: String
 
     @Option(help: "Queue pairs (1...8).")
@@ -54,7 +56,7 @@ struct Serve: ParsableCommand {
     @Option(help: "With --record: cut a chunk after this many events.")
     var flushEvents = 65_536
 
-    @Flag(help: "Print each session's start and end, and refusals, to standard error.")
+    @Flag(help: "Print progress (connections, memory tables) to standard error; problems always print.")
     var verbose = false
 
     @OptionGroup var faultOptions: FaultOptions
