@@ -73,6 +73,9 @@ public struct RunResult: Sendable {
     /// The VMM's notes (the first stray accesses, the end).
     public var log: [String] = []
     public var seconds: Double = 0
+    /// CPU time the vCPU threads used (user + system, summed): unlike wall
+    /// time, it leaves out the time this machine's other tenants took.
+    public var vcpuSeconds: Double = 0
     public var counters: [NetCounters] = []
 }
 
@@ -110,6 +113,7 @@ struct VCPUOutcome {
     var lines: [String] = []
     var partial: [UInt8] = []
     var serialBytes = 0
+    var cpuSeconds: Double = 0
 }
 
 /// A VM running the guest image on `vcpus` vCPUs with `nics` virtio-net devices.
@@ -273,6 +277,7 @@ public final class Machine<Observer: DeviceObserver & SendableMetatype>: @unchec
             result.mmioExits += o.mmioExits
             result.ioExits += o.ioExits
             result.strayAccesses += o.strayAccesses
+            result.vcpuSeconds += o.cpuSeconds
             result.log += o.log
         }
         result.log = Array(result.log.prefix(32))
@@ -311,6 +316,7 @@ public final class Machine<Observer: DeviceObserver & SendableMetatype>: @unchec
         let vcpu = vcpus[index]
         watchdog.register(index, vcpu)
         var o = VCPUOutcome()
+        let cpuStart = Self.threadCPUSeconds()
         func note(_ text: String) { if o.log.count < 32 { o.log.append(text) } }
         loop: while true {
             let exit: VCPUExit
@@ -409,6 +415,7 @@ public final class Machine<Observer: DeviceObserver & SendableMetatype>: @unchec
         }
         // No kicks to this thread once it has left its loop (it may be joined and gone).
         watchdog.unregister(index)
+        o.cpuSeconds = Self.threadCPUSeconds() - cpuStart
         return o
     }
 
@@ -420,6 +427,13 @@ public final class Machine<Observer: DeviceObserver & SendableMetatype>: @unchec
     static func now() -> Double {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
+    /// CPU time of the calling thread.
+    static func threadCPUSeconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
         return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 }

@@ -269,6 +269,8 @@ struct GuestRunReport: Encodable {
     var end: String
     var succeeded: Bool
     var seconds: Double
+    /// CPU time of the vCPU threads (leaves out time other tenants took).
+    var vcpuSeconds: Double
     var mmioExits: UInt64
     var ioExits: UInt64
     var strayAccesses: UInt64
@@ -285,6 +287,7 @@ struct GuestRunReport: Encodable {
         end = r.end.description
         succeeded = r.end.succeeded
         seconds = r.seconds
+        vcpuSeconds = r.vcpuSeconds
         mmioExits = r.mmioExits
         ioExits = r.ioExits
         strayAccesses = r.strayAccesses
