@@ -60,15 +60,21 @@ ssize_t cvhost_send(int sock, const void *buf, size_t len) {
     return n;
 }
 
-int cvhost_listen(const char *path) {
-    struct sockaddr_un addr;
-    memset(&addr, 0, sizeof addr);
-    addr.sun_family = AF_UNIX;
-    if (strlen(path) >= sizeof addr.sun_path) {
+/// The address of a Unix socket at `path`; -1 (ENAMETOOLONG) if it does not fit.
+static int unix_address(const char *path, struct sockaddr_un *addr) {
+    memset(addr, 0, sizeof *addr);
+    addr->sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof addr->sun_path) {
         errno = ENAMETOOLONG;
         return -1;
     }
-    strcpy(addr.sun_path, path);
+    strcpy(addr->sun_path, path);
+    return 0;
+}
+
+int cvhost_listen(const char *path) {
+    struct sockaddr_un addr;
+    if (unix_address(path, &addr) != 0) return -1;
     // Replace a stale socket, never anything else (a typo must not delete a file).
     struct stat st;
     if (lstat(path, &st) == 0) {
@@ -152,13 +158,7 @@ int cvhost_accept(int listener) {
 
 int cvhost_connect(const char *path) {
     struct sockaddr_un addr;
-    memset(&addr, 0, sizeof addr);
-    addr.sun_family = AF_UNIX;
-    if (strlen(path) >= sizeof addr.sun_path) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    strcpy(addr.sun_path, path);
+    if (unix_address(path, &addr) != 0) return -1;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
     if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {

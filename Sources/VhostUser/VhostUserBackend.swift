@@ -245,7 +245,7 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
         if raised.contains(.vring) {
             // The used rings of the kicked queue's pair advanced (TX completions, RX deliveries).
             let pair = ring / 2
-            for q in [2 * pair, 2 * pair + 1] where callFD[q] >= 0 {
+            for q in 2 * pair...2 * pair + 1 where callFD[q] >= 0 {
                 var one: UInt64 = 1
                 _ = write(callFD[q], &one, 8)
                 summary.callSignals += 1
@@ -259,6 +259,11 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
     /// a reply, before the session is ended (the socket is non-blocking: a
     /// stalled peer never blocks the loop, its kicks or a stop request).
     public var messageDeadlineMilliseconds: Int32 = 5000
+
+    /// `5 s`, `0.3 s`: a deadline as the error messages say it.
+    static func seconds(_ milliseconds: Int32) -> String {
+        milliseconds % 1000 == 0 ? "\(milliseconds / 1000) s" : "\(Double(milliseconds) / 1000) s"
+    }
 
     /// Reads exactly `buffer.count` bytes (collecting any fds into `fds`):
     /// false only when the peer closed before the first byte and `eofIsClean`.
@@ -284,7 +289,7 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
             switch cvhost_wait(connection, 0, stopFD, messageDeadlineMilliseconds) {
             case 1: continue
             case 2: throw VhostUserError("stopped while the frontend was sending \(what)")
-            case 0: throw VhostUserError("the frontend sent \(got) of \(buffer.count) bytes of \(what) and stopped for \(messageDeadlineMilliseconds / 1000) s")
+            case 0: throw VhostUserError("the frontend sent \(got) of \(buffer.count) bytes of \(what) and stopped for \(Self.seconds(messageDeadlineMilliseconds))")
             default: throw VhostUserError("waiting for \(what): \(String(cString: strerror(errno)))")
             }
         }
@@ -384,7 +389,7 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
             switch cvhost_wait(connection, 1, stopFD, messageDeadlineMilliseconds) {
             case 1: continue
             case 2: throw VhostUserError("stopped while the frontend was not reading its replies")
-            default: throw VhostUserError("the frontend does not read its replies (\(messageDeadlineMilliseconds / 1000) s)")
+            default: throw VhostUserError("the frontend does not read its replies (\(Self.seconds(messageDeadlineMilliseconds)))")
             }
         }
     }

@@ -14,12 +14,12 @@
 # needed). QEMU is installed (apt-get) when missing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-record=() faults=() append="" json=""
+record=() serve_args=() append="" json=""
 while [[ $# -gt 0 ]]; do
     case $1 in
         --record) record=(--record "$2"); shift 2 ;;
-        --fault) faults+=(--fault "$2"); shift 2 ;;
-        --flush-events) faults+=(--flush-events "$2"); shift 2 ;;
+        --fault) serve_args+=(--fault "$2"); shift 2 ;;
+        --flush-events) serve_args+=(--flush-events "$2"); shift 2 ;;
         --append) append=$2; shift 2 ;;
         --json) json=$2; shift 2 ;;
         -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
@@ -40,7 +40,7 @@ fi
 dir=$(mktemp -d "${TMPDIR:-/tmp}/vtrace-boot.XXXXXX")
 trap 'rm -rf "$dir"' EXIT
 sock=$dir/vhost.sock
-"$VTRACE" serve --vhost-user "$sock" --sessions 1 "${record[@]}" "${faults[@]}" --json > "$dir/serve.json" 2> "$dir/serve.err" &
+"$VTRACE" serve --vhost-user "$sock" --sessions 1 "${record[@]}" "${serve_args[@]}" --json > "$dir/serve.json" 2> "$dir/serve.err" &
 served=$!
 for _ in $(seq 100); do [[ -S $sock ]] && break; sleep 0.05; done
 [[ -S $sock ]] || { cat "$dir/serve.err" >&2; echo "boot.sh: vtrace serve did not start" >&2; exit 1; }
