@@ -135,6 +135,21 @@ public final class VhostMemory: GuestMemory, @unchecked Sendable {
         }
     }
 
+    @inline(__always)
+    public func prefetch(_ address: UInt64, length: Int) {
+        if let p = host(address, 1) { cvhost_prefetch(p, length) }
+    }
+
+    @inline(__always)
+    public func peek(_ address: UInt64, into buffer: UnsafeMutableRawBufferPointer) -> Bool {
+        do throws(GuestMemoryError) {
+            try read(address, into: buffer)
+            return true
+        } catch {
+            return false
+        }
+    }
+
     /// The guest-physical address of a frontend address (ring addresses come
     /// as the frontend's own virtual addresses), or nil outside every region.
     public func guestAddress(ofFrontendAddress a: UInt64) -> UInt64? {

@@ -21,6 +21,15 @@ ssize_t cvhost_send(int sock, const void *buf, size_t len);
 /// replaced). Returns the fd, or -1 with errno.
 int cvhost_listen(const char *path);
 
+/// Starts fetching the cache lines of [p, p + len) (a hint; at most 4 lines).
+static inline void cvhost_prefetch(const void *p, size_t len) {
+    const char *c = (const char *)p;
+    __builtin_prefetch(c);
+    if (len > 64) __builtin_prefetch(c + 64);
+    if (len > 128) __builtin_prefetch(c + 128);
+    if (len > 192) __builtin_prefetch(c + 192);
+}
+
 /// epoll_ctl(ADD) of `fd` for input, tagged with `tag`.
 int cvhost_epoll_add(int ep, int fd, uint64_t tag);
 /// epoll_ctl(DEL).

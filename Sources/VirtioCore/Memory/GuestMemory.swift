@@ -40,6 +40,25 @@ public protocol GuestMemory {
     /// - Throws: ``GuestMemoryError`` if any byte of the range is unmapped; then
     ///   nothing was written.
     func write(_ address: UInt64, from bytes: UnsafeRawBufferPointer) throws(GuestMemoryError)
+
+    /// A hint: the device will soon read about `length` bytes at `address`.
+    /// A memory shared with a driver on another CPU starts fetching them;
+    /// others ignore it (the default). Never fails, never an access.
+    func prefetch(_ address: UInt64, length: Int)
+
+    /// Reads like ``read(_:into:)`` but only to steer ``prefetch(_:length:)``:
+    /// not an access, never recorded, and nothing the device does may depend
+    /// on what it returns. A memory that cannot (a replay's) returns false,
+    /// the default.
+    func peek(_ address: UInt64, into buffer: UnsafeMutableRawBufferPointer) -> Bool
+}
+
+extension GuestMemory {
+    @inlinable
+    public func prefetch(_ address: UInt64, length: Int) {}
+
+    @inlinable
+    public func peek(_ address: UInt64, into buffer: UnsafeMutableRawBufferPointer) -> Bool { false }
 }
 
 extension GuestMemory {

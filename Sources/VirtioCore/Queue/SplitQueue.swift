@@ -188,3 +188,44 @@ extension SplitQueue {
         }
     }
 }
+
+extension SplitQueue {
+    /// Prefetch hints for the `count` chains that follow the next `skip`
+    /// available ones: their head descriptors, then the first bytes of each
+    /// head's buffer. A driver on another CPU has just written them, so each
+    /// first touch would otherwise wait for its cache line alone, one chain
+    /// after the other.
+    ///
+    /// Reads only through ``GuestMemory/peek(_:into:)``: it changes nothing
+    /// the device does or records, and with a memory that cannot peek (a
+    /// replay's, a test's) it returns after one call.
+    func prefetch<M: GuestMemory>(_ memory: M, skip: UInt16, count: UInt16) {
+        guard ready, availRing != 0 else { return }
+        var word: UInt16 = 0
+        guard withUnsafeMutableBytes(of: &word, { memory.peek(availRing &+ 2, into: $0) }) else { return }
+        let pending = UInt16(littleEndian: word) &- nextAvail
+        guard pending <= size, pending > skip else { return }
+        let n = Swift.min(pending - skip, count)
+        let first = nextAvail &+ skip
+        // Two passes, so the descriptor fetches overlap instead of each
+        // waiting for the one before.
+        for pass in 0..<2 {
+            for i in 0..<n {
+                let slot = UInt64((first &+ i) % size)
+                let entry = availRing &+ RingLayout.availHeaderSize &+ slot &* RingLayout.availElementSize
+                guard withUnsafeMutableBytes(of: &word, { memory.peek(entry, into: $0) }) else { return }
+                let head = UInt16(littleEndian: word)
+                guard head < size else { continue }
+                let address = descTable &+ UInt64(head) &* Descriptor.size
+                if pass == 0 {
+                    memory.prefetch(address, length: Int(Descriptor.size))
+                    continue
+                }
+                var wire = (UInt64(0), UInt64(0))
+                guard withUnsafeMutableBytes(of: &wire, { memory.peek(address, into: $0) }) else { continue }
+                let desc = withUnsafeBytes(of: &wire) { Descriptor(wire: $0) }
+                memory.prefetch(desc.addr, length: Int(Swift.min(desc.len, 256)))
+            }
+        }
+    }
+}
