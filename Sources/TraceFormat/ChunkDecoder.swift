@@ -37,17 +37,20 @@ public final class ChunkBuffer {
 
 /// The last few memory reads of eight bytes or more (length, content offset),
 /// newest first: what a write's "same bytes as read k" reference points at.
+@usableFromInline
 struct RecentReads {
-    var l0 = -1, s0 = 0, l1 = -1, s1 = 0, l2 = -1, s2 = 0, l3 = -1, s3 = 0
+    @usableFromInline var l0 = -1, s0 = 0, l1 = -1, s1 = 0, l2 = -1, s2 = 0, l3 = -1, s3 = 0
 
-    @inline(__always)
+    @usableFromInline init() {}
+
+    @inlinable @inline(__always)
     mutating func push(length: Int, start: Int) {
         (l3, s3, l2, s2, l1, s1) = (l2, s2, l1, s1, l0, s0)
         (l0, s0) = (length, start)
     }
 
     /// Read `i` (0 = newest), if there is one.
-    @inline(__always)
+    @inlinable @inline(__always)
     func get(_ i: Int) -> (length: Int, start: Int)? {
         let r: (Int, Int)
         switch i {

@@ -245,6 +245,7 @@ public struct ChunkEncoder {
 }
 
 @inline(__always)
+@usableFromInline
 func memcmpEqual(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ n: Int) -> Bool {
     var i = 0
     while i + 8 <= n {

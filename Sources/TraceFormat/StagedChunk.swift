@@ -1,5 +1,9 @@
 //! Events staged on the recording thread, encoded later on the writer's thread.
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// One chunk's events as the recording thread writes them: fixed-layout
 /// records of 8-byte words (no varints, no deltas, no lookups), so a device
 /// observer spends a few stores and a copy per event. The trace writer's
@@ -23,6 +27,13 @@ public struct StagedChunk: @unchecked Sendable {
     /// Events staged so far.
     public var eventCount: UInt64 { staged }
     @usableFromInline var staged: UInt64 = 0
+    /// The last four successful reads of at least ``repeatMinimum`` bytes:
+    /// (length, offset of their bytes in `out`), newest first.
+    @usableFromInline var largeReads = RecentReads()
+
+    /// Writes at least this long that repeat recent reads are staged as a
+    /// reference to those reads' bytes (a comparison instead of a copy).
+    @inlinable static var repeatMinimum: Int { 128 }
 
     /// - Parameter pool: memory earlier chunks used (``TraceWriter/stagingPool``),
     ///   taken instead of a new allocation.
@@ -42,7 +53,7 @@ public struct StagedChunk: @unchecked Sendable {
 
     @usableFromInline enum Kind: UInt8 {
         case mmio, memory, chain, used, counter, interrupt, poison, status, features, pairs, reset, warning, memoryBinding,
-             transport
+             transport, memoryRepeat
     }
 
     /// The first word of every record: kind, a small field, a 16-bit field, the NIC.
@@ -64,10 +75,47 @@ public struct StagedChunk: @unchecked Sendable {
 
     @inlinable public mutating func memory(nic: Int, isWrite: Bool, address: UInt64, bytes: UnsafeRawBufferPointer, ok: Bool) {
         let n = bytes.count
+        if n >= Self.repeatMinimum {
+            if isWrite, let pieces = repeatedReads(bytes) {
+                // A loopback's RX write is the frame its TX reads just read:
+                // staged as (offset, length) of those reads' bytes.
+                head(.memoryRepeat, 1 | (ok ? 2 : 0), UInt16(pieces), nic: nic, words: 3 + pieces)
+                out.word(address)
+                out.word(UInt64(n))
+                for i in (0..<pieces).reversed() {
+                    let r = largeReads.get(i)!
+                    out.word(UInt64(r.start) | UInt64(r.length) << 32)
+                }
+                return
+            }
+            // The bytes follow the head, address and length words.
+            if !isWrite && ok && out.count < Int(UInt32.max) { largeReads.push(length: n, start: out.count + 24) }
+        }
         head(.memory, (isWrite ? 1 : 0) | (ok ? 2 : 0), nic: nic, words: 3 + (n + 7) >> 3)
         out.word(address)
         out.word(UInt64(n))
         out.appendPadded(bytes)
+    }
+
+    /// How many of the newest large reads, oldest first, hold exactly
+    /// `bytes` end to end (a frame read over several descriptors), or nil.
+    @inlinable func repeatedReads(_ bytes: UnsafeRawBufferPointer) -> Int? {
+        var total = 0
+        for k in 1...4 {
+            guard let r = largeReads.get(k - 1) else { return nil }
+            total += r.length
+            if total > bytes.count { return nil }
+            if total < bytes.count { continue }
+            // Pieces k-1 (oldest) ... 0 (newest) laid end to end.
+            var at = 0
+            for i in (0..<k).reversed() {
+                let p = largeReads.get(i)!
+                if memcmp(out.base + p.start, bytes.baseAddress! + at, p.length) != 0 { return nil }
+                at += p.length
+            }
+            return k
+        }
+        return nil
     }
 
     @inlinable public mutating func chain(nic: Int, queue: UInt16, head chainHead: UInt16, descriptorCount: Int) {
@@ -194,6 +242,10 @@ extension StagedChunk {
         let base = UnsafeRawPointer(out.base)
         let end = out.count
         var at = 0
+        // Where a repeat of several reads is laid end to end for the encoder.
+        var gather: UnsafeMutableRawPointer?
+        var gatherCapacity = 0
+        defer { gather?.deallocate() }
         @inline(__always) func word(_ i: Int) -> UInt64 { base.load(fromByteOffset: at + 8 * i, as: UInt64.self) }
         while at < end {
             let w0 = word(0)
@@ -210,6 +262,29 @@ extension StagedChunk {
                 e.memory(nic: nic, isWrite: small & 1 != 0, address: word(1),
                          bytes: UnsafeRawBufferPointer(start: base + at + 24, count: n), ok: small & 2 != 0)
                 at += 24 + (n + 7) & ~7
+            case .memoryRepeat:
+                let n = Int(word(2))
+                let pieces = Int(half)
+                let bytes: UnsafeRawPointer
+                if pieces == 1 {
+                    bytes = base + Int(UInt32(truncatingIfNeeded: word(3)))
+                } else {
+                    if gatherCapacity < n {
+                        gather?.deallocate()
+                        gather = UnsafeMutableRawPointer.allocate(byteCount: n, alignment: 8)
+                        gatherCapacity = n
+                    }
+                    var to = 0
+                    for i in 0..<pieces {
+                        let piece = word(3 + i)
+                        let length = Int(piece >> 32)
+                        (gather! + to).copyMemory(from: base + Int(UInt32(truncatingIfNeeded: piece)), byteCount: length)
+                        to += length
+                    }
+                    bytes = UnsafeRawPointer(gather!)
+                }
+                e.memory(nic: nic, isWrite: small & 1 != 0, address: word(1), bytes: UnsafeRawBufferPointer(start: bytes, count: n), ok: small & 2 != 0)
+                at += 24 + 8 * pieces
             case .chain:
                 let w1 = word(1)
                 let count = Int(w1 >> 16)

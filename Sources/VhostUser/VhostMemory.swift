@@ -118,6 +118,9 @@ public final class VhostMemory: GuestMemory, @unchecked Sendable {
         case 2 where UInt(bitPattern: p) & 1 == 0: to!.storeBytes(of: p.load(as: UInt16.self), as: UInt16.self)
         case 4 where UInt(bitPattern: p) & 3 == 0: to!.storeBytes(of: p.load(as: UInt32.self), as: UInt32.self)
         case 8 where UInt(bitPattern: p) & 7 == 0: to!.storeBytes(of: p.load(as: UInt64.self), as: UInt64.self)
+        case 16:  // a descriptor: two loads instead of a call to memmove
+            to!.storeBytes(of: p.loadUnaligned(as: UInt64.self), as: UInt64.self)
+            to!.storeBytes(of: p.loadUnaligned(fromByteOffset: 8, as: UInt64.self), toByteOffset: 8, as: UInt64.self)
         default: to!.copyMemory(from: p, byteCount: buffer.count)
         }
     }

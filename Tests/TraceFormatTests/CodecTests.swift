@@ -266,6 +266,55 @@ struct StagedChunkTests {
         #expect(pool.count == 0)
     }
 
+    /// Loopback traffic: TX reads of a frame (whole, or over two or three
+    /// descriptors), then the RX write of the same bytes, plus writes that
+    /// must not count as repeats.
+    static func loopback<S: EventSink>(_ s: inout S) {
+        let frame = (0..<1500).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+        frame.withUnsafeBytes { f in
+            let small = UnsafeRawBufferPointer(rebasing: f[0..<16])
+            // One piece; small reads in between do not break the match.
+            s.memory(nic: 0, isWrite: false, address: 0x1000, bytes: f, ok: true)
+            s.memory(nic: 0, isWrite: false, address: 0x20, bytes: small, ok: true)
+            s.memory(nic: 0, isWrite: true, address: 0x8000, bytes: f, ok: true)
+            // Two and three pieces, end to end.
+            s.memory(nic: 0, isWrite: false, address: 0x2000, bytes: UnsafeRawBufferPointer(rebasing: f[0..<744]), ok: true)
+            s.memory(nic: 0, isWrite: false, address: 0x3000, bytes: UnsafeRawBufferPointer(rebasing: f[744...]), ok: true)
+            s.memory(nic: 1, isWrite: true, address: 0x9000, bytes: f, ok: false)
+            s.memory(nic: 0, isWrite: false, address: 0x2000, bytes: UnsafeRawBufferPointer(rebasing: f[0..<500]), ok: true)
+            s.memory(nic: 0, isWrite: false, address: 0x3000, bytes: UnsafeRawBufferPointer(rebasing: f[500..<1000]), ok: true)
+            s.memory(nic: 0, isWrite: false, address: 0x4000, bytes: UnsafeRawBufferPointer(rebasing: f[1000...]), ok: true)
+            s.memory(nic: 0, isWrite: true, address: 0xA000, bytes: f, ok: true)
+            // The last piece alone, as a write of its own length.
+            s.memory(nic: 0, isWrite: true, address: 0xB000, bytes: UnsafeRawBufferPointer(rebasing: f[1000...]), ok: true)
+            // Same length, one byte different; a failed read is never a source.
+            var other = frame
+            other[1499] ^= 1
+            other.withUnsafeBytes { s.memory(nic: 0, isWrite: true, address: 0xC000, bytes: $0, ok: true) }
+            s.memory(nic: 0, isWrite: false, address: 0x5000, bytes: UnsafeRawBufferPointer(rebasing: f[0..<200]), ok: false)
+            s.memory(nic: 0, isWrite: true, address: 0xD000, bytes: UnsafeRawBufferPointer(rebasing: f[0..<200]), ok: true)
+        }
+    }
+
+    @Test func writesThatRepeatReadsAreStagedAsReferencesAndEncodeTheSame() throws {
+        let cp = Self.checkpoint()
+        var direct = ChunkEncoder(firstEvent: 0, baseTime: 0, checkpoint: [cp, cp], counters: [])
+        Self.loopback(&direct)
+        var staged = StagedChunk(firstEvent: 0, baseTime: 0, checkpoint: [cp, cp])
+        Self.loopback(&staged)
+        // Reads: 1500 + 16 + 1500 + 1500 + 200 bytes (each record 24 + padded);
+        // writes 1, 2 and 3 and the last piece are references (24 + 8 per
+        // piece); the altered frame and the 200 bytes after a failed read are copies.
+        let reads = [1500, 16, 744, 756, 500, 500, 500, 200].map { 24 + ($0 + 7) & ~7 }.reduce(0, +)
+        let references = [1, 2, 3, 1].map { 24 + 8 * $0 }.reduce(0, +)
+        let copies = [1500, 200].map { 24 + ($0 + 7) & ~7 }.reduce(0, +)
+        #expect(staged.size == reads + references + copies)
+        var carry = EncoderCarry()
+        var chunks: [ChunkEncoder] = []
+        staged.encode(carry: &carry) { chunks.append($0) }
+        #expect(chunks.count == 1 && chunks.first?.content == direct.content)
+    }
+
     @Test func aStagedChunkPastTheHardLimitBecomesContinuationChunks() throws {
         // 300 frames of 60,000 bytes: 18 MB of events, more than two hard limits.
         let cp = Self.checkpoint()

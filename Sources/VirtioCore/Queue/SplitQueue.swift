@@ -125,7 +125,9 @@ extension SplitQueue {
     ///   INDIRECT inside an indirect table, or a malformed table, ends the walk.
     /// A head >= size yields no descriptors.
     func walkChain<M, O>(head: UInt16, _ bus: inout DeviceBus<M, O>, into out: inout [Descriptor]) {
-        out.removeAll(keepingCapacity: true)
+        // removeAll(keepingCapacity:) goes through a generic replaceSubrange;
+        // dropping the (trivial) elements one by one costs a few instructions.
+        while !out.isEmpty { out.removeLast() }
         var table = descTable
         var tableSize = size
         var index = head
