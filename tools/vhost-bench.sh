@@ -5,12 +5,15 @@
 #    queue pair; its lcores on CPU 1) against, in the same run:
 #      (a) DPDK's own net_vhost backend (testpmd rxonly, CPU 0),
 #      (b) vtrace serve (CPU 0),
-#      (c) vtrace serve --record (CPU 0; its compressor thread floats).
+#      (c) vtrace serve --record (CPU 0, its writer thread too: testpmd's
+#          poll-mode driver holds CPU 1, and there is no third core),
+#      (b') with BASELINE=/path/to/old/vtrace, that build's serve (an A/B).
 #    The figure is the driver's Tx-pps (frames the backend took off the ring;
 #    the rest are dropped as ring-full), the median of its per-second reports.
 # 2. The Linux guest's boot to poweroff with and without --record (tools/linux-guest/boot.sh).
 #
 #   tools/vhost-bench.sh [SECONDS] [BOOTS]     # default 8 s per backend, 3 boots each (0: none)
+#   BASELINE=/path/to/old/vtrace tools/vhost-bench.sh 4 0
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-8}
@@ -46,13 +49,14 @@ kill -INT $backend 2>/dev/null || true; wait $backend 2>/dev/null || true
 rm -f "$sock"
 
 serve() {  # vtrace serve (args) + the driver; prints the driver's pps
-    unblock taskset -c 0 "$VT" serve --vhost-user "$sock" --sessions 1 "$@" --json > "$dir/serve.json" 2>/dev/null &
+    unblock taskset -c 0 "${SERVE:-$VT}" serve --vhost-user "$sock" --sessions 1 "$@" --json > "$dir/serve.json" 2>/dev/null &
     local s=$!
     for _ in $(seq 100); do [[ -S $sock ]] && break; sleep 0.05; done
     driver "$sock"
     wait $s || true
 }
 b=$(serve)
+[[ -n ${BASELINE:-} ]] && base=$(SERVE=$BASELINE serve)
 c=$(serve --record "$dir/bench.vtrace")
 size=$(stat -c %s "$dir/bench.vtrace")
 events=$(python3 -c "import json; print(json.load(open('$dir/serve.json'))['recording']['events'])")
@@ -64,6 +68,7 @@ print(f"  (a) DPDK net_vhost        {a:>12,} pps")
 print(f"  (b) vtrace serve          {b:>12,} pps   {b / a:.0%} of (a)   (goal 50%)")
 print(f"  (c) vtrace serve --record {c:>12,} pps   {c / a:.0%} of (a)   (goal 40%)   {events:,} events, {size / 1e6:.1f} MB")
 PY
+[[ -n ${BASELINE:-} ]] && python3 -c "import sys; a, b, o = map(int, sys.argv[1:]); print(f\"  (b') baseline serve       {o:>12,} pps   {o / a:.0%} of (a)   (b) / (b') = {b / o:.2f}\")" "$a" "$b" "$base"
 
 # 2. The Linux boot, interleaved, with and without recording.
 ((boots > 0)) || exit 0
