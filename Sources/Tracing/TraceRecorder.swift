@@ -246,7 +246,7 @@ public struct RecordingObserver: DeviceObserver {
         recorder.staged.memory(nic: nic, isWrite: true, address: address, bytes: bytes, ok: succeeded)
         recorder.checkHardLimit()
     }
-    @inlinable public mutating func chainPopped(queue: UInt16, head: UInt16, descriptors: UnsafeBufferPointer<Descriptor>) {
+    @inlinable @inline(__always) public mutating func chainPopped(queue: UInt16, head: UInt16, descriptors: UnsafeBufferPointer<Descriptor>) {
         recorder.staged.chain(nic: nic, queue: queue, head: head, descriptorCount: descriptors.count)
         for d in descriptors { recorder.staged.descriptor(addr: d.addr, len: d.len, flags: d.flags.rawValue, next: d.next) }
         recorder.checkHardLimit()

@@ -326,10 +326,16 @@ public struct VirtioNetDevice<Memory: GuestMemory, Observer: DeviceObserver> {
     mutating func popChain(_ queue: Int) throws(QueueError) -> UInt16? {
         guard let head = try state.queues[queue].pop(&bus) else { return nil }
         state.queues[queue].walkChain(head: head, &bus, into: &chain)
-        chain.withUnsafeBufferPointer {
-            bus.observer.chainPopped(queue: UInt16(queue), head: head, descriptors: $0)
-        }
+        Self.report(&chain, queue: UInt16(queue), head: head, to: &bus)
         return head
+    }
+
+    /// The chain event. Both as inout parameters, so the compiler knows the
+    /// observer cannot reach the chain's storage: no retain and release of
+    /// it around every chain (5% of a recorded vhost-user drain).
+    @inline(__always)
+    static func report(_ chain: inout [Descriptor], queue: UInt16, head: UInt16, to bus: inout DeviceBus<Memory, Observer>) {
+        chain.withUnsafeBufferPointer { bus.observer.chainPopped(queue: queue, head: head, descriptors: $0) }
     }
 
     /// Publishes {head, len} on `queue`; true on success (reported).
