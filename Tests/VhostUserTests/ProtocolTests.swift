@@ -1,5 +1,6 @@
 import Testing
 import VhostUser
+import VirtioCore
 
 @Suite("vhost-user protocol")
 struct ProtocolTests {
@@ -99,5 +100,29 @@ struct ProtocolTests {
         #expect((try? VhostMemory.validate(table)) != nil)
         #expect(VhostMemory.guestAddress(ofFrontendAddress: 0x7000_0010_1234, in: table) == 0x10_1234)
         #expect(VhostMemory.guestAddress(ofFrontendAddress: 0x7000_000F_0000, in: table) == nil)
+    }
+
+    @Test func mappedMemoryReadsPeeksAndPrefetchesOnlyInsideItsRegions() throws {
+        let fd = VhostFiles.memoryFile(size: 0x2000)
+        #expect(fd >= 0)
+        let memory = try VhostMemory(table: [VhostMemoryRegion(guestAddress: 0x10_0000, size: 0x2000, userAddress: 0x7000_0000, mmapOffset: 0)], fds: [fd])
+        let bytes = (0..<32).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ 1) }
+        try memory.write(0x10_1FE0, bytes: bytes)
+        // 16 bytes (a descriptor, two loads), 2, 4, 8 and odd lengths, at the region's last bytes.
+        for (offset, n) in [(0, 16), (3, 16), (16, 16), (0, 2), (4, 4), (8, 8), (1, 31)] {
+            #expect(try memory.bytes(at: 0x10_1FE0 + UInt64(offset), count: n) == Array(bytes[offset..<offset + n]))
+            var peeked = [UInt8](repeating: 0, count: n)
+            #expect(peeked.withUnsafeMutableBytes { memory.peek(0x10_1FE0 + UInt64(offset), into: $0) })
+            #expect(peeked == Array(bytes[offset..<offset + n]))
+        }
+        // One byte past the region, below it, or wrapping: refused, never touched.
+        var sixteen = [UInt8](repeating: 0xEE, count: 16)
+        for address: UInt64 in [0x10_1FF1, 0xF_FFFF, .max - 7, 0] {
+            #expect(!sixteen.withUnsafeMutableBytes { memory.peek(address, into: $0) })
+            #expect(throws: GuestMemoryError.self) { _ = try memory.bytes(at: address, count: 16) }
+            memory.prefetch(address, length: 256)  // a hint outside the regions is dropped
+        }
+        #expect(sixteen == [UInt8](repeating: 0xEE, count: 16))
+        memory.prefetch(0x10_1FF0, length: 4096)  // inside: a hint, never a fault
     }
 }
