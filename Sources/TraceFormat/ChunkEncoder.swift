@@ -1,5 +1,9 @@
 //! Encodes events into one chunk's uncompressed content.
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Builds the uncompressed content of one chunk: a small header, the
 /// checkpoint, then events. Fields are varints, deltas against the previous
 /// event of the same kind, no padding; a memory write whose bytes equal one of
@@ -244,9 +248,11 @@ public struct ChunkEncoder {
     }
 }
 
-@inline(__always)
-@usableFromInline
+/// Whether `n` bytes at `a` and `b` are equal: inline word compares for the
+/// device's small payloads, libc's `memcmp` for frames.
+@inlinable @inline(__always)
 func memcmpEqual(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ n: Int) -> Bool {
+    if n >= 64 { return memcmp(a, b, n) == 0 }
     var i = 0
     while i + 8 <= n {
         if a.loadUnaligned(fromByteOffset: i, as: UInt64.self) != b.loadUnaligned(fromByteOffset: i, as: UInt64.self) { return false }

@@ -1,9 +1,5 @@
 //! Events staged on the recording thread, encoded later on the writer's thread.
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// One chunk's events as the recording thread writes them: fixed-layout
 /// records of 8-byte words (no varints, no deltas, no lookups), so a device
 /// observer spends a few stores and a copy per event. The trace writer's
@@ -110,7 +106,7 @@ public struct StagedChunk: @unchecked Sendable {
             var at = 0
             for i in (0..<k).reversed() {
                 let p = largeReads.get(i)!
-                if memcmp(out.base + p.start, bytes.baseAddress! + at, p.length) != 0 { return nil }
+                if !memcmpEqual(out.base + p.start, bytes.baseAddress! + at, p.length) { return nil }
                 at += p.length
             }
             return k

@@ -53,10 +53,10 @@ extension VirtioNetDevice {
         return true
     }
 
-    /// Drains TX queue 2p+1 of `pair` into RX queue 2p (spec §3.3).
     /// Chains per prefetch hint batch on a TX drain.
     static var prefetchWindow: UInt16 { 16 }
 
+    /// Drains TX queue 2p+1 of `pair` into RX queue 2p (spec §3.3).
     mutating func processTx(pair: Int) -> InterruptSignals {
         guard canProcess() else { return [] }
         let txq = 2 * pair + 1
