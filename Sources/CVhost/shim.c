@@ -129,19 +129,41 @@ static void on_stop_signal(int sig) {
     errno = saved;
 }
 
+static struct sigaction previous_int, previous_term;
+static int stop_installed;
+
 void cvhost_stop_on_signals(int fd) {
-    stop_fd = fd;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop_signal;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    if (!stop_installed) {
+        sigaction(SIGINT, &sa, &previous_int);
+        sigaction(SIGTERM, &sa, &previous_term);
+        stop_installed = 1;
+    }
+    stop_fd = fd;
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+}
+
+void cvhost_stop_signals_off(int fd) {
+    if (!stop_installed || stop_fd != fd) return;
+    sigaction(SIGINT, &previous_int, NULL);
+    sigaction(SIGTERM, &previous_term, NULL);
+    stop_fd = -1;
+    stop_installed = 0;
+}
+
+void cvhost_ignore_sigpipe(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_IGN;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGPIPE, &sa, NULL);
 }
 
 int cvhost_eventfd(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
@@ -247,7 +269,10 @@ static void on_bus(int sig, siginfo_t *info, void *context) {
     uintptr_t a = (uintptr_t)info->si_addr;
     for (int i = 0; i < GUARD_SLOTS; i++) {
         if (guarded[i].end == 0 || a < guarded[i].start || a >= guarded[i].end) continue;
-        void *page = (void *)(a & ~(guarded[i].page - 1));
+        uintptr_t at = a & ~(guarded[i].page - 1);
+        // Never map over anything outside the guarded mapping itself.
+        if (at < guarded[i].start || guarded[i].end - at < guarded[i].page) break;
+        void *page = (void *)at;
         int flags = MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | (guarded[i].page > 4096 ? MAP_HUGETLB : 0);
         if (mmap(page, guarded[i].page, PROT_READ | PROT_WRITE, flags, -1, 0) != MAP_FAILED ||
             mmap(page, guarded[i].page, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) != MAP_FAILED) {
@@ -260,6 +285,22 @@ static void on_bus(int sig, siginfo_t *info, void *context) {
     (void)context;
     // Not ours (or not repairable): the previous disposition takes the re-raised fault.
     sigaction(SIGBUS, &previous_bus, NULL);
+}
+
+#include <sys/vfs.h>
+#include <unistd.h>
+
+size_t cvhost_mapping_page(int fd) {
+    long base = sysconf(_SC_PAGESIZE);
+    size_t page = base > 0 ? (size_t)base : 4096;
+    struct statfs fs;
+    struct stat st;
+    // Only hugetlbfs promises mappings aligned to (and made of) its block size;
+    // other file systems report large block sizes (NFS, FUSE) and map base pages.
+    if (fstatfs(fd, &fs) == 0 && fs.f_type == 0x958458f6 && fstat(fd, &st) == 0 && (size_t)st.st_blksize > page &&
+        ((size_t)st.st_blksize & ((size_t)st.st_blksize - 1)) == 0)
+        page = (size_t)st.st_blksize;
+    return page;
 }
 
 int cvhost_guard(void *start, size_t length, size_t page) {

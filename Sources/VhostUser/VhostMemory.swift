@@ -61,8 +61,9 @@ public final class VhostMemory: GuestMemory, @unchecked Sendable {
                 Self.unmap(mapped)
                 throw VhostUserError("cannot map memory region at guest 0x\(String(r.guestAddress, radix: 16)): it ends \(needed) bytes into a file of \(st.st_size)")
             }
-            // hugetlbfs maps whole huge pages (its block size); so must munmap.
-            let page = known && st.st_blksize > 4096 ? Int(st.st_blksize) : 4096
+            // hugetlbfs maps whole huge pages (its block size); so must munmap,
+            // and the SIGBUS guard repairs whole pages of that size.
+            let page = cvhost_mapping_page(fd)
             let length = (needed + page - 1) / page * page
             guard let p = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), p != MAP_FAILED else {
                 let reason = String(cString: strerror(errno))

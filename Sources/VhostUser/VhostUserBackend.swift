@@ -40,6 +40,9 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
     var kickFD: [Int32]
     /// Rings kicked before they were enabled.
     var pendingKick: [Bool]
+    /// Rings whose SET_VRING_KICK came without an fd (the "no fd" bit): the
+    /// protocol asks the backend to poll them (``pollRings()``).
+    var polled: [Bool]
     var callFD: [Int32]
     var errFD: [Int32]
     var protocolFeatures: UInt64 = 0
@@ -50,6 +53,11 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
     public let stopFD: Int32
     var stopping = false
     var summary = VhostSessionSummary()
+    /// Sessions ended so far (the summaries kept are capped; this is not).
+    var sessionsEnded = 0
+    /// How many session summaries `serve` keeps (the newest): a frontend
+    /// reconnecting forever must not grow memory.
+    public var summariesKept = 1000
 
     static var stopTag: UInt64 { 1 << 32 }
     static var socketTag: UInt64 { 1 << 33 }
@@ -61,16 +69,22 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
         let rings = Int(device.queuePairs) * 2
         kickFD = Array(repeating: -1, count: rings)
         pendingKick = Array(repeating: false, count: rings)
+        polled = Array(repeating: false, count: rings)
         callFD = Array(repeating: -1, count: rings)
         errFD = Array(repeating: -1, count: rings)
         stopFD = cvhost_eventfd()
         guard stopFD >= 0 else { throw VhostUserError("eventfd: \(String(cString: strerror(errno)))") }
+        // The frontend hands us call fds of its choosing; a pipe or socket whose
+        // reader is gone must fail a write with EPIPE, not kill the process.
+        cvhost_ignore_sigpipe()
     }
 
     deinit {
         closeRingFDs()
         if connection >= 0 { close(connection) }
         if epoll >= 0 { close(epoll) }
+        // A signal after this must not write to a closed (or reused) fd number.
+        cvhost_stop_signals_off(stopFD)
         close(stopFD)
     }
 
@@ -108,8 +122,10 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
         ready()
         var done: [VhostSessionSummary] = []
         var tags = [UInt64](repeating: 0, count: 64)
-        while !stopping && (sessions.map { done.count < $0 } ?? true) {
-            let n = cvhost_epoll_wait(epoll, &tags, 64, 1000)
+        let endedBefore = sessionsEnded
+        while !stopping && (sessions.map { sessionsEnded - endedBefore < $0 } ?? true) {
+            // Polled rings (no kick fd) are looked at every millisecond.
+            let n = cvhost_epoll_wait(epoll, &tags, 64, polled.contains(true) ? 1 : 1000)
             if n < 0 { throw VhostUserError("epoll_wait: \(String(cString: strerror(errno)))") }
             // Control messages first: a frontend sends a ring's set-up before it
             // kicks it, and both may be pending in one wake-up.
@@ -119,6 +135,7 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
                     wake(tags[i], listener: listener, done: &done)
                 }
             }
+            if connection >= 0 { pollRings() }
         }
         if connection >= 0 { endSession("stopped", into: &done) }
         return done
@@ -140,6 +157,7 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
             }
             connection = c
             _ = cvhost_set_nonblocking(c)
+            _ = VhostMemory.takeTruncationFaults()  // none of them this session's
             summary = VhostSessionSummary()
             cvhost_epoll_add(epoll, c, Self.socketTag)
             log(.progress, "vhost-user: frontend connected")
@@ -158,7 +176,8 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
                 log(.problem, "vhost-user: \(error.message); closing the connection")
                 endSession(error.message, into: &done)
             }
-        } else if tag < UInt64(kickFD.count), connection >= 0 {
+        } else if tag < UInt64(kickFD.count), connection >= 0, kickFD[Int(tag)] >= 0 {
+            // (An fd a message in this same wake-up took away has no event to read.)
             kick(ring: Int(tag))
         }
         if connection >= 0, VhostMemory.takeTruncationFaults() > 0 {
@@ -175,9 +194,9 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
         connection = -1
         dropSessionState()
         summary.ending = why
+        sessionsEnded += 1
         done.append(summary)
-        // A frontend reconnecting forever must not grow memory: keep the last 1,000.
-        if done.count > 1000 { done.removeFirst(done.count - 1000) }
+        if done.count > max(1, summariesKept) { done.removeFirst(done.count - max(1, summariesKept)) }
     }
 
     /// What a session leaves behind, undone: ring fds closed, the device
@@ -186,6 +205,8 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
         closeRingFDs()
         device.apply(.reset)
         device.memory = nil
+        // A fault the ended session caused is not the next one's.
+        _ = VhostMemory.takeTruncationFaults()
         protocolFeatures = 0
         protocolNegotiated = false
     }
@@ -200,6 +221,7 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
             if errFD[i] >= 0 { close(errFD[i]) }
             kickFD[i] = -1
             pendingKick[i] = false
+            polled[i] = false
             callFD[i] = -1
             errFD[i] = -1
         }
@@ -236,6 +258,31 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
         notifyDevice(ring: ring)
     }
 
+    /// Rings set up without a kick fd (bit 8 of SET_VRING_KICK: "poll
+    /// instead"): each TX ring that is ready, not poisoned, and whose avail index moved past
+    /// what the device took is run as if kicked (and recorded as a kick).
+    /// The index is peeked, not read: a hint that is never recorded and
+    /// decides only whether to kick; the kick itself reads it as usual.
+    /// The serving loop calls this after every wake-up, at least every
+    /// millisecond while any ring is polled.
+    @_specialize(exported: true, where Observer == NoObserver)
+    @_specialize(exported: true, where Observer == RecordingObserver)
+    public func pollRings() {
+        guard let memory = device.memory else { return }
+        // TX rings only: an RX kick does nothing (RX buffers are taken when TX
+        // delivers), and a poisoned ring waits for a reset, not for kicks.
+        for q in polled.indices where polled[q] && q % 2 == 1 && !device.state.poisoned[q] {
+            let queue = device.state.queues[q]
+            guard queue.ready, queue.availRing != 0 else { continue }
+            var idx: UInt16 = 0
+            let seen = withUnsafeMutableBytes(of: &idx) { memory.peek(queue.availRing &+ 2, into: $0) }
+            if seen && UInt16(littleEndian: idx) != queue.nextAvail {
+                summary.kicks += 1
+                notifyDevice(ring: q)
+            }
+        }
+    }
+
     /// Runs the device for a kick of `ring` and signals the pair's call eventfds.
     @_specialize(exported: true, where Observer == NoObserver)
     @_specialize(exported: true, where Observer == RecordingObserver)
@@ -257,8 +304,25 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
 
     /// How long a frontend may take to finish a message it began, or to read
     /// a reply, before the session is ended (the socket is non-blocking: a
-    /// stalled peer never blocks the loop, its kicks or a stop request).
+    /// stalled peer never blocks the loop, its kicks or a stop request). The
+    /// time counts for the whole message, not per piece: a peer trickling a
+    /// byte at a time gets no longer.
     public var messageDeadlineMilliseconds: Int32 = 5000
+
+    /// The monotonic clock in nanoseconds, and a deadline on it.
+    static func now() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+
+    func deadline() -> UInt64 { Self.now() + UInt64(max(0, messageDeadlineMilliseconds)) * 1_000_000 }
+
+    /// Milliseconds left until `deadline` (0 once it passed), for poll.
+    static func millisecondsLeft(_ deadline: UInt64) -> Int32 {
+        let now = now()
+        return now >= deadline ? 0 : Int32(clamping: (deadline - now + 999_999) / 1_000_000)
+    }
 
     /// `5 s`, `0.3 s`: a deadline as the error messages say it.
     static func seconds(_ milliseconds: Int32) -> String {
@@ -268,7 +332,7 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
     /// Reads exactly `buffer.count` bytes (collecting any fds into `fds`):
     /// false only when the peer closed before the first byte and `eofIsClean`.
     func readFully(_ buffer: UnsafeMutableRawBufferPointer, fds: inout [Int32], truncated: inout Int32, what: String,
-                   eofIsClean: Bool) throws(VhostUserError) -> Bool {
+                   eofIsClean: Bool, deadline: UInt64) throws(VhostUserError) -> Bool {
         var got = 0
         while got < buffer.count {
             var more = [Int32](repeating: -1, count: VhostUserBits.maxRegions)
@@ -286,10 +350,10 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
             guard errno == EAGAIN || errno == EWOULDBLOCK else {
                 throw VhostUserError("reading \(what): \(String(cString: strerror(errno)))")
             }
-            switch cvhost_wait(connection, 0, stopFD, messageDeadlineMilliseconds) {
+            switch cvhost_wait(connection, 0, stopFD, Self.millisecondsLeft(deadline)) {
             case 1: continue
             case 2: throw VhostUserError("stopped while the frontend was sending \(what)")
-            case 0: throw VhostUserError("the frontend sent \(got) of \(buffer.count) bytes of \(what) and stopped for \(Self.seconds(messageDeadlineMilliseconds))")
+            case 0: throw VhostUserError("the frontend sent \(got) of \(buffer.count) bytes of \(what) and did not finish the message within \(Self.seconds(messageDeadlineMilliseconds))")
             default: throw VhostUserError("waiting for \(what): \(String(cString: strerror(errno)))")
             }
         }
@@ -303,8 +367,11 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
         var handedOver = false
         defer { if !handedOver { for fd in received { close(fd) } } }
         var head = [UInt8](repeating: 0, count: VhostUserBits.headerSize)
+        let due = deadline()
         let open = try head.withUnsafeMutableBytes { raw in
-            Result { () throws(VhostUserError) in try readFully(raw, fds: &received, truncated: &truncated, what: "a message header", eofIsClean: true) }
+            Result { () throws(VhostUserError) in
+                try readFully(raw, fds: &received, truncated: &truncated, what: "a message header", eofIsClean: true, deadline: due)
+            }
         }.get()
         if !open { return false }
         let header = try head.withUnsafeBytes { raw in Result { () throws(VhostUserError) in try VhostUserHeader.parse(raw) } }.get()
@@ -314,7 +381,8 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
         var payload = [UInt8](repeating: 0, count: Int(header.size))
         _ = try payload.withUnsafeMutableBytes { raw in
             Result { () throws(VhostUserError) in
-                try readFully(raw, fds: &received, truncated: &truncated, what: "a \(header.size)-byte \(name) payload", eofIsClean: false)
+                try readFully(raw, fds: &received, truncated: &truncated, what: "a \(header.size)-byte \(name) payload", eofIsClean: false,
+                              deadline: due)
             }
         }.get()
         guard received.count <= VhostUserBits.maxRegions, truncated == 0, received.count == withHeader else {
@@ -376,6 +444,7 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
     }
 
     func send(_ bytes: [UInt8]) throws(VhostUserError) {
+        let due = deadline()
         var sent = 0
         while sent < bytes.count {
             let n = bytes.withUnsafeBytes { cvhost_send(connection, $0.baseAddress! + sent, $0.count - sent) }
@@ -386,7 +455,7 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
             guard n < 0, errno == EAGAIN || errno == EWOULDBLOCK else {
                 throw VhostUserError("sending a reply: \(n == 0 ? "nothing sent" : String(cString: strerror(errno)))")
             }
-            switch cvhost_wait(connection, 1, stopFD, messageDeadlineMilliseconds) {
+            switch cvhost_wait(connection, 1, stopFD, Self.millisecondsLeft(due)) {
             case 1: continue
             case 2: throw VhostUserError("stopped while the frontend was not reading its replies")
             default: throw VhostUserError("the frontend does not read its replies (\(Self.seconds(messageDeadlineMilliseconds)))")
@@ -454,8 +523,18 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
                 throw error
             }
             let fd: Int32 = hasFD ? fds[0] : -1
-            // Never block on the frontend's fds: a full pipe or an empty one must not stop the loop.
-            if fd >= 0 { _ = cvhost_set_nonblocking(fd) }
+            if fd >= 0 {
+                // Regular files, directories and block devices ignore O_NONBLOCK
+                // (a FUSE file could block the loop): eventfds, pipes, sockets only.
+                var st = stat()
+                let type = fstat(fd, &st) == 0 ? st.st_mode & S_IFMT : S_IFREG
+                guard type != S_IFREG && type != S_IFDIR && type != S_IFBLK else {
+                    close(fd)
+                    throw VhostUserError("\(which.name) for ring \(q) passed a file, a directory or a block device, not an eventfd")
+                }
+                // Never block on the frontend's fds: a full pipe or an empty one must not stop the loop.
+                _ = cvhost_set_nonblocking(fd)
+            }
             switch which {
             case .setVringKick:
                 if kickFD[q] >= 0 {
@@ -463,8 +542,9 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
                     close(kickFD[q])
                 }
                 kickFD[q] = fd
+                polled[q] = fd < 0
                 if fd >= 0 { cvhost_epoll_add(epoll, fd, UInt64(q)) } else {
-                    log(.problem, "vhost-user: ring \(q) has no kick eventfd; it is served only when another ring is kicked")
+                    log(.progress, "vhost-user: ring \(q) has no kick eventfd; the backend polls it (every millisecond)")
                 }
                 // Without protocol features a ring starts when its kick fd arrives.
                 if !protocolNegotiated { device.apply(.enableRing(queue: UInt16(q), enabled: true)) }

@@ -108,7 +108,7 @@ final class ServedBackend: @unchecked Sendable {
     let path: String
     let tracePath: String
 
-    init(sessions: Int, name: String, deadlineMilliseconds: Int32 = 5000) throws {
+    init(sessions: Int, name: String, deadlineMilliseconds: Int32 = 5000, summariesKept: Int = 1000) throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vtrace-vhost-\(getpid())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         path = dir.appendingPathComponent("\(name).sock").path
@@ -117,6 +117,7 @@ final class ServedBackend: @unchecked Sendable {
         recorder = try TraceRecorder(path: tracePath, config: config, nics: 1, regions: [], header: { $0.transport = "vhost-user" })
         backend = try VhostUserBackend(device: VirtioNetDevice(config: config, memory: nil, observer: recorder.observer(nic: 0)), log: { _, _ in })
         backend.messageDeadlineMilliseconds = deadlineMilliseconds
+        backend.summariesKept = summariesKept
         let me = self
         let t = Thread { me.run(sessions: sessions) }
         thread = t
@@ -233,6 +234,10 @@ struct BackendTests {
             ("memory beyond the file", "cannot map", { f in
                 f.memTable([(TestFrontend.gpa, 1 << 30, f.userBase, 1 << 36)], fds: [f.memfd])
             }),
+            // A regular file ignores O_NONBLOCK (on FUSE a write could block the loop).
+            ("a file as call fd", "SET_VRING_CALL for ring 1 passed a file, a directory or a block device, not an eventfd", { f in
+                f.send(.setVringCall, TestFrontend.u64(1), fds: [f.memfd])
+            }),
         ]
         let served = try ServedBackend(sessions: attacks.count, name: "hostile")
         for a in attacks {
@@ -281,9 +286,106 @@ struct BackendTests {
         shutdown(f.sock, Int32(SHUT_RDWR))  // the deinit closes it
         _ = try served.finish()
         #expect(served.summaries.count == 2)
-        #expect(served.summaries.first?.ending == "the frontend sent 3 of 8 bytes of a 8-byte SET_FEATURES payload and stopped for 0.3 s",
+        #expect(served.summaries.first?.ending == "the frontend sent 3 of 8 bytes of a 8-byte SET_FEATURES payload and did not finish the message within 0.3 s",
                 "\(served.summaries.first?.ending ?? "")")
         #expect(served.summaries.last?.ending == "the frontend closed the connection")
+    }
+
+
+    /// The frontend's fds cannot take the backend down or leave a ring
+    /// unserved: a call fd whose reader is gone fails with EPIPE (no SIGPIPE
+    /// kills the process), and a TX ring set up without a kick fd (the
+    /// protocol's "no fd" bit) is polled: its frames go through with no kick.
+    @Test func aBrokenCallFdFailsQuietlyAndAPolledRingIsServedWithoutKicks() throws {
+        let served = try ServedBackend(sessions: 1, name: "polled")
+        let f = try TestFrontend(path: served.path)
+        f.send(.setFeatures, TestFrontend.u64(NetFeature.version1 | VhostUserBits.protocolFeatures))
+        f.memTable([(TestFrontend.gpa, UInt64(TestFrontend.size), f.userBase, 0)], fds: [f.memfd])
+        var p: [Int32] = [0, 0]
+        #expect(pipe(&p) == 0)
+        close(p[0])  // nobody will ever read the call pipe
+        for q in 0..<2 {
+            f.send(.setVringNum, TestFrontend.u32s(UInt32(q), 256))
+            f.ringAddress(q)
+            f.send(.setVringKick, TestFrontend.u64(UInt64(q) | 1 << 8))  // no fd: poll this ring
+            f.send(.setVringEnable, TestFrontend.u32s(UInt32(q), 1))
+        }
+        f.send(.setVringCall, TestFrontend.u64(1), fds: [p[1]])
+        close(p[1])
+        for i in 0..<4 { f.post(ring: 0, slot: i, bufferOffset: 0x20000 + 0x1000 * i, length: 2048, writable: true) }
+        f.publishAvail(ring: 0, idx: 4)
+        for i in 0..<2 { f.post(ring: 1, slot: i, bufferOffset: 0x40000 + 0x1000 * i, length: 72, writable: false) }
+        usleep(50_000)
+        f.publishAvail(ring: 1, idx: 2)  // and no kick
+        for _ in 0..<500 where f.usedIdx(ring: 1) != 2 { usleep(10_000) }
+        #expect(f.usedIdx(ring: 1) == 2 && f.usedIdx(ring: 0) == 2, "the polled TX ring was not served")
+        f.send(.getFeatures)
+        #expect(f.reply() == NetFeature.version1 | VhostUserBits.protocolFeatures, "the backend stopped answering")
+        shutdown(f.sock, Int32(SHUT_RDWR))
+        let summary = try served.finish()
+        #expect(served.summaries.first?.kicks == 1, "one poll found both frames")
+        #expect(served.summaries.first?.ending == "the frontend closed the connection")
+        let c = served.backend.device.counters
+        #expect(c.txPackets == 2 && c.rxPackets == 2)
+        // The poll is recorded as a kick of ring 1, and replays.
+        let replay = try TraceReplayer(reader: TraceReader(path: summary.path)).replayAll(keepGoing: false)
+        #expect(replay.matched, "\(replay.divergences)")
+    }
+
+    /// The deadline covers a whole message: a frontend sending a byte every
+    /// 100 ms (each gap shorter than the 300 ms deadline) is cut off at 300 ms.
+    @Test func aTrickledMessageGetsNoMoreTimeThanAStalledOne() throws {
+        let served = try ServedBackend(sessions: 1, name: "trickle", deadlineMilliseconds: 300)
+        let f = try TestFrontend(path: served.path)
+        let bytes = VhostUserHeader(request: 2, flags: 1, size: 8).bytes + [UInt8](repeating: 0, count: 8)
+        var closedAfter: Int?
+        for (i, b) in bytes.enumerated() {
+            f.sendRaw([b])
+            usleep(100_000)
+            var pfd = pollfd(fd: f.sock, events: Int16(POLLIN), revents: 0)
+            var probe: UInt8 = 0
+            if poll(&pfd, 1, 0) == 1 && recv(f.sock, &probe, 1, 0) == 0 {
+                closedAfter = i + 1
+                break
+            }
+        }
+        #expect((closedAfter ?? 99) <= 6, "closed after \(closedAfter.map(String.init) ?? "never") of 20 bytes")
+        _ = try served.finish()
+        #expect(served.summaries.first?.ending.hasSuffix("did not finish the message within 0.3 s") == true,
+                "\(served.summaries.first?.ending ?? "")")
+    }
+
+    /// `--sessions N` ends after N sessions even when it keeps fewer summaries
+    /// than that (it kept 1,000 and compared its count with N: above 1,000, never).
+    @Test func servingCountsSessionsBeyondTheSummariesItKeeps() throws {
+        let served = try ServedBackend(sessions: 3, name: "many", summariesKept: 2)
+        for _ in 0..<3 {
+            let f = try TestFrontend(path: served.path)
+            f.send(.getFeatures)
+            #expect(f.reply() != nil)
+            shutdown(f.sock, Int32(SHUT_RDWR))
+            usleep(20_000)
+        }
+        _ = try served.finish()
+        #expect(served.summaries.count == 2)
+    }
+
+    /// SIGINT/SIGTERM go back to what they were once a backend that took them
+    /// is gone (its stop eventfd is closed; a later signal must not write to
+    /// that fd number, which may be reused).
+    @Test func stopSignalsAreHandedBackWhenTheBackendGoes() throws {
+        func handler(_ signal: Int32) -> UInt {
+            var a = sigaction()
+            sigaction(signal, nil, &a)
+            return withUnsafeBytes(of: &a.__sigaction_handler) { $0.load(as: UInt.self) }
+        }
+        let before = (handler(SIGINT), handler(SIGTERM))
+        do {
+            let backend = try VhostUserBackend(device: VirtioNetDevice(config: NetConfig(), memory: nil, observer: NoObserver()), log: { _, _ in })
+            backend.stopOnSignals()
+            #expect(handler(SIGINT) != before.0 && handler(SIGTERM) != before.1)
+        }
+        #expect(handler(SIGINT) == before.0 && handler(SIGTERM) == before.1)
     }
 
     /// A frontend that truncates its memory file under the device: the

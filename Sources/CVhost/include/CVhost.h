@@ -42,6 +42,12 @@ int cvhost_epoll_wait(int ep, uint64_t *tags, int max, int timeout_ms);
 /// Installs SIGINT/SIGTERM handlers that write to `fd` (an eventfd the
 /// backend's loop watches), so a signal ends serving cleanly.
 void cvhost_stop_on_signals(int fd);
+/// Puts back the SIGINT/SIGTERM dispositions `cvhost_stop_on_signals(fd)`
+/// replaced (nothing if another fd's handlers are installed).
+void cvhost_stop_signals_off(int fd);
+/// SIGPIPE ignored process-wide: a write to a frontend's call fd whose
+/// reader is gone (a pipe, a socket) fails with EPIPE instead of killing us.
+void cvhost_ignore_sigpipe(void);
 
 /// eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK).
 int cvhost_eventfd(void);
@@ -63,6 +69,9 @@ int cvhost_set_nonblocking(int fd);
 /// `stop_fd` (if >= 0) to be readable: 1 ready, 2 stop, 0 timeout, -1 error.
 int cvhost_wait(int fd, int for_write, int stop_fd, int timeout_ms);
 
+/// The page size a shared mapping of `fd` is made of: hugetlbfs's block size
+/// on hugetlbfs, the base page size anywhere else.
+size_t cvhost_mapping_page(int fd);
 /// Watches `length` bytes at `start` (a shared mapping of `page`-sized pages):
 /// a SIGBUS there (its file was truncated) maps a zero page in its place and
 /// is counted instead of killing the process. -1 when no slot is free.
