@@ -2,7 +2,7 @@
 # Installs what vtrace needs on a fresh Debian machine, only when it is missing.
 # Safe to run repeatedly; used by tools/test (with --test), tools/demo and the benchmarks.
 #
-#   tools/bootstrap.sh          # build and demo: git, pkg-config, zstd, python3, gcc (the KVM guest), libzstd-dev
+#   tools/bootstrap.sh          # build and demo: git, pkg-config, zstd, python3, time, gcc (the KVM guest), libzstd-dev
 #   tools/bootstrap.sh --test   # also what the tests check output with, when it can be had:
 #                               # gdb, tshark (pcapng), chromium (renders the plot's HTML),
 #                               # qemu-system-x86 + busybox-static + cpio (the Linux guest over
@@ -11,10 +11,14 @@ set -euo pipefail
 
 need_apt=()
 # Debian packages the build and tests use: command -> package.
-declare -A tools=( [git]=git [pkg-config]=pkg-config [zstd]=zstd [python3]=python3 [gcc]=gcc )
+declare -A tools=( [git]=git [pkg-config]=pkg-config [zstd]=zstd [gcc]=gcc )
 for cmd in "${!tools[@]}"; do
     command -v "$cmd" >/dev/null 2>&1 || need_apt+=("${tools[$cmd]}")
 done
+# By path: the tests run /usr/bin/python3 and the benchmarks /usr/bin/time (peak
+# memory), whatever else is first on PATH.
+[[ -x /usr/bin/python3 ]] || need_apt+=(python3)
+[[ -x /usr/bin/time ]] || need_apt+=(time)
 # Headers: libzstd for the trace format.
 [[ -f /usr/include/zstd.h ]] || need_apt+=(libzstd-dev)
 
@@ -61,7 +65,13 @@ if ((${#want_apt[@]})); then
         echo "bootstrap: not root, so not installing ${want_apt[*]}; the tests that use them will say SKIPPED" >&2
     else
         echo "bootstrap: installing test tools ${want_apt[*]}" >&2
-        apt_install "${want_apt[@]}" || echo "bootstrap: could not install ${want_apt[*]}; the tests that use them will say SKIPPED" >&2
+        # One package that cannot be had (a mirror without it, a broken
+        # dependency) must not keep the others out: on failure, one at a time.
+        if ! apt_install "${want_apt[@]}"; then
+            for pkg in "${want_apt[@]}"; do
+                apt_install "$pkg" || echo "bootstrap: could not install $pkg; the tests that use it will say SKIPPED" >&2
+            done
+        fi
     fi
 fi
 

@@ -13,7 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-5}
 [[ -r /dev/kvm && -w /dev/kvm ]] || { echo "kvm-bench: /dev/kvm is not usable here" >&2; exit 2; }
-swift build -c release --product vtrace >/dev/null
+tools/bootstrap.sh
+tools/release-build.sh vtrace
 tools/guest/build.sh
 VT=.build/release/vtrace
 BASE=${BASELINE:-}

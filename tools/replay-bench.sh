@@ -14,9 +14,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repeats=${1:-30000}
 rounds=${2:-5}
-command -v zstd >/dev/null || { echo "replay-bench: needs the zstd command (tools/bootstrap.sh installs it)" >&2; exit 2; }
-swift build -c release --product vtrace >/dev/null
-swift build -c release --product vtrace-bench >/dev/null
+tools/bootstrap.sh   # zstd, and /usr/bin/time (peak memory)
+tools/release-build.sh vtrace vtrace-bench
 dir=${TMPDIR:-/tmp}/vtrace-replay-bench
 mkdir -p "$dir"
 scenario=$dir/traffic-$repeats.scenario

@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/bootstrap.sh
-swift build -c release --product vtrace 2>&1 | grep -E "error|warning: " || true
+tools/release-build.sh vtrace
 VT=.build/release/vtrace
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

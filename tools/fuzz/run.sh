@@ -11,8 +11,17 @@ cd "$(dirname "$0")"
 target=${1:-FuzzDevice}
 seconds=${2:-60}
 export SWIFT_BACKTRACE=enable=no
-swift build -c release --scratch-path ../../.build-fuzz --product "$target" \
-    -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library 2>&1 | grep -E "error|warning: |Build" || true
+# A failed build stops here (never fuzzes an old binary); its errors are shown.
+log=$(mktemp)
+if ! swift build -c release --scratch-path ../../.build-fuzz --product "$target" \
+    -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library > "$log" 2>&1; then
+    grep -E "error" "$log" >&2 || tail -30 "$log" >&2
+    echo "fuzz: building $target failed" >&2
+    rm -f "$log"
+    exit 1
+fi
+grep -E "warning: |Build" "$log" || true
+rm -f "$log"
 mkdir -p "corpus/$target" "crashes/$target"
 seeds=()
 [[ -d "seeds/$target" ]] && seeds=("seeds/$target")

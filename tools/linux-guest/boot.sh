@@ -22,7 +22,7 @@ while [[ $# -gt 0 ]]; do
         --flush-events) serve_args+=(--flush-events "$2"); shift 2 ;;
         --append) append=$2; shift 2 ;;
         --json) json=$2; shift 2 ;;
-        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+        -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
         *) echo "boot.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -34,11 +34,13 @@ fi
 mapfile -t guest < <(tools/linux-guest/build.sh)
 kernel=${guest[0]} initrd=${guest[1]}
 if [[ -z ${VTRACE:-} ]]; then
-    swift build -c release --product vtrace >/dev/null
+    tools/release-build.sh vtrace
     VTRACE=$(swift build -c release --show-bin-path)/vtrace
 fi
 dir=$(mktemp -d "${TMPDIR:-/tmp}/vtrace-boot.XXXXXX")
-trap 'rm -rf "$dir"' EXIT
+served=""
+# However the script ends (an error, ^C), the backend does not outlive it.
+trap 'if [[ -n $served ]]; then kill -TERM "$served" 2>/dev/null || true; fi; rm -rf "$dir"' EXIT
 sock=$dir/vhost.sock
 "$VTRACE" serve --vhost-user "$sock" --sessions 1 "${record[@]}" "${serve_args[@]}" --json > "$dir/serve.json" 2> "$dir/serve.err" &
 served=$!
@@ -61,6 +63,7 @@ end=$(date +%s.%N)
 for _ in $(seq 50); do kill -0 "$served" 2>/dev/null || break; sleep 0.1; done
 kill -TERM "$served" 2>/dev/null || true
 wait "$served" || true
+served=""
 grep "vtrace-guest:" "$dir/console.log" || { tail -20 "$dir/console.log"; }
 cat "$dir/serve.err" >&2
 python3 - "$dir/serve.json" "$dir/console.log" "$start" "$end" "$json" <<'PY'

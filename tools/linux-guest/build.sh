@@ -32,32 +32,45 @@ if ! dpkg -s busybox-static >/dev/null 2>&1; then
 fi
 need cpio || sudo_apt install -y -qq cpio >/dev/null
 
-# The newest 6.1 kernel image package the archive has.
-if [[ ! -f $cache/vmlinuz || ! -d $cache/modules ]]; then
-    pkg=$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64$' | awk '{print $1}' | sort -V | tail -1)
-    if [[ -z $pkg ]]; then
-        echo "linux-guest: no linux-image-6.1.0-*-amd64 package in the apt index (run apt-get update)" >&2
-        exit 2
+# The kernel and its modules: fetched again when the module list changes.
+# Everything is built in $work and moved into place, the stamp last, so an
+# interrupted run leaves no half-made cache that a later run would trust.
+modules=(virtio_ring virtio virtio_mmio failover net_failover virtio_net pktgen)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+newest() {  # the newest 6.1 kernel image package the apt index has
+    apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64$' | awk '{print $1}' | sort -V | tail -1
+}
+fetch() { (cd "$work" && rm -f ./*.deb && apt-get -o APT::Sandbox::User=root download "$1" >/dev/null); }
+if [[ ! -f $cache/vmlinuz || ! -d $cache/modules || $(cat "$cache/modules.list" 2>/dev/null) != "${modules[*]}" ]]; then
+    pkg=$(newest)
+    # A stale index names a package the mirror no longer has: update, retry once.
+    if [[ -z $pkg ]] || ! fetch "$pkg"; then
+        echo "linux-guest: ${pkg:-no linux-image-6.1.0-*-amd64 package} not available; updating the apt index" >&2
+        sudo_apt update -qq >/dev/null
+        pkg=$(newest)
+        [[ -n $pkg ]] || { echo "linux-guest: no linux-image-6.1.0-*-amd64 package in the apt index" >&2; exit 2; }
+        fetch "$pkg" || { echo "linux-guest: apt-get download $pkg failed" >&2; exit 2; }
     fi
-    echo "linux-guest: fetching $pkg" >&2
-    work=$(mktemp -d)
-    (cd "$work" && apt-get -o APT::Sandbox::User=root download "$pkg" >/dev/null)
+    echo "linux-guest: fetched $pkg" >&2
     dpkg-deb -x "$work"/*.deb "$work/root"
     kver=$(ls "$work/root/lib/modules")
-    cp "$work/root/boot/vmlinuz-$kver" "$cache/vmlinuz"
-    rm -rf "$cache/modules"
-    mkdir -p "$cache/modules"
-    for m in virtio_ring virtio virtio_mmio failover net_failover virtio_net pktgen; do
+    mkdir -p "$work/modules"
+    for m in "${modules[@]}"; do
         f=$(find "$work/root/lib/modules/$kver" -name "$m.ko*" | head -1)
         [[ -n $f ]] || { echo "linux-guest: module $m not found in $pkg" >&2; exit 2; }
-        cp "$f" "$cache/modules/"
+        cp "$f" "$work/modules/"
     done
+    rm -f "$cache/modules.list"
+    cp "$work/root/boot/vmlinuz-$kver" "$cache/vmlinuz.new" && mv -f "$cache/vmlinuz.new" "$cache/vmlinuz"
+    rm -rf "$cache/modules" && mv "$work/modules" "$cache/modules"
     echo "$kver" > "$cache/kernel-version"
-    rm -rf "$work"
+    echo "${modules[*]}" > "$cache/modules.list"
+    force=--force   # new modules: a new initramfs
 fi
 
-if [[ ! -f $cache/initrd.cpio.gz || $force == --force || $here/init -nt $cache/initrd.cpio.gz ]]; then
-    root=$(mktemp -d)
+if [[ ! -f $cache/initrd.cpio.gz || $force == --force || $here/init -nt $cache/initrd.cpio.gz || $0 -nt $cache/initrd.cpio.gz ]]; then
+    root=$work/initrd
     mkdir -p "$root"/{bin,sbin,proc,sys,dev,modules,tmp}
     cp /bin/busybox "$root/bin/busybox"
     for t in sh mount insmod ip cat echo sleep poweroff ls grep sed awk printf arping ping uname dmesg tr head; do
@@ -68,8 +81,8 @@ if [[ ! -f $cache/initrd.cpio.gz || $force == --force || $here/init -nt $cache/i
     for f in "$root"/modules/*.ko.xz; do [[ -e $f ]] && xz -d "$f"; done
     cp "$here/init" "$root/init"
     chmod +x "$root/init"
-    (cd "$root" && find . | cpio -o -H newc --quiet | gzip -9) > "$cache/initrd.cpio.gz"
-    rm -rf "$root"
+    (cd "$root" && find . | cpio -o -H newc --quiet | gzip -9) > "$cache/initrd.cpio.gz.new"
+    mv -f "$cache/initrd.cpio.gz.new" "$cache/initrd.cpio.gz"
 fi
 echo "$cache/vmlinuz"
 echo "$cache/initrd.cpio.gz"
