@@ -19,11 +19,12 @@ struct Serve: ParsableCommand {
             Offered: VERSION_1 (and MQ with --pairs > 1); protocol features MQ and REPLY_ACK. \
             The frontend keeps the MAC, the config space and the control queue to itself, so \
             the ctrl_* counters stay 0 here. Ring sizes: powers of two up to 32768 (QEMU's \
-            virtio-mmio picks 1024).
+            virtio-mmio picks 1024). A ring handed over without a kick fd is polled every \
+            millisecond.
 
             A malformed or hostile message (a ring outside the memory table, overlapping \
-            regions, a bad fd count, an oversize message, a peer that vanishes or stalls \
-            mid-message, memory shrunk under the device) ends that session with a message \
+            regions, a bad fd count, a file where an eventfd belongs, an oversize message, a \
+            peer that vanishes, stalls or trickles mid-message, memory shrunk under the device) ends that session with a message \
             naming it; the device is reset and the backend waits for the next connection. \
             SIGINT or SIGTERM stops serving; with --record the trace is finished (complete up \
             to that point) either way. tools/linux-guest/boot.sh boots a Linux guest against \
