@@ -2,7 +2,8 @@
 # Installs what vtrace needs on a fresh Debian machine, only when it is missing.
 # Safe to run repeatedly; used by tools/test (with --test), tools/demo and the benchmarks.
 #
-#   tools/bootstrap.sh          # build and demo: git, pkg-config, zstd, python3, time, gcc (the KVM guest), libzstd-dev
+#   tools/bootstrap.sh          # build and demo: git, pkg-config, zstd, python3, gcc (the KVM guest), libzstd-dev
+#   tools/bootstrap.sh --bench  # also time (/usr/bin/time: the benchmarks' peak memory)
 #   tools/bootstrap.sh --test   # also what the tests check output with, when it can be had:
 #                               # gdb, tshark (pcapng), chromium (renders the plot's HTML),
 #                               # qemu-system-x86 + busybox-static + cpio (the Linux guest over
@@ -15,10 +16,7 @@ declare -A tools=( [git]=git [pkg-config]=pkg-config [zstd]=zstd [gcc]=gcc )
 for cmd in "${!tools[@]}"; do
     command -v "$cmd" >/dev/null 2>&1 || need_apt+=("${tools[$cmd]}")
 done
-# By path: the tests run /usr/bin/python3 and the benchmarks /usr/bin/time (peak
-# memory), whatever else is first on PATH.
-[[ -x /usr/bin/python3 ]] || need_apt+=(python3)
-[[ -x /usr/bin/time ]] || need_apt+=(time)
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 # Headers: libzstd for the trace format.
 [[ -f /usr/include/zstd.h ]] || need_apt+=(libzstd-dev)
 
@@ -32,9 +30,13 @@ if [[ "${1:-}" == "--test" ]]; then
         command -v "$cmd" >/dev/null 2>&1 || want_apt+=("${test_tools[$cmd]}")
     done
     dpkg -s busybox-static >/dev/null 2>&1 || want_apt+=(busybox-static)
+    # The tests run /usr/bin/python3 by path, whatever python3 is first on PATH.
+    [[ -x /usr/bin/python3 ]] || want_apt+=(python3)
     # The Linux guest's kernel comes from the package index (tools/linux-guest/build.sh).
     if [[ $(id -u) -eq 0 ]] && ! apt-cache show linux-image-amd64 >/dev/null 2>&1; then need_index=1; fi
 fi
+
+if [[ "${1:-}" == "--bench" && ! -x /usr/bin/time ]]; then need_apt+=(time); fi
 
 updated=0
 apt_install() {

@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repeats=${1:-30000}
 rounds=${2:-5}
-tools/bootstrap.sh   # zstd, and /usr/bin/time (peak memory)
+tools/bootstrap.sh --bench   # zstd, and /usr/bin/time (peak memory)
 tools/release-build.sh vtrace vtrace-bench
 dir=${TMPDIR:-/tmp}/vtrace-replay-bench
 mkdir -p "$dir"

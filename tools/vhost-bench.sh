@@ -18,13 +18,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-8}
 boots=${2:-3}
+((seconds >= 4)) || { echo "vhost-bench: SECONDS must be at least 4 (testpmd's first per-second report covers its start-up and is not counted)" >&2; exit 2; }
 tools/bootstrap.sh --test   # dpdk-testpmd, QEMU, busybox-static
 command -v dpdk-testpmd >/dev/null || { echo "vhost-bench: dpdk-testpmd is missing (apt-get install dpdk-dev)" >&2; exit 2; }
 tools/release-build.sh vtrace
 VT=$(swift build -c release --show-bin-path)/vtrace
 dir=$(mktemp -d "${TMPDIR:-/tmp}/vtrace-vhost-bench.XXXXXX")
-# However it ends, no backend or driver is left running.
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$dir"' EXIT
+# However it ends, no backend or driver is left running: each has the socket's
+# path (under $dir) on its command line, even those started in a $(...) subshell.
+trap 'pkill -TERM -f -- "$dir/vhost.sock" 2>/dev/null || true; rm -rf "$dir"' EXIT
 unblock() { python3 -c 'import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, []); os.execvp(sys.argv[1], sys.argv[1:])' "$@"; }
 
 driver() {  # the virtio-user driver for $seconds; prints the median Tx-pps
@@ -57,7 +59,7 @@ serve() {  # vtrace serve (args) + the driver; prints the driver's pps
     driver "$sock"
     # Its one session ended with the driver; one that never began is stopped (SIGTERM: the report is still written).
     for _ in $(seq 150); do kill -0 $s 2>/dev/null || break; sleep 0.1; done
-    kill -TERM $s 2>/dev/null || true
+    pkill -TERM -f -- "serve --vhost-user $sock" 2>/dev/null || true
     wait $s || true
 }
 b=$(serve)

@@ -158,12 +158,28 @@ void cvhost_stop_signals_off(int fd) {
     stop_installed = 0;
 }
 
+// SIGPIPE is ignored while any backend lives (a count under a lock: tests
+// create backends on several threads), and handed back after the last.
+static pthread_mutex_t pipe_lock = PTHREAD_MUTEX_INITIALIZER;
+static int pipe_users;
+static struct sigaction previous_pipe;
+
 void cvhost_ignore_sigpipe(void) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = SIG_IGN;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGPIPE, &sa, NULL);
+    pthread_mutex_lock(&pipe_lock);
+    if (pipe_users++ == 0) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = SIG_IGN;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGPIPE, &sa, &previous_pipe);
+    }
+    pthread_mutex_unlock(&pipe_lock);
+}
+
+void cvhost_sigpipe_release(void) {
+    pthread_mutex_lock(&pipe_lock);
+    if (pipe_users > 0 && --pipe_users == 0) sigaction(SIGPIPE, &previous_pipe, NULL);
+    pthread_mutex_unlock(&pipe_lock);
 }
 
 int cvhost_eventfd(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }

@@ -43,6 +43,10 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
     /// Rings whose SET_VRING_KICK came without an fd (the "no fd" bit): the
     /// protocol asks the backend to poll them (``pollRings()``).
     var polled: [Bool]
+    /// Per polled ring, the `avail->idx` a poll-kick last found and could not
+    /// advance past (-1: none): it is not kicked again until the index moves,
+    /// so a ring the device will not take from records no kick a millisecond.
+    var pollStuckAt: [Int32]
     var callFD: [Int32]
     var errFD: [Int32]
     var protocolFeatures: UInt64 = 0
@@ -70,13 +74,15 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
         kickFD = Array(repeating: -1, count: rings)
         pendingKick = Array(repeating: false, count: rings)
         polled = Array(repeating: false, count: rings)
+        pollStuckAt = Array(repeating: -1, count: rings)
         callFD = Array(repeating: -1, count: rings)
         errFD = Array(repeating: -1, count: rings)
         stopFD = cvhost_eventfd()
-        guard stopFD >= 0 else { throw VhostUserError("eventfd: \(String(cString: strerror(errno)))") }
         // The frontend hands us call fds of its choosing; a pipe or socket whose
         // reader is gone must fail a write with EPIPE, not kill the process.
+        // (Before the throw below: deinit, which undoes it, runs either way.)
         cvhost_ignore_sigpipe()
+        guard stopFD >= 0 else { throw VhostUserError("eventfd: \(String(cString: strerror(errno)))") }
     }
 
     deinit {
@@ -86,6 +92,7 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
         // A signal after this must not write to a closed (or reused) fd number.
         cvhost_stop_signals_off(stopFD)
         close(stopFD)
+        cvhost_sigpipe_release()
     }
 
     /// Ends `serve` at its next wake-up (safe from another thread).
@@ -124,8 +131,8 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
         var tags = [UInt64](repeating: 0, count: 64)
         let endedBefore = sessionsEnded
         while !stopping && (sessions.map { sessionsEnded - endedBefore < $0 } ?? true) {
-            // Polled rings (no kick fd) are looked at every millisecond.
-            let n = cvhost_epoll_wait(epoll, &tags, 64, polled.contains(true) ? 1 : 1000)
+            // Polled TX rings (no kick fd) are looked at every millisecond.
+            let n = cvhost_epoll_wait(epoll, &tags, 64, polledTX ? 1 : 1000)
             if n < 0 { throw VhostUserError("epoll_wait: \(String(cString: strerror(errno)))") }
             // Control messages first: a frontend sends a ring's set-up before it
             // kicks it, and both may be pending in one wake-up.
@@ -135,7 +142,10 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
                     wake(tags[i], listener: listener, done: &done)
                 }
             }
-            if connection >= 0 { pollRings() }
+            if connection >= 0 && polledTX {
+                pollRings()
+                endSessionIfMemoryShrank(into: &done)
+            }
         }
         if connection >= 0 { endSession("stopped", into: &done) }
         return done
@@ -180,11 +190,27 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
             // (An fd a message in this same wake-up took away has no event to read.)
             kick(ring: Int(tag))
         }
+        endSessionIfMemoryShrank(into: &done)
+    }
+
+    /// Ends the session if a device access since the last look hit a page
+    /// the frontend truncated away (the SIGBUS guard counted it).
+    func endSessionIfMemoryShrank(into done: inout [VhostSessionSummary]) {
         if connection >= 0, VhostMemory.takeTruncationFaults() > 0 {
             let why = "the frontend shrank its shared memory file while the device used it (those accesses read zeros)"
             log(.problem, "vhost-user: \(why); closing the connection")
             endSession(why, into: &done)
         }
+    }
+
+    /// Whether any TX ring is polled (RX rings are never polled: see ``pollRings()``).
+    var polledTX: Bool {
+        var q = 1
+        while q < polled.count {
+            if polled[q] { return true }
+            q += 2
+        }
+        return false
     }
 
     func endSession(_ why: String, into done: inout [VhostSessionSummary]) {
@@ -222,6 +248,7 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
             kickFD[i] = -1
             pendingKick[i] = false
             polled[i] = false
+            pollStuckAt[i] = -1
             callFD[i] = -1
             errFD[i] = -1
         }
@@ -274,12 +301,15 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
         for q in polled.indices where polled[q] && q % 2 == 1 && !device.state.poisoned[q] {
             let queue = device.state.queues[q]
             guard queue.ready, queue.availRing != 0 else { continue }
-            var idx: UInt16 = 0
-            let seen = withUnsafeMutableBytes(of: &idx) { memory.peek(queue.availRing &+ 2, into: $0) }
-            if seen && UInt16(littleEndian: idx) != queue.nextAvail {
-                summary.kicks += 1
-                notifyDevice(ring: q)
-            }
+            var raw: UInt16 = 0
+            guard withUnsafeMutableBytes(of: &raw, { memory.peek(queue.availRing &+ 2, into: $0) }) else { continue }
+            let idx = UInt16(littleEndian: raw)
+            guard idx != queue.nextAvail, Int32(idx) != pollStuckAt[q] else { continue }
+            summary.kicks += 1
+            notifyDevice(ring: q)
+            // Nothing taken (no DRIVER_OK yet, an inactive pair, a bad index
+            // under no-poison): wait for the index to move before kicking again.
+            pollStuckAt[q] = device.state.queues[q].nextAvail == queue.nextAvail ? Int32(idx) : -1
         }
     }
 
@@ -327,6 +357,18 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
     /// `5 s`, `0.3 s`: a deadline as the error messages say it.
     static func seconds(_ milliseconds: Int32) -> String {
         milliseconds % 1000 == 0 ? "\(milliseconds / 1000) s" : "\(Double(milliseconds) / 1000) s"
+    }
+
+    /// `a regular file`, `a character device`: an fd's type as the errors say it.
+    static func describe(fileType type: mode_t) -> String {
+        switch type {
+        case S_IFREG: return "a regular file"
+        case S_IFDIR: return "a directory"
+        case S_IFBLK: return "a block device"
+        case S_IFCHR: return "a character device"
+        case S_IFLNK: return "a symbolic link"
+        default: return "a file of type 0o\(String(type, radix: 8))"
+        }
     }
 
     /// Reads exactly `buffer.count` bytes (collecting any fds into `fds`):
@@ -414,6 +456,8 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
             throw error
         }
         let reply = try handle(message, fds: fds, request: header.request)
+        // Any message may be what a stuck polled ring was waiting for (features, an enable).
+        for i in pollStuckAt.indices { pollStuckAt[i] = -1 }
         for ring in pendingKick.indices where pendingKick[ring] && device.state.queues[ring].ready { notifyDevice(ring: ring) }
         if reply == nil, header.flags & VhostUserBits.needReply != 0, protocolFeatures & VhostUserBits.protocolReplyAck != 0 {
             return VhostUserReply.u64(header.request, 0)
@@ -524,13 +568,15 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
             }
             let fd: Int32 = hasFD ? fds[0] : -1
             if fd >= 0 {
-                // Regular files, directories and block devices ignore O_NONBLOCK
-                // (a FUSE file could block the loop): eventfds, pipes, sockets only.
+                // Eventfds (an anonymous inode: no type bits), pipes and sockets
+                // only: files ignore O_NONBLOCK (a FUSE file could block the loop),
+                // /dev/urandom as a kick fd would read as a kick forever, and
+                // /dev/null cannot be watched at all.
                 var st = stat()
                 let type = fstat(fd, &st) == 0 ? st.st_mode & S_IFMT : S_IFREG
-                guard type != S_IFREG && type != S_IFDIR && type != S_IFBLK else {
+                guard type == 0 || type == S_IFIFO || type == S_IFSOCK else {
                     close(fd)
-                    throw VhostUserError("\(which.name) for ring \(q) passed a file, a directory or a block device, not an eventfd")
+                    throw VhostUserError("\(which.name) for ring \(q) passed \(Self.describe(fileType: type)), not an eventfd, a pipe or a socket")
                 }
                 // Never block on the frontend's fds: a full pipe or an empty one must not stop the loop.
                 _ = cvhost_set_nonblocking(fd)
@@ -541,9 +587,17 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
                     cvhost_epoll_del(epoll, kickFD[q])
                     close(kickFD[q])
                 }
+                kickFD[q] = -1
+                // (No loop yet, as under the fuzzer: nothing to watch it with.)
+                if fd >= 0, epoll >= 0, cvhost_epoll_add(epoll, fd, UInt64(q)) != 0 {
+                    let reason = String(cString: strerror(errno))
+                    close(fd)
+                    throw VhostUserError("SET_VRING_KICK for ring \(q): its fd cannot be watched (\(reason))")
+                }
                 kickFD[q] = fd
                 polled[q] = fd < 0
-                if fd >= 0 { cvhost_epoll_add(epoll, fd, UInt64(q)) } else {
+                pollStuckAt[q] = -1
+                if fd < 0 {
                     log(.progress, "vhost-user: ring \(q) has no kick eventfd; the backend polls it (every millisecond)")
                 }
                 // Without protocol features a ring starts when its kick fd arrives.

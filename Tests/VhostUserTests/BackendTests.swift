@@ -235,8 +235,14 @@ struct BackendTests {
                 f.memTable([(TestFrontend.gpa, 1 << 30, f.userBase, 1 << 36)], fds: [f.memfd])
             }),
             // A regular file ignores O_NONBLOCK (on FUSE a write could block the loop).
-            ("a file as call fd", "SET_VRING_CALL for ring 1 passed a file, a directory or a block device, not an eventfd", { f in
+            ("a file as call fd", "SET_VRING_CALL for ring 1 passed a regular file, not an eventfd, a pipe or a socket", { f in
                 f.send(.setVringCall, TestFrontend.u64(1), fds: [f.memfd])
+            }),
+            // /dev/urandom is always readable: as a kick fd it would read as a kick forever.
+            ("a device as kick fd", "SET_VRING_KICK for ring 0 passed a character device, not an eventfd, a pipe or a socket", { f in
+                let urandom = open("/dev/urandom", O_RDONLY)
+                f.send(.setVringKick, TestFrontend.u64(0), fds: [urandom])
+                close(urandom)
             }),
         ]
         let served = try ServedBackend(sessions: attacks.count, name: "hostile")
@@ -312,6 +318,8 @@ struct BackendTests {
         }
         f.send(.setVringCall, TestFrontend.u64(1), fds: [p[1]])
         close(p[1])
+        f.send(.getFeatures)
+        _ = f.reply()  // every message above handled: the call pipe is in place before the poll
         for i in 0..<4 { f.post(ring: 0, slot: i, bufferOffset: 0x20000 + 0x1000 * i, length: 2048, writable: true) }
         f.publishAvail(ring: 0, idx: 4)
         for i in 0..<2 { f.post(ring: 1, slot: i, bufferOffset: 0x40000 + 0x1000 * i, length: 72, writable: false) }
@@ -324,6 +332,7 @@ struct BackendTests {
         shutdown(f.sock, Int32(SHUT_RDWR))
         let summary = try served.finish()
         #expect(served.summaries.first?.kicks == 1, "one poll found both frames")
+        #expect((served.summaries.first?.callSignals ?? 0) >= 1, "the broken call pipe was never written (EPIPE untested)")
         #expect(served.summaries.first?.ending == "the frontend closed the connection")
         let c = served.backend.device.counters
         #expect(c.txPackets == 2 && c.rxPackets == 2)
@@ -334,22 +343,58 @@ struct BackendTests {
 
     /// The deadline covers a whole message: a frontend sending a byte every
     /// 100 ms (each gap shorter than the 300 ms deadline) is cut off at 300 ms.
+    /// A polled ring the device will not take from (no features yet, so no
+    /// DRIVER_OK) is kicked once, not every millisecond; the next message
+    /// (the features) lets the poll try again, and the frames go through.
+    @Test func aPolledRingTheDeviceCannotTakeFromIsNotKickedEveryMillisecond() throws {
+        let served = try ServedBackend(sessions: 1, name: "stuck")
+        let f = try TestFrontend(path: served.path)
+        f.memTable([(TestFrontend.gpa, UInt64(TestFrontend.size), f.userBase, 0)], fds: [f.memfd])
+        for q in 0..<2 {
+            f.send(.setVringNum, TestFrontend.u32s(UInt32(q), 256))
+            f.ringAddress(q)
+            f.send(.setVringKick, TestFrontend.u64(UInt64(q) | 1 << 8))  // no fd: polled (and enabled: no protocol features)
+        }
+        for i in 0..<2 { f.post(ring: 0, slot: i, bufferOffset: 0x20000 + 0x1000 * i, length: 2048, writable: true) }
+        f.publishAvail(ring: 0, idx: 2)
+        for i in 0..<2 { f.post(ring: 1, slot: i, bufferOffset: 0x40000 + 0x1000 * i, length: 72, writable: false) }
+        f.publishAvail(ring: 1, idx: 2)
+        usleep(200_000)  // 200 polls
+        #expect(f.usedIdx(ring: 1) == 0, "served before the features were set")
+        f.send(.setFeatures, TestFrontend.u64(NetFeature.version1))
+        for _ in 0..<500 where f.usedIdx(ring: 1) != 2 { usleep(10_000) }
+        #expect(f.usedIdx(ring: 1) == 2 && f.usedIdx(ring: 0) == 2, "the polled ring was not served once the features came")
+        shutdown(f.sock, Int32(SHUT_RDWR))
+        let summary = try served.finish()
+        #expect(served.summaries.first?.kicks == 2, "one kick before the features, one after")
+        let c = served.backend.device.counters
+        #expect(c.txPackets == 2 && c.rxPackets == 2)
+        let replay = try TraceReplayer(reader: TraceReader(path: summary.path)).replayAll(keepGoing: false)
+        #expect(replay.matched, "\(replay.divergences)")
+    }
+
     @Test func aTrickledMessageGetsNoMoreTimeThanAStalledOne() throws {
         let served = try ServedBackend(sessions: 1, name: "trickle", deadlineMilliseconds: 300)
         let f = try TestFrontend(path: served.path)
         let bytes = VhostUserHeader(request: 2, flags: 1, size: 8).bytes + [UInt8](repeating: 0, count: 8)
-        var closedAfter: Int?
-        for (i, b) in bytes.enumerated() {
+        // 20 bytes at one per 100 ms take 2 s; a deadline per read (each wait
+        // under 0.3 s) would never end the session, a deadline per message does.
+        let start = Date()
+        var closedAfter: Double?
+        for b in bytes {
             f.sendRaw([b])
             usleep(100_000)
             var pfd = pollfd(fd: f.sock, events: Int16(POLLIN), revents: 0)
             var probe: UInt8 = 0
-            if poll(&pfd, 1, 0) == 1 && recv(f.sock, &probe, 1, 0) == 0 {
-                closedAfter = i + 1
-                break
+            if poll(&pfd, 1, 0) == 1 {
+                let r = recv(f.sock, &probe, 1, 0)
+                if r == 0 || (r < 0 && errno == ECONNRESET) {
+                    closedAfter = Date().timeIntervalSince(start)
+                    break
+                }
             }
         }
-        #expect((closedAfter ?? 99) <= 6, "closed after \(closedAfter.map(String.init) ?? "never") of 20 bytes")
+        #expect((closedAfter ?? 99) < 1.5, "closed after \(closedAfter.map { "\($0) s" } ?? "never (2 s of trickle)")")
         _ = try served.finish()
         #expect(served.summaries.first?.ending.hasSuffix("did not finish the message within 0.3 s") == true,
                 "\(served.summaries.first?.ending ?? "")")
@@ -379,13 +424,15 @@ struct BackendTests {
             sigaction(signal, nil, &a)
             return withUnsafeBytes(of: &a.__sigaction_handler) { $0.load(as: UInt.self) }
         }
-        let before = (handler(SIGINT), handler(SIGTERM))
+        let before = (handler(SIGINT), handler(SIGTERM), handler(SIGPIPE))
         do {
             let backend = try VhostUserBackend(device: VirtioNetDevice(config: NetConfig(), memory: nil, observer: NoObserver()), log: { _, _ in })
             backend.stopOnSignals()
             #expect(handler(SIGINT) != before.0 && handler(SIGTERM) != before.1)
+            #expect(handler(SIGPIPE) == unsafeBitCast(SIG_IGN, to: UInt.self), "SIGPIPE is not ignored while serving")
         }
         #expect(handler(SIGINT) == before.0 && handler(SIGTERM) == before.1)
+        #expect(handler(SIGPIPE) == before.2, "SIGPIPE's disposition was not handed back")
     }
 
     /// A frontend that truncates its memory file under the device: the

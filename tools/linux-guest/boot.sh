@@ -40,7 +40,8 @@ fi
 dir=$(mktemp -d "${TMPDIR:-/tmp}/vtrace-boot.XXXXXX")
 served=""
 # However the script ends (an error, ^C), the backend does not outlive it.
-trap 'if [[ -n $served ]]; then kill -TERM "$served" 2>/dev/null || true; fi; rm -rf "$dir"' EXIT
+# (And is waited for: with --record it finishes the trace before we return.)
+trap 'if [[ -n $served ]]; then kill -TERM "$served" 2>/dev/null || true; wait "$served" 2>/dev/null || true; fi; rm -rf "$dir"' EXIT
 sock=$dir/vhost.sock
 "$VTRACE" serve --vhost-user "$sock" --sessions 1 "${record[@]}" "${serve_args[@]}" --json > "$dir/serve.json" 2> "$dir/serve.err" &
 served=$!

@@ -22,8 +22,10 @@ mkdir -p "$cache"
 force=${1:-}
 
 need() { command -v "$1" >/dev/null 2>&1; }
-sudo_apt() {
-    if [[ $(id -u) -eq 0 ]]; then apt-get "$@"; else sudo apt-get "$@"; fi
+sudo_apt() {  # never prompts: without root or password-less sudo it fails, saying so
+    if [[ $(id -u) -eq 0 ]]; then apt-get "$@"
+    elif sudo -n true 2>/dev/null; then sudo -n apt-get "$@"
+    else echo "linux-guest: needs root (or password-less sudo) for: apt-get $*" >&2; return 1; fi
 }
 if ! dpkg -s busybox-static >/dev/null 2>&1; then
     echo "linux-guest: installing busybox-static" >&2
@@ -47,7 +49,7 @@ if [[ ! -f $cache/vmlinuz || ! -d $cache/modules || $(cat "$cache/modules.list" 
     # A stale index names a package the mirror no longer has: update, retry once.
     if [[ -z $pkg ]] || ! fetch "$pkg"; then
         echo "linux-guest: ${pkg:-no linux-image-6.1.0-*-amd64 package} not available; updating the apt index" >&2
-        sudo_apt update -qq >/dev/null
+        sudo_apt update -qq >/dev/null || { echo "linux-guest: apt-get update failed (offline?)" >&2; exit 2; }
         pkg=$(newest)
         [[ -n $pkg ]] || { echo "linux-guest: no linux-image-6.1.0-*-amd64 package in the apt index" >&2; exit 2; }
         fetch "$pkg" || { echo "linux-guest: apt-get download $pkg failed" >&2; exit 2; }
@@ -62,7 +64,8 @@ if [[ ! -f $cache/vmlinuz || ! -d $cache/modules || $(cat "$cache/modules.list" 
         cp "$f" "$work/modules/"
     done
     rm -f "$cache/modules.list"
-    cp "$work/root/boot/vmlinuz-$kver" "$cache/vmlinuz.new" && mv -f "$cache/vmlinuz.new" "$cache/vmlinuz"
+    staged=$(mktemp "$cache/vmlinuz.XXXXXX")
+    cp "$work/root/boot/vmlinuz-$kver" "$staged" && chmod 644 "$staged" && mv -f "$staged" "$cache/vmlinuz"
     rm -rf "$cache/modules" && mv "$work/modules" "$cache/modules"
     echo "$kver" > "$cache/kernel-version"
     echo "${modules[*]}" > "$cache/modules.list"
@@ -81,8 +84,10 @@ if [[ ! -f $cache/initrd.cpio.gz || $force == --force || $here/init -nt $cache/i
     for f in "$root"/modules/*.ko.xz; do [[ -e $f ]] && xz -d "$f"; done
     cp "$here/init" "$root/init"
     chmod +x "$root/init"
-    (cd "$root" && find . | cpio -o -H newc --quiet | gzip -9) > "$cache/initrd.cpio.gz.new"
-    mv -f "$cache/initrd.cpio.gz.new" "$cache/initrd.cpio.gz"
+    staged=$(mktemp "$cache/initrd.XXXXXX")
+    (cd "$root" && find . | cpio -o -H newc --quiet | gzip -9) > "$staged"
+    chmod 644 "$staged"
+    mv -f "$staged" "$cache/initrd.cpio.gz"
 fi
 echo "$cache/vmlinuz"
 echo "$cache/initrd.cpio.gz"

@@ -48,6 +48,9 @@ void cvhost_stop_signals_off(int fd);
 /// SIGPIPE ignored process-wide: a write to a frontend's call fd whose
 /// reader is gone (a pipe, a socket) fails with EPIPE instead of killing us.
 void cvhost_ignore_sigpipe(void);
+/// One `cvhost_ignore_sigpipe` undone: after the last, SIGPIPE's previous
+/// disposition is back (processes started later do not inherit SIG_IGN).
+void cvhost_sigpipe_release(void);
 
 /// eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK).
 int cvhost_eventfd(void);
