@@ -117,45 +117,67 @@ int cvhost_epoll_wait(int ep, uint64_t *tags, int max, int timeout_ms) {
 }
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
-static volatile int stop_fd = -1;
+// Every live backend that asked for it has its stop eventfd here (fd + 1;
+// 0 is a free slot): a signal writes to each, so two backends in one process
+// (tests) both stop, and the handlers go back only after the last one leaves.
+#define STOP_SLOTS 16
+static _Atomic int stop_slots[STOP_SLOTS];
+static pthread_mutex_t stop_lock = PTHREAD_MUTEX_INITIALIZER;
+static int stop_users;
+static struct sigaction previous_int, previous_term;
 
 static void on_stop_signal(int sig) {
     (void)sig;
     uint64_t one = 1;
     int saved = errno;
-    if (stop_fd >= 0) (void)!write(stop_fd, &one, sizeof one);
+    for (int i = 0; i < STOP_SLOTS; i++) {
+        int v = atomic_load(&stop_slots[i]);
+        if (v > 0) (void)!write(v - 1, &one, sizeof one);
+    }
     errno = saved;
 }
 
-static struct sigaction previous_int, previous_term;
-static int stop_installed;
-
-void cvhost_stop_on_signals(int fd) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    if (!stop_installed) {
-        sigaction(SIGINT, &sa, &previous_int);
-        sigaction(SIGTERM, &sa, &previous_term);
-        stop_installed = 1;
+int cvhost_stop_on_signals(int fd) {
+    int result = -1;
+    pthread_mutex_lock(&stop_lock);
+    for (int i = 0; i < STOP_SLOTS; i++)
+        if (atomic_load(&stop_slots[i]) == fd + 1) result = 0;  // already watched
+    for (int i = 0; i < STOP_SLOTS && result < 0; i++) {
+        if (atomic_load(&stop_slots[i]) != 0) continue;
+        atomic_store(&stop_slots[i], fd + 1);
+        result = 0;
+        if (stop_users++ == 0) {
+            struct sigaction sa;
+            memset(&sa, 0, sizeof sa);
+            sa.sa_handler = on_stop_signal;
+            sigemptyset(&sa.sa_mask);
+            sigaction(SIGINT, &sa, &previous_int);
+            sigaction(SIGTERM, &sa, &previous_term);
+        }
     }
-    stop_fd = fd;
+    pthread_mutex_unlock(&stop_lock);
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    return result;
 }
 
 void cvhost_stop_signals_off(int fd) {
-    if (!stop_installed || stop_fd != fd) return;
-    sigaction(SIGINT, &previous_int, NULL);
-    sigaction(SIGTERM, &previous_term, NULL);
-    stop_fd = -1;
-    stop_installed = 0;
+    pthread_mutex_lock(&stop_lock);
+    for (int i = 0; i < STOP_SLOTS; i++) {
+        if (atomic_load(&stop_slots[i]) != fd + 1) continue;
+        atomic_store(&stop_slots[i], 0);
+        if (--stop_users == 0) {
+            sigaction(SIGINT, &previous_int, NULL);
+            sigaction(SIGTERM, &previous_term, NULL);
+        }
+    }
+    pthread_mutex_unlock(&stop_lock);
 }
 
 // SIGPIPE is ignored while any backend lives (a count under a lock: tests

@@ -101,8 +101,13 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
         _ = write(stopFD, &one, 8)
     }
 
-    /// Makes SIGINT and SIGTERM end serving cleanly (the caller then finishes its trace).
-    public func stopOnSignals() { cvhost_stop_on_signals(stopFD) }
+    /// Makes SIGINT and SIGTERM end serving cleanly (the caller then finishes
+    /// its trace). Several backends in one process each get the signal.
+    public func stopOnSignals() throws(VhostUserError) {
+        guard cvhost_stop_on_signals(stopFD) == 0 else {
+            throw VhostUserError("more than 16 backends in this process already stop on SIGINT/SIGTERM")
+        }
+    }
 
     /// Listens on `path` and serves frontends one at a time, `sessions` of
     /// them (nil: until stopped). Each session ends with the device reset.

@@ -99,7 +99,7 @@ struct Serve: ParsableCommand {
                 })
                 let backend = try VhostUserBackend(
                     device: VirtioNetDevice(config: config, memory: nil, observer: recorder.observer(nic: 0), faults: faults), log: log)
-                backend.stopOnSignals()
+                try backend.stopOnSignals()
                 do {
                     summaries = try backend.serve(path: socket, sessions: sessions) { log(.progress, "vtrace: serving \(socket)") }
                 } catch {
@@ -111,7 +111,7 @@ struct Serve: ParsableCommand {
             } else {
                 let backend = try VhostUserBackend(
                     device: VirtioNetDevice(config: config, memory: nil, observer: NoObserver(), faults: faults), log: log)
-                backend.stopOnSignals()
+                try backend.stopOnSignals()
                 summaries = try backend.serve(path: socket, sessions: sessions) { log(.progress, "vtrace: serving \(socket)") }
                 counters = backend.device.counters
             }

@@ -424,12 +424,29 @@ struct BackendTests {
             sigaction(signal, nil, &a)
             return withUnsafeBytes(of: &a.__sigaction_handler) { $0.load(as: UInt.self) }
         }
+        func stopRequested(_ backend: VhostUserBackend<NoObserver>) -> Bool {
+            var pfd = pollfd(fd: backend.stopFD, events: Int16(POLLIN), revents: 0)
+            guard poll(&pfd, 1, 0) == 1 else { return false }
+            var count: UInt64 = 0
+            return read(backend.stopFD, &count, 8) == 8 && count > 0
+        }
         let before = (handler(SIGINT), handler(SIGTERM), handler(SIGPIPE))
+        // (Signals are raised only while a backend's handler is installed.)
         do {
-            let backend = try VhostUserBackend(device: VirtioNetDevice(config: NetConfig(), memory: nil, observer: NoObserver()), log: { _, _ in })
-            backend.stopOnSignals()
+            let first = try VhostUserBackend(device: VirtioNetDevice(config: NetConfig(), memory: nil, observer: NoObserver()), log: { _, _ in })
+            try first.stopOnSignals()
             #expect(handler(SIGINT) != before.0 && handler(SIGTERM) != before.1)
             #expect(handler(SIGPIPE) == unsafeBitCast(SIG_IGN, to: UInt.self), "SIGPIPE is not ignored while serving")
+            do {
+                let second = try VhostUserBackend(device: VirtioNetDevice(config: NetConfig(), memory: nil, observer: NoObserver()), log: { _, _ in })
+                try second.stopOnSignals()
+                raise(SIGTERM)
+                #expect(stopRequested(first) && stopRequested(second), "a signal reaches every backend")
+            }
+            // The second backend gone, the first still stops on a signal.
+            #expect(handler(SIGTERM) != before.1, "the handlers went with the first backend to leave")
+            raise(SIGINT)
+            #expect(stopRequested(first))
         }
         #expect(handler(SIGINT) == before.0 && handler(SIGTERM) == before.1)
         #expect(handler(SIGPIPE) == before.2, "SIGPIPE's disposition was not handed back")

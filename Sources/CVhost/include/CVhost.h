@@ -39,11 +39,12 @@ int cvhost_epoll_wait(int ep, uint64_t *tags, int max, int timeout_ms);
 
 
 
-/// Installs SIGINT/SIGTERM handlers that write to `fd` (an eventfd the
-/// backend's loop watches), so a signal ends serving cleanly.
-void cvhost_stop_on_signals(int fd);
-/// Puts back the SIGINT/SIGTERM dispositions `cvhost_stop_on_signals(fd)`
-/// replaced (nothing if another fd's handlers are installed).
+/// Has SIGINT/SIGTERM write to `fd` (an eventfd the backend's loop watches),
+/// so a signal ends serving cleanly; every registered fd gets each signal.
+/// -1 when 16 fds are already registered.
+int cvhost_stop_on_signals(int fd);
+/// Unregisters `fd`; after the last one, SIGINT/SIGTERM's previous
+/// dispositions are back.
 void cvhost_stop_signals_off(int fd);
 /// SIGPIPE ignored process-wide: a write to a frontend's call fd whose
 /// reader is gone (a pipe, a socket) fails with EPIPE instead of killing us.
