@@ -129,6 +129,15 @@ static pthread_mutex_t stop_lock = PTHREAD_MUTEX_INITIALIZER;
 static int stop_users;
 static struct sigaction previous_int, previous_term;
 
+/// `handler` for `sig` (no flags, nothing masked); the disposition it replaces into `previous`.
+static void set_handler(int sig, void (*handler)(int), struct sigaction *previous) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler;
+    sigemptyset(&sa.sa_mask);
+    sigaction(sig, &sa, previous);
+}
+
 static void on_stop_signal(int sig) {
     (void)sig;
     uint64_t one = 1;
@@ -150,12 +159,8 @@ int cvhost_stop_on_signals(int fd) {
         atomic_store(&stop_slots[i], fd + 1);
         result = 0;
         if (stop_users++ == 0) {
-            struct sigaction sa;
-            memset(&sa, 0, sizeof sa);
-            sa.sa_handler = on_stop_signal;
-            sigemptyset(&sa.sa_mask);
-            sigaction(SIGINT, &sa, &previous_int);
-            sigaction(SIGTERM, &sa, &previous_term);
+            set_handler(SIGINT, on_stop_signal, &previous_int);
+            set_handler(SIGTERM, on_stop_signal, &previous_term);
         }
     }
     pthread_mutex_unlock(&stop_lock);
@@ -189,11 +194,7 @@ static struct sigaction previous_pipe;
 void cvhost_ignore_sigpipe(void) {
     pthread_mutex_lock(&pipe_lock);
     if (pipe_users++ == 0) {
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = SIG_IGN;
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGPIPE, &sa, &previous_pipe);
+        set_handler(SIGPIPE, SIG_IGN, &previous_pipe);
     }
     pthread_mutex_unlock(&pipe_lock);
 }
