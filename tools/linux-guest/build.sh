@@ -15,6 +15,9 @@
 #
 #   tools/linux-guest/build.sh            # build (or reuse) and print the two paths
 #   tools/linux-guest/build.sh --force    # rebuild the initramfs
+#
+# Exit status: 0 built (or cached); 3 the kernel package cannot be fetched
+# here (offline, not root, not in the index); anything else a failure.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${VTRACE_CACHE:-$HOME/.cache/vtrace}/linux-guest
@@ -49,10 +52,12 @@ if [[ ! -f $cache/vmlinuz || ! -d $cache/modules || $(cat "$cache/modules.list" 
     # A stale index names a package the mirror no longer has: update, retry once.
     if [[ -z $pkg ]] || ! fetch "$pkg"; then
         echo "linux-guest: ${pkg:-no linux-image-6.1.0-*-amd64 package} not available; updating the apt index" >&2
-        sudo_apt update -qq >/dev/null || { echo "linux-guest: apt-get update failed (offline?)" >&2; exit 2; }
+        # Exit 3: the kernel cannot be had here (offline, no root, no such
+        # package); the test that boots the guest skips on 3 and fails on others.
+        sudo_apt update -qq >/dev/null || { echo "linux-guest: apt-get update failed (offline?)" >&2; exit 3; }
         pkg=$(newest)
-        [[ -n $pkg ]] || { echo "linux-guest: no linux-image-6.1.0-*-amd64 package in the apt index" >&2; exit 2; }
-        fetch "$pkg" || { echo "linux-guest: apt-get download $pkg failed" >&2; exit 2; }
+        [[ -n $pkg ]] || { echo "linux-guest: no linux-image-6.1.0-*-amd64 package in the apt index" >&2; exit 3; }
+        fetch "$pkg" || { echo "linux-guest: apt-get download $pkg failed" >&2; exit 3; }
     fi
     echo "linux-guest: fetched $pkg" >&2
     dpkg-deb -x "$work"/*.deb "$work/root"
