@@ -16,8 +16,9 @@
 #   tools/linux-guest/build.sh            # build (or reuse) and print the two paths
 #   tools/linux-guest/build.sh --force    # rebuild the initramfs
 #
-# Exit status: 0 built (or cached); 3 the kernel package cannot be fetched
-# here (offline, not root, not in the index); anything else a failure.
+# Exit status: 0 built (or cached); 3 what it needs cannot be had here (the
+# kernel package or busybox-static: offline, not root, not in the index);
+# anything else a failure.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${VTRACE_CACHE:-$HOME/.cache/vtrace}/linux-guest
@@ -32,10 +33,10 @@ sudo_apt() {  # never prompts: without root or password-less sudo it fails, sayi
 }
 if ! dpkg -s busybox-static >/dev/null 2>&1; then
     echo "linux-guest: installing busybox-static" >&2
-    sudo_apt update -qq >/dev/null
-    sudo_apt install -y -qq busybox-static cpio >/dev/null
+    { sudo_apt update -qq >/dev/null && sudo_apt install -y -qq busybox-static cpio >/dev/null; } ||
+        { echo "linux-guest: busybox-static cannot be installed here" >&2; exit 3; }
 fi
-need cpio || sudo_apt install -y -qq cpio >/dev/null
+need cpio || sudo_apt install -y -qq cpio >/dev/null || { echo "linux-guest: cpio cannot be installed here" >&2; exit 3; }
 
 # The kernel and its modules: fetched again when the module list changes.
 # Everything is built in $work and moved into place, the stamp last, so an
