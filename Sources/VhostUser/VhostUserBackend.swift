@@ -344,18 +344,12 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
     /// byte at a time gets no longer.
     public var messageDeadlineMilliseconds: Int32 = 5000
 
-    /// The monotonic clock in nanoseconds, and a deadline on it.
-    static func now() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-    }
-
-    func deadline() -> UInt64 { Self.now() + UInt64(max(0, messageDeadlineMilliseconds)) * 1_000_000 }
+    /// A message's deadline on the monotonic clock (nanoseconds).
+    func deadline() -> UInt64 { TraceRecorder.monotonicNanoseconds() + UInt64(max(0, messageDeadlineMilliseconds)) * 1_000_000 }
 
     /// Milliseconds left until `deadline` (0 once it passed), for poll.
     static func millisecondsLeft(_ deadline: UInt64) -> Int32 {
-        let now = now()
+        let now = TraceRecorder.monotonicNanoseconds()
         return now >= deadline ? 0 : Int32(clamping: (deadline - now + 999_999) / 1_000_000)
     }
 

@@ -24,8 +24,9 @@ struct Serve: ParsableCommand {
 
             A malformed or hostile message (a ring outside the memory table, overlapping \
             regions, a bad fd count, a file where an eventfd belongs, an oversize message, a \
-            peer that vanishes, stalls or trickles mid-message, memory shrunk under the device) ends that session with a message \
-            naming it; the device is reset and the backend waits for the next connection. \
+            peer that vanishes, stalls or trickles mid-message, memory shrunk under the \
+            device) ends that session with a message naming it; the device is reset and the \
+            backend waits for the next connection. \
             SIGINT or SIGTERM stops serving; with --record the trace is finished (complete up \
             to that point) either way. tools/linux-guest/boot.sh boots a Linux guest against \
             it (docs/vhost-user.md).

@@ -297,7 +297,6 @@ struct BackendTests {
         #expect(served.summaries.last?.ending == "the frontend closed the connection")
     }
 
-
     /// The frontend's fds cannot take the backend down or leave a ring
     /// unserved: a call fd whose reader is gone fails with EPIPE (no SIGPIPE
     /// kills the process), and a TX ring set up without a kick fd (the
@@ -341,8 +340,6 @@ struct BackendTests {
         #expect(replay.matched, "\(replay.divergences)")
     }
 
-    /// The deadline covers a whole message: a frontend sending a byte every
-    /// 100 ms (each gap shorter than the 300 ms deadline) is cut off at 300 ms.
     /// A polled ring the device will not take from (no features yet, so no
     /// DRIVER_OK) is kicked once, not every millisecond; the next message
     /// (the features) lets the poll try again, and the frames go through.
@@ -373,6 +370,8 @@ struct BackendTests {
         #expect(replay.matched, "\(replay.divergences)")
     }
 
+    /// The deadline covers a whole message: a frontend sending a byte every
+    /// 100 ms (each gap shorter than the 300 ms deadline) is cut off at 300 ms.
     @Test func aTrickledMessageGetsNoMoreTimeThanAStalledOne() throws {
         let served = try ServedBackend(sessions: 1, name: "trickle", deadlineMilliseconds: 300)
         let f = try TestFrontend(path: served.path)
@@ -413,6 +412,10 @@ struct BackendTests {
         }
         _ = try served.finish()
         #expect(served.summaries.count == 2)
+        // The newest two, each one GET_FEATURES long.
+        for summary in served.summaries {
+            #expect(summary.messages == 1 && summary.ending == "the frontend closed the connection", "\(summary)")
+        }
     }
 
     /// SIGINT/SIGTERM go back to what they were once a backend that took them

@@ -12,16 +12,8 @@ target=${1:-FuzzDevice}
 seconds=${2:-60}
 export SWIFT_BACKTRACE=enable=no
 # A failed build stops here (never fuzzes an old binary); its errors are shown.
-log=$(mktemp)
-if ! swift build -c release --scratch-path ../../.build-fuzz --product "$target" \
-    -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library > "$log" 2>&1; then
-    grep -E "error" "$log" >&2 || tail -30 "$log" >&2
-    echo "fuzz: building $target failed" >&2
-    rm -f "$log"
-    exit 1
-fi
-grep -E "warning: |Build" "$log" || true
-rm -f "$log"
+../release-build.sh "$target" -- --package-path tools/fuzz --scratch-path .build-fuzz \
+    -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library
 mkdir -p "corpus/$target" "crashes/$target"
 seeds=()
 [[ -d "seeds/$target" ]] && seeds=("seeds/$target")
