@@ -14,6 +14,23 @@ public struct QueueCheckpoint: Hashable, Sendable, Codable {
     public init() {}
 }
 
+/// Where a drain stood when its chunk was cut between two of its chains
+/// (format 1.2): the chunk resumes the drain before anything else.
+public struct DrainCheckpoint: Hashable, Sendable, Codable {
+    /// The queue being drained.
+    public var queue: UInt16
+    /// Whether the drain published a used element before the cut.
+    public var usedAdvanced: Bool
+    /// The number of the event that began the access (its MMIO write or vhost-user kick).
+    public var accessEvent: UInt64
+
+    public init(queue: UInt16, usedAdvanced: Bool, accessEvent: UInt64) {
+        self.queue = queue
+        self.usedAdvanced = usedAdvanced
+        self.accessEvent = accessEvent
+    }
+}
+
 /// One NIC's full state in a checkpoint: enough to resume the device core
 /// from here without the events before it.
 public struct NICCheckpoint: Hashable, Sendable, Codable {
@@ -33,6 +50,8 @@ public struct NICCheckpoint: Hashable, Sendable, Codable {
     /// The 16 counters, in canonical order.
     public var counters: [UInt64] = Array(repeating: 0, count: 16)
     public var queues: [QueueCheckpoint] = []
+    /// A drain of this NIC paused between two chains at the chunk start (format 1.2).
+    public var drain: DrainCheckpoint?
     public init() {}
 
     static let counterCount = 16
@@ -45,7 +64,7 @@ public struct NICCheckpoint: Hashable, Sendable, Codable {
         w.varint(UInt64(queueSel))
         w.varint(UInt64(interruptStatus))
         w.varint(UInt64(activeQueuePairs))
-        w.varint((memoryBound ? 1 : 0) | (memoryWarningIssued ? 2 : 0))
+        w.varint((memoryBound ? 1 : 0) | (memoryWarningIssued ? 2 : 0) | (drain != nil ? 4 : 0))
         w.varint(interruptsRaised)
         for i in 0..<Self.counterCount { w.varint(i < counters.count ? counters[i] : 0) }
         w.varint(UInt64(queues.count))
@@ -58,6 +77,11 @@ public struct NICCheckpoint: Hashable, Sendable, Codable {
             w.varint(q.usedRing)
             w.varint(UInt64(q.nextAvail))
             w.varint(UInt64(q.nextUsed))
+        }
+        if let drain {
+            w.varint(UInt64(drain.queue))
+            w.varint(drain.usedAdvanced ? 1 : 0)
+            w.varint(drain.accessEvent)
         }
     }
 
@@ -92,6 +116,12 @@ public struct NICCheckpoint: Hashable, Sendable, Codable {
                 q.nextAvail = try narrow(r.varint(), r.offset)
                 q.nextUsed = try narrow(r.varint(), r.offset)
                 c.queues.append(q)
+            }
+            if flags & 4 != 0 {
+                let queue: UInt16 = try narrow(r.varint(), r.offset)
+                guard Int(queue) < c.queues.count else { throw ByteReadError.badVarint(offset: r.offset) }
+                let drainFlags = try r.varint()
+                c.drain = DrainCheckpoint(queue: queue, usedAdvanced: drainFlags & 1 != 0, accessEvent: try r.varint())
             }
             return c
         } catch {

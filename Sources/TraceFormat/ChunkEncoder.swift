@@ -19,8 +19,10 @@ public struct ChunkEncoder {
     /// A copy of the content so far.
     public var content: [UInt8] { out.bytes }
     public let firstEvent: UInt64
-    public let flags: ChunkFlags
+    public private(set) var flags: ChunkFlags
     public let baseTime: UInt64
+    /// Where the flags varint sits in the content (one byte: flags stay below 128).
+    let flagsOffset: Int
     /// Events encoded so far.
     public private(set) var eventCount: UInt64 = 0
     /// Timestamp of the last MMIO access encoded.
@@ -50,6 +52,7 @@ public struct ChunkEncoder {
         var writer = ByteWriter(capacity: 4096)
         self.counters = checkpoint?.map(\.counters) ?? counters
         writer.varint(firstEvent)
+        flagsOffset = writer.count
         writer.varint(flags.rawValue)
         writer.varint(baseTime)
         writer.varint(UInt64(self.counters.count))
@@ -62,6 +65,14 @@ public struct ChunkEncoder {
         }
         out = pool?.take(capacity: max(capacity, writer.count + 64)) ?? EncoderBuffer(capacity: max(capacity, writer.count + 64))
         writer.bytes.withUnsafeBytes { out.append($0) }
+    }
+
+    /// Marks the chunk as ending inside an access (``ChunkFlags/endsInsideAccess``):
+    /// the next chunk continues the access. Call once its last event is encoded.
+    public mutating func markEndsInsideAccess() {
+        own()
+        flags.insert(.endsInsideAccess)
+        out.base.storeBytes(of: UInt8(truncatingIfNeeded: flags.rawValue), toByteOffset: flagsOffset, as: UInt8.self)
     }
 
     /// Makes `out` this encoder's own before an event is written (a copy of

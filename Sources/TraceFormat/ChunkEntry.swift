@@ -29,6 +29,8 @@ public struct ChunkEntry: Hashable, Sendable, Codable {
     }
 
     public var hasCheckpoint: Bool { flags & UInt32(ChunkFlags.checkpoint.rawValue) != 0 }
+    /// Whether the chunk ends inside an access (format 1.2): the next chunk continues it.
+    public var endsInsideAccess: Bool { flags & UInt32(ChunkFlags.endsInsideAccess.rawValue) != 0 }
     public var endEvent: UInt64 { firstEvent + UInt64(eventCount) }
 
     func encode(into w: inout ByteWriter) {

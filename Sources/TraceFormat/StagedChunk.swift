@@ -20,6 +20,10 @@ public struct StagedChunk: @unchecked Sendable {
     /// Every NIC's state at the chunk's start; nil for a chunk that continues
     /// the previous one in the middle of an access.
     public let checkpoint: [NICCheckpoint]?
+    /// Whether the chunk ends inside an access (the recorder cut it between
+    /// two chains of a drain, or at the hard limit): its last encoded chunk
+    /// is marked ``ChunkFlags/endsInsideAccess``.
+    public var endsInsideAccess = false
     /// Events staged so far.
     public var eventCount: UInt64 { staged }
     @usableFromInline var staged: UInt64 = 0
@@ -332,6 +336,7 @@ extension StagedChunk {
             if e.size >= limit && at < end {
                 var next = ChunkEncoder(firstEvent: e.firstEvent + e.eventCount, baseTime: e.lastTime, checkpoint: nil,
                                         counters: e.currentCounters, pool: pool)
+                e.markEndsInsideAccess()
                 e.exclusive = false
                 try emit(e)
                 next.exclusive = true
@@ -340,6 +345,7 @@ extension StagedChunk {
         }
         carry.counters = e.currentCounters
         carry.lastTime = e.lastTime
+        if endsInsideAccess { e.markEndsInsideAccess() }
         e.exclusive = false
         try emit(e)
     }

@@ -130,4 +130,7 @@ public struct ChunkFlags: OptionSet, Hashable, Sendable {
     public static let checkpoint = ChunkFlags(rawValue: 1)
     /// The chunk continues an MMIO access begun in the previous chunk (no checkpoint).
     public static let continuation = ChunkFlags(rawValue: 2)
+    /// The chunk ends inside an access: the next chunk continues it, as a
+    /// continuation or from a checkpoint between two chains of a drain (format 1.2).
+    public static let endsInsideAccess = ChunkFlags(rawValue: 4)
 }

@@ -2,12 +2,15 @@
 
 /// The format version this code writes. A reader rejects another major
 /// version and accepts any minor version of its own major (minor versions only
-/// add header fields, which older readers skip, or event kinds, which they
-/// report as unknown).
+/// add header fields, which older readers skip, event kinds, which they
+/// report as unknown, or flags and checkpoint fields marked by a bit older
+/// writers never set).
 public enum TraceVersion {
     public static let major: UInt16 = 1
     /// 1: vhost-user transport events (escape 15, aux 2) and the transport header tag.
-    public static let minor: UInt16 = 1
+    /// 2: checkpoints between two chains of a drain (a checkpoint's drain
+    /// field), and the chunk flag "ends inside an access".
+    public static let minor: UInt16 = 2
 }
 
 /// One RAM region of the recorded guest.

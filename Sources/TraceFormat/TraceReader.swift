@@ -135,6 +135,12 @@ public final class TraceReader {
         guard total == expectedEvent else {
             throw TraceError.corrupt(offset: footerAt, chunk: nil, "footer counts \(total) events, the index \(expectedEvent)")
         }
+        // A recorder finishes a trace only between accesses: a complete trace
+        // whose last chunk ends inside one lost its end.
+        if let last = entries.last, last.endsInsideAccess {
+            throw TraceError.corrupt(offset: frameAt + TraceLayout.frameHeaderSize + (entries.count - 1) * TraceLayout.entrySize, chunk: entries.count - 1,
+                                     "the trace is complete, but its last chunk ends inside an access (the events that finish it are missing)")
+        }
         return entries
     }
 
@@ -264,6 +270,9 @@ public final class TraceReader {
             let d = try ChunkDecoder(buffer: buffer!, nics: header.nics)
             guard d.firstEvent == e.firstEvent else {
                 throw ChunkDecodeError(offset: 0, "chunk starts at event \(d.firstEvent), the index says \(e.firstEvent)")
+            }
+            guard d.flags.rawValue == UInt64(e.flags) else {
+                throw ChunkDecodeError(offset: 0, "chunk flags are 0x\(String(d.flags.rawValue, radix: 16)), the index says 0x\(String(e.flags, radix: 16))")
             }
             return d
         } catch {

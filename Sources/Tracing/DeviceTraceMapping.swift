@@ -77,9 +77,11 @@ public enum WarningCode {
 }
 
 extension NICCheckpoint {
-    /// The checkpoint of a device state.
-    public init(_ s: VirtioNetState, memoryBound: Bool) {
+    /// The checkpoint of a device state; `accessEvent` numbers the access
+    /// that began a paused drain (``VirtioNetState/drain``), if there is one.
+    public init(_ s: VirtioNetState, memoryBound: Bool, accessEvent: UInt64 = 0) {
         self.init()
+        drain = s.drain.map { DrainCheckpoint(queue: $0.queue, usedAdvanced: $0.usedAdvanced, accessEvent: accessEvent) }
         status = s.status.rawValue
         deviceFeaturesSel = s.deviceFeaturesSel
         driverFeaturesSel = s.driverFeaturesSel
@@ -132,6 +134,12 @@ extension NICCheckpoint {
             q.nextUsed = c.nextUsed
             s.queues[i] = q
             s.poisoned[i] = c.poisoned
+        }
+        if let d = drain {
+            // Only a data TX queue (odd) or the control queue (the last, with several pairs) drains.
+            let control = queueCount > 2 && queueCount % 2 == 1 && Int(d.queue) == queueCount - 1
+            guard Int(d.queue) < queueCount, d.queue & 1 == 1 || control else { return nil }
+            s.drain = DrainPosition(queue: d.queue, usedAdvanced: d.usedAdvanced)
         }
         return s
     }

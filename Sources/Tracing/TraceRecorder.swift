@@ -20,6 +20,10 @@ public struct RecordingOptions: Hashable, Sendable {
     public var chunkTargetSize = 2 * TraceLayout.chunkTargetSize
     /// Chunks waiting for the compressor before recording waits.
     public var queueDepth = 4
+    /// Staged bytes past which a chunk is cut even inside a chain (a
+    /// continuation chunk, without a checkpoint): far above what one chain
+    /// stages, so in practice chunks are cut between chains.
+    public var stagedHardLimit = TraceLayout.chunkHardLimit / 2
     public init() {}
 }
 
@@ -61,6 +65,11 @@ public final class TraceRecorder: @unchecked Sendable {
     @usableFromInline var chunkOpen = false
     var chunkOpenedAt: UInt64 = 0
     var nextEvent: UInt64 = 0
+    /// The number of the event that began the access in progress (its cause).
+    var accessEvent: UInt64 = 0
+    /// Drain boundaries left before the next look at the clock (a chunk grown
+    /// old inside a long drain is cut at a boundary too).
+    @usableFromInline var boundariesUntilClock = 0
     var states: [VirtioNetState]
     var memoryBound: [Bool]
     var stopping = false
@@ -111,7 +120,7 @@ public final class TraceRecorder: @unchecked Sendable {
     // MARK: Chunks (call with the lock held)
 
     func openChunk(now: UInt64) {
-        let checkpoint = zip(states, memoryBound).map { NICCheckpoint($0, memoryBound: $1) }
+        let checkpoint = zip(states, memoryBound).map { NICCheckpoint($0, memoryBound: $1, accessEvent: accessEvent) }
         staged = StagedChunk(firstEvent: nextEvent, baseTime: now, checkpoint: checkpoint, pool: writer.stagingPool)
         chunkOpen = true
         chunkOpenedAt = now
@@ -128,19 +137,16 @@ public final class TraceRecorder: @unchecked Sendable {
         do throws(TraceError) { try writer.submit(staged: s) } catch { if failure == nil { failure = error } }
     }
 
-    /// Staged bytes past which a chunk is cut even inside an access (one
-    /// access can drain a whole queue of 64 KiB frames).
-    @usableFromInline static let stagedHardLimit = TraceLayout.chunkHardLimit / 2
-
-    /// Mid-access: the chunk grew past the hard limit. Cut it and continue in
-    /// a chunk without a checkpoint (the writer's thread links the two).
+    /// Inside a chain: the chunk grew past the hard limit. Cut it and continue
+    /// in a chunk without a checkpoint (the writer's thread links the two).
     @inlinable @inline(__always)
     func checkHardLimit() {
-        guard chunkOpen, staged.size >= Self.stagedHardLimit else { return }
+        guard chunkOpen, staged.size >= options.stagedHardLimit else { return }
         cutAtHardLimit()
     }
 
     @usableFromInline func cutAtHardLimit() {
+        staged.endsInsideAccess = true
         submitChunk()
         staged = StagedChunk(firstEvent: nextEvent, baseTime: 0, checkpoint: nil, pool: writer.stagingPool)
         chunkOpen = true
@@ -152,17 +158,51 @@ public final class TraceRecorder: @unchecked Sendable {
         mutex.lock()
         states[nic] = state
         if !chunkOpen { openChunk(now: clock()) }
+        accessEvent = staged.firstEvent + staged.eventCount
     }
 
     func accessEnded(nic: Int, state: VirtioNetState) {
         states[nic] = state
-        if chunkOpen {
-            if staged.eventCount >= UInt64(options.flushEvents) || staged.size >= options.chunkTargetSize
-                || clock() &- chunkOpenedAt >= UInt64(options.flushMilliseconds) * 1_000_000 {
-                submitChunk()
-            }
-        }
+        if chunkOpen && (chunkIsFull || chunkIsOld(now: clock())) { submitChunk() }
         mutex.unlock()
+    }
+
+    /// Whether the open chunk holds enough events or staged bytes to be cut.
+    @inlinable var chunkIsFull: Bool {
+        staged.eventCount >= UInt64(options.flushEvents) || staged.size >= options.chunkTargetSize
+    }
+
+    /// Whether the open chunk's oldest event is older than the flush window.
+    @usableFromInline func chunkIsOld(now: UInt64) -> Bool {
+        now &- chunkOpenedAt >= UInt64(options.flushMilliseconds) * 1_000_000
+    }
+
+    /// Between two chains of a drain: a full or old chunk is cut here, and
+    /// the next one starts with a checkpoint that holds where the drain
+    /// stands, so a long drain never leaves chunks without one. The clock
+    /// is read every 64 boundaries.
+    @inlinable @inline(__always)
+    func drainBoundary(nic: Int, state: VirtioNetState) {
+        guard chunkOpen else { return }
+        if chunkIsFull {
+            cutInsideDrain(nic: nic, state: state)
+            return
+        }
+        boundariesUntilClock -= 1
+        if boundariesUntilClock <= 0 { checkAgeInsideDrain(nic: nic, state: state) }
+    }
+
+    @usableFromInline func checkAgeInsideDrain(nic: Int, state: VirtioNetState) {
+        boundariesUntilClock = 64
+        let now = clock()
+        if chunkIsOld(now: now) { cutInsideDrain(nic: nic, state: state, now: now) }
+    }
+
+    @usableFromInline func cutInsideDrain(nic: Int, state: VirtioNetState, now: UInt64? = nil) {
+        states[nic] = state
+        staged.endsInsideAccess = true
+        submitChunk()
+        openChunk(now: now ?? clock())
     }
 
     /// The VMM bound or unbound a NIC's memory: an event outside any access.
@@ -231,6 +271,11 @@ public struct RecordingObserver: DeviceObserver {
     public static var observesAccessBoundaries: Bool { true }
     public mutating func accessBegan(state: VirtioNetState) { recorder.accessBegan(nic: nic, state: state) }
     public mutating func accessEnded(state: VirtioNetState) { recorder.accessEnded(nic: nic, state: state) }
+    public static var observesDrainBoundaries: Bool { true }
+    @inlinable @inline(__always) public mutating func drainBoundary(state: VirtioNetState) -> Bool {
+        recorder.drainBoundary(nic: nic, state: state)
+        return false
+    }
 
     @inlinable public mutating func mmioRead(offset: UInt64, width: Int, value: UInt64) {
         recorder.staged.mmio(nic: nic, vcpu: vcpu, time: recorder.clock(), isWrite: false, offset: offset, width: width, value: value)

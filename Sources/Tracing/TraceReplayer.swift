@@ -7,6 +7,28 @@ import Glibc
 import TraceFormat
 import VirtioCore
 
+/// Where a recording ends inside an access: the recorder stopped (was
+/// killed) in the middle of a drain. Replay stops there; it is not a divergence.
+public struct RecordingCut: Hashable, Sendable, Encodable {
+    public var nic: Int
+    /// The event that began the access (its MMIO write or vhost-user kick).
+    public var accessEvent: UInt64
+    /// The first event the recording does not have.
+    public var endEvent: UInt64
+    /// The last chunk recorded.
+    public var chunk: Int
+    /// Whether the recording ends between two chains of the drain (else inside a chain).
+    public var atChainBoundary: Bool
+    /// Events of the access that were recorded (its cause included).
+    public var eventsRecorded: UInt64 { endEvent >= accessEvent ? endEvent - accessEvent : 0 }
+
+    /// One line for reports.
+    public var description: String {
+        "the recording ends inside the access at event \(accessEvent) (nic\(nic)): \(eventsRecorded) of its events recorded, "
+            + (atChainBoundary ? "cut between two chains of its drain" : "cut inside a chain")
+    }
+}
+
 /// The first point where a replay did not match its recording.
 public struct Divergence: Error, Hashable, Sendable, CustomStringConvertible {
     /// The recorded event that did not match (or the first one not produced).
@@ -87,10 +109,33 @@ final class ReplayCursor {
     /// Events of the segment consumed so far (the index of `current` in `events`).
     var position = 0
     var divergence: Divergence? {
-        didSet { diverged = divergence != nil }
+        didSet { updateHalted() }
     }
-    /// Whether `divergence` is set (a plain flag for the per-event checks).
+    /// Whether `divergence` is set.
     var diverged = false
+    /// Set when the recording ended inside the access being replayed: the
+    /// device's further actions are not checked, its reads fail.
+    var cut: RecordingCut? {
+        didSet { updateHalted() }
+    }
+    /// Whether outputs are no longer checked: a divergence or the recording's end
+    /// inside an access (a plain flag for the per-event checks).
+    var halted = false
+    func updateHalted() {
+        diverged = divergence != nil
+        halted = diverged || cut != nil
+    }
+    /// Whether the loaded segment ends where the recording ends inside an
+    /// access (a cut recording: running out of events there is its end, not a divergence).
+    var endsWithCut = false
+    /// The NIC whose drain the chunk after the loaded segment resumes from
+    /// its checkpoint (-1: none): that NIC's drain pauses at the boundary
+    /// where the segment's events run out.
+    var pauseNIC = -1
+    /// Per NIC, the number of the event that began the access in progress.
+    var accessEvents: [UInt64] = []
+    /// The number the next event would have (the end of the loaded segment, once it is consumed).
+    var endEvent: UInt64 = 0
     /// The NIC whose access is executing.
     var nic = 0
     /// Called once, at the moment a divergence is found (inside the device's call).
@@ -110,6 +155,7 @@ final class ReplayCursor {
         descriptors.removeAll(keepingCapacity: true)
         position = 0
         divergence = nil
+        cut = nil
         decodeError = nil
         imageNotes.removeAll()
         streamSlot = 0
@@ -260,7 +306,7 @@ final class ReplayCursor {
     /// Consumes the current event if `matches` accepts it; otherwise records a divergence.
     @inline(__always)
     func expect(_ actual: @autoclosure () -> String, _ matches: (RecordedEvent) -> Bool) {
-        guard !diverged else { return }
+        guard !halted else { return }
         if let e = current, e.event.nic == nic, matches(e) {
             advance()
         } else {
@@ -268,11 +314,37 @@ final class ReplayCursor {
         }
     }
 
-    /// The current event is not what the device did (out of line: only on divergence).
+    /// The current event is not what the device did (out of line: only on
+    /// divergence, or at the end of a recording cut inside this access).
     @inline(never)
     func mismatch(_ actual: () -> String) {
-        let expected = current.map { text($0) } ?? "the end of the recording"
+        if current == nil && endsWithCut {
+            let start = nic < accessEvents.count ? accessEvents[nic] : endEvent
+            cut = RecordingCut(nic: nic, accessEvent: start, endEvent: endEvent, chunk: chunkNumbers.last ?? 0, atChainBoundary: false)
+            return
+        }
+        let expected = current.map { text($0) } ?? (pauseNIC >= 0 || !endsWithCut && endEvent < totalEvents
+            ? "the end of the segment (the next chunk starts at event \(endEvent) with a checkpoint)" : "the end of the recording")
         diverge(expected: expected, actual: actual())
+    }
+    /// Events in the whole trace (to tell a segment's end from the recording's).
+    var totalEvents: UInt64 = 0
+
+    /// Whether a drain of the executing NIC pauses here, between two chains:
+    /// where the segment's events end and the next chunk resumes it, where a
+    /// cut recording ends, or (once the recording's end cut the access
+    /// mid-chain) at the first boundary after it.
+    @inline(__always)
+    func pausesDrain(nic n: Int) -> Bool {
+        if cut != nil { return true }
+        guard !diverged, current == nil else { return false }
+        if n == pauseNIC { return true }
+        if endsWithCut {
+            let start = n < accessEvents.count ? accessEvents[n] : endEvent
+            cut = RecordingCut(nic: n, accessEvent: start, endEvent: endEvent, chunk: chunkNumbers.last ?? 0, atChainBoundary: true)
+            return true
+        }
+        return false
     }
 }
 
@@ -285,7 +357,9 @@ public final class ReplayMemory: GuestMemory {
     public func read(_ address: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(GuestMemoryError) {
         var ok = false
         var matched = false
-        if cursor.diverged {
+        if cursor.halted {
+            // Past the recording's end nothing is served: the drain stops at its next pop.
+            if cursor.cut != nil { throw GuestMemoryError(address: address, length: buffer.count) }
             // Past a divergence the recording no longer says what this read sees.
             if !cursor.serveFromImage(address, into: buffer) { throw GuestMemoryError(address: address, length: buffer.count) }
             return
@@ -300,6 +374,7 @@ public final class ReplayMemory: GuestMemory {
             return true
         }
         if !matched {
+            if cursor.cut != nil { throw GuestMemoryError(address: address, length: buffer.count) }
             // The changed device core read something the recording never saw here.
             if !cursor.serveFromImage(address, into: buffer) { throw GuestMemoryError(address: address, length: buffer.count) }
             return
@@ -333,6 +408,9 @@ public struct ReplayObserver: DeviceObserver {
     public mutating func accessEnded(state: VirtioNetState) {
         if nic < cursor.boundaryStates.count { cursor.boundaryStates[nic] = state }
     }
+    public static var observesDrainBoundaries: Bool { true }
+    @inline(__always)
+    public mutating func drainBoundary(state: VirtioNetState) -> Bool { cursor.pausesDrain(nic: nic) }
 
     public mutating func chainPopped(queue: UInt16, head: UInt16, descriptors: UnsafeBufferPointer<Descriptor>) {
         let c = cursor
@@ -352,11 +430,13 @@ public struct ReplayObserver: DeviceObserver {
         }
     }
     public mutating func counterChanged(_ counter: NetCounter, value: UInt64) {
-        if !cursor.diverged { counters[counter] = value }
+        let checked = !cursor.halted
         cursor.expect("set \(counter.name) = \(value)") { e in
             if case .counter(counter.ordinal, value) = e.event.body { return true }
             return false
         }
+        // Matched, or the diverging value (shown beside the recorded one); never past the recording's end.
+        if checked && cursor.cut == nil { counters[counter] = value }
     }
     public mutating func interruptRaised(_ kind: InterruptSignals) {
         cursor.expect("raised irq \(kind)") { e in
@@ -431,11 +511,25 @@ public final class TraceReplayer {
             guard let state = c.deviceState(queueCount: queueCount) else {
                 throw TraceError.corrupt(offset: Int(reader.chunks[index].offset), chunk: index, "checkpoint of nic\(n) is not a valid device state")
             }
+            if let d = c.drain, d.accessEvent > reader.chunks[index].firstEvent {
+                throw TraceError.corrupt(offset: Int(reader.chunks[index].offset), chunk: index,
+                                         "checkpoint of nic\(n) resumes a drain begun at event \(d.accessEvent), after the chunk's first event \(reader.chunks[index].firstEvent)")
+            }
             var dev = VirtioNetDevice(config: reader.header.netConfig, memory: c.memoryBound ? memory : nil, observer: ReplayObserver(cursor: cursor, nic: n, counters: state.counters), faults: faults)
             dev.restore(state)
             devices.append(dev)
         }
         cursor.boundaryStates = devices.map(\.state)
+        cursor.accessEvents = checkpoint.map { $0.drain?.accessEvent ?? reader.chunks[index].firstEvent }
+    }
+
+    /// Whether the recording ends inside an access: its last chunk says so
+    /// (format 1.2), or, in an incomplete trace of an older format (whose
+    /// chunks do not say), the recorder may have died inside one.
+    var recordingEndsInsideAccess: Bool {
+        guard let last = reader.chunks.last else { return false }
+        if last.endsInsideAccess { return true }
+        return reader.completeness != .complete && reader.header.minorVersion < 2
     }
 
     /// The decoder of the chunk after the last segment, kept from its checkpoint comparison.
@@ -463,6 +557,17 @@ public final class TraceReplayer {
             cursor.chunkOffsets.append(Int(reader.chunks[i].offset))
         }
         prefetched = nil
+        // Where the segment ends: the next chunk's checkpoint (decoded now, and
+        // kept as the next segment's start) may resume a drain from here.
+        cursor.endEvent = reader.chunks[range.upperBound - 1].endEvent
+        cursor.totalEvents = reader.eventCount
+        cursor.endsWithCut = range.upperBound == reader.chunks.count && recordingEndsInsideAccess
+        cursor.pauseNIC = -1
+        if range.upperBound < reader.chunks.count {
+            let next = try reader.decoder(range.upperBound, reusing: &prefetchBuffer)
+            prefetched = (range.upperBound, next)
+            cursor.pauseNIC = next.checkpoint?.firstIndex { $0.drain != nil } ?? -1
+        }
         cursor.reset()
     }
 
@@ -481,6 +586,8 @@ public final class TraceReplayer {
         public var divergence: Divergence?
         /// Per NIC: the replayed state differs from the next checkpoint (nil if none follows).
         public var checkpointMismatch: String?
+        /// The recording ended inside an access, here.
+        public var cut: RecordingCut?
     }
 
     /// Replays from checkpoint chunk `first` to the next checkpoint chunk.
@@ -492,21 +599,31 @@ public final class TraceReplayer {
         if !continuing || devices.isEmpty { try restoreFromLoadedCheckpoint() }
         run()
         if let error = cursor.decodeError { throw error }
-        var result = SegmentResult(firstChunk: first, endChunk: end, events: cursor.position, divergence: cursor.divergence)
-        if !cursor.diverged && end < reader.chunks.count {
-            let next = try reader.decoder(end, reusing: &prefetchBuffer)
-            prefetched = (end, next)
-            if let cps = next.checkpoint {
-                for (n, dev) in devices.enumerated() where n < cps.count {
-                    let replayed = NICCheckpoint(dev.state, memoryBound: dev.memory != nil)
-                    if replayed != cps[n] {
-                        result.checkpointMismatch = "nic\(n): the state replayed from chunk \(first) differs from the checkpoint of chunk \(end)"
-                        break
-                    }
+        var result = SegmentResult(firstChunk: first, endChunk: end, events: cursor.position, divergence: cursor.divergence, cut: cursor.cut)
+        if !cursor.diverged, let (chunk, next) = prefetched, chunk == end, let cps = next.checkpoint {
+            for (n, dev) in devices.enumerated() where n < cps.count {
+                let replayed = NICCheckpoint(dev.state, memoryBound: dev.memory != nil, accessEvent: cursor.accessEvents[n])
+                if replayed != cps[n] {
+                    result.checkpointMismatch = "nic\(n): the state replayed from chunk \(first) differs from the checkpoint of chunk \(end)"
+                        + Self.difference(replayed, cps[n])
+                    break
                 }
             }
         }
         return result
+    }
+
+    /// What differs between a replayed and a recorded checkpoint, for the report.
+    static func difference(_ replayed: NICCheckpoint, _ recorded: NICCheckpoint) -> String {
+        if replayed.drain != recorded.drain {
+            func text(_ d: DrainCheckpoint?) -> String {
+                d.map { "a drain of q\($0.queue) paused (begun at event \($0.accessEvent))" } ?? "no drain paused"
+            }
+            return " (recorded: \(text(recorded.drain)); replayed: \(text(replayed.drain)))"
+        }
+        if replayed.counters != recorded.counters { return " (counters)" }
+        if replayed.queues != recorded.queues { return " (queues)" }
+        return ""
     }
 
     /// An event number with the event as `vtrace dump` shows it.
@@ -562,9 +679,31 @@ public final class TraceReplayer {
                                  recorded: recorded, replayed: devices.map(\.observer.counters), time: time)
     }
 
-    /// Runs the loaded events: each MMIO access is re-executed; everything between accesses must match.
+    /// Runs the loaded events: a drain the segment's checkpoint left paused
+    /// goes on first, then each MMIO access is re-executed; everything
+    /// between accesses must match.
     func run() {
-        while !cursor.diverged, cursor.current != nil { executeOne() }
+        resumePausedDrain()
+        while !cursor.halted, cursor.current != nil { executeOne() }
+    }
+
+    /// Resumes the drain a checkpoint left paused (at most one NIC has one),
+    /// if the segment has events for it. Returns whether it did.
+    @discardableResult
+    func resumePausedDrain() -> Bool {
+        guard !cursor.halted, let e = cursor.current?.event, let n = devices.firstIndex(where: { $0.state.drain != nil }) else { return false }
+        cursor.nic = n
+        if let hook = beforeAccess { hook(e.number...lastEventOfAccess()) }
+        devices[n].resumeDrain()
+        return true
+    }
+
+    /// The number of the last event before the next cause after the current event.
+    func lastEventOfAccess() -> UInt64 {
+        cursor.materialize()
+        var last = cursor.position + 1
+        while last < cursor.events.count, !cursor.events[last].event.isCause { last += 1 }
+        return cursor.events[last - 1].event.number
     }
 
     /// Re-executes the next recorded cause (an MMIO access or a memory binding)
@@ -574,11 +713,9 @@ public final class TraceReplayer {
         guard let r = cursor.current else { return }
         let e = r.event
         cursor.nic = e.nic
-        if let hook = beforeAccess, e.isCause {
-            cursor.materialize()
-            var last = cursor.position + 1
-            while last < cursor.events.count, !cursor.events[last].event.isCause { last += 1 }
-            hook(e.number...cursor.events[last - 1].event.number)
+        if e.isCause {
+            cursor.accessEvents[e.nic] = e.number
+            if let hook = beforeAccess { hook(e.number...lastEventOfAccess()) }
         }
         switch e.body {
         case .mmioRead(let offset, let width, let value):
@@ -634,9 +771,10 @@ public final class TraceReplayer {
     /// the current one is done. Returns the number of the event executed, or nil
     /// at the end of the trace or after a divergence.
     public func stepAccess() throws(TraceError) -> UInt64? {
-        guard !cursor.diverged else { return nil }
+        guard !cursor.halted else { return nil }
         try advanceSegmentIfNeeded()
         guard let number = cursor.current?.event.number else { return nil }
+        if resumePausedDrain() { return number }
         executeOne()
         // The outputs of this access are consumed by the observers during the call.
         return number
@@ -644,7 +782,7 @@ public final class TraceReplayer {
 
     /// Loads the next segment (carrying the devices on) when the current one is done.
     public func advanceSegmentIfNeeded() throws(TraceError) {
-        guard !cursor.diverged, cursor.current == nil, let next = nextSegmentChunk else { return }
+        guard !cursor.halted, cursor.current == nil, let next = nextSegmentChunk else { return }
         let end = segmentEnd(from: next)
         try loadForStepping(next..<end)
         nextSegmentChunk = end < reader.chunks.count ? end : nil
@@ -652,6 +790,8 @@ public final class TraceReplayer {
 
     /// The divergence found while stepping, if any.
     public var divergence: Divergence? { cursor.divergence }
+    /// Where the recording ended inside an access, once the replay reached it.
+    public var cut: RecordingCut? { cursor.cut }
 
     /// Dump text of the recorded events from `from` (inclusive) up to the cursor.
     public func recordedText(since from: UInt64) -> [NumberedText] {

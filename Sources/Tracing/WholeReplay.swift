@@ -30,6 +30,8 @@ public struct ReplayOutcome: Sendable {
     public var counters: [NetCounters] = []
     /// Segments replayed.
     public var segments = 0
+    /// Where the recording ended inside an access (a recorder killed mid-drain), if the replay got there.
+    public var cut: RecordingCut?
     /// The first chunk of the latest segment replayed (whose end `counters` are).
     var lastChunk = -1
 
@@ -40,7 +42,7 @@ public struct ReplayOutcome: Sendable {
     mutating func add(_ r: TraceReplayer.SegmentResult, of replayer: TraceReplayer) -> Bool {
         let found = replayer.divergenceRecords(of: r)
         merge(ReplayOutcome(divergences: found.records, firstContext: found.context,
-                            counters: replayer.devices.map(\.counters), segments: 1, lastChunk: r.firstChunk))
+                            counters: replayer.devices.map(\.observer.counters), segments: 1, cut: r.cut, lastChunk: r.firstChunk))
         return !found.records.isEmpty
     }
 
@@ -50,6 +52,7 @@ public struct ReplayOutcome: Sendable {
         divergences += o.divergences
         if let c = o.firstContext, (firstContext?.divergence.chunk ?? .max) > c.divergence.chunk { firstContext = c }
         segments += o.segments
+        if cut == nil { cut = o.cut }
         if o.lastChunk > lastChunk {
             lastChunk = o.lastChunk
             counters = o.counters

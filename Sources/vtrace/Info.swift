@@ -63,6 +63,15 @@ struct Info: ParsableCommand {
         var kinds: [KindStats]
         var counters: [NetCounters]
         var aggregate: NetCounters
+        /// The recording ends inside this access (the recorder stopped mid-drain; format 1.2 says so).
+        var cutAccess: CutAccess?
+    }
+
+    struct CutAccess: Encodable {
+        /// The event that began the access, its NIC, and how many of its events were recorded.
+        var event: UInt64
+        var nic: Int
+        var eventsRecorded: UInt64
     }
 
     func run() throws {
@@ -77,6 +86,8 @@ struct Info: ParsableCommand {
         var nonPayloadCompressed = 0.0
         let payloadCompressor = ZstdCompressor(level: 3)
         var payload: [UInt8] = []
+        // The access the last event belongs to: its cause, or the drain a checkpoint resumes.
+        var lastAccess: (event: UInt64, nic: Int) = (0, 0)
         for i in reader.chunks.indices {
             var d: ChunkDecoder
             do throws(TraceError) { d = try reader.decoder(i) } catch {
@@ -88,6 +99,7 @@ struct Info: ParsableCommand {
             compressed += UInt64(entry.compressedSize)
             let scale = Double(entry.compressedSize) / Double(max(1, entry.uncompressedSize))
             for (n, v) in d.startCounters.enumerated() { counters[n] = NetCounters(values: v) ?? counters[n] }
+            if let n = d.checkpoint?.firstIndex(where: { $0.drain != nil }) { lastAccess = (d.checkpoint![n].drain!.accessEvent, n) }
             payload.removeAll(keepingCapacity: true)
             var before = d.position
             while true {
@@ -104,6 +116,7 @@ struct Info: ParsableCommand {
                 k.uncompressedBytes += UInt64(size)
                 k.estimatedCompressedBytes += Double(size) * scale
                 kinds[e.kind] = k
+                if e.isCause { lastAccess = (e.number, e.nic) }
                 switch e.body {
                 case .counter(let index, let value):
                     if let c = NetCounter(ordinal: index) { counters[e.nic][c] = value }
@@ -131,7 +144,9 @@ struct Info: ParsableCommand {
             bytesPerEvent: events == 0 ? 0 : Double(reader.source.size) / Double(events),
             nonPayloadBytesPerEvent: events == 0 ? 0 : nonPayloadCompressed / Double(events),
             durationNanoseconds: lastTime &- (reader.chunks.first?.firstTime ?? lastTime),
-            kinds: allKinds, counters: counters, aggregate: NetCounters.aggregate(counters) ?? NetCounters())
+            kinds: allKinds, counters: counters, aggregate: NetCounters.aggregate(counters) ?? NetCounters(),
+            cutAccess: reader.chunks.last?.endsInsideAccess == true
+                ? CutAccess(event: lastAccess.event, nic: lastAccess.nic, eventsRecorded: events &- lastAccess.event) : nil)
         if output.json {
             print(try JSONText.encode(report))
             return
@@ -148,6 +163,9 @@ struct Info: ParsableCommand {
         if let g = h.guestDescription { print("guest      \(g)") }
         if !h.faults.isEmpty { print("faults     \(h.faults.joined(separator: ", "))") }
         print("events     \(events) in \(report.chunks) chunk\(report.chunks == 1 ? "" : "s") (\(report.checkpointChunks) with checkpoints), \(String(format: "%.6f", Double(report.durationNanoseconds) / 1e9)) s")
+        if let c = report.cutAccess {
+            print("cut        the recording ends inside the access at event \(c.event) (nic\(c.nic)), after \(c.eventsRecorded) of its events: the recorder stopped mid-drain; replay stops there")
+        }
         print("size       \(report.fileBytes) bytes on disk, \(uncompressed) uncompressed, ratio \(String(format: "%.2f", report.ratio)), \(String(format: "%.2f", report.bytesPerEvent)) bytes/event (\(String(format: "%.2f", report.nonPayloadBytesPerEvent)) without payload bytes)")
         print("")
         print("kind          events   bytes/event (uncompressed → compressed, est.)")

@@ -57,6 +57,8 @@ struct Replay: ParsableCommand {
         var faults: [String]
         var divergences: [DivergenceRecord]
         var counters: [NetCounters]
+        /// Where the recording ends inside an access (not a divergence), if it does.
+        var cut: RecordingCut?
     }
 
     func run() throws {
@@ -100,13 +102,13 @@ struct Replay: ParsableCommand {
         let counters = outcome.counters
         let matched = divergences.isEmpty
         if check {
-            print(matched ? "match: \(reader.eventCount) events" : "diverged at event \(divergences[0].event): expected \(divergences[0].expected); replay \(divergences[0].actual)")
+            print(matched ? "match: \(reader.eventCount) events\(outcome.cut.map { "; " + $0.description } ?? "")" : "diverged at event \(divergences[0].event): expected \(divergences[0].expected); replay \(divergences[0].actual)")
             throw ExitCode(matched ? 0 : 1)
         }
         if output.json {
             print(try JSONText.encode(Report(path: input.trace, matched: matched, events: reader.eventCount, chunks: reader.chunks.count,
                                              complete: reader.completeness == .complete, faults: faults.specs, divergences: divergences,
-                                             counters: counters)))
+                                             counters: counters, cut: outcome.cut)))
         } else {
             if let c = outcome.firstContext {
                 printDivergence(c, start: start)
@@ -119,6 +121,7 @@ struct Replay: ParsableCommand {
             }
             if matched {
                 print("\(input.trace): replay matches — \(reader.eventCount) events, \(reader.chunks.count) chunks\(faults.isEmpty ? "" : ", faults \(faults)")\(reader.completeness == .complete ? "" : "; " + reader.completeness.text)")
+                if let cut = outcome.cut { print("note: \(cut.description); replay stopped there") }
                 var columns = counters.enumerated().map { ("nic\($0.offset)", $0.element) }
                 if counters.count > 1 { columns.append(("total", NetCounters.aggregate(counters) ?? NetCounters())) }
                 print(CounterTable.render(columns, onlyNonZero: true))

@@ -37,6 +37,8 @@ struct Verify: ParsableCommand {
         var problem: String?
         var problemChunk: Int?
         var problemOffset: Int?
+        /// Where the recording ends inside an access (a recorder stopped mid-drain), if it does.
+        var cut: RecordingCut?
     }
 
     func run() throws {
@@ -84,6 +86,7 @@ struct Verify: ParsableCommand {
                 do throws(TraceError) {
                     let r = try replayer.replaySegment(from: i)
                     report.segmentsReplayed += 1
+                    if let c = r.cut { report.cut = c }
                     if let d = r.divergence {
                         fail("replay diverged at \(d)", chunk: d.chunk, offset: Int(reader.chunks[d.chunk].offset))
                     } else if let m = r.checkpointMismatch {
@@ -99,7 +102,7 @@ struct Verify: ParsableCommand {
         if output.json {
             print(try JSONText.encode(report))
         } else if report.ok {
-            print("\(input.trace): OK — \(report.chunks) chunks, \(report.events) events, \(report.segmentsReplayed) checkpoint segment\(report.segmentsReplayed == 1 ? "" : "s") replayed\(report.complete ? "" : "; " + reader.completeness.text)")
+            print("\(input.trace): OK — \(report.chunks) chunks, \(report.events) events, \(report.segmentsReplayed) checkpoint segment\(report.segmentsReplayed == 1 ? "" : "s") replayed\(report.complete ? "" : "; " + reader.completeness.text)\(report.cut.map { "; " + $0.description } ?? "")")
         } else {
             print("\(input.trace): FAILED — \(report.problem!)")
         }

@@ -328,7 +328,9 @@ struct StagedChunkTests {
         var chunks: [ChunkEncoder] = []
         staged.encode(carry: &carry) { chunks.append($0) }
         #expect(chunks.count == 3)
-        #expect(chunks.map(\.flags) == [.checkpoint, .continuation, .continuation])
+        // All but the last end inside the access the next one continues.
+        #expect(chunks.map(\.flags) == [[.checkpoint, .endsInsideAccess], [.continuation, .endsInsideAccess], .continuation])
+        #expect(try chunks.map { try ChunkDecoder(content: $0.content, nics: 1).flags } == chunks.map(\.flags))
         var next: UInt64 = 7
         var reads = 0
         var lastCounter: UInt64 = 0

@@ -213,7 +213,7 @@ struct RecorderPolicyTests {
         #expect(try TraceReader(path: path).completeness == .complete)
     }
 
-    @Test func chunksAreCutEveryNEventsAtAccessBoundaries() throws {
+    @Test func chunksAreCutEveryNEventsAtAccessOrChainBoundaries() throws {
         var options = RecordingOptions()
         options.flushEvents = 100
         options.flushMilliseconds = 100_000
@@ -226,17 +226,41 @@ struct RecorderPolicyTests {
         _ = try recorder.finish()
         let reader = try TraceReader(path: path)
         #expect(reader.chunks.count > 10)
-        // Cut at the first access boundary past 100 events: never less, and
-        // one access (a 4-frame drain is under 100 events) past it at most.
-        for c in reader.chunks.dropLast() { #expect(c.eventCount >= 100 && c.eventCount < 200, "\(c.eventCount)") }
+        // Cut at the first access or chain boundary past 100 events: never
+        // less, and one chain (11 events here) past it at most.
+        for c in reader.chunks.dropLast() { #expect(c.eventCount >= 100 && c.eventCount <= 111, "\(c.eventCount)") }
         let allCheckpoints = reader.chunks.allSatisfy { $0.hasCheckpoint }
         #expect(allCheckpoints)
-        // Every chunk begins with an MMIO access.
+        // A chunk begins with an MMIO access, or resumes the drain its
+        // checkpoint holds (exactly when the chunk before ends inside that access).
+        var resumed = 0
         for i in reader.chunks.indices {
             var d = try reader.decoder(i)
             let first = try d.next()!
-            #expect(first.kind == .mmioRead || first.kind == .mmioWrite)
+            if let drain = d.checkpoint?[0].drain {
+                resumed += 1
+                #expect(i > 0 && reader.chunks[i - 1].endsInsideAccess)
+                #expect(drain.queue == 1 && first.kind == .memoryRead)
+                // The access began with the QueueNotify write recorded before the chunk.
+                let cause = try #require(try Self.event(drain.accessEvent, in: reader))
+                #expect(cause.body == .mmioWrite(offset: MMIORegister.queueNotify.rawValue, width: 4, value: 1))
+            } else {
+                #expect(first.kind == .mmioRead || first.kind == .mmioWrite)
+                #expect(i == 0 || !reader.chunks[i - 1].endsInsideAccess)
+            }
         }
+        #expect(resumed > 3, "only \(resumed) chunks start inside a drain")
+        let outcome = try TraceReplayer(reader: reader).replayAll(keepGoing: false)
+        #expect(outcome.matched && outcome.cut == nil, "\(outcome.divergences)")
+    }
+
+    static func event(_ number: UInt64, in reader: TraceReader) throws -> TraceEvent? {
+        guard let i = reader.chunkIndex(containing: number) else { return nil }
+        var d = try reader.decoder(i)
+        while let e = try d.next() {
+            if e.number == number { return e }
+        }
+        return nil
     }
 
     @Test func aSlowCompressorMakesRecordingWaitNotGrow() throws {
@@ -266,11 +290,44 @@ struct RecorderPolicyTests {
         #expect(final.eventCount == summary.events)
     }
 
-    @Test func aGiantDrainIsSplitIntoContinuationChunks() throws {
-        // 64 frames of 65,557 bytes in one kick: about 8.4 MB of events in one access.
+    /// 64 frames of 65,557 bytes in one kick, about 8.4 MB of events in one
+    /// access: cut between chains, each chunk with a checkpoint of where the drain stands.
+    @Test func aGiantDrainIsCutBetweenChainsWithCheckpoints() throws {
         var options = RecordingOptions()
         options.flushMilliseconds = 100_000
-        var (recorder, dev, drv, path) = try makeRecorder("giant", options: options)
+        let (reader, dev) = try recordGiantDrain("giant", options: options)
+        let everyChunkHasACheckpoint = reader.chunks.allSatisfy(\.hasCheckpoint)
+        #expect(everyChunkHasACheckpoint && reader.chunks.count >= 4, "\(reader.chunks.map(\.flags))")
+        #expect(reader.chunks.dropLast().allSatisfy(\.endsInsideAccess) && !reader.chunks.last!.endsInsideAccess)
+        let bounded = reader.chunks.allSatisfy { Int($0.uncompressedSize) <= TraceLayout.chunkHardLimit }
+        #expect(bounded)
+        // Each chunk replays alone from its checkpoint and reaches the next one.
+        let replayer = TraceReplayer(reader: reader)
+        for i in reader.chunks.indices {
+            let r = try replayer.replaySegment(from: i)
+            #expect(r.endChunk == i + 1 && r.divergence == nil && r.checkpointMismatch == nil, "chunk \(i): \(String(describing: r.divergence)) \(r.checkpointMismatch ?? "")")
+        }
+        #expect(dev.counters.rxPackets == 64)
+        #expect(try TraceReplayer(reader: reader).replayAll(keepGoing: false).counters == [dev.counters])
+    }
+
+    /// The same drain with a hard limit below one chain's events: the chunk
+    /// is cut inside a chain, into continuation chunks that replay as one segment.
+    @Test func aChainPastTheHardLimitIsSplitIntoContinuationChunks() throws {
+        var options = RecordingOptions()
+        options.flushMilliseconds = 100_000
+        options.stagedHardLimit = 40_000
+        let (reader, dev) = try recordGiantDrain("hard-limit", options: options)
+        let continued = reader.chunks.contains { !$0.hasCheckpoint }
+        #expect(continued, "expected a continuation chunk")
+        for (i, c) in reader.chunks.enumerated() where !c.hasCheckpoint { #expect(reader.chunks[i - 1].endsInsideAccess) }
+        let outcome = try TraceReplayer(reader: reader).replayAll(keepGoing: false)
+        #expect(outcome.matched, "\(outcome.divergences)")
+        #expect(outcome.counters == [dev.counters] && dev.counters.rxPackets == 64)
+    }
+
+    func recordGiantDrain(_ name: String, options: RecordingOptions) throws -> (TraceReader, VirtioNetDevice<GuestRAM, RecordingObserver>) {
+        var (recorder, dev, drv, path) = try makeRecorder(name, options: options)
         try drv.initialize(&dev, queueSize: 128)
         // RX buffers split in two (so the frame writes do not repeat a read and are
         // stored in full), outside the driver's area, which cannot hold them all.
@@ -282,14 +339,7 @@ struct RecorderPolicyTests {
         try drv.sendTx(&dev, count: 64, length: 65_557, fill: 0x5A, kick: false)
         drv.kick(&dev, queue: 1)
         _ = try recorder.finish()
-        let reader = try TraceReader(path: path)
-        let continued = reader.chunks.contains { !$0.hasCheckpoint }
-        #expect(continued, "expected a continuation chunk")
-        let bounded = reader.chunks.allSatisfy { Int($0.uncompressedSize) <= TraceLayout.chunkHardLimit }
-        #expect(bounded)
-        let r = try TraceReplayer(reader: reader).replaySegment(from: 0)
-        #expect(r.divergence == nil, "\(String(describing: r.divergence))")
-        #expect(dev.counters.rxPackets == 64)
+        return (try TraceReader(path: path), dev)
     }
 }
 

@@ -59,15 +59,27 @@ extension VirtioNetDevice {
     /// Drains TX queue 2p+1 of `pair` into RX queue 2p (spec §3.3).
     mutating func processTx(pair: Int) -> InterruptSignals {
         guard canProcess() else { return [] }
+        return drainTx(pair: pair, usedAdvanced: false)
+    }
+
+    /// The TX drain loop and its end, from its start or from a pause
+    /// (``DrainPosition``). Returns nothing when the observer paused it.
+    mutating func drainTx(pair: Int, usedAdvanced startAdvanced: Bool) -> InterruptSignals {
         let txq = 2 * pair + 1
         let rxq = 2 * pair
-        var usedAdvanced = false
+        var usedAdvanced = startAdvanced
         var justPoisoned = false
         // Prefetch hints run a window ahead: the first 2W chains, then every
         // W chains the W after the next W.
         var hintCountdown: UInt16 = 0
         var hintSkip: UInt16 = 0
+        // Set after the first chain: the observer is offered a pause before each later pop.
+        var betweenChains = false
         while !state.poisoned[txq] {
+            if Observer.observesDrainBoundaries {
+                if betweenChains && pauseBetweenChains(queue: txq, usedAdvanced: usedAdvanced) { return [] }
+                betweenChains = true
+            }
             if hintCountdown == 0, let memory = bus.memory {
                 state.queues[txq].prefetch(memory, skip: hintSkip, count: hintSkip == 0 ? 2 * Self.prefetchWindow : Self.prefetchWindow)
                 hintSkip = Self.prefetchWindow
@@ -284,6 +296,43 @@ extension VirtioNetDevice {
         return .deliveredButAddUsedFailed
     }
 
+    /// Offers the observer a pause between two chains of a drain of `queue`.
+    /// - Returns: true when it took it; `state.drain` then says where the drain stands.
+    mutating func pauseBetweenChains(queue: Int, usedAdvanced: Bool) -> Bool {
+        state.drain = DrainPosition(queue: UInt16(truncatingIfNeeded: queue), usedAdvanced: usedAdvanced)
+        if bus.observer.drainBoundary(state: state) { return true }
+        state.drain = nil
+        return false
+    }
+
+    /// Goes on with a drain paused between two chains (``VirtioNetState/drain``)
+    /// until it ends, with the end of the access that began it (its
+    /// interrupts, then `accessEnded`), or until the observer pauses it again.
+    /// Each call pops at least one chain before it may pause again. A
+    /// position that names no queue a drain runs on (a hostile checkpoint)
+    /// is dropped and ends the access.
+    /// - Returns: the interrupts raised at the drain's end, for the VMM to deliver.
+    @discardableResult
+    public mutating func resumeDrain() -> InterruptSignals {
+        guard let d = state.drain else { return [] }
+        state.drain = nil
+        var raised: InterruptSignals = []
+        let q = Int(d.queue)
+        if let cvq = controlQueueIndex, q == cvq {
+            raised = drainControlQueue(cvq, published: d.usedAdvanced)
+        } else if q & 1 == 1, q < Int(queuePairs) * 2 {
+            raised = drainTx(pair: q / 2, usedAdvanced: d.usedAdvanced)
+        }
+        if state.drain == nil, Observer.observesAccessBoundaries { bus.observer.accessEnded(state: state) }
+        return raised
+    }
+
+    /// Before a new access: a paused drain is finished first, as it would
+    /// have been had it never paused.
+    mutating func finishPausedDrain() {
+        while state.drain != nil { resumeDrain() }
+    }
+
     /// Sets NEEDS_RESET in the status (reported when it changes).
     mutating func setNeedsReset() {
         let old = state.status
@@ -297,9 +346,19 @@ extension VirtioNetDevice {
         guard state.status.contains(.driverOK), state.driverFeatures & NetFeature.ctrlVQ != 0,
             bus.memory != nil, !state.poisoned[cvq]
         else { return [] }
-        var published = false
+        return drainControlQueue(cvq, published: false)
+    }
+
+    /// The control-queue loop and its end, from its start or from a pause.
+    mutating func drainControlQueue(_ cvq: Int, published startPublished: Bool) -> InterruptSignals {
+        var published = startPublished
         var justPoisoned = false
+        var betweenChains = false
         while true {
+            if Observer.observesDrainBoundaries {
+                if betweenChains && pauseBetweenChains(queue: cvq, usedAdvanced: published) { return [] }
+                betweenChains = true
+            }
             let head: UInt16
             do throws(QueueError) {
                 guard let h = try popChain(cvq) else { break }

@@ -120,6 +120,7 @@ public struct VirtioNetDevice<Memory: GuestMemory, Observer: DeviceObserver> {
     /// only 4-byte reads decode; any other width reads as all-ones (spec §2.2).
     /// A width outside 1...8 reads 0. Reads have no side effects.
     public mutating func read(offset: UInt64, width: Int) -> UInt64 {
+        if state.drain != nil { finishPausedDrain() }
         if Observer.observesAccessBoundaries { bus.observer.accessBegan(state: state) }
         let value = readValue(offset: offset, width: width)
         bus.observer.mmioRead(offset: offset, width: width, value: value)
@@ -176,17 +177,21 @@ public struct VirtioNetDevice<Memory: GuestMemory, Observer: DeviceObserver> {
     ///
     /// Config-space writes and writes of any width but 4 below 0x100 are
     /// ignored (spec §2.2). A QueueNotify write runs the queue's whole drain
-    /// before returning.
+    /// before returning, unless the observer pauses it between two chains
+    /// (``DeviceObserver/drainBoundary(state:)``); a paused drain is finished
+    /// before any later access.
     ///
     /// - Returns: the interrupts raised by this write, each one eventfd write
     ///   for the VMM to deliver: `.vring` (used rings advanced), then `.config`
     ///   (a data queue was poisoned; NEEDS_RESET is set).
     @discardableResult
     public mutating func write(offset: UInt64, width: Int, value: UInt64) -> InterruptSignals {
+        if state.drain != nil { finishPausedDrain() }
         if Observer.observesAccessBoundaries { bus.observer.accessBegan(state: state) }
         bus.observer.mmioWrite(offset: offset, width: width, value: value)
         let raised = handleWrite(offset: offset, width: width, value: value)
-        if Observer.observesAccessBoundaries { bus.observer.accessEnded(state: state) }
+        // A drain the observer paused leaves the access open (``resumeDrain()``).
+        if Observer.observesAccessBoundaries && state.drain == nil { bus.observer.accessEnded(state: state) }
         return raised
     }
 

@@ -33,6 +33,10 @@ public struct VirtioNetState: Hashable, Sendable, Codable {
     /// Whether the device already warned that a kick came before guest
     /// memory was bound (the warning is given once per device; survives reset).
     public var memoryWarningIssued = false
+    /// A drain paused between two chains (``VirtioNetDevice/resumeDrain()``);
+    /// nil between accesses and in a running drain. Only an observer that
+    /// asks for a pause leaves it set (see ``DeviceObserver/drainBoundary(state:)``).
+    public var drain: DrainPosition?
 
     /// The state of a freshly built device with `queueCount` queues of at most `maxSize` entries.
     public init(queueCount: Int, maxSize: UInt16 = NetLayout.queueMaxSize) {

@@ -73,6 +73,16 @@ public protocol DeviceObserver {
     mutating func accessBegan(state: VirtioNetState)
     /// The MMIO access and everything it caused are done; `state` is the result.
     mutating func accessEnded(state: VirtioNetState)
+    /// Whether the device should call `drainBoundary` between the chains of
+    /// a drain. False by default.
+    static var observesDrainBoundaries: Bool { get }
+    /// A drain is between two chains (after one, before it pops the next);
+    /// `state.drain` says where it stands. Return true to pause the drain
+    /// here: the access returns at once, without its end (no interrupt, no
+    /// `accessEnded`), and ``VirtioNetDevice/resumeDrain()`` goes on from
+    /// here. A recorder returns false; a replayer pauses where its recorded
+    /// events end.
+    mutating func drainBoundary(state: VirtioNetState) -> Bool
 }
 
 extension DeviceObserver {
@@ -95,6 +105,8 @@ extension DeviceObserver {
     @inlinable public static var observesAccessBoundaries: Bool { false }
     @inlinable public mutating func accessBegan(state: VirtioNetState) {}
     @inlinable public mutating func accessEnded(state: VirtioNetState) {}
+    @inlinable public static var observesDrainBoundaries: Bool { false }
+    @inlinable public mutating func drainBoundary(state: VirtioNetState) -> Bool { false }
 }
 
 /// The observer that observes nothing, at no cost.

@@ -130,10 +130,11 @@ extension VirtioNetDevice {
     /// - Returns: the interrupts raised (one call-eventfd write each) and the reply.
     @discardableResult
     public mutating func apply(_ op: TransportOperation) -> (raised: InterruptSignals, reply: TransportReply) {
+        if state.drain != nil { finishPausedDrain() }
         if Observer.observesAccessBoundaries { bus.observer.accessBegan(state: state) }
         bus.observer.transportOperation(op)
         let result = handle(op)
-        if Observer.observesAccessBoundaries { bus.observer.accessEnded(state: state) }
+        if Observer.observesAccessBoundaries && state.drain == nil { bus.observer.accessEnded(state: state) }
         return result
     }
 

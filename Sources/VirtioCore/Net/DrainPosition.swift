@@ -1,0 +1,23 @@
+//! Where a queue drain stands between two of its chains.
+
+/// A drain paused between two chains (spec §3.3's TX loop, §3.7's control
+/// loop): with the rest of the device state, everything it takes to finish
+/// the drain as if it had never stopped.
+///
+/// Between two chains the loop's only memory besides the device state is
+/// whether a used ring advanced (the drain then ends with one VRING
+/// interrupt); "just poisoned" is never set there, since poisoning ends the
+/// loop. A recorder reads it to checkpoint a long drain mid-way; a replayer
+/// pauses a drain where a recorded chunk ends and resumes it from the next
+/// chunk's checkpoint (``VirtioNetDevice/resumeDrain()``).
+public struct DrainPosition: Hashable, Sendable, Codable {
+    /// The queue being drained: a TX queue (2p+1) or the control queue.
+    public var queue: UInt16
+    /// Whether the drain published a used element so far.
+    public var usedAdvanced: Bool
+
+    public init(queue: UInt16, usedAdvanced: Bool) {
+        self.queue = queue
+        self.usedAdvanced = usedAdvanced
+    }
+}
