@@ -102,8 +102,10 @@ public final class TraceWriter: @unchecked Sendable {
         mutex.lock()
         defer { mutex.unlock() }
         if queue.count >= queueDepth && failure == nil { stalls += 1 }
-        while queue.count >= queueDepth && failure == nil { notFull.wait(mutex) }
+        while queue.count >= queueDepth && failure == nil && !stopping { notFull.wait(mutex) }
         if let failure { throw failure }
+        // After finish() or abandon() nothing writes the queue any more.
+        if stopping { throw .io(path: partialPath, "the trace was already finished; this chunk is not written") }
         queue.append(pending)
         notEmpty.signal()
     }
