@@ -68,7 +68,7 @@ let package = Package(
         .testTarget(name: "ScenariosTests", dependencies: ["Scenarios", "VirtioCore", "GuestDriver"]),
         .testTarget(name: "TraceFormatTests", dependencies: ["TraceFormat", "Tracing", "Scenarios", "VirtioCore", "GuestDriver"]),
         .testTarget(name: "KVMHostTests", dependencies: ["KVMHost", "CKVM", "VirtioCore", "TraceFormat", "Tracing"]),
-        .testTarget(name: "VhostUserTests", dependencies: ["VhostUser", "CVhost", "VirtioCore", "TraceFormat", "Tracing"]),
+        .testTarget(name: "VhostUserTests", dependencies: ["VhostUser", "CVhost", "VirtioCore", "TraceFormat", "Tracing", "vtrace"]),
         .testTarget(name: "CLITests", dependencies: ["vtrace", "Tracing"]),
     ],
     swiftLanguageModes: [.v6]

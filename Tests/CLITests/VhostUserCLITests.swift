@@ -154,4 +154,56 @@ struct VhostUserCLITests {
             #expect(dump.stdout.contains("vhost kick q3"), "no kick on pair 1's TX ring")
         }
     }
+
+    /// `serve --record` under testpmd io forwarding (a polling driver that
+    /// refills the ring as fast as the device drains it), killed with SIGKILL
+    /// at random instants: every leftover verifies and replays (`--check` 0).
+    @Test func aRecordingKilledUnderTestpmdVerifiesAndReplays() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/dpdk-testpmd") else {
+            print("SKIPPED: DPDK kill test: dpdk-testpmd is not installed (apt-get install dpdk-dev)")
+            return
+        }
+        var rng = SystemRandomNumberGenerator()
+        for round in 0..<3 {
+            let sock = try temporaryFile("kill\(round).sock", [])
+            let trace = try temporaryFile("kill\(round).vtrace", [])
+            try? FileManager.default.removeItem(atPath: sock)
+            try? FileManager.default.removeItem(atPath: trace)
+            let serve = Process()
+            serve.executableURL = URL(fileURLWithPath: Self.vtrace)
+            serve.arguments = ["serve", "--vhost-user", sock, "--sessions", "1", "--record", trace, "--flush-events", "20000"]
+            serve.standardOutput = FileHandle.nullDevice
+            serve.standardError = FileHandle.nullDevice
+            try serve.run()
+            for _ in 0..<100 where !FileManager.default.fileExists(atPath: sock) { usleep(50_000) }
+            let pmd = Process()
+            pmd.executableURL = URL(fileURLWithPath: "/usr/bin/dpdk-testpmd")
+            pmd.arguments = ["--lcores", "0@0,1@1", "--no-pci", "--file-prefix=vtkill\(getpid())", "--no-huge", "-m", "512",
+                             "--vdev", "net_virtio_user0,path=\(sock),queues=1", "--", "--forward-mode=io", "--tx-first", "--total-num-mbufs=16384", "--stats-period", "1"]
+            pmd.standardInput = FileHandle.nullDevice
+            pmd.standardOutput = FileHandle.nullDevice
+            pmd.standardError = FileHandle.nullDevice
+            try pmd.run()
+            // testpmd forwards until it is stopped (--stats-period keeps it from
+            // waiting on standard input). Once frames flow (the trace grows),
+            // kill the recorder at a random instant.
+            let partial = trace + ".partial"
+            func size() -> Int { ((try? FileManager.default.attributesOfItem(atPath: partial))?[.size] as? Int) ?? 0 }
+            for _ in 0..<300 where size() < 200_000 { usleep(20_000) }
+            usleep(UInt32.random(in: 100_000...800_000, using: &rng))
+            kill(serve.processIdentifier, SIGKILL)
+            serve.waitUntilExit()
+            kill(pmd.processIdentifier, SIGKILL)
+            pmd.waitUntilExit()
+            #expect(FileManager.default.fileExists(atPath: partial), "round \(round): the recording ended before the kill (testpmd stopped?)")
+            let info = try CLI.run("info", partial, "--json")
+            let object = try JSONSerialization.jsonObject(with: Data(info.stdout.utf8)) as? [String: Any] ?? [:]
+            let chunks = object["chunks"] as? Int ?? 0
+            #expect(chunks >= 2 && object["checkpointChunks"] as? Int == chunks, "round \(round): \(info.stdout.prefix(400)) \(info.stderr)")
+            let verify = try CLI.run("verify", partial)
+            #expect(verify.status == 0 && verify.stdout.contains(": OK"), "round \(round): \(verify.stdout) \(verify.stderr)")
+            let replay = try CLI.run("replay", "--check", partial)
+            #expect(replay.status == 0 && replay.stdout.hasPrefix("match: "), "round \(round): \(replay.stdout) \(replay.stderr)")
+        }
+    }
 }
