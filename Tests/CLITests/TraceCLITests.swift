@@ -3,7 +3,7 @@ import Testing
 
 @Suite("vtrace record, info, dump, verify")
 struct TraceCLITests {
-    static let golden = ["loopback-basic", "rx-poison", "ctrl-ok", "nics-aggregate", "tx-malformed", "kvm-burst", "kvm-mq", "kvm-hostile", "vhost-linux"]
+    static let golden = ["loopback-basic", "rx-poison", "ctrl-ok", "nics-aggregate", "tx-malformed", "kvm-burst", "kvm-mq", "kvm-hostile", "vhost-linux", "long-drain"]
     static var goldenDir: URL { repositoryRoot.appendingPathComponent("traces/golden") }
 
     @Test(arguments: golden)

@@ -20,6 +20,16 @@ final class StepClock: @unchecked Sendable {
     func read() -> UInt64 { now += 1000; return now }
 }
 
+/// Event `number` of the trace, decoded from its chunk.
+func recordedEvent(_ number: UInt64, in reader: TraceReader) throws -> TraceEvent? {
+    guard let i = reader.chunkIndex(containing: number) else { return nil }
+    var d = try reader.decoder(i)
+    while let e = try d.next() {
+        if e.number == number { return e }
+    }
+    return nil
+}
+
 /// Records a scenario text into a trace and returns the path.
 func record(_ text: String, name: String, flushEvents: Int = 65_536) throws -> (String, ScenarioResult, RecordingSummary) {
     let scenario = try ScenarioParser.parse(file: name, text: text)
@@ -242,7 +252,7 @@ struct RecorderPolicyTests {
                 #expect(i > 0 && reader.chunks[i - 1].endsInsideAccess)
                 #expect(drain.queue == 1 && first.kind == .memoryRead)
                 // The access began with the QueueNotify write recorded before the chunk.
-                let cause = try #require(try Self.event(drain.accessEvent, in: reader))
+                let cause = try #require(try recordedEvent(drain.accessEvent, in: reader))
                 #expect(cause.body == .mmioWrite(offset: MMIORegister.queueNotify.rawValue, width: 4, value: 1))
             } else {
                 #expect(first.kind == .mmioRead || first.kind == .mmioWrite)
@@ -252,15 +262,6 @@ struct RecorderPolicyTests {
         #expect(resumed > 3, "only \(resumed) chunks start inside a drain")
         let outcome = try TraceReplayer(reader: reader).replayAll(keepGoing: false)
         #expect(outcome.matched && outcome.cut == nil, "\(outcome.divergences)")
-    }
-
-    static func event(_ number: UInt64, in reader: TraceReader) throws -> TraceEvent? {
-        guard let i = reader.chunkIndex(containing: number) else { return nil }
-        var d = try reader.decoder(i)
-        while let e = try d.next() {
-            if e.number == number { return e }
-        }
-        return nil
     }
 
     @Test func aSlowCompressorMakesRecordingWaitNotGrow() throws {

@@ -138,6 +138,69 @@ struct RecordingCutTests {
         #expect(d.expected.contains("write") && outcome.cut == nil, "\(d)")
     }
 
+    /// Inside a drain a chunk is also cut when it grows old: the clock is read
+    /// at the first drain boundary and then every 64th (here it moves 1 ms per
+    /// reading, the window is 1 ms), so chunks start after chains 1, 65, 129, 193.
+    @Test func anOldChunkIsCutInsideADrainEvery64Chains() throws {
+        final class MillisecondClock: @unchecked Sendable {
+            let lock = NSLock()
+            var now: UInt64 = 1_000_000_000
+            func read() -> UInt64 { lock.withLock { now += 1_000_000; return now } }
+        }
+        let clock = MillisecondClock()
+        var o = RecordingOptions()
+        o.flushEvents = 1_000_000
+        o.flushMilliseconds = 1
+        let ram = try GuestRAM(size: 16 << 20)
+        let path = temporaryPath("old-inside.vtrace")
+        let recorder = try TraceRecorder(path: path, config: NetConfig(), nics: 1, regions: [MemoryRegion(base: 0, size: 16 << 20)],
+                                         options: o, clock: { clock.read() })
+        var dev = VirtioNetDevice(memory: ram, observer: recorder.observer(nic: 0))
+        var drv = VirtioNetDriver(memory: ram)
+        _ = try drv.initialize(&dev, queueSize: 256)
+        try drv.postRx(count: 200)
+        try drv.sendTx(&dev, count: 200, length: 64)
+        _ = try recorder.finish()
+        let reader = try TraceReader(path: path)
+        // Per chunk that resumes the drain: how many TX chains came before it.
+        var txChains = 0
+        var resumedAfter: [Int] = []
+        for i in reader.chunks.indices {
+            var d = try reader.decoder(i)
+            if d.checkpoint?[0].drain != nil { resumedAfter.append(txChains) }
+            while let e = try d.next() { if case .chain(1, _, _) = e.body { txChains += 1 } }
+        }
+        #expect(txChains == 200 && resumedAfter == [1, 65, 129, 193])
+        #expect(try TraceReplayer(reader: reader).replayAll(keepGoing: false).matched)
+    }
+
+    /// The format 1.2 golden trace holds checkpoints inside the drains of both
+    /// TX queues and of the control queue, each naming its kick; older goldens
+    /// have none, and every prefix of it cut inside a drain replays to its end.
+    @Test func theGoldenTraceOfFormat12ResumesDrainsOfEveryKind() throws {
+        let golden = repositoryRoot.appendingPathComponent("traces/golden/long-drain.vtrace").path
+        let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: golden)))
+        let reader = try TraceReader(source: MemoryTraceSource(bytes))
+        #expect(reader.header.minorVersion == 2)
+        var drainedQueues: Set<UInt16> = []
+        for i in reader.chunks.indices {
+            let d = try reader.decoder(i)
+            guard let drain = d.checkpoint?[0].drain else { continue }
+            drainedQueues.insert(drain.queue)
+            let cause = try #require(try recordedEvent(drain.accessEvent, in: reader))
+            #expect(cause.body == .mmioWrite(offset: MMIORegister.queueNotify.rawValue, width: 4, value: UInt64(drain.queue)))
+            let outcome = try TraceReplayer(reader: TraceReader(source: MemoryTraceSource(Array(bytes[..<(Int(reader.chunks[i].offset) - 52)]))))
+                .replayAll(keepGoing: false)
+            #expect(outcome.matched && outcome.cut?.accessEvent == drain.accessEvent && outcome.cut?.endEvent == reader.chunks[i].firstEvent)
+        }
+        #expect(drainedQueues == [1, 3, 4])
+        for old in ["loopback-basic", "vhost-linux"] {
+            let r = try TraceReader(path: repositoryRoot.appendingPathComponent("traces/golden/\(old).vtrace").path)
+            #expect(r.header.minorVersion < 2)
+            for i in r.chunks.indices { #expect(try r.decoder(i).checkpoint?.allSatisfy { $0.drain == nil } ?? true) }
+        }
+    }
+
     /// A complete trace cannot end inside an access: its recorder finished it
     /// between accesses. One that does lost its end, and is refused as corrupt.
     @Test func aCompleteTraceEndingInsideAnAccessIsCorrupt() throws {
