@@ -10,10 +10,13 @@
 # 2. With BASELINE=/path/to/old/vtrace, COST_ROUNDS interleaved recordings of
 #    the same workload for SECONDS each (testpmd stopped by SIGINT, so the
 #    traces are complete) by this build and the baseline: frames the
-#    recording backend forwarded per second, bytes per event, chunks with
-#    checkpoints. Medians.
+#    recording backend forwarded per second, bytes per event on disk and with
+#    every chunk recompressed alone at zstd level 1 (tools/chunk-size.py: the
+#    recorder's adaptive level makes sizes on disk follow the machine's load),
+#    chunks with checkpoints. Medians.
 #
 #   tools/kill-bench.sh [ROUNDS]                     # default 100
+#   VTRACE=/path/to/old/vtrace tools/kill-bench.sh 12  # the same rounds with another build
 #   BASELINE=/path/to/old/vtrace COST_ROUNDS=5 SECONDS_PER_RUN=6 tools/kill-bench.sh 0
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +26,7 @@ seconds=${SECONDS_PER_RUN:-6}
 tools/bootstrap.sh --test
 command -v dpdk-testpmd >/dev/null || { echo "kill-bench: dpdk-testpmd is missing (apt-get install dpdk-dev)" >&2; exit 2; }
 tools/release-build.sh vtrace
-VT=$(swift build -c release --show-bin-path)/vtrace
+VT=${VTRACE:-$(swift build -c release --show-bin-path)/vtrace}
 dir=$(mktemp -d "${TMPDIR:-/tmp}/vtrace-kill-bench.XXXXXX")
 trap 'pkill -KILL -f -- "$dir/" 2>/dev/null || true; rm -rf "$dir"' EXIT
 unblock() { python3 -c 'import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, []); os.execvp(sys.argv[1], sys.argv[1:])' "$@"; }
@@ -50,9 +53,12 @@ if ((rounds > 0)); then
         kill -KILL $serve; wait $serve 2>/dev/null || true
         kill -KILL $pmd 2>/dev/null; wait $pmd 2>/dev/null || true
         pkill -KILL -f -- "path=$sock" 2>/dev/null || true
-        "$VT" verify "$trace.partial" > "$dir/verify.txt" 2>&1 && verified=$((verified + 1)) || { echo "round $r: verify failed"; cat "$dir/verify.txt"; }
+        "$VT" verify "$trace.partial" --json > "$dir/verify.json" 2>&1 || true
+        read -r ok c k o < <(python3 -c 'import json, sys; j = json.load(open(sys.argv[1])); print(int(j["ok"]), j["chunks"], j.get("checkpointChunks", -1), 1 if j.get("cut") else 0)' "$dir/verify.json" || echo "0 0 0 0")
+        ((ok)) && verified=$((verified + 1)) || { echo "round $r: verify failed"; cat "$dir/verify.json"; }
         "$VT" replay --check "$trace.partial" > "$dir/replay.txt" 2>&1 && replayed=$((replayed + 1)) || { echo "round $r: replay --check failed"; cat "$dir/replay.txt"; }
-        read -r c k o < <("$VT" info "$trace.partial" --json | python3 -c 'import json, sys; j = json.load(sys.stdin); print(j["chunks"], j["checkpointChunks"], 1 if j.get("cutAccess") else 0)')
+        # An older build's verify does not count checkpoints: its info does (slowly).
+        ((k >= 0)) || k=$("$VT" info "$trace.partial" --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["checkpointChunks"])')
         chunks=$((chunks + c)) checkpoints=$((checkpoints + k)) cut=$((cut + o))
         printf '\rround %d/%d: %d verified, %d replayed (--check 0)' "$r" "$rounds" "$verified" "$replayed" >&2
     done
@@ -63,7 +69,7 @@ if ((rounds > 0)); then
 fi
 
 if [[ -n ${BASELINE:-} ]] && ((cost_rounds > 0)); then
-    record() {  # $1 = vtrace binary; prints "pps bytes-per-event checkpoints chunks"
+    record() {  # $1 = vtrace binary; prints "pps bytes-per-event level-1-bytes-per-event checkpoints chunks"
         local sock=$dir/c.sock trace=$dir/c.vtrace
         rm -f "$sock" "$trace" "$trace.partial"
         "$1" serve --vhost-user "$sock" --sessions 1 --record "$trace" --json > "$dir/serve.json" 2>/dev/null &
@@ -79,6 +85,7 @@ j = json.load(open(sys.argv[1]))
 rec = j["recording"]
 print(j["counters"]["tx_packets"] / j["seconds"], rec["fileBytes"] / max(1, rec["events"]), end=" ")
 PY
+        python3 tools/chunk-size.py "$trace" 1 | awk '{printf "%s ", $1}'
         "$1" info "$trace" --json | python3 -c 'import json, sys; j = json.load(sys.stdin); print(j["checkpointChunks"], j["chunks"])'
     }
     : > "$dir/new.txt"; : > "$dir/old.txt"
@@ -93,8 +100,8 @@ def load(p):
     return [statistics.median(c) for c in zip(*rows)], rows
 (new, nr), (old, orows) = load(sys.argv[1]), load(sys.argv[2])
 print(f"recording testpmd io forwarding, medians of {len(nr)} interleaved runs:")
-print(f"  this build: {new[0]:>12,.0f} frames/s   {new[1]:.3f} bytes/event   {new[2]:.0f} of {new[3]:.0f} chunks with checkpoints")
-print(f"  baseline:   {old[0]:>12,.0f} frames/s   {old[1]:.3f} bytes/event   {old[2]:.0f} of {old[3]:.0f} chunks with checkpoints")
-print(f"  this/baseline: throughput {new[0] / old[0]:.3f}, bytes per event {new[1] / old[1]:.3f}")
+for name, m in (("this build", new), ("baseline", old)):
+    print(f"  {name:<10}  {m[0]:>10,.0f} frames/s   {m[1]:.3f} bytes/event on disk, {m[2]:.3f} at level 1   {m[3]:.0f} of {m[4]:.0f} chunks with checkpoints")
+print(f"  this/baseline: throughput {new[0] / old[0]:.3f}, bytes per event {new[1] / old[1]:.3f} on disk, {new[2] / old[2]:.3f} at level 1")
 PY
 fi

@@ -410,7 +410,7 @@ public struct ReplayObserver: DeviceObserver {
     }
     public static var observesDrainBoundaries: Bool { true }
     @inline(__always)
-    public mutating func drainBoundary(state: VirtioNetState) -> Bool { cursor.pausesDrain(nic: nic) }
+    public mutating func drainBoundary(_ position: DrainPosition) -> DrainBoundaryAction { cursor.pausesDrain(nic: nic) ? .pause : .goOn }
 
     public mutating func chainPopped(queue: UInt16, head: UInt16, descriptors: UnsafeBufferPointer<Descriptor>) {
         let c = cursor

@@ -32,6 +32,7 @@ struct Verify: ParsableCommand {
         var ok: Bool
         var complete: Bool
         var chunks: Int
+        var checkpointChunks: Int
         var events: UInt64
         var segmentsReplayed: Int
         var problem: String?
@@ -44,7 +45,7 @@ struct Verify: ParsableCommand {
     func run() throws {
         let reader = try input.open(contentChecksums: true)
         var report = Report(path: input.trace, ok: true, complete: reader.completeness == .complete, chunks: reader.chunks.count,
-                            events: reader.eventCount, segmentsReplayed: 0)
+                            checkpointChunks: reader.chunks.filter(\.hasCheckpoint).count, events: reader.eventCount, segmentsReplayed: 0)
         func fail(_ message: String, chunk: Int?, offset: Int?) {
             if report.ok {
                 report.ok = false

@@ -25,11 +25,16 @@ struct PausingLog: DeviceObserver {
     static var observesAccessBoundaries: Bool { true }
     mutating func accessEnded(state: VirtioNetState) { accessesEnded += 1 }
     static var observesDrainBoundaries: Bool { true }
-    mutating func drainBoundary(state: VirtioNetState) -> Bool {
+    mutating func drainBoundary(_ position: DrainPosition) -> DrainBoundaryAction {
         boundaries += 1
-        drainsSeen.append(state.drain!)
-        return pauseAt.contains(boundaries)
+        drainsSeen.append(position)
+        if pauseAt.contains(boundaries) { return .pause }
+        return checkpointAt.contains(boundaries) ? .checkpoint : .goOn
     }
+    /// Boundaries (by count) to ask for the state at, and the states reported.
+    var checkpointAt: Set<Int> = []
+    var checkpoints: [VirtioNetState] = []
+    mutating func drainCheckpoint(state: VirtioNetState) { checkpoints.append(state) }
 }
 
 @Suite("Drains paused between chains")
@@ -77,6 +82,22 @@ struct DrainPauseTests {
         // 12 chains: a boundary after each, the last before the final empty pop.
         #expect(paused.observer.boundaries == 12 && plain.observer.boundaries == 12)
         #expect(paused.counters.txPackets == 12 && paused.counters.rxPackets == 9 && paused.counters.txDroppedNoRxBuffer == 3)
+    }
+
+    /// An observer that asks for the state at some boundaries gets it with
+    /// the drain's position set, and the drain goes on exactly as without.
+    @Test func aCheckpointAtABoundaryReportsTheStateAndChangesNothing() throws {
+        var (plain, plainDriver) = try Self.loaded()
+        _ = plainDriver.kick(&plain, queue: 1)
+        var (asked, askedDriver) = try Self.loaded()
+        asked.observer.checkpointAt = [2, 7]
+        _ = askedDriver.kick(&asked, queue: 1)
+        #expect(asked.observer.log.events == plain.observer.log.events && asked.state == plain.state)
+        let reported = asked.observer.checkpoints
+        #expect(reported.count == 2 && reported.allSatisfy { $0.drain == DrainPosition(queue: 1, usedAdvanced: true) })
+        // Taken after 2 and 7 chains: that many TX completions counted.
+        #expect(reported.map(\.counters.txPackets) == [2, 7] && reported.map { $0.queues[1].nextAvail } == [2, 7])
+        #expect(asked.state.drain == nil)
     }
 
     /// A checkpointed drain (state restored with `drain` set) resumes in a

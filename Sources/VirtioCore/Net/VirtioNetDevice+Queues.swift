@@ -296,13 +296,29 @@ extension VirtioNetDevice {
         return .deliveredButAddUsedFailed
     }
 
-    /// Offers the observer a pause between two chains of a drain of `queue`.
-    /// - Returns: true when it took it; `state.drain` then says where the drain stands.
+    /// Offers the observer a pause (or a checkpoint) between two chains of a drain of `queue`.
+    /// - Returns: true when it paused the drain; `state.drain` then says where it stands.
+    @inline(__always)
     mutating func pauseBetweenChains(queue: Int, usedAdvanced: Bool) -> Bool {
-        state.drain = DrainPosition(queue: UInt16(truncatingIfNeeded: queue), usedAdvanced: usedAdvanced)
-        if bus.observer.drainBoundary(state: state) { return true }
+        let position = DrainPosition(queue: UInt16(truncatingIfNeeded: queue), usedAdvanced: usedAdvanced)
+        switch bus.observer.drainBoundary(position) {
+        case .goOn:
+            return false
+        case .pause:
+            state.drain = position
+            return true
+        case .checkpoint:
+            reportDrainCheckpoint(position)
+            return false
+        }
+    }
+
+    /// The whole state at a drain boundary, for the observer that asked (out of line: once per chunk).
+    @inline(never)
+    mutating func reportDrainCheckpoint(_ position: DrainPosition) {
+        state.drain = position
+        bus.observer.drainCheckpoint(state: state)
         state.drain = nil
-        return false
     }
 
     /// Goes on with a drain paused between two chains (``VirtioNetState/drain``)

@@ -178,7 +178,7 @@ public struct VirtioNetDevice<Memory: GuestMemory, Observer: DeviceObserver> {
     /// Config-space writes and writes of any width but 4 below 0x100 are
     /// ignored (spec §2.2). A QueueNotify write runs the queue's whole drain
     /// before returning, unless the observer pauses it between two chains
-    /// (``DeviceObserver/drainBoundary(state:)``); a paused drain is finished
+    /// (``DeviceObserver/drainBoundary(_:)``); a paused drain is finished
     /// before any later access.
     ///
     /// - Returns: the interrupts raised by this write, each one eventfd write

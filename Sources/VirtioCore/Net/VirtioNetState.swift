@@ -35,7 +35,7 @@ public struct VirtioNetState: Hashable, Sendable, Codable {
     public var memoryWarningIssued = false
     /// A drain paused between two chains (``VirtioNetDevice/resumeDrain()``);
     /// nil between accesses and in a running drain. Only an observer that
-    /// asks for a pause leaves it set (see ``DeviceObserver/drainBoundary(state:)``).
+    /// asks for a pause leaves it set (see ``DeviceObserver/drainBoundary(_:)``).
     public var drain: DrainPosition?
 
     /// The state of a freshly built device with `queueCount` queues of at most `maxSize` entries.

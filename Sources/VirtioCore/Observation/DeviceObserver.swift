@@ -76,13 +76,28 @@ public protocol DeviceObserver {
     /// Whether the device should call `drainBoundary` between the chains of
     /// a drain. False by default.
     static var observesDrainBoundaries: Bool { get }
-    /// A drain is between two chains (after one, before it pops the next);
-    /// `state.drain` says where it stands. Return true to pause the drain
-    /// here: the access returns at once, without its end (no interrupt, no
-    /// `accessEnded`), and ``VirtioNetDevice/resumeDrain()`` goes on from
-    /// here. A recorder returns false; a replayer pauses where its recorded
-    /// events end.
-    mutating func drainBoundary(state: VirtioNetState) -> Bool
+    /// A drain is between two chains (after one, before it pops the next),
+    /// at `position`. The answer says what the device does:
+    /// ``DrainBoundaryAction/goOn``; ``DrainBoundaryAction/pause`` (the
+    /// access returns at once, without its end: no interrupt, no
+    /// `accessEnded`; `state.drain` holds `position` and
+    /// ``VirtioNetDevice/resumeDrain()`` goes on from here); or
+    /// ``DrainBoundaryAction/checkpoint`` (the device calls
+    /// `drainCheckpoint(state:)` with its whole state, then goes on).
+    mutating func drainBoundary(_ position: DrainPosition) -> DrainBoundaryAction
+    /// The device's state at a drain boundary (`state.drain` set), after
+    /// `drainBoundary` asked for it: a recorder's mid-drain checkpoint.
+    mutating func drainCheckpoint(state: VirtioNetState)
+}
+
+/// What an observer wants the device to do at a drain boundary.
+public enum DrainBoundaryAction: Sendable {
+    /// Go on with the next chain.
+    case goOn
+    /// Pause the drain here (a replayer at the end of its recorded events).
+    case pause
+    /// Report the whole state (`drainCheckpoint(state:)`), then go on.
+    case checkpoint
 }
 
 extension DeviceObserver {
@@ -106,7 +121,8 @@ extension DeviceObserver {
     @inlinable public mutating func accessBegan(state: VirtioNetState) {}
     @inlinable public mutating func accessEnded(state: VirtioNetState) {}
     @inlinable public static var observesDrainBoundaries: Bool { false }
-    @inlinable public mutating func drainBoundary(state: VirtioNetState) -> Bool { false }
+    @inlinable public mutating func drainBoundary(_ position: DrainPosition) -> DrainBoundaryAction { .goOn }
+    @inlinable public mutating func drainCheckpoint(state: VirtioNetState) {}
 }
 
 /// The observer that observes nothing, at no cost.
