@@ -18,6 +18,10 @@ struct Replay: ParsableCommand {
             that caused it, the chain involved, the events before it, and the counters as \
             recorded and as replayed, side by side.
 
+            A recording that ends inside an access (a recorder killed in the middle of a \
+            drain: a .partial) replays up to its last recorded event and stops there; that \
+            is not a divergence, and the report names the access that was cut.
+
             --check is made for `git bisect run`: exit 0 when the replay matches, 1 when it \
             diverges, 125 when the trace cannot be used (unreadable, unsupported version), \
             so bisect skips that commit instead of blaming it.

@@ -15,8 +15,9 @@ struct Verify: ParsableCommand {
             problem is named by chunk and byte offset.
 
             Exit status: 0 when everything checks (an incomplete trace is checked up to its \
-            last complete chunk and reported as such), 1 when a check fails, 2 when the file \
-            cannot be opened as a trace.
+            last complete chunk and reported as such, with the access its recorder was \
+            killed in, if any), 1 when a check fails, 2 when the file cannot be opened as a \
+            trace (a complete trace whose last chunk ends inside an access is corrupt).
 
             Examples:
               vtrace verify run.vtrace
