@@ -136,10 +136,9 @@ extension NICCheckpoint {
             s.poisoned[i] = c.poisoned
         }
         if let d = drain {
-            // Only a data TX queue (odd) or the control queue (the last, with several pairs) drains.
-            let control = queueCount > 2 && queueCount % 2 == 1 && Int(d.queue) == queueCount - 1
-            guard Int(d.queue) < queueCount, d.queue & 1 == 1 || control else { return nil }
-            s.drain = DrainPosition(queue: d.queue, usedAdvanced: d.usedAdvanced)
+            let position = DrainPosition(queue: d.queue, usedAdvanced: d.usedAdvanced)
+            guard position.isOnDrainingQueue(queueCount: queueCount) else { return nil }
+            s.drain = position
         }
         return s
     }

@@ -282,13 +282,18 @@ final class ReplayCursor {
     @inline(never)
     func mismatch(_ actual: () -> String) {
         if current == nil && endsWithCut {
-            let start = nic < accessEvents.count ? accessEvents[nic] : endEvent
-            cut = RecordingCut(nic: nic, accessEvent: start, endEvent: endEvent, chunk: chunkNumbers.last ?? 0, atChainBoundary: false)
+            endRecording(nic: nic, atChainBoundary: false)
             return
         }
-        let expected = current.map { text($0) } ?? (pauseNIC >= 0 || !endsWithCut && endEvent < totalEvents
+        let expected = current.map { text($0) } ?? (endEvent < totalEvents
             ? "the end of the segment (the next chunk starts at event \(endEvent) with a checkpoint)" : "the end of the recording")
         diverge(expected: expected, actual: actual())
+    }
+
+    /// The recording ends here, inside NIC `n`'s access: the replay stops.
+    func endRecording(nic n: Int, atChainBoundary: Bool) {
+        let start = n < accessEvents.count ? accessEvents[n] : endEvent
+        cut = RecordingCut(nic: n, accessEvent: start, endEvent: endEvent, chunk: chunkNumbers.last ?? 0, atChainBoundary: atChainBoundary)
     }
     /// Events in the whole trace (to tell a segment's end from the recording's).
     var totalEvents: UInt64 = 0
@@ -303,8 +308,7 @@ final class ReplayCursor {
         guard !diverged, current == nil else { return false }
         if n == pauseNIC { return true }
         if endsWithCut {
-            let start = n < accessEvents.count ? accessEvents[n] : endEvent
-            cut = RecordingCut(nic: n, accessEvent: start, endEvent: endEvent, chunk: chunkNumbers.last ?? 0, atChainBoundary: true)
+            endRecording(nic: n, atChainBoundary: true)
             return true
         }
         return false

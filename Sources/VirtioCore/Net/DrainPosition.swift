@@ -20,4 +20,14 @@ public struct DrainPosition: Hashable, Sendable, Codable {
         self.queue = queue
         self.usedAdvanced = usedAdvanced
     }
+
+    /// Whether a drain runs on `queue` in a device with `queueCount` queues:
+    /// a TX queue (odd), or the control queue (the last, when there are
+    /// several pairs, so the count is odd). Anything else (a hostile
+    /// checkpoint) names no drain.
+    public func isOnDrainingQueue(queueCount: Int) -> Bool {
+        let q = Int(queue)
+        guard q < queueCount else { return false }
+        return q & 1 == 1 || (queueCount > 2 && queueCount & 1 == 1 && q == queueCount - 1)
+    }
 }

@@ -333,11 +333,9 @@ extension VirtioNetDevice {
         guard let d = state.drain else { return [] }
         state.drain = nil
         var raised: InterruptSignals = []
-        let q = Int(d.queue)
-        if let cvq = controlQueueIndex, q == cvq {
-            raised = drainControlQueue(cvq, published: d.usedAdvanced)
-        } else if q & 1 == 1, q < Int(queuePairs) * 2 {
-            raised = drainTx(pair: q / 2, usedAdvanced: d.usedAdvanced)
+        if d.isOnDrainingQueue(queueCount: state.queues.count) {
+            let q = Int(d.queue)
+            raised = q & 1 == 1 ? drainTx(pair: q / 2, usedAdvanced: d.usedAdvanced) : drainControlQueue(q, published: d.usedAdvanced)
         }
         if state.drain == nil, Observer.observesAccessBoundaries { bus.observer.accessEnded(state: state) }
         return raised
