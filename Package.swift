@@ -4,12 +4,20 @@
 //
 // Dependency direction (arrow = imports), kept one-way on purpose:
 //
-//   vtrace (CLI) ──► Scenarios ──► GuestDriver ──► VirtioCore
-//   vtrace-bench ──► GuestDriver ──► VirtioCore
+//   VirtioCore        the device: stdlib only, no clock, no randomness
+//   GuestDriver     ─► VirtioCore                      (a model driver)
+//   HostPrimitives    threads, locks, the monotonic clock (Glibc only)
+//   TraceFormat     ─► CZstd, HostPrimitives           (the .vtrace bytes)
+//   TraceMapping    ─► VirtioCore, TraceFormat         (device values as trace values)
+//   TraceRecording  ─► TraceMapping, HostPrimitives    (what a recording VMM links)
+//   TraceAnalysis   ─► TraceMapping, HostPrimitives    (replay, diff, bisect, plot, pcapng)
+//   KVMHost         ─► TraceRecording, CKVM            (the KVM recording VMM)
+//   VhostUser       ─► TraceRecording, CVhost          (the vhost-user backend)
+//   Scenarios       ─► GuestDriver, TraceRecording
+//   vtrace (CLI)    ─► all of the above; vtrace-bench ─► Scenarios' layers
 //
-// VirtioCore is the pure device core: standard library only, no clock,
-// no randomness, no environment. Later targets (trace format, replay,
-// KVM host) sit beside and above it.
+// (Each also imports what its arrow's targets build on: VirtioCore,
+// TraceFormat.) KVMHost and VhostUser never see the analysis.
 import PackageDescription
 
 /// Whole-module, cross-module optimisation for the device core: the device is
@@ -37,7 +45,10 @@ let package = Package(
         .library(name: "GuestDriver", targets: ["GuestDriver"]),
         .library(name: "Scenarios", targets: ["Scenarios"]),
         .library(name: "TraceFormat", targets: ["TraceFormat"]),
-        .library(name: "Tracing", targets: ["Tracing"]),
+        .library(name: "HostPrimitives", targets: ["HostPrimitives"]),
+        .library(name: "TraceMapping", targets: ["TraceMapping"]),
+        .library(name: "TraceRecording", targets: ["TraceRecording"]),
+        .library(name: "TraceAnalysis", targets: ["TraceAnalysis"]),
         .library(name: "KVMHost", targets: ["KVMHost"]),
         .library(name: "VhostUser", targets: ["VhostUser"]),
         .executable(name: "vtrace", targets: ["vtrace"]),
@@ -48,28 +59,44 @@ let package = Package(
     targets: [
         .target(name: "VirtioCore", swiftSettings: coreSettings),
         .target(name: "GuestDriver", dependencies: ["VirtioCore"], swiftSettings: coreSettings),
+        .target(name: "HostPrimitives", swiftSettings: tracingSettings),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
-        .target(name: "TraceFormat", dependencies: ["CZstd"], swiftSettings: tracingSettings),
-        .target(name: "Tracing", dependencies: ["VirtioCore", "TraceFormat"], swiftSettings: tracingSettings),
+        .target(name: "TraceFormat", dependencies: ["CZstd", "HostPrimitives"], swiftSettings: tracingSettings),
+        .target(name: "TraceMapping", dependencies: ["VirtioCore", "TraceFormat"], swiftSettings: tracingSettings),
+        .target(name: "TraceRecording", dependencies: ["HostPrimitives", "VirtioCore", "TraceFormat", "TraceMapping"],
+                swiftSettings: tracingSettings),
+        .target(name: "TraceAnalysis", dependencies: ["HostPrimitives", "VirtioCore", "TraceFormat", "TraceMapping"], swiftSettings: tracingSettings),
         .target(name: "CKVM"),
-        .target(name: "KVMHost", dependencies: ["CKVM", "VirtioCore", "TraceFormat", "Tracing"], swiftSettings: tracingSettings),
+        .target(name: "KVMHost", dependencies: ["CKVM", "HostPrimitives", "VirtioCore", "TraceRecording"], swiftSettings: tracingSettings),
         .target(name: "CVhost"),
-        .target(name: "VhostUser", dependencies: ["CVhost", "VirtioCore", "Tracing"], swiftSettings: tracingSettings),
-        .target(name: "Scenarios", dependencies: ["VirtioCore", "GuestDriver", "TraceFormat", "Tracing"], swiftSettings: coreSettings),
+        .target(name: "VhostUser", dependencies: ["CVhost", "HostPrimitives", "VirtioCore", "TraceRecording"], swiftSettings: tracingSettings),
+        .target(name: "Scenarios", dependencies: ["VirtioCore", "GuestDriver", "TraceFormat", "TraceRecording"], swiftSettings: coreSettings),
         .executableTarget(
             name: "vtrace",
             dependencies: [
-                "VirtioCore", "GuestDriver", "Scenarios", "TraceFormat", "Tracing", "KVMHost", "VhostUser",
+                "VirtioCore", "GuestDriver", "Scenarios", "TraceFormat", "TraceMapping", "TraceRecording", "TraceAnalysis",
+                "KVMHost", "VhostUser",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .executableTarget(name: "vtrace-bench", dependencies: ["VirtioCore", "GuestDriver", "TraceFormat", "Tracing"]),
+        .executableTarget(name: "vtrace-bench", dependencies: ["VirtioCore", "GuestDriver", "TraceFormat", "TraceRecording", "TraceAnalysis"]),
         .testTarget(name: "VirtioCoreTests", dependencies: ["VirtioCore", "GuestDriver"]),
+        .testTarget(name: "GuestDriverTests", dependencies: ["GuestDriver", "VirtioCore"]),
+        .testTarget(name: "HostPrimitivesTests", dependencies: ["HostPrimitives"]),
         .testTarget(name: "ScenariosTests", dependencies: ["Scenarios", "VirtioCore", "GuestDriver"]),
-        .testTarget(name: "TraceFormatTests", dependencies: ["TraceFormat", "Tracing", "Scenarios", "VirtioCore", "GuestDriver"]),
-        .testTarget(name: "KVMHostTests", dependencies: ["KVMHost", "CKVM", "VirtioCore", "TraceFormat", "Tracing"]),
-        .testTarget(name: "VhostUserTests", dependencies: ["VhostUser", "CVhost", "VirtioCore", "TraceFormat", "Tracing", "vtrace"]),
-        .testTarget(name: "CLITests", dependencies: ["vtrace", "Tracing"]),
+        .testTarget(name: "TraceFormatTests", dependencies: ["TraceFormat", "GuestDriver"]),
+        .testTarget(name: "TraceMappingTests", dependencies: ["TraceMapping", "TraceFormat", "VirtioCore"]),
+        // Recordings for the recorder's and the analysis' tests.
+        .target(name: "TraceTestSupport", dependencies: ["Scenarios", "TraceFormat", "TraceRecording"], path: "Tests/TraceTestSupport"),
+        .testTarget(name: "TraceRecordingTests",
+                    dependencies: ["TraceRecording", "TraceMapping", "TraceFormat", "TraceTestSupport", "Scenarios", "VirtioCore", "GuestDriver",
+                                   "TraceAnalysis"]),
+        .testTarget(name: "TraceAnalysisTests",
+                    dependencies: ["TraceAnalysis", "TraceRecording", "TraceMapping", "TraceFormat", "TraceTestSupport", "Scenarios",
+                                   "VirtioCore", "GuestDriver"]),
+        .testTarget(name: "KVMHostTests", dependencies: ["KVMHost", "CKVM", "VirtioCore", "TraceFormat", "TraceRecording", "TraceAnalysis"]),
+        .testTarget(name: "VhostUserTests", dependencies: ["VhostUser", "CVhost", "VirtioCore", "TraceFormat", "TraceRecording", "TraceAnalysis", "vtrace"]),
+        .testTarget(name: "CLITests", dependencies: ["vtrace", "TraceAnalysis"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -2,8 +2,8 @@
 //! loop that routes exits to the device core.
 
 import CKVM
-import TraceFormat
-import Tracing
+import HostPrimitives
+import TraceRecording
 import VirtioCore
 #if canImport(Glibc)
 import Glibc

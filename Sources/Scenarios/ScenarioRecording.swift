@@ -2,7 +2,7 @@
 
 import GuestDriver
 import TraceFormat
-import Tracing
+import TraceRecording
 import VirtioCore
 
 /// Records a scenario run into a trace.

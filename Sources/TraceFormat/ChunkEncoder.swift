@@ -3,6 +3,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import HostPrimitives
 
 /// Builds the uncompressed content of one chunk: a small header, the
 /// checkpoint, then events. Fields are varints, deltas against the previous

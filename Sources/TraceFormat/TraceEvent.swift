@@ -82,7 +82,7 @@ public struct TraceEvent: Hashable, Sendable {
         case reset
         case warning(code: UInt64, details: EventDetails)
         case memoryBinding(bound: Bool)
-        /// A vhost-user operation: its code (`TransportOperation.code`), queue and values.
+        /// A vhost-user operation: its code (`TransportOperation.traceCode`, in TraceMapping), queue and values.
         case transport(code: UInt8, queue: UInt16, values: EventDetails)
     }
 

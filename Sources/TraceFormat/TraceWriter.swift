@@ -3,6 +3,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import HostPrimitives
 
 /// Writes `NAME.partial`, compresses chunks on one background thread, and on
 /// `finish()` appends the index and renames the file to `NAME`.

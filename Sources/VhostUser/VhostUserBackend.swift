@@ -2,7 +2,8 @@
 //! device core. The only target besides KVMHost that makes system calls.
 
 import CVhost
-import Tracing
+import HostPrimitives
+import TraceRecording
 import VirtioCore
 #if canImport(Glibc)
 import Glibc
@@ -345,11 +346,11 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
     public var messageDeadlineMilliseconds: Int32 = 5000
 
     /// A message's deadline on the monotonic clock (nanoseconds).
-    func deadline() -> UInt64 { TraceRecorder.monotonicNanoseconds() + UInt64(max(0, messageDeadlineMilliseconds)) * 1_000_000 }
+    func deadline() -> UInt64 { monotonicNanoseconds() + UInt64(max(0, messageDeadlineMilliseconds)) * 1_000_000 }
 
     /// Milliseconds left until `deadline` (0 once it passed), for poll.
     static func millisecondsLeft(_ deadline: UInt64) -> Int32 {
-        let now = TraceRecorder.monotonicNanoseconds()
+        let now = monotonicNanoseconds()
         return now >= deadline ? 0 : Int32(clamping: (deadline - now + 999_999) / 1_000_000)
     }
 

@@ -8,7 +8,8 @@
 // Best of N rounds for each, so drift on a shared machine hits all alike.
 
 import TraceFormat
-import Tracing
+import TraceAnalysis
+import TraceRecording
 #if canImport(Glibc)
 import Glibc
 #endif

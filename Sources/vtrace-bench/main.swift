@@ -9,7 +9,8 @@
 
 import GuestDriver
 import TraceFormat
-import Tracing
+import TraceAnalysis
+import TraceRecording
 import VirtioCore
 #if canImport(Glibc)
 import Glibc

@@ -1,7 +1,8 @@
 import ArgumentParser
 import Foundation
 import TraceFormat
-import Tracing
+import TraceAnalysis
+import TraceMapping
 
 /// `vtrace check FILE`
 struct Check: ParsableCommand {

@@ -1,7 +1,8 @@
 import ArgumentParser
 import Foundation
 import TraceFormat
-import Tracing
+import TraceAnalysis
+import TraceMapping
 import VirtioCore
 
 /// `vtrace debug FILE`: an interactive stepper over a replay.

@@ -2,7 +2,9 @@ import ArgumentParser
 import Foundation
 import Scenarios
 import TraceFormat
-import Tracing
+import TraceAnalysis
+import TraceMapping
+import TraceRecording
 import VirtioCore
 
 /// `vtrace record --scenario FILE -o OUT.vtrace`

@@ -2,7 +2,9 @@ import ArgumentParser
 import Foundation
 import KVMHost
 import TraceFormat
-import Tracing
+import TraceAnalysis
+import TraceMapping
+import TraceRecording
 import VirtioCore
 
 /// `vtrace run --workload NAME[:k=v,...] [--record OUT.vtrace]`

@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
 import TraceFormat
-import Tracing
+import TraceAnalysis
+import TraceMapping
+import TraceRecording
 import VhostUser
 import VirtioCore
 

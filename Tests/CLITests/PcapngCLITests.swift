@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import Tracing
+import TraceAnalysis
 
 @Suite("vtrace export --format pcapng")
 struct PcapngCLITests {

@@ -4,7 +4,8 @@ import Glibc
 @testable import KVMHost
 import Testing
 import TraceFormat
-import Tracing
+import TraceAnalysis
+import TraceRecording
 import VirtioCore
 
 /// A static x86-64 ELF with one executable PT_LOAD segment of `code` at `address`.

@@ -2,7 +2,8 @@ import CVhost
 import Foundation
 import Testing
 import TraceFormat
-import Tracing
+import TraceAnalysis
+import TraceRecording
 import VhostUser
 import VirtioCore
 

@@ -23,7 +23,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "FuzzTrace",
-            dependencies: ["FuzzSupport", .product(name: "TraceFormat", package: "vtrace"), .product(name: "Tracing", package: "vtrace")],
+            dependencies: ["FuzzSupport", .product(name: "TraceFormat", package: "vtrace"), .product(name: "TraceAnalysis", package: "vtrace")],
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ),
         .executableTarget(

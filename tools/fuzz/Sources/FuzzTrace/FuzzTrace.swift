@@ -5,7 +5,7 @@
 
 import FuzzSupport
 import TraceFormat
-import Tracing
+import TraceAnalysis
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt {

@@ -1,0 +1,13 @@
+//! The clock every host-side target reads.
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// CLOCK_MONOTONIC in nanoseconds: the trace's timestamps, the recorder's
+/// chunk age, the vhost-user backend's deadlines.
+@Sendable public func monotonicNanoseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}

@@ -1,0 +1,317 @@
+//! The recorded events a replay walks: streamed a window at a time, or
+//! decoded whole for random access.
+
+#if canImport(Glibc)
+import Glibc
+#endif
+import TraceFormat
+import TraceMapping
+import VirtioCore
+
+/// One recorded event, as plain values: its payload bytes stay in the
+/// loaded chunk's buffer and a chain's descriptors in the decoder (streaming)
+/// or the cursor's flat list (materialized), so copying one costs no
+/// reference counting.
+struct RecordedEvent {
+    var event: TraceEvent
+    /// Which loaded chunk holds it (and its payload).
+    var slot: Int32
+    /// Where its descriptors start in the materialized list.
+    var descriptorStart: Int32
+
+    var descriptorCount: Int {
+        if case .chain(_, _, let n) = event.body { return n }
+        return 0
+    }
+}
+
+extension TraceEvent {
+    /// Whether the replayer re-executes this event (an MMIO access, a
+    /// vhost-user operation or a VMM memory binding); everything else is an
+    /// output it checks.
+    public var isCause: Bool { kind == .mmioRead || kind == .mmioWrite || kind == .memoryBinding || kind == .transport }
+}
+
+/// The recorded events a replay walks, shared by the replay memory and observers.
+///
+/// Two modes. Streaming (the fast path): events are decoded straight from the
+/// loaded chunks' contents, a window of 256 at a time (in place, into memory
+/// the cursor owns), as the replay consumes them. Materialized: the whole
+/// loaded segment is decoded into `events` for random access (the debugger, divergence reports,
+/// serving reads from the memory image). A divergence switches to it; the
+/// decoding is deterministic, so both modes see the same events.
+final class ReplayCursor {
+    /// The loaded segment: one decoder per chunk, positioned at its start.
+    var decoders: [ChunkDecoder] = []
+    var chunkNumbers: [Int] = []
+    /// Per slot, the content's first byte (stable while `decoders` holds the buffers).
+    var bases: [UnsafeRawPointer] = []
+    /// Streaming state: the decoder being consumed (an empty one when done),
+    /// its slot, and the window of decoded events not yet consumed
+    /// (`window[windowIndex..<windowCount]`) with their chains' descriptors.
+    var stream = ChunkDecoder()
+    var streamSlot = 0
+    static let windowSize = 256
+    let window = UnsafeMutablePointer<RecordedEvent>.allocate(capacity: ReplayCursor.windowSize)
+    var windowIndex = 0
+    var windowCount = 0
+    var windowDescriptors: [TraceDescriptor] = []
+
+    init() {
+        window.initialize(repeating: RecordedEvent(event: TraceEvent(number: 0, time: 0, nic: 0, vcpu: 0, body: .reset), slot: 0, descriptorStart: 0),
+                          count: Self.windowSize)
+    }
+
+    /// A chunk that failed to decode: the events end there, and the replay throws this.
+    var decodeError: TraceError?
+    var chunkOffsets: [Int] = []
+
+    /// Materialized state.
+    var materialized = false
+    var events: [RecordedEvent] = []
+    var descriptors: [TraceDescriptor] = []
+    /// Events of the segment consumed so far (the index of `current` in `events`).
+    var position = 0
+    var divergence: Divergence? {
+        didSet { updateHalted() }
+    }
+    /// Whether `divergence` is set.
+    var diverged = false
+    /// Set when the recording ended inside the access being replayed: the
+    /// device's further actions are not checked, its reads fail.
+    var cut: RecordingCut? {
+        didSet { updateHalted() }
+    }
+    /// Whether outputs are no longer checked: a divergence or the recording's end
+    /// inside an access (a plain flag for the per-event checks).
+    var halted = false
+    func updateHalted() {
+        diverged = divergence != nil
+        halted = diverged || cut != nil
+    }
+    /// Whether the loaded segment ends where the recording ends inside an
+    /// access (a cut recording: running out of events there is its end, not a divergence).
+    var endsWithCut = false
+    /// The NIC whose drain the chunk after the loaded segment resumes from
+    /// its checkpoint (-1: none): that NIC's drain pauses at the boundary
+    /// where the segment's events run out.
+    var pauseNIC = -1
+    /// Per NIC, the number of the event that began the access in progress.
+    var accessEvents: [UInt64] = []
+    /// The number the next event would have (the end of the loaded segment, once it is consumed).
+    var endEvent: UInt64 = 0
+    /// The NIC whose access is executing.
+    var nic = 0
+    /// Called once, at the moment a divergence is found (inside the device's call).
+    var onDivergence: ((Divergence) -> Void)?
+    /// Per NIC, the device state at the last access boundary (readable from a
+    /// debugger while a device is inside an access).
+    var boundaryStates: [VirtioNetState] = []
+    /// Reads the recording did not have at that point, and how each was served.
+    var imageNotes: [String] = []
+
+    deinit { window.deallocate() }
+
+    /// Starts the loaded segment from its first event, streaming.
+    func reset() {
+        materialized = false
+        events.removeAll(keepingCapacity: true)
+        descriptors.removeAll(keepingCapacity: true)
+        position = 0
+        divergence = nil
+        cut = nil
+        decodeError = nil
+        imageNotes.removeAll()
+        streamSlot = 0
+        stream = decoders.first ?? ChunkDecoder()
+        bases = decoders.map(\.contentBase)
+        refill()
+    }
+
+    /// Decodes the next window of events (out of line: once per window).
+    @inline(never)
+    func refill() {
+        windowIndex = 0
+        windowCount = 0
+        windowDescriptors.removeAll(keepingCapacity: true)
+        while windowCount < Self.windowSize && streamSlot < decoders.count {
+            let slot = window + windowCount
+            do throws(ChunkDecodeError) {
+                if try stream.next(into: &slot.pointee.event) {
+                    slot.pointee.slot = Int32(truncatingIfNeeded: streamSlot)
+                    if case .chain(_, _, let n) = slot.pointee.event.body {
+                        slot.pointee.descriptorStart = Int32(truncatingIfNeeded: windowDescriptors.count)
+                        for i in 0..<n { windowDescriptors.append(stream.descriptor(i)) }
+                    }
+                    windowCount += 1
+                    continue
+                }
+            } catch {
+                decodeError = .corrupt(offset: chunkOffsets[streamSlot], chunk: chunkNumbers[streamSlot], error.description)
+                streamSlot = decoders.count
+                break
+            }
+            nextChunk()
+        }
+    }
+
+    @inline(never)
+    func nextChunk() {
+        streamSlot += 1
+        stream = streamSlot < decoders.count ? decoders[streamSlot] : ChunkDecoder()
+    }
+
+    /// Decodes the whole loaded segment into `events` (once); `position` keeps its meaning.
+    func materialize() {
+        guard !materialized else { return }
+        materialized = true
+        for slot in decoders.indices {
+            var d = decoders[slot]
+            let chunk = chunkNumbers[slot]
+            do throws(ChunkDecodeError) {
+                try d.decodeAll { e, descriptors in
+                    let start = self.descriptors.count
+                    if case .chain = e.body { self.descriptors.append(contentsOf: descriptors) }
+                    self.events.append(RecordedEvent(event: e, slot: Int32(truncatingIfNeeded: slot), descriptorStart: Int32(truncatingIfNeeded: start)))
+                }
+            } catch {
+                if decodeError == nil { decodeError = .corrupt(offset: chunkOffsets[slot], chunk: chunk, error.description) }
+                break
+            }
+        }
+        stream = ChunkDecoder()
+        streamSlot = decoders.count
+        windowIndex = 0
+        windowCount = 0
+    }
+
+    var current: RecordedEvent? {
+        @inline(__always) get {
+            if materialized { return position < events.count ? events[position] : nil }
+            return windowIndex < windowCount ? window[windowIndex] : nil
+        }
+    }
+
+    /// Consumes the current event.
+    @inline(__always)
+    func advance() {
+        position += 1
+        if !materialized {
+            windowIndex += 1
+            if windowIndex == windowCount { refill() }
+        }
+    }
+
+    /// Descriptor `i` of chain event `e`.
+    @inline(__always)
+    func descriptor(_ e: RecordedEvent, _ i: Int) -> TraceDescriptor {
+        materialized ? descriptors[Int(e.descriptorStart) + i] : windowDescriptors[Int(e.descriptorStart) + i]
+    }
+
+    /// Serves a read the recording does not have here from the best-known image
+    /// of guest memory: the latest recorded read or write (before the cursor, in
+    /// the loaded segment) that covers the whole range. Only on divergence paths.
+    func serveFromImage(_ address: UInt64, into buffer: UnsafeMutableRawBufferPointer) -> Bool {
+        materialize()
+        let n = UInt64(buffer.count)
+        var i = min(position, events.count)
+        while i > 0 {
+            i -= 1
+            let e = events[i]
+            switch e.event.body {
+            case .memoryRead(let a, let len, let ok, let r), .memoryWrite(let a, let len, let ok, let r):
+                guard ok, address >= a, address - a + n <= UInt64(len) else { continue }
+                let from = r.lowerBound + Int(address - a)
+                if let base = buffer.baseAddress { base.copyMemory(from: bases[Int(e.slot)] + from, byteCount: buffer.count) }
+                if imageNotes.count < 20 {
+                    imageNotes.append("read of \(n) bytes at 0x\(String(address, radix: 16)) was not in the recording here; served from the bytes recorded at event \(e.event.number)")
+                }
+                return true
+            default: continue
+            }
+        }
+        if imageNotes.count < 20 {
+            imageNotes.append("read of \(n) bytes at 0x\(String(address, radix: 16)) was not in the recording here, and nothing recorded covers [0x\(String(address, radix: 16)), 0x\(String(address &+ n, radix: 16))): served as a fault")
+        }
+        return false
+    }
+
+    /// The payload range of a memory event.
+    static func range(_ e: TraceEvent) -> Range<Int> {
+        switch e.body {
+        case .memoryRead(_, _, _, let r), .memoryWrite(_, _, _, let r): return r
+        default: return 0..<0
+        }
+    }
+
+    /// Calls `body` with the payload bytes of `e`.
+    @inline(__always)
+    func withBytes<T>(_ e: RecordedEvent, _ body: (UnsafeRawBufferPointer) -> T) -> T {
+        let r = Self.range(e.event)
+        return body(UnsafeRawBufferPointer(start: bases[Int(e.slot)] + r.lowerBound, count: r.count))
+    }
+
+    /// The event as `vtrace dump` shows it.
+    func text(_ e: RecordedEvent) -> String {
+        EventFormatting.summary(e.event, bytes: decoders[Int(e.slot)].bytes(Self.range(e.event)),
+                                descriptors: (0..<e.descriptorCount).map { descriptor(e, $0) })
+    }
+
+    func diverge(expected: String, actual: String) {
+        guard !diverged else { return }
+        materialize()
+        let e = current
+        divergence = Divergence(event: e?.event.number ?? (events.last.map { $0.event.number + 1 } ?? 0),
+                                chunk: chunkNumbers[Int((e ?? events.last)?.slot ?? 0)],
+                                nic: e?.event.nic ?? nic, expected: expected, actual: actual)
+        onDivergence?(divergence!)
+    }
+
+    /// Consumes the current event if `matches` accepts it; otherwise records a divergence.
+    @inline(__always)
+    func expect(_ actual: @autoclosure () -> String, _ matches: (RecordedEvent) -> Bool) {
+        guard !halted else { return }
+        if let e = current, e.event.nic == nic, matches(e) {
+            advance()
+        } else {
+            mismatch(actual)
+        }
+    }
+
+    /// The current event is not what the device did (out of line: only on
+    /// divergence, or at the end of a recording cut inside this access).
+    @inline(never)
+    func mismatch(_ actual: () -> String) {
+        if current == nil && endsWithCut {
+            endRecording(nic: nic, atChainBoundary: false)
+            return
+        }
+        let expected = current.map { text($0) } ?? (endEvent < totalEvents
+            ? "the end of the segment (the next chunk starts at event \(endEvent) with a checkpoint)" : "the end of the recording")
+        diverge(expected: expected, actual: actual())
+    }
+
+    /// The recording ends here, inside NIC `n`'s access: the replay stops.
+    func endRecording(nic n: Int, atChainBoundary: Bool) {
+        let start = n < accessEvents.count ? accessEvents[n] : endEvent
+        cut = RecordingCut(nic: n, accessEvent: start, endEvent: endEvent, chunk: chunkNumbers.last ?? 0, atChainBoundary: atChainBoundary)
+    }
+    /// Events in the whole trace (to tell a segment's end from the recording's).
+    var totalEvents: UInt64 = 0
+
+    /// Whether a drain of the executing NIC pauses here, between two chains:
+    /// where the segment's events end and the next chunk resumes it, where a
+    /// cut recording ends, or (once the recording's end cut the access
+    /// mid-chain) at the first boundary after it.
+    @inline(__always)
+    func pausesDrain(nic n: Int) -> Bool {
+        if cut != nil { return true }
+        guard !diverged, current == nil else { return false }
+        if n == pauseNIC { return true }
+        if endsWithCut {
+            endRecording(nic: n, atChainBoundary: true)
+            return true
+        }
+        return false
+    }
+}

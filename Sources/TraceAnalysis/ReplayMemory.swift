@@ -1,0 +1,54 @@
+//! Guest memory during replay: recorded reads served, writes checked.
+
+#if canImport(Glibc)
+import Glibc
+#endif
+import TraceFormat
+import TraceMapping
+import VirtioCore
+
+/// Guest memory during replay: reads return the recorded bytes, writes are
+/// checked against the recorded ones.
+public final class ReplayMemory: GuestMemory {
+    let cursor: ReplayCursor
+    init(cursor: ReplayCursor) { self.cursor = cursor }
+
+    public func read(_ address: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(GuestMemoryError) {
+        var ok = false
+        var matched = false
+        if cursor.halted {
+            // Past the recording's end nothing is served: the drain stops at its next pop.
+            if cursor.cut != nil { throw GuestMemoryError(address: address, length: buffer.count) }
+            // Past a divergence the recording no longer says what this read sees.
+            if !cursor.serveFromImage(address, into: buffer) { throw GuestMemoryError(address: address, length: buffer.count) }
+            return
+        }
+        cursor.expect("read \(buffer.count) bytes at 0x\(String(address, radix: 16))") { e in
+            guard case .memoryRead(let a, let n, let recordedOK, _) = e.event.body, a == address, n == buffer.count else { return false }
+            if recordedOK, let base = buffer.baseAddress {
+                cursor.withBytes(e) { base.copyMemory(from: $0.baseAddress!, byteCount: n) }
+            }
+            ok = recordedOK
+            matched = true
+            return true
+        }
+        if !matched {
+            if cursor.cut != nil { throw GuestMemoryError(address: address, length: buffer.count) }
+            // The changed device core read something the recording never saw here.
+            if !cursor.serveFromImage(address, into: buffer) { throw GuestMemoryError(address: address, length: buffer.count) }
+            return
+        }
+        if !ok { throw GuestMemoryError(address: address, length: buffer.count) }
+    }
+
+    public func write(_ address: UInt64, from bytes: UnsafeRawBufferPointer) throws(GuestMemoryError) {
+        var ok = false
+        cursor.expect("wrote \(bytes.count) bytes at 0x\(String(address, radix: 16))") { e in
+            guard case .memoryWrite(let a, let n, let recordedOK, _) = e.event.body, a == address, n == bytes.count,
+                  cursor.withBytes(e, { n == 0 || memcmp($0.baseAddress!, bytes.baseAddress!, n) == 0 }) else { return false }
+            ok = recordedOK
+            return true
+        }
+        if !ok { throw GuestMemoryError(address: address, length: bytes.count) }
+    }
+}

@@ -1,0 +1,372 @@
+//! Re-executes recorded MMIO accesses against fresh device cores and checks
+//! every output against the recording, in order.
+
+#if canImport(Glibc)
+import Glibc
+#endif
+import TraceFormat
+import TraceMapping
+import VirtioCore
+
+/// Replays a trace segment by segment: from a checkpoint chunk up to (not
+/// including) the next checkpoint chunk, then compares the devices' states
+/// with that checkpoint.
+public final class TraceReplayer {
+    public let reader: TraceReader
+    let cursor = ReplayCursor()
+    let memory: ReplayMemory
+    public private(set) var devices: [VirtioNetDevice<ReplayMemory, ReplayObserver>] = []
+
+    /// Faults the replayed devices run with.
+    public let faults: DeviceFaults
+    /// Called before each recorded MMIO access is re-executed, with the range
+    /// of event numbers the access covers (itself and what it caused).
+    public var beforeAccess: ((ClosedRange<UInt64>) -> Void)?
+    /// Called the moment a divergence is found, while the device is still inside
+    /// the access that diverged (a debugger's backtrace shows where).
+    public var onDivergence: ((Divergence) -> Void)? {
+        get { cursor.onDivergence }
+        set { cursor.onDivergence = newValue }
+    }
+    /// Per NIC, the device state at the last access boundary; safe to read
+    /// while a device is inside an access (a debugger stop).
+    public var boundaryStates: [VirtioNetState] { cursor.boundaryStates }
+
+    /// The recorded event the replay is at (the next one to match), if any.
+    public var currentEvent: UInt64? { cursor.current?.event.number }
+
+    public init(reader: TraceReader, faults: DeviceFaults = DeviceFaults()) {
+        self.reader = reader
+        self.faults = faults
+        memory = ReplayMemory(cursor: cursor)
+    }
+
+    /// The queue count the header's configuration implies.
+    var queueCount: Int { let p = reader.header.netConfig.effectiveQueuePairs; return Int(p) * 2 + (p > 1 ? 1 : 0) }
+
+    /// Restores the devices from the checkpoint of the loaded segment's first chunk.
+    func restoreFromLoadedCheckpoint() throws(TraceError) {
+        let index = cursor.chunkNumbers[0]
+        guard let checkpoint = cursor.decoders[0].checkpoint else {
+            throw TraceError.corrupt(offset: Int(reader.chunks[index].offset), chunk: index, "chunk has no checkpoint to start from")
+        }
+        devices = []
+        for (n, c) in checkpoint.enumerated() {
+            guard let state = c.deviceState(queueCount: queueCount) else {
+                throw TraceError.corrupt(offset: Int(reader.chunks[index].offset), chunk: index, "checkpoint of nic\(n) is not a valid device state")
+            }
+            if let d = c.drain, d.accessEvent > reader.chunks[index].firstEvent {
+                throw TraceError.corrupt(offset: Int(reader.chunks[index].offset), chunk: index,
+                                         "checkpoint of nic\(n) resumes a drain begun at event \(d.accessEvent), after the chunk's first event \(reader.chunks[index].firstEvent)")
+            }
+            var dev = VirtioNetDevice(config: reader.header.netConfig, memory: c.memoryBound ? memory : nil, observer: ReplayObserver(cursor: cursor, nic: n, counters: state.counters), faults: faults)
+            dev.restore(state)
+            devices.append(dev)
+        }
+        cursor.boundaryStates = devices.map(\.state)
+        cursor.accessEvents = checkpoint.map { $0.drain?.accessEvent ?? reader.chunks[index].firstEvent }
+    }
+
+    /// Whether the recording ends inside an access: its last chunk says so
+    /// (format 1.2), or, in an incomplete trace of an older format (whose
+    /// chunks do not say), the recorder may have died inside one.
+    var recordingEndsInsideAccess: Bool {
+        guard let last = reader.chunks.last else { return false }
+        if last.endsInsideAccess { return true }
+        return reader.completeness != .complete && reader.header.minorVersion < 2
+    }
+
+    /// The decoder of the chunk after the last segment, kept from its checkpoint comparison.
+    var prefetched: (chunk: Int, decoder: ChunkDecoder)?
+    /// Decompression buffers, reused from segment to segment: one per loaded chunk, one for the prefetch.
+    var buffers: [ChunkBuffer?] = []
+    var prefetchBuffer: ChunkBuffer?
+
+    /// Loads chunks `range` as the cursor's segment and starts streaming it.
+    func load(_ range: Range<Int>) throws(TraceError) {
+        // Drop the old segment's decoders first, so their buffers can be refilled.
+        cursor.decoders.removeAll(keepingCapacity: true)
+        cursor.stream = ChunkDecoder()
+        cursor.chunkNumbers.removeAll(keepingCapacity: true)
+        cursor.chunkOffsets.removeAll(keepingCapacity: true)
+        while buffers.count < range.count { buffers.append(nil) }
+        for (slot, i) in range.enumerated() {
+            if slot == 0, let p = prefetched, p.chunk == i {
+                cursor.decoders.append(p.decoder)
+                swap(&buffers[0], &prefetchBuffer)
+            } else {
+                cursor.decoders.append(try reader.decoder(i, reusing: &buffers[slot]))
+            }
+            cursor.chunkNumbers.append(i)
+            cursor.chunkOffsets.append(Int(reader.chunks[i].offset))
+        }
+        prefetched = nil
+        // Where the segment ends: the next chunk's checkpoint (decoded now, and
+        // kept as the next segment's start) may resume a drain from here.
+        cursor.endEvent = reader.chunks[range.upperBound - 1].endEvent
+        cursor.totalEvents = reader.eventCount
+        cursor.endsWithCut = range.upperBound == reader.chunks.count && recordingEndsInsideAccess
+        cursor.pauseNIC = -1
+        if range.upperBound < reader.chunks.count {
+            let next = try reader.decoder(range.upperBound, reusing: &prefetchBuffer)
+            prefetched = (range.upperBound, next)
+            cursor.pauseNIC = next.checkpoint?.firstIndex { $0.drain != nil } ?? -1
+        }
+        cursor.reset()
+    }
+
+    /// The end of the segment starting at checkpoint chunk `first`: the next checkpoint chunk, or the trace's end.
+    func segmentEnd(from first: Int) -> Int {
+        var end = first + 1
+        while end < reader.chunks.count && !reader.chunks[end].hasCheckpoint { end += 1 }
+        return end
+    }
+
+    /// The result of replaying one segment.
+    public struct SegmentResult {
+        public var firstChunk: Int
+        public var endChunk: Int
+        public var events: Int
+        public var divergence: Divergence?
+        /// Per NIC: the replayed state differs from the next checkpoint (nil if none follows).
+        public var checkpointMismatch: String?
+        /// The recording ended inside an access, here.
+        public var cut: RecordingCut?
+    }
+
+    /// Replays from checkpoint chunk `first` to the next checkpoint chunk.
+    /// - Parameter continuing: keep the devices as the previous segment left
+    ///   them instead of restoring the checkpoint (faults count from the start).
+    public func replaySegment(from first: Int, continuing: Bool = false) throws(TraceError) -> SegmentResult {
+        let end = segmentEnd(from: first)
+        try load(first..<end)
+        if !continuing || devices.isEmpty { try restoreFromLoadedCheckpoint() }
+        run()
+        if let error = cursor.decodeError { throw error }
+        var result = SegmentResult(firstChunk: first, endChunk: end, events: cursor.position, divergence: cursor.divergence, cut: cursor.cut)
+        if !cursor.diverged, let (chunk, next) = prefetched, chunk == end, let cps = next.checkpoint {
+            for (n, dev) in devices.enumerated() where n < cps.count {
+                let replayed = NICCheckpoint(dev.state, memoryBound: dev.memory != nil, accessEvent: cursor.accessEvents[n])
+                if replayed != cps[n] {
+                    result.checkpointMismatch = "nic\(n): the state replayed from chunk \(first) differs from the checkpoint of chunk \(end)"
+                        + Self.difference(replayed, cps[n])
+                    break
+                }
+            }
+        }
+        return result
+    }
+
+    /// What differs between a replayed and a recorded checkpoint, for the report.
+    static func difference(_ replayed: NICCheckpoint, _ recorded: NICCheckpoint) -> String {
+        if replayed.drain != recorded.drain {
+            func text(_ d: DrainCheckpoint?) -> String {
+                d.map { "a drain of q\($0.queue) paused (begun at event \($0.accessEvent))" } ?? "no drain paused"
+            }
+            return " (recorded: \(text(recorded.drain)); replayed: \(text(replayed.drain)))"
+        }
+        if replayed.counters != recorded.counters { return " (counters)" }
+        if replayed.queues != recorded.queues { return " (queues)" }
+        return ""
+    }
+
+    /// An event number with the event as `vtrace dump` shows it.
+    public struct NumberedText: Hashable, Sendable {
+        public var number: UInt64
+        public var text: String
+    }
+
+    /// What the replay looked like where it diverged: for a report.
+    public struct DivergenceContext: Sendable {
+        public var divergence: Divergence
+        /// The MMIO access that caused the diverging event (dump text), and its event number.
+        public var cause: NumberedText?
+        /// The chain being processed, if any (dump text).
+        public var chain: String?
+        /// Up to `before` events before the divergence.
+        public var previous: [NumberedText]
+        /// Reads the replay served from the best-known memory image, or could not.
+        public var memoryNotes: [String] = []
+        /// Per NIC: counters as recorded at the divergence, and as replayed.
+        public var recorded: [NetCounters]
+        public var replayed: [NetCounters]
+        public var time: UInt64
+    }
+
+    /// Details of the current divergence (call after a segment diverged).
+    public func divergenceContext(before: Int = 6) -> DivergenceContext? {
+        guard let d = cursor.divergence, let first = cursor.decoders.first else { return nil }
+        cursor.materialize()
+        let checkpointCounters = first.startCounters
+        let at = min(cursor.position, cursor.events.count)
+        var cause: NumberedText?
+        var chain: String?
+        var i = at
+        while i > 0 {
+            i -= 1
+            let e = cursor.events[i]
+            if chain == nil, e.event.nic == d.nic, case .chain = e.event.body { chain = "#\(e.event.number) " + cursor.text(e) }
+            if e.event.nic == d.nic, e.event.kind == .mmioRead || e.event.kind == .mmioWrite {
+                cause = NumberedText(number: e.event.number, text: cursor.text(e))
+                break
+            }
+        }
+        let previous = cursor.events[max(0, at - before)..<at].map { NumberedText(number: $0.event.number, text: "nic\($0.event.nic) " + cursor.text($0)) }
+        var recorded = checkpointCounters.map { NetCounters(values: $0) ?? NetCounters() }
+        for e in cursor.events[..<at] {
+            if case .counter(let index, let value) = e.event.body, let c = NetCounter(ordinal: index), e.event.nic < recorded.count {
+                recorded[e.event.nic][c] = value
+            }
+        }
+        let time = at < cursor.events.count ? cursor.events[at].event.time : (cursor.events.last?.event.time ?? 0)
+        return DivergenceContext(divergence: d, cause: cause, chain: chain, previous: previous, memoryNotes: cursor.imageNotes,
+                                 recorded: recorded, replayed: devices.map(\.observer.counters), time: time)
+    }
+
+    /// Runs the loaded events: a drain the segment's checkpoint left paused
+    /// goes on first, then each MMIO access is re-executed; everything
+    /// between accesses must match.
+    func run() {
+        resumePausedDrain()
+        while !cursor.halted, cursor.current != nil { executeOne() }
+    }
+
+    /// Resumes the drain a checkpoint left paused (at most one NIC has one),
+    /// if the segment has events for it. Returns whether it did.
+    @discardableResult
+    func resumePausedDrain() -> Bool {
+        guard !cursor.halted, let e = cursor.current?.event, let n = devices.firstIndex(where: { $0.state.drain != nil }) else { return false }
+        cursor.nic = n
+        if let hook = beforeAccess { hook(e.number...lastEventOfAccess()) }
+        devices[n].resumeDrain()
+        return true
+    }
+
+    /// The number of the last event before the next cause after the current event.
+    func lastEventOfAccess() -> UInt64 {
+        cursor.materialize()
+        var last = cursor.position + 1
+        while last < cursor.events.count, !cursor.events[last].event.isCause { last += 1 }
+        return cursor.events[last - 1].event.number
+    }
+
+    /// Re-executes the next recorded cause (an MMIO access or a memory binding)
+    /// and checks what it produced; a recorded output where a cause is
+    /// expected is a divergence.
+    func executeOne() {
+        guard let r = cursor.current else { return }
+        let e = r.event
+        cursor.nic = e.nic
+        if e.isCause {
+            cursor.accessEvents[e.nic] = e.number
+            if let hook = beforeAccess { hook(e.number...lastEventOfAccess()) }
+        }
+        switch e.body {
+        case .mmioRead(let offset, let width, let value):
+            cursor.advance()
+            let got = devices[e.nic].read(offset: offset, width: width)
+            if got != value && !cursor.diverged {
+                cursor.materialize()
+                cursor.position -= 1
+                cursor.diverge(expected: cursor.text(r), actual: "read 0x\(String(got, radix: 16))")
+            }
+        case .mmioWrite(let offset, let width, let value):
+            cursor.advance()
+            devices[e.nic].write(offset: offset, width: width, value: value)
+        case .memoryBinding(let bound):
+            cursor.advance()
+            devices[e.nic].memory = bound ? memory : nil
+        case .transport(let code, let queue, let values):
+            guard let op = TransportOperation(traceCode: code, queue: queue, values: values.values) else {
+                cursor.diverge(expected: cursor.text(r), actual: "an operation this build does not know")
+                return
+            }
+            cursor.advance()
+            devices[e.nic].apply(op)
+        default:
+            cursor.diverge(expected: cursor.text(r), actual: "produced nothing more for the access before it")
+        }
+    }
+
+    // MARK: Stepping (the interactive debugger)
+
+    /// The chunk after the loaded segment, if any.
+    var nextSegmentChunk: Int?
+
+    /// Starts stepping at checkpoint chunk `chunk` (the nearest checkpoint at or before it).
+    public func begin(at chunk: Int) throws(TraceError) {
+        guard let first = reader.checkpointChunk(atOrBefore: min(chunk, reader.chunks.count - 1)) else {
+            throw TraceError.corrupt(offset: 0, chunk: chunk, "no checkpoint at or before chunk \(chunk)")
+        }
+        let end = segmentEnd(from: first)
+        try loadForStepping(first..<end)
+        try restoreFromLoadedCheckpoint()
+        nextSegmentChunk = end < reader.chunks.count ? end : nil
+    }
+
+    /// Loads a segment decoded whole, for random access while stepping.
+    func loadForStepping(_ range: Range<Int>) throws(TraceError) {
+        try load(range)
+        cursor.materialize()
+        if let error = cursor.decodeError { throw error }
+    }
+
+    /// Executes one access (and checks its outputs). Loads the next segment when
+    /// the current one is done. Returns the number of the event executed, or nil
+    /// at the end of the trace or after a divergence.
+    public func stepAccess() throws(TraceError) -> UInt64? {
+        guard !cursor.halted else { return nil }
+        try advanceSegmentIfNeeded()
+        guard let number = cursor.current?.event.number else { return nil }
+        if resumePausedDrain() { return number }
+        executeOne()
+        // The outputs of this access are consumed by the observers during the call.
+        return number
+    }
+
+    /// Loads the next segment (carrying the devices on) when the current one is done.
+    public func advanceSegmentIfNeeded() throws(TraceError) {
+        guard !cursor.halted, cursor.current == nil, let next = nextSegmentChunk else { return }
+        let end = segmentEnd(from: next)
+        try loadForStepping(next..<end)
+        nextSegmentChunk = end < reader.chunks.count ? end : nil
+    }
+
+    /// The divergence found while stepping, if any.
+    public var divergence: Divergence? { cursor.divergence }
+    /// Where the recording ended inside an access, once the replay reached it.
+    public var cut: RecordingCut? { cursor.cut }
+
+    /// Dump text of the recorded events from `from` (inclusive) up to the cursor.
+    public func recordedText(since from: UInt64) -> [NumberedText] {
+        cursor.materialize()
+        return cursor.events[..<min(cursor.position, cursor.events.count)].filter { $0.event.number >= from }
+            .map { NumberedText(number: $0.event.number, text: "nic\($0.event.nic) " + cursor.text($0)) }
+    }
+
+    /// The last chain event before the cursor, as dump text.
+    public var lastChain: NumberedText? {
+        cursor.materialize()
+        var i = min(cursor.position, cursor.events.count)
+        while i > 0 {
+            i -= 1
+            if case .chain = cursor.events[i].event.body { return NumberedText(number: cursor.events[i].event.number, text: cursor.text(cursor.events[i])) }
+        }
+        return nil
+    }
+
+    /// The number of the first event after the next access: the next cause
+    /// after it, or the start of the next segment, or the trace's end.
+    public var nextAccessEnd: UInt64 {
+        cursor.materialize()
+        var i = cursor.position + 1
+        while i < cursor.events.count {
+            if cursor.events[i].event.isCause { return cursor.events[i].event.number }
+            i += 1
+        }
+        return nextSegmentChunk.map { reader.chunks[$0].firstEvent } ?? reader.eventCount
+    }
+
+    /// The next recorded event (what the replay will match next), as dump text.
+    public var nextText: NumberedText? { cursor.current.map { NumberedText(number: $0.event.number, text: "nic\($0.event.nic) " + cursor.text($0)) } }
+}

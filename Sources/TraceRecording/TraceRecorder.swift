@@ -1,0 +1,233 @@
+//! The recorder: device observers feed one trace; chunks cut at access boundaries.
+
+#if canImport(Glibc)
+import Glibc
+#endif
+import HostPrimitives
+import TraceFormat
+import TraceMapping
+import VirtioCore
+
+/// Records one trace from the observers of one or more NICs.
+///
+/// Thread-safe: each MMIO access holds the recorder's lock from
+/// `accessBegan` to `accessEnded`, so NICs on different vCPU threads
+/// interleave whole accesses, and the flush thread cuts an idle chunk only
+/// between accesses. A new chunk's checkpoint is every NIC's state as of its
+/// last access (devices change only inside accesses).
+public final class TraceRecorder: @unchecked Sendable {
+    public let options: RecordingOptions
+    public let header: TraceHeader
+    let writer: TraceWriter
+    /// The file writer (its compressor can be held, for tests).
+    public var traceWriter: TraceWriter { writer }
+    let mutex = Mutex()
+    let wake = Condition()
+    var flusher: BackgroundThread?
+    @usableFromInline let clock: @Sendable () -> UInt64
+
+    // Guarded by `mutex`.
+    /// The open chunk's events (when `chunkOpen`), staged for the writer's
+    /// thread to encode. Not optional: observers mutate it in place on every
+    /// event, and mutating through an optional copied it each time.
+    @usableFromInline var staged = StagedChunk.idle
+    @usableFromInline var chunkOpen = false
+    var chunkOpenedAt: UInt64 = 0
+    var nextEvent: UInt64 = 0
+    /// The number of the event that began the access in progress (its cause).
+    var accessEvent: UInt64 = 0
+    /// Drain boundaries left before the next look at the clock (a chunk grown
+    /// old inside a long drain is cut at a boundary too).
+    @usableFromInline var boundariesUntilClock = 0
+    var states: [VirtioNetState]
+    var memoryBound: [Bool]
+    var stopping = false
+    var failure: TraceError?
+    var chunksSubmitted = 0
+
+    /// Starts a recording into `path` (written as `path.partial` until `finish`).
+    /// - Parameters:
+    ///   - initialStates: each NIC's state now.
+    ///   - clock: monotonic nanoseconds (default CLOCK_MONOTONIC).
+    public init(path: String, header: TraceHeader, initialStates: [VirtioNetState], memoryBound: [Bool]? = nil,
+                options: RecordingOptions = RecordingOptions(), clock: (@Sendable () -> UInt64)? = nil) throws(TraceError) {
+        precondition(initialStates.count == header.nics, "one initial state per NIC")
+        self.options = options
+        self.header = header
+        states = initialStates
+        self.memoryBound = memoryBound ?? Array(repeating: true, count: header.nics)
+        self.clock = clock ?? monotonicNanoseconds
+        writer = try TraceWriter(path: path, header: header, level: options.level, queueDepth: options.queueDepth)
+        if options.flushMilliseconds > 0 {
+            flusher = BackgroundThread({ [self] in flushLoop() })
+        }
+    }
+
+    /// A recorder for `nics` devices of `config` as they are when created
+    /// (reset, memory bound) over guest memory `regions`; `header` adds the
+    /// provenance.
+    public convenience init(path: String, config: NetConfig, nics: Int, regions: [MemoryRegion],
+                            options: RecordingOptions = RecordingOptions(), clock: (@Sendable () -> UInt64)? = nil,
+                            header customize: (inout TraceHeader) -> Void = { _ in }) throws(TraceError) {
+        let probe = VirtioNetDevice<GuestRAM, NoObserver>(config: config, memory: nil)
+        var header = TraceHeader(config: config, nics: nics, offeredFeatures: probe.offeredFeatures, regions: regions)
+        customize(&header)
+        try self.init(path: path, header: header, initialStates: Array(repeating: probe.state, count: nics), options: options, clock: clock)
+    }
+
+    /// The observer for NIC `nic` (on vCPU `vcpu`).
+    public func observer(nic: Int, vcpu: UInt32 = 0) -> RecordingObserver {
+        RecordingObserver(recorder: self, nic: nic, vcpu: vcpu)
+    }
+
+    // MARK: Chunks (call with the lock held)
+
+    func openChunk(now: UInt64) {
+        let checkpoint = zip(states, memoryBound).map { NICCheckpoint($0, memoryBound: $1, accessEvent: accessEvent) }
+        staged = StagedChunk(firstEvent: nextEvent, baseTime: now, checkpoint: checkpoint, pool: writer.stagingPool)
+        chunkOpen = true
+        chunkOpenedAt = now
+    }
+
+    func submitChunk() {
+        guard chunkOpen else { return }
+        chunkOpen = false
+        let s = staged
+        staged = StagedChunk.idle
+        guard s.eventCount > 0 else { return }
+        nextEvent = s.firstEvent + s.eventCount
+        chunksSubmitted += 1
+        do throws(TraceError) { try writer.submit(staged: s) } catch { if failure == nil { failure = error } }
+    }
+
+    /// Inside a chain: the chunk grew past the hard limit. Cut it and continue
+    /// in a chunk without a checkpoint (the writer's thread links the two).
+    @inlinable @inline(__always)
+    func checkHardLimit() {
+        guard chunkOpen, staged.size >= options.stagedHardLimit else { return }
+        cutAtHardLimit()
+    }
+
+    @usableFromInline func cutAtHardLimit() {
+        staged.endsInsideAccess = true
+        submitChunk()
+        staged = StagedChunk(firstEvent: nextEvent, baseTime: 0, checkpoint: nil, pool: writer.stagingPool)
+        chunkOpen = true
+    }
+
+    // MARK: Access boundaries
+
+    func accessBegan(nic: Int, state: VirtioNetState) {
+        mutex.lock()
+        states[nic] = state
+        if !chunkOpen { openChunk(now: clock()) }
+        accessEvent = staged.firstEvent + staged.eventCount
+    }
+
+    func accessEnded(nic: Int, state: VirtioNetState) {
+        states[nic] = state
+        if chunkOpen && (chunkIsFull || chunkIsOld(now: clock())) { submitChunk() }
+        mutex.unlock()
+    }
+
+    /// Whether the open chunk holds enough events or staged bytes to be cut.
+    @inlinable var chunkIsFull: Bool {
+        staged.eventCount >= UInt64(options.flushEvents) || staged.size >= options.chunkTargetSize
+    }
+
+    /// The same inside a drain, at twice the limits: a long drain is one
+    /// stream of near-identical chains, which compresses better in larger
+    /// chunks (at the limits of an access boundary its trace grew 16-19%,
+    /// docs/performance.md).
+    @inlinable var drainChunkIsFull: Bool {
+        staged.eventCount >= 2 * UInt64(options.flushEvents) || staged.size >= 2 * options.chunkTargetSize
+    }
+
+    /// Whether the open chunk's oldest event is older than the flush window.
+    @usableFromInline func chunkIsOld(now: UInt64) -> Bool {
+        now &- chunkOpenedAt >= UInt64(options.flushMilliseconds) * 1_000_000
+    }
+
+    /// Between two chains of a drain: whether to cut a full or old chunk
+    /// here (the device then reports its state, ``cutInsideDrain(nic:state:)``),
+    /// so a long drain never leaves chunks without a checkpoint. The clock is
+    /// read every 64 boundaries.
+    @inlinable @inline(__always)
+    func drainBoundary() -> DrainBoundaryAction {
+        guard chunkOpen else { return .goOn }
+        if drainChunkIsFull { return .checkpoint }
+        boundariesUntilClock -= 1
+        if boundariesUntilClock <= 0 && chunkGrewOld() { return .checkpoint }
+        return .goOn
+    }
+
+    @usableFromInline func chunkGrewOld() -> Bool {
+        boundariesUntilClock = 64
+        return chunkIsOld(now: clock())
+    }
+
+    /// Cuts the chunk between two chains of a drain: the next one starts
+    /// with a checkpoint that holds where the drain stands.
+    func cutInsideDrain(nic: Int, state: VirtioNetState) {
+        states[nic] = state
+        staged.endsInsideAccess = true
+        submitChunk()
+        openChunk(now: clock())
+    }
+
+    /// The VMM bound or unbound a NIC's memory: an event outside any access.
+    func memoryBinding(nic: Int, bound: Bool) {
+        mutex.lock()
+        if !chunkOpen { openChunk(now: clock()) }
+        staged.memoryBinding(nic: nic, bound: bound)
+        memoryBound[nic] = bound
+        mutex.unlock()
+    }
+
+    func flushLoop() {
+        let period = max(1, options.flushMilliseconds / 2)
+        mutex.lock()
+        while !stopping {
+            wake.wait(mutex, milliseconds: period)
+            if stopping { break }
+            if chunkOpen, staged.eventCount > 0, clock() &- chunkOpenedAt >= UInt64(options.flushMilliseconds) * 1_000_000 {
+                submitChunk()
+            }
+        }
+        mutex.unlock()
+    }
+
+    func stopFlusher() {
+        mutex.withLock {
+            stopping = true
+            wake.signal()
+        }
+        flusher?.join()
+        flusher = nil
+    }
+
+    /// Flushes the last chunk, writes the index and renames the file into place.
+    public func finish() throws(TraceError) -> RecordingSummary {
+        stopFlusher()
+        mutex.lock()
+        submitChunk()
+        let failed = failure
+        mutex.unlock()
+        if let failed {
+            writer.abandon()
+            throw failed
+        }
+        let entries = try writer.finish()
+        var st = stat()
+        let size = stat(writer.path, &st) == 0 ? UInt64(st.st_size) : 0
+        return RecordingSummary(path: writer.path, events: entries.last?.endEvent ?? 0, chunks: entries.count,
+                                uncompressedBytes: writer.uncompressedBytes, fileBytes: size, stalls: writer.stalls,
+                                fasterChunks: writer.fasterChunks)
+    }
+
+    /// Stops without an index, leaving `path.partial` as a killed recorder would.
+    public func abandon() {
+        stopFlusher()
+        writer.abandon()
+    }
+}

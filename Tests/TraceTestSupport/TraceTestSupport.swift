@@ -1,0 +1,50 @@
+//! What the recording and analysis tests share: scratch paths, a
+//! deterministic clock, scenario recordings.
+
+import Foundation
+import Scenarios
+import TraceFormat
+import TraceRecording
+
+public let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+public func temporaryPath(_ name: String) -> String {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vtrace-tests-\(getpid())")
+    try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    return dir.appendingPathComponent(name).path
+}
+
+/// A deterministic clock: 1 µs per reading.
+public final class StepClock: @unchecked Sendable {
+    public var now: UInt64 = 1_000_000
+    public init() {}
+    public func read() -> UInt64 { now += 1000; return now }
+}
+
+/// Event `number` of the trace, decoded from its chunk.
+public func recordedEvent(_ number: UInt64, in reader: TraceReader) throws -> TraceEvent? {
+    guard let i = reader.chunkIndex(containing: number) else { return nil }
+    var d = try reader.decoder(i)
+    while let e = try d.next() {
+        if e.number == number { return e }
+    }
+    return nil
+}
+
+/// Records a scenario text into a trace and returns the path.
+public func record(_ text: String, name: String, flushEvents: Int = 65_536) throws -> (String, ScenarioResult, RecordingSummary) {
+    let scenario = try ScenarioParser.parse(file: name, text: text)
+    var options = RecordingOptions()
+    options.flushEvents = flushEvents
+    options.flushMilliseconds = 100_000
+    let path = temporaryPath(name + ".vtrace")
+    let clock = StepClock()
+    let (result, summary) = try ScenarioRecording.record(scenario, to: path, options: options, clock: { clock.read() })
+    return (path, result, summary)
+}
+
+public let trafficScenario = "device queue_pairs=2\ndriver init qsize=16\nctrl mq pairs=2\n"
+    + String(repeating: "rx post count=2\ntx send count=2 len=700\n", count: 30)
+    + "rx post pair=1 count=3\ntx send pair=1 count=3 len=1500 descs=3\n"
+    + "avail idx queue=0 value=999\ntx send count=2\nreset\ndriver init\nrx post count=2\ntx send count=2 len=64\n"
+    + "unbind memory\nkick queue=1\nbind memory\n"
