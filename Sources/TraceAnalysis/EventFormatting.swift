@@ -67,7 +67,7 @@ public enum EventFormatting {
 
     /// `kick q1`, `ring-addresses q0 desc …`, or the raw numbers of an operation this build does not know.
     static func transportName(_ code: UInt8, _ queue: UInt16, _ values: EventDetails) -> String {
-        TransportOperation(traceCode: code, queue: queue, values: values.values)?.description
+        TransportOperation(traceCode: code, queue: queue, values: values)?.description
             ?? "op \(code) q\(queue) \(values.values.map { hex($0) }.joined(separator: " "))"
     }
 

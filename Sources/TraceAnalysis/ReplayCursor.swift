@@ -42,20 +42,20 @@ extension TraceEvent {
 /// decoding is deterministic, so both modes see the same events.
 final class ReplayCursor {
     /// The loaded segment: one decoder per chunk, positioned at its start.
-    var decoders: [ChunkDecoder] = []
-    var chunkNumbers: [Int] = []
+    private(set) var decoders: [ChunkDecoder] = []
+    private(set) var chunkNumbers: [Int] = []
     /// Per slot, the content's first byte (stable while `decoders` holds the buffers).
-    var bases: [UnsafeRawPointer] = []
+    private var bases: [UnsafeRawPointer] = []
     /// Streaming state: the decoder being consumed (an empty one when done),
     /// its slot, and the window of decoded events not yet consumed
     /// (`window[windowIndex..<windowCount]`) with their chains' descriptors.
-    var stream = ChunkDecoder()
-    var streamSlot = 0
+    private var stream = ChunkDecoder()
+    private var streamSlot = 0
     static let windowSize = 256
-    let window = UnsafeMutablePointer<RecordedEvent>.allocate(capacity: ReplayCursor.windowSize)
-    var windowIndex = 0
-    var windowCount = 0
-    var windowDescriptors: [TraceDescriptor] = []
+    private let window = UnsafeMutablePointer<RecordedEvent>.allocate(capacity: ReplayCursor.windowSize)
+    private var windowIndex = 0
+    private var windowCount = 0
+    private var windowDescriptors: [TraceDescriptor] = []
 
     init() {
         window.initialize(repeating: RecordedEvent(event: TraceEvent(number: 0, time: 0, nic: 0, vcpu: 0, body: .reset), slot: 0, descriptorStart: 0),
@@ -63,57 +63,134 @@ final class ReplayCursor {
     }
 
     /// A chunk that failed to decode: the events end there, and the replay throws this.
-    var decodeError: TraceError?
-    var chunkOffsets: [Int] = []
+    private(set) var decodeError: TraceError?
+    private var chunkOffsets: [Int] = []
 
     /// Materialized state.
-    var materialized = false
-    var events: [RecordedEvent] = []
-    var descriptors: [TraceDescriptor] = []
+    private var materialized = false
+    private var events: [RecordedEvent] = []
+    private var descriptors: [TraceDescriptor] = []
     /// Events of the segment consumed so far (the index of `current` in `events`).
-    var position = 0
-    var divergence: Divergence? {
+    private(set) var position = 0
+    private(set) var divergence: Divergence? {
         didSet { updateHalted() }
     }
     /// Whether `divergence` is set.
-    var diverged = false
+    private(set) var diverged = false
     /// Set when the recording ended inside the access being replayed: the
     /// device's further actions are not checked, its reads fail.
-    var cut: RecordingCut? {
+    private(set) var cut: RecordingCut? {
         didSet { updateHalted() }
     }
     /// Whether outputs are no longer checked: a divergence or the recording's end
     /// inside an access (a plain flag for the per-event checks).
-    var halted = false
-    func updateHalted() {
+    private(set) var halted = false
+    private func updateHalted() {
         diverged = divergence != nil
         halted = diverged || cut != nil
     }
     /// Whether the loaded segment ends where the recording ends inside an
     /// access (a cut recording: running out of events there is its end, not a divergence).
-    var endsWithCut = false
+    private var endsWithCut = false
     /// The NIC whose drain the chunk after the loaded segment resumes from
     /// its checkpoint (-1: none): that NIC's drain pauses at the boundary
     /// where the segment's events run out.
-    var pauseNIC = -1
+    private var pauseNIC = -1
     /// Per NIC, the number of the event that began the access in progress.
-    var accessEvents: [UInt64] = []
+    private(set) var accessEvents: [UInt64] = []
     /// The number the next event would have (the end of the loaded segment, once it is consumed).
-    var endEvent: UInt64 = 0
+    private var endEvent: UInt64 = 0
     /// The NIC whose access is executing.
-    var nic = 0
+    private var nic = 0
     /// Called once, at the moment a divergence is found (inside the device's call).
     var onDivergence: ((Divergence) -> Void)?
     /// Per NIC, the device state at the last access boundary (readable from a
     /// debugger while a device is inside an access).
-    var boundaryStates: [VirtioNetState] = []
+    private(set) var boundaryStates: [VirtioNetState] = []
     /// Reads the recording did not have at that point, and how each was served.
-    var imageNotes: [String] = []
+    private(set) var imageNotes: [String] = []
 
     deinit { window.deallocate() }
 
+    /// Where a loaded segment ends, as the replay must know it.
+    struct SegmentEnd {
+        /// The number the event after the segment has.
+        var endEvent: UInt64
+        /// Events in the whole trace (to tell a segment's end from the recording's).
+        var totalEvents: UInt64
+        /// The segment ends where the recording ends inside an access.
+        var endsWithCut: Bool
+        /// The NIC whose drain the next chunk's checkpoint resumes (-1: none).
+        var pauseNIC: Int
+    }
+
+    /// Drops the loaded segment (so its decompression buffers can be refilled).
+    func unload() {
+        decoders.removeAll(keepingCapacity: true)
+        stream = ChunkDecoder()
+        chunkNumbers.removeAll(keepingCapacity: true)
+        chunkOffsets.removeAll(keepingCapacity: true)
+    }
+
+    /// Loads a segment, chunk `chunk` (at file offset `offset`) decoded by
+    /// `decoder`, one `add` per chunk; then `start(end:)`.
+    func add(_ decoder: ChunkDecoder, chunk: Int, offset: Int) {
+        decoders.append(decoder)
+        chunkNumbers.append(chunk)
+        chunkOffsets.append(offset)
+    }
+
     /// Starts the loaded segment from its first event, streaming.
-    func reset() {
+    func start(end: SegmentEnd) {
+        endEvent = end.endEvent
+        totalEvents = end.totalEvents
+        endsWithCut = end.endsWithCut
+        pauseNIC = end.pauseNIC
+        reset()
+    }
+
+    /// The devices as the segment's checkpoint restored them, and per NIC the
+    /// number of the event that began its access in progress.
+    func restored(states: [VirtioNetState], accessEvents: [UInt64]) {
+        boundaryStates = states
+        self.accessEvents = accessEvents
+    }
+
+    /// NIC `n`'s state at an access boundary.
+    @inline(__always)
+    func reachedBoundary(nic n: Int, state: VirtioNetState) {
+        if n < boundaryStates.count { boundaryStates[n] = state }
+    }
+
+    /// NIC `n` executes next: the drain it resumes, or (with `cause`) the
+    /// access that recorded event begins.
+    @inline(__always)
+    func enter(nic n: Int, cause: UInt64? = nil) {
+        nic = n
+        if let cause { accessEvents[n] = cause }
+    }
+
+    /// The segment's events consumed so far (decodes the segment whole).
+    var consumed: ArraySlice<RecordedEvent> {
+        materialize()
+        return events[..<min(position, events.count)]
+    }
+
+    /// The segment's events from the current one on (decodes the segment whole).
+    var remaining: ArraySlice<RecordedEvent> {
+        materialize()
+        return events[min(position, events.count)...]
+    }
+
+    /// The event just consumed was wrong: the divergence is at it.
+    func divergeAtPrevious(actual: String) {
+        guard !diverged, position > 0 else { return }
+        materialize()
+        position -= 1
+        diverge(expected: text(events[position]), actual: actual)
+    }
+
+    private func reset() {
         materialized = false
         events.removeAll(keepingCapacity: true)
         descriptors.removeAll(keepingCapacity: true)
@@ -130,7 +207,7 @@ final class ReplayCursor {
 
     /// Decodes the next window of events (out of line: once per window).
     @inline(never)
-    func refill() {
+    private func refill() {
         windowIndex = 0
         windowCount = 0
         windowDescriptors.removeAll(keepingCapacity: true)
@@ -156,7 +233,7 @@ final class ReplayCursor {
     }
 
     @inline(never)
-    func nextChunk() {
+    private func nextChunk() {
         streamSlot += 1
         stream = streamSlot < decoders.count ? decoders[streamSlot] : ChunkDecoder()
     }
@@ -297,7 +374,7 @@ final class ReplayCursor {
         cut = RecordingCut(nic: n, accessEvent: start, endEvent: endEvent, chunk: chunkNumbers.last ?? 0, atChainBoundary: atChainBoundary)
     }
     /// Events in the whole trace (to tell a segment's end from the recording's).
-    var totalEvents: UInt64 = 0
+    private var totalEvents: UInt64 = 0
 
     /// Whether a drain of the executing NIC pauses here, between two chains:
     /// where the segment's events end and the next chunk resumes it, where a

@@ -12,12 +12,8 @@ public struct ReplayObserver: DeviceObserver {
     public internal(set) var counters: NetCounters
 
     public static var observesAccessBoundaries: Bool { true }
-    public mutating func accessBegan(state: VirtioNetState) {
-        if nic < cursor.boundaryStates.count { cursor.boundaryStates[nic] = state }
-    }
-    public mutating func accessEnded(state: VirtioNetState) {
-        if nic < cursor.boundaryStates.count { cursor.boundaryStates[nic] = state }
-    }
+    public mutating func accessBegan(state: VirtioNetState) { cursor.reachedBoundary(nic: nic, state: state) }
+    public mutating func accessEnded(state: VirtioNetState) { cursor.reachedBoundary(nic: nic, state: state) }
     public static var observesDrainBoundaries: Bool { true }
     @inline(__always)
     public mutating func drainBoundary(_ position: DrainPosition) -> DrainBoundaryAction { cursor.pausesDrain(nic: nic) ? .pause : .goOn }
@@ -34,29 +30,19 @@ public struct ReplayObserver: DeviceObserver {
         }
     }
     public mutating func usedPublished(queue: UInt16, id: UInt32, len: UInt32) {
-        cursor.expect("published used q\(queue) id \(id) len \(len)") { e in
-            if case .used(queue, id, len) = e.event.body { return true }
-            return false
-        }
+        cursor.expect("published used q\(queue) id \(id) len \(len)") { e in e.event.body == .used(queue: queue, id: id, len: len) }
     }
     public mutating func counterChanged(_ counter: NetCounter, value: UInt64) {
         let checked = !cursor.halted
-        cursor.expect("set \(counter.name) = \(value)") { e in
-            if case .counter(counter.ordinal, value) = e.event.body { return true }
-            return false
-        }
+        cursor.expect("set \(counter.name) = \(value)") { e in e.event.body == .counterChanged(counter, value) }
         // Matched, or the diverging value (shown beside the recorded one); never past the recording's end.
         if checked && cursor.cut == nil { counters[counter] = value }
     }
     public mutating func interruptRaised(_ kind: InterruptSignals) {
-        cursor.expect("raised irq \(kind)") { e in
-            if case .interrupt(kind.rawValue) = e.event.body { return true }
-            return false
-        }
+        cursor.expect("raised irq \(kind)") { e in e.event.body == .raised(kind) }
     }
     public mutating func queuePoisoned(queue: UInt16, error: QueueError) {
-        let (code, details) = PoisonCode.encode(error)
-        cursor.expect("poisoned q\(queue): \(error)") { e in e.event.body == .poison(queue: queue, code: code, details: EventDetails(details)) }
+        cursor.expect("poisoned q\(queue): \(error)") { e in e.event.body == .poisoned(queue: queue, error) }
     }
     public mutating func statusChanged(from old: UInt8, to new: UInt8) {
         cursor.expect("changed status \(DeviceStatus(rawValue: old)) -> \(DeviceStatus(rawValue: new))") { e in e.event.body == .status(old: old, new: new) }
@@ -69,7 +55,6 @@ public struct ReplayObserver: DeviceObserver {
     }
     public mutating func deviceReset() { cursor.expect("reset") { e in e.event.body == .reset } }
     public mutating func warning(_ warning: DeviceWarning) {
-        let (code, details) = WarningCode.encode(warning)
-        cursor.expect("warned: \(warning)") { e in e.event.body == .warning(code: code, details: EventDetails(details)) }
+        cursor.expect("warned: \(warning)") { e in e.event.body == .warned(warning) }
     }
 }

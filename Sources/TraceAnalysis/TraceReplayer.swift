@@ -63,8 +63,7 @@ public final class TraceReplayer {
             dev.restore(state)
             devices.append(dev)
         }
-        cursor.boundaryStates = devices.map(\.state)
-        cursor.accessEvents = checkpoint.map { $0.drain?.accessEvent ?? reader.chunks[index].firstEvent }
+        cursor.restored(states: devices.map(\.state), accessEvents: checkpoint.map { $0.drain?.accessEvent ?? reader.chunks[index].firstEvent })
     }
 
     /// Whether the recording ends inside an access: its last chunk says so
@@ -85,34 +84,29 @@ public final class TraceReplayer {
     /// Loads chunks `range` as the cursor's segment and starts streaming it.
     func load(_ range: Range<Int>) throws(TraceError) {
         // Drop the old segment's decoders first, so their buffers can be refilled.
-        cursor.decoders.removeAll(keepingCapacity: true)
-        cursor.stream = ChunkDecoder()
-        cursor.chunkNumbers.removeAll(keepingCapacity: true)
-        cursor.chunkOffsets.removeAll(keepingCapacity: true)
+        cursor.unload()
         while buffers.count < range.count { buffers.append(nil) }
         for (slot, i) in range.enumerated() {
+            let decoder: ChunkDecoder
             if slot == 0, let p = prefetched, p.chunk == i {
-                cursor.decoders.append(p.decoder)
+                decoder = p.decoder
                 swap(&buffers[0], &prefetchBuffer)
             } else {
-                cursor.decoders.append(try reader.decoder(i, reusing: &buffers[slot]))
+                decoder = try reader.decoder(i, reusing: &buffers[slot])
             }
-            cursor.chunkNumbers.append(i)
-            cursor.chunkOffsets.append(Int(reader.chunks[i].offset))
+            cursor.add(decoder, chunk: i, offset: Int(reader.chunks[i].offset))
         }
         prefetched = nil
         // Where the segment ends: the next chunk's checkpoint (decoded now, and
         // kept as the next segment's start) may resume a drain from here.
-        cursor.endEvent = reader.chunks[range.upperBound - 1].endEvent
-        cursor.totalEvents = reader.eventCount
-        cursor.endsWithCut = range.upperBound == reader.chunks.count && recordingEndsInsideAccess
-        cursor.pauseNIC = -1
+        var end = ReplayCursor.SegmentEnd(endEvent: reader.chunks[range.upperBound - 1].endEvent, totalEvents: reader.eventCount,
+                                          endsWithCut: range.upperBound == reader.chunks.count && recordingEndsInsideAccess, pauseNIC: -1)
         if range.upperBound < reader.chunks.count {
             let next = try reader.decoder(range.upperBound, reusing: &prefetchBuffer)
             prefetched = (range.upperBound, next)
-            cursor.pauseNIC = next.checkpoint?.firstIndex { $0.drain != nil } ?? -1
+            end.pauseNIC = next.checkpoint?.firstIndex { $0.drain != nil } ?? -1
         }
-        cursor.reset()
+        cursor.start(end: end)
     }
 
     /// The end of the segment starting at checkpoint chunk `first`: the next checkpoint chunk, or the trace's end.
@@ -196,29 +190,25 @@ public final class TraceReplayer {
     /// Details of the current divergence (call after a segment diverged).
     public func divergenceContext(before: Int = 6) -> DivergenceContext? {
         guard let d = cursor.divergence, let first = cursor.decoders.first else { return nil }
-        cursor.materialize()
         let checkpointCounters = first.startCounters
-        let at = min(cursor.position, cursor.events.count)
+        let consumed = cursor.consumed
         var cause: NumberedText?
         var chain: String?
-        var i = at
-        while i > 0 {
-            i -= 1
-            let e = cursor.events[i]
+        for e in consumed.reversed() {
             if chain == nil, e.event.nic == d.nic, case .chain = e.event.body { chain = "#\(e.event.number) " + cursor.text(e) }
             if e.event.nic == d.nic, e.event.kind == .mmioRead || e.event.kind == .mmioWrite {
                 cause = NumberedText(number: e.event.number, text: cursor.text(e))
                 break
             }
         }
-        let previous = cursor.events[max(0, at - before)..<at].map { NumberedText(number: $0.event.number, text: "nic\($0.event.nic) " + cursor.text($0)) }
+        let previous = consumed.suffix(before).map { NumberedText(number: $0.event.number, text: "nic\($0.event.nic) " + cursor.text($0)) }
         var recorded = checkpointCounters.map { NetCounters(values: $0) ?? NetCounters() }
-        for e in cursor.events[..<at] {
+        for e in consumed {
             if case .counter(let index, let value) = e.event.body, let c = NetCounter(ordinal: index), e.event.nic < recorded.count {
                 recorded[e.event.nic][c] = value
             }
         }
-        let time = at < cursor.events.count ? cursor.events[at].event.time : (cursor.events.last?.event.time ?? 0)
+        let time = cursor.remaining.first?.event.time ?? consumed.last?.event.time ?? 0
         return DivergenceContext(divergence: d, cause: cause, chain: chain, previous: previous, memoryNotes: cursor.imageNotes,
                                  recorded: recorded, replayed: devices.map(\.observer.counters), time: time)
     }
@@ -236,7 +226,7 @@ public final class TraceReplayer {
     @discardableResult
     func resumePausedDrain() -> Bool {
         guard !cursor.halted, let e = cursor.current?.event, let n = devices.firstIndex(where: { $0.state.drain != nil }) else { return false }
-        cursor.nic = n
+        cursor.enter(nic: n)
         if let hook = beforeAccess { hook(e.number...lastEventOfAccess()) }
         devices[n].resumeDrain()
         return true
@@ -244,10 +234,10 @@ public final class TraceReplayer {
 
     /// The number of the last event before the next cause after the current event.
     func lastEventOfAccess() -> UInt64 {
-        cursor.materialize()
-        var last = cursor.position + 1
-        while last < cursor.events.count, !cursor.events[last].event.isCause { last += 1 }
-        return cursor.events[last - 1].event.number
+        let remaining = cursor.remaining
+        var last = remaining.startIndex + 1
+        while last < remaining.endIndex, !remaining[last].event.isCause { last += 1 }
+        return remaining[last - 1].event.number
     }
 
     /// Re-executes the next recorded cause (an MMIO access or a memory binding)
@@ -256,20 +246,15 @@ public final class TraceReplayer {
     func executeOne() {
         guard let r = cursor.current else { return }
         let e = r.event
-        cursor.nic = e.nic
+        cursor.enter(nic: e.nic, cause: e.isCause ? e.number : nil)
         if e.isCause {
-            cursor.accessEvents[e.nic] = e.number
             if let hook = beforeAccess { hook(e.number...lastEventOfAccess()) }
         }
         switch e.body {
         case .mmioRead(let offset, let width, let value):
             cursor.advance()
             let got = devices[e.nic].read(offset: offset, width: width)
-            if got != value && !cursor.diverged {
-                cursor.materialize()
-                cursor.position -= 1
-                cursor.diverge(expected: cursor.text(r), actual: "read 0x\(String(got, radix: 16))")
-            }
+            if got != value { cursor.divergeAtPrevious(actual: "read 0x\(String(got, radix: 16))") }
         case .mmioWrite(let offset, let width, let value):
             cursor.advance()
             devices[e.nic].write(offset: offset, width: width, value: value)
@@ -277,7 +262,7 @@ public final class TraceReplayer {
             cursor.advance()
             devices[e.nic].memory = bound ? memory : nil
         case .transport(let code, let queue, let values):
-            guard let op = TransportOperation(traceCode: code, queue: queue, values: values.values) else {
+            guard let op = TransportOperation(traceCode: code, queue: queue, values: values) else {
                 cursor.diverge(expected: cursor.text(r), actual: "an operation this build does not know")
                 return
             }
@@ -339,31 +324,20 @@ public final class TraceReplayer {
 
     /// Dump text of the recorded events from `from` (inclusive) up to the cursor.
     public func recordedText(since from: UInt64) -> [NumberedText] {
-        cursor.materialize()
-        return cursor.events[..<min(cursor.position, cursor.events.count)].filter { $0.event.number >= from }
+        return cursor.consumed.filter { $0.event.number >= from }
             .map { NumberedText(number: $0.event.number, text: "nic\($0.event.nic) " + cursor.text($0)) }
     }
 
     /// The last chain event before the cursor, as dump text.
     public var lastChain: NumberedText? {
-        cursor.materialize()
-        var i = min(cursor.position, cursor.events.count)
-        while i > 0 {
-            i -= 1
-            if case .chain = cursor.events[i].event.body { return NumberedText(number: cursor.events[i].event.number, text: cursor.text(cursor.events[i])) }
-        }
-        return nil
+        guard let e = cursor.consumed.last(where: { if case .chain = $0.event.body { return true } else { return false } }) else { return nil }
+        return NumberedText(number: e.event.number, text: cursor.text(e))
     }
 
     /// The number of the first event after the next access: the next cause
     /// after it, or the start of the next segment, or the trace's end.
     public var nextAccessEnd: UInt64 {
-        cursor.materialize()
-        var i = cursor.position + 1
-        while i < cursor.events.count {
-            if cursor.events[i].event.isCause { return cursor.events[i].event.number }
-            i += 1
-        }
+        if let cause = cursor.remaining.dropFirst().first(where: \.event.isCause) { return cause.event.number }
         return nextSegmentChunk.map { reader.chunks[$0].firstEvent } ?? reader.eventCount
     }
 

@@ -98,72 +98,69 @@ public struct ChunkEncoder {
     /// Per NIC, the counter values after the last event (a continuation chunk's baseline).
     public var currentCounters: [[UInt64]] { counters }
 
+    /// Appends one event of NIC `nic`. `vcpu` is the context of an MMIO
+    /// access (the only record that switches vCPU); `time` the timestamp of a
+    /// cause (MMIO, transport). A chain is followed by exactly
+    /// `descriptorCount` calls of ``descriptor(addr:len:flags:next:)``.
     @inline(__always)
-    mutating func tag(_ kind: UInt8, _ aux: UInt8, nic newNic: Int) {
-        own()
-        if newNic != nic {
-            out.byte(15)
-            out.varint(UInt64(newNic))
-            nic = newNic
+    public mutating func append(_ event: OutgoingEvent, nic: Int, vcpu: UInt32 = 0, time: UInt64 = 0) {
+        switch event {
+        case .mmioRead(let offset, let width, let value):
+            mmio(.mmioRead, nic: nic, vcpu: vcpu, time: time, offset: offset, width: width, value: value)
+        case .mmioWrite(let offset, let width, let value):
+            mmio(.mmioWrite, nic: nic, vcpu: vcpu, time: time, offset: offset, width: width, value: value)
+        case .memoryRead(let address, _, let ok, let bytes):
+            memoryRead(nic: nic, address: address, bytes: bytes, ok: ok)
+        case .memoryWrite(let address, _, let ok, let bytes):
+            memoryWrite(nic: nic, address: address, bytes: bytes, ok: ok)
+        case .chain(let queue, let head, let descriptorCount):
+            tag(.chain, nic: nic)
+            out.varint(UInt64(queue))
+            out.varint(UInt64(head))
+            out.varint(UInt64(descriptorCount))
+        case .used(let queue, let id, let len):
+            tag(.used, nic: nic)
+            out.varint(UInt64(queue))
+            out.varint(UInt64(id))
+            out.varint(UInt64(len))
+        case .counter(let index, let value):
+            counter(nic: nic, index: index, value: value)
+        case .interrupt(let kind):
+            let small = kind < 15
+            tag(.interrupt, small ? UInt8(kind) : 15, nic: nic)
+            if !small { out.varint(UInt64(kind)) }
+        case .poison(let queue, let code, let details):
+            tag(.poison, nic: nic)
+            out.varint(UInt64(queue))
+            out.varint(code)
+            writeDetails(details)
+        case .status(let old, let new):
+            tag(.status, nic: nic)
+            out.byte(old)
+            out.byte(new)
+        case .features(let old, let new):
+            tag(.features, nic: nic)
+            out.varint(old)
+            out.varint(new)
+        case .pairs(let old, let new):
+            tag(.pairs, nic: nic)
+            out.varint(UInt64(old))
+            out.varint(UInt64(new))
+        case .reset:
+            tag(.reset, nic: nic)
+        case .warning(let code, let details):
+            tag(.warning, nic: nic)
+            out.varint(code)
+            writeDetails(details)
+        case .memoryBinding(let bound):
+            tag(.memoryBinding, bound ? 1 : 0, nic: nic)
+        case .transport(let code, let queue, let values):
+            tag(.transport, nic: nic)
+            out.byte(code)
+            out.varint(UInt64(queue))
+            writeDetails(values)
+            timeDelta(time)
         }
-        out.byte(kind | aux << 4)
-        eventCount += 1
-    }
-
-    public mutating func mmio(nic: Int, vcpu newVcpu: UInt32, time: UInt64, isWrite: Bool, offset: UInt64, width: Int, value: UInt64) {
-        own()
-        if newVcpu != vcpu {
-            out.byte(15 | 1 << 4)
-            out.varint(UInt64(newVcpu))
-            vcpu = newVcpu
-        }
-        let small = width >= 0 && width < 15
-        tag(isWrite ? 1 : 0, small ? UInt8(width) : 15, nic: nic)
-        if !small { out.zigzag(Int64(width)) }
-        out.varint(offset)
-        out.varint(value)
-        // Monotonic: a clock that went backwards is recorded as no time passing.
-        out.varint(time >= lastTime ? time - lastTime : 0)
-        lastTime = max(time, lastTime)
-    }
-
-    public mutating func memory(nic: Int, isWrite: Bool, address: UInt64, bytes: UnsafeRawBufferPointer, ok: Bool) {
-        let n = bytes.count
-        if isWrite {
-            var reference: Int?
-            if n >= 8 {
-                for i in 0..<4 {
-                    guard let entry = recentReads.get(i) else { break }
-                    if entry.length == n && memcmpEqual(out.base + entry.start, bytes.baseAddress!, n) {
-                        reference = i
-                        break
-                    }
-                }
-            }
-            tag(3, (ok ? 0 : 1) | (reference != nil ? 2 : 0) | UInt8(reference ?? 0) << 2, nic: nic)
-            out.zigzag(Int64(bitPattern: address &- lastWriteEnd))
-            out.varint(UInt64(n))
-            if reference == nil { out.append(bytes) }
-            lastWriteEnd = address &+ UInt64(n)
-        } else {
-            tag(2, ok ? 0 : 1, nic: nic)
-            out.zigzag(Int64(bitPattern: address &- lastReadEnd))
-            out.varint(UInt64(n))
-            if ok {
-                if n >= 8 {
-                    recentReads.push(length: n, start: out.count)
-                }
-                out.append(bytes)
-            }
-            lastReadEnd = address &+ UInt64(n)
-        }
-    }
-
-    public mutating func chain(nic: Int, queue: UInt16, head: UInt16, descriptorCount: Int) {
-        tag(4, 0, nic: nic)
-        out.varint(UInt64(queue))
-        out.varint(UInt64(head))
-        out.varint(UInt64(descriptorCount))
     }
 
     /// One descriptor of the chain just begun; call exactly `descriptorCount` times.
@@ -176,15 +173,77 @@ public struct ChunkEncoder {
         lastDescriptorEnd = addr &+ UInt64(len)
     }
 
-    public mutating func used(nic: Int, queue: UInt16, id: UInt32, len: UInt32) {
-        tag(5, 0, nic: nic)
-        out.varint(UInt64(queue))
-        out.varint(UInt64(id))
-        out.varint(UInt64(len))
+    /// The tag byte (after a NIC context record when the NIC changes).
+    @inline(__always)
+    mutating func tag(_ kind: TraceEventKind, _ small: UInt8 = 0, nic newNic: Int) {
+        own()
+        if newNic != nic {
+            out.byte(RecordCode.tag(code: ContextRecord.nic.rawValue))
+            out.varint(UInt64(newNic))
+            nic = newNic
+        }
+        out.byte(RecordCode.tag(code: kind.rawValue, small: small))
+        eventCount += 1
     }
 
-    public mutating func counter(nic: Int, index: Int, value: UInt64) {
-        tag(6, UInt8(index & 15), nic: nic)
+    /// A cause's time: the delta from the previous cause's (or the chunk's base).
+    /// Monotonic: a clock that went backwards is recorded as no time passing.
+    @inline(__always)
+    mutating func timeDelta(_ time: UInt64) {
+        out.varint(time >= lastTime ? time - lastTime : 0)
+        lastTime = max(time, lastTime)
+    }
+
+    mutating func mmio(_ kind: TraceEventKind, nic: Int, vcpu newVcpu: UInt32, time: UInt64, offset: UInt64, width: Int, value: UInt64) {
+        own()
+        if newVcpu != vcpu {
+            out.byte(RecordCode.tag(code: ContextRecord.vcpu.rawValue))
+            out.varint(UInt64(newVcpu))
+            vcpu = newVcpu
+        }
+        let small = width >= 0 && width < 15
+        tag(kind, small ? UInt8(width) : 15, nic: nic)
+        if !small { out.zigzag(Int64(width)) }
+        out.varint(offset)
+        out.varint(value)
+        timeDelta(time)
+    }
+
+    mutating func memoryRead(nic: Int, address: UInt64, bytes: UnsafeRawBufferPointer, ok: Bool) {
+        let n = bytes.count
+        tag(.memoryRead, ok ? 0 : 1, nic: nic)
+        out.zigzag(Int64(bitPattern: address &- lastReadEnd))
+        out.varint(UInt64(n))
+        if ok {
+            if n >= 8 {
+                recentReads.push(length: n, start: out.count)
+            }
+            out.append(bytes)
+        }
+        lastReadEnd = address &+ UInt64(n)
+    }
+
+    mutating func memoryWrite(nic: Int, address: UInt64, bytes: UnsafeRawBufferPointer, ok: Bool) {
+        let n = bytes.count
+        var reference: Int?
+        if n >= 8 {
+            for i in 0..<4 {
+                guard let entry = recentReads.get(i) else { break }
+                if entry.length == n && memcmpEqual(out.base + entry.start, bytes.baseAddress!, n) {
+                    reference = i
+                    break
+                }
+            }
+        }
+        tag(.memoryWrite, (ok ? 0 : 1) | (reference != nil ? 2 : 0) | UInt8(reference ?? 0) << 2, nic: nic)
+        out.zigzag(Int64(bitPattern: address &- lastWriteEnd))
+        out.varint(UInt64(n))
+        if reference == nil { out.append(bytes) }
+        lastWriteEnd = address &+ UInt64(n)
+    }
+
+    mutating func counter(nic: Int, index: Int, value: UInt64) {
+        tag(.counter, UInt8(index & 15), nic: nic)
         if nic < counters.count && index < 16 {
             out.varint(value &- counters[nic][index])
             counters[nic][index] = value
@@ -193,63 +252,13 @@ public struct ChunkEncoder {
         }
     }
 
-    public mutating func interrupt(nic: Int, kind: UInt32) {
-        let small = kind < 15
-        tag(7, small ? UInt8(kind) : 15, nic: nic)
-        if !small { out.varint(UInt64(kind)) }
-    }
-
-    public mutating func poison(nic: Int, queue: UInt16, code: UInt64, details: [UInt64]) {
-        tag(8, 0, nic: nic)
-        out.varint(UInt64(queue))
-        out.varint(code)
-        writeDetails(details)
-    }
-
-    public mutating func status(nic: Int, old: UInt8, new: UInt8) {
-        tag(9, 0, nic: nic)
-        out.byte(old)
-        out.byte(new)
-    }
-
-    public mutating func features(nic: Int, old: UInt64, new: UInt64) {
-        tag(10, 0, nic: nic)
-        out.varint(old)
-        out.varint(new)
-    }
-
-    public mutating func pairs(nic: Int, old: UInt16, new: UInt16) {
-        tag(11, 0, nic: nic)
-        out.varint(UInt64(old))
-        out.varint(UInt64(new))
-    }
-
-    public mutating func reset(nic: Int) { tag(12, 0, nic: nic) }
-
-    public mutating func warning(nic: Int, code: UInt64, details: [UInt64]) {
-        tag(13, 0, nic: nic)
-        out.varint(code)
-        writeDetails(details)
-    }
-
     /// Up to three details: a count, then the values.
-    mutating func writeDetails(_ values: [UInt64]) {
-        let d = values.prefix(3)
+    @inline(__always)
+    mutating func writeDetails(_ d: EventDetails) {
         out.varint(UInt64(d.count))
-        for v in d { out.varint(v) }
-    }
-
-    public mutating func memoryBinding(nic: Int, bound: Bool) { tag(14, bound ? 1 : 0, nic: nic) }
-
-    /// A vhost-user operation: the escape tag with aux 2, then the code, the
-    /// queue, up to three values (with their count) and the time delta.
-    public mutating func transport(nic: Int, time: UInt64, code: UInt8, queue: UInt16, values: [UInt64]) {
-        tag(15, 2, nic: nic)
-        out.byte(code)
-        out.varint(UInt64(queue))
-        writeDetails(values)
-        out.varint(time >= lastTime ? time - lastTime : 0)
-        lastTime = max(time, lastTime)
+        if d.count > 0 { out.varint(d.a) }
+        if d.count > 1 { out.varint(d.b) }
+        if d.count > 2 { out.varint(d.c) }
     }
 
     /// Appends bytes that need not be a valid record: for tests and fuzz

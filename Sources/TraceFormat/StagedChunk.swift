@@ -6,7 +6,7 @@
 /// thread turns them into the chunk format with ``ChunkEncoder`` (the same
 /// method for each record as the observer called here), then compresses.
 ///
-/// Its methods mirror ``ChunkEncoder``'s event methods one for one.
+/// Its `append` takes the same events as ``ChunkEncoder/append(_:nic:vcpu:time:)``.
 ///
 /// A single owner appends; hand it over (to ``TraceWriter/submit(_:)-staged``)
 /// and stop using it. Copies share the buffer: this is not a value to compare
@@ -51,21 +51,74 @@ public struct StagedChunk: @unchecked Sendable {
     /// Bytes staged so far.
     @inlinable public var size: Int { out.count }
 
-    @usableFromInline enum Kind: UInt8 {
-        case mmio, memory, chain, used, counter, interrupt, poison, status, features, pairs, reset, warning, memoryBinding,
-             transport, memoryRepeat
-    }
-
-    /// The first word of every record: kind, a small field, a 16-bit field, the NIC.
+    /// The first word of every record: the kind's code, a small field, a
+    /// 16-bit field, the NIC.
     @inlinable @inline(__always)
-    mutating func head(_ kind: Kind, _ small: UInt8 = 0, _ half: UInt16 = 0, nic: Int, words: Int) {
+    mutating func head(_ kind: TraceEventKind, _ small: UInt8 = 0, _ half: UInt16 = 0, nic: Int, words: Int) {
         out.reserve(8 * words)
         out.word(UInt64(kind.rawValue) | UInt64(small) << 8 | UInt64(half) << 16 | UInt64(UInt32(truncatingIfNeeded: nic)) << 32)
         staged += 1
     }
 
-    @inlinable public mutating func mmio(nic: Int, vcpu: UInt32, time: UInt64, isWrite: Bool, offset: UInt64, width: Int, value: UInt64) {
-        head(.mmio, isWrite ? 1 : 0, nic: nic, words: 6)
+    /// A staged memory write whose bytes are recent reads': its small field's bit 2.
+    @inlinable static var repeatsReads: UInt8 { 4 }
+
+    /// Stages one event, as ``ChunkEncoder/append(_:nic:vcpu:time:)`` would
+    /// encode it (same arguments).
+    @inlinable @inline(__always)
+    public mutating func append(_ event: OutgoingEvent, nic: Int, vcpu: UInt32 = 0, time: UInt64 = 0) {
+        switch event {
+        case .mmioRead(let offset, let width, let value):
+            mmio(.mmioRead, nic: nic, vcpu: vcpu, time: time, offset: offset, width: width, value: value)
+        case .mmioWrite(let offset, let width, let value):
+            mmio(.mmioWrite, nic: nic, vcpu: vcpu, time: time, offset: offset, width: width, value: value)
+        case .memoryRead(let address, _, let ok, let bytes):
+            memory(.memoryRead, nic: nic, address: address, bytes: bytes, ok: ok)
+        case .memoryWrite(let address, _, let ok, let bytes):
+            memory(.memoryWrite, nic: nic, address: address, bytes: bytes, ok: ok)
+        case .chain(let queue, let chainHead, let descriptorCount):
+            head(.chain, 0, queue, nic: nic, words: 2 + 2 * descriptorCount)
+            out.word(UInt64(chainHead) | UInt64(descriptorCount) << 16)
+        case .used(let queue, let id, let len):
+            head(.used, 0, queue, nic: nic, words: 2)
+            out.word(UInt64(id) | UInt64(len) << 32)
+        case .counter(let index, let value):
+            head(.counter, 0, UInt16(clamping: index), nic: nic, words: 2)
+            out.word(value)
+        case .interrupt(let kind):
+            head(.interrupt, nic: nic, words: 2)
+            out.word(UInt64(kind))
+        case .poison(let queue, let code, let details):
+            head(.poison, 0, queue, nic: nic, words: 6)
+            out.word(code)
+            details4(details)
+        case .status(let old, let new):
+            head(.status, old, UInt16(new), nic: nic, words: 1)
+        case .features(let old, let new):
+            head(.features, nic: nic, words: 3)
+            out.word(old)
+            out.word(new)
+        case .pairs(let old, let new):
+            head(.pairs, 0, old, nic: nic, words: 2)
+            out.word(UInt64(new))
+        case .reset:
+            head(.reset, nic: nic, words: 1)
+        case .warning(let code, let details):
+            head(.warning, nic: nic, words: 6)
+            out.word(code)
+            details4(details)
+        case .memoryBinding(let bound):
+            head(.memoryBinding, bound ? 1 : 0, nic: nic, words: 1)
+        case .transport(let code, let queue, let values):
+            head(.transport, code, queue, nic: nic, words: 6)
+            out.word(time)
+            details4(values)
+        }
+    }
+
+    @inlinable @inline(__always)
+    mutating func mmio(_ kind: TraceEventKind, nic: Int, vcpu: UInt32, time: UInt64, offset: UInt64, width: Int, value: UInt64) {
+        head(kind, nic: nic, words: 6)
         out.word(UInt64(vcpu))
         out.word(offset)
         out.word(value)
@@ -73,13 +126,15 @@ public struct StagedChunk: @unchecked Sendable {
         out.word(UInt64(bitPattern: Int64(width)))
     }
 
-    @inlinable public mutating func memory(nic: Int, isWrite: Bool, address: UInt64, bytes: UnsafeRawBufferPointer, ok: Bool) {
+    @inlinable @inline(__always)
+    mutating func memory(_ kind: TraceEventKind, nic: Int, address: UInt64, bytes: UnsafeRawBufferPointer, ok: Bool) {
         let n = bytes.count
+        let isWrite = kind == .memoryWrite
         if n >= Self.repeatMinimum {
             if isWrite, let pieces = repeatedReads(bytes) {
                 // A loopback's RX write is the frame its TX reads just read:
                 // staged as (offset, length) of those reads' bytes.
-                head(.memoryRepeat, 1 | (ok ? 2 : 0), UInt16(pieces), nic: nic, words: 3 + pieces)
+                head(kind, Self.repeatsReads | (ok ? 2 : 0), UInt16(pieces), nic: nic, words: 3 + pieces)
                 out.word(address)
                 out.word(UInt64(n))
                 for i in (0..<pieces).reversed() {
@@ -91,7 +146,7 @@ public struct StagedChunk: @unchecked Sendable {
             // The bytes follow the head, address and length words.
             if !isWrite && ok && out.count < Int(UInt32.max) { largeReads.push(length: n, start: out.count + 24) }
         }
-        head(.memory, (isWrite ? 1 : 0) | (ok ? 2 : 0), nic: nic, words: 3 + (n + 7) >> 3)
+        head(kind, ok ? 2 : 0, nic: nic, words: 3 + (n + 7) >> 3)
         out.word(address)
         out.word(UInt64(n))
         out.appendPadded(bytes)
@@ -118,11 +173,6 @@ public struct StagedChunk: @unchecked Sendable {
         return nil
     }
 
-    @inlinable public mutating func chain(nic: Int, queue: UInt16, head chainHead: UInt16, descriptorCount: Int) {
-        head(.chain, 0, queue, nic: nic, words: 2 + 2 * descriptorCount)
-        out.word(UInt64(chainHead) | UInt64(descriptorCount) << 16)
-    }
-
     /// One descriptor of the chain just begun; call exactly `descriptorCount` times.
     @inlinable public mutating func descriptor(addr: UInt64, len: UInt32, flags: UInt16, next: UInt16) {
         out.reserve(16)
@@ -130,84 +180,22 @@ public struct StagedChunk: @unchecked Sendable {
         out.word(UInt64(len) | UInt64(flags) << 32 | UInt64(next) << 48)
     }
 
-    @inlinable public mutating func used(nic: Int, queue: UInt16, id: UInt32, len: UInt32) {
-        head(.used, 0, queue, nic: nic, words: 2)
-        out.word(UInt64(id) | UInt64(len) << 32)
-    }
-
-    @inlinable public mutating func counter(nic: Int, index: Int, value: UInt64) {
-        head(.counter, 0, UInt16(clamping: index), nic: nic, words: 2)
-        out.word(value)
-    }
-
-    @inlinable public mutating func interrupt(nic: Int, kind: UInt32) {
-        head(.interrupt, nic: nic, words: 2)
-        out.word(UInt64(kind))
-    }
-
-    @inlinable public mutating func poison(nic: Int, queue: UInt16, code: UInt64, details: [UInt64]) {
-        head(.poison, 0, queue, nic: nic, words: 6)
-        out.word(code)
-        details3(details)
-    }
-
-    @inlinable public mutating func status(nic: Int, old: UInt8, new: UInt8) { head(.status, old, UInt16(new), nic: nic, words: 1) }
-
-    @inlinable public mutating func features(nic: Int, old: UInt64, new: UInt64) {
-        head(.features, nic: nic, words: 3)
-        out.word(old)
-        out.word(new)
-    }
-
-    @inlinable public mutating func pairs(nic: Int, old: UInt16, new: UInt16) {
-        head(.pairs, 0, old, nic: nic, words: 2)
-        out.word(UInt64(new))
-    }
-
-    @inlinable public mutating func reset(nic: Int) { head(.reset, nic: nic, words: 1) }
-
-    @inlinable public mutating func warning(nic: Int, code: UInt64, details: [UInt64]) {
-        head(.warning, nic: nic, words: 6)
-        out.word(code)
-        details3(details)
-    }
-
-    /// A count and three values (the encoder keeps up to three details).
-    @inlinable mutating func details3(_ values: [UInt64]) {
-        let d = values.prefix(3)
+    /// A count and three values.
+    @inlinable mutating func details4(_ d: EventDetails) {
         out.word(UInt64(d.count))
-        for i in 0..<3 { out.word(i < d.count ? d[d.startIndex + i] : 0) }
-    }
-
-    @inlinable public mutating func memoryBinding(nic: Int, bound: Bool) { head(.memoryBinding, bound ? 1 : 0, nic: nic, words: 1) }
-
-    public mutating func transport(nic: Int, time: UInt64, code: UInt8, queue: UInt16, values: [UInt64]) {
-        head(.transport, code, queue, nic: nic, words: 6)
-        out.word(time)
-        details3(values)
+        out.word(d.a)
+        out.word(d.b)
+        out.word(d.c)
     }
 }
 
-/// The event methods ``ChunkEncoder`` and ``StagedChunk`` share: a recorder
-/// calls one or the other with the same arguments, and encoding a staged
-/// chunk calls the encoder's for each record. (For tests and tools; the hot
-/// paths call the concrete types.)
+/// What ``ChunkEncoder`` and ``StagedChunk`` share: a recorder calls one or
+/// the other with the same arguments, and encoding a staged chunk calls the
+/// encoder's for each record. (For tests and tools; the hot paths call the
+/// concrete types.)
 public protocol EventSink {
-    mutating func mmio(nic: Int, vcpu: UInt32, time: UInt64, isWrite: Bool, offset: UInt64, width: Int, value: UInt64)
-    mutating func memory(nic: Int, isWrite: Bool, address: UInt64, bytes: UnsafeRawBufferPointer, ok: Bool)
-    mutating func chain(nic: Int, queue: UInt16, head: UInt16, descriptorCount: Int)
+    mutating func append(_ event: OutgoingEvent, nic: Int, vcpu: UInt32, time: UInt64)
     mutating func descriptor(addr: UInt64, len: UInt32, flags: UInt16, next: UInt16)
-    mutating func used(nic: Int, queue: UInt16, id: UInt32, len: UInt32)
-    mutating func counter(nic: Int, index: Int, value: UInt64)
-    mutating func interrupt(nic: Int, kind: UInt32)
-    mutating func poison(nic: Int, queue: UInt16, code: UInt64, details: [UInt64])
-    mutating func status(nic: Int, old: UInt8, new: UInt8)
-    mutating func features(nic: Int, old: UInt64, new: UInt64)
-    mutating func pairs(nic: Int, old: UInt16, new: UInt16)
-    mutating func reset(nic: Int)
-    mutating func warning(nic: Int, code: UInt64, details: [UInt64])
-    mutating func memoryBinding(nic: Int, bound: Bool)
-    mutating func transport(nic: Int, time: UInt64, code: UInt8, queue: UInt16, values: [UInt64])
 }
 
 extension ChunkEncoder: EventSink {}
@@ -252,17 +240,21 @@ extension StagedChunk {
             let small = UInt8(truncatingIfNeeded: w0 >> 8)
             let half = UInt16(truncatingIfNeeded: w0 >> 16)
             let nic = Int(UInt32(truncatingIfNeeded: w0 >> 32))
-            switch Kind(rawValue: UInt8(truncatingIfNeeded: w0)) {
-            case .mmio:
-                e.mmio(nic: nic, vcpu: UInt32(truncatingIfNeeded: word(1)), time: word(4), isWrite: small & 1 != 0,
-                       offset: word(2), width: Int(Int64(bitPattern: word(5))), value: word(3))
+            // One switch over the codes, as in ChunkDecoder (CodecTests stages every kind).
+            typealias K = TraceEventKind
+            switch UInt8(truncatingIfNeeded: w0) {
+            case K.mmioRead.rawValue, K.mmioWrite.rawValue:
+                let fields: (UInt64, Int, UInt64) = (word(2), Int(Int64(bitPattern: word(5))), word(3))
+                e.append(w0 & 0xFF == TraceEventKind.mmioRead.rawValue ? .mmioRead(offset: fields.0, width: fields.1, value: fields.2)
+                            : .mmioWrite(offset: fields.0, width: fields.1, value: fields.2),
+                         nic: nic, vcpu: UInt32(truncatingIfNeeded: word(1)), time: word(4))
                 at += 48
-            case .memory:
+            case K.memoryRead.rawValue:
                 let n = Int(word(2))
-                e.memory(nic: nic, isWrite: small & 1 != 0, address: word(1),
-                         bytes: UnsafeRawBufferPointer(start: base + at + 24, count: n), ok: small & 2 != 0)
+                e.append(.memoryRead(address: word(1), length: n, ok: small & 2 != 0,
+                                     bytes: UnsafeRawBufferPointer(start: base + at + 24, count: n)), nic: nic)
                 at += 24 + (n + 7) & ~7
-            case .memoryRepeat:
+            case K.memoryWrite.rawValue where small & Self.repeatsReads != 0:
                 let n = Int(word(2))
                 let pieces = Int(half)
                 let bytes: UnsafeRawPointer
@@ -283,12 +275,18 @@ extension StagedChunk {
                     }
                     bytes = UnsafeRawPointer(gather!)
                 }
-                e.memory(nic: nic, isWrite: small & 1 != 0, address: word(1), bytes: UnsafeRawBufferPointer(start: bytes, count: n), ok: small & 2 != 0)
+                e.append(.memoryWrite(address: word(1), length: n, ok: small & 2 != 0, bytes: UnsafeRawBufferPointer(start: bytes, count: n)),
+                         nic: nic)
                 at += 24 + 8 * pieces
-            case .chain:
+            case K.memoryWrite.rawValue:
+                let n = Int(word(2))
+                e.append(.memoryWrite(address: word(1), length: n, ok: small & 2 != 0,
+                                      bytes: UnsafeRawBufferPointer(start: base + at + 24, count: n)), nic: nic)
+                at += 24 + (n + 7) & ~7
+            case K.chain.rawValue:
                 let w1 = word(1)
                 let count = Int(w1 >> 16)
-                e.chain(nic: nic, queue: half, head: UInt16(truncatingIfNeeded: w1), descriptorCount: count)
+                e.append(.chain(queue: half, head: UInt16(truncatingIfNeeded: w1), descriptorCount: count), nic: nic)
                 at += 16
                 for _ in 0..<count {
                     let d = word(1)
@@ -296,41 +294,41 @@ extension StagedChunk {
                                  next: UInt16(truncatingIfNeeded: d >> 48))
                     at += 16
                 }
-            case .used:
+            case K.used.rawValue:
                 let w1 = word(1)
-                e.used(nic: nic, queue: half, id: UInt32(truncatingIfNeeded: w1), len: UInt32(truncatingIfNeeded: w1 >> 32))
+                e.append(.used(queue: half, id: UInt32(truncatingIfNeeded: w1), len: UInt32(truncatingIfNeeded: w1 >> 32)), nic: nic)
                 at += 16
-            case .counter:
-                e.counter(nic: nic, index: Int(half), value: word(1))
+            case K.counter.rawValue:
+                e.append(.counter(index: Int(half), value: word(1)), nic: nic)
                 at += 16
-            case .interrupt:
-                e.interrupt(nic: nic, kind: UInt32(truncatingIfNeeded: word(1)))
+            case K.interrupt.rawValue:
+                e.append(.interrupt(kind: UInt32(truncatingIfNeeded: word(1))), nic: nic)
                 at += 16
-            case .poison:
-                e.poison(nic: nic, queue: half, code: word(1), details: details(at: at + 16))
+            case K.poison.rawValue:
+                e.append(.poison(queue: half, code: word(1), details: details(at: at + 16)), nic: nic)
                 at += 48
-            case .status:
-                e.status(nic: nic, old: small, new: UInt8(truncatingIfNeeded: half))
+            case K.status.rawValue:
+                e.append(.status(old: small, new: UInt8(truncatingIfNeeded: half)), nic: nic)
                 at += 8
-            case .features:
-                e.features(nic: nic, old: word(1), new: word(2))
+            case K.features.rawValue:
+                e.append(.features(old: word(1), new: word(2)), nic: nic)
                 at += 24
-            case .pairs:
-                e.pairs(nic: nic, old: half, new: UInt16(truncatingIfNeeded: word(1)))
+            case K.pairs.rawValue:
+                e.append(.pairs(old: half, new: UInt16(truncatingIfNeeded: word(1))), nic: nic)
                 at += 16
-            case .reset:
-                e.reset(nic: nic)
+            case K.reset.rawValue:
+                e.append(.reset, nic: nic)
                 at += 8
-            case .warning:
-                e.warning(nic: nic, code: word(1), details: details(at: at + 16))
+            case K.warning.rawValue:
+                e.append(.warning(code: word(1), details: details(at: at + 16)), nic: nic)
                 at += 48
-            case .memoryBinding:
-                e.memoryBinding(nic: nic, bound: small != 0)
+            case K.memoryBinding.rawValue:
+                e.append(.memoryBinding(bound: small != 0), nic: nic)
                 at += 8
-            case .transport:
-                e.transport(nic: nic, time: word(1), code: small, queue: half, values: details(at: at + 16))
+            case K.transport.rawValue:
+                e.append(.transport(code: small, queue: half, values: details(at: at + 16)), nic: nic, time: word(1))
                 at += 48
-            case nil:
+            default:
                 preconditionFailure("staged record of unknown kind \(w0 & 0xFF) at \(at)")
             }
             if e.size >= limit && at < end {
@@ -350,9 +348,9 @@ extension StagedChunk {
         try emit(e)
     }
 
-    func details(at offset: Int) -> [UInt64] {
+    func details(at offset: Int) -> EventDetails {
         let p = UnsafeRawPointer(out.base) + offset
-        let n = min(Int(p.load(as: UInt64.self)), 3)
-        return (0..<n).map { p.load(fromByteOffset: 8 + 8 * $0, as: UInt64.self) }
+        return EventDetails(count: Int(p.load(as: UInt64.self)), p.load(fromByteOffset: 8, as: UInt64.self),
+                            p.load(fromByteOffset: 16, as: UInt64.self), p.load(fromByteOffset: 24, as: UInt64.self))
     }
 }

@@ -5,13 +5,13 @@ import VirtioCore
 
 /// Trace codes of queue errors (poison events): code, then details.
 public enum PoisonCode {
-    public static func encode(_ e: QueueError) -> (UInt64, [UInt64]) {
+    public static func encode(_ e: QueueError) -> (code: UInt64, details: EventDetails) {
         switch e {
-        case .notReady: return (0, [])
-        case .invalidAvailRingIndex(let idx, let next, let size): return (1, [UInt64(idx), UInt64(next), UInt64(size)])
-        case .invalidDescriptorIndex(let head): return (2, [UInt64(head)])
-        case .addressOverflow: return (3, [])
-        case .memory(let m): return (4, [m.address, UInt64(m.length)])
+        case .notReady: return (0, EventDetails([]))
+        case .invalidAvailRingIndex(let idx, let next, let size): return (1, EventDetails([UInt64(idx), UInt64(next), UInt64(size)]))
+        case .invalidDescriptorIndex(let head): return (2, EventDetails([UInt64(head)]))
+        case .addressOverflow: return (3, EventDetails([]))
+        case .memory(let m): return (4, EventDetails([m.address, UInt64(m.length)]))
         }
     }
 
@@ -29,10 +29,10 @@ public enum PoisonCode {
 
 /// Trace codes of device warnings.
 public enum WarningCode {
-    public static func encode(_ w: DeviceWarning) -> (UInt64, [UInt64]) {
+    public static func encode(_ w: DeviceWarning) -> (code: UInt64, details: EventDetails) {
         switch w {
-        case .memoryNotBound: return (0, [])
-        case .featuresRejected(let d, let o): return (1, [d, o])
+        case .memoryNotBound: return (0, EventDetails([]))
+        case .featuresRejected(let d, let o): return (1, EventDetails([d, o]))
         }
     }
 

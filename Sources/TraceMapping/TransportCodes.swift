@@ -19,32 +19,32 @@ extension TransportOperation {
     }
 
     /// Up to three values besides the queue, as the trace stores them.
-    public var traceValues: [UInt64] {
+    public var traceValues: EventDetails {
         switch self {
-        case .setFeatures(let f): return [f]
-        case .setRingSize(_, let s): return [UInt64(s)]
-        case .setRingAddresses(_, let d, let a, let u): return [d, a, u]
-        case .setRingBase(_, let b): return [UInt64(b)]
-        case .enableRing(_, let e): return [e ? 1 : 0]
-        case .kick, .stopRing, .reset: return []
+        case .setFeatures(let f): return EventDetails(count: 1, f, 0, 0)
+        case .setRingSize(_, let s): return EventDetails(count: 1, UInt64(s), 0, 0)
+        case .setRingAddresses(_, let d, let a, let u): return EventDetails(count: 3, d, a, u)
+        case .setRingBase(_, let b): return EventDetails(count: 1, UInt64(b), 0, 0)
+        case .enableRing(_, let e): return EventDetails(count: 1, e ? 1 : 0, 0, 0)
+        case .kick, .stopRing, .reset: return EventDetails()
         }
     }
 
     /// Rebuilds an operation from its trace form; nil for an unknown code or
     /// the wrong number of values (a corrupt or newer trace).
-    public init?(traceCode code: UInt8, queue: UInt16, values: [UInt64]) {
+    public init?(traceCode code: UInt8, queue: UInt16, values: EventDetails) {
         switch (code, values.count) {
-        case (0, 1): self = .setFeatures(values[0])
+        case (0, 1): self = .setFeatures(values.a)
         case (1, 1):
-            guard let s = UInt16(exactly: values[0]) else { return nil }
+            guard let s = UInt16(exactly: values.a) else { return nil }
             self = .setRingSize(queue: queue, size: s)
-        case (2, 3): self = .setRingAddresses(queue: queue, desc: values[0], avail: values[1], used: values[2])
+        case (2, 3): self = .setRingAddresses(queue: queue, desc: values.a, avail: values.b, used: values.c)
         case (3, 1):
-            guard let b = UInt16(exactly: values[0]) else { return nil }
+            guard let b = UInt16(exactly: values.a) else { return nil }
             self = .setRingBase(queue: queue, base: b)
         case (4, 1):
-            guard values[0] <= 1 else { return nil }
-            self = .enableRing(queue: queue, enabled: values[0] == 1)
+            guard values.a <= 1 else { return nil }
+            self = .enableRing(queue: queue, enabled: values.a == 1)
         case (5, 0): self = .kick(queue: queue)
         case (6, 0): self = .stopRing(queue: queue)
         case (7, 0): self = .reset

@@ -179,7 +179,7 @@ public final class TraceRecorder: @unchecked Sendable {
     func memoryBinding(nic: Int, bound: Bool) {
         mutex.lock()
         if !chunkOpen { openChunk(now: clock()) }
-        staged.memoryBinding(nic: nic, bound: bound)
+        staged.append(.memoryBinding(bound: bound), nic: nic)
         memoryBound[nic] = bound
         mutex.unlock()
     }

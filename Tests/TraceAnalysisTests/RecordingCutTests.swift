@@ -210,7 +210,7 @@ struct RecordingCutTests {
         let path = temporaryPath("complete-open.vtrace")
         let writer = try TraceWriter(path: path, header: TraceHeader(config: NetConfig(), nics: 1, offeredFeatures: 0, regions: []))
         var e = ChunkEncoder(firstEvent: 0, baseTime: 5, checkpoint: [NICCheckpoint(VirtioNetState(queueCount: 2), memoryBound: true)], counters: [])
-        e.mmio(nic: 0, vcpu: 0, time: 6, isWrite: true, offset: 0x50, width: 4, value: 1)
+        e.append(.mmioWrite(offset: 0x50, width: 4, value: 1), nic: 0, vcpu: 0, time: 6)
         e.markEndsInsideAccess()
         try writer.submit(e)
         try writer.finish()

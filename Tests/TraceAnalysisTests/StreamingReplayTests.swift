@@ -21,11 +21,11 @@ struct StreamingReplayTests {
         let path = temporaryPath("corrupt-mid-chunk.vtrace")
         let writer = try TraceWriter(path: path, header: header)
         var chunk0 = ChunkEncoder(firstEvent: 0, baseTime: 0, checkpoint: [NICCheckpoint(probe.state, memoryBound: false)], counters: [])
-        chunk0.mmio(nic: 0, vcpu: 0, time: 1, isWrite: false, offset: 0, width: 4, value: 0x7472_6976)  // MagicValue
+        chunk0.append(.mmioRead(offset: 0, width: 4, value: 0x7472_6976), nic: 0, vcpu: 0, time: 1)  // MagicValue
         try writer.submit(chunk0)
         var chunk1 = ChunkEncoder(firstEvent: 1, baseTime: 2, checkpoint: [NICCheckpoint(probe.state, memoryBound: false)], counters: [])
-        chunk1.mmio(nic: 0, vcpu: 0, time: 3, isWrite: false, offset: 4, width: 4, value: 2)  // Version
-        chunk1.mmio(nic: 0, vcpu: 0, time: 4, isWrite: false, offset: 8, width: 4, value: 1)  // DeviceID
+        chunk1.append(.mmioRead(offset: 4, width: 4, value: 2), nic: 0, vcpu: 0, time: 3)  // Version
+        chunk1.append(.mmioRead(offset: 8, width: 4, value: 1), nic: 0, vcpu: 0, time: 4)  // DeviceID
         let badAt = chunk1.size
         chunk1.appendRaw([0xEF, 0x00])  // context record 14: there is no such record
         try writer.submit(chunk1)

@@ -91,27 +91,27 @@ struct CodecTests {
         cp.queues[1].poisoned = true
         var e = ChunkEncoder(firstEvent: 100, baseTime: 5_000, checkpoint: [cp, cp], counters: [])
         let frame = (0..<64).map { UInt8($0) }
-        e.mmio(nic: 0, vcpu: 0, time: 5_010, isWrite: true, offset: 0x50, width: 4, value: 1)
-        frame.withUnsafeBytes { e.memory(nic: 0, isWrite: false, address: 0x9000, bytes: $0, ok: true) }
-        e.memory(nic: 0, isWrite: false, address: 0x1_0000_0000, bytes: UnsafeRawBufferPointer(start: nil, count: 0), ok: false)
-        frame.withUnsafeBytes { e.memory(nic: 0, isWrite: true, address: 0xA000, bytes: $0, ok: true) }  // deduplicated
-        ([1, 2, 3] as [UInt8]).withUnsafeBytes { e.memory(nic: 1, isWrite: true, address: 0x10, bytes: $0, ok: false) }
-        e.chain(nic: 1, queue: 1, head: 3, descriptorCount: 2)
+        e.append(.mmioWrite(offset: 0x50, width: 4, value: 1), nic: 0, vcpu: 0, time: 5_010)
+        frame.withUnsafeBytes { e.append(.memoryRead(address: 0x9000, length: $0.count, ok: true, bytes: $0), nic: 0) }
+        e.append(.memoryRead(address: 0x1_0000_0000, length: 0, ok: false, bytes: UnsafeRawBufferPointer(start: nil, count: 0)), nic: 0)
+        frame.withUnsafeBytes { e.append(.memoryWrite(address: 0xA000, length: $0.count, ok: true, bytes: $0), nic: 0) }  // deduplicated
+        ([1, 2, 3] as [UInt8]).withUnsafeBytes { e.append(.memoryWrite(address: 0x10, length: $0.count, ok: false, bytes: $0), nic: 1) }
+        e.append(.chain(queue: 1, head: 3, descriptorCount: 2), nic: 1)
         e.descriptor(addr: 0x9000, len: 76, flags: 1, next: 4)
         e.descriptor(addr: 0x8000, len: 12, flags: 2, next: 0)
-        e.used(nic: 1, queue: 1, id: 3, len: 0)
-        e.counter(nic: 1, index: 2, value: 25)
-        e.counter(nic: 0, index: 15, value: 151)
-        e.interrupt(nic: 0, kind: 3)
-        e.interrupt(nic: 0, kind: 1 << 20)
-        e.poison(nic: 0, queue: 1, code: 1, details: [1000, 0, 256])
-        e.status(nic: 0, old: 0xF, new: 0x4F)
-        e.features(nic: 0, old: 0, new: 1 << 32)
-        e.pairs(nic: 0, old: 1, new: 4)
-        e.reset(nic: 0)
-        e.warning(nic: 0, code: 1, details: [3, 4])
-        e.memoryBinding(nic: 1, bound: false)
-        e.mmio(nic: 1, vcpu: 3, time: 4_000, isWrite: false, offset: 0x100, width: -7, value: .max)
+        e.append(.used(queue: 1, id: 3, len: 0), nic: 1)
+        e.append(.counter(index: 2, value: 25), nic: 1)
+        e.append(.counter(index: 15, value: 151), nic: 0)
+        e.append(.interrupt(kind: 3), nic: 0)
+        e.append(.interrupt(kind: 1 << 20), nic: 0)
+        e.append(.poison(queue: 1, code: 1, details: EventDetails([1000, 0, 256])), nic: 0)
+        e.append(.status(old: 0xF, new: 0x4F), nic: 0)
+        e.append(.features(old: 0, new: 1 << 32), nic: 0)
+        e.append(.pairs(old: 1, new: 4), nic: 0)
+        e.append(.reset, nic: 0)
+        e.append(.warning(code: 1, details: EventDetails([3, 4])), nic: 0)
+        e.append(.memoryBinding(bound: false), nic: 1)
+        e.append(.mmioRead(offset: 0x100, width: -7, value: .max), nic: 1, vcpu: 3, time: 4_000)
         #expect(e.eventCount == 19)
 
         var d = try ChunkDecoder(content: e.content, nics: 2)
@@ -156,9 +156,9 @@ struct CodecTests {
         cp.queues = [QueueCheckpoint(), QueueCheckpoint()]
         var e = ChunkEncoder(firstEvent: 0, baseTime: 0, checkpoint: [cp], counters: [])
         for i in 0..<50 {
-            e.mmio(nic: 0, vcpu: 0, time: UInt64(i), isWrite: true, offset: 0x50, width: 4, value: 1)
-            (0..<32).map { UInt8($0) }.withUnsafeBytes { e.memory(nic: 0, isWrite: i % 2 == 0, address: 0x1000, bytes: $0, ok: true) }
-            e.chain(nic: 0, queue: 1, head: 0, descriptorCount: 1)
+            e.append(.mmioWrite(offset: 0x50, width: 4, value: 1), nic: 0, vcpu: 0, time: UInt64(i))
+            (0..<32).map { UInt8($0) }.withUnsafeBytes { e.append((i % 2 == 0) ? .memoryWrite(address: 0x1000, length: $0.count, ok: true, bytes: $0) : .memoryRead(address: 0x1000, length: $0.count, ok: true, bytes: $0), nic: 0) }
+            e.append(.chain(queue: 1, head: 0, descriptorCount: 1), nic: 0)
             e.descriptor(addr: 0x9000, len: 76, flags: 1, next: 4)
         }
         let good = e.content
@@ -198,30 +198,60 @@ struct StagedChunkTests {
     /// write, odd payload lengths (0, 3, 13) and the inline ones (2, 4, 8, 16).
     static func everyKind<S: EventSink>(_ s: inout S, time: UInt64) {
         let frame = (0..<64).map { UInt8($0) }
-        s.mmio(nic: 0, vcpu: 0, time: time + 10, isWrite: true, offset: 0x50, width: 4, value: 1)
-        frame.withUnsafeBytes { s.memory(nic: 0, isWrite: false, address: 0x9000, bytes: $0, ok: true) }
-        s.memory(nic: 0, isWrite: false, address: 0x1_0000_0000, bytes: UnsafeRawBufferPointer(start: nil, count: 0), ok: false)
-        frame.withUnsafeBytes { s.memory(nic: 0, isWrite: true, address: 0xA000, bytes: $0, ok: true) }
+        s.append(.mmioWrite(offset: 0x50, width: 4, value: 1), nic: 0, vcpu: 0, time: time + 10)
+        frame.withUnsafeBytes { s.append(.memoryRead(address: 0x9000, length: $0.count, ok: true, bytes: $0), nic: 0, vcpu: 0, time: 0) }
+        s.append(.memoryRead(address: 0x1_0000_0000, length: 0, ok: false, bytes: UnsafeRawBufferPointer(start: nil, count: 0)), nic: 0, vcpu: 0, time: 0)
+        frame.withUnsafeBytes { s.append(.memoryWrite(address: 0xA000, length: $0.count, ok: true, bytes: $0), nic: 0, vcpu: 0, time: 0) }
         for n in [2, 3, 4, 8, 13, 16] {
-            frame.withUnsafeBytes { s.memory(nic: 1, isWrite: n % 2 == 0, address: 0x10 * UInt64(n), bytes: UnsafeRawBufferPointer(rebasing: $0[5..<(5 + n)]), ok: n != 13) }
+            frame.withUnsafeBytes {
+                let bytes = UnsafeRawBufferPointer(rebasing: $0[5..<(5 + n)]), address = 0x10 * UInt64(n)
+                s.append(n % 2 == 0 ? .memoryWrite(address: address, length: n, ok: n != 13, bytes: bytes)
+                                    : .memoryRead(address: address, length: n, ok: n != 13, bytes: bytes), nic: 1, vcpu: 0, time: 0)
+            }
         }
-        s.chain(nic: 1, queue: 1, head: 3, descriptorCount: 2)
+        s.append(.chain(queue: 1, head: 3, descriptorCount: 2), nic: 1, vcpu: 0, time: 0)
         s.descriptor(addr: 0x9000, len: 76, flags: 1, next: 4)
         s.descriptor(addr: 0x8000, len: .max, flags: .max, next: .max)
-        s.used(nic: 1, queue: 1, id: 3, len: .max)
-        s.counter(nic: 1, index: 2, value: 25)
-        s.counter(nic: 0, index: 15, value: 151)
-        s.interrupt(nic: 0, kind: 3)
-        s.interrupt(nic: 0, kind: .max)
-        s.poison(nic: 0, queue: .max, code: 1, details: [1000, 0, 256, 7])
-        s.status(nic: 0, old: 0xF, new: 0xFF)
-        s.features(nic: 0, old: 0, new: .max)
-        s.pairs(nic: 0, old: 1, new: .max)
-        s.reset(nic: 0)
-        s.warning(nic: 0, code: .max, details: [3])
-        s.warning(nic: 1, code: 2, details: [])
-        s.memoryBinding(nic: 1, bound: false)
-        s.mmio(nic: 1, vcpu: 3, time: time - 1, isWrite: false, offset: 0x100, width: -7, value: .max)
+        s.append(.used(queue: 1, id: 3, len: .max), nic: 1, vcpu: 0, time: 0)
+        s.append(.counter(index: 2, value: 25), nic: 1, vcpu: 0, time: 0)
+        s.append(.counter(index: 15, value: 151), nic: 0, vcpu: 0, time: 0)
+        s.append(.interrupt(kind: 3), nic: 0, vcpu: 0, time: 0)
+        s.append(.interrupt(kind: .max), nic: 0, vcpu: 0, time: 0)
+        s.append(.poison(queue: .max, code: 1, details: EventDetails([1000, 0, 256, 7])), nic: 0, vcpu: 0, time: 0)
+        s.append(.status(old: 0xF, new: 0xFF), nic: 0, vcpu: 0, time: 0)
+        s.append(.features(old: 0, new: .max), nic: 0, vcpu: 0, time: 0)
+        s.append(.pairs(old: 1, new: .max), nic: 0, vcpu: 0, time: 0)
+        s.append(.reset, nic: 0, vcpu: 0, time: 0)
+        s.append(.warning(code: .max, details: EventDetails([3])), nic: 0, vcpu: 0, time: 0)
+        s.append(.warning(code: 2, details: EventDetails([])), nic: 1, vcpu: 0, time: 0)
+        s.append(.memoryBinding(bound: false), nic: 1, vcpu: 0, time: 0)
+        s.append(.transport(code: 2, queue: 1, values: EventDetails([0x1000, 0x2000, 0x3000])), nic: 0, vcpu: 0, time: time + 20)
+        s.append(.transport(code: 5, queue: 300, values: EventDetails()), nic: 1, vcpu: 0, time: time + 20)
+        s.append(.mmioRead(offset: 0x100, width: -7, value: .max), nic: 1, vcpu: 3, time: time - 1)
+    }
+
+    /// `everyKind` writes every kind there is (so the staging and the codec
+    /// are checked for each), and each decodes to what was written.
+    @Test func everyKindIsWrittenStagedAndDecoded() throws {
+        let cp = Self.checkpoint()
+        var staged = StagedChunk(firstEvent: 7, baseTime: 1_000, checkpoint: [cp, cp])
+        Self.everyKind(&staged, time: 1_000)
+        var carry = EncoderCarry()
+        var kinds = Set<TraceEventKind>()
+        var decoded: [TraceEvent] = []
+        try staged.encode(carry: &carry) { (e: ChunkEncoder) throws(ChunkDecodeError) in
+            var d = try ChunkDecoder(content: e.content, nics: 2)
+            while let event = try d.next() {
+                kinds.insert(event.kind)
+                decoded.append(event)
+            }
+        }
+        #expect(kinds == Set(TraceEventKind.allCases))
+        let transports = decoded.filter { $0.kind == .transport }
+        #expect(transports.map(\.body) == [.transport(code: 2, queue: 1, values: EventDetails([0x1000, 0x2000, 0x3000])),
+                                           .transport(code: 5, queue: 300, values: EventDetails())])
+        #expect(transports.map(\.nic) == [0, 1] && transports.map(\.time) == [1_020, 1_020])
+        #expect(decoded.last?.body == .mmioRead(offset: 0x100, width: -7, value: .max) && decoded.last?.vcpu == 3)
     }
 
     static func checkpoint() -> NICCheckpoint {
@@ -274,25 +304,25 @@ struct StagedChunkTests {
         frame.withUnsafeBytes { f in
             let small = UnsafeRawBufferPointer(rebasing: f[0..<16])
             // One piece; small reads in between do not break the match.
-            s.memory(nic: 0, isWrite: false, address: 0x1000, bytes: f, ok: true)
-            s.memory(nic: 0, isWrite: false, address: 0x20, bytes: small, ok: true)
-            s.memory(nic: 0, isWrite: true, address: 0x8000, bytes: f, ok: true)
+            s.append(.memoryRead(address: 0x1000, length: f.count, ok: true, bytes: f), nic: 0, vcpu: 0, time: 0)
+            s.append(.memoryRead(address: 0x20, length: small.count, ok: true, bytes: small), nic: 0, vcpu: 0, time: 0)
+            s.append(.memoryWrite(address: 0x8000, length: f.count, ok: true, bytes: f), nic: 0, vcpu: 0, time: 0)
             // Two and three pieces, end to end.
-            s.memory(nic: 0, isWrite: false, address: 0x2000, bytes: UnsafeRawBufferPointer(rebasing: f[0..<744]), ok: true)
-            s.memory(nic: 0, isWrite: false, address: 0x3000, bytes: UnsafeRawBufferPointer(rebasing: f[744...]), ok: true)
-            s.memory(nic: 1, isWrite: true, address: 0x9000, bytes: f, ok: false)
-            s.memory(nic: 0, isWrite: false, address: 0x2000, bytes: UnsafeRawBufferPointer(rebasing: f[0..<500]), ok: true)
-            s.memory(nic: 0, isWrite: false, address: 0x3000, bytes: UnsafeRawBufferPointer(rebasing: f[500..<1000]), ok: true)
-            s.memory(nic: 0, isWrite: false, address: 0x4000, bytes: UnsafeRawBufferPointer(rebasing: f[1000...]), ok: true)
-            s.memory(nic: 0, isWrite: true, address: 0xA000, bytes: f, ok: true)
+            s.append(.memoryRead(address: 0x2000, length: UnsafeRawBufferPointer(rebasing: f[0..<744]).count, ok: true, bytes: UnsafeRawBufferPointer(rebasing: f[0..<744])), nic: 0, vcpu: 0, time: 0)
+            s.append(.memoryRead(address: 0x3000, length: UnsafeRawBufferPointer(rebasing: f[744...]).count, ok: true, bytes: UnsafeRawBufferPointer(rebasing: f[744...])), nic: 0, vcpu: 0, time: 0)
+            s.append(.memoryWrite(address: 0x9000, length: f.count, ok: false, bytes: f), nic: 1, vcpu: 0, time: 0)
+            s.append(.memoryRead(address: 0x2000, length: UnsafeRawBufferPointer(rebasing: f[0..<500]).count, ok: true, bytes: UnsafeRawBufferPointer(rebasing: f[0..<500])), nic: 0, vcpu: 0, time: 0)
+            s.append(.memoryRead(address: 0x3000, length: UnsafeRawBufferPointer(rebasing: f[500..<1000]).count, ok: true, bytes: UnsafeRawBufferPointer(rebasing: f[500..<1000])), nic: 0, vcpu: 0, time: 0)
+            s.append(.memoryRead(address: 0x4000, length: UnsafeRawBufferPointer(rebasing: f[1000...]).count, ok: true, bytes: UnsafeRawBufferPointer(rebasing: f[1000...])), nic: 0, vcpu: 0, time: 0)
+            s.append(.memoryWrite(address: 0xA000, length: f.count, ok: true, bytes: f), nic: 0, vcpu: 0, time: 0)
             // The last piece alone, as a write of its own length.
-            s.memory(nic: 0, isWrite: true, address: 0xB000, bytes: UnsafeRawBufferPointer(rebasing: f[1000...]), ok: true)
+            s.append(.memoryWrite(address: 0xB000, length: UnsafeRawBufferPointer(rebasing: f[1000...]).count, ok: true, bytes: UnsafeRawBufferPointer(rebasing: f[1000...])), nic: 0, vcpu: 0, time: 0)
             // Same length, one byte different; a failed read is never a source.
             var other = frame
             other[1499] ^= 1
-            other.withUnsafeBytes { s.memory(nic: 0, isWrite: true, address: 0xC000, bytes: $0, ok: true) }
-            s.memory(nic: 0, isWrite: false, address: 0x5000, bytes: UnsafeRawBufferPointer(rebasing: f[0..<200]), ok: false)
-            s.memory(nic: 0, isWrite: true, address: 0xD000, bytes: UnsafeRawBufferPointer(rebasing: f[0..<200]), ok: true)
+            other.withUnsafeBytes { s.append(.memoryWrite(address: 0xC000, length: $0.count, ok: true, bytes: $0), nic: 0, vcpu: 0, time: 0) }
+            s.append(.memoryRead(address: 0x5000, length: UnsafeRawBufferPointer(rebasing: f[0..<200]).count, ok: false, bytes: UnsafeRawBufferPointer(rebasing: f[0..<200])), nic: 0, vcpu: 0, time: 0)
+            s.append(.memoryWrite(address: 0xD000, length: UnsafeRawBufferPointer(rebasing: f[0..<200]).count, ok: true, bytes: UnsafeRawBufferPointer(rebasing: f[0..<200])), nic: 0, vcpu: 0, time: 0)
         }
     }
 
@@ -321,8 +351,8 @@ struct StagedChunkTests {
         var staged = StagedChunk(firstEvent: 7, baseTime: 1, checkpoint: [cp])
         let frame = (0..<60_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
         for i in 0..<300 {
-            frame.withUnsafeBytes { staged.memory(nic: 0, isWrite: false, address: UInt64(i) << 16, bytes: $0, ok: true) }
-            staged.counter(nic: 0, index: 1, value: UInt64(i + 1) * 60_000)
+            frame.withUnsafeBytes { staged.append(.memoryRead(address: UInt64(i) << 16, length: $0.count, ok: true, bytes: $0), nic: 0) }
+            staged.append(.counter(index: 1, value: UInt64(i + 1) * 60_000), nic: 0)
         }
         var carry = EncoderCarry()
         var chunks: [ChunkEncoder] = []

@@ -28,7 +28,7 @@ struct TraceMappingTests {
         ]
         for (error, code, details) in errors {
             let encoded = PoisonCode.encode(error)
-            #expect(encoded.0 == code && encoded.1 == details)
+            #expect(encoded.code == code && encoded.details.values == details)
             #expect(PoisonCode.decode(code, EventDetails(details)) == error)
         }
         #expect(PoisonCode.decode(5, EventDetails()) == nil)
@@ -37,7 +37,7 @@ struct TraceMappingTests {
         ]
         for (warning, code, details) in warnings {
             let encoded = WarningCode.encode(warning)
-            #expect(encoded.0 == code && encoded.1 == details)
+            #expect(encoded.code == code && encoded.details.values == details)
             #expect(WarningCode.decode(code, EventDetails(details)) == warning)
         }
         #expect(WarningCode.decode(2, EventDetails()) == nil)
@@ -54,10 +54,10 @@ struct TraceMappingTests {
             #expect(TransportOperation(traceCode: op.traceCode, queue: op.queue, values: op.traceValues) == op)
         }
         // Unknown codes, wrong value counts and out-of-range values are refused.
-        #expect(TransportOperation(traceCode: 8, queue: 0, values: []) == nil)
-        #expect(TransportOperation(traceCode: 5, queue: 0, values: [1]) == nil)
-        #expect(TransportOperation(traceCode: 1, queue: 0, values: [65_536]) == nil)
-        #expect(TransportOperation(traceCode: 4, queue: 0, values: [2]) == nil)
+        #expect(TransportOperation(traceCode: 8, queue: 0, values: EventDetails()) == nil)
+        #expect(TransportOperation(traceCode: 5, queue: 0, values: EventDetails([1])) == nil)
+        #expect(TransportOperation(traceCode: 1, queue: 0, values: EventDetails([65_536])) == nil)
+        #expect(TransportOperation(traceCode: 4, queue: 0, values: EventDetails([2])) == nil)
     }
 
     @Test func aCheckpointRestoresTheStateItWasTakenFrom() throws {

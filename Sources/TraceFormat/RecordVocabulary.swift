@@ -1,0 +1,177 @@
+//! The trace's record vocabulary: every kind of record, its tag, its name and
+//! its fields. The only place a tag number appears (docs/trace-format.md,
+//! "Events").
+//!
+//! Adding a kind is one edit here (a code in `TraceEventKind`, a case in
+//! `EventFields`); the compiler then points at every place that must learn
+//! it: the kind's name, the chunk encoder and decoder, the recording stage,
+//! the formatting, with no `default:` to hide one.
+
+/// A record's code. Its tag byte is `code` for codes below 15; codes 16 and
+/// up are escape records, tag `15 | (code - 16) << 4`. A plain record's high
+/// four bits carry a small field of its kind (see ``EventFields``).
+public enum RecordCode {
+    /// The low four bits of an escape record's tag.
+    public static let escape: UInt8 = 15
+    /// The code of escape record 0.
+    public static let firstEscaped: UInt8 = 16
+
+    /// The code of a tag byte.
+    @inlinable @inline(__always)
+    public static func code(ofTag tag: UInt8) -> UInt8 {
+        tag & 15 == escape ? firstEscaped &+ tag >> 4 : tag & 15
+    }
+
+    /// The tag byte of a record with `code`, carrying `small` (0...15) in
+    /// the high four bits of a plain record.
+    @inlinable @inline(__always)
+    public static func tag(code: UInt8, small: UInt8 = 0) -> UInt8 {
+        code < escape ? code | small << 4 : escape | (code &- firstEscaped) << 4
+    }
+}
+
+/// Records that set the context of the events after them (no event number).
+public enum ContextRecord: UInt8, CaseIterable, Sendable {
+    /// The NIC of the events that follow: a varint (initially 0).
+    case nic = 16
+    /// The vCPU of the events that follow: a varint (initially 0); only
+    /// written before an MMIO record.
+    case vcpu = 17
+}
+
+/// Event kinds. The raw value is the record's code (``RecordCode``).
+public enum TraceEventKind: UInt8, CaseIterable, Hashable, Sendable, Codable {
+    case mmioRead = 0
+    case mmioWrite = 1
+    case memoryRead = 2
+    case memoryWrite = 3
+    case chain = 4
+    case used = 5
+    case counter = 6
+    case interrupt = 7
+    case poison = 8
+    case status = 9
+    case features = 10
+    case pairs = 11
+    case reset = 12
+    case warning = 13
+    case memoryBinding = 14
+    /// An escape record (format 1.1).
+    case transport = 18
+
+    /// The name `vtrace dump --kind` and JSON use.
+    public var name: String {
+        switch self {
+        case .mmioRead, .mmioWrite: return "mmio"
+        case .memoryRead: return "mem-read"
+        case .memoryWrite: return "mem-write"
+        case .chain: return "chain"
+        case .used: return "used"
+        case .counter: return "counter"
+        case .interrupt: return "irq"
+        case .poison: return "poison"
+        case .status: return "status"
+        case .features: return "features"
+        case .pairs: return "pairs"
+        case .reset: return "reset"
+        case .warning: return "warning"
+        case .memoryBinding: return "memory"
+        case .transport: return "vhost"
+        }
+    }
+}
+
+/// An event's fields, by kind. `Bytes` is how a memory payload is held:
+/// `UnsafeRawBufferPointer` when written (the device's buffer), `Range<Int>`
+/// once decoded (a range of the chunk's content, ``TraceEvent/Body``).
+///
+/// Each case says how its record is encoded after the tag byte; "small" is
+/// the tag's high four bits. Varints are LEB128, signed ones zigzag.
+public enum EventFields<Bytes> {
+    /// small: the width (15: a zigzag width follows); then varint offset,
+    /// varint value, varint time delta.
+    case mmioRead(offset: UInt64, width: Int, value: UInt64)
+    /// As `mmioRead`.
+    case mmioWrite(offset: UInt64, width: Int, value: UInt64)
+    /// small bit 0: failed. Zigzag address delta from the previous read's
+    /// end, varint length, then (when it succeeded) the bytes.
+    case memoryRead(address: UInt64, length: Int, ok: Bool, bytes: Bytes)
+    /// small bit 0: failed; bit 1: the bytes are those of a recent read,
+    /// bits 2-3 which (0 = newest). Zigzag address delta from the previous
+    /// write's end, varint length, then the bytes unless they repeat a read.
+    case memoryWrite(address: UInt64, length: Int, ok: Bool, bytes: Bytes)
+    /// Varint queue, head, descriptor count; then per descriptor a zigzag
+    /// address delta from the previous descriptor's end, varint len, flags, next.
+    case chain(queue: UInt16, head: UInt16, descriptorCount: Int)
+    /// Varint queue, id, len.
+    case used(queue: UInt16, id: UInt32, len: UInt32)
+    /// small: the counter's index; varint delta from its previous value (wrapping).
+    case counter(index: Int, value: UInt64)
+    /// small: the kind (15: a varint kind follows).
+    case interrupt(kind: UInt32)
+    /// Varint queue, varint code, details (a varint count ≤ 3, then the values).
+    case poison(queue: UInt16, code: UInt64, details: EventDetails)
+    /// One byte old, one byte new.
+    case status(old: UInt8, new: UInt8)
+    /// Varint old, varint new.
+    case features(old: UInt64, new: UInt64)
+    /// Varint old, varint new.
+    case pairs(old: UInt16, new: UInt16)
+    /// Nothing.
+    case reset
+    /// Varint code, details.
+    case warning(code: UInt64, details: EventDetails)
+    /// small: 1 bound, 0 unbound.
+    case memoryBinding(bound: Bool)
+    /// A vhost-user operation: one byte code, varint queue, details, varint time delta.
+    case transport(code: UInt8, queue: UInt16, values: EventDetails)
+
+    public var kind: TraceEventKind {
+        switch self {
+        case .mmioRead: return .mmioRead
+        case .mmioWrite: return .mmioWrite
+        case .memoryRead: return .memoryRead
+        case .memoryWrite: return .memoryWrite
+        case .chain: return .chain
+        case .used: return .used
+        case .counter: return .counter
+        case .interrupt: return .interrupt
+        case .poison: return .poison
+        case .status: return .status
+        case .features: return .features
+        case .pairs: return .pairs
+        case .reset: return .reset
+        case .warning: return .warning
+        case .memoryBinding: return .memoryBinding
+        case .transport: return .transport
+        }
+    }
+}
+
+extension EventFields: Equatable where Bytes: Equatable {}
+extension EventFields: Hashable where Bytes: Hashable {}
+extension EventFields: Sendable where Bytes: Sendable {}
+
+/// The fields of an event being written: payloads point at the device's bytes.
+public typealias OutgoingEvent = EventFields<UnsafeRawBufferPointer>
+
+/// Up to three integer details of a poison, warning or transport event.
+public struct EventDetails: Hashable, Sendable {
+    public var count: Int
+    public var a: UInt64
+    public var b: UInt64
+    public var c: UInt64
+    public init(_ values: [UInt64] = []) {
+        count = min(values.count, 3)
+        a = values.count > 0 ? values[0] : 0
+        b = values.count > 1 ? values[1] : 0
+        c = values.count > 2 ? values[2] : 0
+    }
+    @inlinable public init(count: Int, _ a: UInt64, _ b: UInt64, _ c: UInt64) {
+        self.count = min(max(count, 0), 3)
+        self.a = a
+        self.b = b
+        self.c = c
+    }
+    public var values: [UInt64] { Array([a, b, c].prefix(count)) }
+}
