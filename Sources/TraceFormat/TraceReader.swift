@@ -212,26 +212,37 @@ public final class TraceReader {
     /// Checks the entry frame written before chunk `index` against the index
     /// (in a complete trace the index is authoritative; this finds damage to the copy).
     public func checkEntryFrame(_ index: Int) throws(TraceError) {
+        let at = Int(chunks[index].offset) - TraceLayout.entrySize - TraceLayout.frameHeaderSize
+        try checkEntryFrame(index, try source.read(at: at, count: TraceLayout.frameHeaderSize + TraceLayout.entrySize)[...])
+    }
+
+    /// Checks `raw`, the bytes of chunk `index`'s entry frame: its magic, its
+    /// length and its entry must be the index's (an unknown frame there, even
+    /// a skippable one, is corrupt: docs/trace-format.md).
+    func checkEntryFrame(_ index: Int, _ raw: ArraySlice<UInt8>) throws(TraceError) {
         let e = chunks[index]
         let at = Int(e.offset) - TraceLayout.entrySize - TraceLayout.frameHeaderSize
-        let raw = try source.read(at: at, count: TraceLayout.frameHeaderSize + TraceLayout.entrySize)
         var w = ByteWriter()
         w.fixed(TraceLayout.entryFrameMagic)
         w.fixed(UInt32(TraceLayout.entrySize))
         e.encode(into: &w)
-        guard raw == w.bytes else {
+        guard raw.elementsEqual(w.bytes) else {
             let first = zip(raw, w.bytes).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? raw.count
             throw TraceError.corrupt(offset: at + first, chunk: index, "the entry frame before the chunk differs from the index")
         }
     }
 
-    /// The compressed bytes of chunk `index`, checked against the index's CRC.
+    /// The compressed bytes of chunk `index`, checked against the index's CRC
+    /// (read with the entry frame before it, which is checked too).
     public func compressedChunk(_ index: Int) throws(TraceError) -> [UInt8] {
         let e = chunks[index]
-        let frame = try source.read(at: Int(e.offset), count: Int(e.compressedSize))
-        guard frame.count == Int(e.compressedSize) else {
-            throw TraceError.truncated(offset: Int(e.offset) + frame.count, chunk: index, "the chunk is cut short")
+        let entryFrame = TraceLayout.frameHeaderSize + TraceLayout.entrySize
+        let raw = try source.read(at: Int(e.offset) - entryFrame, count: entryFrame + Int(e.compressedSize))
+        guard raw.count == entryFrame + Int(e.compressedSize) else {
+            throw TraceError.truncated(offset: Int(e.offset) - entryFrame + raw.count, chunk: index, "the chunk is cut short")
         }
+        try checkEntryFrame(index, raw[..<entryFrame])
+        let frame = Array(raw[entryFrame...])
         guard CRC32.checksum(frame) == e.crc else {
             throw TraceError.corrupt(offset: Int(e.offset), chunk: index, "chunk checksum mismatch (the bytes changed after recording)")
         }
@@ -270,6 +281,9 @@ public final class TraceReader {
             let d = try ChunkDecoder(buffer: buffer!, nics: header.nics)
             guard d.firstEvent == e.firstEvent else {
                 throw ChunkDecodeError(offset: 0, "chunk starts at event \(d.firstEvent), the index says \(e.firstEvent)")
+            }
+            guard d.baseTime == e.firstTime else {
+                throw ChunkDecodeError(offset: 0, "chunk's base timestamp is \(d.baseTime), the index says \(e.firstTime)")
             }
             guard d.flags.rawValue == UInt64(e.flags) else {
                 throw ChunkDecodeError(offset: 0, "chunk flags are 0x\(String(d.flags.rawValue, radix: 16)), the index says 0x\(String(e.flags, radix: 16))")

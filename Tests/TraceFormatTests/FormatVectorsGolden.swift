@@ -1,0 +1,79 @@
+import Foundation
+import Testing
+@testable import TraceFormat
+
+/// `traces/golden/format-vectors.vtrace`: encodings a device never produces,
+/// written with the encoder directly (a test vector for other decoders, like
+/// `tools/trace-decoder`; it decodes, it does not replay): an interrupt kind
+/// past the tag's four bits (the IRQ escape) and at its edge, MMIO widths
+/// past them, a vCPU switch on an access, a counter whose delta wraps past
+/// 2^64, NIC switches, a vhost-user record, and a continuation chunk that
+/// carries its counter baselines. This test writes it again and asserts the
+/// same bytes; `VTRACE_WRITE_GOLDEN=1` rewrites it (only for a new format version).
+@Suite("The format-vectors golden")
+struct FormatVectorsGoldenTests {
+    static var golden: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("traces/golden/format-vectors.vtrace").path
+    }
+
+    static func write(to path: String) throws {
+        var header = TraceHeader()
+        header.nics = 2
+        header.guestDescription = "format-vectors: encodings a device never produces (decode only)"
+        var cp = NICCheckpoint()
+        cp.queues = [QueueCheckpoint(), QueueCheckpoint()]
+        var nearlyWrapped = cp
+        nearlyWrapped.counters[1] = UInt64.max - 1
+        let writer = try TraceWriter(path: path, header: header, level: 1, queueDepth: 64)
+        var first = ChunkEncoder(firstEvent: 0, baseTime: 1_000, checkpoint: [cp, nearlyWrapped], counters: [])
+        first.append(.mmioRead(offset: 0x70, width: 15, value: 1), nic: 0, vcpu: 0, time: 1_010)
+        first.append(.mmioWrite(offset: 0x50, width: -3, value: 0), nic: 0, vcpu: 7, time: 1_020)
+        first.append(.interrupt(kind: 14), nic: 0)
+        first.append(.interrupt(kind: 15), nic: 0)
+        first.append(.interrupt(kind: 1 << 20), nic: 0)
+        first.append(.mmioRead(offset: 0x60, width: 4, value: 3), nic: 1, vcpu: 7, time: 1_030)
+        first.append(.counter(index: 1, value: 5), nic: 1)                   // wraps: delta 7
+        first.append(.transport(code: 2, queue: 1, values: EventDetails([0x1000, 0x2000, 0x3000])), nic: 1, time: 1_040)
+        first.append(.counter(index: 15, value: 1), nic: 0)
+        first.markEndsInsideAccess()
+        try writer.submit(first)
+        // A continuation: no checkpoint, the counters the previous chunk ended with.
+        var next = ChunkEncoder(firstEvent: first.firstEvent + first.eventCount, baseTime: first.lastTime, checkpoint: nil,
+                                counters: first.currentCounters)
+        next.append(.counter(index: 1, value: 2), nic: 1)                    // 5 -> 2: a delta of 2^64 - 3
+        next.append(.used(queue: 1, id: 3, len: 0), nic: 1)
+        next.append(.interrupt(kind: UInt32.max), nic: 0)
+        try writer.submit(next)
+        _ = try writer.finish()
+    }
+
+    @Test func theVectorsAreWrittenAgainByteForByte() throws {
+        if ProcessInfo.processInfo.environment["VTRACE_WRITE_GOLDEN"] == "1" { try Self.write(to: Self.golden) }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("format-vectors-\(getpid()).vtrace").path
+        try Self.write(to: path)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == Data(contentsOf: URL(fileURLWithPath: Self.golden)))
+    }
+
+    @Test func theVectorsDecodeToWhatWasWritten() throws {
+        let reader = try TraceReader(path: Self.golden)
+        #expect(reader.chunks.map(\.hasCheckpoint) == [true, false] && reader.chunks[0].endsInsideAccess)
+        var events: [TraceEvent] = []
+        for i in reader.chunks.indices {
+            var d = try reader.decoder(i)
+            while let e = try d.next() { events.append(e) }
+        }
+        #expect(events.map(\.body) == [
+            .mmioRead(offset: 0x70, width: 15, value: 1), .mmioWrite(offset: 0x50, width: -3, value: 0),
+            .interrupt(kind: 14), .interrupt(kind: 15), .interrupt(kind: 1 << 20),
+            .mmioRead(offset: 0x60, width: 4, value: 3), .counter(index: 1, value: 5),
+            .transport(code: 2, queue: 1, values: EventDetails([0x1000, 0x2000, 0x3000])), .counter(index: 15, value: 1),
+            .counter(index: 1, value: 2), .used(queue: 1, id: 3, len: 0), .interrupt(kind: UInt32.max),
+        ])
+        #expect(events.map(\.nic) == [0, 0, 0, 0, 0, 1, 1, 1, 0, 1, 1, 0])
+        // Context (NIC, vCPU) starts over in every chunk, a continuation too.
+        #expect(events.map(\.vcpu) == [0, 7, 7, 7, 7, 7, 7, 7, 7, 0, 0, 0])
+        #expect(events.map(\.time) == [1_010, 1_020, 1_020, 1_020, 1_020, 1_030, 1_030, 1_040, 1_040, 1_040, 1_040, 1_040])
+    }
+}
