@@ -15,8 +15,8 @@ public enum VhostLogLevel: Sendable {
     case progress, problem
 }
 
-/// What one served session did.
-public struct VhostSessionSummary: Sendable {
+/// What one served session did (as `vtrace serve --json` prints it).
+public struct VhostSessionSummary: Sendable, Encodable {
     public var messages = 0
     public var kicks = 0
     public var callSignals = 0
