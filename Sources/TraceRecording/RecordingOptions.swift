@@ -24,14 +24,16 @@ public struct RecordingOptions: Hashable, Sendable {
     public init() {}
 }
 
-/// What a finished recording wrote.
-public struct RecordingSummary: Sendable {
+/// What a finished recording wrote, and whether the recording thread ever
+/// waited for it (`vtrace run --json` and `serve --json` print it as it is).
+public struct RecordingSummary: Sendable, Encodable {
     public var path: String
     public var events: UInt64
     public var chunks: Int
     public var uncompressedBytes: UInt64
     public var fileBytes: UInt64
+    /// Times the recording thread waited for the compressor.
     public var stalls: Int
-    /// Chunks compressed faster than the configured level to keep up.
+    /// Chunks compressed faster than the configured level because others were waiting.
     public var fasterChunks: Int
 }

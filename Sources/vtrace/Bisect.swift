@@ -38,8 +38,9 @@ struct Bisect: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     struct Report: Encodable {
-        var event: UInt64?
-        var chunk: Int?
+        /// null when the predicate never holds.
+        @NullWhenNil var event: UInt64?
+        @NullWhenNil var chunk: Int?
         var chunksReplayed: Int
         var chunks: Int
         var monotone: Bool
@@ -48,17 +49,6 @@ struct Bisect: ParsableCommand {
         var counters: NetCounters?
         enum CodingKeys: String, CodingKey {
             case event, chunk, chunksReplayed = "chunks_replayed", chunks, monotone, holdsAtStart = "holds_at_start", expression, counters
-        }
-        func encode(to encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(event, forKey: .event)  // null when it never holds
-            try c.encode(chunk, forKey: .chunk)
-            try c.encode(chunksReplayed, forKey: .chunksReplayed)
-            try c.encode(chunks, forKey: .chunks)
-            try c.encode(monotone, forKey: .monotone)
-            try c.encode(holdsAtStart, forKey: .holdsAtStart)
-            try c.encode(expression, forKey: .expression)
-            try c.encodeIfPresent(counters, forKey: .counters)
         }
     }
 
@@ -159,18 +149,11 @@ struct Bisect: ParsableCommand {
         let event: UInt64? = found.map { $0.divergence?.event ?? reader.chunks[$0.endChunk].firstEvent }
         if output.json {
             struct R: Encodable {
-                var event: UInt64?
+                @NullWhenNil var event: UInt64?
                 var chunksReplayed: Int
                 var chunks: Int
                 var detail: String?
                 enum CodingKeys: String, CodingKey { case event, chunksReplayed = "chunks_replayed", chunks, detail }
-                func encode(to encoder: any Encoder) throws {
-                    var c = encoder.container(keyedBy: CodingKeys.self)
-                    try c.encode(event, forKey: .event)
-                    try c.encode(chunksReplayed, forKey: .chunksReplayed)
-                    try c.encode(chunks, forKey: .chunks)
-                    try c.encodeIfPresent(detail, forKey: .detail)
-                }
             }
             print(try JSONText.encode(R(event: event, chunksReplayed: replayed.count, chunks: reader.chunks.count,
                                         detail: found.map { $0.divergence?.description ?? $0.checkpointMismatch ?? "" })))

@@ -66,15 +66,16 @@ struct Diff: ParsableCommand {
         var complete: Bool
     }
     struct ScopeReport: Encodable {
-        var nic: Int?
+        @NullWhenNil var nic: Int?
         var aggregate: Bool
         var identical: Bool
-        var summary: String?
-        var splitCounter: String?
-        var eventA: UInt64?
-        var eventB: UInt64?
-        var afterA: UInt64?
-        var afterB: UInt64?
+        @NullWhenNil var summary: String?
+        @NullWhenNil var splitCounter: String?
+        /// null: A has no event at the split.
+        @NullWhenNil var eventA: UInt64?
+        @NullWhenNil var eventB: UInt64?
+        @NullWhenNil var afterA: UInt64?
+        @NullWhenNil var afterB: UInt64?
         var countersAtSplitA: NetCounters?
         var countersAtSplitB: NetCounters?
         var endA: NetCounters
@@ -90,27 +91,6 @@ struct Diff: ParsableCommand {
             case endA = "end_a", endB = "end_b", context
             case matched = "counter_transitions_in_both", onlyA = "counter_transitions_only_a", onlyB = "counter_transitions_only_b"
             case unalignedWindows = "unaligned_windows"
-        }
-        func encode(to encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(nic, forKey: .nic)
-            try c.encode(aggregate, forKey: .aggregate)
-            try c.encode(identical, forKey: .identical)
-            try c.encode(summary, forKey: .summary)
-            try c.encode(splitCounter, forKey: .splitCounter)
-            try c.encode(eventA, forKey: .eventA)  // null: A has no event at the split
-            try c.encode(eventB, forKey: .eventB)
-            try c.encode(afterA, forKey: .afterA)
-            try c.encode(afterB, forKey: .afterB)
-            try c.encodeIfPresent(countersAtSplitA, forKey: .countersAtSplitA)
-            try c.encodeIfPresent(countersAtSplitB, forKey: .countersAtSplitB)
-            try c.encode(endA, forKey: .endA)
-            try c.encode(endB, forKey: .endB)
-            try c.encode(context, forKey: .context)
-            try c.encode(matched, forKey: .matched)
-            try c.encode(onlyA, forKey: .onlyA)
-            try c.encode(onlyB, forKey: .onlyB)
-            try c.encode(unalignedWindows, forKey: .unalignedWindows)
         }
     }
 

@@ -283,7 +283,8 @@ struct GuestRunReport: Encodable {
     var serial: String
     var trace: String?
     var events: UInt64?
-    var recording: RecordingReport?
+    /// What --record wrote, and whether the device's thread ever waited for it.
+    var recording: RecordingSummary?
 
     init(result r: RunResult, workload: String, disagreements: [String], recording summary: RecordingSummary?) {
         end = r.end.description
@@ -300,29 +301,6 @@ struct GuestRunReport: Encodable {
         serial = r.serial
         trace = summary?.path
         events = summary?.events
-        recording = summary.map(RecordingReport.init)
-    }
-}
-
-/// What --record wrote, and whether the device's thread ever waited for it.
-struct RecordingReport: Encodable {
-    var path: String
-    var events: UInt64
-    var chunks: Int
-    var fileBytes: UInt64
-    var uncompressedBytes: UInt64
-    /// Times the recording thread waited for the compressor.
-    var stalls: Int
-    /// Chunks compressed faster than --level because others were waiting.
-    var fasterChunks: Int
-
-    init(_ s: RecordingSummary) {
-        path = s.path
-        events = s.events
-        chunks = s.chunks
-        fileBytes = s.fileBytes
-        uncompressedBytes = s.uncompressedBytes
-        stalls = s.stalls
-        fasterChunks = s.fasterChunks
+        recording = summary
     }
 }

@@ -124,8 +124,8 @@ struct Serve: ParsableCommand {
         }
         let seconds = Date().timeIntervalSince(started)
         if outputOptions.json {
-            print(try JSONText.encode(ServeReport(socket: socket, seconds: seconds, sessions: summaries.map(ServeReport.Session.init),
-                                                  counters: counters, recording: recording.map(RecordingReport.init))))
+            print(try JSONText.encode(ServeReport(socket: socket, seconds: seconds, sessions: summaries,
+                                                  counters: counters, recording: recording)))
             return
         }
         for (i, s) in summaries.enumerated() {
@@ -139,21 +139,9 @@ struct Serve: ParsableCommand {
 }
 
 struct ServeReport: Encodable {
-    struct Session: Encodable {
-        var messages: Int
-        var kicks: Int
-        var callSignals: Int
-        var ending: String
-        init(_ s: VhostSessionSummary) {
-            messages = s.messages
-            kicks = s.kicks
-            callSignals = s.callSignals
-            ending = s.ending
-        }
-    }
     var socket: String
     var seconds: Double
-    var sessions: [Session]
+    var sessions: [VhostSessionSummary]
     var counters: NetCounters
-    var recording: RecordingReport?
+    var recording: RecordingSummary?
 }

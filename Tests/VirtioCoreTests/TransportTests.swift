@@ -43,6 +43,8 @@ struct TransportTests {
         #expect(VirtioNetDevice(config: NetConfig(queuePairs: 2), memory: ram).queueCount == 5)
         #expect(VirtioNetDevice(config: NetConfig(queuePairs: 10000), memory: ram).queueCount == 513)
         #expect(VirtioNetDevice(config: NetConfig(queuePairs: -5), memory: ram).queueCount == 2)
+        // The config says it before a device exists (the replayer checks checkpoints against it).
+        #expect([0, 1, 2, 10000, -5].map { NetConfig(queuePairs: $0).queueCount } == [2, 2, 5, 513, 2])
     }
 
     @Test func configSpaceServesMacPairsAndZeros() {

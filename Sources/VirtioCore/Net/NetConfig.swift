@@ -73,6 +73,14 @@ public struct NetConfig: Hashable, Sendable, Codable {
 
     /// `queuePairs` clamped to 1...256, as the device uses it.
     public var effectiveQueuePairs: UInt16 { UInt16(min(max(queuePairs, 1), NetConfig.maxQueuePairs)) }
+
+    /// The queues a device built from this config has: RX and TX of every
+    /// pair (``effectiveQueuePairs``), plus the control queue when there is
+    /// more than one pair (only then are MQ and CTRL_VQ offered, spec decision 1).
+    public var queueCount: Int {
+        let pairs = effectiveQueuePairs
+        return Int(pairs) * 2 + (pairs > 1 ? 1 : 0)
+    }
 }
 
 /// Feature bits the device knows (virtio v1.2 §5.1.3, §6).

@@ -53,6 +53,22 @@ extension VirtioNetDevice {
         return true
     }
 
+    /// Pops the next chain of `queue` into `chain`, as the TX, RX and control
+    /// paths all do: its head, or nil when nothing is available or the avail
+    /// index is bad. A bad index poisons the queue (``poison(_:_:)``) and
+    /// sets `justPoisoned` when the queue is then poisoned (not under the
+    /// no-poison fault); otherwise `justPoisoned` is left as it was.
+    /// Always inlined: this is the drain's hot path.
+    @inline(__always)
+    mutating func popOrPoison(_ queue: Int, justPoisoned: inout Bool) -> UInt16? {
+        do throws(QueueError) {
+            return try popChain(queue)
+        } catch {
+            if poison(queue, error) { justPoisoned = true }
+            return nil
+        }
+    }
+
     /// Chains per prefetch hint batch on a TX drain.
     static var prefetchWindow: UInt16 { 16 }
 
@@ -86,14 +102,7 @@ extension VirtioNetDevice {
                 hintCountdown = Self.prefetchWindow
             }
             hintCountdown -= 1
-            let head: UInt16
-            do throws(QueueError) {
-                guard let h = try popChain(txq) else { break }
-                head = h
-            } catch {
-                if poison(txq, error) { justPoisoned = true }
-                break
-            }
+            guard let head = popOrPoison(txq, justPoisoned: &justPoisoned) else { break }
             let captured = captureFrame()
             var stop = false
             if let total = captured {
@@ -205,13 +214,8 @@ extension VirtioNetDevice {
     mutating func deliver(frameLength: Int, to rxq: Int) -> RxOutcome {
         if state.poisoned[rxq] { return .rxAlreadyPoisoned }
         if !state.queues[rxq].ready { return .noRxBuffer }
-        let head: UInt16
-        do throws(QueueError) {
-            guard let h = try popChain(rxq) else { return .noRxBuffer }
-            head = h
-        } catch {
-            return poison(rxq, error) ? .justRxPoisoned : .noRxBuffer
-        }
+        var justPoisoned = false
+        guard let head = popOrPoison(rxq, justPoisoned: &justPoisoned) else { return justPoisoned ? .justRxPoisoned : .noRxBuffer }
         if let n = faults.dropRx {
             faultProgress.rxDeliveries += 1
             if faultProgress.rxDeliveries == n { return .lostByFault }
@@ -373,14 +377,7 @@ extension VirtioNetDevice {
                 if betweenChains && pauseBetweenChains(queue: cvq, usedAdvanced: published) { return [] }
                 betweenChains = true
             }
-            let head: UInt16
-            do throws(QueueError) {
-                guard let h = try popChain(cvq) else { break }
-                head = h
-            } catch {
-                if poison(cvq, error) { justPoisoned = true }
-                break
-            }
+            guard let head = popOrPoison(cvq, justPoisoned: &justPoisoned) else { break }
             // Descriptor order is not enforced: readable descriptors fill a
             // 4-byte command (class, cmd, pairs le16); the first writable
             // descriptor with room for a byte takes the status.

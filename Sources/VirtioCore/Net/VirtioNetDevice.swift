@@ -49,7 +49,7 @@ public struct VirtioNetDevice<Memory: GuestMemory, Observer: DeviceObserver> {
         var offered = NetFeature.version1 | NetFeature.mac
         if queuePairs > 1 { offered |= NetFeature.mq | NetFeature.ctrlVQ }
         offeredFeatures = offered
-        state = VirtioNetState(queueCount: Int(queuePairs) * 2 + (queuePairs > 1 ? 1 : 0), maxSize: config.effectiveQueueMaxSize)
+        state = VirtioNetState(queueCount: config.queueCount, maxSize: config.effectiveQueueMaxSize)
         bus = DeviceBus(memory: memory, observer: observer)
         frame = [UInt8](repeating: 0, count: NetLayout.maxFrameSize)
         chain.reserveCapacity(Int(min(config.effectiveQueueMaxSize, 1024)))
