@@ -29,8 +29,8 @@ let coreSettings: [SwiftSetting] = [
 ]
 
 /// The recorder and replayer run once per event through a few class
-/// instances; their dynamic exclusivity checks were 14% of replay time
-/// (perf). The code keeps accesses disjoint by construction (one thread per
+/// instances, where dynamic exclusivity checks cost a measurable share of a
+/// replay (docs/performance.md). The code keeps accesses disjoint by construction (one thread per
 /// replayer; the recorder's lock serialises accesses), so release builds skip
 /// the runtime checks; debug builds and the tests keep them.
 let tracingSettings: [SwiftSetting] = coreSettings + [
@@ -74,7 +74,7 @@ let package = Package(
         .executableTarget(
             name: "vtrace",
             dependencies: [
-                "VirtioCore", "GuestDriver", "Scenarios", "TraceFormat", "TraceMapping", "TraceRecording", "TraceAnalysis",
+                "VirtioCore", "GuestDriver", "Scenarios", "TraceFormat", "TraceRecording", "TraceAnalysis",
                 "KVMHost", "VhostUser",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

@@ -27,7 +27,7 @@ extension Machine {
     /// fails or times out (which stops the others).
     ///
     /// Specialised for the two observers the CLI uses: unspecialised, every
-    /// device call looked up generic metadata (15% of a recorded burst, perf).
+    /// device call would look up generic metadata.
     @_specialize(exported: true, where Observer == NoObserver)
     @_specialize(exported: true, where Observer == RecordingObserver)
     public func run() -> RunResult {

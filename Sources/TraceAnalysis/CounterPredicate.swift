@@ -1,6 +1,5 @@
 //! Counter predicates for `vtrace bisect --until`: a tiny expression language.
 
-import TraceMapping
 import VirtioCore
 
 /// A predicate over the 16 counters: counter names, integer literals, `+ - *`,

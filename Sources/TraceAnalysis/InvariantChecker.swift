@@ -18,11 +18,11 @@ public struct InvariantViolation: Error, Hashable, Sendable, CustomStringConvert
 /// Walks a trace's events and checks, per event:
 /// - **monotonic**: a counter never decreases (spec §3.8: cumulative, reset keeps them);
 /// - **pairing**: `tx_bytes` moves only right after `tx_packets`, `rx_bytes` right after
-///   `rx_packets` (§3.8: pairs bumped together);
+///   `rx_packets` (spec §3.8: pairs bumped together);
 /// - **poison once**: `invalid_avail_idx_count` moves only with a poison event, at most
-///   once per queue until a reset (§3.6);
+///   once per queue until a reset (spec §3.6);
 /// and per MMIO access, with P the TX chains popped, C the frames captured, U the TX used
-/// publishes (§3.3–3.5):
+/// publishes (spec §3.3–3.5):
 /// 1. `Δtx_chain_invalid + Δtx_oversize_dropped ≤ P` (C is the rest);
 /// 2. `U + Δtx_add_used_failures = P`;
 /// 3. `C − Δtx_add_used_failures ≤ Δtx_packets ≤ C`;

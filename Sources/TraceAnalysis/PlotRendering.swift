@@ -2,7 +2,6 @@
 //! overlaid, the first divergence marked) and wraps it in a self-contained
 //! HTML page with the divergence table. No scripts, no fetches.
 
-import TraceMapping
 import VirtioCore
 
 /// Pixel geometry of a plot.

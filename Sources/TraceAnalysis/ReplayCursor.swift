@@ -5,7 +5,6 @@
 import Glibc
 #endif
 import TraceFormat
-import TraceMapping
 import VirtioCore
 
 /// One recorded event, as plain values: its payload bytes stay in the

@@ -4,7 +4,6 @@
 import Glibc
 #endif
 import TraceFormat
-import TraceMapping
 import VirtioCore
 
 /// Guest memory during replay: reads return the recorded bytes, writes are

@@ -5,7 +5,6 @@
 //! traces start from the same counters).
 
 import TraceFormat
-import TraceMapping
 import VirtioCore
 
 /// Where two counter timelines part, and what surrounds it.

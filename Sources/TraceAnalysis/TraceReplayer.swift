@@ -42,7 +42,7 @@ public final class TraceReplayer {
     }
 
     /// The queue count the header's configuration implies.
-    var queueCount: Int { let p = reader.header.netConfig.effectiveQueuePairs; return Int(p) * 2 + (p > 1 ? 1 : 0) }
+    var queueCount: Int { reader.header.netConfig.queueCount }
 
     /// Restores the devices from the checkpoint of the loaded segment's first chunk.
     func restoreFromLoadedCheckpoint() throws(TraceError) {

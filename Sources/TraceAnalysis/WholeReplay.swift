@@ -3,7 +3,6 @@
 
 import HostPrimitives
 import TraceFormat
-import TraceMapping
 import VirtioCore
 
 /// One divergence of a whole-trace replay, as reports show it.

@@ -280,8 +280,9 @@ public struct ChunkDecoder {
 
     /// The fields after the tag of a record with `code` (their layout:
     /// ``EventFields``); `small` is the tag's high four bits. One switch over
-    /// the codes (a kind built first and switched on again cost 4.6% of a
-    /// replay); `CodecTests` round-trips every ``TraceEventKind`` through it.
+    /// the codes, not a ``TraceEventKind`` built and switched on again (the
+    /// hot loop; docs/performance.md); `CodecTests` round-trips every kind
+    /// through it.
     @inline(__always)
     mutating func decodeFields(_ code: UInt8, small aux: UInt8, tagOffset: Int) throws(ChunkDecodeError) -> TraceEvent.Body {
         typealias K = TraceEventKind

@@ -25,8 +25,8 @@ public final class TraceReader {
 
     /// Whether decompression also verifies zstd's content checksum of each
     /// chunk (default true). Every chunk's compressed bytes are checked
-    /// against the index's CRC-32 either way; replay turns this off (about 6%
-    /// of its time), `vtrace verify` keeps it on.
+    /// against the index's CRC-32 either way; replay turns this off (a frame
+    /// whose bytes are intact decodes to one content), `vtrace verify` keeps it on.
     public var verifiesContentChecksums = true {
         didSet { decompressor.verifyContentChecksum(verifiesContentChecksums) }
     }

@@ -137,8 +137,7 @@ public final class TraceRecorder: @unchecked Sendable {
 
     /// The same inside a drain, at twice the limits: a long drain is one
     /// stream of near-identical chains, which compresses better in larger
-    /// chunks (at the limits of an access boundary its trace grew 16-19%,
-    /// docs/performance.md).
+    /// chunks (docs/performance.md, issue 17).
     @inlinable var drainChunkIsFull: Bool {
         staged.eventCount >= 2 * UInt64(options.flushEvents) || staged.size >= 2 * options.chunkTargetSize
     }

@@ -2,7 +2,6 @@ import ArgumentParser
 import Foundation
 import TraceFormat
 import TraceAnalysis
-import TraceMapping
 
 /// `vtrace check FILE`
 struct Check: ParsableCommand {

@@ -2,7 +2,6 @@ import ArgumentParser
 import Foundation
 import TraceFormat
 import TraceAnalysis
-import TraceMapping
 import VirtioCore
 
 /// `vtrace export FILE --format perfetto|jsonl -o OUT`

@@ -2,7 +2,6 @@ import ArgumentParser
 import Foundation
 import TraceFormat
 import TraceAnalysis
-import TraceMapping
 import VirtioCore
 
 /// `vtrace plot A [B] -o out.svg|out.html`

@@ -3,7 +3,6 @@ import Foundation
 import Scenarios
 import TraceFormat
 import TraceAnalysis
-import TraceMapping
 import TraceRecording
 import VirtioCore
 

@@ -2,7 +2,6 @@ import ArgumentParser
 import Foundation
 import TraceFormat
 import TraceAnalysis
-import TraceMapping
 
 /// `vtrace verify FILE`
 struct Verify: ParsableCommand {

@@ -337,7 +337,7 @@ public struct VirtioNetDevice<Memory: GuestMemory, Observer: DeviceObserver> {
 
     /// The chain event. Both as inout parameters, so the compiler knows the
     /// observer cannot reach the chain's storage: no retain and release of
-    /// it around every chain (5% of a recorded vhost-user drain).
+    /// it around every chain.
     @inline(__always)
     static func report(_ chain: inout [Descriptor], queue: UInt16, head: UInt16, to bus: inout DeviceBus<Memory, Observer>) {
         chain.withUnsafeBufferPointer { bus.observer.chainPopped(queue: queue, head: head, descriptors: $0) }
