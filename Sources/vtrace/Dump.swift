@@ -13,9 +13,10 @@ struct Dump: ParsableCommand {
             chain, used, counter, irq, poison, status, features, pairs, reset, warning, memory.
 
             With --json, one JSON object per line: n (event number), t (ns since the first \
-            event), nic, kind, and per kind: counter/value; offset/register/width/op/value \
-            (mmio); queue/id/len (used); address/length/ok/bytes (memory); \
-            queue/head/descriptors (chain).
+            chunk's base timestamp), nic, kind, and per kind: counter/value; \
+            offset/register/width/op/value (mmio); queue/id/len (used); \
+            address/length/ok/bytes (memory); queue/head/descriptors (chain); the rest in \
+            docs/trace-format.md, "The JSON dump".
 
             Examples:
               vtrace dump run.vtrace --kind counter,irq
