@@ -298,9 +298,17 @@ public final class TraceReader {
 extension ChunkDecoder {
     /// The next event of chunk `index` of `reader`, with a decoding problem
     /// reported as a ``TraceError`` naming the chunk and its file offset.
+    /// At the chunk's end, the events decoded must be as many as its index
+    /// entry says (otherwise event numbers would overlap the next chunk's).
     public mutating func next(chunk index: Int, of reader: TraceReader) throws(TraceError) -> TraceEvent? {
-        do throws(ChunkDecodeError) { return try next() } catch {
+        let event: TraceEvent?
+        do throws(ChunkDecodeError) { event = try next() } catch {
             throw TraceError.corrupt(offset: Int(reader.chunks[index].offset), chunk: index, error.description)
         }
+        let entry = reader.chunks[index]
+        if event == nil, decoded != UInt64(entry.eventCount) {
+            throw TraceError.corrupt(offset: Int(entry.offset), chunk: index, "the chunk holds \(decoded) events, its index entry \(entry.eventCount)")
+        }
+        return event
     }
 }

@@ -84,9 +84,9 @@ struct Dump: ParsableCommand {
             }
             while true {
                 let next: TraceEvent?
-                do throws(ChunkDecodeError) { next = try d.next() } catch {
+                do throws(TraceError) { next = try d.next(chunk: i, of: reader) } catch {
                     print(out, terminator: "")
-                    printError("vtrace: \(input.trace): \(TraceError.corrupt(offset: Int(reader.chunks[i].offset), chunk: i, error.description))")
+                    printError("vtrace: \(input.trace): \(error)")
                     throw ExitCode(VTrace.usageExitCode)
                 }
                 guard let e = next else { break }

@@ -77,3 +77,38 @@ struct FormatVectorsGoldenTests {
         #expect(events.map(\.time) == [1_010, 1_020, 1_020, 1_020, 1_020, 1_030, 1_030, 1_040, 1_040, 1_040, 1_040, 1_040])
     }
 }
+
+@Suite("Chunk event counts")
+struct ChunkEventCountTests {
+    /// A chunk that holds another number of events than its entry says (an
+    /// entry frame edited in a recorder-died trace, which has no index) is
+    /// corrupt at its end, naming the chunk: event numbers would overlap.
+    @Test func aChunkHoldingMoreEventsThanItsEntrySaysIsCorrupt() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("count-\(getpid()).vtrace").path
+        var header = TraceHeader()
+        header.nics = 1
+        var cp = NICCheckpoint()
+        cp.queues = [QueueCheckpoint(), QueueCheckpoint()]
+        let writer = try TraceWriter(path: path, header: header, level: 1)
+        var e = ChunkEncoder(firstEvent: 0, baseTime: 0, checkpoint: [cp], counters: [])
+        for i in 0..<3 { e.append(.mmioRead(offset: 0, width: 4, value: UInt64(i)), nic: 0, vcpu: 0, time: UInt64(i)) }
+        try writer.submit(e)
+        _ = try writer.finish()
+        // Leave the chunk without its index, then make its entry frame say 2 events.
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        let reader = try TraceReader(path: path)
+        let entryAt = Int(reader.chunks[0].offset) - 44
+        bytes[entryAt + 24] = 2
+        bytes.removeSubrange(Int(reader.chunks[0].offset + UInt64(reader.chunks[0].compressedSize))...)
+        let partial = path + ".partial"
+        try Data(bytes).write(to: URL(fileURLWithPath: partial))
+        defer { try? FileManager.default.removeItem(atPath: path); try? FileManager.default.removeItem(atPath: partial) }
+        let cut = try TraceReader(path: partial)
+        #expect(cut.chunks.count == 1 && cut.chunks[0].eventCount == 2)
+        var d = try cut.decoder(0)
+        for _ in 0..<3 { #expect(try d.next(chunk: 0, of: cut) != nil) }
+        #expect(throws: TraceError.corrupt(offset: Int(cut.chunks[0].offset), chunk: 0, "the chunk holds 3 events, its index entry 2")) {
+            _ = try d.next(chunk: 0, of: cut)
+        }
+    }
+}
