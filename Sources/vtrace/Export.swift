@@ -43,44 +43,34 @@ struct Export: ParsableCommand {
     var output: String
 
     func run() throws {
+        let sink = try OutputFile(output, inputs: [input.trace])
         let reader = try input.open()
         if reader.completeness != .complete {
             printError("vtrace: note: \(input.trace): \(reader.completeness.text); exporting the \(reader.eventCount) events before it")
         }
-        let sink: FileHandle
-        if output == "-" {
-            sink = FileHandle.standardOutput
-        } else {
-            guard FileManager.default.createFile(atPath: output, contents: nil), let h = FileHandle(forWritingAtPath: output) else {
-                printError("vtrace: cannot write \(output)")
-                throw ExitCode(VTrace.usageExitCode)
-            }
-            sink = h
-        }
         var out = ""
-        func flush(_ force: Bool = false) {
+        func flush(_ force: Bool = false) throws {
             if force || out.utf8.count > 1 << 16 {
-                sink.write(Data(out.utf8))
+                try sink.write(out)
                 out = ""
             }
         }
         let start = reader.chunks.first?.firstTime ?? 0
         if format == .pcapng {
             try writePcapng(reader, to: sink, start: start)
-            if output != "-" { try? sink.close() }
             return
         }
         var first = true
-        func item(_ json: String) {
+        func item(_ json: String) throws {
             out += (first ? "\n" : ",\n") + json
             first = false
-            flush()
+            try flush()
         }
         func ts(_ t: UInt64) -> String { String(format: "%.3f", Double(t &- start) / 1000) }
         if format == .perfetto {
             out += "{\"displayTimeUnit\":\"ns\",\"traceEvents\":["
             for n in 0..<reader.header.nics {
-                item("{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":\(n),\"args\":{\"name\":\"nic\(n)\"}}")
+                try item("{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":\(n),\"args\":{\"name\":\"nic\(n)\"}}")
             }
         }
         do {
@@ -89,7 +79,7 @@ struct Export: ParsableCommand {
                 if i == 0 && format == .perfetto {
                     for (n, values) in d.startCounters.enumerated() {
                         for c in NetCounter.allCases where c.ordinal < values.count {
-                            item("{\"name\":\"\(c.name)\",\"ph\":\"C\",\"ts\":0,\"pid\":\(n),\"args\":{\"value\":\(values[c.ordinal])}}")
+                            try item("{\"name\":\"\(c.name)\",\"ph\":\"C\",\"ts\":0,\"pid\":\(n),\"args\":{\"value\":\(values[c.ordinal])}}")
                         }
                     }
                 }
@@ -99,7 +89,7 @@ struct Export: ParsableCommand {
                     switch format {
                     case .jsonl:
                         out += EventFormatting.json(e, d, start: start) + "\n"
-                        flush()
+                        try flush()
                     case .pcapng:
                         break
                     case .perfetto:
@@ -107,7 +97,7 @@ struct Export: ParsableCommand {
                         switch e.body {
                         case .counter(let index, let value):
                             if let c = NetCounter(ordinal: index) {
-                                item("{\"name\":\"\(c.name)\",\"ph\":\"C\",\"ts\":\(ts(e.time)),\"pid\":\(e.nic),\"args\":{\"value\":\(value)}}")
+                                try item("{\"name\":\"\(c.name)\",\"ph\":\"C\",\"ts\":\(ts(e.time)),\"pid\":\(e.nic),\"args\":{\"value\":\(value)}}")
                             }
                             instant = nil
                         case .mmioWrite(let offset, _, let value) where offset == MMIORegister.queueNotify.rawValue:
@@ -118,25 +108,25 @@ struct Export: ParsableCommand {
                         default: instant = nil
                         }
                         if let instant {
-                            item("{\"name\":\"\(instant)\",\"ph\":\"i\",\"s\":\"p\",\"ts\":\(ts(e.time)),\"pid\":\(e.nic),\"tid\":0,\"args\":{\"event\":\(e.number)}}")
+                            try item("{\"name\":\"\(instant)\",\"ph\":\"i\",\"s\":\"p\",\"ts\":\(ts(e.time)),\"pid\":\(e.nic),\"tid\":0,\"args\":{\"event\":\(e.number)}}")
                         }
                     }
                 }
             }
-        } catch {
-            flush(true)
+        } catch let error as TraceError {
+            if output == "-" { try flush(true) }   // what was read, to the pipe; a file is not left half written
             printError("vtrace: \(input.trace): \(error)")
             throw ExitCode(VTrace.usageExitCode)
         }
         if format == .perfetto { out += "\n]}\n" }
-        flush(true)
-        if output != "-" { try? sink.close() }
+        try flush(true)
+        try sink.commit()
     }
 }
 
 extension Export {
     /// Writes every counted frame as a pcapng packet, one interface per NIC and direction.
-    func writePcapng(_ reader: TraceReader, to sink: FileHandle, start: UInt64) throws {
+    func writePcapng(_ reader: TraceReader, to sink: OutputFile, start: UInt64) throws {
         let header = reader.header
         var w = PcapngWriter()
         w.section(application: "vtrace \(VTrace.version)",
@@ -164,17 +154,18 @@ extension Export {
                                      + "\(counter) \(p.count) at event \(p.countedEvent)")
                     }
                     if w.bytes.count >= 1 << 20 {
-                        sink.write(Data(w.bytes))
+                        try sink.write(w.bytes)
                         w.bytes.removeAll(keepingCapacity: true)
                     }
                 }
             }
-        } catch {
-            sink.write(Data(w.bytes))
+        } catch let error as TraceError {
+            if output == "-" { try sink.write(w.bytes) }
             printError("vtrace: \(input.trace): \(error)")
             throw ExitCode(VTrace.usageExitCode)
         }
-        sink.write(Data(w.bytes))
+        try sink.write(w.bytes)
+        try sink.commit()
         let tx = extractor.counts[.tx] ?? 0, rx = extractor.counts[.rx] ?? 0
         printError("vtrace: wrote \(tx + rx) frames (\(tx) tx, \(rx) rx) to \(output == "-" ? "standard output" : output)")
     }

@@ -76,6 +76,7 @@ struct Plot: ParsableCommand {
     }
 
     func run() throws {
+        let sink = try OutputFile(output, inputs: [a] + (b.map { [$0] } ?? []))
         let readers = try ([a] + (b.map { [$0] } ?? [])).map { try TraceInput.open($0) }
         for (path, r) in zip([a] + (b.map { [$0] } ?? []), readers) where r.completeness != .complete {
             printError("vtrace: note: \(path): \(r.completeness.text); drawing the \(r.eventCount) events before it")
@@ -123,10 +124,8 @@ struct Plot: ParsableCommand {
             throw ExitCode(VTrace.usageExitCode)
         }
         let text = form == .svg ? plot.svg() : plot.html(diff: diff, closeUp: closeUp)
-        guard FileManager.default.createFile(atPath: output, contents: Data(text.utf8)) else {
-            printError("vtrace: cannot write \(output)")
-            throw ExitCode(VTrace.usageExitCode)
-        }
+        try sink.write(text)
+        try sink.commit()
         printError("vtrace: wrote \(output): \(plot.counters.count) panel\(plot.counters.count == 1 ? "" : "s"); \(plot.verdict)")
     }
 }

@@ -55,6 +55,9 @@ struct Record: ParsableCommand {
     }
 
     func run() throws {
+        // The recorder writes OUTPUT.partial, then renames it to OUTPUT.
+        try refuseClobbering(output, inputs: [scenario])
+        try refuseClobbering(output + ".partial", inputs: [scenario])
         let parsed: Scenario
         do {
             parsed = try ScenarioParser.parse(file: scenario, bytes: try InputFiles.read(scenario, limit: ScenarioParser.maxFileSize))

@@ -114,6 +114,11 @@ struct RunGuest: ParsableCommand {
     }
 
     func run() throws {
+        if let record {
+            let inputs = guest.map { [$0] } ?? []
+            try refuseClobbering(record, inputs: inputs, option: "--record")
+            try refuseClobbering(record + ".partial", inputs: inputs, option: "--record")
+        }
         let w: GuestWorkload
         switch GuestWorkload.parse(workload) {
         case .success(let parsed): w = parsed

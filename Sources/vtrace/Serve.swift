@@ -77,6 +77,10 @@ struct Serve: ParsableCommand {
     }
 
     func run() throws {
+        if let record {
+            try refuseClobbering(record, inputs: [socket], option: "--record")
+            try refuseClobbering(record + ".partial", inputs: [socket], option: "--record")
+        }
         let config = NetConfig(queuePairs: pairs, queueMaxSize: 32768)
         let faults = try faultOptions.parsed()
         let verbose = verbose

@@ -65,7 +65,7 @@ struct Timeline: ParsableCommand {
         var out = ""
         func flush(force: Bool = false) {
             if force || out.utf8.count > 1 << 16 {
-                FileHandle.standardOutput.write(Data(out.utf8))
+                print(out, terminator: "")
                 out = ""
             }
         }

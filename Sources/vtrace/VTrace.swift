@@ -28,7 +28,9 @@ struct VTrace: ParsableCommand {
         do {
             var command = try parseAsRoot()
             try command.run()
+            checkStandardOutput()
         } catch {
+            checkStandardOutput()
             if exitCode(for: error) == .validationFailure {
                 FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
                 Foundation.exit(usageExitCode)
