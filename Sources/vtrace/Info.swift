@@ -151,17 +151,17 @@ struct Info: ParsableCommand {
             print(try JSONText.encode(report))
             return
         }
-        print("trace      \(input.trace)")
+        print("trace      \(terminalSafe(input.trace))")
         print("format     \(report.format), \(report.completeness)")
-        print("transport  \(h.transport)")
+        print("transport  \(terminalSafe(h.transport))")
         print("device     \(h.nics) NIC\(h.nics == 1 ? "" : "s"), \(h.queuePairs) queue pair\(h.queuePairs == 1 ? "" : "s"), MAC \(report.mac), features offered 0x\(String(h.offeredFeatures, radix: 16))")
         print("memory     " + (h.memory.isEmpty && h.transport == "vhost-user" ? "shared by the frontend (SET_MEM_TABLE)"
             : h.memory.map { "[0x\(String($0.base, radix: 16)), +0x\(String($0.size, radix: 16)))" }.joined(separator: " ")))
-        print("recorded   by vtrace \(h.recorderVersion.isEmpty ? "?" : h.recorderVersion)\(h.gitCommit.map { " (\($0))" } ?? "") on \(h.hostName ?? "?")\(h.startTimeNanoseconds > 0 ? " at " + ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(h.startTimeNanoseconds) / 1e9)) : "")")
-        if !h.commandLine.isEmpty { print("command    \(h.commandLine)") }
-        if let s = h.scenario { print("scenario   \(s)") }
-        if let g = h.guestDescription { print("guest      \(g)") }
-        if !h.faults.isEmpty { print("faults     \(h.faults.joined(separator: ", "))") }
+        print("recorded   by vtrace \(h.recorderVersion.isEmpty ? "?" : terminalSafe(h.recorderVersion))\(h.gitCommit.map { " (\(terminalSafe($0)))" } ?? "") on \(terminalSafe(h.hostName ?? "?"))\(h.startTimeNanoseconds > 0 ? " at " + ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(h.startTimeNanoseconds) / 1e9)) : "")")
+        if !h.commandLine.isEmpty { print("command    \(terminalSafe(h.commandLine))") }
+        if let s = h.scenario { print("scenario   \(terminalSafe(s))") }
+        if let g = h.guestDescription { print("guest      \(terminalSafe(g))") }
+        if !h.faults.isEmpty { print("faults     \(terminalSafe(h.faults.joined(separator: ", ")))") }
         print("events     \(events) in \(report.chunks) chunk\(report.chunks == 1 ? "" : "s") (\(report.checkpointChunks) with checkpoints), \(String(format: "%.6f", Double(report.durationNanoseconds) / 1e9)) s")
         if let c = report.cutAccess {
             print("cut        the recording ends inside the access at event \(c.event) (nic\(c.nic)), after \(c.eventsRecorded) of its events: the recorder stopped mid-drain; replay stops there")

@@ -27,5 +27,5 @@ enum InputFiles {
 /// Writes a line to standard error.
 func printError(_ text: String) {
     fflush(nil)  // flush stdout first: keep the order of interleaved stdout and stderr lines
-    FileHandle.standardError.write(Data((text + "\n").utf8))
+    FileHandle.standardError.write(Data((terminalSafe(text, keepNewlines: true) + "\n").utf8))
 }

@@ -81,7 +81,7 @@ struct Record: ParsableCommand {
             throw ExitCode(VTrace.usageExitCode)
         }
         let (result, summary) = recorded
-        for f in result.failures { print("\(f.file):\(f.line): \(f.message)") }
+        for f in result.failures { print(terminalSafe("\(f.file):\(f.line): \(f.message)")) }
         if let e = result.error { printError(e.description) }
         if outputOptions.json {
             print(try JSONText.encode(RecordReport(path: summary.path, events: summary.events, chunks: summary.chunks,

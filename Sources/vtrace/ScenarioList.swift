@@ -60,9 +60,9 @@ struct ScenarioList: ParsableCommand {
         for e in entries {
             let pad = String(repeating: " ", count: width - e.name.count)
             if let error = e.error {
-                print("\(e.name)\(pad)  MALFORMED: \(error)")
+                print("\(terminalSafe(e.name))\(pad)  MALFORMED: \(terminalSafe(error))")
             } else {
-                print("\(e.name)\(pad)  \(e.summary ?? "(no description)")  [\(e.operations ?? 0) ops, \(e.expectations ?? 0) expects]")
+                print("\(terminalSafe(e.name))\(pad)  \(terminalSafe(e.summary ?? "(no description)"))  [\(e.operations ?? 0) ops, \(e.expectations ?? 0) expects]")
             }
         }
         print("\(entries.count) scenario\(entries.count == 1 ? "" : "s") in \(directory)")

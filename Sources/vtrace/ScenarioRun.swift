@@ -75,7 +75,7 @@ struct ScenarioRun: ParsableCommand {
     }
 
     func printText(_ r: FileReport) {
-        for f in r.failures { print("\(f.file):\(f.line): \(f.message)") }
+        for f in r.failures { print(terminalSafe("\(f.file):\(f.line): \(f.message)")) }
         if let e = r.error { printError(e.text) }
         func plural(_ n: Int, _ word: String) -> String { "\(n) \(word)\(n == 1 ? "" : "s")" }
         if r.error != nil && r.nics == nil {
