@@ -33,6 +33,10 @@ struct Debug: ParsableCommand {
         let replayer = TraceReplayer(reader: reader)
         var breakpoints = Set<UInt64>()
         let interactive = isatty(0) != 0
+        guard reader.eventCount > 0 else {
+            print("vtrace debug: \(input.trace) has no events: nothing to step through")
+            return
+        }
         do {
             try replayer.begin(at: 0)
         } catch {
@@ -99,7 +103,12 @@ struct Debug: ParsableCommand {
                         // Stop at the access holding the target: the next cause after it is past it.
                         n >= target || target < replayer.nextAccessEnd
                     }
-                    print("at event \(replayer.nextText.map { String($0.number) } ?? "end")")
+                    if let at = replayer.nextText?.number, at < target, replayer.divergence == nil {
+                        // Steps are whole accesses: a drain's events are one access.
+                        print("at event \(at): event \(target) is inside the access #\(at)…#\(replayer.nextAccessEnd - 1), which `step` runs whole")
+                    } else {
+                        print("at event \(replayer.nextText.map { String($0.number) } ?? "end")")
+                    }
                 case "break", "b":
                     guard let n = arg else { print("break needs an event number"); continue }
                     breakpoints.insert(n)

@@ -119,7 +119,7 @@ struct Diff: ParsableCommand {
                 diffs.append(try CounterDiff.compare(readerA, readerB, scope: scope, before: context, after: 2 * context))
             }
         } catch {
-            printError("vtrace: \(error)")
+            printTraceError(error, among: [(a, readerA), (b, readerB)])
             throw ExitCode(VTrace.usageExitCode)
         }
         let nicsDiffer = !aggregate && nic == nil && readerA.header.nics != readerB.header.nics

@@ -9,8 +9,9 @@ struct Dump: ParsableCommand {
         abstract: "Print a trace's events, one per line, with their numbers.",
         discussion: """
             --from jumps straight to the chunk holding that event (the index is searched; \
-            the chunks before it are not read). Kinds: mmio, mem (mem-read, mem-write), \
-            chain, used, counter, irq, poison, status, features, pairs, reset, warning, memory.
+            the chunks before it are not read). Kinds: mmio (mmio-read, mmio-write), mem \
+            (mem-read, mem-write), chain, used, counter, irq, poison, status, features, pairs, \
+            reset, warning, memory (guest memory bound or unbound), vhost (vhost-user operations).
 
             With --json, one JSON object per line: n (event number), t (ns since the first \
             chunk's base timestamp), nic, kind, and per kind: counter/value; \
@@ -27,10 +28,10 @@ struct Dump: ParsableCommand {
 
     @OptionGroup var input: TraceInput
 
-    @Option(help: "First event to print.")
+    @Option(parsing: .unconditional, help: "First event to print.")
     var from: UInt64?
 
-    @Option(help: "Last event to print (inclusive).")
+    @Option(parsing: .unconditional, help: "Last event to print (inclusive).")
     var to: UInt64?
 
     @Option(help: "Only these kinds, comma-separated.")
@@ -56,6 +57,7 @@ struct Dump: ParsableCommand {
 
     func validate() throws {
         if let kind {
+            if kind.split(separator: ",").isEmpty { throw ValidationError("--kind: no kinds given; kinds are \(Self.kindNames.keys.sorted().joined(separator: ", "))") }
             for k in kind.split(separator: ",") where Self.kindNames[String(k)] == nil {
                 throw ValidationError("unknown kind '\(k)'; kinds are \(Self.kindNames.keys.sorted().joined(separator: ", "))")
             }
@@ -66,6 +68,10 @@ struct Dump: ParsableCommand {
     func run() throws {
         let reader = try input.open()
         let wanted: Set<TraceEventKind>? = kind.map { Set($0.split(separator: ",").flatMap { Self.kindNames[String($0)]! }) }
+        if let nic, nic < 0 || nic >= reader.header.nics {
+            printError("vtrace: --nic \(nic): the trace has \(reader.header.nics) NIC(s)")
+            throw ExitCode(VTrace.usageExitCode)
+        }
         let start = reader.chunks.first?.firstTime ?? 0
         let first = from ?? 0
         guard reader.eventCount > 0 else { return }

@@ -140,7 +140,8 @@ struct Info: ParsableCommand {
             guest: h.guestDescription, faults: h.faults, transport: h.transport, chunks: reader.chunks.count,
             checkpointChunks: reader.chunks.filter(\.hasCheckpoint).count, events: events, fileBytes: reader.source.size,
             uncompressedBytes: uncompressed, compressedChunkBytes: compressed,
-            ratio: compressed == 0 ? 0 : Double(uncompressed) / Double(compressed),
+            // The same ratio `record` prints: the events' uncompressed content over the file.
+            ratio: reader.source.size == 0 ? 0 : Double(uncompressed) / Double(reader.source.size),
             bytesPerEvent: events == 0 ? 0 : Double(reader.source.size) / Double(events),
             nonPayloadBytesPerEvent: events == 0 ? 0 : nonPayloadCompressed / Double(events),
             durationNanoseconds: lastTime &- (reader.chunks.first?.firstTime ?? lastTime),

@@ -36,6 +36,10 @@ extension NetCounter {
             }
             selected.append(c)
         }
+        if selected.isEmpty {
+            printError("vtrace: no counters named; counters are \(NetCounter.allCases.map(\.name).joined(separator: ", "))")
+            throw ExitCode(VTrace.usageExitCode)
+        }
         return selected
     }
 }

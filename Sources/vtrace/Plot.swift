@@ -47,13 +47,13 @@ struct Plot: ParsableCommand {
     @Option(help: "Comma-separated counter names (default: every counter that moved).")
     var counters: String?
 
-    @Option(help: "The first event to draw (default 0).")
+    @Option(parsing: .unconditional, help: "The first event to draw (default 0).")
     var from: UInt64?
 
-    @Option(help: "The last event to draw (default: the longer trace's last).")
+    @Option(parsing: .unconditional, help: "The last event to draw (default: the longer trace's last).")
     var to: UInt64?
 
-    @Option(help: "Width of the drawing in pixels.")
+    @Option(help: "Width of the drawing in pixels (300...20000).")
     var width = 960
 
     /// Events drawn on each side of the split in the HTML page's close-up.
@@ -120,7 +120,7 @@ struct Plot: ParsableCommand {
                 }
             }
         } catch {
-            printError("vtrace: \(error)")
+            printTraceError(error, among: Array(zip([a] + (b.map { [$0] } ?? []), readers)))
             throw ExitCode(VTrace.usageExitCode)
         }
         let text = form == .svg ? plot.svg() : plot.html(diff: diff, closeUp: closeUp)

@@ -89,7 +89,7 @@ struct Record: ParsableCommand {
                                                    expectationsFailed: result.failures.count, passed: result.passed)))
         } else {
             let ratio = summary.fileBytes > 0 ? Double(summary.uncompressedBytes) / Double(summary.fileBytes) : 0
-            print("recorded \(summary.events) events in \(summary.chunks) chunk\(summary.chunks == 1 ? "" : "s") to \(summary.path): \(summary.fileBytes) bytes (\(summary.uncompressedBytes) uncompressed, ×\(String(format: "%.1f", ratio)))")
+            print("recorded \(summary.events) events in \(summary.chunks) chunk\(summary.chunks == 1 ? "" : "s") to \(summary.path): \(summary.fileBytes) bytes (\(summary.uncompressedBytes) uncompressed, ratio \(String(format: "%.2f", ratio)))")
         }
         if result.error != nil { throw ExitCode(VTrace.usageExitCode) }
         if !result.failures.isEmpty { throw ExitCode(1) }

@@ -52,6 +52,13 @@ struct Replay: ParsableCommand {
 
     @OptionGroup var output: OutputOptions
 
+    func validate() throws {
+        // SIGTRAP ends an undebugged process with 133: not 0, 1 or 125, which `git bisect run` reads.
+        if check && (breakAt != nil || breakOnDivergence) {
+            throw ValidationError("--check (for scripts: exit 0, 1 or 125) and --break-at/--break-on-divergence (stops under a debugger) exclude each other")
+        }
+    }
+
     struct Report: Encodable {
         var path: String
         var matched: Bool
@@ -72,6 +79,10 @@ struct Replay: ParsableCommand {
             reader = try input.open()
         } catch {
             throw ExitCode(check ? 125 : VTrace.usageExitCode)
+        }
+        if let target = breakAt, target >= reader.eventCount {
+            printError("vtrace: --break-at \(target): \(input.trace) has \(reader.eventCount) events (0…\(max(reader.eventCount, 1) - 1))")
+            throw ExitCode(VTrace.usageExitCode)
         }
         let replayer = TraceReplayer(reader: reader, faults: faults)
         DebugHooks.replayer = replayer
@@ -105,14 +116,19 @@ struct Replay: ParsableCommand {
         let divergences = outcome.divergences
         let counters = outcome.counters
         let matched = divergences.isEmpty
+        let report = Report(path: input.trace, matched: matched, events: reader.eventCount, chunks: reader.chunks.count,
+                            complete: reader.completeness == .complete, faults: faults.specs, divergences: divergences,
+                            counters: counters, cut: outcome.cut)
+        if check && output.json {
+            print(try JSONText.encode(report))
+            throw ExitCode(matched ? 0 : 1)
+        }
         if check {
             print(matched ? "match: \(reader.eventCount) events\(outcome.cut.map { "; " + $0.description } ?? "")" : "diverged at event \(divergences[0].event): expected \(divergences[0].expected); replay \(divergences[0].actual)")
             throw ExitCode(matched ? 0 : 1)
         }
         if output.json {
-            print(try JSONText.encode(Report(path: input.trace, matched: matched, events: reader.eventCount, chunks: reader.chunks.count,
-                                             complete: reader.completeness == .complete, faults: faults.specs, divergences: divergences,
-                                             counters: counters, cut: outcome.cut)))
+            print(try JSONText.encode(report))
         } else {
             if let c = outcome.firstContext {
                 printDivergence(c, start: start)

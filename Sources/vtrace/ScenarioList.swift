@@ -54,6 +54,7 @@ struct ScenarioList: ParsableCommand {
         }
         if output.json {
             print(try JSONText.encode(entries))
+            if entries.contains(where: { $0.error != nil }) { throw ExitCode(VTrace.usageExitCode) }
             return
         }
         let width = entries.map(\.name.count).max() ?? 0

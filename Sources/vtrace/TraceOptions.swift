@@ -39,3 +39,36 @@ extension TraceCompleteness {
         }
     }
 }
+
+/// Which of several traces `error` came from, when a command reading them
+/// together (diff, plot) failed on one: the first whose chunk the error
+/// names fails the same way when decoded again (only on this failure path).
+func traceThatFailed(_ error: Error, among inputs: [(path: String, reader: TraceReader)]) -> String? {
+    guard let error = error as? TraceError else { return nil }
+    let chunk: Int?
+    switch error {
+    case .corrupt(_, let c, _), .truncated(_, let c, _), .compression(_, let c, _): chunk = c
+    default: return nil
+    }
+    for (path, reader) in inputs {
+        let chunks = chunk.map { [$0] } ?? Array(reader.chunks.indices)
+        for i in chunks where i < reader.chunks.count {
+            do throws(TraceError) {
+                var d = try reader.decoder(i)
+                while try d.next(chunk: i, of: reader) != nil {}
+            } catch let again where again == error {
+                return path
+            } catch {}
+        }
+    }
+    return nil
+}
+
+/// `vtrace: PATH: ERROR` for an error from one of `inputs`, or `vtrace: ERROR`.
+func printTraceError(_ error: Error, among inputs: [(path: String, reader: TraceReader)]) {
+    if let path = traceThatFailed(error, among: inputs) {
+        printError("vtrace: \(path): \(error)")
+    } else {
+        printError("vtrace: \(error)")
+    }
+}

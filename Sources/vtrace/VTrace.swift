@@ -19,6 +19,11 @@ struct VTrace: ParsableCommand {
         subcommands: [Demo.self, ScenarioCommand.self, Record.self, Info.self, Dump.self, Verify.self, Replay.self, Bisect.self, Check.self, Debug.self, Diff.self, Timeline.self, Export.self, Plot.self, RunGuest.self, Serve.self]
     )
 
+    /// The subcommands' names (a type without a `commandName` is named after itself, lowercased).
+    static var commandNames: [String] {
+        configuration.subcommands.map { $0.configuration.commandName ?? String(describing: $0).lowercased() }
+    }
+
     /// Exit status for bad usage or malformed input (ArgumentParser's own is 64).
     static let usageExitCode: Int32 = 2
 
@@ -26,6 +31,13 @@ struct VTrace: ParsableCommand {
     /// code vtrace documents for bad usage.
     static func main() {
         do {
+            // `vtrace help NAME` with a NAME that is no command: ArgumentParser
+            // prints the top-level help and exits 0; say so and exit 2.
+            let arguments = Array(CommandLine.arguments.dropFirst())
+            if arguments.first == "help", arguments.count > 1, !commandNames.contains(arguments[1]) {
+                printError("vtrace help: no command '\(arguments[1])'; commands are \(commandNames.joined(separator: ", "))")
+                Foundation.exit(usageExitCode)
+            }
             var command = try parseAsRoot()
             try command.run()
             checkStandardOutput()

@@ -208,7 +208,7 @@ struct DebugStepperTests {
         // step 2: the first access (reset) and the second (ACKNOWLEDGE), with what each produced.
         #expect(lines.contains("#1 nic0 reset") && lines.contains("#3 nic0 status 0 -> ACKNOWLEDGE"))
         // goto 60 lands before the access that produces event 60: the kick at 42.
-        #expect(lines.contains("at event 42"))
+        #expect(lines.contains("at event 42: event 60 is inside the access #42…#107, which `step` runs whole"))
         #expect(lines.contains("next: #42 nic0 mmio write QueueNotify/4 = 0x1"))
         #expect(lines.contains("  queue 1: size 256 next_avail 0 next_used 0"))
         // Stepping over the kick shows the frames going through, then the counters.
