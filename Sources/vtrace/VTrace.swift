@@ -4,7 +4,7 @@ import Foundation
 /// The vtrace command: configuration only; each subcommand lives in its own file.
 @main
 struct VTrace: ParsableCommand {
-    static let version = "0.1.0"
+    static let version = "0.2.0"
 
     static let configuration = CommandConfiguration(
         commandName: "vtrace",
