@@ -6,13 +6,19 @@ import Foundation
 
 /// Refuses (exit 2, before any work) an output that is the same file as one
 /// of `inputs` (same device and inode: through `./`, another spelling or a
-/// symlink too), or a directory.
-func refuseClobbering(_ output: String, inputs: [String], option: String = "-o") throws {
+/// symlink too), or a directory; with `renamedIntoPlace` (a recording, written
+/// as NAME.partial and renamed), anything there but a regular file (a device
+/// like /dev/full must not be replaced by a trace).
+func refuseClobbering(_ output: String, inputs: [String], option: String = "-o", renamedIntoPlace: Bool = false) throws {
     guard output != "-" else { return }
     var out = stat()
     guard stat(output, &out) == 0 else { return }   // nothing there yet
     if out.st_mode & S_IFMT == S_IFDIR {
         printError("vtrace: \(option) \(output): is a directory")
+        throw ExitCode(VTrace.usageExitCode)
+    }
+    if renamedIntoPlace && out.st_mode & S_IFMT != S_IFREG {
+        printError("vtrace: \(option) \(output): not a regular file (a trace is written beside it and renamed into place)")
         throw ExitCode(VTrace.usageExitCode)
     }
     for input in inputs {

@@ -56,7 +56,7 @@ struct Record: ParsableCommand {
 
     func run() throws {
         // The recorder writes OUTPUT.partial, then renames it to OUTPUT.
-        try refuseClobbering(output, inputs: [scenario])
+        try refuseClobbering(output, inputs: [scenario], renamedIntoPlace: true)
         try refuseClobbering(output + ".partial", inputs: [scenario])
         let parsed: Scenario
         do {

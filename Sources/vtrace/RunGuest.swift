@@ -116,7 +116,7 @@ struct RunGuest: ParsableCommand {
     func run() throws {
         if let record {
             let inputs = guest.map { [$0] } ?? []
-            try refuseClobbering(record, inputs: inputs, option: "--record")
+            try refuseClobbering(record, inputs: inputs, option: "--record", renamedIntoPlace: true)
             try refuseClobbering(record + ".partial", inputs: inputs, option: "--record")
         }
         let w: GuestWorkload

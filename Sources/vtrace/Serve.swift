@@ -78,7 +78,7 @@ struct Serve: ParsableCommand {
 
     func run() throws {
         if let record {
-            try refuseClobbering(record, inputs: [socket], option: "--record")
+            try refuseClobbering(record, inputs: [socket], option: "--record", renamedIntoPlace: true)
             try refuseClobbering(record + ".partial", inputs: [socket], option: "--record")
         }
         let config = NetConfig(queuePairs: pairs, queueMaxSize: 32768)

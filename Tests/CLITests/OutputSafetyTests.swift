@@ -93,6 +93,11 @@ struct OutputSafetyTests {
         let r = try CLI.run("export", trace, "--format", "pcapng", "-o", "/dev/full")
         #expect(r.status == 2 && r.stderr.contains("cannot write /dev/full: No space left on device"), "\(r.stderr)")
         #expect(!r.stderr.contains("wrote"))
+        // A recording is renamed into place: never over a device.
+        let rec = try CLI.run("record", "--scenario", repositoryRoot.appendingPathComponent("traces/scenarios/loopback-basic.scenario").path,
+                              "-o", "/dev/full")
+        #expect(rec.status == 2 && rec.stderr.contains("-o /dev/full: not a regular file"), "\(rec.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: "/dev/full.partial"))
         // /dev/full is still the device, not a file put in its place.
         var st = stat()
         #expect(stat("/dev/full", &st) == 0 && st.st_mode & S_IFMT == S_IFCHR)
