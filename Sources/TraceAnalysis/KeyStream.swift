@@ -59,6 +59,7 @@ public struct KeyStream {
     var counters: [NetCounters] = []
     /// Per (NIC, queue), chains seen so far.
     var chainCounts: [UInt64: UInt64] = [:]
+    let countersByValue: Bool
     /// Per NIC, the counters the trace starts from.
     public private(set) var startCounters: [NetCounters] = []
 
@@ -66,7 +67,12 @@ public struct KeyStream {
     ///   - from, through: the events to key (a window around a split). A
     ///     stream that starts mid-trace numbers chains from its start, so two
     ///     such streams key chains by (NIC, queue, head) only.
-    public init(reader: TraceReader, scope: DiffScope, countersOnly: Bool = false, from: UInt64 = 0, through: UInt64 = .max) throws(TraceError) {
+    ///   - countersByValue: key a counter transition by its new value, not
+    ///     its step (the context around a split: a step matches a later one
+    ///     of another value, a value only itself).
+    public init(reader: TraceReader, scope: DiffScope, countersOnly: Bool = false, countersByValue: Bool = false,
+                from: UInt64 = 0, through: UInt64 = .max) throws(TraceError) {
+        self.countersByValue = countersByValue
         self.reader = reader
         self.scope = scope
         self.countersOnly = countersOnly
@@ -121,7 +127,7 @@ public struct KeyStream {
             guard let c = NetCounter(ordinal: index), nic < counters.count else { return nil }
             let step = value &- counters[nic][c]
             counters[nic][c] = value
-            var k = keyed(.counter, n << 8 | UInt64(index), step)
+            var k = keyed(.counter, n << 8 | UInt64(index), countersByValue ? value : step)
             k.counter = c
             k.value = value
             return k

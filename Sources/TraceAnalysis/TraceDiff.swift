@@ -26,7 +26,9 @@ public struct CounterDiff: Sendable {
         public var countersB: NetCounters
     }
     /// One aligned step near the split (every kind of event but memory
-    /// traffic): "=" both, "-" only in A, "+" only in B.
+    /// traffic): "=" the same event in both, "~" aligned but not the same
+    /// (a chain's buffers elsewhere, a read of another value: both shown),
+    /// "-" only in A, "+" only in B.
     public struct ContextLine: Encodable, Hashable, Sendable {
         public var mark: String
         public var eventA: UInt64?
@@ -153,15 +155,25 @@ extension CounterDiff {
     static func context(_ a: TraceReader, _ b: TraceReader, scope: DiffScope, split: Split, before: Int, after: Int,
                         textA: EventText, textB: EventText) throws(TraceError) -> [ContextLine] {
         guard let anchorA = split.a.event ?? split.a.after, let anchorB = split.b.event ?? split.b.after else { return [] }
-        let span = UInt64(40 * (before + after) + 200)
-        func keys(_ r: TraceReader, _ anchor: UInt64) throws(TraceError) -> [KeyedEvent] {
-            var stream = try KeyStream(reader: r, scope: scope, from: anchor > span ? anchor - span : 0, through: anchor + 2 * span)
+        func keys(_ r: TraceReader, _ anchor: UInt64, _ span: UInt64) throws(TraceError) -> [KeyedEvent] {
+            var stream = try KeyStream(reader: r, scope: scope, countersByValue: true, from: anchor > span ? anchor - span : 0,
+                                       through: anchor + 2 * span)
             var out: [KeyedEvent] = []
             while let k = try stream.next() { out.append(k) }
             return out
         }
-        let ka = try keys(a, anchorA), kb = try keys(b, anchorB)
-        guard let ops = myersDiff(ka[...], kb[...], maxEdits: 4096) else { return [] }
+        // Two runs of one workload differ by timing noise: a window wide
+        // enough for a long context can hold more edits than the alignment
+        // allows. Narrower windows then, down to what the lines need.
+        var span = UInt64(40 * (before + after) + 200)
+        let narrowest: UInt64 = 256
+        var aligned: [DiffOp]?
+        while aligned == nil {
+            aligned = myersDiff(try keys(a, anchorA, span)[...], try keys(b, anchorB, span)[...], maxEdits: 4096)
+            if span <= narrowest { break }
+            span = max(narrowest, span / 2)
+        }
+        guard let ops = aligned else { return [] }
         let at = ops.firstIndex { op in
             switch op {
             case .onlyA(let x): return x.event == split.a.event
@@ -174,7 +186,11 @@ extension CounterDiff {
         } ?? 0
         return ops[max(0, at - before)..<min(ops.count, at + after + 1)].map { op in
             switch op {
-            case .both(let x, let y): return ContextLine(mark: "=", eventA: x.event, eventB: y.event, text: textA.text(x.event))
+            case .both(let x, let y):
+                // Aligned by key; "=" only when the events read the same, both shown otherwise.
+                let ta = textA.text(x.event), tb = textB.text(y.event)
+                if ta == tb { return ContextLine(mark: "=", eventA: x.event, eventB: y.event, text: ta) }
+                return ContextLine(mark: "~", eventA: x.event, eventB: y.event, text: ta + "  |  B: " + tb.drop { $0 != " " }.dropFirst())
             case .onlyA(let x): return ContextLine(mark: "-", eventA: x.event, eventB: nil, text: textA.text(x.event))
             case .onlyB(let y): return ContextLine(mark: "+", eventA: nil, eventB: y.event, text: textB.text(y.event))
             }

@@ -167,11 +167,13 @@ struct Diff: ParsableCommand {
             if let t = split.a.text, let e = split.a.event { print("  A #\(e)  \(t)") }
             if let t = split.b.text, let e = split.b.event { print("  B #\(e)  \(t)") }
             if !d.context.isEmpty {
-                print("  around the split (= in both, - only in A, + only in B):")
+                print("  around the split (= the same in both, ~ aligned but not the same: both shown, - only in A, + only in B):")
                 for line in d.context {
                     let a = line.eventA.map { "A#\($0)" } ?? "", b = line.eventB.map { "B#\($0)" } ?? ""
                     print("    \(line.mark) \(a.padding(toLength: 10, withPad: " ", startingAt: 0)) \(b.padding(toLength: 10, withPad: " ", startingAt: 0)) \(line.text)")
                 }
+            } else if context > 0 {
+                print("  around the split: the events there differ too much to align (try a smaller --context)")
             }
             print("  counters at the split, and at the end (* differs):")
             print(table(split, d))

@@ -87,6 +87,35 @@ struct VhostUserCLITests {
         let diff = try CLI.run("diff", clean, faulted)
         #expect(diff.status == 1)
         #expect(diff.stdout.contains("A sets rx_packets = 100 (+1)") && diff.stdout.contains("B has no such transition"), "\(diff.stdout)")
+        try Self.everyEqualLineIsTheSameEvent(clean, faulted)
+    }
+
+    /// The context around a split marks "=" only events that read the same
+    /// in `vtrace dump` of both traces, at every context length (30 and
+    /// more once printed nothing).
+    static func everyEqualLineIsTheSameEvent(_ a: String, _ b: String) throws {
+        func dumpLines(_ path: String) throws -> [UInt64: String] {
+            var lines: [UInt64: String] = [:]
+            for line in try CLI.run("dump", path).stdout.split(separator: "\n") {
+                // "#N TIME nicK TEXT" -> N: "nicK TEXT"
+                let fields = line.split(separator: " ", maxSplits: 2)
+                if fields.count == 3, let n = UInt64(fields[0].dropFirst()) { lines[n] = String(fields[2]) }
+            }
+            return lines
+        }
+        let dumpA = try dumpLines(a), dumpB = try dumpLines(b)
+        for context in [6, 29, 30, 100] {
+            let r = try CLI.run("diff", a, b, "--context", "\(context)", "--json")
+            let object = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+            let scopes = object["scopes"] as? [[String: Any]] ?? []
+            let lines = scopes.flatMap { $0["context"] as? [[String: Any]] ?? [] }
+            #expect(lines.count >= context, "--context \(context): \(lines.count) lines")
+            for line in lines where line["mark"] as? String == "=" {
+                let ea = try #require(line["event_a"] as? Int), eb = try #require(line["event_b"] as? Int)
+                let ta = try #require(dumpA[UInt64(ea)]), tb = try #require(dumpB[UInt64(eb)])
+                #expect(ta == tb, "= A#\(ea) B#\(eb): A is '\(ta)', B is '\(tb)'")
+            }
+        }
     }
 
     /// One pair, and two (MQ: testpmd's control queue enables the second pair after DRIVER_OK).
