@@ -85,6 +85,22 @@ struct KVMRunTests {
         #expect(try CLI.run("replay", trace).status == 0)
     }
 
+    /// A device offering more pairs than the guest uses: the control queue is
+    /// at 2 × max_virtqueue_pairs (config space), not after the pairs used
+    /// (there its commands landed on a data queue: "VQ_PAIRS_SET refused").
+    @Test func mqUsingFewerPairsThanOfferedFindsTheControlQueue() throws {
+        guard !skip() else { return }
+        let trace = try temporaryFile("kvm-mq-fewer.vtrace", [])
+        let r = try run(["--workload", "mq:pairs=2,frames=32,len=64", "--pairs", "4", "--record", trace])
+        #expect(r.status == 0, "\(r.stderr) \(r.report["serial"] ?? "")")
+        #expect(moved(counters(r.report)) == ["tx_packets": 64, "tx_bytes": 4096, "rx_packets": 64, "rx_bytes": 4096, "ctrl_mq_set": 2])
+        #expect((r.report["disagreements"] as? [Any])?.isEmpty == true)
+        // Its commands went to queue 8, the control queue of a 4-pair device.
+        let kicks = try dumpLines(trace, kind: "mmio").filter { ($0["register"] as? String) == "QueueNotify" }.compactMap { $0["value"] as? Int }
+        #expect(kicks.contains(8) && !kicks.contains(4))
+        #expect(try CLI.run("replay", trace).status == 0)
+    }
+
     /// Every hostile path, with the exact counters the spec gives them, and
     /// the trace replays with zero divergence.
     @Test func hostileGuestDrivesEveryCounterPath() throws {

@@ -67,6 +67,7 @@ enum {
     R_DRV_FEATURES = 0x020, R_DRV_FEATURES_SEL = 0x024, R_QUEUE_SEL = 0x030, R_QUEUE_NUM_MAX = 0x034, R_QUEUE_NUM = 0x038,
     R_QUEUE_READY = 0x044, R_QUEUE_NOTIFY = 0x050, R_INT_STATUS = 0x060, R_INT_ACK = 0x064, R_STATUS = 0x070,
     R_DESC_LO = 0x080, R_DESC_HI = 0x084, R_AVAIL_LO = 0x090, R_AVAIL_HI = 0x094, R_USED_LO = 0x0a0, R_USED_HI = 0x0a4,
+    R_CONFIG_MAX_PAIRS = 0x108, /* config space: mac[6], status, max_virtqueue_pairs */
 };
 enum { S_ACK = 1, S_DRIVER = 2, S_DRIVER_OK = 4, S_FEATURES_OK = 8, S_NEEDS_RESET = 0x40 };
 #define F_VERSION_1 (1ull << 32)
@@ -92,7 +93,8 @@ struct nic {
     uint64_t base;
     uint32_t pairs;            /* negotiated queue pairs (1 without MQ) */
     uint64_t features;
-    struct queue q[2 * MAX_PAIRS + 1];
+    struct queue q[2 * MAX_PAIRS];
+    struct queue ctrl;         /* the control queue, at index 2 × max_virtqueue_pairs */
     uint32_t next_rx_seq[MAX_PAIRS];
     uint64_t sent, received, bad, bytes;
 };
@@ -122,8 +124,7 @@ static void *alloc(uint64_t size, uint64_t align) {
 }
 
 /* ---- queues ---- */
-static int queue_setup(struct nic *n, uint16_t index, uint16_t want) {
-    struct queue *q = &n->q[index];
+static int queue_setup_at(struct nic *n, struct queue *q, uint16_t index, uint16_t want) {
     wr(n->base, R_QUEUE_SEL, index);
     uint32_t max = rd(n->base, R_QUEUE_NUM_MAX);
     if (max == 0) return -1;
@@ -147,6 +148,8 @@ static int queue_setup(struct nic *n, uint16_t index, uint16_t want) {
     wr(n->base, R_QUEUE_READY, 1);
     return 0;
 }
+
+static int queue_setup(struct nic *n, uint16_t index, uint16_t want) { return queue_setup_at(n, &n->q[index], index, want); }
 
 /* Puts a chain of `count` descriptors (addr/len/flags given) on the avail ring; returns the head or -1. */
 static int queue_add(struct queue *q, const uint64_t *addr, const uint32_t *len, const uint16_t *flags, int count,
@@ -213,7 +216,7 @@ static void set_driver_features(struct nic *n, uint64_t f) {
 
 /* Control command VQ_PAIRS_SET; returns the device's status byte (0 = OK). */
 static int ctrl_set_pairs(struct nic *n, uint16_t pairs) {
-    struct queue *q = &n->q[2 * n->pairs];
+    struct queue *q = &n->ctrl;
     uint8_t *cmd = alloc(4, 4), *status = alloc(1, 1);
     cmd[0] = 4; cmd[1] = 0; cmd[2] = (uint8_t)pairs; cmd[3] = (uint8_t)(pairs >> 8);
     *status = 0xff;
@@ -244,7 +247,16 @@ static int init_nic(struct nic *n, uint32_t want_pairs, int version_1) {
     n->pairs = pairs;
     for (uint32_t i = 0; i < 2 * pairs; i++)
         if (queue_setup(n, (uint16_t)i, QSIZE) < 0) { puts_("guest: queue "); putu(i); puts_(" missing\n"); return -1; }
-    if (f & F_CTRL_VQ) queue_setup(n, (uint16_t)(2 * pairs), 16);
+    /* The control queue follows every data queue the device has (virtio v1.2
+       §5.1.2: index 2 × max_virtqueue_pairs, from config space with MQ), not
+       just the ones used here. */
+    if (f & F_CTRL_VQ) {
+        uint32_t max_pairs = (f & F_MQ) ? (rd(n->base, R_CONFIG_MAX_PAIRS) & 0xffff) : 1;
+        if (max_pairs == 0 || queue_setup_at(n, &n->ctrl, (uint16_t)(2 * max_pairs), 16) < 0) {
+            puts_("guest: no control queue at 2 x max_virtqueue_pairs "); putu(max_pairs); puts_("\n");
+            return -1;
+        }
+    }
     wr(n->base, R_STATUS, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
     return 0;
 }
