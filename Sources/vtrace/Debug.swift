@@ -28,9 +28,13 @@ struct Debug: ParsableCommand {
 
     @OptionGroup var input: TraceInput
 
+    @OptionGroup var faultOptions: ReplayFaultOptions
+
     func run() throws {
         let reader = try input.open()
-        let replayer = TraceReplayer(reader: reader)
+        let faults = try faultOptions.faults(for: reader.header)
+        let replayer = TraceReplayer(reader: reader, faults: faults)
+        let faultNote = ReplayFaultOptions.note(reader.header, replaying: faults)
         var breakpoints = Set<UInt64>()
         let interactive = isatty(0) != 0
         guard reader.eventCount > 0 else {
@@ -45,15 +49,20 @@ struct Debug: ParsableCommand {
         }
         print("vtrace debug: \(reader.eventCount) events in \(reader.chunks.count) chunks; `help` lists commands")
 
+        func diverged(_ d: Divergence) {
+            print("DIVERGED at \(d)")
+            if let faultNote { print(faultNote) }
+        }
+
         /// Steps one access and prints what it did; false at the end or on divergence.
         func step(verbose: Bool) throws -> Bool {
             guard let start = try replayer.stepAccess() else {
-                if let d = replayer.divergence { print("DIVERGED at \(d)") } else { print("end of trace") }
+                if let d = replayer.divergence { diverged(d) } else { print("end of trace") }
                 return false
             }
             if verbose { for line in replayer.recordedText(since: start) { print("#\(line.number) \(line.text)") } }
             if let d = replayer.divergence {
-                print("DIVERGED at \(d)")
+                diverged(d)
                 return false
             }
             return true
@@ -63,7 +72,7 @@ struct Debug: ParsableCommand {
             while true {
                 try replayer.advanceSegmentIfNeeded()
                 guard let next = replayer.nextText?.number else {
-                    if let d = replayer.divergence { print("DIVERGED at \(d)") } else { print("end of trace") }
+                    if let d = replayer.divergence { diverged(d) } else { print("end of trace") }
                     return
                 }
                 if stop(next) { return }

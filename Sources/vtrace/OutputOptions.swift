@@ -25,6 +25,39 @@ struct FaultOptions: ParsableArguments {
     }
 }
 
+/// The faults a replay runs with: `--fault`, or with `--recorded-faults` the
+/// ones the trace's header says it was recorded with.
+struct ReplayFaultOptions: ParsableArguments {
+    @OptionGroup var given: FaultOptions
+
+    @Flag(help: "Replay with the faults the trace was recorded with (its header lists them; see `vtrace info`).")
+    var recordedFaults = false
+
+    func validate() throws {
+        if recordedFaults && !given.specs.isEmpty { throw ValidationError("--recorded-faults and --fault exclude each other") }
+    }
+
+    /// The faults for `header`'s trace, or exit 2 naming a bad one.
+    func faults(for header: TraceHeader) throws -> DeviceFaults {
+        guard recordedFaults else { return try given.parsed() }
+        switch DeviceFaults.parse(header.faults) {
+        case .success(let f): return f
+        case .failure(let e):
+            printError("vtrace: the trace's recorded faults: \(e)")
+            throw ExitCode(VTrace.usageExitCode)
+        }
+    }
+
+    /// A word for a replay that diverges where a recorded fault acted: nil
+    /// when the trace was recorded without faults or is replayed with them.
+    static func note(_ header: TraceHeader, replaying faults: DeviceFaults) -> String? {
+        guard !header.faults.isEmpty, header.faults != faults.specs else { return nil }
+        let specs = header.faults.joined(separator: " ")
+        return "note: this trace was recorded with faults \(specs); a replay without them diverges where they acted: "
+            + "replay them with \(header.faults.map { "--fault \($0)" }.joined(separator: " ")), or --recorded-faults"
+    }
+}
+
 extension NetCounter {
     /// Counters named in a comma-separated list, or exit 2 naming the unknown one.
     static func parseList(_ list: String) throws -> [NetCounter] {

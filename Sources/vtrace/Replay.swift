@@ -36,7 +36,7 @@ struct Replay: ParsableCommand {
 
     @OptionGroup var input: TraceInput
 
-    @OptionGroup var faultOptions: FaultOptions
+    @OptionGroup var faultOptions: ReplayFaultOptions
 
     @Flag(help: "For git bisect run: exit 0 match, 1 divergence, 125 unusable trace; print one line.")
     var check = false
@@ -73,13 +73,14 @@ struct Replay: ParsableCommand {
     }
 
     func run() throws {
-        let faults = try faultOptions.parsed()
         let reader: TraceReader
         do {
             reader = try input.open()
         } catch {
             throw ExitCode(check ? 125 : VTrace.usageExitCode)
         }
+        let faults = try faultOptions.faults(for: reader.header)
+        let faultNote = ReplayFaultOptions.note(reader.header, replaying: faults)
         if let target = breakAt, target >= reader.eventCount {
             printError("vtrace: --break-at \(target): \(input.trace) has \(reader.eventCount) events (0…\(max(reader.eventCount, 1) - 1))")
             throw ExitCode(VTrace.usageExitCode)
@@ -123,6 +124,7 @@ struct Replay: ParsableCommand {
             print(try JSONText.encode(report))
             throw ExitCode(matched ? 0 : 1)
         }
+        if !matched, let faultNote { printError("vtrace: \(faultNote)") }
         if check {
             print(matched ? "match: \(reader.eventCount) events\(outcome.cut.map { "; " + $0.description } ?? "")" : "diverged at event \(divergences[0].event): expected \(divergences[0].expected); replay \(divergences[0].actual)")
             throw ExitCode(matched ? 0 : 1)

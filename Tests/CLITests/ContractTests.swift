@@ -76,3 +76,43 @@ struct ContractTests {
         #expect(json["checkpoint_chunks"] as? Int == json["checkpointChunks"] as? Int)
     }
 }
+
+/// A trace recorded with faults says so where a replay without them diverges,
+/// and --recorded-faults replays them (issue 20, item 4).
+@Suite("Traces recorded with faults")
+struct RecordedFaultsTests {
+    @Test func replayAndDebugNameTheRecordedFaultsAndCanReplayThem() throws {
+        let trace = try temporaryFile("faulted.vtrace", [])
+        let scenario = repositoryRoot.appendingPathComponent("traces/scenarios/loopback-basic.scenario").path
+        // The fault breaks the scenario's expectations (exit 1); the trace is written.
+        #expect(try CLI.run("record", "--scenario", scenario, "-o", trace, "--fault", "drop-rx:2").status == 1)
+        let note = "note: this trace was recorded with faults drop-rx:2; a replay without them diverges where they acted: "
+            + "replay them with --fault drop-rx:2, or --recorded-faults"
+        let plain = try CLI.run("replay", trace)
+        #expect(plain.status == 1 && plain.stderr.contains(note), "\(plain.stderr)")
+        let check = try CLI.run("replay", "--check", trace)
+        #expect(check.status == 1 && check.stderr.contains(note))
+        let replayed = try CLI.run("replay", "--recorded-faults", trace)
+        #expect(replayed.status == 0 && replayed.stdout.contains("faults drop-rx:2") && !replayed.stderr.contains("note:"), "\(replayed.stdout)")
+        #expect(try CLI.run("replay", "--recorded-faults", "--fault", "drop-rx:1", trace).status == 2)
+
+        func debug(_ extra: [String]) throws -> String {
+            let p = Process()
+            p.executableURL = CLI.productsDirectory.appendingPathComponent("vtrace")
+            p.arguments = ["debug", trace] + extra
+            let input = Pipe(), output = Pipe()
+            p.standardInput = input
+            p.standardOutput = output
+            try p.run()
+            input.fileHandleForWriting.write(Data("continue\nquit\n".utf8))
+            try input.fileHandleForWriting.close()
+            let out = output.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            return String(decoding: out, as: UTF8.self)
+        }
+        let stepped = try debug([])
+        #expect(stepped.contains("DIVERGED at event") && stepped.contains(note), "\(stepped)")
+        let clean = try debug(["--recorded-faults"])
+        #expect(clean.contains("end of trace") && !clean.contains("DIVERGED"), "\(clean)")
+    }
+}
