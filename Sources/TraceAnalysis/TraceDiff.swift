@@ -55,18 +55,29 @@ final class EventText {
     let reader: TraceReader
     var chunk = -1
     var texts: [UInt64: String] = [:]
+    var bodies: [UInt64: TraceEvent.Body] = [:]
 
     init(reader: TraceReader) { self.reader = reader }
 
-    func text(_ number: UInt64) -> String {
-        if let t = texts[number] { return t }
-        guard let c = reader.chunkIndex(containing: number) else { return "event \(number)" }
-        if c != chunk, var d = try? reader.decoder(c) {
-            chunk = c
-            texts.removeAll()
-            while let e = try? d.next() { texts[e.number] = "nic\(e.nic) " + EventFormatting.summary(e, d) }
+    func load(_ number: UInt64) {
+        guard texts[number] == nil, let c = reader.chunkIndex(containing: number), c != chunk, var d = try? reader.decoder(c) else { return }
+        chunk = c
+        texts.removeAll()
+        bodies.removeAll()
+        while let e = try? d.next() {
+            texts[e.number] = "nic\(e.nic) " + EventFormatting.summary(e, d)
+            bodies[e.number] = e.body
         }
+    }
+
+    func text(_ number: UInt64) -> String {
+        load(number)
         return texts[number] ?? "event \(number)"
+    }
+
+    func body(_ number: UInt64) -> TraceEvent.Body? {
+        load(number)
+        return bodies[number]
     }
 }
 
@@ -145,11 +156,56 @@ extension CounterDiff {
         let textA = EventText(reader: a), textB = EventText(reader: b)
         if let e = split.a.event, split.counter != nil { split.a.text = textA.text(e) }
         if let e = split.b.event, split.counter != nil { split.b.text = textB.text(e) }
-        diff.split = split
         diff.context = try context(a, b, scope: scope, split: split, before: before, after: after, textA: textA, textB: textB)
+        if let c = split.counter, let instead = insteadSentence(diff.context, split: split, counter: c, textA: textA, textB: textB) {
+            split.summary += "; " + instead
+        }
+        diff.split = split
         return diff
     }
 
+    /// What the side without the transition did at that point: its own events
+    /// in the block of the context that holds the split (between two events
+    /// both traces share), chains it popped and did not publish named as such.
+    static func insteadSentence(_ lines: [ContextLine], split: Split, counter: NetCounter, textA: EventText, textB: EventText) -> String? {
+        let aHasIt = split.a.event != nil && split.b.event == nil
+        guard aHasIt || (split.b.event != nil && split.a.event == nil) else { return nil }
+        let (me, other, mine) = aHasIt ? ("A", "B", split.a.event!) : ("B", "A", split.b.event!)
+        guard let at = lines.firstIndex(where: { (aHasIt ? $0.eventA : $0.eventB) == mine && $0.mark != "=" }) else { return nil }
+        var low = at, high = at
+        while low > 0 && lines[low - 1].mark != "=" { low -= 1 }
+        while high + 1 < lines.count && lines[high + 1].mark != "=" { high += 1 }
+        let texts = aHasIt ? textB : textA, myTexts = aHasIt ? textA : textB
+        let theirs = lines[low...high].compactMap { aHasIt ? $0.eventB : $0.eventA }
+        let mineInBlock = lines[low...high].compactMap { aHasIt ? $0.eventA : $0.eventB }
+        func usedPairs(_ numbers: [UInt64], _ t: EventText) -> Set<[UInt64]> {
+            var out = Set<[UInt64]>()
+            for n in numbers { if case .used(let q, let id, _)? = t.body(n) { out.insert([UInt64(q), UInt64(id)]) } }
+            return out
+        }
+        let published = usedPairs(theirs, texts), mePublished = usedPairs(mineInBlock, myTexts)
+        var items: [String] = []
+        // A chain both popped just before, that only the side with the transition published.
+        for line in lines[max(0, low - 4)..<low] where line.mark != "-" && line.mark != "+" {
+            guard let ea = line.eventA, let eb = line.eventB, case .chain(let q, let head, _)? = texts.body(aHasIt ? eb : ea) else { continue }
+            let pair = [UInt64(q), UInt64(head)]
+            if mePublished.contains(pair) && !published.contains(pair) {
+                items.append("popped chain q\(q) head \(head) as \(me) did (A#\(ea), B#\(eb)) and did not publish it as used")
+            }
+        }
+        items += theirs.prefix(6).map { n -> String in
+            switch texts.body(n) {
+            case .chain(let q, let head, _)?:
+                return "popped chain q\(q) head \(head) (\(other)#\(n))" + (published.contains([UInt64(q), UInt64(head)]) ? "" : " and did not publish it as used")
+            case .used(let q, let id, let len)?: return "published used q\(q) id \(id) len \(len) (\(other)#\(n))"
+            case .counter(let index, let value)?: return "set \(NetCounter(ordinal: index)?.name ?? "counter \(index)") = \(value) (\(other)#\(n))"
+            default: return texts.text(n).drop { $0 != " " }.dropFirst().description + " (\(other)#\(n))"
+            }
+        }
+        guard !items.isEmpty else { return "\(other) has no event of its own there" }
+        return "where \(me) counts it, \(other) " + items.joined(separator: ", ")
+            + (theirs.count > 6 ? " and \(theirs.count - 6) more" : "") + ", and does not count \(counter.name)"
+    }
     /// Every kind of event (but memory traffic) aligned in a window around the
     /// split, `before` steps before the diverging transition and `after` after.
     static func context(_ a: TraceReader, _ b: TraceReader, scope: DiffScope, split: Split, before: Int, after: Int,

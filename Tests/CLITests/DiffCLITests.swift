@@ -59,6 +59,11 @@ struct DiffCLITests {
         #expect(text.status == 1)
         #expect(text.stdout.contains("nic0: DIFFER — A sets rx_packets = 3 (+1) at event \(scope["event_a"] as! Int); B has no such transition"))
         #expect(text.stdout.contains("    - A#\(scope["event_a"] as! Int) "))
+        // What B did instead: it popped the same RX chain and never published it.
+        let rxChain = try #require(try dumpLines(a, kind: "chain").last { ($0["queue"] as? Int) == 0 && ($0["n"] as? Int ?? 0) < scope["event_a"] as! Int })
+        let n = rxChain["n"] as! Int, head = rxChain["head"] as! Int
+        #expect(text.stdout.contains("where A counts it, B popped chain q0 head \(head) as A did (A#\(n), B#\(n)) and did not publish it as used, and does not count rx_packets"),
+                "\(text.stdout)")
     }
 
     /// A counter bumped twice: the split is the same transition in both, with different steps.

@@ -87,6 +87,9 @@ struct VhostUserCLITests {
         let diff = try CLI.run("diff", clean, faulted)
         #expect(diff.status == 1)
         #expect(diff.stdout.contains("A sets rx_packets = 100 (+1)") && diff.stdout.contains("B has no such transition"), "\(diff.stdout)")
+        // What B did there: an RX chain it popped and never published, and no count.
+        #expect(diff.stdout.contains("where A counts it, B ") && diff.stdout.contains("and did not publish it as used")
+                && diff.stdout.contains("and does not count rx_packets"), "\(diff.stdout)")
         try Self.everyEqualLineIsTheSameEvent(clean, faulted)
     }
 
