@@ -63,10 +63,24 @@ public struct BinnedSeries: Sendable, Equatable {
     public var minimum: UInt64 { bins.reduce(start) { min($0, $1?.low ?? .max) } }
 }
 
+/// What a plot's x axis counts.
+public enum PlotAxis: Sendable {
+    /// The trace's own event numbers.
+    case events
+    /// Another trace's event numbers: this trace's mapped through `AxisMap`
+    /// (B drawn on A's axis through the diff's alignment).
+    case aligned(AxisMap)
+    /// Nanoseconds since the trace's first access.
+    case time
+}
+
 /// One trace's counter timelines in one scope, binned for a plot.
 public struct CounterPlotData: Sendable {
+    /// Where the trace ends on the x axis.
     public var events: UInt64
     public var series: [NetCounter: BinnedSeries]
+    /// The trace's event numbers on the x axis (for marks at an event).
+    public var toAxis = AxisMap()
 
     public init(events: UInt64, series: [NetCounter: BinnedSeries]) {
         self.events = events
@@ -77,29 +91,64 @@ public struct CounterPlotData: Sendable {
     public var moved: [NetCounter] { NetCounter.allCases.filter { (series[$0]?.transitions ?? 0) > 0 } }
 
     /// Walks `reader` (every counter transition in scope: `nic`, or the
-    /// aggregate over NICs when nil) into `columns` columns spanning events
-    /// `from..<from + span` (default: the whole trace). Decoding starts at the
-    /// chunk holding `from` and stops at the range's end.
-    public init(reader: TraceReader, nic: Int?, columns: Int, from: UInt64 = 0, span: UInt64? = nil) throws(TraceError) {
+    /// aggregate over NICs when nil) into `columns` columns spanning
+    /// `from..<from + span` on `axis` (default: the whole trace). Decoding
+    /// starts at the chunk holding the range's first event and stops at its end.
+    public init(reader: TraceReader, nic: Int?, columns: Int, from: UInt64 = 0, span: UInt64? = nil, axis: PlotAxis = .events) throws(TraceError) {
         let span = max(1, span ?? reader.eventCount)
-        events = reader.eventCount
+        let last = from &+ (span - 1)
+        // The trace's own events to walk, and where each lands on the axis.
+        let walkFrom: UInt64, walkThrough: UInt64
+        switch axis {
+        case .events: (walkFrom, walkThrough) = (from, last)
+        case .aligned(let map):
+            let back = map.inverse
+            (walkFrom, walkThrough) = (back.map(from), back.map(last))
+            toAxis = map
+        case .time: (walkFrom, walkThrough) = (0, .max)
+        }
+        events = 0
         // By ordinal while walking (no hashing per transition).
         var bins = NetCounter.allCases.map { _ in BinnedSeries(columns: columns, from: from, span: span, start: 0) }
         var started = false
-        try CounterTimeline(reader: reader, nic: nic).walk(from: from, through: from &+ (span - 1)) { sample in
+        var times = AxisMap()
+        try CounterTimeline(reader: reader, nic: nic).walk(from: walkFrom, through: walkThrough) { sample in
+            let x: UInt64
+            switch axis {
+            case .events: x = sample.event
+            case .aligned(let map): x = map.map(sample.event)
+            case .time:
+                x = sample.time
+                times.add(sample.event, sample.time)
+            }
             if !started {
                 started = true
                 for c in NetCounter.allCases { bins[c.ordinal] = BinnedSeries(columns: columns, from: from, span: span, start: sample.counters[c]) }
                 return
             }
             guard let c = sample.counter else { return }
-            if sample.event < from {
+            if x < from {
                 bins[c.ordinal].start = sample.counters[c]
                 bins[c.ordinal].end = sample.counters[c]
-            } else {
-                bins[c.ordinal].add(event: sample.event, value: sample.counters[c])
+            } else if x <= last {
+                bins[c.ordinal].add(event: x, value: sample.counters[c])
             }
         }
+        switch axis {
+        case .events: events = reader.eventCount
+        case .aligned(let map): events = map.map(reader.eventCount)
+        case .time:
+            toAxis = times
+            events = Self.lastTime(reader) ?? times.map(reader.eventCount)
+        }
         series = Dictionary(uniqueKeysWithValues: NetCounter.allCases.map { ($0, bins[$0.ordinal]) })
+    }
+
+    /// The time of the trace's last event, since its first access (decodes the last chunk).
+    public static func lastTime(_ reader: TraceReader) -> UInt64? {
+        guard let lastChunk = reader.chunks.indices.last, let first = reader.chunks.first, var d = try? reader.decoder(lastChunk) else { return nil }
+        var time: UInt64?
+        while let e = try? d.next() { time = e.time }
+        return time.map { $0 &- first.firstTime }
     }
 }

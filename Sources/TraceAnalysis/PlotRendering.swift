@@ -45,6 +45,8 @@ public struct CounterPlot: Sendable {
     public var scopeName: String
     /// The first divergence between trace 0 and trace 1, if any.
     public var split: CounterDiff.Split?
+    /// What the x axis counts (the label under the last panel).
+    public var xLabel = "event number"
 
     public init(layout: PlotLayout, traces: [PlotTrace], counters: [NetCounter], from: UInt64 = 0, span: UInt64, scopeName: String,
                 split: CounterDiff.Split?) {
@@ -143,7 +145,7 @@ public struct CounterPlot: Sendable {
             out += "<text x=\"\(xx)\" y=\"\(ph + 15)\" text-anchor=\"middle\">\(t)</text>\n"
         }
         if i == counters.count - 1 {
-            out += "<text x=\"\(pw / 2)\" y=\"\(ph + 30)\" text-anchor=\"middle\" fill=\"#555555\">event number</text>\n"
+            out += "<text x=\"\(pw / 2)\" y=\"\(ph + 30)\" text-anchor=\"middle\" fill=\"#555555\">\(escapeXML(xLabel))</text>\n"
         }
         for (k, t) in traces.enumerated() {
             guard let s = t.data.series[c] else { continue }
@@ -153,9 +155,11 @@ public struct CounterPlot: Sendable {
         if let split {
             // A side without an event at the split is marked, dotted, after its last aligned event.
             for (k, side) in [split.a, split.b].enumerated() where k < traces.count {
-                guard let e = side.event ?? side.after, e >= from, e - from < span else { continue }
+                guard let e = side.event ?? side.after else { continue }
+                let at = traces[k].data.toAxis.map(e)   // the event's place on the axis
+                guard at >= from, at - from < span else { continue }
                 let label = escapeXML(traces[k].label) + (side.event == nil ? " lacks it, after #\(e)" : " #\(e)")
-                let xx = format(x(e))
+                let xx = format(x(at))
                 out += "<line class=\"divergence\" data-trace=\"\(escapeXML(traces[k].label))\" data-event=\"\(side.event.map(String.init) ?? "")\" "
                     + "x1=\"\(xx)\" y1=\"0\" x2=\"\(xx)\" y2=\"\(ph)\" stroke=\"\(traces[k].colour)\" stroke-width=\"1.2\" "
                     + "stroke-dasharray=\"\(side.event == nil ? "1 3" : "4 3")\"><title>\(label)</title></line>\n"

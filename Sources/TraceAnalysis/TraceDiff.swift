@@ -44,6 +44,9 @@ public struct CounterDiff: Sendable {
     /// Counter transitions matched, and those only one side has.
     public var matched = 0, onlyA = 0, onlyB = 0
     public var eventsA: UInt64 = 0, eventsB: UInt64 = 0
+    /// B's event numbers onto A's, through the counter transitions both have
+    /// (what `plot` draws B on, so the runs coincide wherever they agree).
+    public var alignment = AxisMap()
     public var unalignedWindows = 0
 
     /// The counter timelines are the same: same start, every counter transition matched.
@@ -106,6 +109,7 @@ extension CounterDiff {
             switch op {
             case .both(let x, let y):
                 diff.matched += 1
+                diff.alignment.add(y.event, x.event)
                 if let c = x.counter { countersA[c] = x.value }
                 if let c = y.counter { countersB[c] = y.value }
                 lastA = x.event

@@ -14,6 +14,12 @@ struct Plot: ParsableCommand {
             first divergence `vtrace diff` finds is marked in every panel by a dashed line at \
             its event in each trace; the panel of the counter that parted is outlined in red.
 
+            --x picks the axis. aligned (the default): A's event numbers, with B's events placed \
+            through the alignment `vtrace diff` makes of the two counter timelines, so two runs \
+            of one workload (whose event numbers drift apart with timing and MMIO noise) \
+            coincide wherever they agree and part exactly at the split. events: each trace's own \
+            event numbers. time: nanoseconds since each trace's first access (no --from/--to).
+
             The output's extension picks the form: .svg is the drawing alone; .html is one page \
             with the drawing inline, the verdict, the counters of both traces at the split and \
             at the end with B−A, and the aligned events around the split. The page fetches \
@@ -56,6 +62,11 @@ struct Plot: ParsableCommand {
     @Option(help: "Width of the drawing in pixels (300...20000).")
     var width = 960
 
+    enum XAxis: String, ExpressibleByArgument, CaseIterable { case aligned, events, time }
+
+    @Option(help: "The x axis: aligned (B on A's event numbers through the diff's alignment), events (each trace's own), time (ns).")
+    var x: XAxis = .aligned
+
     /// Events drawn on each side of the split in the HTML page's close-up.
     static let closeUp: UInt64 = 200
 
@@ -73,6 +84,7 @@ struct Plot: ParsableCommand {
         if form == nil { throw ValidationError("-o \(output): the name must end in .svg or .html") }
         if width < 300 || width > 20_000 { throw ValidationError("--width must be between 300 and 20000 pixels") }
         if let from, let to, to < from { throw ValidationError("--to \(to) is before --from \(from)") }
+        if x == .time && (from != nil || to != nil) { throw ValidationError("--from and --to are event numbers: not with --x time") }
     }
 
     func run() throws {
@@ -83,7 +95,30 @@ struct Plot: ParsableCommand {
         }
         try scope.check(readers)
         let layout = PlotLayout(width: width)
-        let longest = max(1, readers.map(\.eventCount).max() ?? 1)
+        let scopeOfDiff: DiffScope = nic.map { .nic($0) } ?? .aggregate
+        var diff: CounterDiff?
+        do {
+            if readers.count == 2 { diff = try CounterDiff.compare(readers[0], readers[1], scope: scopeOfDiff) }
+        } catch {
+            printTraceError(error, among: Array(zip([a] + (b.map { [$0] } ?? []), readers)))
+            throw ExitCode(VTrace.usageExitCode)
+        }
+        /// Where each trace's events go on the x axis.
+        let axes: [PlotAxis] = readers.indices.map { i in
+            switch x {
+            case .events: return .events
+            case .time: return .time
+            case .aligned: return i == 1 && diff != nil ? .aligned(diff!.alignment) : .events
+            }
+        }
+        func axisEnd(_ i: Int) -> UInt64 {
+            switch axes[i] {
+            case .events: return readers[i].eventCount
+            case .aligned(let map): return map.map(readers[i].eventCount)
+            case .time: return CounterPlotData.lastTime(readers[i]).map { $0 + 1 } ?? 1
+            }
+        }
+        let longest = max(1, readers.indices.map(axisEnd).max() ?? 1)
         let first = from ?? 0
         guard first < longest else {
             printError("vtrace: --from \(first): the longer trace has \(longest) events")
@@ -95,25 +130,31 @@ struct Plot: ParsableCommand {
         /// The plot of events first...last; the counters that moved in it unless --counters.
         func draw(_ first: UInt64, _ last: UInt64, split: CounterDiff.Split?) throws(TraceError) -> CounterPlot {
             var data: [CounterPlotData] = []
-            for r in readers { data.append(try CounterPlotData(reader: r, nic: nic, columns: layout.plotWidth, from: first, span: last - first + 1)) }
+            for (r, axis) in zip(readers, axes) {
+                data.append(try CounterPlotData(reader: r, nic: nic, columns: layout.plotWidth, from: first, span: last - first + 1, axis: axis))
+            }
             let moved = Set(data.flatMap(\.moved))
             let traces = zip(data.indices, data).map { i, d in
                 PlotTrace(label: i == 0 ? "A" : "B", path: i == 0 ? a : b!, data: d, colour: PlotTrace.colours[i])
             }
-            return CounterPlot(layout: layout, traces: traces, counters: selection ?? NetCounter.allCases.filter { moved.contains($0) },
-                               from: first, span: last - first + 1, scopeName: scopeName, split: split)
+            var plot = CounterPlot(layout: layout, traces: traces, counters: selection ?? NetCounter.allCases.filter { moved.contains($0) },
+                                   from: first, span: last - first + 1, scopeName: scopeName, split: split)
+            switch x {
+            case .aligned: plot.xLabel = readers.count == 2 ? "event number of A (B's events placed by the alignment of the two runs)" : "event number"
+            case .events: plot.xLabel = "event number (each trace its own)"
+            case .time: plot.xLabel = "nanoseconds since the first access"
+            }
+            return plot
         }
         let plot: CounterPlot
-        var diff: CounterDiff?
         var closeUp: CounterPlot?
         do {
-            if readers.count == 2 {
-                diff = try CounterDiff.compare(readers[0], readers[1], scope: nic.map { .nic($0) } ?? .aggregate)
-            }
             plot = try draw(first, last, split: diff?.split)
             // The HTML page of a whole-trace comparison adds a close-up of the split.
-            if form == .html, from == nil, to == nil, let split = diff?.split {
-                let marks = [split.a.event ?? split.a.after, split.b.event ?? split.b.after].compactMap { $0 }
+            if form == .html, from == nil, to == nil, x != .time, let split = diff?.split, let data = Optional(plot.traces) {
+                let marks = [split.a.event ?? split.a.after, split.b.event ?? split.b.after].enumerated().compactMap { k, e in
+                    e.map { data[k].data.toAxis.map($0) }
+                }
                 if let low = marks.min(), let high = marks.max(), last - first > 4 * Self.closeUp {
                     let start = low > Self.closeUp ? low - Self.closeUp : 0
                     closeUp = try draw(start, min(longest - 1, high + Self.closeUp), split: split)

@@ -222,3 +222,20 @@ struct PlotCLITests {
         #expect(counter.status == 2 && counter.stderr.contains("unknown counter 'tx_pakets'"), "\(counter.stderr)")
     }
 }
+
+@Suite("vtrace plot axes")
+struct PlotAxisTests {
+    @Test func theTimeAndEventAxesDrawAndTimeRefusesAnEventRange() throws {
+        let trace = repositoryRoot.appendingPathComponent("traces/golden/long-drain.vtrace").path
+        let out = try temporaryFile("time-axis.svg", [])
+        let time = try CLI.run("plot", trace, "--x", "time", "-o", out)
+        #expect(time.status == 0, "\(time.stderr)")
+        let svg = try String(contentsOfFile: out, encoding: .utf8)
+        #expect(svg.contains(">nanoseconds since the first access<"))
+        let refused = try CLI.run("plot", trace, "--x", "time", "--from", "5", "-o", out)
+        #expect(refused.status == 2 && refused.stderr.contains("not with --x time"), "\(refused.stderr)")
+        let events = try CLI.run("plot", trace, trace, "--x", "events", "-o", out)
+        let drawn = try String(contentsOfFile: out, encoding: .utf8)
+        #expect(events.status == 0 && drawn.contains(">event number (each trace its own)<"))
+    }
+}
