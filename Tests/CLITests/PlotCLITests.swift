@@ -137,22 +137,13 @@ struct PlotCLITests {
         #expect(html.contains("<tr data-counter=\"tx_packets\"><td>tx_packets</td><td>1</td><td>1</td><td>3</td><td>3</td><td>0</td></tr>"))
         #expect(html.contains("<table class=\"context\">"))
 
-        let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first { FileManager.default.isExecutableFile(atPath: $0) }
-        guard let chromium else {
+        guard let fields = try renderedColours(out, width: 1000, height: 1200, name: "plot") else {
             print("SKIPPED: chromium is not installed (tools/bootstrap.sh --test installs it); the HTML was checked as text only")
             return
         }
-        let png = try temporaryFile("plot.png", [])
-        let profile = try temporaryFile("chromium-profile", [])
-        try? FileManager.default.removeItem(atPath: profile)
-        let shot = try runCombined("/usr/bin/timeout", ["120", chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                                                        "--user-data-dir=\(profile)", "--window-size=1000,1200", "--screenshot=\(png)", "file://\(out)"])
-        #expect(shot.status == 0, "\(shot.output)")
-        let counted = try runCombined("/usr/bin/python3", [repositoryRoot.appendingPathComponent("tools/png-colours.py").path, png, "1f77b4", "e8710a"])
-        let fields = counted.output.split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
-        #expect(fields.count == 4, "\(counted.output)")
+        #expect(fields.count == 4, "\(fields)")
         #expect(fields.prefix(2) == [1000, 1200])
-        #expect(fields.count == 4 && fields[2] > 200 && fields[3] > 20, "pixels of A's and B's colours: \(counted.output)")
+        #expect(fields.count == 4 && fields[2] > 200 && fields[3] > 20, "pixels of A's and B's colours: \(fields)")
     }
 
     /// --from/--to draw only that range: transitions counted within it, axes
@@ -221,6 +212,23 @@ struct PlotCLITests {
         let counter = try CLI.run("plot", trace, "--counters", "tx_pakets", "-o", try temporaryFile("x.svg", []))
         #expect(counter.status == 2 && counter.stderr.contains("unknown counter 'tx_pakets'"), "\(counter.stderr)")
     }
+}
+
+/// Renders `file` (SVG or HTML) in headless Chromium at `width`×`height` and
+/// counts the pixels of A's and B's colours: [width, height, A's, B's]; nil
+/// where Chromium is not installed.
+func renderedColours(_ file: String, width: Int, height: Int, name: String) throws -> [Int]? {
+    guard let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+        return nil
+    }
+    let png = try temporaryFile("\(name).png", [])
+    let profile = try temporaryFile("chromium-\(name)", [])
+    try? FileManager.default.removeItem(atPath: profile)
+    let shot = try runCombined("/usr/bin/timeout", ["120", chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                                                    "--user-data-dir=\(profile)", "--window-size=\(width),\(height)", "--screenshot=\(png)", "file://\(file)"])
+    #expect(shot.status == 0, "\(shot.output)")
+    let counted = try runCombined("/usr/bin/python3", [repositoryRoot.appendingPathComponent("tools/png-colours.py").path, png, "1f77b4", "e8710a"])
+    return counted.output.split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
 }
 
 @Suite("vtrace plot axes")

@@ -103,25 +103,16 @@ struct VhostUserCLITests {
         let diff = try CLI.run("diff", a, b, "--json")
         let scope = try #require((try JSONSerialization.jsonObject(with: Data(diff.stdout.utf8)) as? [String: Any])?["scopes"] as? [[String: Any]])
         let split = try #require(scope.first?["event_a"] as? Int)
-        let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first { FileManager.default.isExecutableFile(atPath: $0) }
         var blue: [String: Int] = [:]
         for axis in ["aligned", "events"] {
             let svg = try temporaryFile("coincide-\(axis).svg", [])
             let r = try CLI.run("plot", a, b, "--from", "\(max(0, split - 300))", "--to", "\(split)", "--x", axis, "-o", svg)
             #expect(r.status == 0, "\(r.stderr)")
-            guard let chromium else { continue }
-            let png = try temporaryFile("coincide-\(axis).png", []), profile = try temporaryFile("chromium-coincide-\(axis)", [])
-            try? FileManager.default.removeItem(atPath: profile)
-            let shot = try runCombined("/usr/bin/timeout", ["120", chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                                                            "--user-data-dir=\(profile)", "--window-size=1000,700", "--screenshot=\(png)", "file://\(svg)"])
-            #expect(shot.status == 0, "\(shot.output)")
-            let counted = try runCombined("/usr/bin/python3", [repositoryRoot.appendingPathComponent("tools/png-colours.py").path, png, "1f77b4", "e8710a"])
-            let fields = counted.output.split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
+            guard let fields = try renderedColours(svg, width: 1000, height: 700, name: "coincide-\(axis)") else {
+                print("SKIPPED: chromium is not installed: the aligned plot was not rendered")
+                return
+            }
             if fields.count == 4 { blue[axis] = fields[2] }
-        }
-        guard chromium != nil else {
-            print("SKIPPED: chromium is not installed: the aligned plot was not rendered")
-            return
         }
         let aligned = try #require(blue["aligned"]), events = try #require(blue["events"])
         #expect(aligned * 5 < events, "A's blue pixels before the split: aligned \(aligned), raw event numbers \(events)")
