@@ -70,7 +70,7 @@ let package = Package(
         .target(name: "KVMHost", dependencies: ["CKVM", "HostPrimitives", "VirtioCore", "TraceRecording"], swiftSettings: tracingSettings),
         .target(name: "CVhost"),
         .target(name: "VhostUser", dependencies: ["CVhost", "HostPrimitives", "VirtioCore", "TraceRecording"], swiftSettings: tracingSettings),
-        .target(name: "Scenarios", dependencies: ["VirtioCore", "GuestDriver", "TraceFormat", "TraceRecording"], swiftSettings: coreSettings),
+        .target(name: "Scenarios", dependencies: ["VirtioCore", "GuestDriver", "TraceFormat", "TraceMapping", "TraceRecording"], swiftSettings: coreSettings),
         .executableTarget(
             name: "vtrace",
             dependencies: [

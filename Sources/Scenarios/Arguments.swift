@@ -133,6 +133,17 @@ struct Arguments {
         return Int(v)
     }
 
+    /// `key=N` that must be there.
+    mutating func required(_ key: String) throws(ScenarioError) -> UInt64 {
+        guard let t = take(key) else { throw error(nil, "'\(operation)' needs \(key)=N") }
+        return try number(t)
+    }
+
+    /// `key=N` that must be there and fit 16 bits.
+    mutating func uint16(_ key: String) throws(ScenarioError) -> UInt16 {
+        UInt16(try int(key, default: 0, range: 0...Int(UInt16.max), required: true))
+    }
+
     mutating func width() throws(ScenarioError) -> Int {
         let w = try int("width", default: 4, range: 1...8)
         guard [1, 2, 4, 8].contains(w) else { throw error(lastTaken, "width must be 1, 2, 4 or 8, got \(w)") }

@@ -12,12 +12,30 @@ public struct ScenarioSetup: Hashable, Sendable {
     public var memorySize: UInt64 = 16 << 20
     /// Extra regions from `memory map`.
     public var extraRegions: [MemoryRegion] = []
+    /// Each queue's QueueNumMax (`device queue_max=N`).
+    public var queueMaxSize = NetLayout.queueMaxSize
+    /// NICs that start in a given state (`state nic=N ...`) rather than reset:
+    /// a scenario cut from a trace at a checkpoint.
+    public var states: [Int: StartState] = [:]
 
     public init() {}
+
+    /// The devices' configuration.
+    public var netConfig: NetConfig { NetConfig(mac: mac, queuePairs: queuePairs, queueMaxSize: queueMaxSize) }
 
     /// All RAM regions.
     public var regions: [MemoryRegion] {
         (memorySize > 0 ? [MemoryRegion(base: 0, size: memorySize)] : []) + extraRegions
+    }
+}
+
+/// A NIC's state at the start of a scenario, and whether guest memory is bound to it.
+public struct StartState: Hashable, Sendable {
+    public var state: VirtioNetState
+    public var memoryBound: Bool
+    public init(state: VirtioNetState, memoryBound: Bool) {
+        self.state = state
+        self.memoryBound = memoryBound
     }
 }
 
@@ -38,6 +56,8 @@ public enum ScenarioOperation: Hashable, Sendable {
     case ctrlMQ(pairs: UInt16, kick: Bool)
     case reset
     case irqAck(value: UInt32?)
+    /// A vhost-user frontend's operation (the second transport).
+    case vhost(TransportOperation)
     case expectCounters([CounterValue])
     case expectAggregate([CounterValue])
     case expectUsedIdx(queue: Int, value: UInt16)

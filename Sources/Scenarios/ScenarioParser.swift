@@ -134,7 +134,7 @@ struct ParseState {
         }
         var args = Arguments(operation: name, column: head.column, tokens: rest, line: line, state: self)
         try args.split()
-        let isSetup = ["device", "memory", "memory map"].contains(name)
+        let isSetup = ["device", "memory", "memory map", "state"].contains(name)
         if isSetup {
             if repeatCount != 1 { throw error(line, allTokens[0].column, "'repeat' cannot apply to set-up") }
             if sawOperation {
@@ -166,6 +166,7 @@ struct ParseState {
         case "device":
             setup.nics = try a.int("nics", default: 1, range: 1...64)
             setup.queuePairs = try a.int("queue_pairs", default: 1, range: 1...NetConfig.maxQueuePairs)
+            setup.queueMaxSize = UInt16(try a.int("queue_max", default: Int(NetLayout.queueMaxSize), range: 1...32768))
             if let mac = a.take("mac") {
                 guard let parsed = MACAddress(mac.text) else { throw a.error(mac, "bad MAC address '\(mac.text)' (want aa:bb:cc:dd:ee:ff)") }
                 setup.mac = parsed
@@ -176,6 +177,8 @@ struct ParseState {
             sawMemorySize = true
             setup.memorySize = try a.positionalNumber(0, "SIZE")
             try checkMemory(a)
+        case "state":
+            try parseState(&a)
         default:  // memory map
             let base = try a.positionalNumber(0, "ADDR")
             let size = try a.positionalNumber(1, "SIZE")
@@ -282,6 +285,23 @@ struct ParseState {
             return .ctrlMQ(pairs: UInt16(try a.int("pairs", default: -1, range: 0...65535, required: true)), kick: !a.flag("nokick"))
         case "reset":
             return .reset
+        case "vhost features":
+            return .vhost(.setFeatures(try a.positionalNumber(0, "FEATURES")))
+        case "vhost ring-size":
+            return .vhost(.setRingSize(queue: try a.uint16("queue"), size: try a.uint16("size")))
+        case "vhost ring-addresses":
+            return .vhost(.setRingAddresses(queue: try a.uint16("queue"), desc: try a.required("desc"), avail: try a.required("avail"),
+                                            used: try a.required("used")))
+        case "vhost ring-base":
+            return .vhost(.setRingBase(queue: try a.uint16("queue"), base: try a.uint16("base")))
+        case "vhost ring-enable":
+            return .vhost(.enableRing(queue: try a.uint16("queue"), enabled: try a.int("enabled", default: 1, range: 0...1) == 1))
+        case "vhost kick":
+            return .vhost(.kick(queue: try a.uint16("queue")))
+        case "vhost ring-stop":
+            return .vhost(.stopRing(queue: try a.uint16("queue")))
+        case "vhost reset":
+            return .vhost(.reset)
         case "irq ack":
             let v = try a.optionalNumber("value")
             if let v, v > UInt64(UInt32.max) { throw a.error(a.lastTaken, "value must fit in 32 bits") }
@@ -324,12 +344,14 @@ struct ParseState {
 
 /// The operation names.
 enum ScenarioGrammar {
-    static let oneWord: Set<String> = ["device", "memory", "chain", "kick", "reset"]
+    static let oneWord: Set<String> = ["device", "memory", "state", "chain", "kick", "reset"]
     static let twoWord: Set<String> = [
         "memory map", "mmio write", "mmio read", "mem write", "mem fill", "mem expect", "driver init", "rx post",
         "tx send", "avail idx", "ctrl mq", "irq ack", "expect counters", "expect aggregate", "expect used",
         "expect status", "expect interrupt", "expect pairs", "expect poisoned", "expect rx",
         "bind memory", "unbind memory",
+        "vhost features", "vhost ring-size", "vhost ring-addresses", "vhost ring-base", "vhost ring-enable", "vhost kick",
+        "vhost ring-stop", "vhost reset",
     ]
     static let firstWords: Set<String> = Set(twoWord.map { String($0.split(separator: " ")[0]) })
 }

@@ -14,13 +14,16 @@ public enum ScenarioRecording {
         provenance: (inout TraceHeader) -> Void = { _ in }, clock: (@Sendable () -> UInt64)? = nil
     ) throws -> (ScenarioResult, RecordingSummary) {
         let setup = scenario.setup
-        let config = NetConfig(mac: setup.mac, queuePairs: setup.queuePairs)
-        let recorder = try TraceRecorder(path: path, config: config, nics: setup.nics, regions: setup.regions, options: options,
-                                         clock: clock, header: { header in
-                                             header.scenario = scenario.file
-                                             header.faults = faults.specs
-                                             provenance(&header)
-                                         })
+        let config = setup.netConfig
+        let probe = VirtioNetDevice<GuestRAM, NoObserver>(config: config, memory: nil)
+        var header = TraceHeader(config: config, nics: setup.nics, offeredFeatures: probe.offeredFeatures, regions: setup.regions)
+        header.scenario = scenario.file
+        header.faults = faults.specs
+        provenance(&header)
+        // NICs a `state` line starts elsewhere start there in the trace too.
+        let starts = (0..<setup.nics).map { setup.states[$0] ?? StartState(state: probe.state, memoryBound: true) }
+        let recorder = try TraceRecorder(path: path, header: header, initialStates: starts.map(\.state), memoryBound: starts.map(\.memoryBound),
+                                         options: options, clock: clock)
         var runner: ScenarioRunner<RecordingObserver>
         do {
             runner = try ScenarioRunner(scenario, faults: faults) { recorder.observer(nic: $0) }

@@ -44,8 +44,12 @@ public struct ScenarioRunner<Observer: DeviceObserver> {
             throw ScenarioError(file: scenario.file, line: 0, column: 0, message: error.description)
         }
         ram = memory
-        let config = NetConfig(mac: scenario.setup.mac, queuePairs: scenario.setup.queuePairs)
+        let config = scenario.setup.netConfig
         devices = (0..<scenario.setup.nics).map { VirtioNetDevice(config: config, memory: memory, observer: makeObserver($0), faults: faults) }
+        for (n, start) in scenario.setup.states {
+            _ = devices[n].restore(start.state)
+            if !start.memoryBound { devices[n].memory = nil }
+        }
         drivers = (0..<scenario.setup.nics).map { VirtioNetDriver(memory: memory, nic: $0) }
     }
 
@@ -129,6 +133,8 @@ public struct ScenarioRunner<Observer: DeviceObserver> {
                 try drivers[n].controlSetPairs(&devices[n], pairs: pairs, kick: kick)
             case .reset:
                 drivers[n].reset(&devices[n])
+            case .vhost(let op):
+                devices[n].apply(op)
             case .irqAck(let value):
                 drivers[n].acknowledgeInterrupts(&devices[n], value: value)
             case .expectCounters(let values):

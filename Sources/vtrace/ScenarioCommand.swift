@@ -10,6 +10,6 @@ struct ScenarioCommand: ParsableCommand {
             with expectations on counters, used rings, status and memory. The language is \
             documented in docs/scenarios.md; a library of scenarios lives in traces/scenarios/.
             """,
-        subcommands: [ScenarioRun.self, ScenarioList.self]
+        subcommands: [ScenarioRun.self, ScenarioList.self, ScenarioFromTraceCommand.self]
     )
 }

@@ -185,6 +185,61 @@ struct ScenarioParserTests {
     }
 }
 
+@Suite("Scenario lines for traces: state, vhost, queue_max")
+struct TraceScenarioLineTests {
+    func failure(_ text: String) -> String { ScenarioParserTests().failure(text) }
+
+    @Test func aStateLineStartsTheDeviceThere() throws {
+        let text = """
+            device queue_max=512
+            state nic=0 status=0xf features=0x100000020 pairs=1 irqs=7 bound=0 q1=512,1,0x2000,0x3000,0x4000,5,5,0 tx_packets=9
+            bind memory
+            mmio read 0x70
+            expect counters tx_packets=9
+            """
+        let scenario = try ScenarioParser.parse(file: "t", text: text)
+        let start = try #require(scenario.setup.states[0])
+        #expect(!start.memoryBound && start.state.status.rawValue == 0xF && start.state.interruptsRaised == 7)
+        #expect(start.state.queues[1].size == 512 && start.state.queues[1].ready && start.state.queues[1].nextAvail == 5)
+        #expect(start.state.queues[1].descTable == 0x2000 && start.state.counters[.txPackets] == 9)
+        var runner = try ScenarioRunner(scenario) { _ in NoObserver() }
+        let r = runner.run()
+        #expect(r.passed && runner.devices[0].state.queues[1].maxSize == 512)
+        #expect(failure("device\nstate q1=3,1,0,0,0,0,0,0\n").hasPrefix("2:1: no device can be in this state"))
+        #expect(failure("device\nstate q1=1,2\n").hasPrefix("2:10: q1=1,2: want SIZE,READY,"))
+        #expect(failure("device\nstate\nstate\n").hasPrefix("3:1: a second 'state' for nic=0"))
+        #expect(failure("device\nmmio read 0x70\nstate\n").hasPrefix("3:1: set-up ('state') must come before"))
+        #expect(failure("device queue_max=0\n").hasPrefix("1:18: queue_max=0 is out of range 1...32768"))
+    }
+
+    @Test func vhostLinesApplyTheTransportsOperations() throws {
+        let text = """
+            device
+            vhost features 0x100000000
+            vhost ring-size queue=1 size=64
+            vhost ring-addresses queue=1 desc=0x10000 avail=0x11000 used=0x12000
+            vhost ring-base queue=1 base=3
+            vhost ring-enable queue=1 enabled=1
+            vhost kick queue=1
+            vhost ring-stop queue=1
+            expect status 0x4f
+            expect counters invalid_avail_idx_count=1
+            """
+        let scenario = try ScenarioParser.parse(file: "t", text: text)
+        #expect(scenario.steps.map(\.operation).prefix(7) == [
+            .vhost(.setFeatures(0x1_0000_0000)), .vhost(.setRingSize(queue: 1, size: 64)),
+            .vhost(.setRingAddresses(queue: 1, desc: 0x10000, avail: 0x11000, used: 0x12000)), .vhost(.setRingBase(queue: 1, base: 3)),
+            .vhost(.enableRing(queue: 1, enabled: true)), .vhost(.kick(queue: 1)), .vhost(.stopRing(queue: 1)),
+        ])
+        var runner = try ScenarioRunner(scenario) { _ in NoObserver() }
+        let r = runner.run()
+        // The ring resumes at 3 while avail.idx in memory is 0: the kick poisons it (NEEDS_RESET).
+        #expect(r.passed, "\(r.failures)")
+        #expect(runner.devices[0].state.queues[1].nextAvail == 3 && !runner.devices[0].state.queues[1].ready)
+        #expect(failure("device\nvhost ring-size size=4\n").hasPrefix("2:1: 'vhost ring-size' needs queue=N"))
+    }
+}
+
 @Suite("Scenario runner")
 struct ScenarioRunnerTests {
     func run(_ text: String) throws -> ScenarioResult {
