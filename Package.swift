@@ -13,7 +13,8 @@
 //   TraceAnalysis   ─► TraceMapping, HostPrimitives    (replay, diff, bisect, plot, pcapng)
 //   KVMHost         ─► TraceRecording, CKVM            (the KVM recording VMM)
 //   VhostUser       ─► TraceRecording, CVhost          (the vhost-user backend)
-//   Scenarios       ─► GuestDriver, TraceRecording
+//   Scenarios       ─► GuestDriver, TraceRecording      (the scenario language; trace → scenario)
+//   ScenarioReduction ─► Scenarios, TraceAnalysis      (vtrace reduce)
 //   vtrace (CLI)    ─► all of the above; vtrace-bench ─► Scenarios' layers
 //
 // (Each also imports what its arrow's targets build on: VirtioCore,
@@ -44,6 +45,7 @@ let package = Package(
         .library(name: "VirtioCore", targets: ["VirtioCore"]),
         .library(name: "GuestDriver", targets: ["GuestDriver"]),
         .library(name: "Scenarios", targets: ["Scenarios"]),
+        .library(name: "ScenarioReduction", targets: ["ScenarioReduction"]),
         .library(name: "TraceFormat", targets: ["TraceFormat"]),
         .library(name: "HostPrimitives", targets: ["HostPrimitives"]),
         .library(name: "TraceMapping", targets: ["TraceMapping"]),
@@ -71,10 +73,11 @@ let package = Package(
         .target(name: "CVhost"),
         .target(name: "VhostUser", dependencies: ["CVhost", "HostPrimitives", "VirtioCore", "TraceRecording"], swiftSettings: tracingSettings),
         .target(name: "Scenarios", dependencies: ["VirtioCore", "GuestDriver", "TraceFormat", "TraceMapping", "TraceRecording"], swiftSettings: coreSettings),
+        .target(name: "ScenarioReduction", dependencies: ["Scenarios", "TraceAnalysis", "TraceRecording", "TraceFormat", "HostPrimitives", "VirtioCore", "GuestDriver"]),
         .executableTarget(
             name: "vtrace",
             dependencies: [
-                "VirtioCore", "GuestDriver", "Scenarios", "TraceFormat", "TraceRecording", "TraceAnalysis",
+                "VirtioCore", "GuestDriver", "Scenarios", "ScenarioReduction", "TraceFormat", "TraceRecording", "TraceAnalysis",
                 "KVMHost", "VhostUser",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

@@ -91,7 +91,7 @@ public struct ScenarioFromTrace {
         // Set-up: the devices, the memory, the NICs that do not start reset.
         var setup = ["device nics=\(header.nics) queue_pairs=\(header.queuePairs) mac=\(header.netConfig.mac)"
                      + (header.maxQueueSize != Int(NetLayout.queueMaxSize) ? " queue_max=\(header.maxQueueSize)" : "")]
-        setup += try memoryLines(from: first, through: lastEvent)
+        setup += try memoryLines(from: first)
         let probe = VirtioNetDevice<GuestRAM, NoObserver>(config: header.netConfig, memory: nil)
         let fresh = NICCheckpoint(probe.state, memoryBound: true)
         for (n, c) in checkpoint.enumerated() where c != fresh && (options.nic == nil || options.nic == n) {
@@ -136,7 +136,7 @@ public struct ScenarioFromTrace {
     /// `memory` lines: the header's regions, or (a vhost-user trace, whose
     /// memory the frontend shares) RAM from 0 up past the highest byte the
     /// device touched.
-    func memoryLines(from first: Int, through last: UInt64) throws(TraceError) -> [String] {
+    func memoryLines(from first: Int) throws(TraceError) -> [String] {
         func size(_ n: UInt64) -> String {
             for (suffix, unit) in [("G", UInt64(1) << 30), ("M", 1 << 20), ("K", 1 << 10)] where n >= unit && n % unit == 0 { return "\(n / unit)\(suffix)" }
             return "\(n)"
@@ -144,11 +144,11 @@ public struct ScenarioFromTrace {
         let regions = reader.header.memory
         if regions.count == 1, regions[0].base == 0 { return ["memory \(size(regions[0].size))"] }
         if !regions.isEmpty { return ["memory 0"] + regions.map { "memory map 0x\(String($0.base, radix: 16)) \(size($0.size))" } }
+        // The whole trace: the last access may run well past `last` (a long drain).
         var top: UInt64 = 0
         for i in first..<reader.chunks.count {
             var d = try reader.decoder(i)
             while let e = try d.next(chunk: i, of: reader) {
-                if e.number > last { break }
                 switch e.body {
                 case .memoryRead(let a, let n, _, _), .memoryWrite(let a, let n, _, _): top = max(top, a &+ UInt64(n))
                 default: break
