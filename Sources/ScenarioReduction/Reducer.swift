@@ -184,7 +184,13 @@ public struct Reducer {
         for k in units.indices {
             let unit = units[k]
             out.append("")
-            if let comment = unit.comment { out.append(comment) }
+            // The trace's event and access, without what it did there (the reduced one does less).
+            if let comment = unit.comment, comment.hasPrefix("# #") {
+                let access = comment.dropFirst(3).split(separator: ":", maxSplits: 1)[0]
+                out.append("# from the trace's #" + access)
+            } else if let comment = unit.comment {
+                out.append(comment)
+            }
             for step in unit.steps { out.append(line(step)) }
             guard let now = PropertyCheck.counters(scenario(Array(units[...k])), faults: reference) else { continue }
             for n in now.indices where n >= previous.count || now[n] != previous[n] {
@@ -201,7 +207,8 @@ public struct Reducer {
     func line(_ step: ScenarioStep) -> String {
         if case .memWrite(let address, let bytes) = step.operation, bytes.allSatisfy({ $0 == 0 }),
            !lines[step.line - 1].contains(String(repeating: "0", count: 2 * bytes.count)) {
-            return "mem fill 0x\(String(address, radix: 16)) \(bytes.count) 0"
+            return bytes.count < 16 ? "mem write 0x\(String(address, radix: 16)) " + String(repeating: "00", count: bytes.count)
+                : "mem fill 0x\(String(address, radix: 16)) \(bytes.count) 0"
         }
         return String(lines[step.line - 1])
     }
