@@ -56,6 +56,23 @@ struct ReduceTests {
         #expect(try CLI.run("record", "--scenario", out, "-o", again, "--fault", "drop-rx:2").status == 0)
     }
 
+    /// A broken identity (a counter bumped twice) reduces to a scenario whose
+    /// recording, with the same fault, still breaks it.
+    @Test func aBrokenIdentityReduces() throws {
+        let trace = try temporaryFile("reduce-twice.vtrace", [])
+        let scenario = repositoryRoot.appendingPathComponent("traces/scenarios/loopback-basic.scenario").path
+        _ = try CLI.run("record", "--scenario", scenario, "-o", trace, "--fault", "count-twice:tx_packets:2")
+        let out = try temporaryFile("reduced-twice.scenario", [])
+        let r = try CLI.run("reduce", trace, "--check", "--fault", "count-twice:tx_packets:2", "-o", out)
+        #expect(r.status == 0 && r.stdout.contains("1-minimal"), "\(r.stdout)\(r.stderr)")
+        #expect(operations(try String(contentsOfFile: out, encoding: .utf8)).count < 37)
+        let again = try temporaryFile("reduced-twice-again.vtrace", [])
+        _ = try CLI.run("record", "--scenario", out, "-o", again, "--fault", "count-twice:tx_packets:2")
+        let check = try CLI.run("check", again)
+        #expect(check.status == 1 && check.stdout.contains("VIOLATION"), "\(check.stdout)")
+        #expect(try CLI.run("reduce", Self.golden("rx-poison"), "--check", "-o", out).status == 1)
+    }
+
     @Test func aPropertyThatNeverHoldsExits1AndTheClockIsKept() throws {
         let out = try temporaryFile("reduced-never.scenario", [])
         let never = try CLI.run("reduce", Self.golden("rx-poison"), "--until", "tx_packets > 1000", "-o", out)
