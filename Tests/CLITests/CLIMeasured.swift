@@ -40,4 +40,16 @@ extension CLI {
         return Measured(status: code, maxRSSBytes: usage.ru_maxrss * 1024,
                         stdout: try String(contentsOfFile: out, encoding: .utf8), stderr: try String(contentsOfFile: err, encoding: .utf8))
     }
+
+    /// Runs the built `vtrace` with `arguments` on a pseudo-terminal (from
+    /// script(1)), standard output and error together, with the given extra
+    /// environment; nil, having said SKIPPED, where /usr/bin/script is missing.
+    static func runOnATerminal(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String)? {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/script") else {
+            print("SKIPPED: no /usr/bin/script to give vtrace a pseudo-terminal")
+            return nil
+        }
+        let command = ([productsDirectory.appendingPathComponent("vtrace").path] + arguments).map(quoted).joined(separator: " ")
+        return try runCombined("/usr/bin/script", ["-qec", command, "/dev/null"], environment: environment)
+    }
 }
