@@ -11,9 +11,12 @@ struct BufferAllocator: Sendable {
         free = end > start ? [(start, end - start)] : []
     }
 
+    /// The bytes a range of `length` takes: rounded up to 16, at least 16.
+    func footprint(_ length: UInt64) -> UInt64 { max(alignment, (length + alignment - 1) / alignment * alignment) }
+
     /// A range of `length` bytes (rounded up to 16), or nil when none is left.
     mutating func allocate(_ length: UInt64) -> UInt64? {
-        let need = max(alignment, (length + alignment - 1) / alignment * alignment)
+        let need = footprint(length)
         for i in free.indices where free[i].1 >= need {
             let start = free[i].0
             if free[i].1 == need {
@@ -28,7 +31,7 @@ struct BufferAllocator: Sendable {
 
     /// Returns a range from ``allocate(_:)``.
     mutating func release(_ start: UInt64, _ length: UInt64) {
-        let size = max(alignment, (length + alignment - 1) / alignment * alignment)
+        let size = footprint(length)
         var i = 0
         while i < free.count && free[i].0 < start { i += 1 }
         free.insert((start, size), at: i)
@@ -45,4 +48,7 @@ struct BufferAllocator: Sendable {
 
     /// Bytes still free.
     var available: UInt64 { free.reduce(0) { $0 + $1.1 } }
+
+    /// How many ranges of `length` bytes ``allocate(_:)`` would still hand out.
+    func count(fitting length: UInt64) -> Int { free.reduce(0) { $0 + Int($1.1 / footprint(length)) } }
 }

@@ -46,6 +46,10 @@ public struct VirtioNetDriver<Memory: GuestMemory> {
     /// Queue pairs the driver set up (max_virtqueue_pairs when MQ, else 1).
     public private(set) var pairs: Int = 0
     var buffers: BufferAllocator
+    /// How many more buffers of `length` bytes the driver's area holds now
+    /// (what the rings and in-flight chains leave free; reclaim first to count
+    /// the used chains' buffers as free).
+    public func buffersThatFit(length: Int) -> Int { buffers.count(fitting: UInt64(length)) }
     /// Misbehaviour applied at the next ``initialize(_:features:queueSize:)``.
     public var quirks = DriverQuirks()
 

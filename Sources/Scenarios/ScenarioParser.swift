@@ -190,15 +190,7 @@ struct ParseState {
     /// Rejects a memory layout GuestRAM would refuse, at the line that made it so.
     func checkMemory(_ a: Arguments) throws(ScenarioError) {
         do throws(MemoryLayoutError) {
-            for r in setup.regions {
-                if r.size == 0 { throw MemoryLayoutError.emptyRegion(r) }
-                guard r.end != nil else { throw MemoryLayoutError.regionWraps(r) }
-                if r.size > GuestRAM.maxRegionSize { throw MemoryLayoutError.tooLarge(r) }
-            }
-            let sorted = setup.regions.sorted { $0.base < $1.base }
-            for i in sorted.indices.dropLast() where sorted[i + 1].base < sorted[i].end! {
-                throw MemoryLayoutError.overlap(sorted[i], sorted[i + 1])
-            }
+            _ = try GuestRAM.checkLayout(setup.regions)
         } catch {
             throw a.error(nil, error.description)
         }

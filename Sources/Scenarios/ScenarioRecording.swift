@@ -8,10 +8,11 @@ import VirtioCore
 /// Records a scenario run into a trace.
 public enum ScenarioRecording {
     /// Runs `scenario` with every NIC observed by one recorder writing `path`.
+    /// `progress` is handed to ``ScenarioRunner/run(progress:)``.
     /// - Returns: the run's result (expectations are still checked) and what was written.
     public static func record(
         _ scenario: Scenario, to path: String, options: RecordingOptions = RecordingOptions(), faults: DeviceFaults = DeviceFaults(),
-        provenance: (inout TraceHeader) -> Void = { _ in }, clock: (@Sendable () -> UInt64)? = nil
+        provenance: (inout TraceHeader) -> Void = { _ in }, clock: (@Sendable () -> UInt64)? = nil, progress: ((Int) -> Void)? = nil
     ) throws -> (ScenarioResult, RecordingSummary) {
         let setup = scenario.setup
         let config = setup.netConfig
@@ -31,7 +32,7 @@ public enum ScenarioRecording {
             recorder.abandon()
             throw error
         }
-        let result = runner.run()
+        let result = runner.run(progress: progress)
         let summary = try recorder.finish()
         return (result, summary)
     }

@@ -53,9 +53,19 @@ public struct ScenarioRunner<Observer: DeviceObserver> {
         drivers = (0..<scenario.setup.nics).map { VirtioNetDriver(memory: memory, nic: $0) }
     }
 
+    /// Operations a whole run executes (a `repeat` counts each time).
+    public var totalOperations: Int { scenario.steps.reduce(0) { $0 + $1.repeatCount } }
+
+    /// Operations between two ``run(progress:)`` reports: a power of two, so
+    /// the check is a mask; about 10 ms of the fastest operations (kicks of
+    /// an empty queue) in a release build.
+    public static var progressInterval: Int { 1 << 16 }
+
     /// Runs every step; expectation failures are collected and the run goes
-    /// on; a driver error stops it.
-    public mutating func run() -> ScenarioResult {
+    /// on; a driver error stops it. `progress`, if given, is called with the
+    /// operations done every ``progressInterval`` operations (so a short run
+    /// never calls it); the run costs one mask test per operation more.
+    public mutating func run(progress: ((Int) -> Void)? = nil) -> ScenarioResult {
         var stop: ScenarioError?
         outer: for step in scenario.steps {
             for _ in 0..<step.repeatCount {
@@ -66,6 +76,7 @@ public struct ScenarioRunner<Observer: DeviceObserver> {
                     break outer
                 }
                 operations += 1
+                if operations & (Self.progressInterval - 1) == 0, let progress { progress(operations) }
             }
         }
         return ScenarioResult(file: scenario.file, failures: failures, error: stop, counters: devices.map(\.counters),

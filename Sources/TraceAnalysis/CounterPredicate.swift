@@ -7,6 +7,10 @@ import VirtioCore
 ///
 ///     rx_packets < tx_packets - tx_dropped_no_rx_buffer
 ///     invalid_avail_idx_count > 0 || tx_chain_invalid >= 3
+///
+/// An expression nests at most ``maxDepth`` levels deep: the parser, the
+/// evaluation, the description and the enum's own destruction all recurse
+/// once per level, so an unbounded depth would overflow the stack.
 public indirect enum CounterPredicate: Hashable, Sendable, CustomStringConvertible {
     case counter(NetCounter)
     case literal(Int64)
@@ -26,10 +30,18 @@ public indirect enum CounterPredicate: Hashable, Sendable, CustomStringConvertib
         public var description: String { "column \(column): \(message)" }
     }
 
+    /// Most levels an expression may nest: each pair of parentheses, each `!`
+    /// or unary `-`, and each binary operator over its operands is one level
+    /// (`a + b + c` is two: `(a + b) + c`). Real predicates use a handful; 256
+    /// keeps the parser's and the evaluation's recursion far inside a thread's stack.
+    public static let maxDepth = 256
+
     /// Parses `text`.
+    /// - Throws: ``ParseError`` at the column of the first token that does not
+    ///   fit, including the one that nests past ``maxDepth``.
     public static func parse(_ text: String) throws(ParseError) -> CounterPredicate {
         var p = Parser(text)
-        let e = try p.expression(0)
+        let e = try p.expression(0, depth: 0).tree
         if let t = p.peek() { throw ParseError(column: t.column, message: "unexpected '\(t.text)'") }
         return e
     }
@@ -132,40 +144,57 @@ public indirect enum CounterPredicate: Hashable, Sendable, CustomStringConvertib
             ">": (4, .gt), ">=": (4, .ge), "+": (5, .add), "-": (5, .sub), "*": (6, .mul),
         ]
 
-        mutating func expression(_ minimum: Int) throws(ParseError) -> CounterPredicate {
-            var left = try unary()
-            while let t = peek(), let (power, op) = Self.binding[t.text], power > minimum {
-                index += 1
-                let right = try expression(power)
-                left = .binary(op, left, right)
-            }
-            return left
+        static func tooDeep(_ column: Int) -> ParseError {
+            ParseError(column: column, message: "expression nested too deeply (more than \(CounterPredicate.maxDepth) levels of parentheses and operators)")
         }
 
-        mutating func unary() throws(ParseError) -> CounterPredicate {
+        /// Parses operators binding tighter than `minimum`, `depth` levels
+        /// inside the whole expression. Returns the tree and its height; every
+        /// tree returned satisfies `depth + height <= maxDepth`, so the
+        /// recursion (one call per level) is bounded too.
+        mutating func expression(_ minimum: Int, depth: Int) throws(ParseError) -> (tree: CounterPredicate, height: Int) {
+            var (left, height) = try unary(depth: depth)
+            while let t = peek(), let (power, op) = Self.binding[t.text], power > minimum {
+                index += 1
+                let right = try expression(power, depth: depth + 1)
+                // A left-associative chain (`a + b + c ...`) deepens the tree
+                // without deepening the recursion: its height is checked here.
+                height = max(height, right.height) + 1
+                if depth + height > CounterPredicate.maxDepth { throw Self.tooDeep(t.column) }
+                left = .binary(op, left, right.tree)
+            }
+            return (left, height)
+        }
+
+        mutating func unary(depth: Int) throws(ParseError) -> (tree: CounterPredicate, height: Int) {
             guard let t = peek() else { throw ParseError(column: (tokens.last.map { $0.column + $0.text.count } ?? 1), message: "expression ends too early") }
+            if depth >= CounterPredicate.maxDepth { throw Self.tooDeep(t.column) }
             index += 1
             switch t.text {
-            case "!": return .not(try unary())
-            case "-": return .binary(.sub, .literal(0), try unary())
+            case "!":
+                let e = try unary(depth: depth + 1)
+                return (.not(e.tree), e.height + 1)
+            case "-":
+                let e = try unary(depth: depth + 1)
+                return (.binary(.sub, .literal(0), e.tree), e.height + 1)
             case "(":
-                let e = try expression(0)
+                let e = try expression(0, depth: depth + 1)
                 guard let close = peek(), close.text == ")" else {
                     throw ParseError(column: peek()?.column ?? (tokens.last.map { $0.column + $0.text.count } ?? t.column), message: "missing ')'")
                 }
                 index += 1
-                return e
+                return (e.tree, e.height + 1)
             default:
                 if let first = t.text.utf8.first, first >= 0x30 && first <= 0x39 {
                     let digits = t.text.replacingUnderscores
                     let v = digits.hasPrefix("0x") ? Int64(digits.dropFirst(2), radix: 16) : Int64(digits)
                     guard let v else { throw ParseError(column: t.column, message: "'\(t.text)' is not a number") }
-                    return .literal(v)
+                    return (.literal(v), 1)
                 }
                 guard let c = NetCounter(name: t.text) else {
                     throw ParseError(column: t.column, message: "unknown counter '\(t.text)'")
                 }
-                return .counter(c)
+                return (.counter(c), 1)
             }
         }
     }

@@ -10,7 +10,9 @@ struct Bisect: ParsableCommand {
         abstract: "Find the first event at which a counter predicate holds.",
         discussion: """
             EXPR uses counter names, integer literals, + - *, comparisons (== != < <= > >=), \
-            && || ! and parentheses. Counters are the aggregate over all NICs unless --nic \
+            && || ! and parentheses, nested at most \(CounterPredicate.maxDepth) levels deep (each pair \
+            of parentheses, each ! or unary -, and each binary operator over its operands is a \
+            level: a + b + c is two). Counters are the aggregate over all NICs unless --nic \
             selects one. A predicate that stays true once true (a growing expression compared \
             with > or >= to a constant, and && / || of such) is found by binary search over \
             the chunk checkpoints and a scan of one chunk: at most ⌈log2(chunks)⌉ + 2 chunks \

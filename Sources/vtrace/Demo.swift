@@ -63,11 +63,17 @@ struct Demo: ParsableCommand {
             if pairs > 1 { try drv.controlSetPairs(&dev, pairs: UInt16(pairs)) }
         }
         try step("loop \(frames) frames of \(frameSize) bytes TX→RX") { dev, drv in
+            // Each frame in flight holds an RX and a TX buffer of header + frame
+            // bytes in the driver's 7 MiB area, which the rings share (4 MiB of it
+            // with 256 pairs): large frames go in smaller batches, all reclaimed
+            // before the next. Even 256 pairs leave room for 23 of the largest.
+            let batchLimit = min(64, drv.buffersThatFit(length: NetLayout.headerLength + frameSize) / 2)
             var left = frames
             while left > 0 {
-                let batch = min(left, 64)
+                let batch = min(left, batchLimit)
                 try drv.postRx(count: batch, length: NetLayout.headerLength + frameSize)
                 try drv.sendTx(&dev, count: batch, length: frameSize)
+                try drv.reclaimAll()
                 left -= batch
             }
         }
@@ -79,8 +85,14 @@ struct Demo: ParsableCommand {
         try step("send a chain shorter than the 12-byte header") { dev, drv in
             try drv.addRawChain(&dev, queue: 1, [RawDescriptor(addr: 0x90_0000, len: 8)])
         }
-        try step("corrupt RX avail.idx (1000 on a 256-entry ring), then send") { dev, drv in
-            try drv.setAvailIdx(queue: 0, 1000)
+        // The device poisons a queue whose avail.idx runs more than the ring's
+        // size ahead of its own next index, which trails the driver's: one
+        // more than the size past the driver's index always is. (A fixed value
+        // is not: after 744 to 1000 frames, 1000 was a legal index.)
+        let rx = drv.queues[VirtioNetDriver<GuestRAM>.rxQueue(pair: 0)]!
+        let corrupt = rx.availIdx &+ rx.size &+ 1
+        try step("corrupt RX avail.idx to \(corrupt) (the driver's \(rx.availIdx) + \(rx.size + 1) on a \(rx.size)-entry ring), then send") { dev, drv in
+            try drv.setAvailIdx(queue: rx.index, corrupt)
             try drv.sendTx(&dev)
         }
 

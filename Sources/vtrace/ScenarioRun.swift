@@ -13,6 +13,9 @@ struct ScenarioRun: ParsableCommand {
             FILE:LINE: expected …, got …; the run of that file goes on. Then the file's final \
             counters print as a table (non-zero counters only, unless --all-counters).
 
+            A run that takes more than a second shows its progress in operations on \
+            standard error when that is a terminal (never with --json).
+
             Exit status: 0 when every expectation of every file held, 1 when one did not, \
             2 when a file is malformed (FILE:LINE:COLUMN: message) or asks the driver for \
             something it cannot do.
@@ -44,7 +47,7 @@ struct ScenarioRun: ParsableCommand {
         var malformed = false
         var failed = false
         for path in files {
-            let report = Self.runFile(path)
+            let report = Self.runFile(path, showProgress: !output.json)
             if report.error != nil { malformed = true }
             if !report.failures.isEmpty { failed = true }
             reports.append(report)
@@ -60,12 +63,15 @@ struct ScenarioRun: ParsableCommand {
         if failed { throw ExitCode(1) }
     }
 
-    static func runFile(_ path: String) -> FileReport {
+    static func runFile(_ path: String, showProgress: Bool) -> FileReport {
         do {
             let bytes = try InputFiles.read(path, limit: ScenarioParser.maxFileSize)
             let scenario = try ScenarioParser.parse(file: path, bytes: bytes)
             var runner = try ScenarioRunner(scenario)
-            let result = runner.run()
+            let progress = Progress("scenario run \(path.split(separator: "/").last ?? "")", total: runner.totalOperations,
+                                    unit: "operations", enabled: showProgress)
+            let result = runner.run(progress: progress.enabled ? { progress.update($0) } : nil)
+            progress.finish()
             return FileReport(result: result)
         } catch let error as ScenarioError {
             return FileReport(file: path, error: ErrorReport(error))

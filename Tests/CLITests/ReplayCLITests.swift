@@ -261,16 +261,11 @@ struct ProgressTests {
     /// bar on standard error and erases it before the verdict; through a pipe
     /// it draws nothing. VTRACE_PROGRESS_AFTER_MS=0 stands in for "after a second".
     @Test func aTerminalSeesTheBarAndAPipeDoesNot() throws {
-        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/script") else {
-            print("SKIPPED: no /usr/bin/script to give the replay a pseudo-terminal")
-            return
-        }
         let binary = CLI.productsDirectory.appendingPathComponent("vtrace").path
         let trace = repositoryRoot.appendingPathComponent("traces/golden/loopback-basic.vtrace").path
         let chunks = try CLI.run("info", trace, "--json")
         let total = (try JSONSerialization.jsonObject(with: Data(chunks.stdout.utf8)) as! [String: Any])["chunks"] as! Int
-        let tty = try runCombined("/usr/bin/script", ["-qec", "\(quoted(binary)) replay \(quoted(trace))", "/dev/null"],
-                                  environment: ["VTRACE_PROGRESS_AFTER_MS": "0"])
+        guard let tty = try CLI.runOnATerminal(["replay", trace], environment: ["VTRACE_PROGRESS_AFTER_MS": "0"]) else { return }
         #expect(tty.status == 0, "\(tty.output)")
         #expect(tty.output.contains("\rreplay ["))
         #expect(tty.output.contains("] \(total)/\(total) chunks\u{1B}[K"))

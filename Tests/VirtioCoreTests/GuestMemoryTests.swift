@@ -71,3 +71,64 @@ struct GuestMemoryTests {
         #expect(try ram.load(UInt64.self, at: 0x1_0000_0000 + (511 << 30)) == 42)
     }
 }
+
+/// Fills do not write whole chunks: they release them and mark what they read
+/// as, so host memory follows what is really written (issue 19, item 5).
+@Suite("Guest memory fills")
+struct GuestMemoryFillTests {
+    @Test func fillingWholeChunksTakesNoHostMemory() throws {
+        let ram = try GuestRAM(size: 4 << 30)
+        try ram.fill(0, count: 4 << 30, with: 0)
+        #expect(ram.backedBytes == 0)
+        try ram.fill(0, count: 4 << 30, with: 0xAB)
+        #expect(ram.backedBytes == 0)
+        #expect(try ram.bytes(at: 0, count: 2) == [0xAB, 0xAB])
+        #expect(try ram.bytes(at: (4 << 30) - 3, count: 3) == [0xAB, 0xAB, 0xAB])
+        // A write backs its chunk, which keeps the filled byte around it.
+        try ram.write(0x20_0001, bytes: [1])
+        #expect(ram.backedBytes == 1 << 20)
+        #expect(try ram.bytes(at: 0x20_0000, count: 3) == [0xAB, 1, 0xAB])
+        // A fill backs only the chunks it covers in part, at its two ends; the
+        // whole ones between are released, the written one too.
+        try ram.fill(0x80, count: 0x30_0000, with: 0)
+        #expect(ram.backedBytes == 2 << 20)
+        #expect(try ram.bytes(at: 0x7F, count: 2) == [0xAB, 0])
+        #expect(try ram.bytes(at: 0x30_007F, count: 2) == [0, 0xAB])
+        #expect(try ram.bytes(at: 0x20_0001, count: 1) == [0])
+        // Zeroing everything gives all of it back.
+        try ram.fill(0, count: 4 << 30, with: 0)
+        #expect(ram.backedBytes == 0)
+        #expect(try ram.bytes(at: 0x20_0000, count: 3) == [0, 0, 0])
+    }
+
+    @Test func aFillOverAnUnbackedChunkThatAlreadyReadsTheByteWritesNothing() throws {
+        let ram = try GuestRAM(size: 16 << 20)
+        try ram.fill(0x10, count: 0x20, with: 0)
+        #expect(ram.backedBytes == 0)
+        try ram.fill(0x10_0000, count: 1 << 20, with: 5)
+        try ram.fill(0x10_0010, count: 0x20, with: 5)
+        #expect(ram.backedBytes == 0)
+        try ram.fill(0x10_0010, count: 0x20, with: 6)
+        #expect(ram.backedBytes == 1 << 20)
+        #expect(try ram.bytes(at: 0x10_000F, count: 2) == [5, 6])
+    }
+
+    @Test func theLastChunkOfARegionIsWholeAtTheRegionsEnd() throws {
+        let ram = try GuestRAM(regions: [MemoryRegion(base: 0x1000, size: 0x18_0000)])
+        try ram.fill(0x10_1000, count: 0x8_0000, with: 7)
+        #expect(ram.backedBytes == 0)
+        #expect(try ram.bytes(at: 0x18_0FFF, count: 1) == [7])
+        #expect(try ram.bytes(at: 0x10_0FFF, count: 2) == [0, 7])
+        #expect(throws: GuestMemoryError(address: 0x18_0FFF, length: 2)) { try ram.fill(0x18_0FFF, count: 2, with: 1) }
+    }
+
+    @Test func layoutLimitsBoundTheTables() {
+        let many = (0..<65).map { MemoryRegion(base: UInt64($0) << 20, size: 1 << 20) }
+        #expect(throws: MemoryLayoutError.tooManyRegions(65)) { try GuestRAM(regions: many) }
+        #expect(throws: Never.self) { try GuestRAM(regions: Array(many.prefix(64))) }
+        let huge = [MemoryRegion(base: 0, size: 1 << 40), MemoryRegion(base: 1 << 40, size: 1 << 20)]
+        #expect(throws: MemoryLayoutError.totalTooLarge((1 << 40) + (1 << 20))) { try GuestRAM(regions: huge) }
+        #expect(MemoryLayoutError.totalTooLarge((1 << 40) + (1 << 20)).description
+            == "memory regions add up to 0x10000100000 bytes; the limit is 0x10000000000 (1 TiB)")
+    }
+}

@@ -22,6 +22,11 @@ let package = Package(
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ),
         .executableTarget(
+            name: "FuzzPredicate",
+            dependencies: ["FuzzSupport", .product(name: "TraceAnalysis", package: "vtrace"), .product(name: "VirtioCore", package: "vtrace")],
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]
+        ),
+        .executableTarget(
             name: "FuzzTrace",
             dependencies: ["FuzzSupport", .product(name: "TraceFormat", package: "vtrace"), .product(name: "TraceAnalysis", package: "vtrace")],
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]

@@ -27,6 +27,10 @@ public enum MemoryLayoutError: Error, Hashable, Sendable, CustomStringConvertibl
     case overlap(MemoryRegion, MemoryRegion)
     /// A region larger than this process can back with host memory.
     case tooLarge(MemoryRegion)
+    /// Regions whose sizes add up to more than ``GuestRAM/maxTotalSize``.
+    case totalTooLarge(UInt64)
+    /// More regions than ``GuestRAM/maxRegions``.
+    case tooManyRegions(Int)
 
     public var description: String {
         func show(_ r: MemoryRegion) -> String {
@@ -37,6 +41,9 @@ public enum MemoryLayoutError: Error, Hashable, Sendable, CustomStringConvertibl
         case .regionWraps(let r): return "memory region \(show(r)) runs past the end of the address space"
         case .overlap(let a, let b): return "memory regions \(show(a)) and \(show(b)) overlap"
         case .tooLarge(let r): return "memory region \(show(r)) is too large to allocate"
+        case .totalTooLarge(let total):
+            return "memory regions add up to 0x\(String(total, radix: 16)) bytes; the limit is 0x\(String(GuestRAM.maxTotalSize, radix: 16)) (1 TiB)"
+        case .tooManyRegions(let n): return "\(n) memory regions; the limit is \(GuestRAM.maxRegions)"
         }
     }
 }
@@ -49,8 +56,14 @@ public enum MemoryLayoutError: Error, Hashable, Sendable, CustomStringConvertibl
 /// a single unmapped byte fails whole, before any byte moves.
 ///
 /// Host memory is taken in 1 MiB chunks on the first write to each chunk, so a
-/// large guest costs only what is written (reads of untouched chunks see zeros).
-/// This keeps the type standard-library-only (no `mmap`, no `calloc`).
+/// large guest costs only what is written. A chunk without host memory reads
+/// as one byte value: zero at first, or the byte of a ``fill(_:count:with:)``
+/// that covered the whole chunk. Such a fill releases the chunk's memory
+/// instead of writing it, so filling gigabytes costs a table entry per MiB,
+/// and zeroing written memory gives it back. Host memory is therefore bounded
+/// by the chunks holding bytes that differ from each other, and only a write
+/// of bytes makes those. This keeps the type standard-library-only (no
+/// `mmap`, no `madvise`): a released chunk goes back to the allocator.
 public final class GuestRAM: GuestMemory {
     /// log2 of the backing chunk size. 1 MiB keeps the chunk table small
     /// (1,024 entries per GiB) while a typical ring+buffer area fits in one chunk.
@@ -58,6 +71,11 @@ public final class GuestRAM: GuestMemory {
     @usableFromInline static let chunkSize: Int = 1 << 20
     /// Largest region accepted: 1 TiB, a chunk table of 8 MiB.
     public static let maxRegionSize: UInt64 = 1 << 40
+    /// Largest total of all regions: 1 TiB, so the chunk tables (written
+    /// whole when the RAM is made) stay within 9 MiB however it is split.
+    public static let maxTotalSize: UInt64 = 1 << 40
+    /// Most regions: every access looks its region up by a linear scan.
+    public static let maxRegions = 64
 
     /// One region's bookkeeping: plain values and raw pointers, so looking a
     /// region up costs no reference counting on the hot path.
@@ -67,6 +85,8 @@ public final class GuestRAM: GuestMemory {
         @usableFromInline let size: UInt64
         /// One optional chunk pointer per 1 MiB of the region.
         @usableFromInline let chunks: UnsafeMutablePointer<UnsafeMutableRawPointer?>
+        /// Per chunk, the byte every address reads as while it has no host memory.
+        @usableFromInline let uniform: UnsafeMutablePointer<UInt8>
         @usableFromInline let chunkCount: Int
 
         init(base: UInt64, size: UInt64) {
@@ -75,14 +95,18 @@ public final class GuestRAM: GuestMemory {
             chunkCount = Int((size + UInt64(GuestRAM.chunkSize) - 1) >> GuestRAM.chunkShift)
             chunks = .allocate(capacity: chunkCount)
             chunks.initialize(repeating: nil, count: chunkCount)
+            uniform = .allocate(capacity: chunkCount)
+            uniform.initialize(repeating: 0, count: chunkCount)
         }
 
         func free() {
             for i in 0..<chunkCount { chunks[i]?.deallocate() }
             chunks.deallocate()
+            uniform.deallocate()
         }
 
-        /// Host pointer for region offset `offset`, allocating its chunk when asked.
+        /// Host pointer for region offset `offset`, allocating its chunk (with
+        /// the chunk's uniform byte everywhere) when asked.
         @inlinable
         func host(_ offset: UInt64, allocate: Bool) -> UnsafeMutableRawPointer? {
             let index = Int(offset >> GuestRAM.chunkShift)
@@ -90,10 +114,41 @@ public final class GuestRAM: GuestMemory {
             if let c = chunks[index] { return c + within }
             guard allocate else { return nil }
             let c = UnsafeMutableRawPointer.allocate(byteCount: GuestRAM.chunkSize, alignment: 16)
-            c.initializeMemory(as: UInt8.self, repeating: 0, count: GuestRAM.chunkSize)
+            c.initializeMemory(as: UInt8.self, repeating: uniform[index], count: GuestRAM.chunkSize)
             chunks[index] = c
             return c + within
         }
+
+        /// Copies `count` bytes at region offset `offset` (within one chunk) to `destination`.
+        @inlinable
+        func read(_ offset: UInt64, _ count: Int, into destination: UnsafeMutableRawPointer) {
+            if let host = host(offset, allocate: false) {
+                destination.copyMemory(from: host, byteCount: count)
+            } else {
+                destination.initializeMemory(as: UInt8.self, repeating: uniform[Int(offset >> GuestRAM.chunkShift)], count: count)
+            }
+        }
+
+        /// Sets `count` bytes at region offset `offset` (within one chunk) to
+        /// `byte`. Covering the chunk's whole part of the region releases its
+        /// host memory; a chunk without host memory that already reads as
+        /// `byte` is left alone.
+        func fill(_ offset: UInt64, _ count: Int, with byte: UInt8) {
+            let index = Int(offset >> GuestRAM.chunkShift)
+            let start = UInt64(index) << GuestRAM.chunkShift
+            // Cannot overflow: start < size <= maxRegionSize.
+            let end = min(start + UInt64(GuestRAM.chunkSize), size)
+            if offset == start && offset + UInt64(count) == end {
+                chunks[index]?.deallocate()
+                chunks[index] = nil
+                uniform[index] = byte
+            } else if chunks[index] != nil || uniform[index] != byte {
+                host(offset, allocate: true)!.initializeMemory(as: UInt8.self, repeating: byte, count: count)
+            }
+        }
+
+        /// Chunks with host memory.
+        var backedChunks: Int { (0..<chunkCount).reduce(0) { $0 + (chunks[$1] == nil ? 0 : 1) } }
     }
 
     /// Regions sorted by base address; owned, freed in deinit.
@@ -102,16 +157,34 @@ public final class GuestRAM: GuestMemory {
     /// The regions, sorted by base address.
     public var regions: [MemoryRegion] { backings.map { MemoryRegion(base: $0.base, size: $0.size) } }
 
-    /// Creates RAM from `regions`, zero-filled.
-    /// - Throws: ``MemoryLayoutError`` for empty, wrapping, overlapping or oversized regions.
-    public init(regions: [MemoryRegion]) throws(MemoryLayoutError) {
+    /// Host memory held by written chunks, in bytes: what this RAM costs
+    /// beyond its chunk tables.
+    public var backedBytes: Int { backings.reduce(0) { $0 + $1.backedChunks } * GuestRAM.chunkSize }
+
+    /// Checks a layout as ``init(regions:)`` does.
+    /// - Returns: the regions sorted by base address.
+    /// - Throws: ``MemoryLayoutError`` for empty, wrapping, overlapping or
+    ///   oversized regions, a total over ``maxTotalSize``, or more than ``maxRegions``.
+    public static func checkLayout(_ regions: [MemoryRegion]) throws(MemoryLayoutError) -> [MemoryRegion] {
+        if regions.count > maxRegions { throw .tooManyRegions(regions.count) }
         let sorted = regions.sorted { $0.base < $1.base }
+        var total: UInt64 = 0
         for (i, r) in sorted.enumerated() {
             if r.size == 0 { throw .emptyRegion(r) }
             guard let end = r.end else { throw .regionWraps(r) }
-            if r.size > GuestRAM.maxRegionSize { throw .tooLarge(r) }
+            if r.size > maxRegionSize { throw .tooLarge(r) }
             if i + 1 < sorted.count, sorted[i + 1].base < end { throw .overlap(r, sorted[i + 1]) }
+            // Cannot overflow: at most 64 regions of at most 2^40 bytes each.
+            total += r.size
         }
+        if total > maxTotalSize { throw .totalTooLarge(total) }
+        return sorted
+    }
+
+    /// Creates RAM from `regions`, zero-filled.
+    /// - Throws: what ``checkLayout(_:)`` throws.
+    public init(regions: [MemoryRegion]) throws(MemoryLayoutError) {
+        let sorted = try GuestRAM.checkLayout(regions)
         backings = .allocate(capacity: sorted.count)
         for (i, r) in sorted.enumerated() {
             (backings.baseAddress! + i).initialize(to: Backing(base: r.base, size: r.size))
@@ -143,14 +216,13 @@ public final class GuestRAM: GuestMemory {
     }
 
     /// Checks that all of `[address, address+length)` is mapped, then calls `body`
-    /// for each piece that lies within one region and one chunk, with the host
-    /// pointer (nil for a never-written chunk when `allocate` is false), the
-    /// piece's length and the number of bytes before it. Returns false, having
-    /// called nothing, if any byte is unmapped.
+    /// for each piece that lies within one region and one chunk, with the
+    /// region, the piece's offset in it, the piece's length and the number of
+    /// bytes before it. Returns false, having called nothing, if any byte is unmapped.
     @inlinable
     func forEachPiece(
-        _ address: UInt64, _ length: Int, allocate: Bool,
-        _ body: (UnsafeMutableRawPointer?, Int, Int) -> Void
+        _ address: UInt64, _ length: Int,
+        _ body: (Backing, UInt64, Int, Int) -> Void
     ) -> Bool {
         if length == 0 { return true }
         guard length > 0, let first = regionIndex(containing: address) else { return false }
@@ -181,7 +253,7 @@ public final class GuestRAM: GuestMemory {
             while inRegion > 0 {
                 let room = UInt64(GuestRAM.chunkSize) - (offset & UInt64(GuestRAM.chunkSize - 1))
                 let n = min(inRegion, room)
-                body(b.host(offset, allocate: allocate), Int(n), done)
+                body(b, offset, Int(n), done)
                 done += Int(n)
                 offset += n
                 inRegion -= n
@@ -211,13 +283,8 @@ public final class GuestRAM: GuestMemory {
             buffer.baseAddress!.copyMemory(from: host, byteCount: buffer.count)
             return
         }
-        let ok = forEachPiece(address, buffer.count, allocate: false) { host, n, done in
-            let dst = buffer.baseAddress! + done
-            if let host {
-                dst.copyMemory(from: host, byteCount: n)
-            } else {
-                dst.initializeMemory(as: UInt8.self, repeating: 0, count: n)
-            }
+        let ok = forEachPiece(address, buffer.count) { b, offset, n, done in
+            b.read(offset, n, into: buffer.baseAddress! + done)
         }
         if !ok { throw GuestMemoryError(address: address, length: buffer.count) }
     }
@@ -228,17 +295,17 @@ public final class GuestRAM: GuestMemory {
             host.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
             return
         }
-        let ok = forEachPiece(address, bytes.count, allocate: true) { host, n, done in
-            host!.copyMemory(from: bytes.baseAddress! + done, byteCount: n)
+        let ok = forEachPiece(address, bytes.count) { b, offset, n, done in
+            b.host(offset, allocate: true)!.copyMemory(from: bytes.baseAddress! + done, byteCount: n)
         }
         if !ok { throw GuestMemoryError(address: address, length: bytes.count) }
     }
 
-    /// Fills `[address, address+count)` with `byte`.
+    /// Fills `[address, address+count)` with `byte`. Whole chunks are not
+    /// written but released and marked as reading `byte`, so only the partly
+    /// covered chunks at either end can take host memory.
     public func fill(_ address: UInt64, count: Int, with byte: UInt8) throws(GuestMemoryError) {
-        let ok = forEachPiece(address, count, allocate: true) { host, n, _ in
-            host!.initializeMemory(as: UInt8.self, repeating: byte, count: n)
-        }
+        let ok = forEachPiece(address, count) { b, offset, n, _ in b.fill(offset, n, with: byte) }
         if !ok { throw GuestMemoryError(address: address, length: count) }
     }
 }
