@@ -3,7 +3,7 @@
 # Safe to run repeatedly; used by tools/test (with --test), tools/demo and the benchmarks.
 #
 #   tools/bootstrap.sh          # build and demo: git, pkg-config, zstd, python3, gcc (the KVM guest), libzstd-dev
-#   tools/bootstrap.sh --bench  # also time (/usr/bin/time: the benchmarks' peak memory)
+#   tools/bootstrap.sh --bench  # also time (/usr/bin/time: the benchmarks' peak memory; --test installs it too)
 #   tools/bootstrap.sh --test   # also what the tests check output with, when it can be had:
 #                               # gdb, tshark (pcapng), chromium (renders the plot's HTML),
 #                               # qemu-system-x86 + busybox-static + cpio (the Linux guest over
@@ -36,7 +36,8 @@ if [[ "${1:-}" == "--test" ]]; then
     if [[ $(id -u) -eq 0 ]] && ! apt-cache show linux-image-amd64 >/dev/null 2>&1; then need_index=1; fi
 fi
 
-if [[ "${1:-}" == "--bench" && ! -x /usr/bin/time ]]; then need_apt+=(time); fi
+# /usr/bin/time: the benchmarks' peak memory, and the tests' (CLI.runMeasured).
+if [[ ! -x /usr/bin/time ]] && [[ "${1:-}" == "--bench" || "${1:-}" == "--test" ]]; then need_apt+=(time); fi
 
 updated=0
 apt_install() {
