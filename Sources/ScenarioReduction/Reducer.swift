@@ -105,7 +105,9 @@ public struct Reducer {
         let before = units.count, linesBefore = units.reduce(0) { $0 + $1.steps.count }
         // 1. Accesses.
         units = ddmin(units) { s, candidate in s.holds(candidate) }
-        // 2. The memory lines of each access that is left: whole 4 KiB pages
+        // 2. The chains of each kick: its avail entries rewritten to fewer of them.
+        for i in units.indices where !timedOut { reduceChains(of: i) }
+        // 3. The memory lines of each access that is left: whole 4 KiB pages
         //    first (a ring, a buffer: few candidates), then single lines.
         for i in units.indices where !timedOut {
             var pages: [[ScenarioStep]] = []
@@ -127,7 +129,7 @@ public struct Reducer {
             }
             units[i].memory = kept
         }
-        // 3. Bytes: a memory line written as zeros where the property still shows.
+        // 4. Bytes: a memory line written as zeros where the property still shows.
         for i in units.indices where !timedOut {
             for j in units[i].memory.indices where !timedOut {
                 guard case .memWrite(let address, let bytes) = units[i].memory[j].operation, bytes.contains(where: { $0 != 0 }) else { continue }
@@ -139,6 +141,63 @@ public struct Reducer {
         let linesAfter = units.reduce(0) { $0 + $1.steps.count }
         return Result(text: render(), accessesBefore: before, accessesAfter: units.count, linesBefore: linesBefore, linesAfter: linesAfter,
                       candidates: candidates, minimal: !timedOut)
+    }
+
+    /// The queue a kick notifies, and its NIC.
+    static func kickedQueue(_ step: ScenarioStep) -> Int? {
+        switch step.operation {
+        case .mmioWrite(let offset, let value, _) where offset == MMIORegister.queueNotify.rawValue: return Int(value)
+        case .kick(let q): return Int(q)
+        case .vhost(.kick(let q)): return Int(q)
+        default: return nil
+        }
+    }
+
+    /// If unit `i` is a kick that finds several chains in the avail ring,
+    /// keeps the fewest of them that still show the property: their heads
+    /// written to the ring's next entries and avail.idx set after them (two
+    /// memory lines before the kick).
+    mutating func reduceChains(of i: Int) {
+        guard let q = Self.kickedQueue(units[i].operation) else { return }
+        var prefix = scenario(Array(units[..<i]))
+        prefix.steps += units[i].memory
+        guard var runner = try? ScenarioRunner(prefix, faults: check.faults, makeObserver: { _ in NoObserver() }) else { return }
+        guard runner.run().error == nil else { return }
+        let nic = units[i].operation.nic
+        guard nic < runner.devices.count, q < runner.devices[nic].state.queues.count else { return }
+        let queue = runner.devices[nic].state.queues[q]
+        guard queue.ready, queue.size > 0, let idx = try? runner.ram.load(UInt16.self, at: queue.availRing + 2) else { return }
+        let count = Int(idx &- queue.nextAvail)
+        guard count >= 2, count <= Int(queue.size) else { return }
+        var heads: [UInt16] = []
+        for k in 0..<count {
+            let slot = UInt64((Int(queue.nextAvail) + k) % Int(queue.size))
+            guard let head = try? runner.ram.load(UInt16.self, at: queue.availRing + 4 + 2 * slot) else { return }
+            heads.append(head)
+        }
+        let kick = units[i].operation
+        func ring(_ kept: [UInt16]) -> [ScenarioStep] {
+            var steps: [ScenarioStep] = []
+            for (k, head) in kept.enumerated() {
+                let slot = UInt64((Int(queue.nextAvail) + k) % Int(queue.size))
+                steps.append(Self.synthetic(.memWrite(address: queue.availRing + 4 + 2 * slot, bytes: [UInt8(head & 0xFF), UInt8(head >> 8)]), like: kick))
+            }
+            let newIdx = queue.nextAvail &+ UInt16(kept.count)
+            steps.append(Self.synthetic(.memWrite(address: queue.availRing + 2, bytes: [UInt8(newIdx & 0xFF), UInt8(newIdx >> 8)]), like: kick))
+            return steps
+        }
+        let original = units[i].memory
+        let kept = ddmin(heads) { s, kept in
+            var candidate = s.units
+            candidate[i].memory = original + ring(kept)
+            return s.holds(candidate)
+        }
+        if kept.count < heads.count { units[i].memory = original + ring(kept) }
+    }
+
+    /// A memory line the reducer wrote (no line in the original text).
+    static func synthetic(_ operation: ScenarioOperation, like step: ScenarioStep) -> ScenarioStep {
+        ScenarioStep(line: 0, column: 1, nic: step.nic, repeatCount: 1, operation: operation)
     }
 
     /// ddmin (Zeller and Hildebrandt): the smallest subsequence found that
@@ -203,8 +262,13 @@ public struct Reducer {
         return out.joined(separator: "\n") + "\n"
     }
 
-    /// A step's line as the original text has it (a memory line zeroed is rewritten).
+    /// A step's line as the original text has it (a memory line zeroed is
+    /// rewritten, one the reducer wrote is written out).
     func line(_ step: ScenarioStep) -> String {
+        if step.line == 0, case .memWrite(let address, let bytes) = step.operation {
+            return "mem write 0x\(String(address, radix: 16)) " + bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+                + "   # avail ring rewritten by vtrace reduce"
+        }
         if case .memWrite(let address, let bytes) = step.operation, bytes.allSatisfy({ $0 == 0 }),
            !lines[step.line - 1].contains(String(repeating: "0", count: 2 * bytes.count)) {
             return bytes.count < 16 ? "mem write 0x\(String(address, radix: 16)) " + String(repeating: "00", count: bytes.count)

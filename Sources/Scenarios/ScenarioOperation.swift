@@ -102,6 +102,14 @@ public struct ScenarioStep: Hashable, Sendable {
     /// How many times to run the operation (`repeat N ...`).
     public var repeatCount: Int
     public var operation: ScenarioOperation
+
+    public init(line: Int, column: Int, nic: Int, repeatCount: Int, operation: ScenarioOperation) {
+        self.line = line
+        self.column = column
+        self.nic = nic
+        self.repeatCount = repeatCount
+        self.operation = operation
+    }
 }
 
 /// A parsed scenario file.

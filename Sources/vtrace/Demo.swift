@@ -21,7 +21,7 @@ struct Demo: ParsableCommand {
             """
     )
 
-    @Option(help: "Frames to loop through TX→RX in the first step.")
+    @Option(help: "Frames to loop through TX→RX in the first step (1...100000).")
     var frames: Int = 8
 
     @Option(help: "Post-header bytes per frame (0...65557).")

@@ -64,6 +64,8 @@ struct ContractTests {
         for kind in ["vhost", "mmio-read", "mmio-write", "mem-read", "mem-write", "memory"] { #expect(dump.stdout.contains(kind), "\(kind)") }
         #expect(dump.stdout.contains("t (ns since the first\nchunk's base timestamp)") || dump.stdout.contains("first chunk's base timestamp"))
         #expect(try CLI.run("plot", "--help").stdout.contains("(300...20000)"))
+        let demo = try CLI.run("demo", "--help").stdout
+        #expect(demo.contains("(1...100000)") && demo.contains("(0...65557)") && demo.contains("(1...256)"))
         // record and info give one compression ratio for one file.
         let out = try temporaryFile("ratio.vtrace", [])
         let record = try CLI.run("record", "--scenario", repositoryRoot.appendingPathComponent("traces/scenarios/rx-poison.scenario").path, "-o", out)
