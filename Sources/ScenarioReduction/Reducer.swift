@@ -129,13 +129,29 @@ public struct Reducer {
             }
             units[i].memory = kept
         }
-        // 4. Bytes: a memory line written as zeros where the property still shows.
+        // 4. Bytes: a memory line written as zeros where the property still
+        //    shows, else each of its bytes zeroed that can be (a descriptor's
+        //    length, flags or next: shorter frames, fewer descriptors).
         for i in units.indices where !timedOut {
             for j in units[i].memory.indices where !timedOut {
                 guard case .memWrite(let address, let bytes) = units[i].memory[j].operation, bytes.contains(where: { $0 != 0 }) else { continue }
                 var candidate = units
                 candidate[i].memory[j].operation = .memWrite(address: address, bytes: [UInt8](repeating: 0, count: bytes.count))
-                if holds(candidate) { units = candidate }
+                if holds(candidate) {
+                    units = candidate
+                    continue
+                }
+                var kept = bytes
+                for k in kept.indices where kept[k] != 0 && !timedOut {
+                    var fewer = kept
+                    fewer[k] = 0
+                    var candidate = units
+                    candidate[i].memory[j].operation = .memWrite(address: address, bytes: fewer)
+                    if holds(candidate) {
+                        kept = fewer
+                        units = candidate
+                    }
+                }
             }
         }
         let linesAfter = units.reduce(0) { $0 + $1.steps.count }
@@ -269,11 +285,14 @@ public struct Reducer {
             return "mem write 0x\(String(address, radix: 16)) " + bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
                 + "   # avail ring rewritten by vtrace reduce"
         }
-        if case .memWrite(let address, let bytes) = step.operation, bytes.allSatisfy({ $0 == 0 }),
-           !lines[step.line - 1].contains(String(repeating: "0", count: 2 * bytes.count)) {
-            return bytes.count < 16 ? "mem write 0x\(String(address, radix: 16)) " + String(repeating: "00", count: bytes.count)
-                : "mem fill 0x\(String(address, radix: 16)) \(bytes.count) 0"
+        let original = lines[step.line - 1]
+        if case .memWrite(let address, let bytes) = step.operation {
+            let hex = bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+            if bytes.count >= 16, bytes.allSatisfy({ $0 == 0 }), !original.contains(hex) {
+                return "mem fill 0x\(String(address, radix: 16)) \(bytes.count) 0"
+            }
+            if !original.contains(hex) { return "mem write 0x\(String(address, radix: 16)) " + hex + "   # bytes zeroed by vtrace reduce" }
         }
-        return String(lines[step.line - 1])
+        return String(original)
     }
 }
