@@ -15,6 +15,18 @@ end
 document vtrace-state
 Print every replayed device's status, queues and counters (vtrace_debug_print).
 end
+# A backtrace with Swift's names demangled (swift-demangle ships with the
+# toolchain): `vtrace-bt` for 12 frames, `vtrace-bt N` for N.
+define vtrace-bt
+  if $argc == 0
+    pipe bt 12 | swift-demangle --simplified
+  else
+    pipe bt $arg0 | swift-demangle --simplified
+  end
+end
+document vtrace-bt
+Backtrace (12 frames, or N) with the Swift names demangled.
+end
 run
 vtrace-state
-bt 12
+vtrace-bt
