@@ -16,12 +16,13 @@ document vtrace-state
 Print every replayed device's status, queues and counters (vtrace_debug_print).
 end
 # A backtrace with Swift's names demangled (swift-demangle ships with the
-# toolchain): `vtrace-bt` for 12 frames, `vtrace-bt N` for N.
+# toolchain; without it on PATH, the raw one): `vtrace-bt` for 12 frames,
+# `vtrace-bt N` for N.
 define vtrace-bt
   if $argc == 0
-    pipe bt 12 | swift-demangle --simplified
+    pipe bt 12 | if command -v swift-demangle >/dev/null; then swift-demangle --simplified; else cat; fi
   else
-    pipe bt $arg0 | swift-demangle --simplified
+    pipe bt $arg0 | if command -v swift-demangle >/dev/null; then swift-demangle --simplified; else cat; fi
   end
 end
 document vtrace-bt

@@ -298,5 +298,10 @@ struct GDBTests {
         #expect(r.output.contains("nic0: status ACKNOWLEDGE|DRIVER|FEATURES_OK|DRIVER_OK"))
         #expect(r.output.contains("queue 1: size 256 next_avail 0 next_used 0"))
         #expect(!r.output.contains("replay matches"), "the replay must stop, not finish")
+        // The backtrace reads as Swift where the toolchain's demangler is on PATH.
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
+        if path.split(separator: ":").contains(where: { FileManager.default.isExecutableFile(atPath: "\($0)/swift-demangle") }) {
+            #expect(r.output.contains("static DebugHooks.stop(_:)") && !r.output.contains("$s6vtrace10DebugHooks"), "\(r.output)")
+        }
     }
 }
