@@ -375,13 +375,57 @@ final class ReplayCursor {
     /// Events in the whole trace (to tell a segment's end from the recording's).
     private var totalEvents: UInt64 = 0
 
+    /// A debugger's target: a drain pauses at the boundary before the chain
+    /// whose processing holds this event (or at once, when the replay is at it).
+    var stopBefore: UInt64?
+
+    /// Whether the chain the drain of `queue` pops next (its events start at
+    /// the current one) runs up to `target` or past it: the next chain of
+    /// that queue comes after `target`, or the access ends after it. (Chains
+    /// of other queues, an RX delivery's, are part of the drained one's step.)
+    func nextChainReaches(_ target: UInt64, queue: UInt16) -> Bool {
+        materialize()
+        guard position < events.count else { return false }
+        if events[position].event.number >= target { return true }
+        var chains = 0
+        for i in position..<events.count {
+            let e = events[i].event
+            if e.isCause { return chains > 0 && e.number > target }   // the access ends first
+            if case .chain(let q, _, _) = e.body, q == queue {
+                chains += 1
+                if chains == 2 { return e.number > target }
+            }
+        }
+        return false
+    }
+
+    /// Chains of the queue the next access drains (the queue of its first
+    /// chain), from the next event through `target`, in that access.
+    func chainsBefore(_ target: UInt64) -> Int {
+        materialize()
+        var drained: UInt16?
+        var n = 0
+        var i = position
+        while i < events.count, events[i].event.number <= target {
+            let e = events[i].event
+            if i > position && e.isCause { break }
+            if case .chain(let q, _, _) = e.body, drained == nil || drained == q {
+                drained = q
+                n += 1
+            }
+            i += 1
+        }
+        return n
+    }
+
     /// Whether a drain of the executing NIC pauses here, between two chains:
     /// where the segment's events end and the next chunk resumes it, where a
     /// cut recording ends, or (once the recording's end cut the access
     /// mid-chain) at the first boundary after it.
     @inline(__always)
-    func pausesDrain(nic n: Int) -> Bool {
+    func pausesDrain(nic n: Int, queue: UInt16) -> Bool {
         if cut != nil { return true }
+        if stopBefore != nil, !diverged, current != nil, nextChainReaches(stopBefore!, queue: queue) { return true }
         guard !diverged, current == nil else { return false }
         if n == pauseNIC { return true }
         if endsWithCut {

@@ -16,7 +16,9 @@ public struct ReplayObserver: DeviceObserver {
     public mutating func accessEnded(state: VirtioNetState) { cursor.reachedBoundary(nic: nic, state: state) }
     public static var observesDrainBoundaries: Bool { true }
     @inline(__always)
-    public mutating func drainBoundary(_ position: DrainPosition) -> DrainBoundaryAction { cursor.pausesDrain(nic: nic) ? .pause : .goOn }
+    public mutating func drainBoundary(_ position: DrainPosition) -> DrainBoundaryAction {
+        cursor.pausesDrain(nic: nic, queue: position.queue) ? .pause : .goOn
+    }
 
     public mutating func chainPopped(queue: UInt16, head: UInt16, descriptors: UnsafeBufferPointer<Descriptor>) {
         let c = cursor

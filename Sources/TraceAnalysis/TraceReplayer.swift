@@ -317,6 +317,21 @@ public final class TraceReplayer {
         nextSegmentChunk = end < reader.chunks.count ? end : nil
     }
 
+    /// Where stepping stops inside a drain: at the chain boundary before the
+    /// chain whose processing holds this event (nil: whole accesses).
+    public var stopBefore: UInt64? {
+        get { cursor.stopBefore }
+        set { cursor.stopBefore = newValue }
+    }
+
+    /// Chain events from the next event through `target`, in the access
+    /// the next event belongs to: with two or more, a drain pauses between
+    /// them before it reaches `target`.
+    public func chainsBefore(_ target: UInt64) -> Int { cursor.chainsBefore(target) }
+
+    /// Whether a device is paused between two chains of a drain.
+    public var insideADrain: Bool { devices.contains { $0.state.drain != nil } }
+
     /// The divergence found while stepping, if any.
     public var divergence: Divergence? { cursor.divergence }
     /// Where the recording ended inside an access, once the replay reached it.

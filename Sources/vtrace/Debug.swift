@@ -54,6 +54,27 @@ struct Debug: ParsableCommand {
             if let faultNote { print(faultNote) }
         }
 
+        /// At an access whose drain passes `target` after two or more chains:
+        /// runs it until the boundary before the chain that holds `target`.
+        func enter(towards target: UInt64) throws {
+            guard replayer.chainsBefore(target) >= 2 else { return }
+            replayer.stopBefore = target
+            defer { replayer.stopBefore = nil }
+            _ = try replayer.stepAccess()
+            if let d = replayer.divergence { diverged(d) }
+        }
+
+        /// "at event N", and why when it is before `target`.
+        func printStop(_ target: UInt64?) {
+            guard let at = replayer.nextText?.number else { print("at event end"); return }
+            guard let target, at < target, replayer.divergence == nil else { print("at event \(at)"); return }
+            if replayer.insideADrain {
+                print("at event \(at): the drain is paused before the chain whose events hold event \(target) (debug stops between a drain's chains)")
+            } else {
+                print("at event \(at): event \(target) is inside the access #\(at)…#\(replayer.nextAccessEnd - 1), which `step` runs whole")
+            }
+        }
+
         /// Steps one access and prints what it did; false at the end or on divergence.
         func step(verbose: Bool) throws -> Bool {
             guard let start = try replayer.stepAccess() else {
@@ -100,7 +121,10 @@ struct Debug: ParsableCommand {
                         let end = replayer.nextAccessEnd
                         return !first && breakpoints.contains { $0 >= n && $0 < end }
                     }
-                    print("at event \(replayer.nextText.map { String($0.number) } ?? "end")")
+                    if let n = replayer.nextText?.number, let bp = breakpoints.filter({ $0 >= n }).min(), bp < replayer.nextAccessEnd {
+                        try enter(towards: bp)
+                    }
+                    printStop(breakpoints.filter { $0 >= (replayer.nextText?.number ?? 0) }.min())
                 case "goto", "g":
                     guard let target = arg else { print("goto needs an event number"); continue }
                     guard target < reader.eventCount, let chunk = reader.chunkIndex(containing: target) else {
@@ -113,11 +137,9 @@ struct Debug: ParsableCommand {
                         n >= target || target < replayer.nextAccessEnd
                     }
                     if let at = replayer.nextText?.number, at < target, replayer.divergence == nil {
-                        // Steps are whole accesses: a drain's events are one access.
-                        print("at event \(at): event \(target) is inside the access #\(at)…#\(replayer.nextAccessEnd - 1), which `step` runs whole")
-                    } else {
-                        print("at event \(replayer.nextText.map { String($0.number) } ?? "end")")
+                        try enter(towards: target)
                     }
+                    printStop(target)
                 case "break", "b":
                     guard let n = arg else { print("break needs an event number"); continue }
                     breakpoints.insert(n)

@@ -183,6 +183,25 @@ struct BisectDivergenceTests {
 
 @Suite("vtrace debug")
 struct DebugStepperTests {
+    /// Inside a long drain, goto and a breakpoint stop between two chains:
+    /// before the TX chain whose events hold the target, not at the kick
+    /// that began the drain; counters show the drain so far; stepping on
+    /// finishes the access.
+    @Test func gotoAndBreakStopBetweenTheChainsOfADrain() throws {
+        let trace = repositoryRoot.appendingPathComponent("traces/golden/long-drain.vtrace").path
+        let out = try session(trace, "goto 700\ncounters\nstep\nquit\n")
+        let lines = out.split(separator: "\n").map(String.init)
+        #expect(lines.contains("at event 682: the drain is paused before the chain whose events hold event 700 (debug stops between a drain's chains)"),
+                "\(lines.prefix(4))")
+        // The chain that holds 700 comes next: TX head 27 at #685; 27 frames looped so far.
+        #expect(lines.contains("#685 nic0 chain q1 head 27 [0x11a7c0:212]"))
+        #expect(lines.contains("tx_packets     27") || lines.contains { $0.hasPrefix("tx_packets") && $0.hasSuffix(" 27") }, "\(out.prefix(800))")
+        let dump = try CLI.run("dump", trace, "--from", "682", "--to", "682")
+        #expect(dump.stdout.hasPrefix("#682 ") && dump.stdout.contains("mem read"))
+        let broken = try session(trace, "break 700\ncontinue\nquit\n")
+        #expect(broken.contains("at event 682: the drain is paused before the chain whose events hold event 700"), "\(broken)")
+    }
+
     func session(_ trace: String, _ input: String) throws -> String {
         let p = Process()
         p.executableURL = CLI.productsDirectory.appendingPathComponent("vtrace")
