@@ -255,9 +255,17 @@ public struct Reducer {
         case .divergence(let recorded): reference = recorded
         default: reference = check.faults
         }
+        // One run: the counters after each access's last step.
+        var after: [Int: [NetCounters]] = [:]
+        var lastStep = -1
+        let ends = Set(units.map { unit -> Int in lastStep += unit.steps.count; return lastStep })
+        if var runner = try? ScenarioRunner(scenario(units), faults: reference, makeObserver: { _ in NoObserver() }) {
+            _ = runner.run(afterStep: { index, counters in if ends.contains(index) { after[index] = counters } })
+        }
         var previous = PropertyCheck.counters(scenario([]), faults: reference) ?? []
-        for k in units.indices {
-            let unit = units[k]
+        var step = -1
+        for unit in units {
+            step += unit.steps.count
             out.append("")
             // The trace's event and access, without what it did there (the reduced one does less).
             if let comment = unit.comment, comment.hasPrefix("# #") {
@@ -266,8 +274,8 @@ public struct Reducer {
             } else if let comment = unit.comment {
                 out.append(comment)
             }
-            for step in unit.steps { out.append(line(step)) }
-            guard let now = PropertyCheck.counters(scenario(Array(units[...k])), faults: reference) else { continue }
+            for s in unit.steps { out.append(line(s)) }
+            guard let now = after[step] else { continue }
             for n in now.indices where n >= previous.count || now[n] != previous[n] {
                 let moved = NetCounter.allCases.filter { n >= previous.count || now[n][$0] != previous[n][$0] }
                 let nicWord = base.setup.nics > 1 ? " nic=\(n)" : ""

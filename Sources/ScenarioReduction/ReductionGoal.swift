@@ -58,16 +58,7 @@ struct PropertyCheck {
         options.flushMilliseconds = 0
         options.level = 1
         guard (try? ScenarioRecording.record(scenario, to: scratch, options: options, faults: faults)) != nil,
-              let reader = try? TraceReader(path: scratch), let first = reader.chunks.indices.first,
-              var d = try? reader.decoder(first) else { return nil }
-        var checker = InvariantChecker(header: reader.header, start: d.startCounters)
-        for i in reader.chunks.indices {
-            if i != first { guard let next = try? reader.decoder(i) else { return nil }; d = next }
-            while let e = try? d.next() {
-                do throws(InvariantViolation) { try checker.check(e) } catch { return error }
-            }
-        }
-        do throws(InvariantViolation) { try checker.finish() } catch { return error }
-        return nil
+              let reader = try? TraceReader(path: scratch), let result = try? InvariantChecker.check(reader) else { return nil }
+        return result.violation
     }
 }

@@ -106,7 +106,7 @@ public struct ScenarioFromTrace {
         chunks: for i in first..<reader.chunks.count {
             var d = try reader.decoder(i)
             while let e = try d.next(chunk: i, of: reader) {
-                if e.isCauseOfAnAccess {
+                if e.isCause {
                     if !access.isEmpty { emit(access, bytes) }
                     access = []
                     bytes = [:]
@@ -161,7 +161,7 @@ public struct ScenarioFromTrace {
 
     /// One access: its comment, the memory it read, itself, its counters.
     mutating func emit(_ events: [TraceEvent], _ payloads: [UInt64: [UInt8]]) {
-        guard let cause = events.first, cause.isCauseOfAnAccess else { return }
+        guard let cause = events.first, cause.isCause else { return }
         let nic = cause.nic
         if let only = options.nic, only != nic { return }
         let nicWord = reader.header.nics > 1 ? " nic=\(nic)" : ""
@@ -294,11 +294,6 @@ public struct ScenarioFromTrace {
         if !irqs.isEmpty { parts.append(irqs.count == 1 ? irqs[0] : "\(irqs.count) irqs") }
         return parts.isEmpty ? "" : ": " + parts.joined(separator: ", ")
     }
-}
-
-extension TraceEvent {
-    /// Whether the event begins an access (what a scenario line does).
-    var isCauseOfAnAccess: Bool { kind == .mmioRead || kind == .mmioWrite || kind == .memoryBinding || kind == .transport }
 }
 
 /// Half-open byte ranges, merged.

@@ -65,9 +65,12 @@ public struct ScenarioRunner<Observer: DeviceObserver> {
     /// on; a driver error stops it. `progress`, if given, is called with the
     /// operations done every ``progressInterval`` operations (so a short run
     /// never calls it); the run costs one mask test per operation more.
-    public mutating func run(progress: ((Int) -> Void)? = nil) -> ScenarioResult {
+    /// - Parameter afterStep: called after each step (its index) with every
+    ///   NIC's counters then (a reducer's expectations).
+    public mutating func run(progress: ((Int) -> Void)? = nil, afterStep: ((Int, [NetCounters]) -> Void)? = nil) -> ScenarioResult {
         var stop: ScenarioError?
-        outer: for step in scenario.steps {
+        outer: for (index, step) in scenario.steps.enumerated() {
+            defer { if stop == nil, let afterStep { afterStep(index, devices.map(\.counters)) } }
             for _ in 0..<step.repeatCount {
                 do throws(ScenarioError) {
                     try execute(step)

@@ -65,8 +65,8 @@ extension ParseState {
         for i in 0..<queueCount {
             guard let t = a.take("q\(i)") else { continue }
             let fields = t.text.split(separator: ",", omittingEmptySubsequences: false)
-            let values = fields.map { parseNumber(String($0)) ?? nil }
-            guard fields.count == 8, let v = values as? [UInt64], v[0] <= 32768, v[1] <= 1, v[5] <= 0xFFFF, v[6] <= 0xFFFF, v[7] <= 1 else {
+            let v = fields.compactMap { parseNumber(String($0)) ?? nil }   // a field that is no number drops out
+            guard fields.count == 8, v.count == 8, v[0] <= 32768, v[1] <= 1, v[5] <= 0xFFFF, v[6] <= 0xFFFF, v[7] <= 1 else {
                 throw a.error(t, "q\(i)=\(t.text): want SIZE,READY,DESC,AVAIL,USED,NEXT_AVAIL,NEXT_USED,POISONED")
             }
             c.queues[i].size = UInt16(v[0])

@@ -142,6 +142,24 @@ public struct InvariantChecker {
         }
     }
 
+    /// Checks every event of `reader` (then `finish`): the checker, with its
+    /// counts (nil for a trace without chunks), and the first identity that
+    /// broke. `progress` gets each chunk's index before it is read.
+    public static func check(_ reader: TraceReader, progress: (Int) -> Void = { _ in })
+        throws(TraceError) -> (checker: InvariantChecker?, violation: InvariantViolation?) {
+        var checker: InvariantChecker?
+        for i in reader.chunks.indices {
+            progress(i)
+            var d = try reader.decoder(i)
+            if checker == nil { checker = InvariantChecker(header: reader.header, start: d.startCounters) }
+            while let e = try d.next(chunk: i, of: reader) {
+                do throws(InvariantViolation) { try checker!.check(e) } catch { return (checker, error) }
+            }
+        }
+        do throws(InvariantViolation) { try checker?.finish() } catch { return (checker, error) }
+        return (checker, nil)
+    }
+
     /// Call after the last event.
     public mutating func finish() throws(InvariantViolation) {
         if expectPoison { throw violation(lastEvent, previous?.nic ?? 0, "poison once", "invalid_avail_idx_count moved without a poison event") }

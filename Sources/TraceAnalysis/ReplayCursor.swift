@@ -24,13 +24,6 @@ struct RecordedEvent {
     }
 }
 
-extension TraceEvent {
-    /// Whether the replayer re-executes this event (an MMIO access, a
-    /// vhost-user operation or a VMM memory binding); everything else is an
-    /// output it checks.
-    public var isCause: Bool { kind == .mmioRead || kind == .mmioWrite || kind == .memoryBinding || kind == .transport }
-}
-
 /// The recorded events a replay walks, shared by the replay memory and observers.
 ///
 /// Two modes. Streaming (the fast path): events are decoded straight from the

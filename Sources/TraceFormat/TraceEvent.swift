@@ -23,6 +23,10 @@ public struct TraceEvent: Hashable, Sendable {
     public typealias Body = EventFields<Range<Int>>
 
     public var kind: TraceEventKind { body.kind }
+
+    /// Whether the event begins an access (an MMIO access, a vhost-user
+    /// operation or a VMM memory binding); every other event is what one did.
+    public var isCause: Bool { kind == .mmioRead || kind == .mmioWrite || kind == .memoryBinding || kind == .transport }
 }
 
 /// A descriptor as recorded: the 16-byte split-ring fields.

@@ -36,25 +36,11 @@ struct Check: ParsableCommand {
 
     func run() throws {
         let reader = try input.open()
-        var checker: InvariantChecker?
-        var failure: InvariantViolation?
+        let checker: InvariantChecker?, failure: InvariantViolation?
         let progress = Progress("check", total: reader.chunks.count, enabled: !output.json)
-        do {
+        do throws(TraceError) {
             defer { progress.finish() }
-            outer: for i in reader.chunks.indices {
-                progress.update(i)
-                var d = try reader.decoder(i)
-                if checker == nil { checker = InvariantChecker(header: reader.header, start: d.startCounters) }
-                while let e = try d.next() {
-                    do throws(InvariantViolation) { try checker!.check(e) } catch {
-                        failure = error
-                        break outer
-                    }
-                }
-            }
-            if failure == nil {
-                do throws(InvariantViolation) { try checker?.finish() } catch { failure = error }
-            }
+            (checker, failure) = try InvariantChecker.check(reader) { progress.update($0) }
         } catch {
             printError("vtrace: \(input.trace): \(error)")
             throw ExitCode(VTrace.usageExitCode)

@@ -151,9 +151,9 @@ struct Plot: ParsableCommand {
         do {
             plot = try draw(first, last, split: diff?.split)
             // The HTML page of a whole-trace comparison adds a close-up of the split.
-            if form == .html, from == nil, to == nil, x != .time, let split = diff?.split, let data = Optional(plot.traces) {
+            if form == .html, from == nil, to == nil, x != .time, let split = diff?.split {
                 let marks = [split.a.event ?? split.a.after, split.b.event ?? split.b.after].enumerated().compactMap { k, e in
-                    e.map { data[k].data.toAxis.map($0) }
+                    e.map { plot.traces[k].data.toAxis.map($0) }
                 }
                 if let low = marks.min(), let high = marks.max(), last - first > 4 * Self.closeUp {
                     let start = low > Self.closeUp ? low - Self.closeUp : 0

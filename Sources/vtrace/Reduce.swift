@@ -166,19 +166,12 @@ struct Reduce: ParsableCommand {
             }
             return (.divergence(recorded: recorded), d.event)
         }
-        var checker: InvariantChecker?
-        do throws(TraceError) {
-            for i in reader.chunks.indices {
-                var d = try reader.decoder(i)
-                if checker == nil { checker = InvariantChecker(header: reader.header, start: d.startCounters) }
-                while let e = try d.next(chunk: i, of: reader) {
-                    do throws(InvariantViolation) { try checker!.check(e) } catch { return (.check, error.event) }
-                }
-            }
-        } catch {
+        let violation: InvariantViolation?
+        do throws(TraceError) { violation = try InvariantChecker.check(reader).violation } catch {
             printError("vtrace: \(input.trace): \(error)")
             throw ExitCode(VTrace.usageExitCode)
         }
+        if let violation { return (.check, violation.event) }
         printError("vtrace: \(input.trace): every counter identity holds (nothing to reduce)")
         throw ExitCode(1)
     }

@@ -26,11 +26,7 @@ struct FormatEdgesGoldenTests {
         // NIC 1 starts with counters 100 short of wrapping.
         var nearlyWrapped = probe.state
         for c in [NetCounter.txPackets, .txBytes, .rxPackets, .rxBytes] { nearlyWrapped.counters[c] = UInt64.max - 100 }
-        var options = RecordingOptions()
-        options.flushEvents = 40
-        options.flushMilliseconds = 0
-        options.level = 1
-        options.queueDepth = 1000
+        var options = deterministicRecordingOptions(flushEvents: 40)
         options.stagedHardLimit = 3000   // a 1,500-byte frame read and written crosses it mid-chain
         let clock = StepClock()
         let recorder = try TraceRecorder(path: path, header: header, initialStates: [probe.state, nearlyWrapped], options: options,

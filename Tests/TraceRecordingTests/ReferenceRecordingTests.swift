@@ -14,17 +14,11 @@ struct ReferenceRecordingTests {
     static let names = ["loopback-basic", "long-drain", "nics-aggregate", "multiqueue-routing", "rx-poison", "tx-malformed", "ctrl-ok",
                         "features-ok-rejected", "tx-memory-unbound", "transport-registers", "rx-write-fault", "ctrl-poison"]
 
-    /// What the references were recorded with: 25-event chunks, no flush
-    /// thread (it would read the clock), zstd level 1 and a queue deep
-    /// enough that the writer never picks a faster level.
+    /// What the references were recorded with: 25-event chunks, deterministically.
     static func recordDeterministically(_ name: String, to path: String) throws {
         let file = repositoryRoot.appendingPathComponent("traces/scenarios/\(name).scenario")
         let scenario = try ScenarioParser.parse(file: name + ".scenario", text: String(contentsOf: file, encoding: .utf8))
-        var options = RecordingOptions()
-        options.flushEvents = 25
-        options.flushMilliseconds = 0
-        options.level = 1
-        options.queueDepth = 1000
+        let options = deterministicRecordingOptions(flushEvents: 25)
         let clock = StepClock()
         _ = try ScenarioRecording.record(scenario, to: path, options: options, clock: { clock.read() })
     }

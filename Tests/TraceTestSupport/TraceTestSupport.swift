@@ -48,3 +48,16 @@ public let trafficScenario = "device queue_pairs=2\ndriver init qsize=16\nctrl m
     + "rx post pair=1 count=3\ntx send pair=1 count=3 len=1500 descs=3\n"
     + "avail idx queue=0 value=999\ntx send count=2\nreset\ndriver init\nrx post count=2\ntx send count=2 len=64\n"
     + "unbind memory\nkick queue=1\nbind memory\n"
+
+/// Options under which a recording is a pure function of what it records:
+/// no flush thread (it would read the clock), zstd level 1 and a queue deep
+/// enough that the writer never picks a faster level. With a `StepClock`, the
+/// same device actions give the same file (the reference and format-edges tests).
+public func deterministicRecordingOptions(flushEvents: Int) -> RecordingOptions {
+    var options = RecordingOptions()
+    options.flushEvents = flushEvents
+    options.flushMilliseconds = 0
+    options.level = 1
+    options.queueDepth = 1000
+    return options
+}
