@@ -79,7 +79,13 @@ final class ReplayCursor {
     private(set) var halted = false
     private func updateHalted() {
         diverged = divergence != nil
-        halted = diverged || cut != nil
+        halted = diverged || cut != nil || abandoned
+    }
+    /// Set when a debugger leaves the replay at a stop (to go back, or to jump
+    /// elsewhere): nothing is checked, reads fault, the drain pauses at its
+    /// next boundary, and the devices are thrown away.
+    private(set) var abandoned = false {
+        didSet { updateHalted() }
     }
     /// Whether the loaded segment ends where the recording ends inside an
     /// access (a cut recording: running out of events there is its end, not a divergence).
@@ -97,8 +103,10 @@ final class ReplayCursor {
     /// Called once, at the moment a divergence is found (inside the device's call).
     var onDivergence: ((Divergence) -> Void)?
     /// Per NIC, the device state at the last access boundary (readable from a
-    /// debugger while a device is inside an access).
+    /// debugger while a device is inside an access)...
     private(set) var boundaryStates: [VirtioNetState] = []
+    /// ...and the segment position (index of the next event) it was taken at.
+    private(set) var boundaryPositions: [Int] = []
     /// Reads the recording did not have at that point, and how each was served.
     private(set) var imageNotes: [String] = []
 
@@ -145,13 +153,17 @@ final class ReplayCursor {
     /// number of the event that began its access in progress.
     func restored(states: [VirtioNetState], accessEvents: [UInt64]) {
         boundaryStates = states
+        boundaryPositions = Array(repeating: 0, count: states.count)
         self.accessEvents = accessEvents
     }
 
     /// NIC `n`'s state at an access boundary.
     @inline(__always)
     func reachedBoundary(nic n: Int, state: VirtioNetState) {
-        if n < boundaryStates.count { boundaryStates[n] = state }
+        if n < boundaryStates.count {
+            boundaryStates[n] = state
+            boundaryPositions[n] = position
+        }
     }
 
     /// NIC `n` executes next: the drain it resumes, or (with `cause`) the
@@ -176,7 +188,7 @@ final class ReplayCursor {
 
     /// The event just consumed was wrong: the divergence is at it.
     func divergeAtPrevious(actual: String) {
-        guard !diverged, position > 0 else { return }
+        guard !halted, position > 0 else { return }
         materialize()
         position -= 1
         diverge(expected: text(events[position]), actual: actual)
@@ -189,6 +201,7 @@ final class ReplayCursor {
         position = 0
         divergence = nil
         cut = nil
+        abandoned = false
         decodeError = nil
         imageNotes.removeAll()
         streamSlot = 0
@@ -336,21 +349,27 @@ final class ReplayCursor {
         onDivergence?(divergence!)
     }
 
-    /// Consumes the current event if `matches` accepts it; otherwise records a divergence.
+    /// Consumes the current event if `matches` accepts it; otherwise records a
+    /// divergence (or, at `stopAt`, stops first).
     @inline(__always)
     func expect(_ actual: @autoclosure () -> String, _ matches: (RecordedEvent) -> Bool) {
         guard !halted else { return }
-        if let e = current, e.event.nic == nic, matches(e) {
+        if let e = current, e.event.nic == nic, e.event.number < stopAt, matches(e) {
             advance()
         } else {
-            mismatch(actual)
+            mismatch(actual, matches)
         }
     }
 
-    /// The current event is not what the device did (out of line: only on
-    /// divergence, or at the end of a recording cut inside this access).
+    /// The current event is a debugger's stop, or not what the device did
+    /// (out of line: only at a stop, on divergence, or at the end of a
+    /// recording cut inside this access).
     @inline(never)
-    func mismatch(_ actual: () -> String) {
+    func mismatch(_ actual: () -> String, _ matches: (RecordedEvent) -> Bool) {
+        if let e = current, e.event.number >= stopAt {
+            if reachStop(insideAccess: true) { expect(actual(), matches) }
+            return
+        }
         if current == nil && endsWithCut {
             endRecording(nic: nic, atChainBoundary: false)
             return
@@ -358,6 +377,35 @@ final class ReplayCursor {
         let expected = current.map { text($0) } ?? (endEvent < totalEvents
             ? "the end of the segment (the next chunk starts at event \(endEvent) with a checkpoint)" : "the end of the recording")
         diverge(expected: expected, actual: actual())
+    }
+
+    // MARK: Stops (a debugger's)
+
+    /// The replay stops before consuming the event with this number
+    /// (`UInt64.max`: nowhere): inside the device call about to produce it,
+    /// or before the access it begins.
+    var stopAt: UInt64 = .max
+    /// Called at the stop, with whether a device is inside an access; returns
+    /// whether the replay goes on (having moved `stopAt` past the current
+    /// event) or is abandoned.
+    var onStop: ((_ insideAccess: Bool) -> Bool)?
+    /// While `onStop` runs: the NIC inside an access (nil: the stop is between accesses).
+    private(set) var executingNIC: Int?
+
+    /// The replay is at `stopAt`: hands over to `onStop`. Returns whether to go on.
+    @inline(never)
+    func reachStop(insideAccess: Bool) -> Bool {
+        let at = current?.event.number ?? endEvent
+        guard let onStop else { stopAt = .max; return true }
+        materialize()
+        executingNIC = insideAccess ? nic : nil
+        defer { executingNIC = nil }
+        guard onStop(insideAccess) else {
+            abandoned = true
+            return false
+        }
+        if stopAt <= at { stopAt = .max }
+        return true
     }
 
     /// The recording ends here, inside NIC `n`'s access: the replay stops.
@@ -368,57 +416,13 @@ final class ReplayCursor {
     /// Events in the whole trace (to tell a segment's end from the recording's).
     private var totalEvents: UInt64 = 0
 
-    /// A debugger's target: a drain pauses at the boundary before the chain
-    /// whose processing holds this event (or at once, when the replay is at it).
-    var stopBefore: UInt64?
-
-    /// Whether the chain the drain of `queue` pops next (its events start at
-    /// the current one) runs up to `target` or past it: the next chain of
-    /// that queue comes after `target`, or the access ends after it. (Chains
-    /// of other queues, an RX delivery's, are part of the drained one's step.)
-    func nextChainReaches(_ target: UInt64, queue: UInt16) -> Bool {
-        materialize()
-        guard position < events.count else { return false }
-        if events[position].event.number >= target { return true }
-        var chains = 0
-        for i in position..<events.count {
-            let e = events[i].event
-            if e.isCause { return chains > 0 && e.number > target }   // the access ends first
-            if case .chain(let q, _, _) = e.body, q == queue {
-                chains += 1
-                if chains == 2 { return e.number > target }
-            }
-        }
-        return false
-    }
-
-    /// Chains of the queue the next access drains (the queue of its first
-    /// chain), from the next event through `target`, in that access.
-    func chainsBefore(_ target: UInt64) -> Int {
-        materialize()
-        var drained: UInt16?
-        var n = 0
-        var i = position
-        while i < events.count, events[i].event.number <= target {
-            let e = events[i].event
-            if i > position && e.isCause { break }
-            if case .chain(let q, _, _) = e.body, drained == nil || drained == q {
-                drained = q
-                n += 1
-            }
-            i += 1
-        }
-        return n
-    }
-
     /// Whether a drain of the executing NIC pauses here, between two chains:
     /// where the segment's events end and the next chunk resumes it, where a
     /// cut recording ends, or (once the recording's end cut the access
     /// mid-chain) at the first boundary after it.
     @inline(__always)
     func pausesDrain(nic n: Int, queue: UInt16) -> Bool {
-        if cut != nil { return true }
-        if stopBefore != nil, !diverged, current != nil, nextChainReaches(stopBefore!, queue: queue) { return true }
+        if cut != nil || abandoned { return true }
         guard !diverged, current == nil else { return false }
         if n == pauseNIC { return true }
         if endsWithCut {

@@ -16,8 +16,8 @@ public final class ReplayMemory: GuestMemory {
         var ok = false
         var matched = false
         if cursor.halted {
-            // Past the recording's end nothing is served: the drain stops at its next pop.
-            if cursor.cut != nil { throw GuestMemoryError(address: address, length: buffer.count) }
+            // Past the recording's end (or an abandoned stop) nothing is served: the drain stops at its next pop.
+            if cursor.cut != nil || cursor.abandoned { throw GuestMemoryError(address: address, length: buffer.count) }
             // Past a divergence the recording no longer says what this read sees.
             if !cursor.serveFromImage(address, into: buffer) { throw GuestMemoryError(address: address, length: buffer.count) }
             return
@@ -32,7 +32,7 @@ public final class ReplayMemory: GuestMemory {
             return true
         }
         if !matched {
-            if cursor.cut != nil { throw GuestMemoryError(address: address, length: buffer.count) }
+            if cursor.cut != nil || cursor.abandoned { throw GuestMemoryError(address: address, length: buffer.count) }
             // The changed device core read something the recording never saw here.
             if !cursor.serveFromImage(address, into: buffer) { throw GuestMemoryError(address: address, length: buffer.count) }
             return

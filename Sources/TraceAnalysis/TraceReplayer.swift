@@ -134,7 +134,11 @@ public final class TraceReplayer {
     public func replaySegment(from first: Int, continuing: Bool = false) throws(TraceError) -> SegmentResult {
         let end = segmentEnd(from: first)
         try load(first..<end)
-        if !continuing || devices.isEmpty { try restoreFromLoadedCheckpoint() }
+        if !continuing || devices.isEmpty {
+            try restoreFromLoadedCheckpoint()
+        } else {
+            cursor.restored(states: devices.map(\.state), accessEvents: cursor.accessEvents)
+        }
         run()
         if let error = cursor.decodeError { throw error }
         var result = SegmentResult(firstChunk: first, endChunk: end, events: cursor.position, divergence: cursor.divergence, cut: cursor.cut)
@@ -246,6 +250,7 @@ public final class TraceReplayer {
     func executeOne() {
         guard let r = cursor.current else { return }
         let e = r.event
+        if e.number >= cursor.stopAt, !cursor.reachStop(insideAccess: false) { return }
         cursor.enter(nic: e.nic, cause: e.isCause ? e.number : nil)
         if e.isCause {
             if let hook = beforeAccess { hook(e.number...lastEventOfAccess()) }
@@ -314,23 +319,46 @@ public final class TraceReplayer {
         guard !cursor.halted, cursor.current == nil, let next = nextSegmentChunk else { return }
         let end = segmentEnd(from: next)
         try loadForStepping(next..<end)
+        cursor.restored(states: devices.map(\.state), accessEvents: cursor.accessEvents)
         nextSegmentChunk = end < reader.chunks.count ? end : nil
     }
 
-    /// Where stepping stops inside a drain: at the chain boundary before the
-    /// chain whose processing holds this event (nil: whole accesses).
-    public var stopBefore: UInt64? {
-        get { cursor.stopBefore }
-        set { cursor.stopBefore = newValue }
+    /// The replay stops before consuming the event with this number (see
+    /// `onStop`); `UInt64.max`: nowhere.
+    public var stopAt: UInt64 {
+        get { cursor.stopAt }
+        set { cursor.stopAt = newValue }
     }
 
-    /// Chain events from the next event through `target`, in the access
-    /// the next event belongs to: with two or more, a drain pauses between
-    /// them before it reaches `target`.
-    public func chainsBefore(_ target: UInt64) -> Int { cursor.chainsBefore(target) }
+    /// Called when the replay reaches `stopAt`, with whether a device is
+    /// inside an access (then the call comes from inside the device code that
+    /// is about to produce the event: a debugger's backtrace shows it). The
+    /// devices must not be read there; `stopState()` can be. Return true to
+    /// go on (after moving `stopAt` on, or it is cleared), false to abandon
+    /// the replay: the device finishes its access unchecked and stepping ends
+    /// until `restart(at:)`.
+    public var onStop: ((_ insideAccess: Bool) -> Bool)? {
+        get { cursor.onStop }
+        set { cursor.onStop = newValue }
+    }
 
-    /// Whether a device is paused between two chains of a drain.
-    public var insideADrain: Bool { devices.contains { $0.state.drain != nil } }
+    /// Whether the replay was abandoned at a stop.
+    public var abandoned: Bool { cursor.abandoned }
+
+    /// Restores the nearest checkpoint at or before event `target` and arms
+    /// a stop there: `runForward()` then replays at most the events between
+    /// that checkpoint and `target`.
+    public func restart(at target: UInt64) throws(TraceError) {
+        let last = max(reader.eventCount, 1) - 1
+        try begin(at: reader.chunkIndex(containing: min(target, last)) ?? 0)
+        stopAt = target
+    }
+
+    /// Replays access after access, across segments, until the end, a
+    /// divergence or a stop that abandons the replay.
+    public func runForward() throws(TraceError) {
+        while try stepAccess() != nil {}
+    }
 
     /// The divergence found while stepping, if any.
     public var divergence: Divergence? { cursor.divergence }
@@ -347,13 +375,6 @@ public final class TraceReplayer {
     public var lastChain: NumberedText? {
         guard let e = cursor.consumed.last(where: { if case .chain = $0.event.body { return true } else { return false } }) else { return nil }
         return NumberedText(number: e.event.number, text: cursor.text(e))
-    }
-
-    /// The number of the first event after the next access: the next cause
-    /// after it, or the start of the next segment, or the trace's end.
-    public var nextAccessEnd: UInt64 {
-        if let cause = cursor.remaining.dropFirst().first(where: \.event.isCause) { return cause.event.number }
-        return nextSegmentChunk.map { reader.chunks[$0].firstEvent } ?? reader.eventCount
     }
 
     /// The next recorded event (what the replay will match next), as dump text.

@@ -44,7 +44,7 @@ struct Replay: ParsableCommand {
     @Flag(help: "After a divergence, go on from the next checkpoint and report every diverging chunk.")
     var keepGoing = false
 
-    @Option(help: "Raise SIGTRAP just before the device handles event N (run under gdb; see docs/debugging.md).")
+    @Option(help: "Raise SIGTRAP exactly before event N, inside the device code that produces it (run under gdb; see docs/debugging.md).")
     var breakAt: UInt64?
 
     @Flag(help: "Raise SIGTRAP at the first mismatch, while the device is inside the diverging access.")
@@ -88,11 +88,10 @@ struct Replay: ParsableCommand {
         let replayer = TraceReplayer(reader: reader, faults: faults)
         DebugHooks.replayer = replayer
         if let target = breakAt {
-            var fired = false
-            replayer.beforeAccess = { range in
-                guard !fired, range.contains(target) || range.lowerBound > target else { return }
-                fired = true
-                DebugHooks.stop("before event \(target) (the access #\(range.lowerBound)…#\(range.upperBound) is next)")
+            replayer.stopAt = target
+            replayer.onStop = { inside in
+                DebugHooks.stop(inside ? "at event \(target), inside the device code that produces it" : "at event \(target), before the access it begins")
+                return true
             }
         }
         if breakOnDivergence {
@@ -199,14 +198,12 @@ public func vtraceDebugPrint() {
         printError("vtrace_debug_print: no replay running")
         return
     }
-    var text = "vtrace: replay at event \(replayer.currentEvent.map(String.init) ?? "end") (device state as of the last access boundary)\n"
-    for (n, s) in replayer.boundaryStates.enumerated() {
-        text += "nic\(n): status \(s.status), interrupt status 0x\(String(s.interruptStatus.rawValue, radix: 16)), active pairs \(s.activeQueuePairs), driver features 0x\(String(s.driverFeatures, radix: 16))\n"
-        for (i, q) in s.queues.enumerated() where q.ready || s.poisoned[i] {
-            text += "  queue \(i): size \(q.size) next_avail \(q.nextAvail) next_used \(q.nextUsed)\(s.poisoned[i] ? " POISONED" : "") desc 0x\(String(q.descTable, radix: 16)) avail 0x\(String(q.availRing, radix: 16)) used 0x\(String(q.usedRing, radix: 16))\n"
-        }
-        text += "  counters: " + (s.counters.nonZero.map { "\($0.0.name)=\($0.1)" }.joined(separator: " ").nonEmpty ?? "all zero") + "\n"
-    }
+    let stop = replayer.stopState()
+    var lines = DebugDisplay.whereLines(stop, eventCount: replayer.reader.eventCount)
+    lines[0] = "vtrace: replay " + lines[0]
+    lines += DebugDisplay.queueLines(stop.states, addresses: true)
+    lines.append(DebugDisplay.counterTable(stop.states))
+    let text = lines.joined(separator: "\n")
     printError(text)
 }
 

@@ -181,67 +181,6 @@ struct BisectDivergenceTests {
     }
 }
 
-@Suite("vtrace debug")
-struct DebugStepperTests {
-    /// Inside a long drain, goto and a breakpoint stop between two chains:
-    /// before the TX chain whose events hold the target, not at the kick
-    /// that began the drain; counters show the drain so far; stepping on
-    /// finishes the access.
-    @Test func gotoAndBreakStopBetweenTheChainsOfADrain() throws {
-        let trace = repositoryRoot.appendingPathComponent("traces/golden/long-drain.vtrace").path
-        let out = try session(trace, "goto 700\ncounters\nstep\nquit\n")
-        let lines = out.split(separator: "\n").map(String.init)
-        #expect(lines.contains("at event 682: the drain is paused before the chain whose events hold event 700 (debug stops between a drain's chains)"),
-                "\(lines.prefix(4))")
-        // The chain that holds 700 comes next: TX head 27 at #685; 27 frames looped so far.
-        #expect(lines.contains("#685 nic0 chain q1 head 27 [0x11a7c0:212]"))
-        #expect(lines.contains("tx_packets     27") && lines.contains("rx_packets     27"), "\(out.prefix(800))")
-        let dump = try CLI.run("dump", trace, "--from", "682", "--to", "682")
-        #expect(dump.stdout.hasPrefix("#682 ") && dump.stdout.contains("mem read"))
-        let broken = try session(trace, "break 700\ncontinue\nquit\n")
-        #expect(broken.contains("at event 682: the drain is paused before the chain whose events hold event 700"), "\(broken)")
-    }
-
-    func session(_ trace: String, _ input: String) throws -> String {
-        let p = Process()
-        p.executableURL = CLI.productsDirectory.appendingPathComponent("vtrace")
-        p.arguments = ["debug", trace]
-        let inPipe = Pipe(), outPipe = Pipe()
-        p.standardInput = inPipe
-        p.standardOutput = outPipe
-        p.standardError = outPipe
-        try p.run()
-        inPipe.fileHandleForWriting.write(Data(input.utf8))
-        try inPipe.fileHandleForWriting.close()
-        let text = String(decoding: outPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 0)
-        return text
-    }
-
-    @Test func stepGotoBreakContinueAndInspect() throws {
-        let trace = repositoryRoot.appendingPathComponent("traces/golden/loopback-basic.vtrace").path
-        let out = try session(trace, "event\nstep 2\ngoto 60\nevent\nqueues\nstep\ncounters\nchain\nbreak 110\ncontinue\nevent\ngoto 999\nfrob\nstep x\nquit\n")
-        let lines = out.split(separator: "\n").map(String.init)
-        #expect(lines.contains("next: #0 nic0 mmio write Status/4 = 0x0"))
-        // step 2: the first access (reset) and the second (ACKNOWLEDGE), with what each produced.
-        #expect(lines.contains("#1 nic0 reset") && lines.contains("#3 nic0 status 0 -> ACKNOWLEDGE"))
-        // goto 60 lands before the access that produces event 60: the kick at 42.
-        #expect(lines.contains("at event 42: event 60 is inside the access #42…#107, which `step` runs whole"))
-        #expect(lines.contains("next: #42 nic0 mmio write QueueNotify/4 = 0x1"))
-        #expect(lines.contains("  queue 1: size 256 next_avail 0 next_used 0"))
-        // Stepping over the kick shows the frames going through, then the counters.
-        #expect(lines.contains("#57 nic0 counter rx_packets = 1"))
-        #expect(lines.contains("tx_packets     3"))
-        #expect(out.contains("chain q0 head 2"))
-        #expect(lines.contains("breakpoint at event 110") && lines.contains("at event 110"))
-        #expect(lines.contains("next: #110 nic0 mmio write InterruptACK/4 = 0x1"))
-        #expect(lines.contains("no event 999 (the trace has 112)"))
-        #expect(lines.contains("unknown command 'frob'; `help` lists them"))
-        #expect(lines.contains("'x' is not a number"))
-    }
-}
-
 @Suite("Replay memory image")
 struct ReplayMemoryImageTests {
     @Test func readsTheRecordingNeverSawAreServedFromTheImageAndFlagged() throws {
@@ -307,15 +246,21 @@ struct GDBTests {
             return
         }
         let binary = CLI.productsDirectory.appendingPathComponent("vtrace").path
-        let trace = repositoryRoot.appendingPathComponent("traces/golden/loopback-basic.vtrace").path
+        let trace = repositoryRoot.appendingPathComponent("traces/golden/long-drain.vtrace").path
         let script = repositoryRoot.appendingPathComponent("tools/vtrace.gdb").path
-        let r = try runCombined("/usr/bin/timeout", ["120", "gdb", "-nx", "-batch", "-x", script, "--args", binary, "replay", trace, "--break-at", "42"])
+        // Event 700 is the used-index write of TX head 27, 613 events into the kick at #87.
+        let r = try runCombined("/usr/bin/timeout", ["120", "gdb", "-nx", "-batch", "-x", script, "--args", binary, "replay", trace, "--break-at", "700"])
         #expect(r.status == 0, "gdb exited \(r.status): \(r.output)")
-        #expect(r.output.contains("vtrace: stopping before event 42"))
+        #expect(r.output.contains("vtrace: stopping at event 700, inside the device code that produces it"))
         #expect(r.output.contains("Program received signal SIGTRAP"))
-        #expect(r.output.contains("vtrace: replay at event 42 (device state as of the last access boundary)"))
-        #expect(r.output.contains("nic0: status ACKNOWLEDGE|DRIVER|FEATURES_OK|DRIVER_OK"))
-        #expect(r.output.contains("queue 1: size 256 next_avail 0 next_used 0"))
+        #expect(r.output.contains("vtrace: replay at event 700, inside the access #87 (613 events in)"))
+        #expect(r.output.contains("  access  #87 nic0 mmio write QueueNotify/4 = 0x1"))
+        #expect(r.output.contains("  chain   #685 q1 head 27, 1 descriptor"))
+        #expect(r.output.contains("  next: #700 nic0 mem write 0x10190a +2 = 1c 00 — q1 used ring, idx"))
+        #expect(r.output.contains("  counters of nic0 so far: tx_packets 27, tx_bytes 5400, rx_packets 28, rx_bytes 5600, ctrl_mq_set 1"))
+        #expect(r.output.contains("  queue 1: size 128 next_avail 28 next_used 27 desc 0x101000 avail 0x101800 used 0x101908"))
+        // The backtrace runs through the device code writing the used index.
+        #expect(r.output.contains("ReplayMemory.write(_:from:)") && r.output.contains("DeviceBus.write(_:from:)"), "\(r.output)")
         #expect(!r.output.contains("replay matches"), "the replay must stop, not finish")
         // The backtrace reads as Swift where the toolchain's demangler is on PATH.
         let path = ProcessInfo.processInfo.environment["PATH"] ?? ""

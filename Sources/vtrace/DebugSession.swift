@@ -1,0 +1,378 @@
+import Foundation
+import TraceFormat
+import TraceAnalysis
+import VirtioCore
+
+/// An interactive replay: stops before any event (inside a drain too),
+/// breakpoints and watchpoints, and reverse execution through checkpoints.
+///
+/// The replay runs forward in `run()`; at each stop the replayer calls
+/// `stopped`, from inside the device code about to produce the event, and
+/// the commands are read there. A command that moves forward arms the next
+/// stop and lets the device go on; one that goes elsewhere (backwards, or a
+/// jump) abandons the replay, which `run()` restarts from the nearest
+/// checkpoint before the target.
+final class DebugSession {
+    let reader: TraceReader
+    let replayer: TraceReplayer
+    let faultNote: String?
+    let readLine: () -> String?
+
+    /// A breakpoint or a watchpoint.
+    struct StopPoint {
+        enum Kind { case event(UInt64), watch(Watchpoint) }
+        let id: Int
+        let kind: Kind
+        var hits = 0
+    }
+    var stopPoints: [StopPoint] = []
+    var nextID = 1
+
+    /// Where to restart after leaving the replay at a stop.
+    var jumpTarget: UInt64?
+    var quitting = false
+    /// Why the armed stop stops (printed there), and which stop points it hits.
+    var armedReason: [String] = []
+    var armedIDs: [Int] = []
+    /// At the next stop, list the events replayed since this one (`step`, `next`).
+    var echoFrom: UInt64?
+
+    init(reader: TraceReader, replayer: TraceReplayer, faultNote: String?, readLine: @escaping () -> String?) {
+        self.reader = reader
+        self.replayer = replayer
+        self.faultNote = faultNote
+        self.readLine = readLine
+    }
+
+    /// What a command asks of the replay.
+    enum Motion {
+        /// Read the next command.
+        case stay
+        /// Go on forward to this event (`UInt64.max`: to the end).
+        case forward(UInt64)
+        /// Restart from the nearest checkpoint before this event.
+        case jump(UInt64)
+        case quit
+    }
+
+    func run() throws {
+        replayer.onStop = { [unowned self] _ in self.stopped() }
+        try replayer.restart(at: 0)
+        while true {
+            try replayer.runForward()
+            if quitting { return }
+            if let target = jumpTarget {
+                jumpTarget = nil
+                try replayer.restart(at: target)
+                continue
+            }
+            // The end, or a divergence: nothing runs forward, but the commands still go back.
+            echo()
+            if let d = replayer.divergence {
+                print("DIVERGED at \(d)")
+                if let faultNote { print(faultNote) }
+            } else {
+                for reason in armedReason { print(reason) }
+                print("end of trace")
+            }
+            armedReason = []
+            if interact(atStop: false) { continue }
+            if quitting { return }
+            if let target = jumpTarget {
+                jumpTarget = nil
+                try replayer.restart(at: target)
+            }
+        }
+    }
+
+    /// The replay reached its stop: show where, then take commands.
+    /// Returns whether the replay goes on.
+    func stopped() -> Bool {
+        echo()
+        for reason in armedReason { print(reason) }
+        for id in armedIDs { if let i = stopPoints.firstIndex(where: { $0.id == id }) { stopPoints[i].hits += 1 } }
+        armedReason = []
+        armedIDs = []
+        let stop = replayer.stopState()
+        print(DebugDisplay.position(stop, eventCount: reader.eventCount))
+        print(DebugDisplay.next(stop))
+        return interact(atStop: true)
+    }
+
+    /// Lists the events replayed since `echoFrom` (at most 20).
+    func echo() {
+        guard let from = echoFrom else { return }
+        echoFrom = nil
+        let to = position
+        guard let lines = try? reader.recordedText(from..<to, limit: 20) else { return }
+        for line in lines { print("#\(line.number) \(terminalSafe(line.text))") }
+        if to - from > UInt64(lines.count) { print("… \(to - from - UInt64(lines.count)) more (`vtrace dump --from \(from + UInt64(lines.count)) --to \(to - 1)` lists them)") }
+    }
+
+    /// Reads commands until one moves the replay. Returns whether the
+    /// replay goes on from here (false: it is left, for `jumpTarget` or to quit).
+    func interact(atStop: Bool) -> Bool {
+        while true {
+            guard let line = readLine() else {
+                quitting = true
+                return false
+            }
+            let motion: Motion
+            do {
+                motion = try execute(line)
+            } catch {
+                print("error: \(error)")
+                continue
+            }
+            switch motion {
+            case .stay:
+                continue
+            case .forward(let target):
+                guard atStop else {
+                    print(replayer.divergence.map { "the replay diverged at event \($0.event): it cannot go on (go back with reverse-step, reverse-continue or goto)" }
+                          ?? "end of trace: nothing to run (go back with reverse-step, reverse-continue or goto)")
+                    armedReason = []
+                    echoFrom = nil
+                    continue
+                }
+                replayer.stopAt = target
+                return true
+            case .jump(let target):
+                jumpTarget = target
+                echoFrom = nil
+                return false
+            case .quit:
+                quitting = true
+                return false
+            }
+        }
+    }
+
+    var position: UInt64 { replayer.position }
+
+    /// Runs one command line.
+    func execute(_ line: String) throws -> Motion {
+        let trimmed = line.trimmingCharacters(in: .whitespaces)
+        guard let space = trimmed.firstIndex(of: " ") ?? Optional(trimmed.endIndex), !trimmed.isEmpty else { return .stay }
+        let word = String(trimmed[..<space])
+        let rest = trimmed[space...].trimmingCharacters(in: .whitespaces)
+        guard let command = DebugCommand.named(word) else {
+            print("unknown command '\(terminalSafe(word))'; `help` lists them")
+            return .stay
+        }
+        func count() -> UInt64? {
+            if rest.isEmpty { return 1 }
+            guard let n = UInt64(rest) else { print("'\(terminalSafe(rest))' is not a number"); return nil }
+            return n
+        }
+        func eventNumber() -> UInt64? {
+            guard !rest.isEmpty else { print("\(command.names[0]) needs an event number"); return nil }
+            guard let n = UInt64(rest) else { print("'\(terminalSafe(rest))' is not a number"); return nil }
+            guard n < reader.eventCount else { print("no event \(n) (the trace has \(reader.eventCount))"); return nil }
+            return n
+        }
+        switch command.names[0] {
+        case "step":
+            guard let n = count(), n > 0 else { return .stay }
+            echoFrom = position
+            let (target, overflow) = position.addingReportingOverflow(n)
+            return .forward(overflow || target >= reader.eventCount ? .max : target)
+        case "next":
+            guard let n = count() else { return .stay }
+            var target = position
+            for _ in 0..<n {
+                guard let start = try reader.accessStart(after: target) else { target = .max; break }
+                target = start
+            }
+            echoFrom = position
+            return .forward(target)
+        case "continue":
+            return try continueForward()
+        case "reverse-step":
+            guard let n = count() else { return .stay }
+            if position == 0 { print("at event 0: the start of the trace"); return .stay }
+            return .jump(position - min(n, position))
+        case "reverse-next":
+            guard let n = count() else { return .stay }
+            var target = position
+            let stop = replayer.stopState()
+            var left = n
+            if let access = stop.access {
+                target = access.number
+                left -= 1
+            }
+            while left > 0, let start = try reader.accessStart(before: target) {
+                target = start
+                left -= 1
+            }
+            if target == position { print("at event \(position): no access begins before it"); return .stay }
+            return .jump(target)
+        case "reverse-continue":
+            return try continueBackward()
+        case "goto":
+            guard let target = eventNumber() else { return .stay }
+            // Forward within what the replay would restore anyway: replay on, checking every event.
+            if target > position, position < reader.eventCount, replayer.divergence == nil,
+               let here = reader.chunkIndex(containing: position), let there = reader.chunkIndex(containing: target),
+               (reader.checkpointChunk(atOrBefore: there) ?? 0) <= here {
+                return .forward(target)
+            }
+            return .jump(target)
+        case "break":
+            guard let n = eventNumber() else { return .stay }
+            stopPoints.append(StopPoint(id: nextID, kind: .event(n)))
+            print("breakpoint \(nextID) at event \(n)")
+            nextID += 1
+        case "watch":
+            guard let watch = parseWatch(rest) else { return .stay }
+            stopPoints.append(StopPoint(id: nextID, kind: .watch(watch)))
+            print("watch \(nextID): \(watch)")
+            nextID += 1
+        case "delete":
+            if rest.isEmpty {
+                stopPoints.removeAll()
+                print("deleted every breakpoint and watchpoint")
+            } else {
+                for word in rest.split(separator: " ") {
+                    guard let id = Int(word), let i = stopPoints.firstIndex(where: { $0.id == id }) else {
+                        print("no breakpoint or watchpoint \(terminalSafe(String(word)))")
+                        continue
+                    }
+                    stopPoints.remove(at: i)
+                    print("deleted \(id)")
+                }
+            }
+        case "info":
+            guard ["breakpoints", "b", "break", "watchpoints", "watch"].contains(rest) else { print("info breakpoints (or info b) lists breakpoints and watchpoints"); return .stay }
+            printStopPoints()
+        case "where":
+            for line in DebugDisplay.whereLines(replayer.stopState(), eventCount: reader.eventCount) { print(line) }
+        case "why":
+            try why(rest)
+        case "counters":
+            print(DebugDisplay.counterTable(replayer.stopState().states))
+        case "queues":
+            for line in DebugDisplay.queueLines(replayer.stopState().states) { print(line) }
+        case "event":
+            print(replayer.nextText.map { "next: #\($0.number) \(terminalSafe($0.text))" } ?? "end of trace")
+        case "chain":
+            let chains = replayer.stopState().chains
+            for c in chains {
+                print("#\(c.event) q\(c.queue) head \(c.head): " + c.descriptors.enumerated().map { "\($0.offset): 0x\(String($0.element.addr, radix: 16)) len \($0.element.len) \(DebugDisplay.flagText($0.element.flags))" }.joined(separator: "; "))
+            }
+            if chains.isEmpty {
+                print(replayer.lastChain.map { "#\($0.number) \(terminalSafe($0.text))" } ?? "no chain yet")
+            }
+        case "help":
+            if rest.isEmpty {
+                print(DebugCommand.list)
+            } else if let c = DebugCommand.named(rest) {
+                print(c.help)
+            } else {
+                print("no command '\(terminalSafe(rest))'; `help` lists them")
+            }
+        case "quit":
+            return .quit
+        default:
+            break
+        }
+        return .stay
+    }
+
+    /// `watch COUNTER [nic=N]` or `watch EXPR [nic=N]`.
+    func parseWatch(_ text: String) -> Watchpoint? {
+        var words = text.split(separator: " ").map(String.init)
+        var nic: Int?
+        if let last = words.last, last.hasPrefix("nic=") {
+            guard let n = Int(last.dropFirst(4)), n >= 0, n < reader.header.nics else {
+                print("'\(terminalSafe(last))': the trace has \(reader.header.nics) NIC\(reader.header.nics == 1 ? "" : "s") (nic=0…\(reader.header.nics - 1))")
+                return nil
+            }
+            nic = n
+            words.removeLast()
+        }
+        var expression = words.joined(separator: " ")
+        if expression.count >= 2, let q = expression.first, q == "'" || q == "\"", expression.last == q {
+            expression = String(expression.dropFirst().dropLast())
+        }
+        guard !expression.isEmpty else { print("watch needs a counter name or an expression (`help watch`)"); return nil }
+        if let counter = NetCounter.allCases.first(where: { $0.name == expression }) { return .counter(counter, nic: nic) }
+        do {
+            return .predicate(try CounterPredicate.parse(expression), nic: nic)
+        } catch {
+            print("watch: '\(terminalSafe(expression))' is neither a counter name nor a predicate: \(error)")
+            return nil
+        }
+    }
+
+    var watches: [(id: Int, watch: Watchpoint)] {
+        stopPoints.compactMap { if case .watch(let w) = $0.kind { return ($0.id, w) } else { return nil } }
+    }
+
+    /// The next breakpoint or watch hit after the current event.
+    func continueForward() throws -> Motion {
+        var target = UInt64.max
+        armedReason = []
+        armedIDs = []
+        for p in stopPoints {
+            if case .event(let n) = p.kind, n > position, n <= target {
+                if n < target { armedReason = []; armedIDs = [] }
+                target = n
+                armedReason.append("breakpoint \(p.id), event \(n)")
+                armedIDs.append(p.id)
+            }
+        }
+        let watches = self.watches
+        if let hit = try WatchpointScanner(reader: reader, watches: watches.map(\.watch)).next(from: position), hit.event + 1 <= target {
+            if hit.event + 1 < target { armedReason = []; armedIDs = [] }
+            target = hit.event + 1
+            armedReason.append(hitText(hit, id: watches[hit.watch].id))
+            armedIDs.append(watches[hit.watch].id)
+        }
+        return .forward(target >= reader.eventCount ? .max : target)
+    }
+
+    /// The last breakpoint or watch hit before the current event, or the start.
+    func continueBackward() throws -> Motion {
+        guard position > 0 else { print("at event 0: the start of the trace"); return .stay }
+        var target: UInt64 = 0
+        var reason = "no earlier breakpoint or watch hit: back at the start"
+        for p in stopPoints {
+            if case .event(let n) = p.kind, n < position, n >= target {
+                target = n
+                reason = "breakpoint \(p.id), event \(n)"
+            }
+        }
+        let watches = self.watches
+        if position > 1, let hit = try WatchpointScanner(reader: reader, watches: watches.map(\.watch)).previous(before: position - 1), hit.event + 1 > target {
+            target = hit.event + 1
+            reason = hitText(hit, id: watches[hit.watch].id)
+        }
+        armedReason = [reason]
+        armedIDs = []
+        return .jump(target)
+    }
+
+    func hitText(_ hit: WatchHit, id: Int) -> String {
+        "watch \(id): nic\(hit.nic) \(hit.counter.name) \(hit.old) -> \(hit.new) at event \(hit.event)"
+    }
+
+    func printStopPoints() {
+        guard !stopPoints.isEmpty else { print("no breakpoints or watchpoints"); return }
+        print("ID  type        what                                      hits")
+        for p in stopPoints {
+            let (type, what): (String, String)
+            switch p.kind {
+            case .event(let n): (type, what) = ("breakpoint", "event \(n)")
+            case .watch(let w): (type, what) = ("watch", w.description)
+            }
+            print(String(p.id).padding(toLength: 4, withPad: " ", startingAt: 0) + type.padding(toLength: 12, withPad: " ", startingAt: 0)
+                  + what.padding(toLength: max(42, what.count + 1), withPad: " ", startingAt: 0) + String(p.hits))
+        }
+    }
+
+    /// `why COUNTER [nic=N]` at this point.
+    func why(_ text: String) throws {
+        print("why: not available yet")
+    }
+}
