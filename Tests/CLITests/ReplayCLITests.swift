@@ -105,8 +105,11 @@ struct DebuggerTests {
         let trace = repositoryRoot.appendingPathComponent("traces/golden/loopback-basic.vtrace").path
         let r = try CLI.run("replay", trace, "--break-at", "42")
         #expect(r.status == SIGTRAP, "terminated by \(r.status)")
-        #expect(r.stderr.contains("vtrace: stopping before event 42 (the access #42…#107 is next)"))
+        #expect(r.stderr.contains("vtrace: stopping at event 42, before the access it begins"))
         #expect(!r.stdout.contains("replay matches"))
+        // Inside the kick: the stop comes from inside the device.
+        let inside = try CLI.run("replay", trace, "--break-at", "60")
+        #expect(inside.status == SIGTRAP && inside.stderr.contains("vtrace: stopping at event 60, inside the device code that produces it"))
     }
 
     @Test func breakOnDivergenceRaisesSIGTRAPAtTheMismatch() throws {
