@@ -8,7 +8,8 @@
 # events per round: 30,000 rounds ≈ 10 million events), records it with
 # `vtrace record`, then runs `vtrace-bench --replay` on the trace: zstd -d,
 # decompression, decoding, single-threaded replay, parallel keep-going replay,
-# and bisect, best of ROUNDS (default 5). Then, best of 3 with peak memory:
+# and bisect, best of ROUNDS (default 5); `vtrace-bench --debug` on the
+# trace (reverse steps of the debugger). Then, best of 3 with peak memory:
 # diff against a recording with three faults, pcapng export and plot.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,6 +39,8 @@ if [[ ! -s $trace || $scenario -nt $trace ]]; then
     /usr/bin/time -f "recorded in %e s" .build/release/vtrace record --scenario "$scenario" -o "$trace" --flush-ms 600000
 fi
 .build/release/vtrace-bench --replay "$trace" --rounds "$rounds"
+# The debugger on the same trace: reverse steps, a watchpoint's scans.
+.build/release/vtrace-bench --debug "$trace"
 
 # Diff: the same scenario recorded with three faults (a lost RX delivery, a
 # counter bumped twice, a used element not published), against the clean

@@ -170,6 +170,16 @@ if let i = arguments.firstIndex(of: "--fixed"), arguments.count >= i + 5,
     exit(0)
 }
 
+if let i = arguments.firstIndex(of: "--debug"), i + 1 < arguments.count {
+    do {
+        try debugBenchmark(path: arguments[i + 1])
+    } catch {
+        print("vtrace-bench: \(error)")
+        exit(1)
+    }
+    exit(0)
+}
+
 if let i = arguments.firstIndex(of: "--replay"), i + 1 < arguments.count {
     let rounds = arguments.firstIndex(of: "--rounds").flatMap { $0 + 1 < arguments.count ? Int(arguments[$0 + 1]) : nil } ?? 5
     do {
