@@ -346,6 +346,9 @@ final class ReplayCursor {
         divergence = Divergence(event: e?.event.number ?? (events.last.map { $0.event.number + 1 } ?? 0),
                                 chunk: chunkNumbers[Int((e ?? events.last)?.slot ?? 0)],
                                 nic: e?.event.nic ?? nic, expected: expected, actual: actual)
+        // A debugger called here sees the device inside the diverging access.
+        executingNIC = nic
+        defer { executingNIC = nil }
         onDivergence?(divergence!)
     }
 
@@ -389,7 +392,7 @@ final class ReplayCursor {
     /// whether the replay goes on (having moved `stopAt` past the current
     /// event) or is abandoned.
     var onStop: ((_ insideAccess: Bool) -> Bool)?
-    /// While `onStop` runs: the NIC inside an access (nil: the stop is between accesses).
+    /// While `onStop` or `onDivergence` runs: the NIC inside an access (nil: the stop is between accesses).
     private(set) var executingNIC: Int?
 
     /// The replay is at `stopAt`: hands over to `onStop`. Returns whether to go on.
