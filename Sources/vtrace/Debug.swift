@@ -8,17 +8,19 @@ struct Debug: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Replay a trace interactively: stop at any event, watch counters, run backwards.",
         discussion: """
-            Reads commands from standard input (a terminal, with line editing, or a pipe). The
-            replay stops before an event: `at event N` means events 0…N-1 are replayed and the
-            device is about to produce event N, in the middle of its drain if need be. Going
-            backwards restores the nearest checkpoint and replays forward (at most one chunk).
+            Reads commands from standard input (a terminal, with line editing, or a pipe). \
+            The replay stops before an event: `at event N` means events 0…N-1 are replayed \
+            and the device is about to produce event N, in the middle of its drain if need \
+            be. Going backwards restores the nearest checkpoint and replays forward (at most \
+            one chunk).
 
+            Commands (`help COMMAND` explains one):
             \(DebugCommand.list)
 
             Examples:
               vtrace debug run.vtrace
               printf 'break 85298\\ncontinue\\nwhere\\nquit\\n' | vtrace debug boot.vtrace
-              printf 'watch rx_write_failed\\ncontinue\\nwhy rx_write_failed\\nreverse-continue\\nquit\\n' | vtrace debug run.vtrace
+              printf 'watch rx_write_failed\\nc\\nwhy rx_write_failed\\nrc\\nq\\n' | vtrace debug run.vtrace
             """
     )
 

@@ -24,7 +24,7 @@ struct DebugCommand {
               details: "Restores the nearest checkpoint at or before event N and replays to it; stops exactly before event N."),
         .init(names: ["break", "b"], usage: "break N", summary: "stop before event N",
               details: "`continue` stops exactly at event N, even in the middle of a drain; `info breakpoints` lists them."),
-        .init(names: ["watch", "w"], usage: "watch COUNTER [nic=N] | watch EXPR [nic=N]", summary: "stop when a counter changes, or when a predicate becomes true",
+        .init(names: ["watch", "w"], usage: "watch COUNTER|EXPR [nic=N]", summary: "stop when a counter changes, or when a predicate becomes true",
               details: """
                   `watch rx_write_failed` stops after every change of that counter on any NIC (nic=N: on one);
                   `watch 'rx_packets + 1 < tx_packets'` stops after the event at which the predicate (the language
@@ -49,10 +49,26 @@ struct DebugCommand {
     /// Every command's full name (tab completion).
     static var names: [String] { all.map { $0.names[0] } }
 
-    /// The command list, one line each (`help`, `--help`).
+    /// The command list (`help`, `--help`): usage, then the summary wrapped
+    /// to 78 columns under its own column.
     static var list: String {
-        let width = all.map(\.usage.count).max() ?? 0
-        return all.map { "  " + $0.usage.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + $0.summary }.joined(separator: "\n")
+        let column = (all.map(\.usage.count).max() ?? 0) + 4
+        return all.map { c in
+            var lines: [String] = []
+            var line = "  " + c.usage.padding(toLength: column - 2, withPad: " ", startingAt: 0)
+            var empty = true
+            for word in c.summary.split(separator: " ") {
+                if !empty && line.count + 1 + word.count > 78 {
+                    lines.append(line)
+                    line = String(repeating: " ", count: column)
+                    empty = true
+                }
+                line += (empty ? "" : " ") + word
+                empty = false
+            }
+            lines.append(line)
+            return lines.joined(separator: "\n")
+        }.joined(separator: "\n")
     }
 
     /// `help COMMAND`.

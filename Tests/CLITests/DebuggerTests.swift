@@ -94,7 +94,7 @@ struct DebugSessionTests {
         #expect(lines.contains("unknown command 'frob'; `help` lists them"))
         #expect(lines.contains("'x' is not a number"))
         #expect(lines.contains("break needs an event number"))
-        #expect(lines.contains("watch COUNTER [nic=N] | watch EXPR [nic=N]"))
+        #expect(lines.contains("watch COUNTER|EXPR [nic=N]"))
         #expect(lines.contains("no command 'frob'; `help` lists them"))
     }
 
