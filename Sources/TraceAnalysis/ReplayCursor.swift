@@ -357,22 +357,19 @@ final class ReplayCursor {
     @inline(__always)
     func expect(_ actual: @autoclosure () -> String, _ matches: (RecordedEvent) -> Bool) {
         guard !halted else { return }
-        if let e = current, e.event.nic == nic, e.event.number < stopAt, matches(e) {
+        // A debugger's stop comes first (out of line; the replay goes on after it, or is abandoned).
+        if stopAt != .max, atStop, !reachStop(insideAccess: true) { return }
+        if let e = current, e.event.nic == nic, matches(e) {
             advance()
         } else {
-            mismatch(actual, matches)
+            mismatch(actual)
         }
     }
 
-    /// The current event is a debugger's stop, or not what the device did
-    /// (out of line: only at a stop, on divergence, or at the end of a
-    /// recording cut inside this access).
+    /// The current event is not what the device did (out of line: only on
+    /// divergence, or at the end of a recording cut inside this access).
     @inline(never)
-    func mismatch(_ actual: () -> String, _ matches: (RecordedEvent) -> Bool) {
-        if let e = current, e.event.number >= stopAt {
-            if reachStop(insideAccess: true) { expect(actual(), matches) }
-            return
-        }
+    func mismatch(_ actual: () -> String) {
         if current == nil && endsWithCut {
             endRecording(nic: nic, atChainBoundary: false)
             return
@@ -394,6 +391,12 @@ final class ReplayCursor {
     var onStop: ((_ insideAccess: Bool) -> Bool)?
     /// While `onStop` or `onDivergence` runs: the NIC inside an access (nil: the stop is between accesses).
     private(set) var executingNIC: Int?
+
+    /// Whether the current event is at or past `stopAt` (reads its number only).
+    var atStop: Bool {
+        if materialized { return position < events.count && events[position].event.number >= stopAt }
+        return windowIndex < windowCount && window[windowIndex].event.number >= stopAt
+    }
 
     /// The replay is at `stopAt`: hands over to `onStop`. Returns whether to go on.
     @inline(never)
