@@ -6,33 +6,11 @@ import Testing
 struct DebugSessionTests {
     func golden(_ name: String) -> String { repositoryRoot.appendingPathComponent("traces/golden/\(name).vtrace").path }
 
-    /// Runs a debug session with `input` as its commands; returns its output lines.
     func session(_ trace: String, _ input: String, arguments: [String] = []) throws -> [String] {
-        let p = Process()
-        p.executableURL = CLI.productsDirectory.appendingPathComponent("vtrace")
-        p.arguments = ["debug", trace] + arguments
-        let inPipe = Pipe(), outPipe = Pipe()
-        p.standardInput = inPipe
-        p.standardOutput = outPipe
-        p.standardError = outPipe
-        try p.run()
-        inPipe.fileHandleForWriting.write(Data(input.utf8))
-        try inPipe.fileHandleForWriting.close()
-        let text = String(decoding: outPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 0)
-        return text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        try debugSession(trace, input, arguments: arguments)
     }
 
-    /// The lines after the first one equal to `marker` (to assert what one command printed).
-    func after(_ marker: String, _ lines: [String], nth: Int = 1) -> ArraySlice<String> {
-        var seen = 0
-        for (i, l) in lines.enumerated() where l == marker {
-            seen += 1
-            if seen == nth { return lines[(i + 1)...] }
-        }
-        return []
-    }
+    func after(_ marker: String, _ lines: [String], nth: Int = 1) -> ArraySlice<String> { linesAfter(marker, lines, nth: nth) }
 
     /// A breakpoint inside a kick's drain stops exactly there, on a scenario
     /// trace, a KVM guest's and a Linux boot over vhost-user; `step` replays
@@ -179,4 +157,32 @@ struct DebugSessionTests {
         #expect(lines.contains("at event 77, inside the access #42 (35 events in)"))
         #expect(lines.contains("  counters of nic0 so far: tx_packets 1, tx_bytes 64, rx_packets 1, rx_bytes 64"))
     }
+}
+
+/// Runs `vtrace debug` with `input` as its commands; returns its output lines.
+func debugSession(_ trace: String, _ input: String, arguments: [String] = []) throws -> [String] {
+    let p = Process()
+    p.executableURL = CLI.productsDirectory.appendingPathComponent("vtrace")
+    p.arguments = ["debug", trace] + arguments
+    let inPipe = Pipe(), outPipe = Pipe()
+    p.standardInput = inPipe
+    p.standardOutput = outPipe
+    p.standardError = outPipe
+    try p.run()
+    inPipe.fileHandleForWriting.write(Data(input.utf8))
+    try inPipe.fileHandleForWriting.close()
+    let text = String(decoding: outPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    p.waitUntilExit()
+    #expect(p.terminationStatus == 0)
+    return text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+}
+
+/// The lines after the `nth` one equal to `marker` (what one command printed).
+func linesAfter(_ marker: String, _ lines: [String], nth: Int = 1) -> ArraySlice<String> {
+    var seen = 0
+    for (i, l) in lines.enumerated() where l == marker {
+        seen += 1
+        if seen == nth { return lines[(i + 1)...] }
+    }
+    return []
 }

@@ -92,6 +92,34 @@ struct VhostUserCLITests {
                 && diff.stdout.contains("and does not count rx_packets"), "\(diff.stdout)")
         try Self.everyEqualLineIsTheSameEvent(clean, faulted)
         try Self.theRunsCoincideOnThePlotUpToTheSplit(clean, faulted)
+        try Self.theDebuggerStopsInsideTheLongestKick(clean)
+    }
+
+    /// On a real boot: a breakpoint two thirds into the longest kick's drain
+    /// stops exactly there; a watch on rx_packets stops after each of its
+    /// first three changes and reverse-continue lands back on the second.
+    static func theDebuggerStopsInsideTheLongestKick(_ trace: String) throws {
+        var causes: [UInt64] = [], rxPackets: [UInt64] = []
+        for line in try CLI.run("dump", trace).stdout.split(separator: "\n") {
+            guard let n = UInt64(line.dropFirst().prefix { $0 != " " }) else { continue }
+            if line.contains(" vhost ") { causes.append(n) }
+            if line.contains(" counter rx_packets = ") { rxPackets.append(n) }
+        }
+        let info = try JSONSerialization.jsonObject(with: Data(try CLI.run("info", trace, "--json").stdout.utf8)) as? [String: Any]
+        let events = try #require(info?["events"] as? Int)
+        let ends = causes.dropFirst() + [UInt64(events)]
+        let (start, end) = try #require(zip(causes, ends).max { $0.1 - $0.0 < $1.1 - $1.0 })
+        let n = start + (end - start) * 2 / 3
+        let lines = try debugSession(trace, "break \(n)\ncontinue\nwhere\nwatch rx_packets\ndelete 1\ngoto 0\ncontinue\ncontinue\ncontinue\nrc\nquit\n")
+        #expect(lines.contains("at event \(n), inside the access #\(start) (\(n - start) events in)"), "\(lines.prefix(12))")
+        #expect(lines.contains { $0.hasPrefix("  access  #\(start) nic0 vhost kick q") })
+        #expect(rxPackets.count >= 3)
+        for (i, c) in rxPackets.prefix(3).enumerated() {
+            #expect(lines.contains("watch 2: nic0 rx_packets \(i) -> \(i + 1) at event \(c)"), "\(lines)")
+        }
+        let back = linesAfter("watch 2: nic0 rx_packets 2 -> 3 at event \(rxPackets[2])", lines).dropFirst(2)
+        #expect(back.first == "watch 2: nic0 rx_packets 1 -> 2 at event \(rxPackets[1])", "\(lines)")
+        #expect(back.dropFirst().first?.hasPrefix("at event \(rxPackets[1] + 1), inside the access #") == true)
     }
 
     /// Two boots' event numbers drift apart; `plot` draws B on A's axis
