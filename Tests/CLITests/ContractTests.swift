@@ -99,18 +99,7 @@ struct RecordedFaultsTests {
         #expect(try CLI.run("replay", "--recorded-faults", "--fault", "drop-rx:1", trace).status == 2)
 
         func debug(_ extra: [String]) throws -> String {
-            let p = Process()
-            p.executableURL = CLI.productsDirectory.appendingPathComponent("vtrace")
-            p.arguments = ["debug", trace] + extra
-            let input = Pipe(), output = Pipe()
-            p.standardInput = input
-            p.standardOutput = output
-            try p.run()
-            input.fileHandleForWriting.write(Data("continue\nquit\n".utf8))
-            try input.fileHandleForWriting.close()
-            let out = output.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            return String(decoding: out, as: UTF8.self)
+            try debugSession(trace, "continue\nquit\n", arguments: extra).joined(separator: "\n")
         }
         let stepped = try debug([])
         #expect(stepped.contains("DIVERGED at event") && stepped.contains(note), "\(stepped)")
