@@ -139,6 +139,7 @@ struct PathFacts {
             return p.usedLength != nil ? "RX head \(rxHead) recycled with used len 0" : "RX recycle failed: " + publishFailure(p, head: rxHead)
         }
         let rd = step.rxChain?.descriptors ?? []
+        let zeroed = step.headerPieces == 0 ? "no header to zero" : "header zeroed (\(step.headerPieces) piece\(step.headerPieces == 1 ? "" : "s"))"
         if let p = step.poison, p.queue == rxq {
             return .init(row: .rxIterError, sentence: poisoned(p, idxRead: step.rxPopReads.first)
                             + "; queue \(rxq) poisoned, \(frame) dropped and the drain stops after this chain" + tx)
@@ -161,14 +162,12 @@ struct PathFacts {
         switch step.delivery {
         case .readOnly(let i)?:
             return .init(row: rxPublish?.usedLength != nil ? .rxShapeRecycled : .rxShapeRecycleFails,
-                         sentence: "RX chain invalid: \(Self.describe(rd[i], i)) is device-readable; " + recycle + tx)
+                         sentence: "RX chain invalid: \(Self.describe(rd[i], i)) is device-readable; \(zeroed); " + recycle + tx)
         case .overflow(let i)?:
             return .init(row: rxPublish?.usedLength != nil ? .rxShapeRecycled : .rxShapeRecycleFails,
-                         sentence: "RX chain invalid: writing the header to \(Self.describe(rd[i], i)) overflows the address space; " + recycle + tx)
+                         sentence: "RX chain invalid: writing the header to \(Self.describe(rd[i], i)) overflows the address space; \(zeroed); " + recycle + tx)
         case .writeFault(let i, let header, let write)?:
             let (a, n) = access(write)
-            let zeroed = step.headerPieces == 0 ? "no header to zero"
-                : "header zeroed (\(step.headerPieces) piece\(step.headerPieces == 1 ? "" : "s"))"
             return .init(row: .rxWriteFault,
                          sentence: "RX write failed: the \(header ? "header" : "frame") write to \(Self.describe(rd[i], i)) faulted: "
                             + "\(EventFormatting.hex(a)) +\(n) is not mapped; \(zeroed); " + recycle + tx)

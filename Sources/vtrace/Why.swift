@@ -9,30 +9,33 @@ struct Why: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Explain why a counter moved: the access, the chain, the path the device took, the guest memory that decided it.",
         discussion: """
-            Picks one transition of COUNTER (one of the 16 counters; a recorded counter event \
-            that changed its value): by default the last one, or the K-th (--nth K, from 1), or \
-            the last one at or before event N (--at N), on any NIC or on --nic N. It reads \
-            the recorded events around it (nothing is replayed) and prints:
+            Picks one transition of COUNTER (one of the 16 counters; a recorded counter \
+            event that changed its value): by default the last one, or the K-th (--nth K, \
+            from 1), or the last one at or before event N (--at N); on any NIC, or on --nic N. \
+            It reads the recorded events around it (nothing is replayed) and prints, line by line:
 
-              COUNTER OLD -> NEW at event E (nicN)    the transition itself
-              access    the event that began the access: the MMIO write (QueueNotify) or \
-            vhost-user kick whose drain moved the counter
-              chain     the chain being processed: its event, queue, head and each descriptor \
-            (addr, len, flags, next), numbered in chain order
-              rx chain  for a TX chain whose frame went to RX: the RX chain popped for it
-              path      the row of the spec's path → counters table (section 3.8) this chain \
-            took, and one sentence with the facts: which descriptor, which address faulted, \
-            which avail idx was bad, what was published
+              COUNTER OLD -> NEW at event E (nicN): the transition itself
+              access    the event that began the access: an MMIO write (QueueNotify)
+                        or a vhost-user kick, whose drain moved the counter
+              chain     the chain being processed: its event, queue, head, and each
+                        descriptor (addr, len, flags, next), numbered in chain order
+              rx chain  the RX chain popped for the TX chain's frame, if one was
+              path      the row of the spec's path -> counters table (section 3.8)
+                        this chain took, and one sentence of facts: which descriptor,
+                        which address faulted, which avail idx was bad, what the
+                        device published and counted
               counters  every counter the chain's processing moved
-              memory    the guest memory the chain's processing read and wrote, in order: event, \
-            address, length, FAULT where it failed, the first bytes, and what the device was \
-            doing (q1 avail idx, q1 descriptor table entry, TX frame, RX header, q0 used \
-            element, ...)
+              memory    the guest memory it read and wrote, in order: event, address,
+                        length, ok or FAULT, what the device was doing (q1 avail idx,
+                        q1 descriptor table entry, TX frame, RX header, q0 used
+                        element, ...), the first bytes
 
-            A counter that moved when a pop found a bad avail index has no chain: the path is \
-            the queue's poisoning, with the avail idx the device read. Exit 0; 1 when the \
-            counter has no such transition (never moved, --nth past its last move, --at \
-            before its first); 2 for bad usage or an unreadable trace.
+            A counter that moved when a pop found a bad avail index has no chain: the path \
+            is the queue's poisoning, with the avail idx the device read. docs/debugging.md \
+            ("Why did a counter move?") walks through a session.
+
+            Exit 0; 1 when the counter has no such transition (it never moved, --nth is past \
+            its last move, --at before its first); 2 for bad usage or an unreadable trace.
 
             Examples:
               vtrace why run.vtrace rx_write_failed
