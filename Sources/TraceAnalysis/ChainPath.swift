@@ -52,6 +52,10 @@ struct PathFacts {
 
     func publish(of queue: UInt16) -> ChainStep.Publish? { step.publishes.first { $0.queue == queue } }
 
+    /// Whether the step recorded a failed publish on `queue` (a publish the
+    /// device believed done without a used entry, as under the skip-used fault, is not one).
+    func publishFailed(_ queue: UInt16) -> Bool { publish(of: queue).map { $0.usedLength == nil } ?? false }
+
     /// Why a publish of `head` failed.
     func publishFailure(_ p: ChainStep.Publish, head: UInt16) -> String {
         guard let w = p.failedWrite else {
@@ -82,7 +86,7 @@ struct PathFacts {
 
     func txPath(_ chain: ChainStep.Chain) -> CounterCause.Path {
         let moved = self.moved
-        let txOK = publish(of: step.drained)?.usedLength != nil
+        let txOK = !publishFailed(step.drained)
         let d = chain.descriptors
         var invalid: String?
         switch step.capture {
@@ -161,10 +165,10 @@ struct PathFacts {
         }
         switch step.delivery {
         case .readOnly(let i)?:
-            return .init(row: rxPublish?.usedLength != nil ? .rxShapeRecycled : .rxShapeRecycleFails,
+            return .init(row: publishFailed(rxq) ? .rxShapeRecycleFails : .rxShapeRecycled,
                          sentence: "RX chain invalid: \(Self.describe(rd[i], i)) is device-readable; \(zeroed); " + recycle + tx)
         case .overflow(let i)?:
-            return .init(row: rxPublish?.usedLength != nil ? .rxShapeRecycled : .rxShapeRecycleFails,
+            return .init(row: publishFailed(rxq) ? .rxShapeRecycleFails : .rxShapeRecycled,
                          sentence: "RX chain invalid: writing the header to \(Self.describe(rd[i], i)) overflows the address space; \(zeroed); " + recycle + tx)
         case .writeFault(let i, let header, let write)?:
             let (a, n) = access(write)
@@ -236,7 +240,7 @@ struct PathFacts {
             return .init(row: .ctrlOKAddUsedFails, sentence: "\(commandText) accepted but not published: status OK written at \(address), then "
                             + returned + "; active pairs unchanged")
         }
-        let change = step.pairs.map { "active pairs \($0.old) -> \($0.new)" } ?? "active pairs unchanged (already \(Int(step.command[2]) | Int(step.command[3]) << 8))"
+        let change = step.pairs.map { "active pairs \($0.old) -> \($0.new)" } ?? "active pairs unchanged (already that many)"
         return .init(row: .ctrlOK, sentence: "\(commandText) accepted: status OK written at \(address), " + returned + ", " + change)
     }
 }

@@ -104,8 +104,7 @@ extension CounterCause {
             located = stepStart(window, t)
         }
         var step = located.map { ChainStep(window, from: $0.start, drained: $0.queue, pairs: pairs) }
-        while let s = step, s.reachesWindowEnd, window.endsInsideAnAccess, window.chunks.count < 4,
-              !reader.chunks[window.chunks.upperBound + 1].hasCheckpoint {
+        while let s = step, s.reachesWindowEnd, window.nextChunkContinuesAChain, window.chunks.count < 4 {
             window = try window.withLaterChunk()
             step = ChainStep(window, from: s.range.lowerBound, drained: s.drained, pairs: pairs)
         }
@@ -120,9 +119,14 @@ extension CounterCause {
             c.map { Chain(event: window.events[$0.index].event.number, queue: $0.queue, role: QueueRole(queue: $0.queue, pairs: pairs).rawValue,
                           head: $0.head, descriptors: $0.descriptors) }
         }
-        let counters = step.counters.compactMap { i -> CounterMove? in
+        var counters = step.counters.compactMap { i -> CounterMove? in
             guard case .counter(let index, let value) = window.events[i].event.body, let c = NetCounter(ordinal: index) else { return nil }
             return CounterMove(event: window.events[i].event.number, counter: c, old: window.events[i].previous, new: value)
+        }
+        if !counters.contains(where: { $0.event == t.event }) {
+            // The step's reading stopped before it (events the device does not make): the transition is still one of them.
+            counters.append(CounterMove(event: t.event, counter: t.counter, old: t.old, new: t.new))
+            counters.sort { $0.event < $1.event }
         }
         var memory: [MemoryAccess] = []
         for i in step.range {

@@ -162,7 +162,7 @@ extension CounterCause {
         if memory.isEmpty {
             lines.append("memory    none")
         } else {
-            lines.append("memory    what the device read and wrote for this chain:")
+            lines.append("memory    what the device read and wrote " + (chain == nil ? "for the pop:" : "for this chain:"))
             let numbers = memory.map { "#\($0.event)" }
             let places = memory.map { "\(EventFormatting.hex($0.address)) +\($0.length)" }
             let roles = memory.map(\.role)

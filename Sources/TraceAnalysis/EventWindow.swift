@@ -70,8 +70,14 @@ struct EventWindow {
         reader.chunks[chunks.lowerBound].flags & UInt32(ChunkFlags.continuation.rawValue) != 0
     }
 
-    /// Whether the window's last chunk ends inside an access that the next chunk continues.
-    var endsInsideAnAccess: Bool { reader.chunks[chunks.upperBound].endsInsideAccess }
+    /// Whether the chunk after the window continues a chain the window ends
+    /// inside of: the window's last chunk ends inside an access, and the next
+    /// one is there and continues it without a checkpoint (one cut between
+    /// two chains starts with one).
+    var nextChunkContinuesAChain: Bool {
+        let next = chunks.upperBound + 1
+        return reader.chunks[chunks.upperBound].endsInsideAccess && next < reader.chunks.count && !reader.chunks[next].hasCheckpoint
+    }
 
     /// The checkpoint the window's first chunk starts with, if any.
     var firstCheckpoint: [NICCheckpoint]? { decoders.first?.checkpoint }

@@ -280,6 +280,17 @@ struct CounterCauseTests {
         #expect(c.memory.filter { $0.role.hasPrefix("TX frame") }.map(\.length) == [492, 504, 504])
     }
 
+    @Test func aTraceCutShortByAKilledRecorder() throws {
+        // Two thirds of long-drain: its last chunk recovered ends inside a drain, with no chunk after it.
+        let bytes = try Data(contentsOf: repositoryRoot.appendingPathComponent("traces/golden/long-drain.vtrace"))
+        let path = temporaryPath("why-cut.vtrace.partial")
+        try bytes.prefix(bytes.count * 2 / 3).write(to: URL(fileURLWithPath: path))
+        let reader = try TraceReader(path: path)
+        #expect(reader.completeness != .complete && reader.chunks.last?.endsInsideAccess == true)
+        expect(try why(reader, .txPackets), at: 1165, 51, 52, cause: 1066, chain: (1147, 9), rx: (1154, 3), row: .delivered,
+               "frame delivered: the 60-byte frame from TX head 9 written to RX head 3 (used len 72); TX head 9 returned and its 60 bytes counted")
+    }
+
     @Test func countersMovedOutsideAChainHaveNoRow() throws {
         // format-vectors holds encodings no device makes: a counter after a vhost operation.
         let c = try why(try Self.golden("format-vectors"), .txBytes)
