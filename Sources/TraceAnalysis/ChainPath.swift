@@ -217,7 +217,7 @@ struct PathFacts {
         let d = chain.descriptors
         guard let k = step.statusDescriptor else {
             let why: String
-            if let w = d.indices.first(where: { d[$0].flags & 2 != 0 }) {
+            if let w = d.indices.first(where: { d[$0].isDeviceWritable }) {
                 why = "descriptor \(w) is writable but 0 bytes long"
             } else {
                 why = d.isEmpty ? "the chain has no descriptors" : "all \(d.count) descriptors are device-readable"

@@ -153,7 +153,7 @@ struct ChainStep {
         var chainBytes: UInt64 = 0
         for (i, d) in chain.descriptors.enumerated() {
             chainBytes += UInt64(d.len)
-            if d.flags & 2 != 0 { capture = .writable(descriptor: i); return }
+            if d.isDeviceWritable { capture = .writable(descriptor: i); return }
             var address = d.addr
             var length = UInt64(d.len)
             if headerRemaining > 0 {
@@ -201,7 +201,7 @@ struct ChainStep {
             return ok
         }
         for (i, d) in chain.descriptors.enumerated() {
-            if d.flags & 2 == 0 { delivery = .readOnly(descriptor: i); return }
+            if !d.isDeviceWritable { delivery = .readOnly(descriptor: i); return }
             var address = d.addr
             var length = Int(d.len)
             if headerRemaining > 0 {
@@ -231,7 +231,7 @@ struct ChainStep {
     mutating func readCommand(_ r: inout StepReader, _ chain: Chain) {
         var status: (descriptor: Int, address: UInt64)?
         for (i, d) in chain.descriptors.enumerated() {
-            if d.flags & 2 != 0 {
+            if d.isDeviceWritable {
                 if status == nil && d.len >= 1 { status = (i, d.addr) }
                 continue
             }
@@ -308,6 +308,11 @@ struct ChainStep {
         for i in pending { roles[i] = headerPieces > 0 ? "RX header zeroing" : "write" }
         pending.removeAll()
     }
+}
+
+extension TraceDescriptor {
+    /// Whether the device may write the buffer (VIRTQ_DESC_F_WRITE).
+    var isDeviceWritable: Bool { flags & Descriptor.Flags.write.rawValue != 0 }
 }
 
 /// A 16-bit little-endian value (an avail idx or ring entry), if `bytes` holds two bytes.

@@ -88,6 +88,10 @@ extension CounterCause {
         }
     }
 
+    /// The most chunks one chain's processing is read across (a chain past the
+    /// recorder's hard limit continues in chunks without checkpoints).
+    static let maxWindowChunks = 16
+
     /// Explains transition `t` (a counter event of the trace).
     static func explain(_ reader: TraceReader, transition t: Transition) throws(TraceError) -> CounterCause {
         guard let chunk = reader.chunkIndex(containing: t.event) else {
@@ -99,12 +103,12 @@ extension CounterCause {
         // The chain's processing: where it starts, then read whole (earlier or
         // later chunks join the window when it crosses a chunk boundary).
         var located = stepStart(window, t)
-        while located == nil, window.startsInsideAChain, window.chunks.count < 4 {
+        while located == nil, window.startsInsideAChain, window.chunks.count < maxWindowChunks {
             window = try window.withEarlierChunk()
             located = stepStart(window, t)
         }
         var step = located.map { ChainStep(window, from: $0.start, drained: $0.queue, pairs: pairs) }
-        while let s = step, s.reachesWindowEnd, window.nextChunkContinuesAChain, window.chunks.count < 4 {
+        while let s = step, s.reachesWindowEnd, window.nextChunkContinuesAChain, window.chunks.count < maxWindowChunks {
             window = try window.withLaterChunk()
             step = ChainStep(window, from: s.range.lowerBound, drained: s.drained, pairs: pairs)
         }
@@ -130,12 +134,11 @@ extension CounterCause {
         }
         var memory: [MemoryAccess] = []
         for i in step.range {
-            let e = window.events[i].event
-            guard case .memoryRead(let a, let n, let ok, _) = e.body else {
-                if case .memoryWrite(let a, let n, let ok, _) = e.body { memory.append(access(window, i, "write", a, n, ok, step.roles[i])) }
-                continue
+            switch window.events[i].event.body {
+            case .memoryRead(let a, let n, let ok, _): memory.append(access(window, i, "read", a, n, ok, step.roles[i]))
+            case .memoryWrite(let a, let n, let ok, _): memory.append(access(window, i, "write", a, n, ok, step.roles[i]))
+            default: break
             }
-            memory.append(access(window, i, "read", a, n, ok, step.roles[i]))
         }
         return CounterCause(transition: t, cause: cause, chain: chain(step.chain), rxChain: chain(step.rxChain),
                             path: step.path(window, pairs: pairs), counters: counters, memory: memory)

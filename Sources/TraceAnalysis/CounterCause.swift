@@ -185,7 +185,8 @@ extension CounterCause {
 
     /// ` (next|write)` for a descriptor's flags, or nothing.
     static func flagNames(_ flags: UInt16) -> String {
-        let names = [(1, "next"), (2, "write"), (4, "indirect")].filter { flags & UInt16($0.0) != 0 }.map(\.1)
+        let names = [(Descriptor.Flags.next, "next"), (.write, "write"), (.indirect, "indirect")]
+            .filter { Descriptor.Flags(rawValue: flags).contains($0.0) }.map(\.1)
         return names.isEmpty ? "" : " (" + names.joined(separator: "|") + ")"
     }
 }
