@@ -90,7 +90,10 @@ struct CounterScopeOptions: ParsableArguments {
     }
 
     /// Exits 2 when --nic names a NIC one of `readers` lacks.
-    func check(_ readers: [TraceReader]) throws {
+    func check(_ readers: [TraceReader]) throws { try Self.check(nic: nic, readers) }
+
+    /// Exits 2 when `nic` names a NIC one of `readers` lacks.
+    static func check(nic: Int?, _ readers: [TraceReader]) throws {
         if let nic, let r = readers.first(where: { nic < 0 || nic >= $0.header.nics }) {
             printError("vtrace: --nic \(nic): the trace has \(r.header.nics) NIC(s)")
             throw ExitCode(VTrace.usageExitCode)

@@ -86,7 +86,7 @@ struct OutputSafetyTests {
     @Test func writeErrorsAreErrors() throws {
         let trace = Self.golden("rx-poison.vtrace")
         for arguments in [["dump", trace], ["info", trace], ["timeline", trace], ["export", trace, "--format", "jsonl", "-o", "-"],
-                          ["dump", trace, "--json"], ["verify", trace]] {
+                          ["dump", trace, "--json"], ["verify", trace], ["why", trace, "tx_packets"]] {
             let r = try runOnAFullDisk(arguments)
             #expect(r.status == 2 && r.stderr.contains("vtrace: cannot write standard output"), "\(arguments): \(r.status) \(r.stderr)")
         }
