@@ -279,19 +279,22 @@ final class DebugSession {
         return .stay
     }
 
+    /// `TEXT [nic=N]`: the text and the NIC; nil (said why) for a NIC the trace does not have.
+    func splitNIC(_ text: String) -> (text: String, nic: Int?)? {
+        var words = text.split(separator: " ").map(String.init)
+        guard let last = words.last, last.hasPrefix("nic=") else { return (text, nil) }
+        guard let n = Int(last.dropFirst(4)), n >= 0, n < reader.header.nics else {
+            print("'\(terminalSafe(last))': the trace has \(reader.header.nics) NIC\(reader.header.nics == 1 ? "" : "s") (nic=0…\(reader.header.nics - 1))")
+            return nil
+        }
+        words.removeLast()
+        return (words.joined(separator: " "), n)
+    }
+
     /// `watch COUNTER [nic=N]` or `watch EXPR [nic=N]`.
     func parseWatch(_ text: String) -> Watchpoint? {
-        var words = text.split(separator: " ").map(String.init)
-        var nic: Int?
-        if let last = words.last, last.hasPrefix("nic=") {
-            guard let n = Int(last.dropFirst(4)), n >= 0, n < reader.header.nics else {
-                print("'\(terminalSafe(last))': the trace has \(reader.header.nics) NIC\(reader.header.nics == 1 ? "" : "s") (nic=0…\(reader.header.nics - 1))")
-                return nil
-            }
-            nic = n
-            words.removeLast()
-        }
-        var expression = words.joined(separator: " ")
+        guard let (text, nic) = splitNIC(text) else { return nil }
+        var expression = text
         if expression.count >= 2, let q = expression.first, q == "'" || q == "\"", expression.last == q {
             expression = String(expression.dropFirst().dropLast())
         }
@@ -371,8 +374,17 @@ final class DebugSession {
         }
     }
 
-    /// `why COUNTER [nic=N]` at this point.
+    /// `why COUNTER [nic=N]`: the last change of COUNTER before this point, explained.
     func why(_ text: String) throws {
-        print("why: not available yet")
+        guard let (name, nic) = splitNIC(text) else { return }
+        guard let counter = NetCounter.allCases.first(where: { $0.name == name }) else {
+            print("why needs a counter: \(NetCounter.allCases.map(\.name).joined(separator: ", "))")
+            return
+        }
+        guard position > 0, let cause = try CounterCause.explain(reader, counter: counter, nic: nic, selection: .atOrBefore(position - 1)) else {
+            print("\(counter.name) has not changed\(nic.map { " on nic\($0)" } ?? "") before event \(position)")
+            return
+        }
+        for line in cause.render() { print(terminalSafe(line)) }
     }
 }

@@ -149,6 +149,18 @@ struct DebugSessionTests {
         #expect(boot.contains("  access  #97 nic0 vhost kick q1"))
     }
 
+    /// `why` inside a session explains the counter's last change before the stop.
+    @Test func whyAtAStop() throws {
+        let lines = try session(golden("kvm-hostile"), "goto 300\nwhy rx_write_failed\nwhy rx_packets\nwhy tx_packets nic=3\nwhy frob\nquit\n")
+        let why = after("at event 300, inside the access #298 (2 events in)", lines).dropFirst()
+        #expect(why.first == "rx_write_failed 0 -> 1 at event 165 (nic0)", "\(lines)")
+        #expect(why.contains("access    #154 mmio write QueueNotify/4 = 0x1"))
+        #expect(why.contains("path      valid frame, RX write fault (hdr or data), recycle ok / fails"))
+        #expect(lines.contains("rx_packets has not changed before event 300"))
+        #expect(lines.contains("'nic=3': the trace has 1 NIC (nic=0…0)"))
+        #expect(lines.contains { $0.hasPrefix("why needs a counter: tx_packets, tx_bytes,") })
+    }
+
     /// A divergence stops the replay; going back from it works.
     @Test func backFromADivergence() throws {
         let lines = try session(golden("loopback-basic"), "continue\ncontinue\nrs\nwhere\nquit\n", arguments: ["--fault", "count-twice:rx_packets:2"])
