@@ -26,6 +26,9 @@ struct Debug: ParsableCommand {
             """
     )
 
+    /// The commands' names, for Tab completion on a terminal.
+    static let commandNames = ["step", "continue", "goto", "break", "counters", "queues", "event", "chain", "help", "quit"]
+
     @OptionGroup var input: TraceInput
 
     @OptionGroup var faultOptions: ReplayFaultOptions
@@ -36,7 +39,7 @@ struct Debug: ParsableCommand {
         let replayer = TraceReplayer(reader: reader, faults: faults)
         let faultNote = ReplayFaultOptions.note(reader.header, replaying: faults)
         var breakpoints = Set<UInt64>()
-        let interactive = isatty(0) != 0
+        let editor = LineEditor(commands: Debug.commandNames)
         guard reader.eventCount > 0 else {
             print("vtrace debug: \(input.trace) has no events: nothing to step through")
             return
@@ -102,8 +105,7 @@ struct Debug: ParsableCommand {
         }
 
         while true {
-            if interactive { print("(vtrace) ", terminator: ""); fflush(nil) }
-            guard let line = readLine() else { break }
+            guard let line = editor.readLine(prompt: "(vtrace) ") else { break }
             let words = line.split(separator: " ").map(String.init)
             guard let command = words.first else { continue }
             let arg = words.count > 1 ? UInt64(words[1]) : nil
