@@ -19,9 +19,10 @@ final class LineEditor {
     /// Bytes read after an Enter (pasted lines): the next lines' keys.
     private var readAhead: [UInt8] = []
 
-    init(commands: [String], environment: [String: String] = ProcessInfo.processInfo.environment) {
+    init(commands: [String]) {
         onATerminal = isatty(0) != 0 && isatty(1) != 0
-        historyFile = onATerminal ? environment["VTRACE_HISTORY"].flatMap { $0.isEmpty ? nil : LineHistoryFile(path: $0) } : nil
+        let named = ProcessInfo.processInfo.environment["VTRACE_HISTORY"] ?? ""
+        historyFile = onATerminal && !named.isEmpty ? LineHistoryFile(path: named) : nil
         editing = LineEditing(commands: commands, history: historyFile?.load() ?? [])
     }
 

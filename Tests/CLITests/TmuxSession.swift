@@ -14,6 +14,8 @@ final class TmuxSession {
     private let tmux: String
     private let socket = "vtrace-test-\(getpid())-\(UUID().uuidString.prefix(8))"
     private var running = true
+    /// The server's socket, removed after it (tmux leaves it behind).
+    private var socketPath: String?
 
     /// Starts `command` (a shell command line) in a `width`×`height` session
     /// whose environment is this process's without tmux's and `VTRACE_HISTORY`,
@@ -28,6 +30,7 @@ final class TmuxSession {
         for name in ["TMUX", "TMUX_PANE", "VTRACE_HISTORY"] { inherited[name] = nil }
         try startServer(["new-session", "-d", "-x", "\(width)", "-y", "\(height)", "-s", "main", command],
                         environment: inherited.merging(environment) { $1 })
+        socketPath = try run(["display-message", "-p", "#{socket_path}"]).trimmingCharacters(in: .newlines)
     }
 
     deinit { close() }
@@ -37,6 +40,7 @@ final class TmuxSession {
         guard running else { return }
         running = false
         _ = try? run(["kill-server"])
+        if let socketPath { unlink(socketPath) }
     }
 
     /// Keys by tmux's names (`Tab`, `Left`, `C-a`, `Enter`).
