@@ -29,8 +29,8 @@ struct TerminalKeyDecoder {
     private var utf8: [UInt8] = []
     private var utf8Length = 0
 
-    /// A control sequence longer than this is not one a key sends: the rest
-    /// of it, to its final byte, is swallowed without being kept.
+    /// A control sequence this long is not one a key sends: the rest of it,
+    /// to its final byte, is swallowed without being kept, and it names no key.
     private static let longestSequence = 16
 
     /// The key `byte` completes, or nil (the middle of a sequence, or a byte
@@ -106,6 +106,7 @@ struct TerminalKeyDecoder {
                 if sequence.count < Self.longestSequence { sequence.append(byte) }
                 return .inside
             case 0x40...0x7E:
+                guard sequence.count < Self.longestSequence else { return .ended(nil) }
                 let parameters = String(decoding: sequence.dropFirst(2), as: UTF8.self).split(separator: ";", omittingEmptySubsequences: false)
                 guard byte == UInt8(ascii: "~") else {
                     return .ended(Self.cursorKey(final: byte, modifier: parameters.count > 1 ? Int(parameters[1]) : nil))

@@ -183,10 +183,10 @@ struct LineEditingTests {
 
     @Test func unknownKeysAndSequencesLeaveNothing() {
         // Page Up, Insert, F5, F1 (SS3 and CSI), Alt-x, a bracketed-paste
-        // marker, Ctrl-G, a sequence far too long, and a stray UTF-8
+        // marker, Ctrl-G, sequences far too long, and a stray UTF-8
         // continuation byte.
         let junk = ["\u{1B}[5~", "\u{1B}[2~", "\u{1B}[15~", "\u{1B}OP", "\u{1B}[1;2P", "\u{1B}x", "\u{1B}[200~", "\u{07}",
-                    "\u{1B}[" + String(repeating: "9", count: 40) + "~"]
+                    "\u{1B}[" + String(repeating: "9", count: 40) + "~", "\u{1B}[1;5" + String(repeating: ";", count: 20) + "D"]
         for sequence in junk {
             let (e, actions) = edited("ab" + sequence + "c")
             #expect(e.text == "abc" && e.cursor == 3 && actions == [.redraw, .redraw, .redraw], "\(Array(sequence.utf8))")
