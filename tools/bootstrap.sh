@@ -6,6 +6,7 @@
 #   tools/bootstrap.sh --bench  # also time (/usr/bin/time: the benchmarks' peak memory; --test installs it too)
 #   tools/bootstrap.sh --test   # also what the tests check output with, when it can be had:
 #                               # gdb, tshark (pcapng), chromium (renders the plot's HTML),
+#                               # tmux (a real terminal for `vtrace debug`'s line editor),
 #                               # qemu-system-x86 + busybox-static + cpio (the Linux guest over
 #                               # vhost-user), dpdk-dev (dpdk-testpmd's virtio-user)
 set -euo pipefail
@@ -25,7 +26,7 @@ command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 want_apt=()
 if [[ "${1:-}" == "--test" ]]; then
     declare -A test_tools=( [gdb]=gdb [tshark]=tshark [chromium]=chromium [qemu-system-x86_64]=qemu-system-x86
-                            [dpdk-testpmd]=dpdk-dev [cpio]=cpio )
+                            [dpdk-testpmd]=dpdk-dev [cpio]=cpio [tmux]=tmux )
     for cmd in "${!test_tools[@]}"; do
         command -v "$cmd" >/dev/null 2>&1 || want_apt+=("${test_tools[$cmd]}")
     done

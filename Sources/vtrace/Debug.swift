@@ -8,7 +8,8 @@ struct Debug: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Replay a trace interactively: stop at any event, watch counters, run backwards.",
         discussion: """
-            Reads commands from standard input (a terminal, with line editing, or a pipe). \
+            Reads commands from standard input: on a terminal with line editing, history \
+            (VTRACE_HISTORY=FILE keeps it) and Tab completion; from a pipe a line at a time. \
             The replay stops before an event: `at event N` means events 0…N-1 are replayed \
             and the device is about to produce event N, in the middle of its drain if need \
             be. Going backwards restores the nearest checkpoint and replays forward (at most \
@@ -35,11 +36,10 @@ struct Debug: ParsableCommand {
             print("vtrace debug: \(input.trace) has no events: nothing to step through")
             return
         }
-        let interactive = isatty(0) != 0
+        let editor = LineEditor(commands: DebugCommand.names)
         let session = DebugSession(reader: reader, replayer: TraceReplayer(reader: reader, faults: faults),
                                    faultNote: ReplayFaultOptions.note(reader.header, replaying: faults)) {
-            if interactive { print("(vtrace) ", terminator: ""); fflush(nil) }
-            return readLine()
+            editor.readLine(prompt: "(vtrace) ")
         }
         print("vtrace debug: \(reader.eventCount) events in \(reader.chunks.count) chunks; `help` lists commands")
         do {
