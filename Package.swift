@@ -15,6 +15,8 @@
 //   VhostUser       ─► TraceRecording, CVhost          (the vhost-user backend)
 //   Scenarios       ─► GuestDriver, TraceRecording      (the scenario language; trace → scenario)
 //   ScenarioReduction ─► Scenarios, TraceAnalysis      (vtrace reduce)
+//   QEMULaunch        a QEMU command line read and extended (Foundation only)
+//   ChildProcess    ─► CSpawn, HostPrimitives          (a child that cannot outlive us)
 //   vtrace (CLI)    ─► all of the above; vtrace-bench ─► Scenarios' layers
 //
 // (Each also imports what its arrow's targets build on: VirtioCore,
@@ -53,6 +55,8 @@ let package = Package(
         .library(name: "TraceAnalysis", targets: ["TraceAnalysis"]),
         .library(name: "KVMHost", targets: ["KVMHost"]),
         .library(name: "VhostUser", targets: ["VhostUser"]),
+        .library(name: "QEMULaunch", targets: ["QEMULaunch"]),
+        .library(name: "ChildProcess", targets: ["ChildProcess"]),
         .executable(name: "vtrace", targets: ["vtrace"]),
     ],
     dependencies: [
@@ -72,13 +76,16 @@ let package = Package(
         .target(name: "KVMHost", dependencies: ["CKVM", "HostPrimitives", "VirtioCore", "TraceRecording"], swiftSettings: tracingSettings),
         .target(name: "CVhost"),
         .target(name: "VhostUser", dependencies: ["CVhost", "HostPrimitives", "VirtioCore", "TraceRecording"], swiftSettings: tracingSettings),
+        .target(name: "QEMULaunch"),
+        .target(name: "CSpawn"),
+        .target(name: "ChildProcess", dependencies: ["CSpawn", "HostPrimitives"]),
         .target(name: "Scenarios", dependencies: ["VirtioCore", "GuestDriver", "TraceFormat", "TraceMapping", "TraceRecording"], swiftSettings: coreSettings),
         .target(name: "ScenarioReduction", dependencies: ["Scenarios", "TraceAnalysis", "TraceRecording", "TraceFormat", "HostPrimitives", "VirtioCore", "GuestDriver"]),
         .executableTarget(
             name: "vtrace",
             dependencies: [
                 "VirtioCore", "GuestDriver", "Scenarios", "ScenarioReduction", "TraceFormat", "TraceRecording", "TraceAnalysis",
-                "KVMHost", "VhostUser",
+                "KVMHost", "VhostUser", "QEMULaunch", "ChildProcess",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -99,6 +106,8 @@ let package = Package(
                                    "VirtioCore", "GuestDriver"]),
         .testTarget(name: "KVMHostTests", dependencies: ["KVMHost", "CKVM", "VirtioCore", "TraceFormat", "TraceRecording", "TraceAnalysis"]),
         .testTarget(name: "VhostUserTests", dependencies: ["VhostUser", "CVhost", "VirtioCore", "TraceFormat", "TraceRecording", "TraceAnalysis", "vtrace"]),
+        .testTarget(name: "QEMULaunchTests", dependencies: ["QEMULaunch"]),
+        .testTarget(name: "ChildProcessTests", dependencies: ["ChildProcess"]),
         .testTarget(name: "CLITests", dependencies: ["vtrace", "TraceAnalysis"]),
     ],
     swiftLanguageModes: [.v6]

@@ -41,7 +41,7 @@ need cpio || sudo_apt install -y -qq cpio >/dev/null || { echo "linux-guest: cpi
 # The kernel and its modules: fetched again when the module list changes.
 # Everything is built in $work and moved into place, the stamp last, so an
 # interrupted run leaves no half-made cache that a later run would trust.
-modules=(virtio_ring virtio virtio_mmio failover net_failover virtio_net pktgen)
+modules=(virtio_ring virtio virtio_mmio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net pktgen)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 newest() {  # the newest 6.1 kernel image package the apt index has
