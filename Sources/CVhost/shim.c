@@ -138,8 +138,12 @@ static void set_handler(int sig, void (*handler)(int), struct sigaction *previou
     sigaction(sig, &sa, previous);
 }
 
+static volatile sig_atomic_t last_stop_signal;
+
+int cvhost_stop_signal(void) { return last_stop_signal; }
+
 static void on_stop_signal(int sig) {
-    (void)sig;
+    last_stop_signal = sig;
     uint64_t one = 1;
     int saved = errno;
     for (int i = 0; i < STOP_SLOTS; i++) {

@@ -28,6 +28,12 @@ public final class Doorbell: Sendable {
         _ = write(writeEnd, &one, 1)
     }
 
+    /// Whether it has rung since the last ``answer()``.
+    public var hasRung: Bool {
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return poll(&p, 1, 0) == 1
+    }
+
     /// Empties the pipe: ``fd`` is not readable again until the next ``ring()``.
     public func answer() {
         var buffer = [UInt8](repeating: 0, count: 64)

@@ -77,6 +77,7 @@ extension VhostUserBackend {
             summary = VhostSessionSummary()
             cvhost_epoll_add(epoll, c, Self.socketTag)
             log(.progress, "vhost-user: frontend connected")
+            connected()
         } else if tag == Self.socketTag {
             do throws(VhostUserError) {
                 // At most 64 messages per wake-up: a frontend that never stops

@@ -24,6 +24,10 @@ public struct VhostSessionSummary: Sendable, Encodable {
     public var ending = ""
 }
 
+/// The signal (SIGINT, SIGTERM) that last stopped the backends of this
+/// process (``VhostUserBackend/stopOnSignals()``); 0 when none has.
+public var vhostStopSignal: Int32 { cvhost_stop_signal() }
+
 /// A vhost-user-net backend (server side) over one device core.
 ///
 /// Single-threaded: one epoll loop serves the control socket, every ring's
@@ -37,6 +41,8 @@ public final class VhostUserBackend<Observer: DeviceObserver> {
     public var device: VirtioNetDevice<VhostMemory, Observer>
     /// Where progress and refusals go.
     public var log: (VhostLogLevel, String) -> Void
+    /// Called (on the serving thread) when a frontend connects.
+    public var connected: () -> Void = {}
     /// Kick / call / err eventfds per ring (-1: none).
     var kickFD: [Int32]
     /// Rings kicked before they were enabled.

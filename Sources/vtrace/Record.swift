@@ -6,55 +6,99 @@ import TraceAnalysis
 import TraceRecording
 import VirtioCore
 
-/// `vtrace record --scenario FILE -o OUT.vtrace`
+/// `vtrace record --scenario FILE -o OUT.vtrace`, and
+/// `vtrace record -o OUT.vtrace -- qemu-system-x86_64 ARGS...` (RecordQEMU.swift).
 struct Record: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run a scenario with the recorder attached and write a trace.",
+        abstract: "Record a trace: of a scenario, or of a QEMU guest's NIC served by vtrace over vhost-user.",
         discussion: """
-            Records every MMIO access, guest-memory read and write, chain, used publish, \
-            counter transition, interrupt, poisoning and status change of the scenario's \
-            devices. The trace is written as OUT.partial and renamed to OUT when recording \
+            Records every MMIO access or vhost-user operation, guest-memory read and write, \
+            chain, used publish, counter transition, interrupt, poisoning and status change of \
+            the device. The trace is written as OUT.partial and renamed to OUT when recording \
             finishes; a recorder killed mid-way leaves OUT.partial, which vtrace still reads \
             up to its last complete chunk.
 
-            The scenario's expectations are checked as with `vtrace scenario run`: a failed \
-            expectation still writes the trace (exit 1).
+            With --scenario: the scenario's expectations are checked as with `vtrace scenario \
+            run`; a failed expectation still writes the trace (exit 1).
+
+            With a QEMU command after --: vtrace serves a NIC to QEMU over vhost-user (the \
+            backend `vtrace serve` runs) on a private socket, and runs QEMU with ARGS plus \
+            what that needs: -chardev socket,id=vtrace-chr0,path=SOCKET; -netdev \
+            vhost-user,id=vtrace0,chardev=vtrace-chr0; a virtio-net device on it \
+            (virtio-net-device on microvm, virtio-net-pci elsewhere, with vectors=0 under TCG, \
+            where Debian 12's QEMU 7.2 otherwise segfaults; none when ARGS has its own \
+            -device ...,netdev=vtrace0); shared guest memory (-object \
+            memory-backend-memfd,id=vtrace-mem,size=SIZE,share=on and -machine \
+            memory-backend=vtrace-mem, SIZE from -m, QEMU's default 128M without; none when \
+            -machine memory-backend= names a shareable memfd or file backend); on microvm \
+            -global virtio-mmio.force-legacy=false. --verbose says what is added and why.
+
+            QEMU's standard output and error are vtrace's (with --json its standard output \
+            goes to standard error, leaving standard output to the report); on a terminal \
+            QEMU gets it as it would without vtrace. QEMU runs in a process group of its own \
+            and never outlives vtrace: SIGINT or SIGTERM to vtrace stops QEMU (SIGTERM, \
+            SIGKILL after 5 s), and a SIGKILL of vtrace takes QEMU with it. However QEMU ends, \
+            the trace is finished, complete up to there.
+
+            Exit status with QEMU: QEMU's own (128+N when signal N killed it); 128+N when \
+            signal N stopped vtrace; 1 when QEMU did not connect within --connect-timeout \
+            (it is stopped; its output shows why) or the trace could not be written; 2 for \
+            a command line vtrace refuses, before QEMU starts, naming the argument: an id \
+            vtrace adds (vtrace0, vtrace-chr0, vtrace-mem) already used, a -machine \
+            memory-backend= that is missing or not shareable, -mem-path, -daemonize, an -m \
+            that does not parse, a program not named qemu-system-* (unless --assume-qemu).
 
             Examples:
-              vtrace record --scenario traces/scenarios/rx-poison.scenario -o rx-poison.vtrace
+              vtrace record --scenario traces/scenarios/rx-poison.scenario \\
+                -o rx-poison.vtrace
               vtrace record --scenario big.scenario -o big.vtrace --level 9 --flush-ms 50
+              vtrace record -o boot.vtrace -- qemu-system-x86_64 -M microvm -m 256M \\
+                -nographic -kernel vmlinuz -initrd initrd.gz -append console=ttyS0
+              vtrace record -o boot.vtrace --only-failures --json -- \\
+                qemu-system-x86_64 -M q35 -accel kvm ...
+              vtrace record --dry-run --verbose -- qemu-system-x86_64 -M pc -m 1G ...
             """
     )
 
     @Option(name: .long, help: "The scenario to run.", completion: .file(extensions: ["scenario"]))
-    var scenario: String
+    var scenario: String?
 
     @Option(name: [.short, .customLong("output")], help: "The trace to write.")
-    var output: String
+    var output: String?
 
-    @Option(help: "zstd compression level (1...19; default 3, chosen from measurements in docs/performance.md).")
-    var level: Int32 = 3
-
-    @Option(help: "Cut a chunk after this many events.")
-    var flushEvents = 65_536
-
-    @Option(name: .customLong("flush-ms"), help: "Cut a chunk once its oldest event is this many milliseconds old (a killed recorder loses at most this window).")
-    var flushMilliseconds = 200
+    @OptionGroup(title: "Recording") var recordingFlags: RecordingFlags
 
     @Option(help: "A free-form description of the guest, stored in the header.")
     var guest: String?
+
+    @OptionGroup(title: "With a QEMU command") var qemuOptions: QEMURecordingOptions
 
     @OptionGroup var faultOptions: FaultOptions
 
     @OptionGroup var outputOptions: OutputOptions
 
+    @Argument(parsing: .postTerminator, help: "After --: QEMU and its arguments.")
+    var qemu: [String] = []
+
     func validate() throws {
-        guard (1...19).contains(level) else { throw ValidationError("--level must be in 1...19") }
-        guard flushEvents >= 1 else { throw ValidationError("--flush-events must be at least 1") }
-        guard flushMilliseconds >= 1 else { throw ValidationError("--flush-ms must be at least 1") }
+        switch (scenario, qemu.isEmpty) {
+        case (.some, false):
+            throw ValidationError("--scenario and a QEMU command (after --) exclude each other")
+        case (nil, true):
+            throw ValidationError("record what? --scenario FILE -o OUT.vtrace, or -o OUT.vtrace -- qemu-system-x86_64 ARGS...")
+        case (.some, true):
+            if let option = qemuOptions.given { throw ValidationError("\(option) is for recording QEMU (vtrace record -o OUT.vtrace -- qemu-system-x86_64 ...)") }
+            if output == nil { throw ValidationError("--scenario needs -o OUT.vtrace") }
+        case (nil, false):
+            try qemuOptions.check(output: output)
+        }
     }
 
     func run() throws {
+        guard let scenario, let output else {
+            return try RecordQEMU(command: qemu, output: output, options: qemuOptions, recording: recordingFlags.options(defaultLevel: 1),
+                                  faults: try faultOptions.parsed(), guest: guest, json: outputOptions.json).run()
+        }
         // The recorder writes OUTPUT.partial, then renames it to OUTPUT.
         try refuseClobbering(output, inputs: [scenario], renamedIntoPlace: true)
         try refuseClobbering(output + ".partial", inputs: [scenario])
@@ -66,10 +110,7 @@ struct Record: ParsableCommand {
             throw ExitCode(VTrace.usageExitCode)
         }
         let faults = try faultOptions.parsed()
-        var options = RecordingOptions()
-        options.level = level
-        options.flushEvents = flushEvents
-        options.flushMilliseconds = flushMilliseconds
+        let options = recordingFlags.options(defaultLevel: 3)
         let started = Date()
         let recorded: (ScenarioResult, RecordingSummary)
         do {

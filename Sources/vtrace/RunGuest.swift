@@ -81,11 +81,7 @@ struct RunGuest: ParsableCommand {
     @Option(name: .customLong("record"), help: "Record the run into this trace.")
     var record: String?
 
-    @Option(help: "With --record: cut a chunk after this many events.")
-    var flushEvents = 65_536
-
-    @Option(help: "With --record: zstd level (1...19). Default 1: compression shares the CPU with a live guest (docs/performance.md).")
-    var level: Int32 = 1
+    @OptionGroup(title: "Recording (with --record)") var recordingFlags: RecordingFlags
 
     @OptionGroup var faultOptions: FaultOptions
 
@@ -96,8 +92,6 @@ struct RunGuest: ParsableCommand {
         if let pairs, !(1...8).contains(pairs) { throw ValidationError("--pairs must be in 1...8") }
         if !(1...8).contains(vcpus) || vcpus > nics { throw ValidationError("--vcpus must be in 1...8 and at most --nics (each vCPU drives its own NICs)") }
         if timeout <= 0 { throw ValidationError("--timeout must be positive") }
-        if flushEvents < 1 { throw ValidationError("--flush-events must be at least 1") }
-        if !(1...19).contains(level) { throw ValidationError("--level must be in 1...19") }
         if memory < 32 || memory > 1024 || memory % 2 != 0 { throw ValidationError("--memory must be an even number of MiB in 32...1024") }
     }
 
@@ -160,9 +154,7 @@ struct RunGuest: ParsableCommand {
         if let record {
             let recorder: TraceRecorder
             do {
-                var recording = RecordingOptions()
-                recording.flushEvents = flushEvents
-                recording.level = level
+                let recording = recordingFlags.options(defaultLevel: 1)
                 let faults = options.faults.specs, guestText = "KVM guest \(path), workload \(w)"
                 recorder = try TraceRecorder(path: record, config: NetConfig(queuePairs: queuePairs), nics: nics,
                                              regions: [MemoryRegion(base: 0, size: options.memorySize)], options: recording,

@@ -1,7 +1,5 @@
 import ArgumentParser
 import Foundation
-import TraceFormat
-import TraceAnalysis
 import TraceRecording
 import VhostUser
 import VirtioCore
@@ -53,11 +51,7 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("record"), help: "Record every session into this trace.")
     var record: String?
 
-    @Option(help: "With --record: zstd level (1...19).")
-    var level: Int32 = 1
-
-    @Option(help: "With --record: cut a chunk after this many events.")
-    var flushEvents = 65_536
+    @OptionGroup(title: "Recording (with --record)") var recordingFlags: RecordingFlags
 
     @Flag(help: "Print progress (connections, memory tables) to standard error; problems always print.")
     var verbose = false
@@ -69,8 +63,6 @@ struct Serve: ParsableCommand {
     func validate() throws {
         if !(1...8).contains(pairs) { throw ValidationError("--pairs must be in 1...8") }
         if let sessions, sessions < 1 { throw ValidationError("--sessions must be at least 1") }
-        if !(1...19).contains(level) { throw ValidationError("--level must be in 1...19") }
-        if flushEvents < 1 { throw ValidationError("--flush-events must be at least 1") }
         if let type = (try? FileManager.default.attributesOfItem(atPath: socket))?[.type] as? FileAttributeType, type != .typeSocket {
             throw ValidationError("--vhost-user \(socket) exists and is not a socket; it is not replaced")
         }
@@ -81,50 +73,16 @@ struct Serve: ParsableCommand {
             try refuseClobbering(record, inputs: [socket], option: "--record", renamedIntoPlace: true)
             try refuseClobbering(record + ".partial", inputs: [socket], option: "--record")
         }
-        let config = NetConfig(queuePairs: pairs, queueMaxSize: 32768)
-        let faults = try faultOptions.parsed()
-        let verbose = verbose
-        let log: (VhostLogLevel, String) -> Void = { level, line in
-            // Problems always show; progress only with --verbose.
-            if verbose || level == .problem { printError(line) }
-        }
         let started = Date()
-        var summaries: [VhostSessionSummary] = []
-        var counters = NetCounters()
-        var recording: RecordingSummary?
-        do {
-            if let record {
-                var options = RecordingOptions()
-                options.level = level
-                options.flushEvents = flushEvents
-                let faultSpecs = faults.specs
-                let recorder = try TraceRecorder(path: record, config: config, nics: 1, regions: [], options: options, header: { header in
-                    header.stampProvenance(started: started, guest: "vhost-user frontend on \(socket)")
-                    header.transport = "vhost-user"
-                    header.faults = faultSpecs
-                })
-                let backend = try VhostUserBackend(
-                    device: VirtioNetDevice(config: config, memory: nil, observer: recorder.observer(nic: 0), faults: faults), log: log)
-                try backend.stopOnSignals()
-                do {
-                    summaries = try backend.serve(path: socket, sessions: sessions) { log(.progress, "vtrace: serving \(socket)") }
-                } catch {
-                    recording = try? recorder.finish()
-                    throw error
-                }
-                counters = backend.device.counters
-                recording = try recorder.finish()
-            } else {
-                let backend = try VhostUserBackend(
-                    device: VirtioNetDevice(config: config, memory: nil, observer: NoObserver(), faults: faults), log: log)
-                try backend.stopOnSignals()
-                summaries = try backend.serve(path: socket, sessions: sessions) { log(.progress, "vtrace: serving \(socket)") }
-                counters = backend.device.counters
-            }
-        } catch {
-            printError("vtrace: \(error)")
+        let service = VhostService(socket: socket, pairs: pairs, sessions: sessions, trace: record,
+                                   recording: recordingFlags.options(defaultLevel: 1), faults: try faultOptions.parsed(),
+                                   guest: "vhost-user frontend on \(socket)", verbose: verbose)
+        let outcome = service.run { _ in }
+        if let failure = outcome.failure {
+            printError("vtrace: \(failure)")
             throw ExitCode(1)
         }
+        let (summaries, counters, recording) = (outcome.sessions, outcome.counters, outcome.recording)
         let seconds = Date().timeIntervalSince(started)
         if outputOptions.json {
             print(try JSONText.encode(ServeReport(socket: socket, seconds: seconds, sessions: summaries,

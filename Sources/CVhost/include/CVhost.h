@@ -43,6 +43,8 @@ int cvhost_epoll_wait(int ep, uint64_t *tags, int max, int timeout_ms);
 /// so a signal ends serving cleanly; every registered fd gets each signal.
 /// -1 when 16 fds are already registered.
 int cvhost_stop_on_signals(int fd);
+/// The signal that last wrote to the registered fds (0: none yet).
+int cvhost_stop_signal(void);
 /// Unregisters `fd`; after the last one, SIGINT/SIGTERM's previous
 /// dispositions are back.
 void cvhost_stop_signals_off(int fd);

@@ -1,0 +1,31 @@
+import ArgumentParser
+import TraceRecording
+
+/// The options of every recording command (`record --scenario`, `record --
+/// QEMU`, `run`, `serve`), defined once: an option added here reaches them all,
+/// and ``options(defaultLevel:)`` is how each turns them into the recorder's.
+struct RecordingFlags: ParsableArguments {
+    @Option(help: "zstd level of the trace (1...19; default 3 for --scenario, 1 where a live guest shares the CPU: QEMU, run, serve; docs/performance.md).")
+    var level: Int32?
+
+    @Option(help: "Cut a chunk after this many events.")
+    var flushEvents = 65_536
+
+    @Option(name: .customLong("flush-ms"), help: "Cut a chunk once its oldest event is this many milliseconds old (a killed recorder loses at most this window).")
+    var flushMilliseconds = 200
+
+    func validate() throws {
+        if let level, !(1...19).contains(level) { throw ValidationError("--level must be in 1...19") }
+        if flushEvents < 1 { throw ValidationError("--flush-events must be at least 1") }
+        if flushMilliseconds < 1 { throw ValidationError("--flush-ms must be at least 1") }
+    }
+
+    /// The recorder's options; `defaultLevel` where --level is not given.
+    func options(defaultLevel: Int32) -> RecordingOptions {
+        var options = RecordingOptions()
+        options.level = level ?? defaultLevel
+        options.flushEvents = flushEvents
+        options.flushMilliseconds = flushMilliseconds
+        return options
+    }
+}
