@@ -91,6 +91,7 @@ struct RecordQEMU {
             printError("vtrace: \(problem)")
             throw ExitCode(VTrace.usageExitCode)
         } else if signal != 0 {
+            printError("vtrace: stopped by \(ChildTermination.signalName(signal)): QEMU stopped (\(watched?.termination.description ?? "not started"))")
             status = 128 + signal
         } else if let watched, watched.timedOut {
             printError("vtrace: QEMU did not connect to vtrace's socket within \(Self.seconds(options.connectTimeout)) (--connect-timeout); stopped it")

@@ -1,25 +1,26 @@
 #!/usr/bin/env bash
 # Boots the Linux guest (tools/linux-guest/build.sh) under QEMU's software CPU
-# (TCG, microvm, memfd shared memory) with its NIC served by
-# `vtrace serve --vhost-user`: an unmodified Linux virtio_net driver drives the
-# device core, and with --record every message, kick, memory access, chain,
-# counter and interrupt goes into the trace.
+# (TCG, microvm) with its NIC served by vtrace over vhost-user, through
+# `vtrace record -- qemu-system-x86_64 ...` (which adds the socket, the netdev,
+# shared memory and virtio-mmio's modern transport): an unmodified Linux
+# virtio_net driver drives the device core, and with --record every message,
+# kick, memory access, chain, counter and interrupt goes into the trace.
 #
 #   tools/linux-guest/boot.sh [--record OUT.vtrace] [--fault SPEC]... [--flush-events N] [--append 'vtrace.frames=N ...'] [--json FILE]
 #
 # Prints the guest's console lines that start with "vtrace-guest:" and the
 # device counters; exits 0 when the guest's own eth0 statistics agree with the
 # device counters (tx_packets, rx_packets, tx_bytes, rx_bytes), 1 otherwise.
+# Without --record the same boot runs with nothing recorded (--no-record).
 # VTRACE=path picks the vtrace binary (default: the release build, built if
 # needed). QEMU is installed (apt-get) when missing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-record=() serve_args=() append="" json=""
+record=(--no-record) recording=() append="" json=""
 while [[ $# -gt 0 ]]; do
     case $1 in
-        --record) record=(--record "$2"); shift 2 ;;
-        --fault) serve_args+=(--fault "$2"); shift 2 ;;
-        --flush-events) serve_args+=(--flush-events "$2"); shift 2 ;;
+        --record) record=(-o "$2"); shift 2 ;;
+        --fault|--flush-events) recording+=("$1" "$2"); shift 2 ;;
         --append) append=$2; shift 2 ;;
         --json) json=$2; shift 2 ;;
         -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
@@ -38,40 +39,30 @@ if [[ -z ${VTRACE:-} ]]; then
     VTRACE=$(swift build -c release --show-bin-path)/vtrace
 fi
 dir=$(mktemp -d "${TMPDIR:-/tmp}/vtrace-boot.XXXXXX")
-served=""
-# However the script ends (an error, ^C), the backend does not outlive it.
-# (And is waited for: with --record it finishes the trace before we return.)
-trap 'if [[ -n $served ]]; then kill -TERM "$served" 2>/dev/null || true; wait "$served" 2>/dev/null || true; fi; rm -rf "$dir"' EXIT
-sock=$dir/vhost.sock
-"$VTRACE" serve --vhost-user "$sock" --sessions 1 "${record[@]}" "${serve_args[@]}" --json > "$dir/serve.json" 2> "$dir/serve.err" &
-served=$!
-for _ in $(seq 100); do [[ -S $sock ]] && break; sleep 0.05; done
-[[ -S $sock ]] || { cat "$dir/serve.err" >&2; echo "boot.sh: vtrace serve did not start" >&2; exit 1; }
+trap 'rm -rf "$dir"' EXIT
 # TCG's TSC calibration stalls on a busy host without this (docs/vhost-user.md).
 khz=$(awk -F: '/^cpu MHz/ { printf "%d", $2 * 1000; exit }' /proc/cpuinfo)
-start=$(date +%s.%N)
-timeout -k 5 180 qemu-system-x86_64 \
-    -M microvm,x-option-roms=off,isa-serial=on,rtc=off,memory-backend=mem -accel tcg \
-    -m 256M -object memory-backend-memfd,id=mem,size=256M,share=on -smp 1 \
+# The NIC is ours (vtrace uses a -device on its netdev vtrace0 as it is): 256-entry rings.
+# With --json, QEMU's console goes to standard error and the report to standard output.
+# A boot that hangs is stopped after 180 s (SIGTERM: vtrace stops QEMU and finishes the trace).
+timeout -k 10 180 "$VTRACE" record "${record[@]}" "${recording[@]}" --json -- qemu-system-x86_64 \
+    -M microvm,x-option-roms=off,isa-serial=on,rtc=off -accel tcg -m 256M -smp 1 \
     -nodefaults -no-user-config -nographic -no-reboot -serial stdio \
     -kernel "$kernel" -initrd "$initrd" \
     -append "console=ttyS0 reboot=t panic=-1 quiet ipv6.disable=1 tsc_early_khz=$khz $append" \
-    -chardev socket,id=c0,path="$sock" -netdev vhost-user,id=n0,chardev=c0 \
-    -device virtio-net-device,netdev=n0,rx_queue_size=256,tx_queue_size=256 \
-    -global virtio-mmio.force-legacy=false > "$dir/console.log" 2>&1 || true
-end=$(date +%s.%N)
-# QEMU is gone; a backend still waiting for its session (QEMU never connected) is told to stop.
-for _ in $(seq 50); do kill -0 "$served" 2>/dev/null || break; sleep 0.1; done
-kill -TERM "$served" 2>/dev/null || true
-wait "$served" || true
-served=""
-grep "vtrace-guest:" "$dir/console.log" || { tail -20 "$dir/console.log"; }
-cat "$dir/serve.err" >&2
-python3 - "$dir/serve.json" "$dir/console.log" "$start" "$end" "$json" <<'PY'
+    -device virtio-net-device,netdev=vtrace0,rx_queue_size=256,tx_queue_size=256 \
+    > "$dir/report.json" 2> "$dir/console.log" || true
+grep -a "vtrace-guest:" "$dir/console.log" || tail -20 "$dir/console.log"
+grep -a "^vtrace: " "$dir/console.log" >&2 || true
+python3 - "$dir/report.json" "$dir/console.log" "$json" <<'PY'
 import json, re, sys
-serve = json.load(open(sys.argv[1]))
+try:
+    report = json.load(open(sys.argv[1]))
+except ValueError:
+    print("boot.sh: vtrace wrote no report", file=sys.stderr)
+    sys.exit(1)
 console = open(sys.argv[2], errors="replace").read()
-c = serve["counters"]
+c = report["counters"]
 m = re.search(r"vtrace-guest: stats (.*)", console)
 guest = dict(kv.split("=") for kv in m.group(1).split()) if m else {}
 guest = {k: int(v) for k, v in guest.items()}
@@ -80,10 +71,11 @@ rows = [(k, guest.get(k), c.get(k, 0)) for k in names]
 print(f"{'':12s} {'guest eth0':>12s} {'device':>12s}")
 for k, g, d in rows:
     print(f"{k:12s} {str(g):>12s} {d:>12d}" + ("" if g == d else "   DISAGREE"))
-wall = float(sys.argv[4]) - float(sys.argv[3])
-print(f"boot to poweroff {wall:.2f} s" + (f"; recorded {serve['recording']['events']:,} events to {serve['recording']['path']}" if serve.get("recording") else ""))
+wall = report["qemu"]["seconds"]
+recording = report.get("recording")
+print(f"boot to poweroff {wall:.2f} s" + (f"; recorded {recording['events']:,} events to {recording['path']}" if recording else ""))
 ok = bool(guest) and all(g == d for _, g, d in rows)
-if sys.argv[5]:
-    json.dump({"guest": guest, "device": c, "seconds": wall, "agree": ok, "recording": serve.get("recording")}, open(sys.argv[5], "w"))
+if sys.argv[3]:
+    json.dump({"guest": guest, "device": c, "seconds": wall, "agree": ok, "recording": recording}, open(sys.argv[3], "w"))
 sys.exit(0 if ok else 1)
 PY
