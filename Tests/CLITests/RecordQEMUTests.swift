@@ -217,8 +217,7 @@ struct RecordQEMUTests {
         for k in ["tx_packets", "rx_packets", "tx_bytes", "rx_bytes"] {
             #expect(stats[k] != nil && stats[k] == final[k] && final[k] == counters[k], "\(k): guest \(stats[k] ?? -1), trace \(final[k] ?? -1), report \(counters[k] ?? -1)")
         }
-        let replay = try CLI.run("replay", trace)
-        #expect(replay.status == 0 && replay.stdout.contains("replay matches"), "\(replay.stdout)")
+        try Self.expectReplayMatches(trace)
         #expect(try CLI.run("check", trace).status == 0)
     }
 
@@ -284,47 +283,54 @@ struct RecordQEMUTests {
         return stat[stat.index(close, offsetBy: 2)] != "Z"
     }
 
+    /// A recorded boot of `frames` small frames under `record --verbose`, its
+    /// trace, and QEMU's pid; with `sending`, once the guest's eth0 is up
+    /// (its pktgen burst under way).
+    static func boot(_ guest: (kernel: String, initrd: String), _ name: String, frames: Int, sending: Bool) throws -> (Running, Int32, String) {
+        let trace = try scratch(name) + "/\(name).vtrace"
+        let run = try Running(["record", "-o", trace, "--verbose", "--"] + qemu(guest, machine: "microvm,rtc=off", frames: frames))
+        let pid = try #require(run.qemuPID(), "\(run.output)")
+        if sending { #expect(run.waitFor("vtrace-guest: eth0 "), "\(run.output.suffix(2000))") }
+        return (run, pid, trace)
+    }
+
+    /// The trace replays, as recorded.
+    static func expectReplayMatches(_ trace: String) throws {
+        let replay = try CLI.run("replay", trace)
+        #expect(replay.status == 0 && replay.stdout.contains("replay matches"), "\(replay.stdout)")
+    }
+
     /// QEMU killed with SIGKILL while the guest sends: vtrace exits 137 and
     /// the trace, finished, is complete up to there and replays.
     @Test func qemuKilledMidBootLeavesAFinishedTraceAndExit137() throws {
         guard let guest = Self.linuxGuest else { return }
-        let trace = try Self.scratch("qemu-killed") + "/killed.vtrace"
-        let run = try Running(["record", "-o", trace, "--verbose", "--"] + Self.qemu(guest, machine: "microvm,rtc=off", frames: 100_000))
-        let pid = try #require(run.qemuPID(), "\(run.output)")
-        #expect(run.waitFor("vtrace-guest: eth0 "), "\(run.output.suffix(2000))")
+        let (run, pid, trace) = try Self.boot(guest, "qemu-killed", frames: 100_000, sending: true)
         usleep(300_000)
         kill(pid, SIGKILL)
         #expect(run.wait() == 137, "\(run.output.suffix(2000))")
         #expect(run.output.contains("vtrace: QEMU killed by SIGKILL after "))
         let info = try JSONSerialization.jsonObject(with: Data(try CLI.run("info", trace, "--json").stdout.utf8)) as? [String: Any]
         #expect(info?["complete"] as? Bool == true && (info?["events"] as? Int ?? 0) > 1000, "\(String(describing: info))")
-        let replay = try CLI.run("replay", trace)
-        #expect(replay.status == 0 && replay.stdout.contains("replay matches"), "\(replay.stdout)")
+        try Self.expectReplayMatches(trace)
     }
 
     /// vtrace told to stop (SIGTERM, as a CI timeout does) while the guest
     /// sends: QEMU is stopped and gone, the trace finished, exit 143.
     @Test func vtraceStoppedMidBootLeavesNoQEMUBehind() throws {
         guard let guest = Self.linuxGuest else { return }
-        let trace = try Self.scratch("vtrace-stopped") + "/stopped.vtrace"
-        let run = try Running(["record", "-o", trace, "--verbose", "--"] + Self.qemu(guest, machine: "microvm,rtc=off", frames: 100_000))
-        let pid = try #require(run.qemuPID(), "\(run.output)")
-        #expect(run.waitFor("vtrace-guest: eth0 "), "\(run.output.suffix(2000))")
+        let (run, pid, trace) = try Self.boot(guest, "vtrace-stopped", frames: 100_000, sending: true)
         run.process.terminate()
         #expect(run.wait() == 143, "\(run.output.suffix(2000))")
         #expect(kill(pid, 0) == -1 && errno == ESRCH)
         // QEMU ends itself on SIGTERM, with status 0.
         #expect(run.output.contains("vtrace: stopped by SIGTERM: QEMU stopped (exited 0)\n"), "\(run.output.suffix(2000))")
-        let replay = try CLI.run("replay", trace)
-        #expect(replay.status == 0 && replay.stdout.contains("replay matches"), "\(replay.stdout)")
+        try Self.expectReplayMatches(trace)
     }
 
     /// Even a SIGKILL of vtrace, which runs no code of its own, takes QEMU down (its death signal).
     @Test func vtraceKilledTakesQEMUWithIt() throws {
         guard let guest = Self.linuxGuest else { return }
-        let trace = try Self.scratch("vtrace-killed") + "/killed.vtrace"
-        let run = try Running(["record", "-o", trace, "--verbose", "--"] + Self.qemu(guest, machine: "microvm,rtc=off", frames: 10))
-        let pid = try #require(run.qemuPID(), "\(run.output)")
+        let (run, pid, _) = try Self.boot(guest, "vtrace-killed", frames: 10, sending: false)
         #expect(Self.isAlive(pid))
         kill(run.process.processIdentifier, SIGKILL)
         #expect(run.wait() == SIGKILL)   // Foundation reports the signal itself
