@@ -28,7 +28,12 @@ struct RecordQEMU {
         if options.dryRun {
             let plan = try Self.plan(command, socket: "\(temporary)/vtrace-qemu.XXXXXX/vhost.sock", kvm: kvm, assumeQEMU: options.assumeQEMU)
             explain(plan)
-            print(ShellQuoting.line(plan.finalCommand))
+            if json {
+                print(try JSONText.encode(DryRunReport(command: plan.finalCommand, line: ShellQuoting.line(plan.finalCommand), additions: plan.additions,
+                                                       notes: plan.notes, machine: plan.machine, accelerator: plan.accelerator, nic: plan.nic)))
+            } else {
+                print(ShellQuoting.line(plan.finalCommand))
+            }
             return
         }
         // Everything that can be refused is, before anything starts.

@@ -50,6 +50,18 @@ struct RecordQEMUReport: Encodable {
     }
 }
 
+/// What `vtrace record --dry-run --json -- QEMU ...` prints: the command QEMU would run, and why.
+struct DryRunReport: Encodable {
+    var command: [String]
+    /// The command, shell-quoted (the socket's directory as XXXXXX).
+    var line: String
+    var additions: [QEMULaunchPlan.Addition]
+    var notes: [String]
+    var machine: String
+    var accelerator: String
+    var nic: String
+}
+
 /// `vtrace check` of a finished trace, for --only-failures.
 struct OnlyFailuresCheck: Encodable {
     var ok: Bool

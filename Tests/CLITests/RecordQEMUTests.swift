@@ -56,6 +56,12 @@ struct RecordQEMUTests {
                 + "-object memory-backend-memfd,id=vtrace-mem,size=256M,share=on -machine memory-backend=vtrace-mem "
                 + "-global virtio-mmio.force-legacy=false\n")
         #expect(!FileManager.default.fileExists(atPath: "/tmp/x y"))
+        // For machines: the same, as JSON.
+        let j = try Self.run(["record", "--dry-run", "--json", "--"] + Self.microvm, environment: ["TMPDIR": "/tmp/x y"])
+        let plan = try JSONSerialization.jsonObject(with: Data(j.stdout.utf8)) as? [String: Any] ?? [:]
+        #expect(plan["line"] as? String == String(r.stdout.dropLast()) && (plan["command"] as? [String])?.count == 22)
+        #expect(plan["machine"] as? String == "microvm" && plan["accelerator"] as? String == "tcg" && plan["nic"] as? String == "virtio-net-device")
+        #expect((plan["additions"] as? [[String: Any]])?.map { ($0["arguments"] as? [String])?.first } == ["-chardev", "-netdev", "-device", "-object", "-global"])
     }
 
     @Test func verboseSaysWhatIsAddedAndWhy() throws {
