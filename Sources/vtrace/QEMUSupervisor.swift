@@ -17,6 +17,9 @@ final class QEMUSupervisor: @unchecked Sendable {
         var seconds: Double
     }
 
+    /// How long QEMU has to end after SIGTERM before SIGKILL.
+    static let graceMilliseconds = 5000
+
     let child: SupervisedChild
     private let connectedBell: Doorbell
     private let stopBell: Doorbell
@@ -72,10 +75,10 @@ final class QEMUSupervisor: @unchecked Sendable {
                 connectedBell.answer()
                 connected = true
             case .readable:
-                termination = child.stop(graceMilliseconds: 5000)
+                termination = child.stop(graceMilliseconds: Self.graceMilliseconds)
             case .timedOut:
                 timedOut = true
-                termination = child.stop(graceMilliseconds: 5000)
+                termination = child.stop(graceMilliseconds: Self.graceMilliseconds)
             }
         }
         outcome = Outcome(termination: termination!, connected: connected || connectedBell.hasRung, timedOut: timedOut,

@@ -19,25 +19,22 @@ struct RecordQEMU {
     var guest: String?
     var json: Bool
 
-    /// How long QEMU has to end after SIGTERM before SIGKILL (vtrace stopped, or QEMU never connected).
-    static let graceMilliseconds = 5000
-
     func run() throws {
         let temporary = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
         let kvm = Self.kvmAvailable
+        // Everything that can be refused is, before anything starts (the socket's directory is made later).
+        let checked = try Self.plan(command, socket: "\(temporary)/vtrace-qemu.XXXXXX/vhost.sock", kvm: kvm, assumeQEMU: options.assumeQEMU)
         if options.dryRun {
-            let plan = try Self.plan(command, socket: "\(temporary)/vtrace-qemu.XXXXXX/vhost.sock", kvm: kvm, assumeQEMU: options.assumeQEMU)
-            explain(plan)
+            explain(checked)
             if json {
-                print(try JSONText.encode(DryRunReport(command: plan.finalCommand, line: ShellQuoting.line(plan.finalCommand), additions: plan.additions,
-                                                       notes: plan.notes, machine: plan.machine, accelerator: plan.accelerator, nic: plan.nic)))
+                print(try JSONText.encode(DryRunReport(command: checked.finalCommand, line: ShellQuoting.line(checked.finalCommand),
+                                                       additions: checked.additions, notes: checked.notes, machine: checked.machine,
+                                                       accelerator: checked.accelerator, nic: checked.nic)))
             } else {
-                print(ShellQuoting.line(plan.finalCommand))
+                print(ShellQuoting.line(checked.finalCommand))
             }
             return
         }
-        // Everything that can be refused is, before anything starts.
-        _ = try Self.plan(command, socket: "\(temporary)/vtrace-qemu.XXXXXX/vhost.sock", kvm: kvm, assumeQEMU: options.assumeQEMU)
         guard let program = ExecutableSearch.find(command[0], path: ProcessInfo.processInfo.environment["PATH"]) else {
             printError("vtrace: \(command[0]): no such program\(command[0].contains("/") ? "" : " in PATH") (QEMU: apt-get install qemu-system-x86)")
             throw ExitCode(VTrace.usageExitCode)
