@@ -137,6 +137,12 @@ struct RecordQEMUTests {
             #expect(report["status"] as? Int == Int(status) && qemu["exit_status"] as? Int == Int(status) && qemu["connected"] as? Bool == false)
             #expect(report["trace"] as? String == trace && FileManager.default.fileExists(atPath: trace))
         }
+        // --only-failures keeps the trace of a failed run, saying why.
+        let failed = try Self.script(dir, "qemu-system-x86_64", "exit 3")
+        let kept = try Self.run(["record", "-o", "\(dir)/kept.vtrace", "--only-failures", "--", failed])
+        #expect(kept.status == 3 && kept.stderr.hasPrefix("vtrace: QEMU exited 3 without connecting to vtrace's socket\n"
+                                                          + "vtrace: kept \(dir)/kept.vtrace: QEMU exited 3\n"), "\(kept.stderr)")
+        #expect(FileManager.default.fileExists(atPath: "\(dir)/kept.vtrace"))
         // Another name, on the user's word.
         let wrapper = try Self.script(dir, "my-qemu", "exit 4")
         #expect(try Self.run(["record", "--no-record", "--assume-qemu", "--", wrapper]).status == 4)
