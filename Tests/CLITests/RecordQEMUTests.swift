@@ -250,9 +250,11 @@ struct RecordQEMUTests {
         private let lock = NSLock()
         private var collected = ""
 
-        init(_ arguments: [String]) throws {
+        /// `temporary`: vtrace's TMPDIR (a vtrace killed with SIGKILL leaves its socket's directory there).
+        init(_ arguments: [String], temporary: String) throws {
             process.executableURL = URL(fileURLWithPath: RecordQEMUTests.vtrace)
             process.arguments = arguments
+            process.environment = ProcessInfo.processInfo.environment.merging(["TMPDIR": temporary]) { $1 }
             process.standardInput = FileHandle.nullDevice
             let pipe = Pipe()
             process.standardOutput = pipe
@@ -299,8 +301,9 @@ struct RecordQEMUTests {
     /// trace, and QEMU's pid; with `sending`, once the guest's eth0 is up
     /// (its pktgen burst under way).
     static func boot(_ guest: (kernel: String, initrd: String), _ name: String, frames: Int, sending: Bool) throws -> (Running, Int32, String) {
-        let trace = try scratch(name) + "/\(name).vtrace"
-        let run = try Running(["record", "-o", trace, "--verbose", "--"] + qemu(guest, machine: "microvm,rtc=off", frames: frames))
+        let dir = try scratch(name)
+        let trace = "\(dir)/\(name).vtrace"
+        let run = try Running(["record", "-o", trace, "--verbose", "--"] + qemu(guest, machine: "microvm,rtc=off", frames: frames), temporary: dir)
         let pid = try #require(run.qemuPID(), "\(run.output)")
         if sending { #expect(run.waitFor("vtrace-guest: eth0 "), "\(run.output.suffix(2000))") }
         return (run, pid, trace)
