@@ -62,6 +62,15 @@ public enum EventFormatting {
         case .warning(let code, let det): return "warning: " + (WarningCode.decode(code, det).map { "\($0)" } ?? "code \(code)")
         case .memoryBinding(let bound): return bound ? "memory bound" : "memory unbound"
         case .transport(let code, let q, let values): return "vhost " + transportName(code, q, values)
+        case .marker(let code, let det): return "marker: " + markerText(code, det)
+        }
+    }
+
+    /// What a marker marks, in words.
+    public static func markerText(_ code: UInt64, _ details: EventDetails) -> String {
+        switch MarkerCode(rawValue: code) {
+        case .triggerFired: return "trigger fired" + (details.count > 0 ? " at event \(details.a)" : "")
+        case nil: return "code \(code) \(details.values.map(String.init).joined(separator: " "))"
         }
     }
 
@@ -152,6 +161,10 @@ public enum EventFormatting {
             n("code", code)
             n("queue", q)
             f.append(("values", "[" + values.values.map { "\($0)" }.joined(separator: ",") + "]"))
+        case .marker(let code, let det):
+            s("marker", markerText(code, det))
+            n("code", code)
+            f.append(("values", "[" + det.values.map { "\($0)" }.joined(separator: ",") + "]"))
         }
         return "{" + f.map { "\(jsonString($0.0)):\($0.1)" }.joined(separator: ",") + "}"
     }

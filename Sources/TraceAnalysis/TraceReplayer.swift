@@ -266,6 +266,9 @@ public final class TraceReplayer {
         case .memoryBinding(let bound):
             cursor.advance()
             devices[e.nic].memory = bound ? memory : nil
+        case .marker:
+            // A recorder's mark between two accesses: nothing for the device to do.
+            cursor.advance()
         case .transport(let code, let queue, let values):
             guard let op = TransportOperation(traceCode: code, queue: queue, values: values) else {
                 cursor.diverge(expected: cursor.text(r), actual: "an operation this build does not know")

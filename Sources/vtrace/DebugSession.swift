@@ -168,7 +168,7 @@ final class DebugSession {
         func eventNumber() -> UInt64? {
             guard !rest.isEmpty else { print("\(command.names[0]) needs an event number"); return nil }
             guard let n = UInt64(rest) else { print("'\(terminalSafe(rest))' is not a number"); return nil }
-            guard n < reader.eventCount else { print("no event \(n) (the trace has \(reader.eventCount))"); return nil }
+            guard reader.events.contains(n) else { print(TraceError.noSuchEvent(n, events: reader.events).description); return nil }
             return n
         }
         switch command.names[0] {
@@ -190,8 +190,8 @@ final class DebugSession {
             return try continueForward()
         case "reverse-step":
             guard let n = count() else { return .stay }
-            if position == 0 { print("at event 0: the start of the trace"); return .stay }
-            return .jump(position - min(n, position))
+            if position <= reader.firstEvent { print("at event \(position): the start of the trace"); return .stay }
+            return .jump(max(position - min(n, position), reader.firstEvent))
         case "reverse-next":
             guard let n = count() else { return .stay }
             var target = position
@@ -337,8 +337,8 @@ final class DebugSession {
 
     /// The last breakpoint or watch hit before the current event, or the start.
     func continueBackward() throws -> Motion {
-        guard position > 0 else { print("at event 0: the start of the trace"); return .stay }
-        var target: UInt64 = 0
+        guard position > reader.firstEvent else { print("at event \(position): the start of the trace"); return .stay }
+        var target = reader.firstEvent
         var reason = "no earlier breakpoint or watch hit: back at the start"
         for p in stopPoints {
             if case .event(let n) = p.kind, n < position, n >= target {

@@ -23,6 +23,15 @@ struct Record: ParsableCommand {
             Examples:
               vtrace record --scenario traces/scenarios/rx-poison.scenario -o rx-poison.vtrace
               vtrace record --scenario big.scenario -o big.vtrace --level 9 --flush-ms 50
+              vtrace record --scenario soak.scenario -o soak.vtrace --keep 8MiB --trigger 'rx_write_failed > 0'
+
+            With --keep (or --keep-seconds) the file is a flight recorder's window: once it \
+            reaches SIZE its oldest chunks are dropped (the newest half is kept, starting at a \
+            checkpoint), so it never exceeds SIZE plus one chunk and stays a complete trace \
+            whose header says at which event it starts. With --trigger the recording waits for \
+            a counter condition, records --after more events, then finishes (--trigger-action \
+            stop ends the scenario there; mark writes a marker event and records on); exit 1 \
+            when it fired.
             """
     )
 
@@ -43,6 +52,8 @@ struct Record: ParsableCommand {
 
     @Option(help: "A free-form description of the guest, stored in the header.")
     var guest: String?
+
+    @OptionGroup var controls: RecordingControls
 
     @OptionGroup var faultOptions: FaultOptions
 
@@ -70,6 +81,7 @@ struct Record: ParsableCommand {
         options.level = level
         options.flushEvents = flushEvents
         options.flushMilliseconds = flushMilliseconds
+        try controls.apply(to: &options)
         let started = Date()
         let recorded: (ScenarioResult, RecordingSummary)
         do {
@@ -86,13 +98,16 @@ struct Record: ParsableCommand {
         if outputOptions.json {
             print(try JSONText.encode(RecordReport(path: summary.path, events: summary.events, chunks: summary.chunks,
                                                    uncompressedBytes: summary.uncompressedBytes, fileBytes: summary.fileBytes,
-                                                   expectationsFailed: result.failures.count, passed: result.passed)))
+                                                   expectationsFailed: result.failures.count, passed: result.passed,
+                                                   firstEvent: summary.firstEvent, triggerFiredAt: summary.triggerFiredAt)))
         } else {
             let ratio = summary.fileBytes > 0 ? Double(summary.uncompressedBytes) / Double(summary.fileBytes) : 0
-            print("recorded \(summary.events) events in \(summary.chunks) chunk\(summary.chunks == 1 ? "" : "s") to \(summary.path): \(summary.fileBytes) bytes (\(summary.uncompressedBytes) uncompressed, ratio \(String(format: "%.2f", ratio)))")
+            let window = summary.firstEvent == 0 ? "" : " (a --keep window: events \(summary.firstEvent)…\(summary.events - 1); \(summary.droppedChunks) older chunks dropped)"
+            print("recorded \(summary.events - summary.firstEvent) events\(window) in \(summary.chunks) chunk\(summary.chunks == 1 ? "" : "s") to \(summary.path): \(summary.fileBytes) bytes (\(summary.uncompressedBytes) uncompressed, ratio \(String(format: "%.2f", ratio)))")
         }
         if result.error != nil { throw ExitCode(VTrace.usageExitCode) }
-        if !result.failures.isEmpty { throw ExitCode(1) }
+        let fired = controls.report(summary)
+        if !result.failures.isEmpty || fired != nil { throw ExitCode(1) }
     }
 }
 
@@ -104,6 +119,10 @@ struct RecordReport: Encodable {
     var fileBytes: UInt64
     var expectationsFailed: Int
     var passed: Bool
+    /// Where a --keep window starts (0 without one).
+    var firstEvent: UInt64
+    /// The event at which --trigger's condition held.
+    @NullWhenNil var triggerFiredAt: UInt64?
 }
 
 extension TraceHeader {

@@ -87,6 +87,8 @@ struct RunGuest: ParsableCommand {
     @Option(help: "With --record: zstd level (1...19). Default 1: compression shares the CPU with a live guest (docs/performance.md).")
     var level: Int32 = 1
 
+    @OptionGroup(title: "With --record") var controls: RecordingControls
+
     @OptionGroup var faultOptions: FaultOptions
 
     @OptionGroup var outputOptions: OutputOptions
@@ -163,6 +165,7 @@ struct RunGuest: ParsableCommand {
                 var recording = RecordingOptions()
                 recording.flushEvents = flushEvents
                 recording.level = level
+                try controls.apply(to: &recording)
                 let faults = options.faults.specs, guestText = "KVM guest \(path), workload \(w)"
                 recorder = try TraceRecorder(path: record, config: NetConfig(queuePairs: queuePairs), nics: nics,
                                              regions: [MemoryRegion(base: 0, size: options.memorySize)], options: recording,
@@ -186,6 +189,8 @@ struct RunGuest: ParsableCommand {
                 printError("vtrace: \(error)")
                 throw ExitCode(VTrace.usageExitCode)
             }
+            // A trigger that fires with --trigger-action stop ends the run.
+            recorder.onTriggerStop = { machine.requestStop() }
             result = machine.run()
             do {
                 summary = try recorder.finish()
@@ -210,7 +215,8 @@ struct RunGuest: ParsableCommand {
         } else {
             printText(result, w, views: views, disagreements: disagreements, summary: summary)
         }
-        if !result.end.succeeded || !disagreements.isEmpty { throw ExitCode(1) }
+        let fired = controls.report(summary)
+        if !result.end.succeeded || !disagreements.isEmpty || fired != nil { throw ExitCode(1) }
     }
 
     func printText(_ r: RunResult, _ w: GuestWorkload, views: [GuestView], disagreements: [String], summary: RecordingSummary?) {

@@ -62,6 +62,8 @@ struct Serve: ParsableCommand {
     @Flag(help: "Print progress (connections, memory tables) to standard error; problems always print.")
     var verbose = false
 
+    @OptionGroup(title: "With --record") var controls: RecordingControls
+
     @OptionGroup var faultOptions: FaultOptions
 
     @OptionGroup var outputOptions: OutputOptions
@@ -97,6 +99,7 @@ struct Serve: ParsableCommand {
                 var options = RecordingOptions()
                 options.level = level
                 options.flushEvents = flushEvents
+                try controls.apply(to: &options)
                 let faultSpecs = faults.specs
                 let recorder = try TraceRecorder(path: record, config: config, nics: 1, regions: [], options: options, header: { header in
                     header.stampProvenance(started: started, guest: "vhost-user frontend on \(socket)")
@@ -106,6 +109,10 @@ struct Serve: ParsableCommand {
                 let backend = try VhostUserBackend(
                     device: VirtioNetDevice(config: config, memory: nil, observer: recorder.observer(nic: 0), faults: faults), log: log)
                 try backend.stopOnSignals()
+                // A trigger that fires with --trigger-action stop ends serving.
+                // (requestStop only writes the backend's stop eventfd: safe from any thread.)
+                nonisolated(unsafe) let stopper = backend
+                recorder.onTriggerStop = { stopper.requestStop() }
                 do {
                     summaries = try backend.serve(path: socket, sessions: sessions) { log(.progress, "vtrace: serving \(socket)") }
                 } catch {
@@ -126,9 +133,11 @@ struct Serve: ParsableCommand {
             throw ExitCode(1)
         }
         let seconds = Date().timeIntervalSince(started)
+        let fired = controls.report(recording)
         if outputOptions.json {
             print(try JSONText.encode(ServeReport(socket: socket, seconds: seconds, sessions: summaries,
                                                   counters: counters, recording: recording)))
+            if let fired { throw ExitCode(fired) }
             return
         }
         for (i, s) in summaries.enumerated() {
@@ -136,8 +145,9 @@ struct Serve: ParsableCommand {
         }
         print(CounterTable.render([("nic0", counters)], onlyNonZero: true))
         if let r = recording {
-            print("recorded   \(r.events) events in \(r.chunks) chunk\(r.chunks == 1 ? "" : "s") to \(r.path) (\(r.fileBytes) bytes)")
+            print("recorded   \(r.events - r.firstEvent) events\(r.firstEvent == 0 ? "" : " (a --keep window from event \(r.firstEvent))") in \(r.chunks) chunk\(r.chunks == 1 ? "" : "s") to \(r.path) (\(r.fileBytes) bytes)")
         }
+        if let fired { throw ExitCode(fired) }
     }
 }
 

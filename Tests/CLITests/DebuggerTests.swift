@@ -68,7 +68,7 @@ struct DebugSessionTests {
         #expect(next.contains("at event 108, between accesses"))
         #expect(lines.contains("breakpoint 1 at event 110") && lines.contains("breakpoint 1, event 110") && lines.contains("at event 110, between accesses"))
         #expect(lines.contains("next: #110 nic0 mmio write InterruptACK/4 = 0x1"))
-        #expect(lines.contains("no event 999 (the trace has 112)"))
+        #expect(lines.contains("no event 999: the trace has 112 events (0...111)"))
         #expect(lines.contains("unknown command 'frob'; `help` lists them"))
         #expect(lines.contains("'x' is not a number"))
         #expect(lines.contains("break needs an event number"))
