@@ -17,6 +17,8 @@ public struct CounterTimeline {
         public var counter: NetCounter?
         /// The selected scope's counters at this event.
         public var counters: NetCounters
+        /// A marker event's text (`marker: trigger fired at event N`), nil for other samples.
+        public var marker: String? = nil
     }
 
     public let reader: TraceReader
@@ -64,6 +66,11 @@ public struct CounterTimeline {
                     if every == nil, counters.contains(c), nic == nil || nic == e.nic {
                         body(Sample(event: e.number, time: e.time &- start, nic: e.nic, counter: c, counters: scoped()))
                     }
+                }
+                if case .marker(let code, let details) = e.body {
+                    var sample = Sample(event: e.number, time: e.time &- start, nic: e.nic, counter: nil, counters: scoped())
+                    sample.marker = "marker: " + EventFormatting.markerText(code, details)
+                    body(sample)
                 }
                 if let every, e.number >= nextSample {
                     body(Sample(event: e.number, time: e.time &- start, nic: nil, counter: nil, counters: scoped()))

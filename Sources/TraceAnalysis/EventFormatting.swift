@@ -80,7 +80,7 @@ public enum EventFormatting {
             ?? "op \(code) q\(queue) \(values.values.map { hex($0) }.joined(separator: " "))"
     }
 
-    static func jsonString(_ s: String) -> String {
+    public static func jsonString(_ s: String) -> String {
         var out = "\""
         for u in s.unicodeScalars {
             switch u {

@@ -46,13 +46,21 @@ public struct TraceWindow: Hashable, Sendable, CustomStringConvertible {
         while k < entries.count - 1 {
             let fits = bytes.map { size <= $0 / 2 } ?? true
             let young = nanoseconds.map { newest &- entries[k].firstTime <= $0 } ?? true
-            if fits && young && entries[k].hasCheckpoint { break }
-            size -= UInt64(TraceLayout.frameHeaderSize + TraceLayout.entrySize) + UInt64(entries[k].compressedSize)
+            if fits && young { break }
+            let chunk = UInt64(TraceLayout.frameHeaderSize + TraceLayout.entrySize) + UInt64(entries[k].compressedSize)
+            size = size > chunk ? size - chunk : 0
             k += 1
         }
-        // The newest chunk starts the window only if it can (a checkpoint).
-        while k > 0 && !entries[k].hasCheckpoint { k -= 1 }
-        return k > 0 ? k : nil
+        // Start at a checkpoint: back to the nearest one (keeping a little
+        // more), or, when only chunk 0 has one before, forward to the next.
+        var first = k
+        while first > 0 && !entries[first].hasCheckpoint { first -= 1 }
+        if first == 0 {
+            first = k
+            while first < entries.count && !entries[first].hasCheckpoint { first += 1 }
+            if first == entries.count { return nil }
+        }
+        return first > 0 ? first : nil
     }
 }
 
