@@ -45,10 +45,7 @@ public struct CounterTimeline {
         var perNIC: [NetCounters] = []
         var buffer: ChunkBuffer?
         var last = (event: UInt64(0), time: UInt64(0))
-        func scoped() -> NetCounters {
-            if let nic { return nic < perNIC.count ? perNIC[nic] : NetCounters() }
-            return perNIC.count == 1 ? perNIC[0] : (NetCounters.aggregate(perNIC) ?? NetCounters())
-        }
+        func scoped() -> NetCounters { NetCounters.scoped(perNIC, nic: nic) }
         var nextSample = every ?? .max
         chunks: for i in first..<reader.chunks.count {
             var d = try reader.decoder(i, reusing: &buffer)

@@ -66,6 +66,15 @@ public enum EventFormatting {
         }
     }
 
+    /// A descriptor's flags as words (NEXT, WRITE, INDIRECT; other bits in hex).
+    public static func flagWords(_ flags: UInt16) -> [String] {
+        var words = [(Descriptor.Flags.next, "NEXT"), (.write, "WRITE"), (.indirect, "INDIRECT")]
+            .filter { Descriptor.Flags(rawValue: flags).contains($0.0) }.map(\.1)
+        let other = flags & ~(Descriptor.Flags.next.rawValue | Descriptor.Flags.write.rawValue | Descriptor.Flags.indirect.rawValue)
+        if other != 0 { words.append("0x" + String(other, radix: 16)) }
+        return words
+    }
+
     /// What a marker marks, in words.
     public static func markerText(_ code: UInt64, _ details: EventDetails) -> String {
         switch MarkerCode(rawValue: code) {

@@ -60,7 +60,7 @@ struct RecordingControls: ParsableArguments {
         if let trigger {
             let predicate = try CounterPredicate.parse(trigger)
             options.trigger = RecordingTrigger(text: trigger, after: after, action: triggerAction) { perNIC in
-                predicate.holds(perNIC.count == 1 ? perNIC[0] : NetCounters.aggregate(perNIC) ?? NetCounters())
+                predicate.holds(NetCounters.scoped(perNIC, nic: nil))
             }
         }
     }

@@ -143,9 +143,7 @@ struct Replay: ParsableCommand {
             if matched {
                 print("\(input.trace): replay matches — \(reader.events.count) events, \(reader.chunks.count) chunks\(faults.isEmpty ? "" : ", faults \(faults)")\(reader.completeness == .complete ? "" : "; " + reader.completeness.text)")
                 if let cut = outcome.cut { print("note: \(cut.description); replay stopped there") }
-                var columns = counters.enumerated().map { ("nic\($0.offset)", $0.element) }
-                if counters.count > 1 { columns.append(("total", NetCounters.aggregate(counters) ?? NetCounters())) }
-                print(CounterTable.render(columns, onlyNonZero: true))
+                print(CounterTable.render(perNIC: counters))
             }
         }
         if !matched { throw ExitCode(1) }
