@@ -181,8 +181,10 @@ struct Info: ParsableCommand {
         if let s = h.scenario { print("scenario   \(terminalSafe(s))") }
         if let g = h.guestDescription { print("guest      \(terminalSafe(g))") }
         if !h.faults.isEmpty { print("faults     \(terminalSafe(h.faults.joined(separator: ", ")))") }
-        if h.window != nil || reader.firstEvent != 0 {
+        if reader.firstEvent != 0 {
             print("window     events \(reader.firstEvent)…\(max(reader.eventCount, 1) - 1)\(h.window.map { " (--keep: \(terminalSafe($0)))" } ?? ""); events before \(reader.firstEvent) were dropped")
+        } else if let w = h.window {
+            print("window     --keep: \(terminalSafe(w)); nothing dropped (the recording fit)")
         }
         if let t = h.trigger { print("trigger    '\(terminalSafe(t))'") }
         for m in markers.prefix(20) { print("marker     #\(m.event) \(m.text)") }
