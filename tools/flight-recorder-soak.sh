@@ -20,6 +20,8 @@ sock=$dir/vhost.sock trace=$dir/soak.vtrace
 unblock taskset -c 0 "$VT" serve --vhost-user "$sock" --sessions 1 --record "$trace" --keep "$keep" --json > "$dir/serve.json" 2> "$dir/serve.err" &
 served=$!
 for _ in $(seq 100); do [[ -S $sock ]] && break; sleep 0.05; done
+# The backend's own pid (the one started above is the shell that runs it).
+backend=$(pgrep -f -- "serve --vhost-user $sock" | head -1)
 unblock timeout -k 10 -s INT "$seconds" dpdk-testpmd --lcores 0@1,1@1 --no-pci --file-prefix=soak$$ --no-huge -m 512 \
     --vdev "net_virtio_user0,path=$sock,queues=1" -- --forward-mode=txonly --txpkts=64 --stats-period 1 --nb-cores=1 \
     --total-num-mbufs=16384 > "$dir/driver.log" 2>&1 &
@@ -28,7 +30,7 @@ driver=$!
 start=$(date +%s)
 while kill -0 $driver 2>/dev/null; do
     size=$(stat -c %s "$trace.partial" 2>/dev/null || echo 0)
-    rss=$(awk '/^VmRSS/ { print $2 }' /proc/$served/status 2>/dev/null || echo 0)
+    rss=$(awk '/^VmRSS/ { print $2 }' /proc/$backend/status 2>/dev/null || echo 0)
     echo "$(( $(date +%s) - start )) $size $rss" >> "$dir/samples"
     sleep 1
 done
