@@ -33,6 +33,12 @@ extension Machine {
     public func run() -> RunResult {
         let start = Self.now()
         let watchdog = Watchdog(seconds: options.timeoutSeconds, vcpus: vcpus.count)
+        let requestedEarly = mutex.withLock {
+            self.watchdog = watchdog
+            return stopRequested
+        }
+        if requestedEarly { stopAll(watchdog) }
+        defer { mutex.withLock { self.watchdog = nil } }
         var outcomes = [VCPUOutcome](repeating: VCPUOutcome(), count: vcpus.count)
         let results = OutcomeSlots(count: vcpus.count)
         var threads: [BackgroundThread] = []
@@ -82,6 +88,17 @@ extension Machine {
     }
 
     var isStopping: Bool { mutex.withLock { stopping } }
+
+    /// Ends the run at every vCPU's next exit (safe from any thread, also
+    /// from a device observer on a vCPU thread): it ends as `.stopped`.
+    public func requestStop() {
+        let watchdog = mutex.withLock {
+            stopRequested = true
+            stopping = true
+            return self.watchdog
+        }
+        watchdog?.kickAll()
+    }
 
     /// One vCPU's exit loop.
     @_specialize(exported: true, where Observer == NoObserver)
@@ -168,8 +185,12 @@ extension Machine {
                     break loop
                 }
                 if isStopping {
-                    o.end = .failed("stopped: another vCPU ended the run")
-                    o.stoppedByOther = true
+                    if mutex.withLock({ stopRequested }) {
+                        o.end = .stopped
+                    } else {
+                        o.end = .failed("stopped: another vCPU ended the run")
+                        o.stoppedByOther = true
+                    }
                     break loop
                 }
             case .other(let reason):

@@ -36,9 +36,13 @@ public final class Machine<Observer: DeviceObserver & SendableMetatype>: @unchec
     /// NIC n's device. Each is touched by one vCPU thread only (n mod vcpus).
     public let boxes: [DeviceBox<Observer>]
     public var devices: [VirtioNetDevice<GuestMemoryMapping, Observer>] { boxes.map(\.device) }
-    /// Guards `stopping` and the serial echo.
+    /// Guards `stopping`, `stopRequested`, `watchdog` and the serial echo.
     let mutex = Mutex()
     var stopping = false
+    /// `requestStop()` was called: the run ends as `.stopped`.
+    var stopRequested = false
+    /// The run's watchdog, while `run()` runs (`requestStop()` kicks the vCPUs through it).
+    var watchdog: Watchdog?
 
     /// Each vCPU's stack: vCPU k's ends at stackTop − k × stackSize.
     public static var stackSize: UInt64 { 0x8000 }

@@ -14,6 +14,8 @@ public enum RunEnd: Equatable, Sendable, CustomStringConvertible {
     case timeout(seconds: Double)
     /// KVM could not run the guest (entry failure, internal error, a failed call).
     case failed(String)
+    /// The host asked the run to stop (``Machine/requestStop()``: a recording's trigger).
+    case stopped
 
     public var description: String {
         switch self {
@@ -22,6 +24,7 @@ public enum RunEnd: Equatable, Sendable, CustomStringConvertible {
         case .shutdown: return "the guest shut down (triple fault or reset request)"
         case .timeout(let s): return "timed out after \(s) s (--timeout)"
         case .failed(let why): return "KVM failed: \(why)"
+        case .stopped: return "stopped by the host (the recording's trigger)"
         }
     }
 

@@ -32,7 +32,7 @@ public enum ScenarioRecording {
             recorder.abandon()
             throw error
         }
-        let result = runner.run(progress: progress)
+        let result = runner.run(progress: progress, shouldStop: options.trigger?.action == .stop ? { recorder.stoppedByTrigger } : nil)
         let summary = try recorder.finish()
         return (result, summary)
     }

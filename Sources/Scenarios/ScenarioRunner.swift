@@ -67,11 +67,14 @@ public struct ScenarioRunner<Observer: DeviceObserver> {
     /// never calls it); the run costs one mask test per operation more.
     /// - Parameter afterStep: called after each step (its index) with every
     ///   NIC's counters then (a reducer's expectations).
-    public mutating func run(progress: ((Int) -> Void)? = nil, afterStep: ((Int, [NetCounters]) -> Void)? = nil) -> ScenarioResult {
+    /// - Parameter shouldStop: asked before each operation; true ends the run there (a recording's trigger).
+    public mutating func run(progress: ((Int) -> Void)? = nil, afterStep: ((Int, [NetCounters]) -> Void)? = nil,
+                             shouldStop: (() -> Bool)? = nil) -> ScenarioResult {
         var stop: ScenarioError?
         outer: for (index, step) in scenario.steps.enumerated() {
             defer { if stop == nil, let afterStep { afterStep(index, devices.map(\.counters)) } }
             for _ in 0..<step.repeatCount {
+                if let shouldStop, shouldStop() { break outer }
                 do throws(ScenarioError) {
                     try execute(step)
                 } catch {

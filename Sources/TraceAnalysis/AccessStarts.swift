@@ -36,6 +36,7 @@ extension TraceReader {
 extension TraceReader {
     /// Events `range` (at most `limit` of them) as `vtrace dump` shows them, with their NIC.
     public func recordedText(_ range: Range<UInt64>, limit: Int) throws(TraceError) -> [TraceReplayer.NumberedText] {
+        let range = range.clamped(to: events)
         guard !range.isEmpty, let first = chunkIndex(containing: range.lowerBound) else { return [] }
         var lines: [TraceReplayer.NumberedText] = []
         for i in first..<chunks.count where chunks[i].firstEvent < range.upperBound {

@@ -35,10 +35,7 @@ public final class CounterBisector {
         self.nic = nic
     }
 
-    func select(_ perNIC: [NetCounters]) -> NetCounters {
-        if let nic { return nic < perNIC.count ? perNIC[nic] : NetCounters() }
-        return NetCounters.aggregate(perNIC) ?? NetCounters()
-    }
+    func select(_ perNIC: [NetCounters]) -> NetCounters { NetCounters.scoped(perNIC, nic: nic) }
 
     /// Counters (of the selection) at the start of chunk `i`.
     func start(_ i: Int) throws(TraceError) -> NetCounters {

@@ -185,8 +185,7 @@ extension CounterCause {
 
     /// ` (next|write)` for a descriptor's flags, or nothing.
     static func flagNames(_ flags: UInt16) -> String {
-        let names = [(Descriptor.Flags.next, "next"), (.write, "write"), (.indirect, "indirect")]
-            .filter { Descriptor.Flags(rawValue: flags).contains($0.0) }.map(\.1)
+        let names = EventFormatting.flagWords(flags).map { $0.lowercased() }
         return names.isEmpty ? "" : " (" + names.joined(separator: "|") + ")"
     }
 }

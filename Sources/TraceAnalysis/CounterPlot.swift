@@ -81,6 +81,8 @@ public struct CounterPlotData: Sendable {
     public var series: [NetCounter: BinnedSeries]
     /// The trace's event numbers on the x axis (for marks at an event).
     public var toAxis = AxisMap()
+    /// Marker events in the range (a trigger that fired): where on the axis, the event and its text.
+    public var markers: [(x: UInt64, event: UInt64, text: String)] = []
 
     public init(events: UInt64, series: [NetCounter: BinnedSeries]) {
         self.events = events
@@ -112,6 +114,7 @@ public struct CounterPlotData: Sendable {
         var bins = NetCounter.allCases.map { _ in BinnedSeries(columns: columns, from: from, span: span, start: 0) }
         var started = false
         var times = AxisMap()
+        var markers: [(x: UInt64, event: UInt64, text: String)] = []
         try CounterTimeline(reader: reader, nic: nic).walk(from: walkFrom, through: walkThrough) { sample in
             let x: UInt64
             switch axis {
@@ -126,6 +129,7 @@ public struct CounterPlotData: Sendable {
                 for c in NetCounter.allCases { bins[c.ordinal] = BinnedSeries(columns: columns, from: from, span: span, start: sample.counters[c]) }
                 return
             }
+            if let text = sample.marker, x >= from, x <= last, markers.count < 100 { markers.append((x, sample.event, text)) }
             guard let c = sample.counter else { return }
             if x < from {
                 bins[c.ordinal].start = sample.counters[c]
@@ -142,6 +146,7 @@ public struct CounterPlotData: Sendable {
             events = Self.lastTime(reader) ?? times.map(reader.eventCount)
         }
         series = Dictionary(uniqueKeysWithValues: NetCounter.allCases.map { ($0, bins[$0.ordinal]) })
+        self.markers = markers
     }
 
     /// The time of the trace's last event, since its first access (decodes the last chunk).

@@ -17,6 +17,8 @@ public struct CounterTimeline {
         public var counter: NetCounter?
         /// The selected scope's counters at this event.
         public var counters: NetCounters
+        /// A marker event's text (`marker: trigger fired at event N`), nil for other samples.
+        public var marker: String? = nil
     }
 
     public let reader: TraceReader
@@ -43,10 +45,7 @@ public struct CounterTimeline {
         var perNIC: [NetCounters] = []
         var buffer: ChunkBuffer?
         var last = (event: UInt64(0), time: UInt64(0))
-        func scoped() -> NetCounters {
-            if let nic { return nic < perNIC.count ? perNIC[nic] : NetCounters() }
-            return perNIC.count == 1 ? perNIC[0] : (NetCounters.aggregate(perNIC) ?? NetCounters())
-        }
+        func scoped() -> NetCounters { NetCounters.scoped(perNIC, nic: nic) }
         var nextSample = every ?? .max
         chunks: for i in first..<reader.chunks.count {
             var d = try reader.decoder(i, reusing: &buffer)
@@ -64,6 +63,11 @@ public struct CounterTimeline {
                     if every == nil, counters.contains(c), nic == nil || nic == e.nic {
                         body(Sample(event: e.number, time: e.time &- start, nic: e.nic, counter: c, counters: scoped()))
                     }
+                }
+                if case .marker(let code, let details) = e.body {
+                    var sample = Sample(event: e.number, time: e.time &- start, nic: e.nic, counter: nil, counters: scoped())
+                    sample.marker = "marker: " + EventFormatting.markerText(code, details)
+                    body(sample)
                 }
                 if let every, e.number >= nextSample {
                     body(Sample(event: e.number, time: e.time &- start, nic: nil, counter: nil, counters: scoped()))

@@ -62,6 +62,24 @@ public enum EventFormatting {
         case .warning(let code, let det): return "warning: " + (WarningCode.decode(code, det).map { "\($0)" } ?? "code \(code)")
         case .memoryBinding(let bound): return bound ? "memory bound" : "memory unbound"
         case .transport(let code, let q, let values): return "vhost " + transportName(code, q, values)
+        case .marker(let code, let det): return "marker: " + markerText(code, det)
+        }
+    }
+
+    /// A descriptor's flags as words (NEXT, WRITE, INDIRECT; other bits in hex).
+    public static func flagWords(_ flags: UInt16) -> [String] {
+        var words = [(Descriptor.Flags.next, "NEXT"), (.write, "WRITE"), (.indirect, "INDIRECT")]
+            .filter { Descriptor.Flags(rawValue: flags).contains($0.0) }.map(\.1)
+        let other = flags & ~(Descriptor.Flags.next.rawValue | Descriptor.Flags.write.rawValue | Descriptor.Flags.indirect.rawValue)
+        if other != 0 { words.append("0x" + String(other, radix: 16)) }
+        return words
+    }
+
+    /// What a marker marks, in words.
+    public static func markerText(_ code: UInt64, _ details: EventDetails) -> String {
+        switch MarkerCode(rawValue: code) {
+        case .triggerFired: return "trigger fired" + (details.count > 0 ? " at event \(details.a)" : "")
+        case nil: return "code \(code) \(details.values.map(String.init).joined(separator: " "))"
         }
     }
 
@@ -71,7 +89,7 @@ public enum EventFormatting {
             ?? "op \(code) q\(queue) \(values.values.map { hex($0) }.joined(separator: " "))"
     }
 
-    static func jsonString(_ s: String) -> String {
+    public static func jsonString(_ s: String) -> String {
         var out = "\""
         for u in s.unicodeScalars {
             switch u {
@@ -152,6 +170,10 @@ public enum EventFormatting {
             n("code", code)
             n("queue", q)
             f.append(("values", "[" + values.values.map { "\($0)" }.joined(separator: ",") + "]"))
+        case .marker(let code, let det):
+            s("marker", markerText(code, det))
+            n("code", code)
+            f.append(("values", "[" + det.values.map { "\($0)" }.joined(separator: ",") + "]"))
         }
         return "{" + f.map { "\(jsonString($0.0)):\($0.1)" }.joined(separator: ",") + "}"
     }

@@ -149,7 +149,7 @@ public struct KeyStream {
         case .warning(let code, _): return keyed(.warning, n, code)
         case .memoryBinding(let bound): return keyed(.binding, n, bound ? 1 : 0)
         case .transport(let code, let q, let values): return keyed(.transport, n << 24 | UInt64(code) << 16 | UInt64(q), values.a)
-        case .memoryRead, .memoryWrite: return nil
+        case .memoryRead, .memoryWrite, .marker: return nil
         }
     }
 

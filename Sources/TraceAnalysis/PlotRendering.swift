@@ -152,6 +152,16 @@ public struct CounterPlot: Sendable {
             out += "<path class=\"series\" data-trace=\"\(escapeXML(t.label))\" data-transitions=\"\(s.transitions)\" data-end=\"\(s.end)\" "
                 + "fill=\"none\" stroke=\"\(t.colour)\" stroke-width=\"\(k == 0 ? "2.2" : "1.4")\" d=\"\(path(s, y: y, events: t.data.events))\"/>\n"
         }
+        // Marker events (a trigger that fired): a solid grey line, labelled in the first panel.
+        for (k, t) in traces.enumerated() {
+            for m in t.data.markers {
+                let xx = format(x(m.x))
+                let label = escapeXML("\(t.label) #\(m.event) \(m.text)")
+                out += "<line class=\"marker\" data-trace=\"\(escapeXML(t.label))\" data-event=\"\(m.event)\" x1=\"\(xx)\" y1=\"0\" x2=\"\(xx)\" y2=\"\(ph)\" "
+                    + "stroke=\"#555555\" stroke-width=\"1\"><title>\(label)</title></line>\n"
+                if i == 0 { out += "<text x=\"\(xx)\" y=\"\(ph - 4 - 12 * k)\" dx=\"3\" fill=\"#555555\">\(label)</text>\n" }
+            }
+        }
         if let split {
             // A side without an event at the split is marked, dotted, after its last aligned event.
             for (k, side) in [split.a, split.b].enumerated() where k < traces.count {

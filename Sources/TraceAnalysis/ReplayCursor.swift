@@ -120,8 +120,10 @@ final class ReplayCursor {
         var totalEvents: UInt64
         /// The segment ends where the recording ends inside an access.
         var endsWithCut: Bool
-        /// The NIC whose drain the next chunk's checkpoint resumes (-1: none).
+        /// The NIC whose drain the next chunk's checkpoint resumes (-1: none;
+        /// `anyNIC`: the next chunk could not be read).
         var pauseNIC: Int
+        static let anyNIC = -2
     }
 
     /// Drops the loaded segment (so its decompression buffers can be refilled).
@@ -160,7 +162,8 @@ final class ReplayCursor {
     /// NIC `n`'s state at an access boundary.
     @inline(__always)
     func reachedBoundary(nic n: Int, state: VirtioNetState) {
-        if n < boundaryStates.count {
+        // Past a divergence the device went on unchecked: the boundary stays the last checked one.
+        if n < boundaryStates.count && !diverged {
             boundaryStates[n] = state
             boundaryPositions[n] = position
         }
@@ -202,6 +205,7 @@ final class ReplayCursor {
         divergence = nil
         cut = nil
         abandoned = false
+        divergedNIC = nil
         decodeError = nil
         imageNotes.removeAll()
         streamSlot = 0
@@ -346,7 +350,8 @@ final class ReplayCursor {
         divergence = Divergence(event: e?.event.number ?? (events.last.map { $0.event.number + 1 } ?? 0),
                                 chunk: chunkNumbers[Int((e ?? events.last)?.slot ?? 0)],
                                 nic: e?.event.nic ?? nic, expected: expected, actual: actual)
-        // A debugger called here sees the device inside the diverging access.
+        // A debugger called here (and `stopState` after) sees the device inside the diverging access.
+        divergedNIC = nic
         executingNIC = nic
         defer { executingNIC = nil }
         onDivergence?(divergence!)
@@ -391,6 +396,8 @@ final class ReplayCursor {
     var onStop: ((_ insideAccess: Bool) -> Bool)?
     /// While `onStop` or `onDivergence` runs: the NIC inside an access (nil: the stop is between accesses).
     private(set) var executingNIC: Int?
+    /// The NIC whose access diverged (the replay stays inside it).
+    private(set) var divergedNIC: Int?
 
     /// Whether the current event is at or past `stopAt` (reads its number only).
     var atStop: Bool {
@@ -430,7 +437,7 @@ final class ReplayCursor {
     func pausesDrain(nic n: Int, queue: UInt16) -> Bool {
         if cut != nil || abandoned { return true }
         guard !diverged, current == nil else { return false }
-        if n == pauseNIC { return true }
+        if n == pauseNIC || pauseNIC == SegmentEnd.anyNIC { return true }
         if endsWithCut {
             endRecording(nic: n, atChainBoundary: true)
             return true

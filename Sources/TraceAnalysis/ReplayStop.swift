@@ -9,10 +9,11 @@ import VirtioCore
 ///
 /// A device stopped inside an access cannot be read (it is in the middle of
 /// a mutating call), so the state is the device's at its last access
-/// boundary advanced by the recorded events since: counters, queue indices,
-/// poison flags, status, features, pairs and interrupt status move exactly
-/// as the device moved them (every one of those changes is an event the
-/// replay checked); the rest of the state changes only between accesses.
+/// boundary advanced by the recorded events since (``StateAtEvent``):
+/// counters, queue indices, poison flags, status, features, pairs and
+/// interrupt status move as the device moved them (every one of those
+/// changes shows in an event the replay checked); the rest of the state
+/// changes only between accesses.
 public struct ReplayStop: Sendable {
     /// The number of the next event (events before it have been replayed).
     public var position: UInt64
@@ -51,15 +52,17 @@ extension TraceReplayer {
         let base = events.startIndex
         let position = self.position
         let nextEvent = cursor.current?.event
-        var states = cursor.boundaryStates
-        for n in states.indices {
+        let states = cursor.boundaryStates.indices.map { n in
+            var at = StateAtEvent(cursor.boundaryStates[n], queueMaxSize: reader.header.netConfig.effectiveQueueMaxSize)
             let from = base + min(cursor.boundaryPositions[n], events.count)
-            for r in events[from...] where r.event.nic == n { states[n].advance(by: r.event, queueMaxSize: reader.header.netConfig.effectiveQueueMaxSize) }
+            for r in events[from...] where r.event.nic == n { at.apply(r.event) }
+            return at.state
         }
-        let nic = cursor.executingNIC ?? nextEvent?.nic ?? 0
+        let inside = cursor.executingNIC ?? cursor.divergedNIC
+        let nic = inside ?? nextEvent?.nic ?? 0
         var stop = ReplayStop(position: position, next: nextText, nic: nic, access: nil, eventsIntoAccess: 0,
                               chains: [], touches: nil, states: states)
-        guard cursor.executingNIC != nil, nic < cursor.accessEvents.count else { return stop }
+        guard inside != nil, nic < cursor.accessEvents.count else { return stop }
         let accessEvent = cursor.accessEvents[nic]
         stop.eventsIntoAccess = position - accessEvent
         if let cause = events.last(where: { $0.event.number == accessEvent }) {
@@ -91,33 +94,73 @@ extension TraceReplayer {
     }
 }
 
-extension VirtioNetState {
-    /// Applies what a recorded device event says changed (counters, queue
-    /// indices, poison, status, features, pairs, interrupts, reset).
-    mutating func advance(by e: TraceEvent, queueMaxSize: UInt16) {
+/// A NIC's state advanced event by event through what the recording says
+/// the device did (``TraceReplayer/stopState()``).
+///
+/// The device moves a queue's next_avail when it reads the avail ring entry
+/// (before it reads the chain's descriptors and reports the chain) and its
+/// next_used after writing the used element (before the used index and the
+/// used event): those two reads and writes move the indices here too, so
+/// they are exact at every event. The poison flag shows from the poison event
+/// on (the device sets it one event earlier, before counting it).
+struct StateAtEvent {
+    var state: VirtioNetState
+    let queueMaxSize: UInt16
+    /// Per queue: an avail entry was read (next_avail moved) for a chain not yet reported.
+    var popping: [Bool]
+    /// Per queue: a used element was written (next_used moved) for a used event not yet reported.
+    var publishing: [Bool]
+
+    init(_ state: VirtioNetState, queueMaxSize: UInt16) {
+        self.state = state
+        self.queueMaxSize = queueMaxSize
+        popping = Array(repeating: false, count: state.queues.count)
+        publishing = popping
+    }
+
+    mutating func apply(_ e: TraceEvent) {
         switch e.body {
         case .counter(let index, let value):
-            if let c = NetCounter(ordinal: index) { counters[c] = value }
+            if let c = NetCounter(ordinal: index) { state.counters[c] = value }
+        case .memoryRead(let a, let len, let ok, _):
+            guard ok, len == Int(RingLayout.availElementSize) else { return }
+            for (q, queue) in state.queues.enumerated() where queue.ready && queue.size > 0 && !popping[q]
+                && a == queue.availRing &+ RingLayout.availHeaderSize &+ UInt64(queue.nextAvail % queue.size) * RingLayout.availElementSize {
+                state.queues[q].nextAvail &+= 1
+                popping[q] = true
+                return
+            }
+        case .memoryWrite(let a, let len, let ok, _):
+            guard ok, len == Int(RingLayout.usedElementSize) else { return }
+            for (q, queue) in state.queues.enumerated() where queue.ready && queue.size > 0 && !publishing[q]
+                && a == queue.usedRing &+ RingLayout.usedHeaderSize &+ UInt64(queue.nextUsed % queue.size) * RingLayout.usedElementSize {
+                state.queues[q].nextUsed &+= 1
+                publishing[q] = true
+                return
+            }
         case .chain(let q, _, _):
-            if Int(q) < queues.count { queues[Int(q)].nextAvail &+= 1 }
+            guard Int(q) < state.queues.count else { return }
+            if popping[Int(q)] { popping[Int(q)] = false } else { state.queues[Int(q)].nextAvail &+= 1 }
         case .used(let q, _, _):
-            if Int(q) < queues.count { queues[Int(q)].nextUsed &+= 1 }
+            guard Int(q) < state.queues.count else { return }
+            if publishing[Int(q)] { publishing[Int(q)] = false } else { state.queues[Int(q)].nextUsed &+= 1 }
         case .poison(let q, _, _):
-            if Int(q) < poisoned.count { poisoned[Int(q)] = true }
+            if Int(q) < state.poisoned.count { state.poisoned[Int(q)] = true }
+            if Int(q) < popping.count { popping[Int(q)] = false }
         case .status(_, let new):
-            status = DeviceStatus(rawValue: new)
+            state.status = DeviceStatus(rawValue: new)
         case .features(_, let new):
-            driverFeatures = new
+            state.driverFeatures = new
         case .pairs(_, let new):
-            activeQueuePairs = new
+            state.activeQueuePairs = new
         case .interrupt(let kind):
-            interruptStatus.formUnion(InterruptSignals(rawValue: kind))
+            state.interruptStatus.formUnion(InterruptSignals(rawValue: kind))
         case .reset:
-            var fresh = VirtioNetState(queueCount: queues.count, maxSize: queueMaxSize)
-            fresh.counters = counters
-            fresh.interruptsRaised = interruptsRaised
-            fresh.memoryWarningIssued = memoryWarningIssued
-            self = fresh
+            var fresh = VirtioNetState(queueCount: state.queues.count, maxSize: queueMaxSize)
+            fresh.counters = state.counters
+            fresh.interruptsRaised = state.interruptsRaised
+            fresh.memoryWarningIssued = state.memoryWarningIssued
+            self = StateAtEvent(fresh, queueMaxSize: queueMaxSize)
         default:
             break
         }
@@ -136,16 +179,18 @@ enum MemoryRegion {
         }
         for (q, queue) in queues.enumerated() where queue.ready {
             let size = UInt64(queue.size)
-            if address >= queue.descTable && address - queue.descTable < 16 * size {
-                return "q\(q) descriptor table, entry \((address - queue.descTable) / 16)"
+            if address >= queue.descTable && address - queue.descTable < Descriptor.size * size {
+                return "q\(q) descriptor table, entry \((address - queue.descTable) / Descriptor.size)"
             }
-            if address >= queue.availRing && address - queue.availRing < 6 + 2 * size {
+            let availEnd = RingLayout.availHeaderSize + RingLayout.availElementSize * size
+            if address >= queue.availRing && address - queue.availRing < availEnd + 2 {
                 let o = address - queue.availRing
-                return "q\(q) avail ring, " + (o == 0 ? "flags" : o == 2 ? "idx" : o < 4 + 2 * size ? "ring[\((o - 4) / 2)]" : "used_event")
+                return "q\(q) avail ring, " + (o == 0 ? "flags" : o == 2 ? "idx" : o < availEnd ? "ring[\((o - RingLayout.availHeaderSize) / RingLayout.availElementSize)]" : "used_event")
             }
-            if address >= queue.usedRing && address - queue.usedRing < 6 + 8 * size {
+            let usedEnd = RingLayout.usedHeaderSize + RingLayout.usedElementSize * size
+            if address >= queue.usedRing && address - queue.usedRing < usedEnd + 2 {
                 let o = address - queue.usedRing
-                return "q\(q) used ring, " + (o == 0 ? "flags" : o == 2 ? "idx" : o < 4 + 8 * size ? "ring[\((o - 4) / 8)]" : "avail_event")
+                return "q\(q) used ring, " + (o == 0 ? "flags" : o == 2 ? "idx" : o < usedEnd ? "ring[\((o - RingLayout.usedHeaderSize) / RingLayout.usedElementSize)]" : "avail_event")
             }
         }
         return nil

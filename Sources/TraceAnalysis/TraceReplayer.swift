@@ -82,7 +82,9 @@ public final class TraceReplayer {
     var prefetchBuffer: ChunkBuffer?
 
     /// Loads chunks `range` as the cursor's segment and starts streaming it.
-    func load(_ range: Range<Int>) throws(TraceError) {
+    /// - Parameter tolerant: a next chunk that does not decode is not an
+    ///   error yet (stepping: the events before it can still be reached).
+    func load(_ range: Range<Int>, tolerant: Bool = false) throws(TraceError) {
         // Drop the old segment's decoders first, so their buffers can be refilled.
         cursor.unload()
         while buffers.count < range.count { buffers.append(nil) }
@@ -102,9 +104,16 @@ public final class TraceReplayer {
         var end = ReplayCursor.SegmentEnd(endEvent: reader.chunks[range.upperBound - 1].endEvent, totalEvents: reader.eventCount,
                                           endsWithCut: range.upperBound == reader.chunks.count && recordingEndsInsideAccess, pauseNIC: -1)
         if range.upperBound < reader.chunks.count {
-            let next = try reader.decoder(range.upperBound, reusing: &prefetchBuffer)
-            prefetched = (range.upperBound, next)
-            end.pauseNIC = next.checkpoint?.firstIndex { $0.drain != nil } ?? -1
+            do throws(TraceError) {
+                let next = try reader.decoder(range.upperBound, reusing: &prefetchBuffer)
+                prefetched = (range.upperBound, next)
+                end.pauseNIC = next.checkpoint?.firstIndex { $0.drain != nil } ?? -1
+            } catch {
+                if !tolerant { throw error }
+                // Which drain it resumes is unknown: any drain pauses where the
+                // events end, and loading that chunk then reports the error.
+                end.pauseNIC = ReplayCursor.SegmentEnd.anyNIC
+            }
         }
         cursor.start(end: end)
     }
@@ -248,9 +257,12 @@ public final class TraceReplayer {
     /// and checks what it produced; a recorded output where a cause is
     /// expected is a divergence.
     func executeOne() {
-        guard let r = cursor.current else { return }
+        guard var r = cursor.current else { return }
+        if r.event.number >= cursor.stopAt {
+            guard cursor.reachStop(insideAccess: false), let now = cursor.current else { return }
+            r = now  // the stop decodes the segment whole: the event's descriptors moved
+        }
         let e = r.event
-        if e.number >= cursor.stopAt, !cursor.reachStop(insideAccess: false) { return }
         cursor.enter(nic: e.nic, cause: e.isCause ? e.number : nil)
         if e.isCause {
             if let hook = beforeAccess { hook(e.number...lastEventOfAccess()) }
@@ -266,6 +278,9 @@ public final class TraceReplayer {
         case .memoryBinding(let bound):
             cursor.advance()
             devices[e.nic].memory = bound ? memory : nil
+        case .marker:
+            // A recorder's mark between two accesses: nothing for the device to do.
+            cursor.advance()
         case .transport(let code, let queue, let values):
             guard let op = TransportOperation(traceCode: code, queue: queue, values: values) else {
                 cursor.diverge(expected: cursor.text(r), actual: "an operation this build does not know")
@@ -296,7 +311,7 @@ public final class TraceReplayer {
 
     /// Loads a segment decoded whole, for random access while stepping.
     func loadForStepping(_ range: Range<Int>) throws(TraceError) {
-        try load(range)
+        try load(range, tolerant: true)
         cursor.materialize()
         if let error = cursor.decodeError { throw error }
     }
@@ -347,10 +362,12 @@ public final class TraceReplayer {
 
     /// Restores the nearest checkpoint at or before event `target` and arms
     /// a stop there: `runForward()` then replays at most the events between
-    /// that checkpoint and `target`.
+    /// that checkpoint and `target`. With faults the replay starts over at the
+    /// first chunk instead: a fault counts the device's actions from the
+    /// start (its Nth RX delivery), which a later checkpoint does not hold.
     public func restart(at target: UInt64) throws(TraceError) {
         let last = max(reader.eventCount, 1) - 1
-        try begin(at: reader.chunkIndex(containing: min(target, last)) ?? 0)
+        try begin(at: faults.isEmpty ? reader.chunkIndex(containing: min(target, last)) ?? 0 : 0)
         stopAt = target
     }
 

@@ -43,36 +43,40 @@ public struct WatchpointScanner {
         self.watches = watches
     }
 
-    /// The first hit at event `from` or later.
-    public func next(from: UInt64) throws(TraceError) -> WatchHit? {
-        guard !watches.isEmpty, from < reader.eventCount, let first = reader.chunkIndex(containing: from) else { return nil }
+    /// The hits at the first event at `from` or later that has any (every
+    /// watchpoint that fires there, in order); empty when none does.
+    public func next(from: UInt64) throws(TraceError) -> [WatchHit] {
+        let from = max(from, reader.firstEvent)
+        guard !watches.isEmpty, from < reader.eventCount, let first = reader.chunkIndex(containing: from) else { return [] }
         var buffer: ChunkBuffer?
         for i in first..<reader.chunks.count {
-            var found: WatchHit?
+            var found: [WatchHit] = []
             try scan(i, buffer: &buffer) { hit in
                 guard hit.event >= from else { return false }
-                found = hit
-                return true
-            }
-            if let found { return found }
-        }
-        return nil
-    }
-
-    /// The last hit before event `before`.
-    public func previous(before: UInt64) throws(TraceError) -> WatchHit? {
-        guard !watches.isEmpty, before > 0, let last = reader.chunkIndex(containing: min(before, reader.eventCount) - 1) else { return nil }
-        var buffer: ChunkBuffer?
-        for i in stride(from: last, through: 0, by: -1) {
-            var found: WatchHit?
-            try scan(i, buffer: &buffer) { hit in
-                guard hit.event < before else { return true }
-                found = hit
+                if let event = found.first?.event, hit.event != event { return true }
+                found.append(hit)
                 return false
             }
-            if let found { return found }
+            if !found.isEmpty { return found }
         }
-        return nil
+        return []
+    }
+
+    /// The hits at the last event before `before` that has any; empty when none does.
+    public func previous(before: UInt64) throws(TraceError) -> [WatchHit] {
+        guard !watches.isEmpty, before > reader.firstEvent, let last = reader.chunkIndex(containing: min(before, reader.eventCount) - 1) else { return [] }
+        var buffer: ChunkBuffer?
+        for i in stride(from: last, through: 0, by: -1) {
+            var found: [WatchHit] = []
+            try scan(i, buffer: &buffer) { hit in
+                guard hit.event < before else { return true }
+                if let event = found.first?.event, hit.event != event { found = [] }
+                found.append(hit)
+                return false
+            }
+            if !found.isEmpty { return found }
+        }
+        return []
     }
 
     /// Walks chunk `i`'s counter transitions, calling `body` with each hit
@@ -80,10 +84,7 @@ public struct WatchpointScanner {
     func scan(_ i: Int, buffer: inout ChunkBuffer?, _ body: (WatchHit) -> Bool) throws(TraceError) {
         var d = try reader.decoder(i, reusing: &buffer)
         var perNIC = d.startCounters.map { NetCounters(values: $0) ?? NetCounters() }
-        func selection(_ nic: Int?) -> NetCounters {
-            if let nic { return nic < perNIC.count ? perNIC[nic] : NetCounters() }
-            return NetCounters.aggregate(perNIC) ?? NetCounters()
-        }
+        func selection(_ nic: Int?) -> NetCounters { NetCounters.scoped(perNIC, nic: nic) }
         while let e = try d.next(chunk: i, of: reader) {
             guard case .counter(let index, let value) = e.body, let c = NetCounter(ordinal: index), e.nic < perNIC.count else { continue }
             let old = perNIC[e.nic][c]

@@ -377,6 +377,11 @@ public struct ChunkDecoder {
             let values = try details(tagOffset)
             time &+= try varint()
             return .transport(code: operation, queue: queue, values: values)
+        case K.marker.rawValue:
+            let code = try varint()
+            let details = try details(tagOffset)
+            time &+= try varint()
+            return .marker(code: code, details: details)
         default:
             throw unknownRecord(code, at: tagOffset)
         }

@@ -160,6 +160,11 @@ public struct ChunkEncoder {
             out.varint(UInt64(queue))
             writeDetails(values)
             timeDelta(time)
+        case .marker(let code, let details):
+            tag(.marker, nic: nic)
+            out.varint(code)
+            writeDetails(details)
+            timeDelta(time)
         }
     }
 

@@ -58,6 +58,9 @@ public enum TraceEventKind: UInt8, CaseIterable, Hashable, Sendable, Codable {
     case memoryBinding = 14
     /// An escape record (format 1.1).
     case transport = 18
+    /// An escape record (format 1.3): a mark the recorder set between two
+    /// accesses (a trigger that fired); no device action, replay skips it.
+    case marker = 19
 
     /// The name `vtrace dump --kind` and JSON use.
     public var name: String {
@@ -77,6 +80,7 @@ public enum TraceEventKind: UInt8, CaseIterable, Hashable, Sendable, Codable {
         case .warning: return "warning"
         case .memoryBinding: return "memory"
         case .transport: return "vhost"
+        case .marker: return "marker"
         }
     }
 }
@@ -125,6 +129,8 @@ public enum EventFields<Bytes> {
     case memoryBinding(bound: Bool)
     /// A vhost-user operation: one byte code, varint queue, details, varint time delta.
     case transport(code: UInt8, queue: UInt16, values: EventDetails)
+    /// Varint code (``MarkerCode``), details, varint time delta.
+    case marker(code: UInt64, details: EventDetails)
 
     public var kind: TraceEventKind {
         switch self {
@@ -144,8 +150,16 @@ public enum EventFields<Bytes> {
         case .warning: return .warning
         case .memoryBinding: return .memoryBinding
         case .transport: return .transport
+        case .marker: return .marker
         }
     }
+}
+
+/// What a marker event marks.
+public enum MarkerCode: UInt64, Sendable {
+    /// A trigger's counter predicate held (`--trigger-action mark`): details
+    /// hold the number of the counter event at which it did.
+    case triggerFired = 1
 }
 
 extension EventFields: Equatable where Bytes: Equatable {}

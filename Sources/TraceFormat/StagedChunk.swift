@@ -113,6 +113,11 @@ public struct StagedChunk: @unchecked Sendable {
             head(.transport, code, queue, nic: nic, words: 6)
             out.word(time)
             details4(values)
+        case .marker(let code, let details):
+            head(.marker, nic: nic, words: 7)
+            out.word(time)
+            out.word(code)
+            details4(details)
         }
     }
 
@@ -328,6 +333,9 @@ extension StagedChunk {
             case K.transport.rawValue:
                 e.append(.transport(code: small, queue: half, values: details(at: at + 16)), nic: nic, time: word(1))
                 at += 48
+            case K.marker.rawValue:
+                e.append(.marker(code: word(2), details: details(at: at + 24)), nic: nic, time: word(1))
+                at += 56
             default:
                 preconditionFailure("staged record of unknown kind \(w0 & 0xFF) at \(at)")
             }

@@ -12,7 +12,7 @@ public enum TraceError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The file ends inside something (the recorder died or the copy was cut).
     case truncated(offset: Int, chunk: Int?, String)
     /// An event number past the end of the trace.
-    case noSuchEvent(UInt64, count: UInt64)
+    case noSuchEvent(UInt64, events: Range<UInt64>)
     /// The operating system refused a file operation.
     case io(path: String, String)
     /// Compression or decompression failed.
@@ -29,7 +29,9 @@ public enum TraceError: Error, Hashable, Sendable, CustomStringConvertible {
                 + (major > TraceVersion.major ? " (a newer vtrace wrote it; upgrade vtrace)" : " (an older vtrace wrote it)")
         case .corrupt(let o, let c, let what): return "corrupt trace \(at(o, c)): \(what)"
         case .truncated(let o, let c, let what): return "truncated trace \(at(o, c)): \(what)"
-        case .noSuchEvent(let n, let count): return "no event \(n): the trace has \(count) events (0...\(count == 0 ? 0 : count - 1))"
+        case .noSuchEvent(let n, let events):
+            return events.isEmpty ? "no event \(n): the trace has no events"
+                : "no event \(n): the trace has \(events.count) events (\(events.lowerBound)...\(events.upperBound - 1))"
         case .io(let path, let what): return "\(path): \(what)"
         case .compression(let o, let c, let what): return "compressed data \(at(o, c)) is bad: \(what)"
         }

@@ -10,7 +10,9 @@ public enum TraceVersion {
     /// 1: vhost-user transport events (escape 15, aux 2) and the transport header tag.
     /// 2: checkpoints between two chains of a drain (a checkpoint's drain
     /// field), and the chunk flag "ends inside an access".
-    public static let minor: UInt16 = 2
+    /// 3: a window of a longer recording (the first event number, the
+    /// window kept), the trigger header field and the marker event.
+    public static let minor: UInt16 = 3
 }
 
 /// One RAM region of the recorded guest.
@@ -57,6 +59,15 @@ public struct TraceHeader: Hashable, Sendable, Codable {
     /// How the driver reached the device: `mmio` (virtio-mmio, the default
     /// when absent) or `vhost-user` (minor version 1).
     public var transport: String = "mmio"
+    /// The number of the first chunk's first event (minor version 3): 0,
+    /// or where the window a flight recorder kept starts (the events before
+    /// it were dropped; the first chunk starts at its checkpoint).
+    public var firstEvent: UInt64 = 0
+    /// The window a flight recorder kept, as asked (`--keep 8MiB`,
+    /// `--keep-seconds 30`; minor version 3).
+    public var window: String?
+    /// The counter predicate a trigger waited for (`--trigger`; minor version 3).
+    public var trigger: String?
 
     public init() {}
 }
@@ -64,7 +75,7 @@ public struct TraceHeader: Hashable, Sendable, Codable {
 /// Field tags of the header's TLV encoding (docs/trace-format.md).
 enum HeaderTag: UInt64 {
     case nics = 1, queuePairs, mac, offeredFeatures, maxQueueSize, memoryRegion, recorderVersion, gitCommit,
-         hostName, startTime, commandLine, scenario, guestDescription, fault, transport
+         hostName, startTime, commandLine, scenario, guestDescription, fault, transport, firstEvent, window, trigger
 }
 
 extension TraceHeader {
@@ -105,6 +116,9 @@ extension TraceHeader {
         text(.guestDescription, guestDescription)
         for f in faults { text(.fault, f) }
         if transport != "mmio" { text(.transport, transport) }
+        if firstEvent != 0 { field(.firstEvent) { $0.varint(firstEvent) } }
+        text(.window, window)
+        text(.trigger, trigger)
         // CRC-32 of everything before it: a flipped header byte is an error, not a wrong value.
         w.fixed(CRC32.checksum(w.bytes))
         return w.bytes
@@ -171,6 +185,9 @@ extension TraceHeader {
                     guard h.faults.count < 64 else { throw bad("more than 64 faults", tagOffset) }
                     h.faults.append(text())
                 case .transport: h.transport = text()
+                case .firstEvent: h.firstEvent = try v.varint()
+                case .window: h.window = text()
+                case .trigger: h.trigger = text()
                 case nil: break  // a newer minor version's field: skipped
                 }
             }

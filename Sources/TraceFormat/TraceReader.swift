@@ -17,8 +17,13 @@ public final class TraceReader {
     public let header: TraceHeader
     public let chunks: [ChunkEntry]
     public let completeness: TraceCompleteness
-    /// Total events in the recovered chunks.
+    /// The number after the last event (the total of events, unless the
+    /// trace is a window that starts at `firstEvent`).
     public let eventCount: UInt64
+    /// The first event's number: 0, or where a flight recorder's window starts.
+    public var firstEvent: UInt64 { chunks.first?.firstEvent ?? header.firstEvent }
+    /// The numbers of the events the file holds.
+    public var events: Range<UInt64> { firstEvent..<max(firstEvent, eventCount) }
     /// Bytes of the header frame.
     public let headerSize: Int
     let decompressor = ZstdDecompressor()
@@ -58,15 +63,19 @@ public final class TraceReader {
         }
         header = try decoded.get()
         headerSize = 8 + length
-        if let indexed = try Self.readIndex(source, after: headerSize) {
+        if let indexed = try Self.readIndex(source, after: headerSize, firstEvent: header.firstEvent) {
             chunks = indexed
             completeness = .complete
         } else {
-            let (found, lost, reason) = try Self.scan(source, from: headerSize)
+            let (found, lost, reason) = try Self.scan(source, from: headerSize, firstEvent: header.firstEvent)
             chunks = found
             completeness = .incomplete(lostBytes: lost, reason: reason)
         }
-        eventCount = chunks.last.map { $0.endEvent } ?? 0
+        // A window of a longer recording starts at a checkpoint: replay restores it.
+        if header.firstEvent != 0, let first = chunks.first, !first.hasCheckpoint {
+            throw TraceError.corrupt(offset: Int(first.offset), chunk: 0, "the trace's window starts at event \(header.firstEvent), but its first chunk has no checkpoint to start from")
+        }
+        eventCount = chunks.last.map { $0.endEvent } ?? header.firstEvent
     }
 
     static func u32(_ b: [UInt8], _ at: Int) -> UInt32 {
@@ -76,7 +85,7 @@ public final class TraceReader {
     static func u64(_ b: [UInt8], _ at: Int) -> UInt64 { UInt64(u32(b, at)) | UInt64(u32(b, at + 4)) << 32 }
 
     /// The index from the footer, or nil when there is no footer (an incomplete trace).
-    static func readIndex(_ source: TraceSource, after headerEnd: Int) throws(TraceError) -> [ChunkEntry]? {
+    static func readIndex(_ source: TraceSource, after headerEnd: Int, firstEvent: UInt64) throws(TraceError) -> [ChunkEntry]? {
         let size = source.size
         guard size >= headerEnd + TraceLayout.frameHeaderSize + TraceLayout.footerSize else { return nil }
         let footerAt = size - TraceLayout.footerSize
@@ -110,7 +119,7 @@ public final class TraceReader {
             for _ in 0..<count { if let e = try? ChunkEntry.decode(&r) { entries.append(e) } }
         }
         var expectedOffset = headerEnd
-        var expectedEvent: UInt64 = 0
+        var expectedEvent = firstEvent
         for (i, e) in entries.enumerated() {
             let at = frameAt + TraceLayout.frameHeaderSize + i * TraceLayout.entrySize
             guard e.offset == UInt64(expectedOffset + TraceLayout.frameHeaderSize + TraceLayout.entrySize) else {
@@ -132,8 +141,8 @@ public final class TraceReader {
             throw TraceError.corrupt(offset: expectedOffset, chunk: nil, "\(frameAt - expectedOffset) unindexed bytes before the index")
         }
         let total = u64(footer, 4)
-        guard total == expectedEvent else {
-            throw TraceError.corrupt(offset: footerAt, chunk: nil, "footer counts \(total) events, the index \(expectedEvent)")
+        guard total == expectedEvent &- firstEvent else {
+            throw TraceError.corrupt(offset: footerAt, chunk: nil, "footer counts \(total) events, the index \(expectedEvent &- firstEvent)")
         }
         // A recorder finishes a trace only between accesses: a complete trace
         // whose last chunk ends inside one lost its end.
@@ -145,10 +154,10 @@ public final class TraceReader {
     }
 
     /// Recovers the chunks of a trace without an index by walking entry + chunk pairs.
-    static func scan(_ source: TraceSource, from start: Int) throws(TraceError) -> ([ChunkEntry], Int, String) {
+    static func scan(_ source: TraceSource, from start: Int, firstEvent: UInt64) throws(TraceError) -> ([ChunkEntry], Int, String) {
         var entries: [ChunkEntry] = []
         var at = start
-        var expectedEvent: UInt64 = 0
+        var expectedEvent = firstEvent
         let size = source.size
         while at < size {
             let head = try source.read(at: at, count: TraceLayout.frameHeaderSize + TraceLayout.entrySize)

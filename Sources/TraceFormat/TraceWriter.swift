@@ -19,7 +19,12 @@ public final class TraceWriter: @unchecked Sendable {
     public let level: Int32
     public let queueDepth: Int
 
-    let fd: Int32
+    /// The file being written (the writer's thread replaces it when the window rolls).
+    var fd: Int32
+    /// The header as written (a rolled window's rewrites its first event).
+    let header: TraceHeader
+    /// What a flight recorder keeps of the recording (nil: everything).
+    public let keep: TraceWindow?
     let mutex = Mutex()
     let notEmpty = Condition()
     let notFull = Condition()
@@ -37,6 +42,8 @@ public final class TraceWriter: @unchecked Sendable {
     /// Chunks compressed at a faster level than asked because others were waiting.
     public private(set) var fasterChunks = 0
     public private(set) var uncompressedBytes: UInt64 = 0
+    /// Chunks a flight recorder's window dropped.
+    public internal(set) var rolledChunks = 0
     var finished = false
 
     /// A chunk waiting for the thread: encoded already, or staged events it encodes.
@@ -52,14 +59,20 @@ public final class TraceWriter: @unchecked Sendable {
     /// The thread's encoder memory, reused chunk after chunk.
     let encoderPool = BufferPool(limit: 2)
 
-    /// Creates `path.partial` and writes the header.
-    public init(path: String, header: TraceHeader, level: Int32 = 3, queueDepth: Int = 4) throws(TraceError) {
+    /// Creates `path.partial` and writes the header; with `keep`, the file
+    /// is a window that drops its oldest chunks (``TraceWindow``).
+    public init(path: String, header: TraceHeader, level: Int32 = 3, queueDepth: Int = 4, keep: TraceWindow? = nil) throws(TraceError) {
         self.path = path
         partialPath = path + ".partial"
+        var header = header
+        if let keep { header.window = keep.description }
+        self.header = header
+        self.keep = keep
         self.level = min(max(level, ZstdCompressor.levels.lowerBound), ZstdCompressor.levels.upperBound)
         self.queueDepth = max(1, queueDepth)
         stagingPool = BufferPool(limit: self.queueDepth + 2)
-        fd = open(partialPath, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0o644)
+        unlink(partialPath + ".roll")  // a killed recorder's unfinished roll
+        fd = open(partialPath, O_CREAT | O_TRUNC | (keep == nil ? O_WRONLY : O_RDWR) | O_CLOEXEC, 0o644)
         if fd < 0 { throw .io(path: partialPath, String(cString: strerror(errno))) }
         let payload = header.encode()
         var w = ByteWriter()
@@ -185,6 +198,7 @@ public final class TraceWriter: @unchecked Sendable {
             entries.append(e)
             uncompressedBytes += UInt64(chunk.size)
         }
+        if let keep, let first = keep.firstKept(entries, fileSize: fileOffset) { try roll(keepingFrom: first) }
     }
 
     /// Waits for every pending chunk, writes the index and footer, syncs, and

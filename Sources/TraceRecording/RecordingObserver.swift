@@ -41,6 +41,7 @@ public struct RecordingObserver: DeviceObserver {
     }
     @inlinable @inline(__always) public mutating func counterChanged(_ counter: NetCounter, value: UInt64) {
         recorder.staged.append(.counterChanged(counter, value), nic: nic)
+        if recorder.triggerArmed { recorder.counterMoved(nic: nic, counter: counter, value: value) }
     }
     @inlinable public mutating func interruptRaised(_ kind: InterruptSignals) { recorder.staged.append(.raised(kind), nic: nic) }
     public mutating func queuePoisoned(queue: UInt16, error: QueueError) { recorder.staged.append(.poisoned(queue: queue, error), nic: nic) }

@@ -1,6 +1,7 @@
 //! How a recording cuts and compresses chunks, and what a finished one wrote.
 
 import TraceFormat
+import VirtioCore
 
 /// How a recording cuts and compresses chunks.
 public struct RecordingOptions: Hashable, Sendable {
@@ -21,7 +22,48 @@ public struct RecordingOptions: Hashable, Sendable {
     /// drain's chunk is cut between chains plus what one chain stages, so in
     /// practice chunks are cut between chains.
     public var stagedHardLimit = TraceLayout.chunkHardLimit * 3 / 4
+    /// A flight recorder's window: only the newest chunks are kept (nil: all).
+    public var keep: TraceWindow?
+    /// Stop recording (or mark the trace) once a counter condition holds.
+    public var trigger: RecordingTrigger?
     public init() {}
+}
+
+/// A recording's trigger: the counter condition it waits for, and what
+/// happens once it holds.
+public struct RecordingTrigger: Sendable, Hashable {
+    /// What the trigger does once its condition held.
+    public enum Action: String, Sendable, CaseIterable {
+        /// Record `after` more events, finish the trace, and stop the run.
+        case stop
+        /// Record `after` more events and finish the trace; the run goes on unrecorded.
+        case `continue`
+        /// Write a marker event and go on recording.
+        case mark
+    }
+    /// The condition as the user wrote it (the header keeps it).
+    public var text: String
+    /// Whether the condition holds for these counters (one per NIC), called
+    /// after each counter transition until it first does.
+    public var holds: @Sendable ([NetCounters]) -> Bool
+    /// Events recorded after the one at which it held (nil: one chunk's worth, `flushEvents`).
+    public var after: UInt64?
+    public var action: Action
+
+    public init(text: String, after: UInt64? = nil, action: Action = .stop, holds: @escaping @Sendable ([NetCounters]) -> Bool) {
+        self.text = text
+        self.after = after
+        self.action = action
+        self.holds = holds
+    }
+
+    /// Two triggers are the same when written the same (the condition is compiled from `text`).
+    public static func == (a: Self, b: Self) -> Bool { a.text == b.text && a.after == b.after && a.action == b.action }
+    public func hash(into h: inout Hasher) {
+        h.combine(text)
+        h.combine(after)
+        h.combine(action)
+    }
 }
 
 /// What a finished recording wrote, and whether the recording thread ever
@@ -36,4 +78,10 @@ public struct RecordingSummary: Sendable, Encodable {
     public var stalls: Int
     /// Chunks compressed faster than the configured level because others were waiting.
     public var fasterChunks: Int
+    /// The first event the file holds: 0, or where a flight recorder's window starts.
+    public var firstEvent: UInt64 = 0
+    /// Chunks a flight recorder's window dropped.
+    public var droppedChunks: Int = 0
+    /// The event at which the trigger's condition held, if it did.
+    public var triggerFiredAt: UInt64?
 }

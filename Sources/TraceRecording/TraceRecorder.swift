@@ -45,6 +45,24 @@ public final class TraceRecorder: @unchecked Sendable {
     var failure: TraceError?
     var chunksSubmitted = 0
 
+    // The trigger (guarded by `mutex`, like the chunk).
+    /// Whether counter transitions are checked against the trigger (until it first holds).
+    @usableFromInline var triggerArmed = false
+    /// Per NIC, the counters as recorded (kept while the trigger is armed).
+    var triggerCounters: [NetCounters] = []
+    /// The event at which the trigger's condition held.
+    public private(set) var triggerFiredAt: UInt64?
+    /// A marker to write at the end of the access in progress.
+    var markerPending = false
+    /// The trigger finished the trace: events are staged and dropped.
+    var ended = false
+    /// The finished trace (once the trigger ended the recording and the writer finished).
+    var endedSummary: RecordingSummary?
+    var writerFinished = false
+    /// Called once, on the recording thread at an access boundary, when a
+    /// trigger with action `stop` has ended the recording: the run should stop.
+    public var onTriggerStop: (@Sendable () -> Void)?
+
     /// Starts a recording into `path` (written as `path.partial` until `finish`).
     /// - Parameters:
     ///   - initialStates: each NIC's state now.
@@ -57,7 +75,18 @@ public final class TraceRecorder: @unchecked Sendable {
         states = initialStates
         self.memoryBound = memoryBound ?? Array(repeating: true, count: header.nics)
         self.clock = clock ?? monotonicNanoseconds
-        writer = try TraceWriter(path: path, header: header, level: options.level, queueDepth: options.queueDepth)
+        var header = header
+        header.trigger = options.trigger?.text
+        writer = try TraceWriter(path: path, header: header, level: options.level, queueDepth: options.queueDepth, keep: options.keep)
+        if let trigger = options.trigger {
+            triggerCounters = initialStates.map(\.counters)
+            if trigger.holds(triggerCounters) {
+                triggerFiredAt = 0
+                markerPending = trigger.action == .mark
+            } else {
+                triggerArmed = true
+            }
+        }
         if options.flushMilliseconds > 0 {
             flusher = BackgroundThread({ [self] in flushLoop() })
         }
@@ -83,6 +112,13 @@ public final class TraceRecorder: @unchecked Sendable {
     // MARK: Chunks (call with the lock held)
 
     func openChunk(now: UInt64) {
+        if ended {
+            // Nothing more is written: no checkpoint to take.
+            staged = StagedChunk(firstEvent: nextEvent, baseTime: now, checkpoint: nil, pool: writer.stagingPool)
+            chunkOpen = true
+            chunkOpenedAt = now
+            return
+        }
         let checkpoint = zip(states, memoryBound).map { NICCheckpoint($0, memoryBound: $1, accessEvent: accessEvent) }
         staged = StagedChunk(firstEvent: nextEvent, baseTime: now, checkpoint: checkpoint, pool: writer.stagingPool)
         chunkOpen = true
@@ -94,6 +130,10 @@ public final class TraceRecorder: @unchecked Sendable {
         chunkOpen = false
         let s = staged
         staged = StagedChunk.idle
+        if ended {
+            writer.stagingPool.recycle(s)
+            return
+        }
         guard s.eventCount > 0 else { return }
         nextEvent = s.firstEvent + s.eventCount
         chunksSubmitted += 1
@@ -126,8 +166,63 @@ public final class TraceRecorder: @unchecked Sendable {
 
     func accessEnded(nic: Int, state: VirtioNetState) {
         states[nic] = state
+        if let fired = triggerFiredAt, !ended { triggerBoundary(nic: nic, fired: fired) }
         if chunkOpen && (chunkIsFull || chunkIsOld(now: clock())) { submitChunk() }
         mutex.unlock()
+    }
+
+    // MARK: The trigger (with the lock held)
+
+    /// A counter moved while the trigger is armed: does its condition hold now?
+    @usableFromInline func counterMoved(nic: Int, counter: NetCounter, value: UInt64) {
+        guard let trigger = options.trigger, nic < triggerCounters.count else { return }
+        triggerCounters[nic][counter] = value
+        guard trigger.holds(triggerCounters) else { return }
+        triggerArmed = false
+        triggerFiredAt = staged.firstEvent + staged.eventCount - 1
+        markerPending = trigger.action == .mark
+    }
+
+    /// At the end of an access after the trigger held: the marker, or the
+    /// end of the recording once `after` more events are in.
+    func triggerBoundary(nic: Int, fired: UInt64) {
+        guard let trigger = options.trigger else { return }
+        if markerPending {
+            staged.append(.marker(code: MarkerCode.triggerFired.rawValue, details: EventDetails([fired])), nic: nic, time: clock())
+            markerPending = false
+        }
+        guard trigger.action != .mark, staged.firstEvent + staged.eventCount >= fired &+ (trigger.after ?? UInt64(options.flushEvents)) &+ 1 else { return }
+        submitChunk()
+        ended = true
+        wake.signal()  // the flush thread finishes the file
+        if trigger.action == .stop { onTriggerStop?() }
+    }
+
+    /// Whether a trigger with action `stop` ended the recording (the run should stop).
+    public var stoppedByTrigger: Bool { mutex.withLock { ended && options.trigger?.action == .stop } }
+
+    /// Finishes the file once the trigger ended the recording (on the flush thread, or in `finish`).
+    func finishEndedWriter() {
+        guard ended, !writerFinished else { return }
+        writerFinished = true
+        mutex.unlock()
+        let result: Result<[ChunkEntry], TraceError>
+        do throws(TraceError) { result = .success(try writer.finish()) } catch { result = .failure(error) }
+        mutex.lock()
+        switch result {
+        case .success(let entries): endedSummary = summary(entries)
+        case .failure(let error): if failure == nil { failure = error }
+        }
+    }
+
+    /// What the finished file holds.
+    func summary(_ entries: [ChunkEntry]) -> RecordingSummary {
+        var st = stat()
+        let size = stat(writer.path, &st) == 0 ? UInt64(st.st_size) : 0
+        return RecordingSummary(path: writer.path, events: entries.last?.endEvent ?? 0, chunks: entries.count,
+                                uncompressedBytes: writer.uncompressedBytes, fileBytes: size, stalls: writer.stalls,
+                                fasterChunks: writer.fasterChunks, firstEvent: entries.first?.firstEvent ?? 0,
+                                droppedChunks: writer.rolledChunks, triggerFiredAt: triggerFiredAt)
     }
 
     /// Whether the open chunk holds enough events or staged bytes to be cut.
@@ -189,6 +284,7 @@ public final class TraceRecorder: @unchecked Sendable {
         while !stopping {
             wake.wait(mutex, milliseconds: period)
             if stopping { break }
+            finishEndedWriter()
             if chunkOpen, staged.eventCount > 0, clock() &- chunkOpenedAt >= UInt64(options.flushMilliseconds) * 1_000_000 {
                 submitChunk()
             }
@@ -210,18 +306,15 @@ public final class TraceRecorder: @unchecked Sendable {
         stopFlusher()
         mutex.lock()
         submitChunk()
-        let failed = failure
+        finishEndedWriter()
+        let failed = failure, ended = endedSummary
         mutex.unlock()
         if let failed {
             writer.abandon()
             throw failed
         }
-        let entries = try writer.finish()
-        var st = stat()
-        let size = stat(writer.path, &st) == 0 ? UInt64(st.st_size) : 0
-        return RecordingSummary(path: writer.path, events: entries.last?.endEvent ?? 0, chunks: entries.count,
-                                uncompressedBytes: writer.uncompressedBytes, fileBytes: size, stalls: writer.stalls,
-                                fasterChunks: writer.fasterChunks)
+        if let ended { return ended }
+        return summary(try writer.finish())
     }
 
     /// Stops without an index, leaving `path.partial` as a killed recorder would.

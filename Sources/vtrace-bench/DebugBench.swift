@@ -48,8 +48,8 @@ func debugBenchmark(path: String) throws {
     print("reverse-step to the middle of a chunk      \(summary(times))  (\(samples) positions)")
     print("reverse-step to the last event of a chunk  \(summary(worst))")
     let scanner = WatchpointScanner(reader: reader, watches: [.counter(.rxWriteFailed, nic: nil)])
-    let back = try seconds { sink &+= try scanner.previous(before: reader.eventCount)?.event ?? 0 }
-    let forth = try seconds { sink &+= try scanner.next(from: 0)?.event ?? 0 }
+    let back = try seconds { sink &+= try scanner.previous(before: reader.eventCount).first?.event ?? 0 }
+    let forth = try seconds { sink &+= try scanner.next(from: 0).first?.event ?? 0 }
     print("watch rx_write_failed: reverse-continue from the end \(fmt(back, 3)) s, continue from the start \(fmt(forth, 3)) s (no hit: every chunk scanned)")
     if sink == 42 { print("") }
 }

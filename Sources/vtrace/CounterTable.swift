@@ -3,6 +3,13 @@ import VirtioCore
 /// Renders counters as an aligned text table, one row per counter, one
 /// column per NIC plus a total when there are several.
 enum CounterTable {
+    /// One column per NIC (nic0, nic1, …) and, with more than one, their total; non-zero rows.
+    static func render(perNIC counters: [NetCounters]) -> String {
+        var columns = counters.enumerated().map { ("nic\($0.offset)", $0.element) }
+        if counters.count > 1 { columns.append(("total", NetCounters.aggregate(counters) ?? NetCounters())) }
+        return render(columns, onlyNonZero: true)
+    }
+
     static func render(_ columns: [(String, NetCounters)], onlyNonZero: Bool = false) -> String {
         let names = NetCounter.allCases.filter { c in !onlyNonZero || columns.contains { $0.1[c] != 0 } }
         return render(rows: names, columns: columns.map { col in (col.0, { String(col.1[$0]) }) })

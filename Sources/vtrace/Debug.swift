@@ -41,7 +41,7 @@ struct Debug: ParsableCommand {
                                    faultNote: ReplayFaultOptions.note(reader.header, replaying: faults)) {
             editor.readLine(prompt: "(vtrace) ")
         }
-        print("vtrace debug: \(reader.eventCount) events in \(reader.chunks.count) chunks; `help` lists commands")
+        print("vtrace debug: \(reader.events.count) events in \(reader.chunks.count) chunks; `help` lists commands")
         do {
             try session.run()
         } catch {

@@ -36,13 +36,9 @@ enum DebugDisplay {
         return lines
     }
 
-    /// Descriptor flags as words.
+    /// Descriptor flags as words, or 0.
     static func flagText(_ flags: UInt16) -> String {
-        var words: [String] = []
-        if flags & 1 != 0 { words.append("NEXT") }
-        if flags & 2 != 0 { words.append("WRITE") }
-        if flags & 4 != 0 { words.append("INDIRECT") }
-        if flags & ~7 != 0 { words.append("0x\(String(flags & ~7, radix: 16))") }
+        let words = EventFormatting.flagWords(flags)
         return words.isEmpty ? "0" : words.joined(separator: "|")
     }
 
@@ -61,10 +57,6 @@ enum DebugDisplay {
     }
 
     /// Every NIC's counters (and their total), non-zero rows.
-    static func counterTable(_ states: [VirtioNetState]) -> String {
-        let counters = states.map(\.counters)
-        var columns = counters.enumerated().map { ("nic\($0.offset)", $0.element) }
-        if counters.count > 1 { columns.append(("total", NetCounters.aggregate(counters) ?? NetCounters())) }
-        return CounterTable.render(columns, onlyNonZero: true)
-    }
+    static func counterTable(_ states: [VirtioNetState]) -> String { CounterTable.render(perNIC: states.map(\.counters)) }
+
 }

@@ -36,6 +36,8 @@ final class DebugSession {
     var armedIDs: [Int] = []
     /// At the next stop, list the events replayed since this one (`step`, `next`).
     var echoFrom: UInt64?
+    /// Where the replay last stood still (a stop, the end): where an error goes back to.
+    var lastGood: UInt64 = 0
 
     init(reader: TraceReader, replayer: TraceReplayer, faultNote: String?, readLine: @escaping () -> String?) {
         self.reader = reader
@@ -57,13 +59,23 @@ final class DebugSession {
 
     func run() throws {
         replayer.onStop = { [unowned self] _ in self.stopped() }
-        try replayer.restart(at: 0)
+        try replayer.restart(at: reader.firstEvent)
         while true {
-            try replayer.runForward()
+            do {
+                try replayer.runForward()
+            } catch {
+                // A chunk that does not decode: say so and go back to where the replay last stood.
+                print("error: \(error)")
+                armedReason = []
+                armedIDs = []
+                echoFrom = nil
+                try replayer.restart(at: lastGood)
+                continue
+            }
             if quitting { return }
             if let target = jumpTarget {
                 jumpTarget = nil
-                try replayer.restart(at: target)
+                try restart(at: target, orBackTo: lastGood)
                 continue
             }
             // The end, or a divergence: nothing runs forward, but the commands still go back.
@@ -72,16 +84,32 @@ final class DebugSession {
                 print("DIVERGED at \(d)")
                 if let faultNote { print(faultNote) }
             } else {
+                // A stop point at the last event stops here, at the end.
                 for reason in armedReason { print(reason) }
-                print("end of trace")
+                countHits()
+                print("end of trace" + (replayer.cut.map { ": \($0.description)" } ?? ""))
             }
             armedReason = []
+            armedIDs = []
+            lastGood = position
             if interact(atStop: false) { continue }
             if quitting { return }
             if let target = jumpTarget {
                 jumpTarget = nil
-                try replayer.restart(at: target)
+                try restart(at: target, orBackTo: lastGood)
             }
+        }
+    }
+
+    /// Restarts at `target`; if its chunk does not decode, says so and goes back to `fallback`.
+    func restart(at target: UInt64, orBackTo fallback: UInt64) throws {
+        do {
+            try replayer.restart(at: target)
+        } catch {
+            print("error: \(error)")
+            armedReason = []
+            armedIDs = []
+            try replayer.restart(at: fallback)
         }
     }
 
@@ -90,13 +118,19 @@ final class DebugSession {
     func stopped() -> Bool {
         echo()
         for reason in armedReason { print(reason) }
-        for id in armedIDs { if let i = stopPoints.firstIndex(where: { $0.id == id }) { stopPoints[i].hits += 1 } }
+        countHits()
         armedReason = []
         armedIDs = []
         let stop = replayer.stopState()
+        lastGood = stop.position
         print(DebugDisplay.position(stop, eventCount: reader.eventCount))
         print(DebugDisplay.next(stop))
         return interact(atStop: true)
+    }
+
+    /// One more hit for each stop point the armed stop was for.
+    func countHits() {
+        for id in armedIDs { if let i = stopPoints.firstIndex(where: { $0.id == id }) { stopPoints[i].hits += 1 } }
     }
 
     /// Lists the events replayed since `echoFrom` (at most 20).
@@ -132,6 +166,7 @@ final class DebugSession {
                     print(replayer.divergence.map { "the replay diverged at event \($0.event): it cannot go on (go back with reverse-step, reverse-continue or goto)" }
                           ?? "end of trace: nothing to run (go back with reverse-step, reverse-continue or goto)")
                     armedReason = []
+                    armedIDs = []
                     echoFrom = nil
                     continue
                 }
@@ -163,17 +198,18 @@ final class DebugSession {
         func count() -> UInt64? {
             if rest.isEmpty { return 1 }
             guard let n = UInt64(rest) else { print("'\(terminalSafe(rest))' is not a number"); return nil }
+            guard n > 0 else { print("\(command.names[0]) 0 goes nowhere: N is at least 1"); return nil }
             return n
         }
         func eventNumber() -> UInt64? {
             guard !rest.isEmpty else { print("\(command.names[0]) needs an event number"); return nil }
             guard let n = UInt64(rest) else { print("'\(terminalSafe(rest))' is not a number"); return nil }
-            guard n < reader.eventCount else { print("no event \(n) (the trace has \(reader.eventCount))"); return nil }
+            guard reader.events.contains(n) else { print(TraceError.noSuchEvent(n, events: reader.events).description); return nil }
             return n
         }
         switch command.names[0] {
         case "step":
-            guard let n = count(), n > 0 else { return .stay }
+            guard let n = count() else { return .stay }
             echoFrom = position
             let (target, overflow) = position.addingReportingOverflow(n)
             return .forward(overflow || target >= reader.eventCount ? .max : target)
@@ -190,8 +226,8 @@ final class DebugSession {
             return try continueForward()
         case "reverse-step":
             guard let n = count() else { return .stay }
-            if position == 0 { print("at event 0: the start of the trace"); return .stay }
-            return .jump(position - min(n, position))
+            if position <= reader.firstEvent { print("at event \(position): the start of the trace"); return .stay }
+            return .jump(max(position - min(n, position), reader.firstEvent))
         case "reverse-next":
             guard let n = count() else { return .stay }
             var target = position
@@ -312,47 +348,50 @@ final class DebugSession {
         stopPoints.compactMap { if case .watch(let w) = $0.kind { return ($0.id, w) } else { return nil } }
     }
 
-    /// The next breakpoint or watch hit after the current event.
+    /// Where a stop point stops, why, and which one it is.
+    typealias Candidate = (at: UInt64, reason: String, id: Int)
+
+    /// Arms the reasons and stop points of every candidate at `target`.
+    func arm(_ candidates: [Candidate], at target: UInt64) {
+        let chosen = candidates.filter { $0.at == target }
+        armedReason = chosen.map(\.reason)
+        armedIDs = chosen.map(\.id)
+    }
+
+    /// The watch hits as candidates: the stop is right after each hit's event.
+    func candidates(_ hits: [WatchHit], _ watches: [(id: Int, watch: Watchpoint)]) -> [Candidate] {
+        hits.map { (at: $0.event + 1, reason: hitText($0, id: watches[$0.watch].id), id: watches[$0.watch].id) }
+    }
+
+    /// The next breakpoint or watch hit after the current event (all of those at that event).
     func continueForward() throws -> Motion {
-        var target = UInt64.max
-        armedReason = []
-        armedIDs = []
-        for p in stopPoints {
-            if case .event(let n) = p.kind, n > position, n <= target {
-                if n < target { armedReason = []; armedIDs = [] }
-                target = n
-                armedReason.append("breakpoint \(p.id), event \(n)")
-                armedIDs.append(p.id)
-            }
+        var all: [Candidate] = stopPoints.compactMap { p in
+            if case .event(let n) = p.kind, n > position { return (n, "breakpoint \(p.id), event \(n)", p.id) } else { return nil }
         }
         let watches = self.watches
-        if let hit = try WatchpointScanner(reader: reader, watches: watches.map(\.watch)).next(from: position), hit.event + 1 <= target {
-            if hit.event + 1 < target { armedReason = []; armedIDs = [] }
-            target = hit.event + 1
-            armedReason.append(hitText(hit, id: watches[hit.watch].id))
-            armedIDs.append(watches[hit.watch].id)
+        all += candidates(try WatchpointScanner(reader: reader, watches: watches.map(\.watch)).next(from: position), watches)
+        guard let target = all.map(\.at).min() else {
+            arm([], at: 0)
+            return .forward(.max)
         }
+        arm(all, at: target)
         return .forward(target >= reader.eventCount ? .max : target)
     }
 
-    /// The last breakpoint or watch hit before the current event, or the start.
+    /// The last breakpoint or watch hit before the current event (all of those at that event), or the start.
     func continueBackward() throws -> Motion {
-        guard position > 0 else { print("at event 0: the start of the trace"); return .stay }
-        var target: UInt64 = 0
-        var reason = "no earlier breakpoint or watch hit: back at the start"
-        for p in stopPoints {
-            if case .event(let n) = p.kind, n < position, n >= target {
-                target = n
-                reason = "breakpoint \(p.id), event \(n)"
-            }
+        guard position > reader.firstEvent else { print("at event \(position): the start of the trace"); return .stay }
+        var all: [Candidate] = stopPoints.compactMap { p in
+            if case .event(let n) = p.kind, n < position, n >= reader.firstEvent { return (n, "breakpoint \(p.id), event \(n)", p.id) } else { return nil }
         }
         let watches = self.watches
-        if position > 1, let hit = try WatchpointScanner(reader: reader, watches: watches.map(\.watch)).previous(before: position - 1), hit.event + 1 > target {
-            target = hit.event + 1
-            reason = hitText(hit, id: watches[hit.watch].id)
+        all += candidates(try WatchpointScanner(reader: reader, watches: watches.map(\.watch)).previous(before: position - 1), watches)
+        guard let target = all.map(\.at).max() else {
+            armedReason = ["no earlier breakpoint or watch hit: back at the start"]
+            armedIDs = []
+            return .jump(reader.firstEvent)
         }
-        armedReason = [reason]
-        armedIDs = []
+        arm(all, at: target)
         return .jump(target)
     }
 

@@ -148,8 +148,8 @@ struct Diff: ParsableCommand {
     }
 
     func printText(_ diffs: [CounterDiff], _ ra: TraceReader, _ rb: TraceReader, nicsDiffer: Bool, identical: Bool) {
-        print("A  \(a): \(ra.eventCount) events, \(ra.header.nics) NIC(s), \(ra.completeness.text)")
-        print("B  \(b): \(rb.eventCount) events, \(rb.header.nics) NIC(s), \(rb.completeness.text)")
+        print("A  \(a): \(ra.events.count) events, \(ra.header.nics) NIC(s), \(ra.completeness.text)")
+        print("B  \(b): \(rb.events.count) events, \(rb.header.nics) NIC(s), \(rb.completeness.text)")
         if nicsDiffer { print("the traces have different NIC counts: compared NICs 0..<\(min(ra.header.nics, rb.header.nics))") }
         for d in diffs {
             let name: String

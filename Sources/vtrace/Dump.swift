@@ -73,10 +73,10 @@ struct Dump: ParsableCommand {
             throw ExitCode(VTrace.usageExitCode)
         }
         let start = reader.chunks.first?.firstTime ?? 0
-        let first = from ?? 0
+        let first = from ?? reader.firstEvent
         guard reader.eventCount > 0 else { return }
         guard let startChunk = reader.chunkIndex(containing: first) else {
-            printError("vtrace: \(input.trace): \(TraceError.noSuchEvent(first, count: reader.eventCount))")
+            printError("vtrace: \(input.trace): \(TraceError.noSuchEvent(first, events: reader.events))")
             throw ExitCode(VTrace.usageExitCode)
         }
         var out = ""

@@ -52,7 +52,16 @@ struct Info: ParsableCommand {
         var transport: String
         var chunks: Int
         var checkpointChunks: Int
+        /// Events in the file (from `firstEvent`).
         var events: UInt64
+        /// The first event's number: 0, or where a --keep window starts.
+        var firstEvent: UInt64
+        /// The window a flight recorder kept, as asked.
+        @NullWhenNil var window: String?
+        /// The counter condition a --trigger waited for.
+        @NullWhenNil var trigger: String?
+        /// Marker events (a trigger that fired with --trigger-action mark): event number and text.
+        var markers: [Marker]
         var fileBytes: Int
         var uncompressedBytes: UInt64
         var compressedChunkBytes: UInt64
@@ -65,6 +74,11 @@ struct Info: ParsableCommand {
         var aggregate: NetCounters
         /// The recording ends inside this access (the recorder stopped mid-drain; format 1.2 says so).
         var cutAccess: CutAccess?
+    }
+
+    struct Marker: Encodable {
+        var event: UInt64
+        var text: String
     }
 
     struct CutAccess: Encodable {
@@ -88,6 +102,7 @@ struct Info: ParsableCommand {
         var payload: [UInt8] = []
         // The access the last event belongs to: its cause, or the drain a checkpoint resumes.
         var lastAccess: (event: UInt64, nic: Int) = (0, 0)
+        var markers: [Marker] = []
         for i in reader.chunks.indices {
             var d: ChunkDecoder
             do throws(TraceError) { d = try reader.decoder(i) } catch {
@@ -120,6 +135,8 @@ struct Info: ParsableCommand {
                 switch e.body {
                 case .counter(let index, let value):
                     if let c = NetCounter(ordinal: index) { counters[e.nic][c] = value }
+                case .marker(let code, let details):
+                    if markers.count < 1000 { markers.append(Marker(event: e.number, text: EventFormatting.markerText(code, details))) }
                 case .memoryRead(_, _, _, let r), .memoryWrite(_, _, _, let r):
                     // A write that refers to an earlier read's bytes carries no payload of its own.
                     if r.lowerBound >= before - size { payload += d.bytes(r) }
@@ -130,7 +147,7 @@ struct Info: ParsableCommand {
             let payloadCost = payload.isEmpty ? 0 : ((try? payload.withUnsafeBytes { try payloadCompressor.compress($0) })?.count ?? 0)
             nonPayloadCompressed += max(0, Double(entry.compressedSize) - Double(payloadCost))
         }
-        let events = reader.eventCount
+        let events = reader.eventCount &- reader.firstEvent
         let allKinds = TraceEventKind.allCases.compactMap { kinds[$0] }
         let report = Report(
             path: input.trace, format: "\(h.majorVersion).\(h.minorVersion)", complete: reader.completeness == .complete,
@@ -138,7 +155,8 @@ struct Info: ParsableCommand {
             offeredFeatures: h.offeredFeatures, memory: h.memory, recorder: h.recorderVersion, gitCommit: h.gitCommit,
             host: h.hostName, startTime: h.startTimeNanoseconds, commandLine: h.commandLine, scenario: h.scenario,
             guest: h.guestDescription, faults: h.faults, transport: h.transport, chunks: reader.chunks.count,
-            checkpointChunks: reader.chunks.filter(\.hasCheckpoint).count, events: events, fileBytes: reader.source.size,
+            checkpointChunks: reader.chunks.filter(\.hasCheckpoint).count, events: events, firstEvent: reader.firstEvent,
+            window: h.window, trigger: h.trigger, markers: markers, fileBytes: reader.source.size,
             uncompressedBytes: uncompressed, compressedChunkBytes: compressed,
             // The same ratio `record` prints: the events' uncompressed content over the file.
             ratio: reader.source.size == 0 ? 0 : Double(uncompressed) / Double(reader.source.size),
@@ -147,7 +165,7 @@ struct Info: ParsableCommand {
             durationNanoseconds: lastTime &- (reader.chunks.first?.firstTime ?? lastTime),
             kinds: allKinds, counters: counters, aggregate: NetCounters.aggregate(counters) ?? NetCounters(),
             cutAccess: reader.chunks.last?.endsInsideAccess == true
-                ? CutAccess(event: lastAccess.event, nic: lastAccess.nic, eventsRecorded: events &- lastAccess.event) : nil)
+                ? CutAccess(event: lastAccess.event, nic: lastAccess.nic, eventsRecorded: reader.eventCount &- lastAccess.event) : nil)
         if output.json {
             print(try JSONText.encode(report))
             return
@@ -163,6 +181,13 @@ struct Info: ParsableCommand {
         if let s = h.scenario { print("scenario   \(terminalSafe(s))") }
         if let g = h.guestDescription { print("guest      \(terminalSafe(g))") }
         if !h.faults.isEmpty { print("faults     \(terminalSafe(h.faults.joined(separator: ", ")))") }
+        if reader.firstEvent != 0 {
+            print("window     events \(reader.firstEvent)…\(max(reader.eventCount, 1) - 1)\(h.window.map { " (--keep: \(terminalSafe($0)))" } ?? ""); events before \(reader.firstEvent) were dropped")
+        } else if let w = h.window {
+            print("window     --keep: \(terminalSafe(w)); nothing dropped (the recording fit)")
+        }
+        if let t = h.trigger { print("trigger    '\(terminalSafe(t))'") }
+        for m in markers.prefix(20) { print("marker     #\(m.event) \(m.text)") }
         print("events     \(events) in \(report.chunks) chunk\(report.chunks == 1 ? "" : "s") (\(report.checkpointChunks) with checkpoints), \(String(format: "%.6f", Double(report.durationNanoseconds) / 1e9)) s")
         if let c = report.cutAccess {
             print("cut        the recording ends inside the access at event \(c.event) (nic\(c.nic)), after \(c.eventsRecorded) of its events: the recorder stopped mid-drain; replay stops there")

@@ -40,9 +40,19 @@ struct Record: ParsableCommand {
             SIGKILL after 5 s), and a SIGKILL of vtrace takes QEMU with it. However QEMU ends, \
             the trace is finished, complete up to there.
 
+            With --keep (or --keep-seconds) the file is a flight recorder's window: once it \
+            reaches SIZE its oldest chunks are dropped (the newest half is kept, starting at a \
+            checkpoint), so it never exceeds SIZE plus one chunk and stays a complete trace \
+            whose header says at which event it starts. With --trigger the recording waits for \
+            a counter condition, records --after more events, then finishes (--trigger-action \
+            stop ends the scenario, or QEMU, there; continue lets QEMU run on unrecorded; mark \
+            writes a marker event and records on); exit 1 when it fired (with QEMU: unless \
+            QEMU's own status is not 0).
+
             Exit status with QEMU: QEMU's own (128+N when signal N killed it); 128+N when \
             signal N stopped vtrace; 1 when QEMU did not connect within --connect-timeout \
-            (it is stopped; its output shows why) or the trace could not be written; 2 for \
+            (it is stopped; its output shows why), the trace could not be written, or a \
+            --trigger fired and QEMU's own status is 0; 2 for \
             a command line vtrace refuses, before QEMU starts, naming the argument: an id \
             vtrace adds (vtrace0, vtrace-chr0, vtrace-mem) already used, a -machine \
             memory-backend= that is missing or not shareable, -mem-path, -daemonize, an -m \
@@ -57,6 +67,8 @@ struct Record: ParsableCommand {
               vtrace record -o boot.vtrace --only-failures --json -- \\
                 qemu-system-x86_64 -M q35 -accel kvm ...
               vtrace record --dry-run --verbose -- qemu-system-x86_64 -M pc -m 1G ...
+              vtrace record --scenario soak.scenario -o soak.vtrace --keep 8MiB \\
+                --trigger 'rx_write_failed > 0'
             """
     )
 
@@ -96,8 +108,8 @@ struct Record: ParsableCommand {
 
     func run() throws {
         guard let scenario, let output else {
-            return try RecordQEMU(command: qemu, output: output, options: qemuOptions, recording: recordingFlags.options(defaultLevel: 1),
-                                  faults: try faultOptions.parsed(), guest: guest, json: outputOptions.json).run()
+            return try RecordQEMU(command: qemu, output: output, options: qemuOptions, recording: try recordingFlags.options(defaultLevel: 1),
+                                  controls: recordingFlags.controls, faults: try faultOptions.parsed(), guest: guest, json: outputOptions.json).run()
         }
         // The recorder writes OUTPUT.partial, then renames it to OUTPUT.
         try refuseClobbering(output, inputs: [scenario], renamedIntoPlace: true)
@@ -110,7 +122,7 @@ struct Record: ParsableCommand {
             throw ExitCode(VTrace.usageExitCode)
         }
         let faults = try faultOptions.parsed()
-        let options = recordingFlags.options(defaultLevel: 3)
+        let options = try recordingFlags.options(defaultLevel: 3)
         let started = Date()
         let recorded: (ScenarioResult, RecordingSummary)
         do {
@@ -127,13 +139,16 @@ struct Record: ParsableCommand {
         if outputOptions.json {
             print(try JSONText.encode(RecordReport(path: summary.path, events: summary.events, chunks: summary.chunks,
                                                    uncompressedBytes: summary.uncompressedBytes, fileBytes: summary.fileBytes,
-                                                   expectationsFailed: result.failures.count, passed: result.passed)))
+                                                   expectationsFailed: result.failures.count, passed: result.passed,
+                                                   firstEvent: summary.firstEvent, triggerFiredAt: summary.triggerFiredAt)))
         } else {
             let ratio = summary.fileBytes > 0 ? Double(summary.uncompressedBytes) / Double(summary.fileBytes) : 0
-            print("recorded \(summary.events) events in \(summary.chunks) chunk\(summary.chunks == 1 ? "" : "s") to \(summary.path): \(summary.fileBytes) bytes (\(summary.uncompressedBytes) uncompressed, ratio \(String(format: "%.2f", ratio)))")
+            let window = summary.firstEvent == 0 ? "" : " (a --keep window: events \(summary.firstEvent)…\(summary.events - 1); \(summary.droppedChunks) older chunks dropped)"
+            print("recorded \(summary.events - summary.firstEvent) events\(window) in \(summary.chunks) chunk\(summary.chunks == 1 ? "" : "s") to \(summary.path): \(summary.fileBytes) bytes (\(summary.uncompressedBytes) uncompressed, ratio \(String(format: "%.2f", ratio)))")
         }
         if result.error != nil { throw ExitCode(VTrace.usageExitCode) }
-        if !result.failures.isEmpty { throw ExitCode(1) }
+        let fired = recordingFlags.controls.report(summary)
+        if !result.failures.isEmpty || fired != nil { throw ExitCode(1) }
     }
 }
 
@@ -145,6 +160,10 @@ struct RecordReport: Encodable {
     var fileBytes: UInt64
     var expectationsFailed: Int
     var passed: Bool
+    /// Where a --keep window starts (0 without one).
+    var firstEvent: UInt64
+    /// The event at which --trigger's condition held.
+    @NullWhenNil var triggerFiredAt: UInt64?
 }
 
 extension TraceHeader {
@@ -153,9 +172,17 @@ extension TraceHeader {
         recorderVersion = VTrace.version
         hostName = ProcessInfo.processInfo.hostName
         startTimeNanoseconds = UInt64(started.timeIntervalSince1970 * 1e9)
-        commandLine = CommandLine.arguments.joined(separator: " ")
+        commandLine = CommandLine.arguments.map(Self.shellQuoted).joined(separator: " ")
         gitCommit = GitInfo.commit
         guestDescription = guest
+    }
+}
+
+extension TraceHeader {
+    /// `word` as a POSIX shell reads it back: as it is when it is plain, else in single quotes.
+    static func shellQuoted(_ word: String) -> String {
+        let plain = !word.isEmpty && word.allSatisfy { $0.isLetter || $0.isNumber || "-_./=:,+@%".contains($0) }
+        return plain ? word : "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
     }
 }
 

@@ -15,6 +15,8 @@ struct RecordQEMU {
     var output: String?
     var options: QEMURecordingOptions
     var recording: RecordingOptions
+    /// The window and the trigger (already in `recording`), for the report.
+    var controls: RecordingControls
     var faults: DeviceFaults
     var guest: String?
     var json: Bool
@@ -101,13 +103,17 @@ struct RecordQEMU {
         } else {
             status = watched?.termination.shellStatus ?? 1
         }
+        // QEMU's 0 turns to 1 where vtrace failed, or a --trigger fired (it says so).
+        var because = watched.map { "QEMU \($0.termination.description)" } ?? "QEMU did not run"
+        if signal != 0 { because = "vtrace was stopped by \(ChildTermination.signalName(signal))" }
         if let failure = outcome.failure {
             printError("vtrace: \(failure)")
-            if status == 0 { status = 1 }
+            if status == 0 { (status, because) = (1, failure) }
         }
         if let watched, !watched.connected, !watched.timedOut {
             printError("vtrace: QEMU \(watched.termination.description) without connecting to vtrace's socket")
         }
+        if controls.report(outcome.recording) != nil, status == 0 { (status, because) = (1, "the --trigger held") }
         var check: OnlyFailuresCheck?
         var trace = outcome.recording?.path
         if options.onlyFailures, let path = trace {
@@ -121,8 +127,7 @@ struct RecordQEMU {
                     printError("vtrace: kept \(path): vtrace check: \(verdict.violation ?? "the trace could not be deleted")")
                 }
             } else {
-                let why = signal != 0 ? "vtrace was stopped by \(ChildTermination.signalName(signal))" : "QEMU \(watched?.termination.description ?? "did not run")"
-                printError("vtrace: kept \(path): \(why)")
+                printError("vtrace: kept \(path): \(because)")
             }
         }
         let report = RecordQEMUReport(

@@ -45,7 +45,8 @@ struct RecordQEMUReport: Encodable {
         }
         printError(CounterTable.render([("nic0", counters)], onlyNonZero: true))
         if let r = recording, let trace {
-            printError("recorded   \(r.events) events in \(r.chunks) chunk\(r.chunks == 1 ? "" : "s") to \(trace) (\(r.fileBytes) bytes)")
+            let window = r.firstEvent == 0 ? "" : " (a --keep window from event \(r.firstEvent))"
+            printError("recorded   \(r.events - r.firstEvent) events\(window) in \(r.chunks) chunk\(r.chunks == 1 ? "" : "s") to \(trace) (\(r.fileBytes) bytes)")
         }
     }
 }

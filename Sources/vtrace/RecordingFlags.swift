@@ -2,8 +2,9 @@ import ArgumentParser
 import TraceRecording
 
 /// The options of every recording command (`record --scenario`, `record --
-/// QEMU`, `run`, `serve`), defined once: an option added here reaches them all,
-/// and ``options(defaultLevel:)`` is how each turns them into the recorder's.
+/// QEMU`, `run`, `serve`), defined once: an option added here (or to
+/// ``RecordingControls``, the window and the trigger) reaches them all, and
+/// ``options(defaultLevel:)`` is how each turns them into the recorder's.
 struct RecordingFlags: ParsableArguments {
     @Option(help: "zstd level of the trace (1...19; default 3 for --scenario, 1 where a live guest shares the CPU: QEMU, run, serve; docs/performance.md).")
     var level: Int32?
@@ -14,6 +15,8 @@ struct RecordingFlags: ParsableArguments {
     @Option(name: .customLong("flush-ms"), help: "Cut a chunk once its oldest event is this many milliseconds old (a killed recorder loses at most this window).")
     var flushMilliseconds = 200
 
+    @OptionGroup var controls: RecordingControls
+
     func validate() throws {
         if let level, !(1...19).contains(level) { throw ValidationError("--level must be in 1...19") }
         if flushEvents < 1 { throw ValidationError("--flush-events must be at least 1") }
@@ -21,11 +24,12 @@ struct RecordingFlags: ParsableArguments {
     }
 
     /// The recorder's options; `defaultLevel` where --level is not given.
-    func options(defaultLevel: Int32) -> RecordingOptions {
+    func options(defaultLevel: Int32) throws -> RecordingOptions {
         var options = RecordingOptions()
         options.level = level ?? defaultLevel
         options.flushEvents = flushEvents
         options.flushMilliseconds = flushMilliseconds
+        try controls.apply(to: &options)
         return options
     }
 }

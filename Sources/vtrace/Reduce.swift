@@ -139,7 +139,7 @@ struct Reduce: ParsableCommand {
                 }
                 let counters = NetCounter.allCases.filter(Set(named(predicate)).contains)
                 let end = (try? CounterTimeline(reader: reader, nic: nic).finalCounters()).map { perNIC in
-                    nic.map { perNIC[$0] } ?? (NetCounters.aggregate(perNIC) ?? NetCounters())
+                    NetCounters.scoped(perNIC, nic: nic)
                 }
                 let finals = (result.counters ?? end).map { c in counters.map { "\($0.name)=\(c[$0])" }.joined(separator: " ") } ?? ""
                 printError("vtrace: \(input.trace): '\(until)' never holds" + (finals.isEmpty ? "" : " (at the end: \(finals))"))

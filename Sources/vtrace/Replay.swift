@@ -81,8 +81,8 @@ struct Replay: ParsableCommand {
         }
         let faults = try faultOptions.faults(for: reader.header)
         let faultNote = ReplayFaultOptions.note(reader.header, replaying: faults)
-        if let target = breakAt, target >= reader.eventCount {
-            printError("vtrace: --break-at \(target): \(input.trace) has \(reader.eventCount) events (0…\(max(reader.eventCount, 1) - 1))")
+        if let target = breakAt, !reader.events.contains(target) {
+            printError("vtrace: --break-at \(target): \(input.trace): \(TraceError.noSuchEvent(target, events: reader.events))")
             throw ExitCode(VTrace.usageExitCode)
         }
         let replayer = TraceReplayer(reader: reader, faults: faults)
@@ -125,7 +125,7 @@ struct Replay: ParsableCommand {
         }
         if !matched, let faultNote { printError("vtrace: \(faultNote)") }
         if check {
-            print(matched ? "match: \(reader.eventCount) events\(outcome.cut.map { "; " + $0.description } ?? "")" : "diverged at event \(divergences[0].event): expected \(divergences[0].expected); replay \(divergences[0].actual)")
+            print(matched ? "match: \(reader.events.count) events\(outcome.cut.map { "; " + $0.description } ?? "")" : "diverged at event \(divergences[0].event): expected \(divergences[0].expected); replay \(divergences[0].actual)")
             throw ExitCode(matched ? 0 : 1)
         }
         if output.json {
@@ -141,11 +141,9 @@ struct Replay: ParsableCommand {
                 for d in divergences { print("  chunk \(d.chunk): event \(d.event) — expected \(d.expected); replay \(d.actual)") }
             }
             if matched {
-                print("\(input.trace): replay matches — \(reader.eventCount) events, \(reader.chunks.count) chunks\(faults.isEmpty ? "" : ", faults \(faults)")\(reader.completeness == .complete ? "" : "; " + reader.completeness.text)")
+                print("\(input.trace): replay matches — \(reader.events.count) events, \(reader.chunks.count) chunks\(faults.isEmpty ? "" : ", faults \(faults)")\(reader.completeness == .complete ? "" : "; " + reader.completeness.text)")
                 if let cut = outcome.cut { print("note: \(cut.description); replay stopped there") }
-                var columns = counters.enumerated().map { ("nic\($0.offset)", $0.element) }
-                if counters.count > 1 { columns.append(("total", NetCounters.aggregate(counters) ?? NetCounters())) }
-                print(CounterTable.render(columns, onlyNonZero: true))
+                print(CounterTable.render(perNIC: counters))
             }
         }
         if !matched { throw ExitCode(1) }

@@ -154,7 +154,7 @@ struct RunGuest: ParsableCommand {
         if let record {
             let recorder: TraceRecorder
             do {
-                let recording = recordingFlags.options(defaultLevel: 1)
+                let recording = try recordingFlags.options(defaultLevel: 1)
                 let faults = options.faults.specs, guestText = "KVM guest \(path), workload \(w)"
                 recorder = try TraceRecorder(path: record, config: NetConfig(queuePairs: queuePairs), nics: nics,
                                              regions: [MemoryRegion(base: 0, size: options.memorySize)], options: recording,
@@ -178,6 +178,8 @@ struct RunGuest: ParsableCommand {
                 printError("vtrace: \(error)")
                 throw ExitCode(VTrace.usageExitCode)
             }
+            // A trigger that fires with --trigger-action stop ends the run.
+            recorder.onTriggerStop = { machine.requestStop() }
             result = machine.run()
             do {
                 summary = try recorder.finish()
@@ -202,7 +204,8 @@ struct RunGuest: ParsableCommand {
         } else {
             printText(result, w, views: views, disagreements: disagreements, summary: summary)
         }
-        if !result.end.succeeded || !disagreements.isEmpty { throw ExitCode(1) }
+        let fired = recordingFlags.controls.report(summary)
+        if !result.end.succeeded || !disagreements.isEmpty || fired != nil { throw ExitCode(1) }
     }
 
     func printText(_ r: RunResult, _ w: GuestWorkload, views: [GuestView], disagreements: [String], summary: RecordingSummary?) {

@@ -75,7 +75,7 @@ struct Serve: ParsableCommand {
         }
         let started = Date()
         let service = VhostService(socket: socket, pairs: pairs, sessions: sessions, trace: record,
-                                   recording: recordingFlags.options(defaultLevel: 1), faults: try faultOptions.parsed(),
+                                   recording: try recordingFlags.options(defaultLevel: 1), faults: try faultOptions.parsed(),
                                    guest: "vhost-user frontend on \(socket)", verbose: verbose)
         let outcome = service.run { _ in }
         if let failure = outcome.failure {
@@ -84,9 +84,11 @@ struct Serve: ParsableCommand {
         }
         let (summaries, counters, recording) = (outcome.sessions, outcome.counters, outcome.recording)
         let seconds = Date().timeIntervalSince(started)
+        let fired = recordingFlags.controls.report(recording)
         if outputOptions.json {
             print(try JSONText.encode(ServeReport(socket: socket, seconds: seconds, sessions: summaries,
                                                   counters: counters, recording: recording)))
+            if let fired { throw ExitCode(fired) }
             return
         }
         for (i, s) in summaries.enumerated() {
@@ -94,8 +96,9 @@ struct Serve: ParsableCommand {
         }
         print(CounterTable.render([("nic0", counters)], onlyNonZero: true))
         if let r = recording {
-            print("recorded   \(r.events) events in \(r.chunks) chunk\(r.chunks == 1 ? "" : "s") to \(r.path) (\(r.fileBytes) bytes)")
+            print("recorded   \(r.events - r.firstEvent) events\(r.firstEvent == 0 ? "" : " (a --keep window from event \(r.firstEvent))") in \(r.chunks) chunk\(r.chunks == 1 ? "" : "s") to \(r.path) (\(r.fileBytes) bytes)")
         }
+        if let fired { throw ExitCode(fired) }
     }
 }
 

@@ -80,16 +80,20 @@ struct Timeline: ParsableCommand {
         }
         do {
             try timeline.walk(counters: Set(selected), every: every) { s in
-                let moved = s.counter.map { "nic\(s.nic!) \($0.name)" } ?? ""
+                let moved = s.marker.map { "nic\(s.nic!) \($0)" } ?? s.counter.map { "nic\(s.nic!) \($0.name)" } ?? ""
                 switch format {
+                case .table where s.marker != nil:
+                    // A marker's line: its text in full, no counters.
+                    out += [String(s.event).leftPad(12), String(s.time).leftPad(14), moved].joined(separator: " ") + "\n"
                 case .table:
                     out += [String(s.event).leftPad(12), String(s.time).leftPad(14), moved.padding(toLength: 30, withPad: " ", startingAt: 0)].joined(separator: " ")
                         + zip(selected, names).map { String(s.counters[$0.0]).leftPad(max(12, $0.1.count)) }.joined(separator: " ") + "\n"
                 case .csv:
-                    out += ([String(s.event), String(s.time), s.nic.map(String.init) ?? "", s.counter?.name ?? ""] + selected.map { String(s.counters[$0]) }).joined(separator: ",") + "\n"
+                    out += ([String(s.event), String(s.time), s.nic.map(String.init) ?? "", s.counter?.name ?? s.marker ?? ""] + selected.map { String(s.counters[$0]) }).joined(separator: ",") + "\n"
                 case .jsonl:
                     var fields = ["\"event\":\(s.event)", "\"time_ns\":\(s.time)"]
                     if let n = s.nic, let c = s.counter { fields += ["\"nic\":\(n)", "\"counter\":\"\(c.name)\""] }
+                    if let n = s.nic, let m = s.marker { fields += ["\"nic\":\(n)", "\"marker\":\(EventFormatting.jsonString(m))"] }
                     fields.append("\"counters\":{" + selected.map { "\"\($0.name)\":\(s.counters[$0])" }.joined(separator: ",") + "}")
                     out += "{" + fields.joined(separator: ",") + "}\n"
                 }

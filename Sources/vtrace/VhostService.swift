@@ -51,6 +51,10 @@ struct VhostService {
                 let backend = try VhostUserBackend(
                     device: VirtioNetDevice(config: config, memory: nil, observer: recorder.observer(nic: 0), faults: faults), log: log)
                 backend.connected = connected
+                // A trigger that fires with --trigger-action stop ends serving.
+                // (requestStop only writes the backend's stop eventfd: safe from any thread.)
+                nonisolated(unsafe) let stopper = backend
+                recorder.onTriggerStop = { stopper.requestStop() }
                 do {
                     try backend.stopOnSignals()
                     outcome.sessions = try backend.serve(path: socket, sessions: sessions) { announce(log, backend.stopFD, ready) }

@@ -48,9 +48,10 @@ struct DebugSessionTests {
             "  counters of nic0 so far: tx_packets 27, tx_bytes 5400, rx_packets 28, rx_bytes 5600, ctrl_mq_set 1",
         ], "\(lines)")
         #expect(lines.contains("tx_packets     27") && lines.contains("rx_packets     28"))
-        // 28 TX chains popped, 27 used so far (the 28th's used entry is event 700); RX 28 and 28.
+        // 28 TX chains popped and 28 used elements written (#699; event 700 writes the used
+        // index, 0x1c = 28, that next_used already is); RX 28 and 28.
         #expect(lines.contains("  queue 0: size 128 next_avail 28 next_used 28"))
-        #expect(lines.contains("  queue 1: size 128 next_avail 28 next_used 27"))
+        #expect(lines.contains("  queue 1: size 128 next_avail 28 next_used 28"))
         #expect(lines.contains("#685 q1 head 27: 0: 0x11a7c0 len 212 0") && lines.contains("#691 q0 head 54: 0: 0x112820 len 1024 NEXT|WRITE; 1: 0x112c20 len 1024 WRITE"))
     }
 
@@ -68,7 +69,7 @@ struct DebugSessionTests {
         #expect(next.contains("at event 108, between accesses"))
         #expect(lines.contains("breakpoint 1 at event 110") && lines.contains("breakpoint 1, event 110") && lines.contains("at event 110, between accesses"))
         #expect(lines.contains("next: #110 nic0 mmio write InterruptACK/4 = 0x1"))
-        #expect(lines.contains("no event 999 (the trace has 112)"))
+        #expect(lines.contains("no event 999: the trace has 112 events (0...111)"))
         #expect(lines.contains("unknown command 'frob'; `help` lists them"))
         #expect(lines.contains("'x' is not a number"))
         #expect(lines.contains("break needs an event number"))
@@ -161,10 +162,75 @@ struct DebugSessionTests {
         #expect(lines.contains { $0.hasPrefix("why needs a counter: tx_packets, tx_bytes,") })
     }
 
+    /// The state between the avail entry read and the chain event, and between
+    /// the used element write and the used event, is the device's: its
+    /// next_avail moved on the read, its next_used on the element write.
+    @Test func queueIndicesMoveWhereTheDeviceMovesThem() throws {
+        let lines = try session(golden("long-drain"), "goto 155\nqueues\ngoto 156\nqueues\ngoto 158\nqueues\ngoto 150\nqueues\ngoto 149\nqueues\nquit\n")
+        func q1(after stop: String) -> String? { after(stop, lines).first { $0.hasPrefix("  queue 1:") } }
+        // #155 reads avail ring[3]; #157 is the chain; #149 writes used ring[2], #151 is the used event.
+        #expect(q1(after: "at event 155, inside the access #87 (68 events in)") == "  queue 1: size 128 next_avail 3 next_used 3")
+        #expect(q1(after: "at event 156, inside the access #87 (69 events in)") == "  queue 1: size 128 next_avail 4 next_used 3")
+        #expect(q1(after: "at event 158, inside the access #87 (71 events in)") == "  queue 1: size 128 next_avail 4 next_used 3")
+        #expect(q1(after: "at event 149, inside the access #87 (62 events in)") == "  queue 1: size 128 next_avail 3 next_used 2")
+        #expect(q1(after: "at event 150, inside the access #87 (63 events in)") == "  queue 1: size 128 next_avail 3 next_used 3")
+    }
+
+    /// Several watchpoints firing at one event are all named and counted;
+    /// counts of 0 are refused, not run.
+    @Test func watchesAtOneEventAndZeroCounts() throws {
+        let lines = try session(golden("nics-aggregate"), """
+            watch tx_packets
+            watch 'tx_packets >= 3'
+            watch tx_packets nic=1
+            continue
+            continue
+            continue
+            info breakpoints
+            next 0
+            reverse-next 0
+            step 0
+            rs 0
+            quit
+
+            """)
+        let third = after("watch 1: nic0 tx_packets 1 -> 2 at event 164", lines).dropFirst(2)
+        #expect(Array(third.prefix(4)) == ["watch 1: nic1 tx_packets 0 -> 1 at event 179", "watch 2: nic1 tx_packets 0 -> 1 at event 179",
+                                          "watch 3: nic1 tx_packets 0 -> 1 at event 179", "at event 180, inside the access #168 (12 events in)"], "\(lines)")
+        #expect(lines.contains("1   watch       tx_packets on any NIC                     3"))
+        #expect(lines.contains("2   watch       '((tx_packets) >= 3)'                     1") || lines.contains("2   watch       '(tx_packets >= 3)'                       1"), "\(lines)")
+        #expect(lines.contains("3   watch       tx_packets on nic1                        1"))
+        for c in ["next", "reverse-next", "step", "reverse-step"] { #expect(lines.contains("\(c) 0 goes nowhere: N is at least 1")) }
+    }
+
+    /// With a fault, going back and forth finds the same divergence (the
+    /// replay starts over from the first chunk, where the fault counts from).
+    @Test func aFaultDivergesAtTheSameEventAfterGoingBack() throws {
+        let lines = try session(golden("kvm-hostile"), "continue\nrs\ncontinue\ngoto 600\n", arguments: ["--fault", "count-twice:tx_packets:4"])
+        let diverged = lines.filter { $0.hasPrefix("DIVERGED at event ") }
+        #expect(diverged.count == 3 && diverged.allSatisfy { $0.hasPrefix("DIVERGED at event 507 ") }, "\(diverged)")
+        #expect(lines.contains("at event 506, inside the access #487 (19 events in)"))
+    }
+
+    /// A chunk that does not decode: events before it are still reached;
+    /// going into it says so and stays where the replay was.
+    @Test func aCorruptChunkDoesNotEndTheSession() throws {
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: golden("long-drain"))))
+        for i in 2400..<2404 { bytes[i] = 0xFF }
+        let trace = try temporaryFile("long-drain-corrupt.vtrace", bytes)
+        let lines = try session(trace, "goto 150\ngoto 170\nwhere\nstep 30\nwhere\nquit\n")
+        #expect(lines.contains("at event 150, inside the access #87 (63 events in)"), "\(lines)")
+        #expect(lines.contains { $0.hasPrefix("error: ") && $0.contains("chunk 5") }, "\(lines)")
+        #expect(after("at event 150, inside the access #87 (63 events in)", lines, nth: 3).contains { $0.hasPrefix("  next: #150 ") }, "\(lines)")
+        #expect(lines.filter { $0.hasPrefix("error: ") && $0.contains("chunk 5") }.count == 2, "\(lines)")
+    }
+
     /// A divergence stops the replay; going back from it works.
     @Test func backFromADivergence() throws {
-        let lines = try session(golden("loopback-basic"), "continue\ncontinue\nrs\nwhere\nquit\n", arguments: ["--fault", "count-twice:rx_packets:2"])
+        let lines = try session(golden("loopback-basic"), "continue\nwhere\ncontinue\nrs\nwhere\nquit\n", arguments: ["--fault", "count-twice:rx_packets:2"])
         #expect(lines.contains { $0.hasPrefix("DIVERGED at event 78") }, "\(lines)")
+        // The state at the divergence is the checked one: inside the kick, before event 78.
+        #expect(lines.contains("at event 78, inside the access #42 (36 events in)"))
         #expect(lines.contains("the replay diverged at event 78: it cannot go on (go back with reverse-step, reverse-continue or goto)"))
         #expect(lines.contains("at event 77, inside the access #42 (35 events in)"))
         #expect(lines.contains("  counters of nic0 so far: tx_packets 1, tx_bytes 64, rx_packets 1, rx_bytes 64"))

@@ -56,6 +56,29 @@ struct KVMRunTests {
         #expect(try CLI.run("export", trace, "--format", "pcapng", "-o", pcap).stderr.contains("wrote 400 frames (200 tx, 200 rx)"))
     }
 
+    /// A trigger that stops: the run ends at the access after `--after`
+    /// more events (the guest is stopped by the host, exit 1), the trace
+    /// ends there and replays; with `mark` the run goes to the end and the
+    /// trace holds a marker.
+    @Test func aTriggerStopsTheGuestOrMarksTheTrace() throws {
+        guard !skip() else { return }
+        let trace = try temporaryFile("kvm-trigger.vtrace", [])
+        let r = try run(["--workload", "burst:frames=2000,len=64", "--record", trace, "--trigger", "tx_packets >= 500", "--after", "100"])
+        #expect(r.status == 1 && r.stderr.contains("vtrace: --trigger 'tx_packets >= 500' held at event "), "\(r.stderr)")
+        #expect(r.report["end"] as? String == "stopped by the host (the recording's trigger)", "\(r.report)")
+        let sent = counters(r.report)["tx_packets"] ?? 0
+        #expect(sent >= 500 && sent < 2000, "\(sent)")
+        let recording = try #require(r.report["recording"] as? [String: Any])
+        let fired = try #require(recording["trigger_fired_at"] as? Int), events = try #require(recording["events"] as? Int)
+        #expect(events > fired + 100)
+        #expect(try CLI.run("replay", "--check", trace).status == 0)
+        try FileManager.default.removeItem(atPath: trace)
+        let marked = try run(["--workload", "burst:frames=2000,len=64", "--record", trace, "--trigger", "tx_packets >= 500", "--trigger-action", "mark"])
+        #expect(marked.status == 1 && counters(marked.report)["tx_packets"] == 2000, "\(marked.stderr)")
+        #expect(try CLI.run("dump", trace, "--kind", "marker").stdout.contains("marker: trigger fired at event "))
+        #expect(try CLI.run("replay", "--check", trace).status == 0)
+    }
+
     /// Four vCPUs, each driving its own NIC: every access in the trace
     /// carries its vCPU, and the recording replays.
     @Test func fourVCPUsEachDriveTheirNIC() throws {

@@ -116,6 +116,8 @@ struct RecordQEMUTests {
             (["-o", out, "--scenario", "s.scenario", "--dry-run"],
              "Error: --dry-run is for recording QEMU (vtrace record -o OUT.vtrace -- qemu-system-x86_64 ...)\n"),
             (["-o", out], "Error: record what? --scenario FILE -o OUT.vtrace, or -o OUT.vtrace -- qemu-system-x86_64 ARGS...\n"),
+            (["-o", out, "--keep", "1K", "--", "qemu-system-x86_64"], "Error: --keep 1K is smaller than two chunks"),
+            (["-o", out, "--trigger", "rx_packets >", "--", "qemu-system-x86_64"], "Error: --trigger 'rx_packets >': "),
         ]
         for (arguments, message) in cases {
             let r = try Self.run(["record"] + arguments)
@@ -157,8 +159,8 @@ struct RecordQEMUTests {
         #expect(r.stdout == "fake QEMU: waiting for a disk\n")
         #expect(r.stderr.hasPrefix("vtrace: QEMU did not connect to vtrace's socket within 0.5 s (--connect-timeout); stopped it\n"
                                    + "vtrace: QEMU killed by SIGTERM after 0."), "\(r.stderr)")
-        let info = try CLI.run("info", "\(dir)/t.vtrace")
-        #expect(info.status == 0 && info.stdout.contains("format     1.2, complete"), "\(info.stdout)")
+        let info = try JSONSerialization.jsonObject(with: Data(try CLI.run("info", "\(dir)/t.vtrace", "--json").stdout.utf8)) as? [String: Any]
+        #expect(info?["complete"] as? Bool == true && info?["events"] as? Int == 0, "\(String(describing: info))")
     }
 
     /// On a terminal QEMU's group is the foreground one while it runs: a
@@ -339,6 +341,23 @@ struct RecordQEMUTests {
         #expect(kill(pid, 0) == -1 && errno == ESRCH)
         // QEMU ends itself on SIGTERM, with status 0.
         #expect(run.output.contains("vtrace: stopped by SIGTERM: QEMU stopped (exited 0)\n"), "\(run.output.suffix(2000))")
+        try Self.expectReplayMatches(trace)
+    }
+
+    /// --trigger with its default action: once the condition holds (and a
+    /// chunk's worth of events more), the trace is finished and QEMU stopped;
+    /// exit 1, since QEMU's own status (it exits 0 on SIGTERM) is 0.
+    @Test func aTriggerFinishesTheTraceAndStopsQEMU() throws {
+        guard let guest = Self.linuxGuest else { return }
+        let trace = try Self.scratch("trigger") + "/trigger.vtrace"
+        let r = try Self.run(["record", "-o", trace, "--trigger", "tx_packets >= 50", "--after", "100", "--json", "--"]
+                             + Self.qemu(guest, machine: "microvm,rtc=off", frames: 100_000))
+        #expect(r.status == 1, "\(r.stderr.suffix(2000))")
+        #expect(r.stderr.contains("vtrace: --trigger 'tx_packets >= 50' held at event "), "\(r.stderr.suffix(2000))")
+        let report = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any] ?? [:]
+        #expect((report["qemu"] as? [String: Any])?["exit_status"] as? Int == 0 && report["status"] as? Int == 1)
+        #expect((report["recording"] as? [String: Any])?["trigger_fired_at"] is Int)
+        #expect(!r.stderr.contains("vtrace-guest: stats"))   // stopped before the guest finished
         try Self.expectReplayMatches(trace)
     }
 

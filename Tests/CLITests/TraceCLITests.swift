@@ -49,7 +49,7 @@ struct TraceCLITests {
         #expect(!FileManager.default.fileExists(atPath: out + ".partial"))
         let info = try CLI.run("info", out)
         #expect(info.status == 0)
-        #expect(info.stdout.contains("format     1.2, complete"))
+        #expect(info.stdout.contains("format     1.3, complete"))
         #expect(info.stdout.contains("transport  mmio"))
         #expect(info.stdout.contains("guest      test guest"))
         #expect(info.stdout.contains("invalid_avail_idx_count     1"))

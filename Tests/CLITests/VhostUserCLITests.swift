@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TraceFormat
 
 /// Real drivers nobody here wrote, over `vtrace serve --vhost-user`: Linux's
 /// virtio_net under QEMU (TCG), and DPDK's virtio-user in dpdk-testpmd. Each
@@ -243,6 +244,46 @@ struct VhostUserCLITests {
             let dump = try CLI.run("dump", trace, "--kind", "vhost")
             #expect(dump.stdout.contains("vhost kick q3"), "no kick on pair 1's TX ring")
         }
+    }
+
+    /// `serve --record --trigger` under testpmd: serving stops once the
+    /// condition holds (exit 1), with testpmd still sending; the trace ends
+    /// after it and replays.
+    @Test func aTriggerStopsServingUnderTestpmd() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/dpdk-testpmd") else {
+            print("SKIPPED: DPDK trigger test: dpdk-testpmd is not installed (apt-get install dpdk-dev)")
+            return
+        }
+        let sock = try temporaryFile("trigger.sock", [])
+        let trace = try temporaryFile("trigger-serve.vtrace", [])
+        try? FileManager.default.removeItem(atPath: sock)
+        let serve = Process()
+        serve.executableURL = URL(fileURLWithPath: Self.vtrace)
+        serve.arguments = ["serve", "--vhost-user", sock, "--sessions", "1", "--record", trace, "--json",
+                           "--trigger", "tx_packets >= 5000", "--after", "1000"]
+        let out = Pipe(), err = Pipe()
+        serve.standardOutput = out
+        serve.standardError = err
+        try serve.run()
+        for _ in 0..<100 where !FileManager.default.fileExists(atPath: sock) { usleep(50_000) }
+        let unblock = "import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, []); os.execvp(sys.argv[1], sys.argv[1:])"
+        _ = try runCombined("/usr/bin/python3", [
+            "-c", unblock, "timeout", "-k", "10", "-s", "INT", "4", "dpdk-testpmd", "--lcores", "0@0,1@1", "--no-pci",
+            "--file-prefix=vtrace-trigger\(getpid())", "--no-huge", "-m", "512", "--vdev", "net_virtio_user0,path=\(sock),queues=1", "--",
+            "--forward-mode=io", "--tx-first", "--nb-cores=1", "--stats-period", "1", "--total-num-mbufs=16384",
+        ])
+        for _ in 0..<300 where serve.isRunning { usleep(50_000) }
+        if serve.isRunning { serve.terminate() }
+        let report = try #require(try JSONSerialization.jsonObject(with: out.fileHandleForReading.readDataToEndOfFile()) as? [String: Any])
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        serve.waitUntilExit()
+        #expect(serve.terminationStatus == 1 && stderr.contains("vtrace: --trigger 'tx_packets >= 5000' held at event "), "\(stderr)")
+        let recording = try #require(report["recording"] as? [String: Any])
+        let fired = try #require(recording["trigger_fired_at"] as? Int), events = try #require(recording["events"] as? Int)
+        #expect(events > fired + 1000, "\(recording)")
+        let reader = try TraceReader(path: trace)
+        #expect(reader.header.trigger == "tx_packets >= 5000" && reader.completeness == .complete)
+        #expect(try CLI.run("replay", "--check", trace).status == 0)
     }
 
     /// `serve --record` under testpmd io forwarding (a polling driver that

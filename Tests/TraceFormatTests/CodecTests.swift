@@ -227,6 +227,8 @@ struct StagedChunkTests {
         s.append(.memoryBinding(bound: false), nic: 1, vcpu: 0, time: 0)
         s.append(.transport(code: 2, queue: 1, values: EventDetails([0x1000, 0x2000, 0x3000])), nic: 0, vcpu: 0, time: time + 20)
         s.append(.transport(code: 5, queue: 300, values: EventDetails()), nic: 1, vcpu: 0, time: time + 20)
+        s.append(.marker(code: 1, details: EventDetails([12_345])), nic: 1, vcpu: 0, time: time + 30)
+        s.append(.marker(code: .max, details: EventDetails()), nic: 0, vcpu: 0, time: time + 31)
         s.append(.mmioRead(offset: 0x100, width: -7, value: .max), nic: 1, vcpu: 3, time: time - 1)
     }
 
@@ -251,6 +253,9 @@ struct StagedChunkTests {
         #expect(transports.map(\.body) == [.transport(code: 2, queue: 1, values: EventDetails([0x1000, 0x2000, 0x3000])),
                                            .transport(code: 5, queue: 300, values: EventDetails())])
         #expect(transports.map(\.nic) == [0, 1] && transports.map(\.time) == [1_020, 1_020])
+        let markers = decoded.filter { $0.kind == .marker }
+        #expect(markers.map(\.body) == [.marker(code: 1, details: EventDetails([12_345])), .marker(code: .max, details: EventDetails())])
+        #expect(markers.map(\.nic) == [1, 0] && markers.map(\.time) == [1_030, 1_031])
         #expect(decoded.last?.body == .mmioRead(offset: 0x100, width: -7, value: .max) && decoded.last?.vcpu == 3)
     }
 

@@ -19,6 +19,7 @@ struct FormatVectorsGoldenTests {
 
     static func write(to path: String) throws {
         var header = TraceHeader()
+        header.minorVersion = 2  // the 1.2 vectors, as written then (1.3's are `format-vectors-1.3`)
         header.nics = 2
         header.guestDescription = "format-vectors: encodings a device never produces (decode only)"
         var cp = NICCheckpoint()
@@ -75,6 +76,79 @@ struct FormatVectorsGoldenTests {
         // Context (NIC, vCPU) starts over in every chunk, a continuation too.
         #expect(events.map(\.vcpu) == [0, 7, 7, 7, 7, 7, 7, 7, 7, 0, 0, 0])
         #expect(events.map(\.time) == [1_010, 1_020, 1_020, 1_020, 1_020, 1_030, 1_030, 1_040, 1_040, 1_040, 1_040, 1_040])
+    }
+}
+
+/// `traces/golden/format-vectors-1.3.vtrace`: what format 1.3 added — a
+/// window of a longer recording (the header's first event, 5,000, and the
+/// window and trigger fields; its first chunk starts there with a
+/// checkpoint) and a marker event. Rewritten only with `VTRACE_WRITE_GOLDEN=1`.
+@Suite("The format 1.3 vectors golden")
+struct FormatVectors13GoldenTests {
+    static var golden: String {
+        URL(fileURLWithPath: FormatVectorsGoldenTests.golden).deletingLastPathComponent().appendingPathComponent("format-vectors-1.3.vtrace").path
+    }
+
+    static func write(to path: String) throws {
+        var header = TraceHeader()
+        header.minorVersion = 3
+        header.nics = 1
+        header.guestDescription = "format-vectors 1.3: a window from event 5000 with a marker (decode only)"
+        header.firstEvent = 5_000
+        header.trigger = "rx_write_failed > 0"
+        var cp = NICCheckpoint()
+        cp.queues = [QueueCheckpoint(), QueueCheckpoint()]
+        cp.counters[9] = 1
+        let writer = try TraceWriter(path: path, header: header, level: 1, queueDepth: 64, keep: TraceWindow(bytes: 8 << 20, nanoseconds: 30_000_000_000))
+        var first = ChunkEncoder(firstEvent: 5_000, baseTime: 2_000, checkpoint: [cp], counters: [])
+        first.append(.mmioWrite(offset: 0x50, width: 4, value: 1), nic: 0, vcpu: 0, time: 2_010)
+        first.append(.counter(index: 0, value: 1), nic: 0)
+        first.append(.marker(code: MarkerCode.triggerFired.rawValue, details: EventDetails([5_001])), nic: 0, time: 2_020)
+        first.append(.marker(code: 77, details: EventDetails([1, 2, 3])), nic: 0, time: 2_030)
+        try writer.submit(first)
+        _ = try writer.finish()
+    }
+
+    @Test func theVectorsAreWrittenAgainByteForByte() throws {
+        if ProcessInfo.processInfo.environment["VTRACE_WRITE_GOLDEN"] == "1" { try Self.write(to: Self.golden) }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("format-vectors-13-\(getpid()).vtrace").path
+        try Self.write(to: path)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == Data(contentsOf: URL(fileURLWithPath: Self.golden)))
+    }
+
+    @Test func theVectorsDecodeToWhatWasWritten() throws {
+        let reader = try TraceReader(path: Self.golden)
+        #expect(reader.header.minorVersion == 3 && reader.header.firstEvent == 5_000 && reader.firstEvent == 5_000)
+        #expect(reader.events == 5_000..<5_004 && reader.eventCount == 5_004)
+        #expect(reader.header.window == "the newest 8388608 bytes and 30.0 s" && reader.header.trigger == "rx_write_failed > 0")
+        var d = try reader.decoder(0)
+        var events: [TraceEvent] = []
+        while let e = try d.next() { events.append(e) }
+        #expect(events.map(\.number) == [5_000, 5_001, 5_002, 5_003])
+        #expect(events.map(\.body) == [
+            .mmioWrite(offset: 0x50, width: 4, value: 1), .counter(index: 0, value: 1),
+            .marker(code: 1, details: EventDetails([5_001])), .marker(code: 77, details: EventDetails([1, 2, 3])),
+        ])
+        #expect(events.map(\.time) == [2_010, 2_010, 2_020, 2_030])
+    }
+
+    /// A window whose first chunk has no checkpoint cannot be replayed: corrupt, naming chunk 0.
+    @Test func aWindowMustStartAtACheckpoint() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("window-no-cp-\(getpid()).vtrace").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var header = TraceHeader()
+        header.nics = 1
+        header.firstEvent = 10
+        let writer = try TraceWriter(path: path, header: header, level: 1)
+        var e = ChunkEncoder(firstEvent: 10, baseTime: 0, checkpoint: nil, counters: [Array(repeating: 0, count: 16)])
+        e.append(.mmioRead(offset: 0, width: 4, value: 0), nic: 0, vcpu: 0, time: 1)
+        try writer.submit(e)
+        let entries = try writer.finish()
+        #expect(throws: TraceError.corrupt(offset: Int(entries[0].offset), chunk: 0,
+                                           "the trace's window starts at event 10, but its first chunk has no checkpoint to start from")) {
+            _ = try TraceReader(path: path)
+        }
     }
 }
 

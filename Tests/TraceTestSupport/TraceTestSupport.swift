@@ -61,3 +61,17 @@ public func deterministicRecordingOptions(flushEvents: Int) -> RecordingOptions 
     options.queueDepth = 1000
     return options
 }
+
+/// Where two recordings differ, ignoring the header's minor version and the
+/// header checksum that covers it (a recorder of a later minor version
+/// writes the same events); nil when they are the same.
+public func recordingDifference(_ made: Data, _ reference: Data) -> String? {
+    guard made.count == reference.count else { return "\(made.count) bytes, the reference \(reference.count)" }
+    guard made.count >= 20 else { return made == reference ? nil : "not a trace" }
+    let headerEnd = 8 + (Int(reference[reference.startIndex + 4]) | Int(reference[reference.startIndex + 5]) << 8)
+    let version = 18..<20, crc = (headerEnd - 4)..<headerEnd
+    for i in 0..<made.count where !version.contains(i) && !crc.contains(i) {
+        if made[made.startIndex + i] != reference[reference.startIndex + i] { return "first difference at byte \(i)" }
+    }
+    return nil
+}

@@ -201,11 +201,13 @@ def read_header(f):
             if len(h["faults"]) >= 64:
                 r.fail("more than 64 faults", tag_at)
             h["faults"].append(text())
-        elif tag in (7, 8, 9, 11, 12, 13, 15):
+        elif tag in (7, 8, 9, 11, 12, 13, 15, 17, 18):
             h[{7: "recorder", 8: "commit", 9: "host", 11: "command", 12: "scenario",
-               13: "guest", 15: "transport"}[tag]] = text()
+               13: "guest", 15: "transport", 17: "window", 18: "trigger"}[tag]] = text()
         elif tag == 10:
             h["start_time"] = v.varint()
+        elif tag == 16:                             # (1.3) a window's first event
+            h["first_event"] = v.varint()
         # any other tag: a newer minor version's field, skipped
     if h.get("nics", 0) < 1:
         raise Corrupt("byte 8: the header has no NIC count")
@@ -239,7 +241,7 @@ def check_entry_frame(f, e, i):
 # "Footer" and "Reading a complete trace"
 # ---------------------------------------------------------------------------
 
-def read_index(f, header_end):
+def read_index(f, header_end, first_event=0):
     """The chunks of a complete trace, or None when the file has no footer."""
     if f.size < header_end + FRAME_HEADER + FOOTER_SIZE:
         return None
@@ -261,7 +263,7 @@ def read_index(f, header_end):
     body = f.read(frame_at + FRAME_HEADER, count * ENTRY_SIZE)
     if crc32(body) != crc:         # the footer's one CRC covers the entries only
         raise Corrupt("byte %d: index checksum mismatch" % frame_at)
-    entries, end, event = [], header_end, 0
+    entries, end, event = [], header_end, first_event
     for i in range(count):
         at = frame_at + FRAME_HEADER + i * ENTRY_SIZE
         e = read_entry(body, i * ENTRY_SIZE)
@@ -282,8 +284,8 @@ def read_index(f, header_end):
         entries.append(e)
     if end != frame_at:
         raise Corrupt("byte %d: %d unindexed bytes before the index" % (end, frame_at - end))
-    if total != event:
-        raise Corrupt("byte %d: footer counts %d events, the index %d" % (footer_at, total, event))
+    if total != event - first_event:
+        raise Corrupt("byte %d: footer counts %d events, the index %d" % (footer_at, total, event - first_event))
     if entries and entries[-1]["flags"] & FLAG_ENDS_INSIDE_ACCESS:
         raise Corrupt("byte %d (chunk %d): the trace is complete, but its last chunk ends inside an access"
                       % (frame_at + FRAME_HEADER + (count - 1) * ENTRY_SIZE, count - 1))
@@ -294,9 +296,9 @@ def read_index(f, header_end):
 # "Reading an incomplete trace": walking entry + chunk pairs
 # ---------------------------------------------------------------------------
 
-def scan_partial(f, header_end):
+def scan_partial(f, header_end, first_event=0):
     """The chunks of a trace without footer: every entry + chunk pair entirely present."""
-    entries, at, event = [], header_end, 0
+    entries, at, event = [], header_end, first_event
     while at < f.size:
         head = f.read(at, FRAME_HEADER + ENTRY_SIZE)
         if len(head) < FRAME_HEADER:
@@ -504,6 +506,11 @@ def decode_chunk(content, nics, e, i):
             values = read_details(r, at)
             time = (time + r.varint()) & MASK64
             body = ("vhost", code, queue, values)
+        elif aux == 3:                              # kind 15, aux 3: a recorder's marker (1.3)
+            code = r.varint()
+            values = read_details(r, at)
+            time = (time + r.varint()) & MASK64
+            body = ("marker", code, values)
         else:                                       # kind 15: context records, not events
             v = r.varint()
             if aux == 0:
@@ -642,7 +649,17 @@ def json_line(number, t, nic, body):
         _, code, queue, values = body
         s += ',"op":"%s","code":%d,"queue":%d,"values":[%s]' % (
             vhost_text(code, queue, values), code, queue, ",".join("%d" % v for v in values))
+    elif kind == "marker":
+        _, code, values = body
+        s += ',"marker":"%s","code":%d,"values":[%s]' % (
+            marker_text(code, values), code, ",".join("%d" % v for v in values))
     return s + "}\n"
+
+
+def marker_text(code, v):
+    if code == 1:
+        return "trigger fired" + (" at event %d" % v[0] if v else "")
+    return "code %d %s" % (code, " ".join("%d" % x for x in v))
 
 
 # ---------------------------------------------------------------------------
@@ -652,9 +669,13 @@ def json_line(number, t, nic, body):
 def dump(path, out):
     f = File(path)
     header, header_end = read_header(f)
-    chunks = read_index(f, header_end)
+    first_event = header.get("first_event", 0)     # (1.3) where a window starts
+    chunks = read_index(f, header_end, first_event)
     if chunks is None:                              # no footer: a recorder died
-        chunks = scan_partial(f, header_end)
+        chunks = scan_partial(f, header_end, first_event)
+    if first_event and chunks and not chunks[0]["flags"] & FLAG_CHECKPOINT:
+        raise Corrupt("byte %d (chunk 0): the trace's window starts at event %d, but its first chunk has no checkpoint"
+                      % (chunks[0]["offset"], first_event))
     start = chunks[0]["time"] if chunks else 0      # "t" counts from the first chunk's timestamp
     for i, e in enumerate(chunks):
         lines = []

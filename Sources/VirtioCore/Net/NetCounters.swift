@@ -164,6 +164,13 @@ public struct NetCounters: Hashable, Sendable, Codable, CustomStringConvertible 
         return total
     }
 
+    /// One NIC's counters (zero for a NIC not there), or with `nic` nil the
+    /// total over all of them.
+    public static func scoped(_ perNIC: [NetCounters], nic: Int?) -> NetCounters {
+        if let nic { return nic >= 0 && nic < perNIC.count ? perNIC[nic] : NetCounters() }
+        return perNIC.count == 1 ? perNIC[0] : aggregate(perNIC) ?? NetCounters()
+    }
+
     public var description: String {
         NetCounter.allCases.map { "\($0.name)=\(self[$0])" }.joined(separator: " ")
     }

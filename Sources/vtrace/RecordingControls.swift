@@ -1,0 +1,80 @@
+import ArgumentParser
+import Foundation
+import TraceFormat
+import TraceAnalysis
+import TraceRecording
+import VirtioCore
+
+extension RecordingTrigger.Action: ExpressibleByArgument {}
+
+/// The options every recording command shares beyond its chunking: a flight
+/// recorder's window (`--keep`, `--keep-seconds`) and a trigger.
+struct RecordingControls: ParsableArguments {
+    @Option(help: ArgumentHelp("Keep only the newest SIZE of the recording on disk (e.g. 8MiB, 512KiB, 1G; at least 2MiB): older chunks are dropped and the file stays a complete trace of the newest events.", valueName: "size"))
+    var keep: String?
+
+    @Option(help: ArgumentHelp("Keep only the newest S seconds of the recording (between S and 2S are on disk).", valueName: "seconds"))
+    var keepSeconds: Double?
+
+    @Option(help: ArgumentHelp("Wait for this counter condition over all NICs (bisect's language, e.g. 'rx_write_failed > 0'); then --trigger-action. Exit 1 when it fired.", valueName: "expr"))
+    var trigger: String?
+
+    @Option(help: ArgumentHelp("With --trigger: events recorded after the one at which it held (default: one chunk, --flush-events).", valueName: "n"))
+    var after: UInt64?
+
+    @Option(help: "With --trigger: stop (finish the trace and end the run), continue (finish the trace, the run goes on unrecorded) or mark (write a marker event and record on).")
+    var triggerAction: RecordingTrigger.Action = .stop
+
+    /// The smallest --keep: two chunks of the size a chunk is cut at.
+    static let smallestKeep = UInt64(2 * TraceLayout.chunkTargetSize)
+
+    func validate() throws {
+        if let keep {
+            guard let bytes = Self.size(keep) else { throw ValidationError("--keep \(keep): not a size (a number with an optional K, M, G, KiB, MiB or GiB)") }
+            guard bytes >= Self.smallestKeep else { throw ValidationError("--keep \(keep) is smaller than two chunks (\(Self.smallestKeep / 1_048_576) MiB, the size two chunks are cut at)") }
+        }
+        if let keepSeconds, !(keepSeconds > 0) || keepSeconds > 1e9 { throw ValidationError("--keep-seconds must be positive") }
+        if let trigger {
+            do { _ = try CounterPredicate.parse(trigger) } catch { throw ValidationError("--trigger '\(trigger)': \(error)") }
+        } else if after != nil || triggerAction != .stop {
+            throw ValidationError("--after and --trigger-action go with --trigger")
+        }
+    }
+
+    /// A size: bytes, or with a suffix K/M/G (powers of 1024; KiB/MiB/GiB and KB/MB/GB the same).
+    static func size(_ text: String) -> UInt64? {
+        let t = text.trimmingCharacters(in: .whitespaces)
+        let digits = t.prefix { $0.isNumber }
+        guard let n = UInt64(digits), !digits.isEmpty else { return nil }
+        let unit = t.dropFirst(digits.count).lowercased()
+        let shifts: [String: UInt64] = ["": 0, "b": 0, "k": 10, "kb": 10, "kib": 10, "m": 20, "mb": 20, "mib": 20, "g": 30, "gb": 30, "gib": 30]
+        guard let shift = shifts[unit], n <= UInt64.max >> shift else { return nil }
+        return n << shift
+    }
+
+    /// Adds the window and the trigger to `options`.
+    func apply(to options: inout RecordingOptions) throws {
+        if keep != nil || keepSeconds != nil {
+            options.keep = TraceWindow(bytes: keep.flatMap(Self.size), nanoseconds: keepSeconds.map { UInt64($0 * 1e9) })
+        }
+        if let trigger {
+            let predicate = try CounterPredicate.parse(trigger)
+            options.trigger = RecordingTrigger(text: trigger, after: after, action: triggerAction) { perNIC in
+                predicate.holds(NetCounters.scoped(perNIC, nic: nil))
+            }
+        }
+    }
+
+    /// After the run: says whether the trigger fired (on standard error) and
+    /// returns the exit status it calls for (1 when it fired).
+    func report(_ summary: RecordingSummary?) -> Int32? {
+        guard let trigger else { return nil }
+        guard let fired = summary?.triggerFiredAt else {
+            printError("vtrace: --trigger '\(trigger)' never held")
+            return nil
+        }
+        let end = summary.map { "; the trace holds events \($0.firstEvent)…\(max($0.events, 1) - 1)" } ?? ""
+        printError("vtrace: --trigger '\(trigger)' held at event \(fired)\(triggerAction == .mark ? " (marked)" : "")\(end)")
+        return 1
+    }
+}
