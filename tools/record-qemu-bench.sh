@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # The hidden cost of recording a CI boot (docs/performance.md, "Capture a CI
-# boot (issue 23)"): the Linux guest (tools/linux-guest) booted under QEMU's
-# software CPU through `vtrace record -o T -- qemu-system-x86_64 ...` against
-# the same boot through `vtrace record --no-record -- ...` (vtrace serves the
-# NIC, nothing is recorded): RUNS of each, interleaved (the order alternating
-# from one pair to the next), in the same session. The figure is each boot's
-# boot-to-poweroff wall time (QEMU's start to its end, as vtrace's --json
-# report gives it); the goal is recorded/plain ≤ 1.05 at the median. Also
-# printed: the best boots' ratio and the median of the pairs' ratios (each
-# recorded boot against the plain one beside it).
+# boot (issue 23)"): the Linux guest booted under QEMU's software CPU by
+# tools/linux-guest/boot.sh, which runs `vtrace record -o T -- qemu-system-x86_64
+# ...`, against the same boot without --record (`vtrace record --no-record`:
+# vtrace serves the NIC, nothing is recorded): RUNS of each, interleaved (the
+# order alternating from one pair to the next), in the same session. The figure
+# is each boot's boot-to-poweroff wall time (QEMU's start to its end, as
+# vtrace's --json report gives it); the goal is recorded/plain ≤ 1.05 at the
+# median. Also printed: the best boots' ratio and the median of the pairs'
+# ratios (each recorded boot against the plain one beside it).
 #
 #   tools/record-qemu-bench.sh [RUNS] [APPEND]    # default 5 runs each; APPEND: the guest's traffic
 #   tools/record-qemu-bench.sh 5 'vtrace.frames=2000 vtrace.large=200'
@@ -19,30 +19,21 @@ cd "$(dirname "$0")/.."
 runs=${1:-5}
 append=${2:-}
 ((runs >= 1)) || { echo "record-qemu-bench: RUNS must be at least 1" >&2; exit 2; }
-command -v qemu-system-x86_64 >/dev/null || { echo "record-qemu-bench: qemu-system-x86_64 is missing (tools/bootstrap.sh --test)" >&2; exit 2; }
-mapfile -t guest < <(tools/linux-guest/build.sh)
 if [[ -z ${VTRACE:-} ]]; then
     tools/release-build.sh vtrace
     VTRACE=$(swift build -c release --show-bin-path)/vtrace
 fi
+export VTRACE
 dir=$(mktemp -d "${TMPDIR:-/tmp}/vtrace-record-qemu-bench.XXXXXX")
 trap 'rm -rf "$dir"' EXIT
-khz=$(awk -F: '/^cpu MHz/ { printf "%d", $2 * 1000; exit }' /proc/cpuinfo)
-qemu=(qemu-system-x86_64 -M microvm,x-option-roms=off,isa-serial=on,rtc=off -accel tcg -m 256M -smp 1
-      -nodefaults -no-user-config -nographic -no-reboot -serial stdio -kernel "${guest[0]}" -initrd "${guest[1]}"
-      -append "console=ttyS0 reboot=t panic=-1 quiet ipv6.disable=1 tsc_early_khz=$khz $append")
-echo "vtrace record -o boot.vtrace -- ${qemu[*]}" >&2
 
 boot() {  # recorded|plain: one boot; prints its seconds
-    local mode=$1
+    local record=()
+    [[ $1 == recorded ]] && record=(--record "$dir/boot.vtrace")
     rm -f "$dir/boot.vtrace"
-    if [[ $mode == recorded ]]; then
-        "$VTRACE" record -o "$dir/boot.vtrace" --json -- "${qemu[@]}" > "$dir/$mode.json" 2> "$dir/console.log"
-    else
-        "$VTRACE" record --no-record --json -- "${qemu[@]}" > "$dir/$mode.json" 2> "$dir/console.log"
-    fi
-    grep -q "vtrace-guest: stats" "$dir/console.log" || { echo "record-qemu-bench: the $mode boot did not finish:" >&2; tail -20 "$dir/console.log" >&2; exit 1; }
-    python3 -c "import json, sys; print(json.load(open(sys.argv[1]))['qemu']['seconds'])" "$dir/$mode.json"
+    tools/linux-guest/boot.sh "${record[@]}" --append "$append" --json "$dir/$1.json" > "$dir/boot.log" 2>&1 ||
+        { echo "record-qemu-bench: the $1 boot failed:" >&2; tail -20 "$dir/boot.log" >&2; exit 1; }
+    python3 -c "import json, sys; print(json.load(open(sys.argv[1]))['seconds'])" "$dir/$1.json"
 }
 
 plain=() recorded=()
@@ -58,8 +49,8 @@ python3 - "${plain[*]}" "${recorded[*]}" "$dir/recorded.json" <<'PY'
 import json, statistics as st, sys
 p = [float(x) for x in sys.argv[1].split()]
 r = [float(x) for x in sys.argv[2].split()]
-rec = json.load(open(sys.argv[3]))["recording"]
-c = json.load(open(sys.argv[3]))["counters"]
+report = json.load(open(sys.argv[3]))
+rec, c = report["recording"], report["device"]
 print(f"Linux boot to poweroff, {len(p)} each, interleaved ({c['tx_packets']:,} frames sent, {c['rx_packets']:,} received):")
 print(f"  --no-record  median {st.median(p):.2f} s  (min {min(p):.2f}, max {max(p):.2f})   {' '.join(f'{x:.2f}' for x in p)}")
 print(f"  recorded     median {st.median(r):.2f} s  (min {min(r):.2f}, max {max(r):.2f})   {' '.join(f'{x:.2f}' for x in r)}")
