@@ -305,8 +305,9 @@ final class ReplayCursor {
             i -= 1
             let e = events[i]
             switch e.event.body {
-            case .memoryRead(let a, let len, let ok, let r), .memoryWrite(let a, let len, let ok, let r):
-                guard ok, address >= a, address - a + n <= UInt64(len) else { continue }
+            case .memoryRead(let a, _, let ok, let r), .memoryWrite(let a, _, let ok, let r):
+                // Only the bytes stored: a snaplen's missing payload is no image of memory.
+                guard ok, address >= a, address - a + n <= UInt64(r.count) else { continue }
                 let from = r.lowerBound + Int(address - a)
                 if let base = buffer.baseAddress { base.copyMemory(from: bases[Int(e.slot)] + from, byteCount: buffer.count) }
                 if imageNotes.count < 20 {

@@ -8,6 +8,11 @@ import VirtioCore
 
 /// Guest memory during replay: reads return the recorded bytes, writes are
 /// checked against the recorded ones.
+///
+/// Payload a snaplen left out (a memory event whose bytes are fewer than its
+/// length) is served as zeros: the device reads frame payload only to copy
+/// it into an RX buffer, whose write is then checked by address and length
+/// and by the bytes that were stored, the frame's first.
 public final class ReplayMemory: GuestMemory {
     let cursor: ReplayCursor
     init(cursor: ReplayCursor) { self.cursor = cursor }
@@ -25,7 +30,10 @@ public final class ReplayMemory: GuestMemory {
         cursor.expect("read \(buffer.count) bytes at 0x\(String(address, radix: 16))") { e in
             guard case .memoryRead(let a, let n, let recordedOK, _) = e.event.body, a == address, n == buffer.count else { return false }
             if recordedOK, let base = buffer.baseAddress {
-                cursor.withBytes(e) { base.copyMemory(from: $0.baseAddress!, byteCount: n) }
+                cursor.withBytes(e) { stored in
+                    base.copyMemory(from: stored.baseAddress!, byteCount: stored.count)
+                    if stored.count < n { (base + stored.count).initializeMemory(as: UInt8.self, repeating: 0, count: n - stored.count) }
+                }
             }
             ok = recordedOK
             matched = true
@@ -44,7 +52,7 @@ public final class ReplayMemory: GuestMemory {
         var ok = false
         cursor.expect("wrote \(bytes.count) bytes at 0x\(String(address, radix: 16))") { e in
             guard case .memoryWrite(let a, let n, let recordedOK, _) = e.event.body, a == address, n == bytes.count,
-                  cursor.withBytes(e, { n == 0 || memcmp($0.baseAddress!, bytes.baseAddress!, n) == 0 }) else { return false }
+                  cursor.withBytes(e, { $0.count == 0 || memcmp($0.baseAddress!, bytes.baseAddress!, $0.count) == 0 }) else { return false }
             ok = recordedOK
             return true
         }

@@ -63,6 +63,11 @@ public struct StagedChunk: @unchecked Sendable {
     /// A staged memory write whose bytes are recent reads': its small field's bit 2.
     @inlinable static var repeatsReads: UInt8 { 4 }
 
+    /// A staged memory access that stores only its first bytes
+    /// (``TruncatedMemoryRecord``): its small field's bit 3; the words are
+    /// address, bytes stored, length, then the bytes.
+    @inlinable static var truncates: UInt8 { 8 }
+
     /// Stages one event, as ``ChunkEncoder/append(_:nic:vcpu:time:)`` would
     /// encode it (same arguments).
     @inlinable @inline(__always)
@@ -72,10 +77,10 @@ public struct StagedChunk: @unchecked Sendable {
             mmio(.mmioRead, nic: nic, vcpu: vcpu, time: time, offset: offset, width: width, value: value)
         case .mmioWrite(let offset, let width, let value):
             mmio(.mmioWrite, nic: nic, vcpu: vcpu, time: time, offset: offset, width: width, value: value)
-        case .memoryRead(let address, _, let ok, let bytes):
-            memory(.memoryRead, nic: nic, address: address, bytes: bytes, ok: ok)
-        case .memoryWrite(let address, _, let ok, let bytes):
-            memory(.memoryWrite, nic: nic, address: address, bytes: bytes, ok: ok)
+        case .memoryRead(let address, let length, let ok, let bytes):
+            memory(.memoryRead, nic: nic, address: address, length: length, bytes: bytes, ok: ok)
+        case .memoryWrite(let address, let length, let ok, let bytes):
+            memory(.memoryWrite, nic: nic, address: address, length: length, bytes: bytes, ok: ok)
         case .chain(let queue, let chainHead, let descriptorCount):
             head(.chain, 0, queue, nic: nic, words: 2 + 2 * descriptorCount)
             out.word(UInt64(chainHead) | UInt64(descriptorCount) << 16)
@@ -132,8 +137,17 @@ public struct StagedChunk: @unchecked Sendable {
     }
 
     @inlinable @inline(__always)
-    mutating func memory(_ kind: TraceEventKind, nic: Int, address: UInt64, bytes: UnsafeRawBufferPointer, ok: Bool) {
+    mutating func memory(_ kind: TraceEventKind, nic: Int, address: UInt64, length: Int, bytes: UnsafeRawBufferPointer, ok: Bool) {
         let n = bytes.count
+        if length > n && (ok || kind == .memoryWrite) {
+            // Part of the payload (a snaplen): neither a recent read nor a repeat of one.
+            head(kind, Self.truncates | (ok ? 2 : 0), nic: nic, words: 4 + (n + 7) >> 3)
+            out.word(address)
+            out.word(UInt64(n))
+            out.word(UInt64(length))
+            out.appendPadded(bytes)
+            return
+        }
         let isWrite = kind == .memoryWrite
         if n >= Self.repeatMinimum {
             if isWrite, let pieces = repeatedReads(bytes) {
@@ -254,6 +268,13 @@ extension StagedChunk {
                             : .mmioWrite(offset: fields.0, width: fields.1, value: fields.2),
                          nic: nic, vcpu: UInt32(truncatingIfNeeded: word(1)), time: word(4))
                 at += 48
+            case K.memoryRead.rawValue where small & Self.truncates != 0, K.memoryWrite.rawValue where small & Self.truncates != 0:
+                let n = Int(word(2))
+                let bytes = UnsafeRawBufferPointer(start: base + at + 32, count: n)
+                let length = Int(word(3))
+                e.append(w0 & 0xFF == K.memoryRead.rawValue ? .memoryRead(address: word(1), length: length, ok: small & 2 != 0, bytes: bytes)
+                            : .memoryWrite(address: word(1), length: length, ok: small & 2 != 0, bytes: bytes), nic: nic)
+                at += 32 + (n + 7) & ~7
             case K.memoryRead.rawValue:
                 let n = Int(word(2))
                 e.append(.memoryRead(address: word(1), length: n, ok: small & 2 != 0,
