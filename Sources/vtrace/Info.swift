@@ -63,8 +63,8 @@ struct Info: ParsableCommand {
         /// Frame payload bytes stored per frame (--snaplen).
         @NullWhenNil var snaplen: UInt32?
         /// Payload bytes the trace does not hold (a snaplen's), and the memory events missing some.
-        var bytesNotStored: UInt64
-        var truncatedEvents: UInt64
+        var payloadBytesNotStored: UInt64
+        var partialMemoryEvents: UInt64
         /// Marker events (a trigger that fired with --trigger-action mark): event number and text.
         var markers: [Marker]
         var fileBytes: Int
@@ -163,7 +163,7 @@ struct Info: ParsableCommand {
             host: h.hostName, startTime: h.startTimeNanoseconds, commandLine: h.commandLine, scenario: h.scenario,
             guest: h.guestDescription, faults: h.faults, transport: h.transport, chunks: reader.chunks.count,
             checkpointChunks: reader.chunks.filter(\.hasCheckpoint).count, events: events, firstEvent: reader.firstEvent,
-            window: h.window, trigger: h.trigger, snaplen: h.snaplen, bytesNotStored: notStored.bytes, truncatedEvents: notStored.events, markers: markers, fileBytes: reader.source.size,
+            window: h.window, trigger: h.trigger, snaplen: h.snaplen, payloadBytesNotStored: notStored.bytes, partialMemoryEvents: notStored.events, markers: markers, fileBytes: reader.source.size,
             uncompressedBytes: uncompressed, compressedChunkBytes: compressed,
             // The same ratio `record` prints: the events' uncompressed content over the file.
             ratio: reader.source.size == 0 ? 0 : Double(uncompressed) / Double(reader.source.size),

@@ -163,16 +163,10 @@ struct FormatVectors13GoldenTests {
 
     /// A window whose first chunk has no checkpoint cannot be replayed: corrupt, naming chunk 0.
     @Test func aWindowMustStartAtACheckpoint() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("window-no-cp-\(getpid()).vtrace").path
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        var header = TraceHeader()
-        header.nics = 1
-        header.firstEvent = 10
-        let writer = try TraceWriter(path: path, header: header, level: 1)
         var e = ChunkEncoder(firstEvent: 10, baseTime: 0, checkpoint: nil, counters: [Array(repeating: 0, count: 16)])
         e.append(.mmioRead(offset: 0, width: 4, value: 0), nic: 0, vcpu: 0, time: 1)
-        try writer.submit(e)
-        let entries = try writer.finish()
+        let (path, entries) = try oneChunkTrace("window-no-cp", e) { $0.firstEvent = 10 }
+        defer { try? FileManager.default.removeItem(atPath: path) }
         #expect(throws: TraceError.corrupt(offset: Int(entries[0].offset), chunk: 0,
                                            "the trace's window starts at event 10, but its first chunk has no checkpoint to start from")) {
             _ = try TraceReader(path: path)
