@@ -331,12 +331,9 @@ final class ReplayCursor {
         }
     }
 
-    /// Calls `body` with the payload bytes of `e`.
+    /// Where the payload bytes `r` of memory event `e` start.
     @inline(__always)
-    func withBytes<T>(_ e: RecordedEvent, _ body: (UnsafeRawBufferPointer) -> T) -> T {
-        let r = Self.range(e.event)
-        return body(UnsafeRawBufferPointer(start: bases[Int(e.slot)] + r.lowerBound, count: r.count))
-    }
+    func payload(_ e: RecordedEvent, _ r: Range<Int>) -> UnsafeRawPointer { bases[Int(e.slot)] + r.lowerBound }
 
     /// The event as `vtrace dump` shows it.
     func text(_ e: RecordedEvent) -> String {

@@ -28,11 +28,14 @@ public final class ReplayMemory: GuestMemory {
             return
         }
         cursor.expect("read \(buffer.count) bytes at 0x\(String(address, radix: 16))") { e in
-            guard case .memoryRead(let a, let n, let recordedOK, _) = e.event.body, a == address, n == buffer.count else { return false }
+            guard case .memoryRead(let a, let n, let recordedOK, let r) = e.event.body, a == address, n == buffer.count else { return false }
             if recordedOK, let base = buffer.baseAddress {
-                cursor.withBytes(e) { stored in
-                    base.copyMemory(from: stored.baseAddress!, byteCount: stored.count)
-                    if stored.count < n { (base + stored.count).initializeMemory(as: UInt8.self, repeating: 0, count: n - stored.count) }
+                // The range is the decoder's: within the chunk, at most `n` bytes.
+                let stored = r.upperBound &- r.lowerBound
+                if stored == n {
+                    base.copyMemory(from: cursor.payload(e, r), byteCount: n)
+                } else {
+                    Self.servePart(cursor.payload(e, r), stored, into: base, n)
                 }
             }
             ok = recordedOK
@@ -51,11 +54,18 @@ public final class ReplayMemory: GuestMemory {
     public func write(_ address: UInt64, from bytes: UnsafeRawBufferPointer) throws(GuestMemoryError) {
         var ok = false
         cursor.expect("wrote \(bytes.count) bytes at 0x\(String(address, radix: 16))") { e in
-            guard case .memoryWrite(let a, let n, let recordedOK, _) = e.event.body, a == address, n == bytes.count,
-                  cursor.withBytes(e, { $0.count == 0 || memcmp($0.baseAddress!, bytes.baseAddress!, $0.count) == 0 }) else { return false }
+            guard case .memoryWrite(let a, let n, let recordedOK, let r) = e.event.body, a == address, n == bytes.count,
+                  r.isEmpty || memcmp(cursor.payload(e, r), bytes.baseAddress!, r.upperBound &- r.lowerBound) == 0 else { return false }
             ok = recordedOK
             return true
         }
         if !ok { throw GuestMemoryError(address: address, length: bytes.count) }
+    }
+
+    /// A read a snaplen stored `stored` of `n` bytes of: those, then zeros.
+    @inline(never)
+    static func servePart(_ from: UnsafeRawPointer, _ stored: Int, into base: UnsafeMutableRawPointer, _ n: Int) {
+        base.copyMemory(from: from, byteCount: stored)
+        (base + stored).initializeMemory(as: UInt8.self, repeating: 0, count: n - stored)
     }
 }

@@ -250,17 +250,24 @@ public struct ChunkDecoder {
             let tag = reader.base[offset]
             offset += 1
             let code = RecordCode.code(ofTag: tag)
-            if code >= RecordCode.firstEscaped, let context = ContextRecord(rawValue: code) {
-                let v = try varint()
-                switch context {
-                case .nic:
-                    guard v < UInt64(nics) else { throw fail(tagOffset, "event names NIC \(v); the trace has \(nics)") }
-                    nic = Int(v)
-                case .vcpu:
-                    guard v <= UInt64(UInt32.max) else { throw fail(tagOffset, "vCPU \(v) out of range") }
-                    vcpu = UInt32(v)
+            if code >= RecordCode.firstEscaped {
+                if let context = ContextRecord(rawValue: code) {
+                    let v = try varint()
+                    switch context {
+                    case .nic:
+                        guard v < UInt64(nics) else { throw fail(tagOffset, "event names NIC \(v); the trace has \(nics)") }
+                        nic = Int(v)
+                    case .vcpu:
+                        guard v <= UInt64(UInt32.max) else { throw fail(tagOffset, "vCPU \(v) out of range") }
+                        vcpu = UInt32(v)
+                    }
+                    continue
                 }
-                continue
+                // Not in `decodeFields`' switch: the plain records' hot loop stays as it was.
+                if code == TruncatedMemoryRecord.code {
+                    emit(try truncatedMemory(tagOffset), into: &event)
+                    return true
+                }
             }
             emit(try decodeFields(code, small: tag >> 4, tagOffset: tagOffset), into: &event)
             return true
@@ -382,8 +389,6 @@ public struct ChunkDecoder {
             let details = try details(tagOffset)
             time &+= try varint()
             return .marker(code: code, details: details)
-        case TruncatedMemoryRecord.code:
-            return try truncatedMemory(tagOffset)
         default:
             throw unknownRecord(code, at: tagOffset)
         }

@@ -55,18 +55,19 @@ public struct StagedChunk: @unchecked Sendable {
     /// 16-bit field, the NIC.
     @inlinable @inline(__always)
     mutating func head(_ kind: TraceEventKind, _ small: UInt8 = 0, _ half: UInt16 = 0, nic: Int, words: Int) {
+        head(code: kind.rawValue, small, half, nic: nic, words: words)
+    }
+
+    /// The same for a record ``RecordCode`` `code`.
+    @inlinable @inline(__always)
+    mutating func head(code: UInt8, _ small: UInt8 = 0, _ half: UInt16 = 0, nic: Int, words: Int) {
         out.reserve(8 * words)
-        out.word(UInt64(kind.rawValue) | UInt64(small) << 8 | UInt64(half) << 16 | UInt64(UInt32(truncatingIfNeeded: nic)) << 32)
+        out.word(UInt64(code) | UInt64(small) << 8 | UInt64(half) << 16 | UInt64(UInt32(truncatingIfNeeded: nic)) << 32)
         staged += 1
     }
 
     /// A staged memory write whose bytes are recent reads': its small field's bit 2.
     @inlinable static var repeatsReads: UInt8 { 4 }
-
-    /// A staged memory access that stores only its first bytes
-    /// (``TruncatedMemoryRecord``): its small field's bit 3; the words are
-    /// address, bytes stored, length, then the bytes.
-    @inlinable static var truncates: UInt8 { 8 }
 
     /// Stages one event, as ``ChunkEncoder/append(_:nic:vcpu:time:)`` would
     /// encode it (same arguments).
@@ -139,16 +140,19 @@ public struct StagedChunk: @unchecked Sendable {
     @inlinable @inline(__always)
     mutating func memory(_ kind: TraceEventKind, nic: Int, address: UInt64, length: Int, bytes: UnsafeRawBufferPointer, ok: Bool) {
         let n = bytes.count
-        if length > n && (ok || kind == .memoryWrite) {
+        let isWrite = kind == .memoryWrite
+        if length > n && (ok || isWrite) {
             // Part of the payload (a snaplen): neither a recent read nor a repeat of one.
-            head(kind, Self.truncates | (ok ? 2 : 0), nic: nic, words: 4 + (n + 7) >> 3)
+            // Staged under the partial record's code, its flags the small field;
+            // the words: address, bytes stored, length, then the bytes.
+            let flags: TruncatedMemoryRecord.Flags = !isWrite ? [] : ok ? .write : [.write, .failed]
+            head(code: TruncatedMemoryRecord.code, flags.rawValue, nic: nic, words: 4 + (n + 7) >> 3)
             out.word(address)
             out.word(UInt64(n))
             out.word(UInt64(length))
             out.appendPadded(bytes)
             return
         }
-        let isWrite = kind == .memoryWrite
         if n >= Self.repeatMinimum {
             if isWrite, let pieces = repeatedReads(bytes) {
                 // A loopback's RX write is the frame its TX reads just read:
@@ -268,13 +272,6 @@ extension StagedChunk {
                             : .mmioWrite(offset: fields.0, width: fields.1, value: fields.2),
                          nic: nic, vcpu: UInt32(truncatingIfNeeded: word(1)), time: word(4))
                 at += 48
-            case K.memoryRead.rawValue where small & Self.truncates != 0, K.memoryWrite.rawValue where small & Self.truncates != 0:
-                let n = Int(word(2))
-                let bytes = UnsafeRawBufferPointer(start: base + at + 32, count: n)
-                let length = Int(word(3))
-                e.append(w0 & 0xFF == K.memoryRead.rawValue ? .memoryRead(address: word(1), length: length, ok: small & 2 != 0, bytes: bytes)
-                            : .memoryWrite(address: word(1), length: length, ok: small & 2 != 0, bytes: bytes), nic: nic)
-                at += 32 + (n + 7) & ~7
             case K.memoryRead.rawValue:
                 let n = Int(word(2))
                 e.append(.memoryRead(address: word(1), length: n, ok: small & 2 != 0,
@@ -357,6 +354,13 @@ extension StagedChunk {
             case K.marker.rawValue:
                 e.append(.marker(code: word(2), details: details(at: at + 24)), nic: nic, time: word(1))
                 at += 56
+            case TruncatedMemoryRecord.code:
+                let n = Int(word(2))
+                let bytes = UnsafeRawBufferPointer(start: base + at + 32, count: n)
+                let flags = TruncatedMemoryRecord.Flags(rawValue: small)
+                e.append(flags.contains(.write) ? .memoryWrite(address: word(1), length: Int(word(3)), ok: !flags.contains(.failed), bytes: bytes)
+                            : .memoryRead(address: word(1), length: Int(word(3)), ok: true, bytes: bytes), nic: nic)
+                at += 32 + (n + 7) & ~7
             default:
                 preconditionFailure("staged record of unknown kind \(w0 & 0xFF) at \(at)")
             }
