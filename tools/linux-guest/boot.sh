@@ -5,7 +5,7 @@
 # device core, and with --record every message, kick, memory access, chain,
 # counter and interrupt goes into the trace.
 #
-#   tools/linux-guest/boot.sh [--record OUT.vtrace] [--fault SPEC]... [--flush-events N] [--append 'vtrace.frames=N ...'] [--json FILE]
+#   tools/linux-guest/boot.sh [--record OUT.vtrace] [--fault SPEC]... [--flush-events N] [--snaplen N] [--append 'vtrace.frames=N ...'] [--json FILE]
 #
 # Prints the guest's console lines that start with "vtrace-guest:" and the
 # device counters; exits 0 when the guest's own eth0 statistics agree with the
@@ -20,6 +20,7 @@ while [[ $# -gt 0 ]]; do
         --record) record=(--record "$2"); shift 2 ;;
         --fault) serve_args+=(--fault "$2"); shift 2 ;;
         --flush-events) serve_args+=(--flush-events "$2"); shift 2 ;;
+        --snaplen) serve_args+=(--snaplen "$2"); shift 2 ;;
         --append) append=$2; shift 2 ;;
         --json) json=$2; shift 2 ;;
         -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
