@@ -128,7 +128,10 @@ public struct ScenarioFromTrace {
         let events = "\(reader.chunks[first].firstEvent)…\(endEvent == 0 ? 0 : endEvent - 1)"
         let description = "# \(name): events \(events) as a scenario (vtrace scenario from-trace), \(accesses) accesses"
             + (options.nic.map { ", nic\($0) only" } ?? "")
-        let lines = [description] + setup + out
+        let snaplen = reader.header.snaplen.map {
+            ["# recorded with --snaplen \($0): frame payload past each frame's first \($0) bytes is not in the trace, nor in these memory lines"]
+        } ?? []
+        let lines = [description] + snaplen + setup + out
         return Result(text: lines.joined(separator: "\n") + "\n", firstEvent: reader.chunks[first].firstEvent, endEvent: endEvent,
                       accesses: accesses, lines: lines.count)
     }

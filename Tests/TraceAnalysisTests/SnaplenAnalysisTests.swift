@@ -118,6 +118,8 @@ struct SnaplenAnalysisTests {
         let (_, snap) = try Self.traces(snaplen)
         let made = try ScenarioFromTrace.make(snap, name: "snaplen")
         #expect(!made.text.contains(String(repeating: "a7", count: Int(snaplen) + 1)), "no more than N payload bytes in a row")
+        #expect(made.text.split(separator: "\n")[1]
+                == "# recorded with --snaplen \(snaplen): frame payload past each frame's first \(snaplen) bytes is not in the trace, nor in these memory lines")
         let (again, result, _) = try record(made.text, name: "snap-again-\(snaplen)")
         #expect(result.passed, "\(result.failures)")
         let diff = try CounterDiff.compare(snap, try TraceReader(path: again), scope: .aggregate)
