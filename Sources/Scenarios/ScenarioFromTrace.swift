@@ -128,7 +128,10 @@ public struct ScenarioFromTrace {
         let events = "\(reader.chunks[first].firstEvent)…\(endEvent == 0 ? 0 : endEvent - 1)"
         let description = "# \(name): events \(events) as a scenario (vtrace scenario from-trace), \(accesses) accesses"
             + (options.nic.map { ", nic\($0) only" } ?? "")
-        let lines = [description] + setup + out
+        let snaplen = reader.header.snaplen.map {
+            ["# recorded with --snaplen \($0): frame payload past each frame's first \($0) bytes is not in the trace, nor in these memory lines"]
+        } ?? []
+        let lines = [description] + snaplen + setup + out
         return Result(text: lines.joined(separator: "\n") + "\n", firstEvent: reader.chunks[first].firstEvent, endEvent: endEvent,
                       accesses: accesses, lines: lines.count)
     }
@@ -177,15 +180,17 @@ public struct ScenarioFromTrace {
         for e in events {
             switch e.body {
             case .memoryRead(let address, let length, true, _):
-                for (start, end) in seen.missing(address, address &+ UInt64(length)) {
-                    let all = payloads[e.number] ?? []
-                    let slice = Array(all[Int(start - address)..<Int(end - address)])
-                    writeMemory(start, slice)
+                // Bytes a snaplen did not store are left as the scenario's memory holds them.
+                let all = payloads[e.number] ?? []
+                for (start, end) in seen.missing(address, address &+ UInt64(all.count)) {
+                    writeMemory(start, Array(all[Int(start - address)..<Int(end - address)]))
                 }
                 seen.add(address, address &+ UInt64(length))
             case .memoryWrite(let address, let length, true, _):
                 seen.add(address, address &+ UInt64(length))
-                memory.store(address, payloads[e.number] ?? [])
+                let stored = payloads[e.number] ?? []
+                memory.store(address, stored)
+                memory.forget(address &+ UInt64(stored.count), length - stored.count)
             default: break
             }
         }
@@ -327,27 +332,41 @@ struct Intervals {
 }
 
 /// What the scenario's guest memory holds as its lines run: zero until
-/// written (fresh RAM), then the bytes written or the device stored.
+/// written (fresh RAM), then the bytes written or the device stored; unknown
+/// where the device wrote payload a snaplen did not store.
 struct ShadowMemory {
     static let page: UInt64 = 4096
     var pages: [UInt64: [UInt8]] = [:]
+    /// Per page, the bytes whose value is unknown (only pages that have some).
+    var unknown: [UInt64: [Bool]] = [:]
 
     mutating func store(_ address: UInt64, _ bytes: [UInt8]) {
         for (i, b) in bytes.enumerated() {
             let a = address &+ UInt64(i)
             pages[a / Self.page, default: [UInt8](repeating: 0, count: Int(Self.page))][Int(a % Self.page)] = b
+            if !unknown.isEmpty { unknown[a / Self.page]?[Int(a % Self.page)] = false }
+        }
+    }
+
+    /// `count` bytes at `address` hold something the trace does not say.
+    mutating func forget(_ address: UInt64, _ count: Int) {
+        for i in 0..<max(count, 0) {
+            let a = address &+ UInt64(i)
+            unknown[a / Self.page, default: [Bool](repeating: false, count: Int(Self.page))][Int(a % Self.page)] = true
         }
     }
 
     func byte(_ a: UInt64) -> UInt8 { pages[a / Self.page]?[Int(a % Self.page)] ?? 0 }
 
-    /// The runs of `bytes` (at `address`) that differ from what memory holds.
+    func isUnknown(_ a: UInt64) -> Bool { unknown[a / Self.page]?[Int(a % Self.page)] ?? false }
+
+    /// The runs of `bytes` (at `address`) that differ from what memory holds (or may).
     func differing(_ address: UInt64, _ bytes: [UInt8]) -> [(UInt64, [UInt8])] {
         var out: [(UInt64, [UInt8])] = []
         var run: [UInt8] = [], runStart: UInt64 = 0
         for (i, b) in bytes.enumerated() {
             let a = address &+ UInt64(i)
-            if byte(a) != b {
+            if byte(a) != b || isUnknown(a) {
                 if run.isEmpty { runStart = a }
                 run.append(b)
             } else if !run.isEmpty {

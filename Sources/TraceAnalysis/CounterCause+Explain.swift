@@ -146,9 +146,11 @@ extension CounterCause {
 
     static func access(_ w: EventWindow, _ i: Int, _ op: String, _ address: UInt64, _ length: Int, _ ok: Bool, _ role: String?) -> MemoryAccess {
         let bytes = w.bytes(i)
+        let notStored = w.events[i].event.bytesNotStored
         return MemoryAccess(event: w.events[i].event.number, op: op, address: address, length: length, ok: ok,
                             bytes: EventFormatting.plainHex(bytes.prefix(16)), role: role ?? "memory",
-                            shownBytes: bytes.isEmpty ? "" : EventFormatting.hexBytes(bytes, limit: 8))
+                            shownBytes: bytes.isEmpty && notStored == 0 ? "" : EventFormatting.payload(bytes, notStored: notStored, limit: 8),
+                            notStored: notStored > 0 ? notStored : nil)
     }
 
     /// Where the processing of the chain behind transition `t` starts in

@@ -84,8 +84,10 @@ public struct CounterCause: Hashable, Sendable {
         public var role: String
         /// Up to eight bytes as `vtrace dump` spaces them, with how many more there were (text only).
         public var shownBytes: String
+        /// Bytes of the payload the trace does not hold (a snaplen's); nil when it holds them all.
+        public var notStored: Int?
 
-        enum CodingKeys: String, CodingKey { case event, op, address, length, ok, bytes, role }
+        enum CodingKeys: String, CodingKey { case event, op, address, length, ok, bytes, role, notStored = "not_stored" }
     }
 
     public var transition: Transition

@@ -18,6 +18,14 @@ public enum EventFormatting {
         return s
     }
 
+    /// A memory event's bytes as hex (the first `limit`), then what a
+    /// snaplen left out: `00 01 … (+1436 not stored)`, `… (+1500 not stored)`.
+    static func payload(_ b: ArraySlice<UInt8>, notStored: Int, limit: Int) -> String {
+        let shown = hexBytes(b, limit: limit)
+        guard notStored > 0 else { return shown }
+        return (shown.isEmpty ? "…" : shown + " …") + " (+\(notStored) not stored)"
+    }
+
     static func counterName(_ index: Int) -> String { NetCounter(ordinal: index)?.name ?? "counter\(index)" }
 
     /// One line of text for an event; `start` is the trace's first timestamp.
@@ -44,9 +52,9 @@ public enum EventFormatting {
         case .mmioRead(let o, let w, let v): return "mmio read  \(MMIORegister.describe(offset: o))/\(w) -> \(hex(v))" + (e.vcpu != 0 ? " vcpu\(e.vcpu)" : "")
         case .mmioWrite(let o, let w, let v): return "mmio write \(MMIORegister.describe(offset: o))/\(w) = \(hex(v))" + (e.vcpu != 0 ? " vcpu\(e.vcpu)" : "")
         case .memoryRead(let a, let n, let ok, _):
-            return "mem read  \(hex(a)) +\(n)" + (ok ? " = \(hexBytes(bytes, limit: byteLimit))" : " FAULT")
+            return "mem read  \(hex(a)) +\(n)" + (ok ? " = \(payload(bytes, notStored: e.bytesNotStored, limit: byteLimit))" : " FAULT")
         case .memoryWrite(let a, let n, let ok, _):
-            return "mem write \(hex(a)) +\(n) = \(hexBytes(bytes, limit: byteLimit))" + (ok ? "" : " FAULT")
+            return "mem write \(hex(a)) +\(n) = \(payload(bytes, notStored: e.bytesNotStored, limit: byteLimit))" + (ok ? "" : " FAULT")
         case .chain(let q, let h, let n):
             let descs = descriptors.prefix(8).map { "\(hex($0.addr)):\($0.len)\($0.flags & 2 != 0 ? ":w" : "")\($0.flags & 4 != 0 ? ":i" : "")" }
             return "chain q\(q) head \(h) [\(descs.joined(separator: " "))\(n > 8 ? " …(+\(n - 8))" : "")]"
@@ -135,6 +143,7 @@ public enum EventFormatting {
             n("length", len)
             b("ok", ok)
             s("bytes", plainHex(d.bytes(r)))
+            if e.bytesNotStored > 0 { n("not_stored", e.bytesNotStored) }
         case .chain(let q, let h, _):
             n("queue", q)
             n("head", h)

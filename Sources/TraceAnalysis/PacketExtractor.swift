@@ -28,8 +28,12 @@ public struct ExtractedPacket {
     public var count: UInt64
     /// Monotonic nanoseconds of the counting event.
     public var time: UInt64
-    /// The frame, virtio-net header stripped.
+    /// The frame, virtio-net header stripped: as much of it as the trace
+    /// stored (its first `snaplen` bytes under a snaplen).
     public var bytes: UnsafeRawBufferPointer
+    /// The frame's length on the wire: `bytes.count`, or more when a
+    /// snaplen left its end out.
+    public var length: Int
 }
 
 /// Feeds on a trace's events in order and hands out a frame each time
@@ -61,6 +65,8 @@ public struct PacketExtractor {
         /// Frame bytes (header stripped); `extent` of them are meaningful.
         var frame: [UInt8] = []
         var extent = 0
+        /// The frame's length: `extent`, or beyond it where accesses stored only part of their bytes.
+        var length = 0
 
         mutating func start(queue: UInt16, head: UInt16, event: UInt64) {
             if frame.isEmpty { frame = [UInt8](repeating: 0, count: PacketExtractor.frameCapacity) }
@@ -69,6 +75,7 @@ public struct PacketExtractor {
                 if extent > 0 { raw.baseAddress!.initializeMemory(as: UInt8.self, repeating: 0, count: extent) }
             }
             extent = 0
+            length = 0
             spans.removeAll(keepingCapacity: true)
             cursor = 0
             cursorOffset = 0
@@ -79,9 +86,10 @@ public struct PacketExtractor {
             chainEvent = event
         }
 
-        /// Places an access; false when it is not the frame's (which ends the run).
-        mutating func place(address: UInt64, bytes: UnsafeRawBufferPointer) -> Bool {
-            let length = UInt64(bytes.count)
+        /// Places an access of `length` bytes, the first of which are
+        /// `bytes` (all of them, unless a snaplen kept fewer); false when it
+        /// is not the frame's (which ends the run).
+        mutating func place(address: UInt64, length: UInt64, bytes: UnsafeRawBufferPointer) -> Bool {
             var i = cursor
             var offset = cursorOffset
             while i < spans.count {
@@ -102,7 +110,10 @@ public struct PacketExtractor {
             let skip = chainOffset < header ? header - chainOffset : 0
             let start = chainOffset + skip - header
             guard start < UInt64(PacketExtractor.frameCapacity) else { return true }
-            let n = Int(min(length - skip, UInt64(PacketExtractor.frameCapacity) - start))
+            let capacity = UInt64(PacketExtractor.frameCapacity) - start
+            self.length = max(self.length, Int(start + min(length - skip, capacity)))
+            let stored = UInt64(bytes.count)
+            let n = stored > skip ? Int(min(stored - skip, capacity)) : 0
             if n > 0 {
                 frame.withUnsafeMutableBytes { raw in
                     raw.baseAddress!.advanced(by: Int(start)).copyMemory(from: bytes.baseAddress!.advanced(by: Int(skip)), byteCount: n)
@@ -149,10 +160,10 @@ public struct PacketExtractor {
                 }
             }
             stopOthers(nic: e.nic, except: dir)
-        case .memoryRead(let address, _, let ok, let range):
-            access(nic: e.nic, dir: 0, ok: ok, address: address, range: range, decoder: d)
-        case .memoryWrite(let address, _, let ok, let range):
-            access(nic: e.nic, dir: 1, ok: ok, address: address, range: range, decoder: d)
+        case .memoryRead(let address, let length, let ok, let range):
+            access(nic: e.nic, dir: 0, ok: ok, address: address, length: length, range: range, decoder: d)
+        case .memoryWrite(let address, let length, let ok, let range):
+            access(nic: e.nic, dir: 1, ok: ok, address: address, length: length, range: range, decoder: d)
         case .counter(let index, let value):
             let dir: Int
             switch NetCounter(ordinal: index) {
@@ -169,7 +180,7 @@ public struct PacketExtractor {
             p.frame.withUnsafeBytes { raw in
                 emit(ExtractedPacket(nic: e.nic, direction: direction, queue: p.queue, head: p.head, chainEvent: p.chainEvent,
                                      countedEvent: e.number, count: value, time: e.time,
-                                     bytes: UnsafeRawBufferPointer(rebasing: raw[0..<p.extent])))
+                                     bytes: UnsafeRawBufferPointer(rebasing: raw[0..<p.extent]), length: max(p.length, p.extent)))
             }
         case .reset:
             pending[e.nic][0].active = false
@@ -180,11 +191,11 @@ public struct PacketExtractor {
     }
 
     /// A read feeds a TX frame, a write an RX delivery; anything else ends both runs.
-    mutating func access(nic: Int, dir: Int, ok: Bool, address: UInt64, range: Range<Int>, decoder d: borrowing ChunkDecoder) {
+    mutating func access(nic: Int, dir: Int, ok: Bool, address: UInt64, length: Int, range: Range<Int>, decoder d: borrowing ChunkDecoder) {
         stopOthers(nic: nic, except: dir)
         guard pending[nic][dir].collecting else { return }
         let bytes = UnsafeRawBufferPointer(start: d.contentBase + range.lowerBound, count: range.count)
-        if !ok || !pending[nic][dir].place(address: address, bytes: bytes) {
+        if !ok || !pending[nic][dir].place(address: address, length: UInt64(length), bytes: bytes) {
             pending[nic][dir].collecting = false
         }
     }

@@ -42,12 +42,13 @@ public struct PcapngWriter {
     }
 
     /// Describes an interface with nanosecond timestamps; returns its id.
+    /// `snapLength`: the most bytes of a packet captured (0: no limit).
     @discardableResult
-    public mutating func interface(name: String, description: String, linkType: UInt16 = PcapngWriter.ethernet) -> UInt32 {
+    public mutating func interface(name: String, description: String, linkType: UInt16 = PcapngWriter.ethernet, snapLength: UInt32 = 0) -> UInt32 {
         block(.interface) { w in
             w.u16(linkType)
             w.u16(0)
-            w.u32(0)  // snap length: no limit
+            w.u32(snapLength)
             w.option(Option.ifName, Array(name.utf8))
             w.option(Option.ifDescription, Array(description.utf8))
             w.option(Option.ifTimestampResolution, [9])  // 10^-9 s
@@ -57,14 +58,16 @@ public struct PcapngWriter {
         return UInt32(interfaces - 1)
     }
 
-    /// Appends one packet; `nanoseconds` since the Unix epoch.
-    public mutating func packet(interface: UInt32, nanoseconds: UInt64, data: UnsafeRawBufferPointer, comment: String?) {
+    /// Appends one packet; `nanoseconds` since the Unix epoch. `data` is
+    /// what was captured of it, `originalLength` its length on the wire
+    /// (more than `data.count` for a packet cut at a snap length).
+    public mutating func packet(interface: UInt32, nanoseconds: UInt64, data: UnsafeRawBufferPointer, originalLength: Int? = nil, comment: String?) {
         block(.enhancedPacket) { w in
             w.u32(interface)
             w.u32(UInt32(truncatingIfNeeded: nanoseconds >> 32))
             w.u32(UInt32(truncatingIfNeeded: nanoseconds))
             w.u32(UInt32(data.count))
-            w.u32(UInt32(data.count))
+            w.u32(UInt32(max(originalLength ?? data.count, data.count)))
             w.bytes.append(contentsOf: data)
             w.pad()
             if let comment {
@@ -113,6 +116,8 @@ public struct PcapngWriter {
 public struct PcapngFile: Sendable {
     public struct Interface: Sendable, Equatable {
         public var linkType: UInt16
+        /// The most bytes of a packet captured (0: no limit).
+        public var snapLength: UInt32
         public var name: String?
         public var description: String?
         public var timestampResolution: UInt8?
@@ -171,7 +176,7 @@ public struct PcapngFile: Sendable {
             case PcapngWriter.BlockType.interface.rawValue:
                 guard sawSection, total >= 20 else { throw FormatError(offset: at, message: "interface block before a section or too short") }
                 let o = try options(at + 16, end)
-                interfaces.append(Interface(linkType: u16(at + 8), name: text(o[PcapngWriter.Option.ifName]),
+                interfaces.append(Interface(linkType: u16(at + 8), snapLength: u32(at + 12), name: text(o[PcapngWriter.Option.ifName]),
                                             description: text(o[PcapngWriter.Option.ifDescription]),
                                             timestampResolution: o[PcapngWriter.Option.ifTimestampResolution]?.first))
             case PcapngWriter.BlockType.enhancedPacket.rawValue:

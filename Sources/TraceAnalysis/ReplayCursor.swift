@@ -305,8 +305,9 @@ final class ReplayCursor {
             i -= 1
             let e = events[i]
             switch e.event.body {
-            case .memoryRead(let a, let len, let ok, let r), .memoryWrite(let a, let len, let ok, let r):
-                guard ok, address >= a, address - a + n <= UInt64(len) else { continue }
+            case .memoryRead(let a, _, let ok, let r), .memoryWrite(let a, _, let ok, let r):
+                // Only the bytes stored: a snaplen's missing payload is no image of memory.
+                guard ok, address >= a, address - a + n <= UInt64(r.count) else { continue }
                 let from = r.lowerBound + Int(address - a)
                 if let base = buffer.baseAddress { base.copyMemory(from: bases[Int(e.slot)] + from, byteCount: buffer.count) }
                 if imageNotes.count < 20 {
@@ -330,12 +331,9 @@ final class ReplayCursor {
         }
     }
 
-    /// Calls `body` with the payload bytes of `e`.
+    /// Where the payload bytes `r` of memory event `e` start.
     @inline(__always)
-    func withBytes<T>(_ e: RecordedEvent, _ body: (UnsafeRawBufferPointer) -> T) -> T {
-        let r = Self.range(e.event)
-        return body(UnsafeRawBufferPointer(start: bases[Int(e.slot)] + r.lowerBound, count: r.count))
-    }
+    func payload(_ e: RecordedEvent, _ r: Range<Int>) -> UnsafeRawPointer { bases[Int(e.slot)] + r.lowerBound }
 
     /// The event as `vtrace dump` shows it.
     func text(_ e: RecordedEvent) -> String {

@@ -8,6 +8,11 @@ import VirtioCore
 
 /// Guest memory during replay: reads return the recorded bytes, writes are
 /// checked against the recorded ones.
+///
+/// Payload a snaplen left out (a memory event whose bytes are fewer than its
+/// length) is served as zeros: the device reads frame payload only to copy
+/// it into an RX buffer, whose write is then checked by address and length
+/// and by the bytes that were stored, the frame's first.
 public final class ReplayMemory: GuestMemory {
     let cursor: ReplayCursor
     init(cursor: ReplayCursor) { self.cursor = cursor }
@@ -23,9 +28,15 @@ public final class ReplayMemory: GuestMemory {
             return
         }
         cursor.expect("read \(buffer.count) bytes at 0x\(String(address, radix: 16))") { e in
-            guard case .memoryRead(let a, let n, let recordedOK, _) = e.event.body, a == address, n == buffer.count else { return false }
+            guard case .memoryRead(let a, let n, let recordedOK, let r) = e.event.body, a == address, n == buffer.count else { return false }
             if recordedOK, let base = buffer.baseAddress {
-                cursor.withBytes(e) { base.copyMemory(from: $0.baseAddress!, byteCount: n) }
+                // The range is the decoder's: within the chunk, at most `n` bytes.
+                let stored = r.upperBound &- r.lowerBound
+                if stored == n {
+                    base.copyMemory(from: cursor.payload(e, r), byteCount: n)
+                } else {
+                    Self.servePart(cursor.payload(e, r), stored, into: base, n)
+                }
             }
             ok = recordedOK
             matched = true
@@ -43,11 +54,18 @@ public final class ReplayMemory: GuestMemory {
     public func write(_ address: UInt64, from bytes: UnsafeRawBufferPointer) throws(GuestMemoryError) {
         var ok = false
         cursor.expect("wrote \(bytes.count) bytes at 0x\(String(address, radix: 16))") { e in
-            guard case .memoryWrite(let a, let n, let recordedOK, _) = e.event.body, a == address, n == bytes.count,
-                  cursor.withBytes(e, { n == 0 || memcmp($0.baseAddress!, bytes.baseAddress!, n) == 0 }) else { return false }
+            guard case .memoryWrite(let a, let n, let recordedOK, let r) = e.event.body, a == address, n == bytes.count,
+                  r.isEmpty || memcmp(cursor.payload(e, r), bytes.baseAddress!, r.upperBound &- r.lowerBound) == 0 else { return false }
             ok = recordedOK
             return true
         }
         if !ok { throw GuestMemoryError(address: address, length: bytes.count) }
+    }
+
+    /// A read a snaplen stored `stored` of `n` bytes of: those, then zeros.
+    @inline(never)
+    static func servePart(_ from: UnsafeRawPointer, _ stored: Int, into base: UnsafeMutableRawPointer, _ n: Int) {
+        base.copyMemory(from: from, byteCount: stored)
+        (base + stored).initializeMemory(as: UInt8.self, repeating: 0, count: n - stored)
     }
 }

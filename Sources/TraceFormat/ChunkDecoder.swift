@@ -250,17 +250,24 @@ public struct ChunkDecoder {
             let tag = reader.base[offset]
             offset += 1
             let code = RecordCode.code(ofTag: tag)
-            if code >= RecordCode.firstEscaped, let context = ContextRecord(rawValue: code) {
-                let v = try varint()
-                switch context {
-                case .nic:
-                    guard v < UInt64(nics) else { throw fail(tagOffset, "event names NIC \(v); the trace has \(nics)") }
-                    nic = Int(v)
-                case .vcpu:
-                    guard v <= UInt64(UInt32.max) else { throw fail(tagOffset, "vCPU \(v) out of range") }
-                    vcpu = UInt32(v)
+            if code >= RecordCode.firstEscaped {
+                if let context = ContextRecord(rawValue: code) {
+                    let v = try varint()
+                    switch context {
+                    case .nic:
+                        guard v < UInt64(nics) else { throw fail(tagOffset, "event names NIC \(v); the trace has \(nics)") }
+                        nic = Int(v)
+                    case .vcpu:
+                        guard v <= UInt64(UInt32.max) else { throw fail(tagOffset, "vCPU \(v) out of range") }
+                        vcpu = UInt32(v)
+                    }
+                    continue
                 }
-                continue
+                // Not in `decodeFields`' switch: the plain records' hot loop stays as it was.
+                if code == TruncatedMemoryRecord.code {
+                    emit(try truncatedMemory(tagOffset), into: &event)
+                    return true
+                }
             }
             emit(try decodeFields(code, small: tag >> 4, tagOffset: tagOffset), into: &event)
             return true
@@ -391,6 +398,29 @@ public struct ChunkDecoder {
     func unknownRecord(_ code: UInt8, at offset: Int) -> ChunkDecodeError {
         ChunkDecodeError(offset: offset, code >= RecordCode.firstEscaped ? "unknown context record \(code - RecordCode.firstEscaped)"
                                                                           : "unknown event kind \(code)")
+    }
+
+    /// A memory read or write that stores only its first bytes (``TruncatedMemoryRecord``).
+    @inline(never)
+    mutating func truncatedMemory(_ tagOffset: Int) throws(ChunkDecodeError) -> TraceEvent.Body {
+        let flags = TruncatedMemoryRecord.Flags(rawValue: try byte())
+        let isWrite = flags.contains(.write), ok = !flags.contains(.failed)
+        let what = isWrite ? "memory write" : "memory read"
+        guard isWrite || ok else { throw fail(tagOffset, "a failed memory read with part of a payload (a failed read stores none)") }
+        let delta = UInt64(bitPattern: try zigzag())
+        let length = try varint()
+        let stored = try varint()
+        guard length <= UInt64(UInt32.max) else { throw fail(tagOffset, "\(what) length \(length) out of range") }
+        guard stored < length else { throw fail(tagOffset, "\(what) of \(length) bytes stores \(stored) of them (a part is fewer)") }
+        let range = try skip(stored, tagOffset: tagOffset, isWrite ? "memory write's stored part" : "memory read's stored part")
+        if isWrite {
+            let address = lastWriteEnd &+ delta
+            lastWriteEnd = address &+ length
+            return .memoryWrite(address: address, length: Int(length), ok: ok, bytes: range)
+        }
+        let address = lastReadEnd &+ delta
+        lastReadEnd = address &+ length
+        return .memoryRead(address: address, length: Int(length), ok: true, bytes: range)
     }
 
     mutating func details(_ tagOffset: Int) throws(ChunkDecodeError) -> EventDetails {

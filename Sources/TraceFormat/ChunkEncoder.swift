@@ -109,10 +109,18 @@ public struct ChunkEncoder {
             mmio(.mmioRead, nic: nic, vcpu: vcpu, time: time, offset: offset, width: width, value: value)
         case .mmioWrite(let offset, let width, let value):
             mmio(.mmioWrite, nic: nic, vcpu: vcpu, time: time, offset: offset, width: width, value: value)
-        case .memoryRead(let address, _, let ok, let bytes):
-            memoryRead(nic: nic, address: address, bytes: bytes, ok: ok)
-        case .memoryWrite(let address, _, let ok, let bytes):
-            memoryWrite(nic: nic, address: address, bytes: bytes, ok: ok)
+        case .memoryRead(let address, let length, let ok, let bytes):
+            if ok && length > bytes.count {
+                truncated(nic: nic, address: address, length: length, bytes: bytes, flags: [])
+            } else {
+                memoryRead(nic: nic, address: address, bytes: bytes, ok: ok)
+            }
+        case .memoryWrite(let address, let length, let ok, let bytes):
+            if length > bytes.count {
+                truncated(nic: nic, address: address, length: length, bytes: bytes, flags: ok ? .write : [.write, .failed])
+            } else {
+                memoryWrite(nic: nic, address: address, bytes: bytes, ok: ok)
+            }
         case .chain(let queue, let head, let descriptorCount):
             tag(.chain, nic: nic)
             out.varint(UInt64(queue))
@@ -181,13 +189,19 @@ public struct ChunkEncoder {
     /// The tag byte (after a NIC context record when the NIC changes).
     @inline(__always)
     mutating func tag(_ kind: TraceEventKind, _ small: UInt8 = 0, nic newNic: Int) {
+        tag(code: kind.rawValue, small, nic: newNic)
+    }
+
+    /// The tag byte of a record with `code` (``RecordCode``).
+    @inline(__always)
+    mutating func tag(code: UInt8, _ small: UInt8 = 0, nic newNic: Int) {
         own()
         if newNic != nic {
             out.byte(RecordCode.tag(code: ContextRecord.nic.rawValue))
             out.varint(UInt64(newNic))
             nic = newNic
         }
-        out.byte(RecordCode.tag(code: kind.rawValue, small: small))
+        out.byte(RecordCode.tag(code: code, small: small))
         eventCount += 1
     }
 
@@ -245,6 +259,19 @@ public struct ChunkEncoder {
         out.varint(UInt64(n))
         if reference == nil { out.append(bytes) }
         lastWriteEnd = address &+ UInt64(n)
+    }
+
+    /// A memory access that stores only its first `bytes.count` of `length`
+    /// bytes (``TruncatedMemoryRecord``); it is no recent read.
+    mutating func truncated(nic: Int, address: UInt64, length: Int, bytes: UnsafeRawBufferPointer, flags: TruncatedMemoryRecord.Flags) {
+        tag(code: TruncatedMemoryRecord.code, nic: nic)
+        out.byte(flags.rawValue)
+        let isWrite = flags.contains(.write)
+        out.zigzag(Int64(bitPattern: address &- (isWrite ? lastWriteEnd : lastReadEnd)))
+        out.varint(UInt64(length))
+        out.varint(UInt64(bytes.count))
+        out.append(bytes)
+        if isWrite { lastWriteEnd = address &+ UInt64(length) } else { lastReadEnd = address &+ UInt64(length) }
     }
 
     mutating func counter(nic: Int, index: Int, value: UInt64) {

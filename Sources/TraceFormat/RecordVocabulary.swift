@@ -39,6 +39,34 @@ public enum ContextRecord: UInt8, CaseIterable, Sendable {
     case vcpu = 17
 }
 
+/// A memory read or write whose payload is stored only in part (format 1.3:
+/// a recorder's snaplen keeps the first bytes of each frame). Not a kind of
+/// its own but another record for ``TraceEventKind/memoryRead`` and
+/// ``TraceEventKind/memoryWrite``, escape code 20 (tag `0x4F`), so that a
+/// reader that predates it reports an unknown record instead of reading
+/// bytes that are not there. It decodes as a memory event whose `bytes` are
+/// fewer than its `length`.
+///
+/// After the tag: one byte of ``Flags``; a zigzag address delta from the
+/// previous read's end (a read) or write's end (a write); varint length (at
+/// most 2^32 − 1); varint count of the bytes stored (less than the length);
+/// those bytes, the access's first. It does not enter the recent reads a
+/// write may repeat.
+public enum TruncatedMemoryRecord {
+    /// Its code (``RecordCode``): escape record 4.
+    public static let code: UInt8 = 20
+
+    /// The byte after the tag.
+    public struct Flags: OptionSet, Sendable {
+        public var rawValue: UInt8
+        public init(rawValue: UInt8) { self.rawValue = rawValue }
+        /// A write (else a read).
+        public static let write = Flags(rawValue: 1)
+        /// The access failed (a write; a failed read stores no bytes and is never truncated).
+        public static let failed = Flags(rawValue: 2)
+    }
+}
+
 /// Event kinds. The raw value is the record's code (``RecordCode``).
 public enum TraceEventKind: UInt8, CaseIterable, Hashable, Sendable, Codable {
     case mmioRead = 0
@@ -87,7 +115,10 @@ public enum TraceEventKind: UInt8, CaseIterable, Hashable, Sendable, Codable {
 
 /// An event's fields, by kind. `Bytes` is how a memory payload is held:
 /// `UnsafeRawBufferPointer` when written (the device's buffer), `Range<Int>`
-/// once decoded (a range of the chunk's content, ``TraceEvent/Body``).
+/// once decoded (a range of the chunk's content, ``TraceEvent/Body``). A
+/// memory event's `length` is the access's; its `bytes` are all of them,
+/// none for a failed read, or (format 1.3, a snaplen) fewer than `length`:
+/// the access's first bytes, the rest not stored (``TruncatedMemoryRecord``).
 ///
 /// Each case says how its record is encoded after the tag byte; "small" is
 /// the tag's high four bits. Varints are LEB128, signed ones zigzag.

@@ -55,8 +55,14 @@ public struct StagedChunk: @unchecked Sendable {
     /// 16-bit field, the NIC.
     @inlinable @inline(__always)
     mutating func head(_ kind: TraceEventKind, _ small: UInt8 = 0, _ half: UInt16 = 0, nic: Int, words: Int) {
+        head(code: kind.rawValue, small, half, nic: nic, words: words)
+    }
+
+    /// The same for a record ``RecordCode`` `code`.
+    @inlinable @inline(__always)
+    mutating func head(code: UInt8, _ small: UInt8 = 0, _ half: UInt16 = 0, nic: Int, words: Int) {
         out.reserve(8 * words)
-        out.word(UInt64(kind.rawValue) | UInt64(small) << 8 | UInt64(half) << 16 | UInt64(UInt32(truncatingIfNeeded: nic)) << 32)
+        out.word(UInt64(code) | UInt64(small) << 8 | UInt64(half) << 16 | UInt64(UInt32(truncatingIfNeeded: nic)) << 32)
         staged += 1
     }
 
@@ -72,10 +78,10 @@ public struct StagedChunk: @unchecked Sendable {
             mmio(.mmioRead, nic: nic, vcpu: vcpu, time: time, offset: offset, width: width, value: value)
         case .mmioWrite(let offset, let width, let value):
             mmio(.mmioWrite, nic: nic, vcpu: vcpu, time: time, offset: offset, width: width, value: value)
-        case .memoryRead(let address, _, let ok, let bytes):
-            memory(.memoryRead, nic: nic, address: address, bytes: bytes, ok: ok)
-        case .memoryWrite(let address, _, let ok, let bytes):
-            memory(.memoryWrite, nic: nic, address: address, bytes: bytes, ok: ok)
+        case .memoryRead(let address, let length, let ok, let bytes):
+            memory(.memoryRead, nic: nic, address: address, length: length, bytes: bytes, ok: ok)
+        case .memoryWrite(let address, let length, let ok, let bytes):
+            memory(.memoryWrite, nic: nic, address: address, length: length, bytes: bytes, ok: ok)
         case .chain(let queue, let chainHead, let descriptorCount):
             head(.chain, 0, queue, nic: nic, words: 2 + 2 * descriptorCount)
             out.word(UInt64(chainHead) | UInt64(descriptorCount) << 16)
@@ -132,9 +138,21 @@ public struct StagedChunk: @unchecked Sendable {
     }
 
     @inlinable @inline(__always)
-    mutating func memory(_ kind: TraceEventKind, nic: Int, address: UInt64, bytes: UnsafeRawBufferPointer, ok: Bool) {
+    mutating func memory(_ kind: TraceEventKind, nic: Int, address: UInt64, length: Int, bytes: UnsafeRawBufferPointer, ok: Bool) {
         let n = bytes.count
         let isWrite = kind == .memoryWrite
+        if length > n && (ok || isWrite) {
+            // Part of the payload (a snaplen): neither a recent read nor a repeat of one.
+            // Staged under the partial record's code, its flags the small field;
+            // the words: address, bytes stored, length, then the bytes.
+            let flags: TruncatedMemoryRecord.Flags = !isWrite ? [] : ok ? .write : [.write, .failed]
+            head(code: TruncatedMemoryRecord.code, flags.rawValue, nic: nic, words: 4 + (n + 7) >> 3)
+            out.word(address)
+            out.word(UInt64(n))
+            out.word(UInt64(length))
+            out.appendPadded(bytes)
+            return
+        }
         if n >= Self.repeatMinimum {
             if isWrite, let pieces = repeatedReads(bytes) {
                 // A loopback's RX write is the frame its TX reads just read:
@@ -336,6 +354,13 @@ extension StagedChunk {
             case K.marker.rawValue:
                 e.append(.marker(code: word(2), details: details(at: at + 24)), nic: nic, time: word(1))
                 at += 56
+            case TruncatedMemoryRecord.code:
+                let n = Int(word(2))
+                let bytes = UnsafeRawBufferPointer(start: base + at + 32, count: n)
+                let flags = TruncatedMemoryRecord.Flags(rawValue: small)
+                e.append(flags.contains(.write) ? .memoryWrite(address: word(1), length: Int(word(3)), ok: !flags.contains(.failed), bytes: bytes)
+                            : .memoryRead(address: word(1), length: Int(word(3)), ok: true, bytes: bytes), nic: nic)
+                at += 32 + (n + 7) & ~7
             default:
                 preconditionFailure("staged record of unknown kind \(w0 & 0xFF) at \(at)")
             }

@@ -24,6 +24,16 @@ public struct TraceEvent: Hashable, Sendable {
 
     public var kind: TraceEventKind { body.kind }
 
+    /// Payload bytes of a memory access the trace does not hold (a
+    /// snaplen's, ``TruncatedMemoryRecord``): its length less its bytes; 0
+    /// for every other event, and for a failed read (which holds none).
+    public var bytesNotStored: Int {
+        switch body {
+        case .memoryRead(_, let length, true, let r), .memoryWrite(_, let length, _, let r): return length - r.count
+        default: return 0
+        }
+    }
+
     /// Whether the event begins an access (an MMIO access, a vhost-user
     /// operation or a VMM memory binding); every other event is what one did.
     public var isCause: Bool { kind == .mmioRead || kind == .mmioWrite || kind == .memoryBinding || kind == .transport }

@@ -11,7 +11,9 @@ public enum TraceVersion {
     /// 2: checkpoints between two chains of a drain (a checkpoint's drain
     /// field), and the chunk flag "ends inside an access".
     /// 3: a window of a longer recording (the first event number, the
-    /// window kept), the trigger header field and the marker event.
+    /// window kept), the trigger header field and the marker event; a
+    /// snaplen (the header field, and memory records that store part of
+    /// their payload).
     public static let minor: UInt16 = 3
 }
 
@@ -68,6 +70,10 @@ public struct TraceHeader: Hashable, Sendable, Codable {
     public var window: String?
     /// The counter predicate a trigger waited for (`--trigger`; minor version 3).
     public var trigger: String?
+    /// Frame payload bytes stored per frame (`--snaplen`; minor version 3):
+    /// past the first `snaplen` bytes of each frame, its reads and writes
+    /// store only their length. Nil: everything stored.
+    public var snaplen: UInt32?
 
     public init() {}
 }
@@ -75,7 +81,7 @@ public struct TraceHeader: Hashable, Sendable, Codable {
 /// Field tags of the header's TLV encoding (docs/trace-format.md).
 enum HeaderTag: UInt64 {
     case nics = 1, queuePairs, mac, offeredFeatures, maxQueueSize, memoryRegion, recorderVersion, gitCommit,
-         hostName, startTime, commandLine, scenario, guestDescription, fault, transport, firstEvent, window, trigger
+         hostName, startTime, commandLine, scenario, guestDescription, fault, transport, firstEvent, window, trigger, snaplen
 }
 
 extension TraceHeader {
@@ -119,6 +125,7 @@ extension TraceHeader {
         if firstEvent != 0 { field(.firstEvent) { $0.varint(firstEvent) } }
         text(.window, window)
         text(.trigger, trigger)
+        if let snaplen { field(.snaplen) { $0.varint(UInt64(snaplen)) } }
         // CRC-32 of everything before it: a flipped header byte is an error, not a wrong value.
         w.fixed(CRC32.checksum(w.bytes))
         return w.bytes
@@ -188,6 +195,7 @@ extension TraceHeader {
                 case .firstEvent: h.firstEvent = try v.varint()
                 case .window: h.window = text()
                 case .trigger: h.trigger = text()
+                case .snaplen: h.snaplen = UInt32(try small(UInt64(UInt32.max)))
                 case nil: break  // a newer minor version's field: skipped
                 }
             }

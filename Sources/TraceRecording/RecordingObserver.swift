@@ -31,6 +31,23 @@ public struct RecordingObserver: DeviceObserver {
         recorder.staged.append(.memoryWrite(address: address, length: bytes.count, ok: succeeded, bytes: bytes), nic: nic)
         recorder.checkHardLimit()
     }
+    /// Frame payload past the recorder's snaplen is recorded by its length alone.
+    @inlinable @inline(__always) public mutating func frameRead(address: UInt64, bytes: UnsafeRawBufferPointer, succeeded: Bool, frameOffset: Int) {
+        let kept = recorder.snaplen &- frameOffset
+        if kept >= bytes.count || !succeeded { return memoryRead(address: address, bytes: bytes, succeeded: succeeded) }
+        recorder.staged.append(.memoryRead(address: address, length: bytes.count, ok: true, bytes: Self.prefix(bytes, kept)), nic: nic)
+        recorder.checkHardLimit()
+    }
+    @inlinable @inline(__always) public mutating func frameWrite(address: UInt64, bytes: UnsafeRawBufferPointer, succeeded: Bool, frameOffset: Int) {
+        let kept = recorder.snaplen &- frameOffset
+        if kept >= bytes.count { return memoryWrite(address: address, bytes: bytes, succeeded: succeeded) }
+        recorder.staged.append(.memoryWrite(address: address, length: bytes.count, ok: succeeded, bytes: Self.prefix(bytes, kept)), nic: nic)
+        recorder.checkHardLimit()
+    }
+    /// The first `count` of `bytes` (none for a negative count).
+    @inlinable static func prefix(_ bytes: UnsafeRawBufferPointer, _ count: Int) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(rebasing: bytes[0..<max(count, 0)])
+    }
     @inlinable @inline(__always) public mutating func chainPopped(queue: UInt16, head: UInt16, descriptors: UnsafeBufferPointer<Descriptor>) {
         recorder.staged.append(.chain(queue: queue, head: head, descriptorCount: descriptors.count), nic: nic)
         for d in descriptors { recorder.staged.descriptor(addr: d.addr, len: d.len, flags: d.flags.rawValue, next: d.next) }

@@ -26,6 +26,12 @@ public struct RecordingOptions: Hashable, Sendable {
     public var keep: TraceWindow?
     /// Stop recording (or mark the trace) once a counter condition holds.
     public var trigger: RecordingTrigger?
+    /// Frame payload bytes kept per frame, like tcpdump's snaplen (nil: all):
+    /// past the first `snaplen` bytes of each frame (counted across its
+    /// descriptors), TX frame reads and RX frame writes store only their
+    /// length. Ring metadata, descriptors, virtio-net headers, control
+    /// commands and counters are always stored whole.
+    public var snaplen: UInt32?
     public init() {}
 }
 

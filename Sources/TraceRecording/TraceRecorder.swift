@@ -25,6 +25,8 @@ public final class TraceRecorder: @unchecked Sendable {
     let wake = Condition()
     var flusher: BackgroundThread?
     @usableFromInline let clock: @Sendable () -> UInt64
+    /// Frame payload bytes stored per frame (``RecordingOptions/snaplen``; `Int.max`: all).
+    @usableFromInline let snaplen: Int
 
     // Guarded by `mutex`.
     /// The open chunk's events (when `chunkOpen`), staged for the writer's
@@ -75,8 +77,10 @@ public final class TraceRecorder: @unchecked Sendable {
         states = initialStates
         self.memoryBound = memoryBound ?? Array(repeating: true, count: header.nics)
         self.clock = clock ?? monotonicNanoseconds
+        snaplen = options.snaplen.map { Int($0) } ?? .max
         var header = header
         header.trigger = options.trigger?.text
+        header.snaplen = options.snaplen
         writer = try TraceWriter(path: path, header: header, level: options.level, queueDepth: options.queueDepth, keep: options.keep)
         if let trigger = options.trigger {
             triggerCounters = initialStates.map(\.counters)

@@ -21,7 +21,9 @@ struct Export: ParsableCommand {
             12-byte virtio-net header stripped. Two interfaces per NIC, nicN-tx and nicN-rx; \
             a frame is written when tx_packets or rx_packets counts it, so the file holds \
             exactly tx_packets + rx_packets frames. Each packet's comment names the chain \
-            event (for `vtrace debug --break-at`) and the counting event.
+            event (for `vtrace debug --break-at`) and the counting event. A trace recorded \
+            with --snaplen N holds only each frame's first N bytes: its packets are cut there, \
+            with their original length, as tcpdump -s N writes them.
 
             Examples:
               vtrace export run.vtrace --format perfetto -o run.json
@@ -131,11 +133,14 @@ extension Export {
         var w = PcapngWriter()
         w.section(application: "vtrace \(VTrace.version)",
                   comment: "\(input.trace): \(header.nics) NIC(s), \(header.queuePairs) queue pair(s)"
-                      + (header.scenario.map { ", scenario \($0)" } ?? ""))
+                      + (header.scenario.map { ", scenario \($0)" } ?? "")
+                      + (header.snaplen.map { ", snaplen \($0): frames past their first \($0) bytes were not stored" } ?? ""))
         for n in 0..<header.nics {
             for dir in PacketDirection.allCases {
                 w.interface(name: "nic\(n)-\(dir.rawValue)",
-                            description: "vtrace NIC \(n): " + (dir == .tx ? "frames the guest transmitted" : "frames delivered to the guest"))
+                            description: "vtrace NIC \(n): " + (dir == .tx ? "frames the guest transmitted" : "frames delivered to the guest"),
+                            // pcapng has no "none captured": --snaplen 0 shows as no limit, each packet's lengths say it.
+                            snapLength: header.snaplen ?? 0)
             }
         }
         var extractor = PacketExtractor(nics: header.nics, queuePairs: header.queuePairs)
@@ -149,7 +154,7 @@ extension Export {
                     extractor.consume(e, decoder: d) { p in
                         let counter = p.direction == .tx ? "tx_packets" : "rx_packets"
                         w.packet(interface: UInt32(2 * p.nic + (p.direction == .tx ? 0 : 1)),
-                                 nanoseconds: header.startTimeNanoseconds &+ (p.time &- start), data: p.bytes,
+                                 nanoseconds: header.startTimeNanoseconds &+ (p.time &- start), data: p.bytes, originalLength: p.length,
                                  comment: "event \(p.chainEvent): nic\(p.nic) \(p.direction.rawValue) queue \(p.queue) head \(p.head); "
                                      + "\(counter) \(p.count) at event \(p.countedEvent)")
                     }

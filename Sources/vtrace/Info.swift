@@ -60,6 +60,11 @@ struct Info: ParsableCommand {
         @NullWhenNil var window: String?
         /// The counter condition a --trigger waited for.
         @NullWhenNil var trigger: String?
+        /// Frame payload bytes stored per frame (--snaplen).
+        @NullWhenNil var snaplen: UInt32?
+        /// Payload bytes the trace does not hold (a snaplen's), and the memory events missing some.
+        var payloadBytesNotStored: UInt64
+        var partialMemoryEvents: UInt64
         /// Marker events (a trigger that fired with --trigger-action mark): event number and text.
         var markers: [Marker]
         var fileBytes: Int
@@ -103,6 +108,7 @@ struct Info: ParsableCommand {
         // The access the last event belongs to: its cause, or the drain a checkpoint resumes.
         var lastAccess: (event: UInt64, nic: Int) = (0, 0)
         var markers: [Marker] = []
+        var notStored: (bytes: UInt64, events: UInt64) = (0, 0)
         for i in reader.chunks.indices {
             var d: ChunkDecoder
             do throws(TraceError) { d = try reader.decoder(i) } catch {
@@ -132,6 +138,7 @@ struct Info: ParsableCommand {
                 k.estimatedCompressedBytes += Double(size) * scale
                 kinds[e.kind] = k
                 if e.isCause { lastAccess = (e.number, e.nic) }
+                if e.bytesNotStored > 0 { notStored = (notStored.bytes + UInt64(e.bytesNotStored), notStored.events + 1) }
                 switch e.body {
                 case .counter(let index, let value):
                     if let c = NetCounter(ordinal: index) { counters[e.nic][c] = value }
@@ -156,7 +163,7 @@ struct Info: ParsableCommand {
             host: h.hostName, startTime: h.startTimeNanoseconds, commandLine: h.commandLine, scenario: h.scenario,
             guest: h.guestDescription, faults: h.faults, transport: h.transport, chunks: reader.chunks.count,
             checkpointChunks: reader.chunks.filter(\.hasCheckpoint).count, events: events, firstEvent: reader.firstEvent,
-            window: h.window, trigger: h.trigger, markers: markers, fileBytes: reader.source.size,
+            window: h.window, trigger: h.trigger, snaplen: h.snaplen, payloadBytesNotStored: notStored.bytes, partialMemoryEvents: notStored.events, markers: markers, fileBytes: reader.source.size,
             uncompressedBytes: uncompressed, compressedChunkBytes: compressed,
             // The same ratio `record` prints: the events' uncompressed content over the file.
             ratio: reader.source.size == 0 ? 0 : Double(uncompressed) / Double(reader.source.size),
@@ -187,6 +194,9 @@ struct Info: ParsableCommand {
             print("window     --keep: \(terminalSafe(w)); nothing dropped (the recording fit)")
         }
         if let t = h.trigger { print("trigger    '\(terminalSafe(t))'") }
+        if let n = h.snaplen {
+            print("snaplen    \(n): payload past each frame's first \(n) bytes not stored (\(notStored.bytes) bytes in \(notStored.events) memory events)")
+        }
         for m in markers.prefix(20) { print("marker     #\(m.event) \(m.text)") }
         print("events     \(events) in \(report.chunks) chunk\(report.chunks == 1 ? "" : "s") (\(report.checkpointChunks) with checkpoints), \(String(format: "%.6f", Double(report.durationNanoseconds) / 1e9)) s")
         if let c = report.cutAccess {

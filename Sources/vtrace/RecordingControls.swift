@@ -8,7 +8,7 @@ import VirtioCore
 extension RecordingTrigger.Action: ExpressibleByArgument {}
 
 /// The options every recording command shares beyond its chunking: a flight
-/// recorder's window (`--keep`, `--keep-seconds`) and a trigger.
+/// recorder's window (`--keep`, `--keep-seconds`), a trigger and a snaplen.
 struct RecordingControls: ParsableArguments {
     @Option(help: ArgumentHelp("Keep only the newest SIZE of the recording on disk (e.g. 8MiB, 512KiB, 1G; at least 2MiB): older chunks are dropped and the file stays a complete trace of the newest events.", valueName: "size"))
     var keep: String?
@@ -25,6 +25,12 @@ struct RecordingControls: ParsableArguments {
     @Option(help: "With --trigger: stop (finish the trace and end the run), continue (finish the trace, the run goes on unrecorded) or mark (write a marker event and record on).")
     var triggerAction: RecordingTrigger.Action = .stop
 
+    @Option(help: ArgumentHelp("Store at most the first N bytes of each frame's payload, like tcpdump -s N (0: none, so no payload leaves the machine): the rest of each TX frame read and RX frame write is recorded by its length. Rings, descriptors, virtio-net headers, control commands and counters are always stored; the trace replays, diffs and bisects as a whole one.", valueName: "n"))
+    var snaplen: UInt32?
+
+    /// The largest --snaplen, tcpdump's (frames are at most 65,557 bytes here).
+    static let largestSnaplen: UInt32 = 262_144
+
     /// The smallest --keep: two chunks of the size a chunk is cut at.
     static let smallestKeep = UInt64(2 * TraceLayout.chunkTargetSize)
 
@@ -34,6 +40,7 @@ struct RecordingControls: ParsableArguments {
             guard bytes >= Self.smallestKeep else { throw ValidationError("--keep \(keep) is smaller than two chunks (\(Self.smallestKeep / 1_048_576) MiB, the size two chunks are cut at)") }
         }
         if let keepSeconds, !(keepSeconds > 0) || keepSeconds > 1e9 { throw ValidationError("--keep-seconds must be positive") }
+        if let snaplen, snaplen > Self.largestSnaplen { throw ValidationError("--snaplen \(snaplen) is over \(Self.largestSnaplen), tcpdump's largest") }
         if let trigger {
             do { _ = try CounterPredicate.parse(trigger) } catch { throw ValidationError("--trigger '\(trigger)': \(error)") }
         } else if after != nil || triggerAction != .stop {
@@ -52,8 +59,9 @@ struct RecordingControls: ParsableArguments {
         return n << shift
     }
 
-    /// Adds the window and the trigger to `options`.
+    /// Adds the window, the trigger and the snaplen to `options`.
     func apply(to options: inout RecordingOptions) throws {
+        options.snaplen = snaplen
         if keep != nil || keepSeconds != nil {
             options.keep = TraceWindow(bytes: keep.flatMap(Self.size), nanoseconds: keepSeconds.map { UInt64($0 * 1e9) })
         }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TraceAnalysis
 
 /// `vtrace run` on the real /dev/kvm. Skipped, with a message, where KVM is
 /// absent or unusable, or gcc cannot build the guest.
@@ -77,6 +78,27 @@ struct KVMRunTests {
         #expect(marked.status == 1 && counters(marked.report)["tx_packets"] == 2000, "\(marked.stderr)")
         #expect(try CLI.run("dump", trace, "--kind", "marker").stdout.contains("marker: trigger fired at event "))
         #expect(try CLI.run("replay", "--check", trace).status == 0)
+    }
+
+    /// `--snaplen 32`: the guest still gets every byte of its frames (it
+    /// checks them), the trace keeps each frame's first 32 of 300 bytes both
+    /// ways (the rest of three descriptors' pieces by length), replays with
+    /// --check and exports the frames cut at 32.
+    @Test func aSnaplenRecordingKeepsTheFirstBytesAndReplays() throws {
+        guard !skip() else { return }
+        let trace = try temporaryFile("kvm-snaplen.vtrace", [])
+        let r = try run(["--workload", "burst:frames=50,len=300,descs=3", "--record", trace, "--snaplen", "32"])
+        #expect(r.status == 0, "\(r.stderr) \(r.report)")
+        let guest = try #require((r.report["guest"] as? [[String: Any]])?.first)
+        #expect(guest["received"] as? Int == 50 && guest["bad"] as? Int == 0)
+        let info = try #require(try JSONSerialization.jsonObject(with: Data(try CLI.run("info", trace, "--json").stdout.utf8)) as? [String: Any])
+        #expect(info["snaplen"] as? Int == 32 && info["payload_bytes_not_stored"] as? Int == 2 * 50 * (300 - 32))
+        let replay = try CLI.run("replay", trace, "--check")
+        #expect(replay.status == 0 && replay.stdout.contains("match: "), "\(replay.stdout)\(replay.stderr)")
+        let pcap = try temporaryFile("kvm-snaplen.pcapng", [])
+        #expect(try CLI.run("export", trace, "--format", "pcapng", "-o", pcap).status == 0)
+        let file = try PcapngFile(Array(try Data(contentsOf: URL(fileURLWithPath: pcap))))
+        #expect(file.packets.count == 100 && file.packets.allSatisfy { $0.originalLength == 300 && $0.data.count == 32 })
     }
 
     /// Four vCPUs, each driving its own NIC: every access in the trace

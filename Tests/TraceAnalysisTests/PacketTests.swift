@@ -130,8 +130,8 @@ struct PacketTests {
         #expect(w.bytes.count % 4 == 0)
         let f = try PcapngFile(w.bytes)
         #expect(f.application == "vtrace test" && f.comment == "a comment")
-        #expect(f.interfaces == [PcapngFile.Interface(linkType: 1, name: "nic0-tx", description: "tx", timestampResolution: 9),
-                                 PcapngFile.Interface(linkType: 1, name: "nic0-rx", description: "rx", timestampResolution: 9)])
+        #expect(f.interfaces == [PcapngFile.Interface(linkType: 1, snapLength: 0, name: "nic0-tx", description: "tx", timestampResolution: 9),
+                                 PcapngFile.Interface(linkType: 1, snapLength: 0, name: "nic0-rx", description: "rx", timestampResolution: 9)])
         #expect(f.packets.map(\.data.count) == [0, 1, 3, 4, 61, 1514])
         #expect(f.packets.map(\.interface) == [0, 1, 0, 1, 0, 1])
         #expect(f.packets.map(\.comment) == ["event 0", "event 1", nil, "event 3", "event 4", "event 5"])

@@ -195,12 +195,20 @@ extension TraceEvent {
 @Suite("Staged chunks")
 struct StagedChunkTests {
     /// One of every event kind, with NIC and vCPU switches, a deduplicated
-    /// write, odd payload lengths (0, 3, 13) and the inline ones (2, 4, 8, 16).
+    /// write, odd payload lengths (0, 3, 13) and the inline ones (2, 4, 8,
+    /// 16), and partial payloads (a snaplen's: 10 of 64 bytes read, before
+    /// the write that repeats the whole read, so it must be no recent read;
+    /// none of 64 written; a failed write that keeps 3 of 200, on NIC 1).
     static func everyKind<S: EventSink>(_ s: inout S, time: UInt64) {
         let frame = (0..<64).map { UInt8($0) }
         s.append(.mmioWrite(offset: 0x50, width: 4, value: 1), nic: 0, vcpu: 0, time: time + 10)
         frame.withUnsafeBytes { s.append(.memoryRead(address: 0x9000, length: $0.count, ok: true, bytes: $0), nic: 0, vcpu: 0, time: 0) }
         s.append(.memoryRead(address: 0x1_0000_0000, length: 0, ok: false, bytes: UnsafeRawBufferPointer(start: nil, count: 0)), nic: 0, vcpu: 0, time: 0)
+        frame.withUnsafeBytes { f in
+            s.append(.memoryRead(address: 0x9100, length: 64, ok: true, bytes: UnsafeRawBufferPointer(rebasing: f[0..<10])), nic: 0, vcpu: 0, time: 0)
+            s.append(.memoryWrite(address: 0xA100, length: 64, ok: true, bytes: UnsafeRawBufferPointer(rebasing: f[0..<0])), nic: 0, vcpu: 0, time: 0)
+            s.append(.memoryWrite(address: 0xB100, length: 200, ok: false, bytes: UnsafeRawBufferPointer(rebasing: f[0..<3])), nic: 1, vcpu: 0, time: 0)
+        }
         frame.withUnsafeBytes { s.append(.memoryWrite(address: 0xA000, length: $0.count, ok: true, bytes: $0), nic: 0, vcpu: 0, time: 0) }
         for n in [2, 3, 4, 8, 13, 16] {
             frame.withUnsafeBytes {
@@ -256,6 +264,17 @@ struct StagedChunkTests {
         let markers = decoded.filter { $0.kind == .marker }
         #expect(markers.map(\.body) == [.marker(code: 1, details: EventDetails([12_345])), .marker(code: .max, details: EventDetails())])
         #expect(markers.map(\.nic) == [1, 0] && markers.map(\.time) == [1_030, 1_031])
+        // The partial payloads: address, length, ok, bytes stored; then the whole write after them.
+        let memory = decoded.filter { $0.kind == .memoryRead || $0.kind == .memoryWrite }
+        #expect(memory.prefix(6).map(\.bytesNotStored) == [0, 0, 54, 64, 197, 0])
+        #expect(memory.prefix(6).map(\.nic) == [0, 0, 0, 0, 1, 0])
+        guard case .memoryRead(0x9100, 64, true, let r) = memory[2].body, r.count == 10,
+              case .memoryWrite(0xA100, 64, true, let w) = memory[3].body, w.isEmpty,
+              case .memoryWrite(0xB100, 200, false, let failed) = memory[4].body, failed.count == 3,
+              case .memoryWrite(0xA000, 64, true, let whole) = memory[5].body, whole == memory[0].bodyRange else {
+            Issue.record("partial payloads: \(memory.prefix(6).map(\.body))")
+            return
+        }
         #expect(decoded.last?.body == .mmioRead(offset: 0x100, width: -7, value: .max) && decoded.last?.vcpu == 3)
     }
 

@@ -82,7 +82,11 @@ struct FormatVectorsGoldenTests {
 /// `traces/golden/format-vectors-1.3.vtrace`: what format 1.3 added — a
 /// window of a longer recording (the header's first event, 5,000, and the
 /// window and trigger fields; its first chunk starts there with a
-/// checkpoint) and a marker event. Rewritten only with `VTRACE_WRITE_GOLDEN=1`.
+/// checkpoint), a marker event, and a snaplen (the header field, tag 19, and
+/// partial memory records: a read that stores 4 of its 100 bytes, the write
+/// of its copy, a failed write that stores none of 1,500, and a plain write
+/// that repeats the plain read before the partial one, which is no recent
+/// read). Rewritten only with `VTRACE_WRITE_GOLDEN=1`.
 @Suite("The format 1.3 vectors golden")
 struct FormatVectors13GoldenTests {
     static var golden: String {
@@ -93,9 +97,10 @@ struct FormatVectors13GoldenTests {
         var header = TraceHeader()
         header.minorVersion = 3
         header.nics = 1
-        header.guestDescription = "format-vectors 1.3: a window from event 5000 with a marker (decode only)"
+        header.guestDescription = "format-vectors 1.3: a window from event 5000 with a marker and partial payloads (decode only)"
         header.firstEvent = 5_000
         header.trigger = "rx_write_failed > 0"
+        header.snaplen = 4
         var cp = NICCheckpoint()
         cp.queues = [QueueCheckpoint(), QueueCheckpoint()]
         cp.counters[9] = 1
@@ -105,9 +110,19 @@ struct FormatVectors13GoldenTests {
         first.append(.counter(index: 0, value: 1), nic: 0)
         first.append(.marker(code: MarkerCode.triggerFired.rawValue, details: EventDetails([5_001])), nic: 0, time: 2_020)
         first.append(.marker(code: 77, details: EventDetails([1, 2, 3])), nic: 0, time: 2_030)
+        Self.payload.withUnsafeBytes { p in
+            first.append(.memoryRead(address: 0x10_0070, length: 16, ok: true, bytes: UnsafeRawBufferPointer(rebasing: p[0..<16])), nic: 0)
+            first.append(.memoryRead(address: 0x10_000c, length: 100, ok: true, bytes: UnsafeRawBufferPointer(rebasing: p[0..<4])), nic: 0)
+            first.append(.memoryWrite(address: 0x20_000c, length: 100, ok: true, bytes: UnsafeRawBufferPointer(rebasing: p[0..<4])), nic: 0)
+            first.append(.memoryWrite(address: 0x30_000c, length: 1_500, ok: false, bytes: UnsafeRawBufferPointer(rebasing: p[0..<0])), nic: 0)
+            first.append(.memoryWrite(address: 0x20_0070, length: 16, ok: true, bytes: UnsafeRawBufferPointer(rebasing: p[0..<16])), nic: 0)
+        }
         try writer.submit(first)
         _ = try writer.finish()
     }
+
+    /// The partial records' payload: bytes 0, 1, 2, ….
+    static let payload: [UInt8] = (0..<100).map { UInt8($0) }
 
     @Test func theVectorsAreWrittenAgainByteForByte() throws {
         if ProcessInfo.processInfo.environment["VTRACE_WRITE_GOLDEN"] == "1" { try Self.write(to: Self.golden) }
@@ -120,31 +135,38 @@ struct FormatVectors13GoldenTests {
     @Test func theVectorsDecodeToWhatWasWritten() throws {
         let reader = try TraceReader(path: Self.golden)
         #expect(reader.header.minorVersion == 3 && reader.header.firstEvent == 5_000 && reader.firstEvent == 5_000)
-        #expect(reader.events == 5_000..<5_004 && reader.eventCount == 5_004)
+        #expect(reader.events == 5_000..<5_009 && reader.eventCount == 5_009)
         #expect(reader.header.window == "the newest 8388608 bytes and 30.0 s" && reader.header.trigger == "rx_write_failed > 0")
+        #expect(reader.header.snaplen == 4)
         var d = try reader.decoder(0)
         var events: [TraceEvent] = []
         while let e = try d.next() { events.append(e) }
-        #expect(events.map(\.number) == [5_000, 5_001, 5_002, 5_003])
-        #expect(events.map(\.body) == [
+        #expect(events.map(\.number) == Array(5_000..<5_009))
+        #expect(events.prefix(4).map(\.body) == [
             .mmioWrite(offset: 0x50, width: 4, value: 1), .counter(index: 0, value: 1),
             .marker(code: 1, details: EventDetails([5_001])), .marker(code: 77, details: EventDetails([1, 2, 3])),
         ])
-        #expect(events.map(\.time) == [2_010, 2_010, 2_020, 2_030])
+        #expect(events.map(\.time) == [2_010, 2_010, 2_020, 2_030, 2_030, 2_030, 2_030, 2_030, 2_030])
+        // The memory events: address, length, ok, the bytes stored, the bytes not.
+        let memory = events.dropFirst(4).map { e -> (UInt64, Int, Bool, [UInt8], Int) in
+            switch e.body {
+            case .memoryRead(let a, let n, let ok, let r), .memoryWrite(let a, let n, let ok, let r): return (a, n, ok, Array(d.bytes(r)), e.bytesNotStored)
+            default: return (0, 0, false, [], 0)
+            }
+        }
+        #expect(events.dropFirst(4).map(\.kind) == [.memoryRead, .memoryRead, .memoryWrite, .memoryWrite, .memoryWrite])
+        #expect(memory.map(\.0) == [0x10_0070, 0x10_000c, 0x20_000c, 0x30_000c, 0x20_0070])
+        #expect(memory.map(\.1) == [16, 100, 100, 1_500, 16] && memory.map(\.2) == [true, true, true, false, true])
+        #expect(memory.map(\.3) == [Array(Self.payload[0..<16]), [0, 1, 2, 3], [0, 1, 2, 3], [], Array(Self.payload[0..<16])])
+        #expect(memory.map(\.4) == [0, 96, 96, 1_500, 0])
     }
 
     /// A window whose first chunk has no checkpoint cannot be replayed: corrupt, naming chunk 0.
     @Test func aWindowMustStartAtACheckpoint() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("window-no-cp-\(getpid()).vtrace").path
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        var header = TraceHeader()
-        header.nics = 1
-        header.firstEvent = 10
-        let writer = try TraceWriter(path: path, header: header, level: 1)
         var e = ChunkEncoder(firstEvent: 10, baseTime: 0, checkpoint: nil, counters: [Array(repeating: 0, count: 16)])
         e.append(.mmioRead(offset: 0, width: 4, value: 0), nic: 0, vcpu: 0, time: 1)
-        try writer.submit(e)
-        let entries = try writer.finish()
+        let (path, entries) = try oneChunkTrace("window-no-cp", e) { $0.firstEvent = 10 }
+        defer { try? FileManager.default.removeItem(atPath: path) }
         #expect(throws: TraceError.corrupt(offset: Int(entries[0].offset), chunk: 0,
                                            "the trace's window starts at event 10, but its first chunk has no checkpoint to start from")) {
             _ = try TraceReader(path: path)

@@ -31,16 +31,23 @@ public func recordedEvent(_ number: UInt64, in reader: TraceReader) throws -> Tr
     return nil
 }
 
-/// Records a scenario text into a trace and returns the path.
-public func record(_ text: String, name: String, flushEvents: Int = 65_536) throws -> (String, ScenarioResult, RecordingSummary) {
+/// Records a scenario text into a trace (with `--snaplen`'s `snaplen`) and returns the path.
+public func record(_ text: String, name: String, flushEvents: Int = 65_536, snaplen: UInt32? = nil) throws -> (String, ScenarioResult, RecordingSummary) {
     let scenario = try ScenarioParser.parse(file: name, text: text)
     var options = RecordingOptions()
     options.flushEvents = flushEvents
     options.flushMilliseconds = 100_000
+    options.snaplen = snaplen
     let path = temporaryPath(name + ".vtrace")
     let clock = StepClock()
     let (result, summary) = try ScenarioRecording.record(scenario, to: path, options: options, clock: { clock.read() })
     return (path, result, summary)
+}
+
+/// `traces/workloads/snaplen-frames.scenario`: frames of 0xa7 bytes over one
+/// descriptor and several, a short RX buffer, no RX buffer, an RX write fault.
+public func snaplenFramesScenario() throws -> String {
+    try String(contentsOf: repositoryRoot.appendingPathComponent("traces/workloads/snaplen-frames.scenario"), encoding: .utf8)
 }
 
 public let trafficScenario = "device queue_pairs=2\ndriver init qsize=16\nctrl mq pairs=2\n"

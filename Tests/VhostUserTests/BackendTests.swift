@@ -109,13 +109,13 @@ final class ServedBackend: @unchecked Sendable {
     let path: String
     let tracePath: String
 
-    init(sessions: Int, name: String, deadlineMilliseconds: Int32 = 5000, summariesKept: Int = 1000) throws {
+    init(sessions: Int, name: String, deadlineMilliseconds: Int32 = 5000, summariesKept: Int = 1000, options: RecordingOptions = RecordingOptions()) throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vtrace-vhost-\(getpid())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         path = dir.appendingPathComponent("\(name).sock").path
         tracePath = dir.appendingPathComponent("\(name).vtrace").path
         let config = NetConfig(queuePairs: 1, queueMaxSize: 32768)
-        recorder = try TraceRecorder(path: tracePath, config: config, nics: 1, regions: [], header: { $0.transport = "vhost-user" })
+        recorder = try TraceRecorder(path: tracePath, config: config, nics: 1, regions: [], options: options, header: { $0.transport = "vhost-user" })
         backend = try VhostUserBackend(device: VirtioNetDevice(config: config, memory: nil, observer: recorder.observer(nic: 0)), log: { _, _ in })
         backend.messageDeadlineMilliseconds = deadlineMilliseconds
         backend.summariesKept = summariesKept
@@ -140,9 +140,14 @@ final class ServedBackend: @unchecked Sendable {
 @Suite("vhost-user backend", .serialized)
 struct BackendTests {
     /// Negotiation, memory, two rings, three frames sent and looped back: the
-    /// used rings, the received bytes, the counters and the trace's replay.
-    @Test func aFrontendSendsFramesThatComeBackOnRX() throws {
-        let served = try ServedBackend(sessions: 1, name: "loop")
+    /// used rings, the received bytes, the counters and the trace's replay;
+    /// with a snaplen (`serve --snaplen`), the same for the frontend, and the
+    /// trace keeps each 60-byte frame's first 16 bytes both ways.
+    @Test(arguments: [UInt32?.none, 16])
+    func aFrontendSendsFramesThatComeBackOnRX(snaplen: UInt32?) throws {
+        var options = RecordingOptions()
+        options.snaplen = snaplen
+        let served = try ServedBackend(sessions: 1, name: "loop\(snaplen.map { "-\($0)" } ?? "")", options: options)
         let f = try TestFrontend(path: served.path)
         f.send(.getFeatures)
         let offered = try #require(f.reply())
@@ -202,6 +207,15 @@ struct BackendTests {
         let replay = try TraceReplayer(reader: reader).replayAll(keepGoing: false)
         #expect(replay.matched, "\(replay.divergences)")
         #expect(replay.counters.first?.rxPackets == 3)
+        #expect(reader.header.snaplen == snaplen)
+        var partial: [Int] = []
+        for i in reader.chunks.indices {
+            var d = try reader.decoder(i)
+            while let e = try d.next() {
+                if e.bytesNotStored > 0 { partial.append(e.bytesNotStored) }
+            }
+        }
+        #expect(partial == (snaplen == nil ? [] : Array(repeating: 60 - 16, count: 6)), "3 frames read, 3 written")
     }
 
     /// Each hostile message ends its session with an error naming it; the

@@ -6,7 +6,7 @@
 # virtio_net driver drives the device core, and with --record every message,
 # kick, memory access, chain, counter and interrupt goes into the trace.
 #
-#   tools/linux-guest/boot.sh [--record OUT.vtrace] [--fault SPEC]... [--flush-events N] [--append 'vtrace.frames=N ...'] [--json FILE]
+#   tools/linux-guest/boot.sh [--record OUT.vtrace] [--fault SPEC]... [--flush-events N] [--snaplen N] [--append 'vtrace.frames=N ...'] [--json FILE]
 #
 # Prints the guest's console lines that start with "vtrace-guest:" and the
 # device counters; exits 0 when the guest's own eth0 statistics agree with the
@@ -20,7 +20,7 @@ record=(--no-record) recording=() append="" json=""
 while [[ $# -gt 0 ]]; do
     case $1 in
         --record) record=(-o "$2"); shift 2 ;;
-        --fault|--flush-events) recording+=("$1" "$2"); shift 2 ;;
+        --fault|--flush-events|--snaplen) recording+=("$1" "$2"); shift 2 ;;
         --append) append=$2; shift 2 ;;
         --json) json=$2; shift 2 ;;
         -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;

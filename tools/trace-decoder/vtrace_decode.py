@@ -208,6 +208,8 @@ def read_header(f):
             h["start_time"] = v.varint()
         elif tag == 16:                             # (1.3) a window's first event
             h["first_event"] = v.varint()
+        elif tag == 19:                             # (1.3) the snaplen
+            h["snaplen"] = small(0xFFFFFFFF)
         # any other tag: a newer minor version's field, skipped
     if h.get("nics", 0) < 1:
         raise Corrupt("byte 8: the header has no NIC count")
@@ -454,7 +456,7 @@ def decode_chunk(content, nics, e, i):
                 if length >= 8:
                     recent = [(start, length)] + recent[:3]
             read_end = (address + length) & MASK64
-            body = ("mem-read", address, length, not aux & 1, payload)
+            body = ("mem-read", address, length, not aux & 1, payload, 0)
         elif kind == 3:                             # memory write
             address = (write_end + r.zigzag()) & MASK64
             length = r.varint()
@@ -466,7 +468,7 @@ def decode_chunk(content, nics, e, i):
             else:                                   # the bytes, failed or not
                 payload = r.take(length, "memory write")
             write_end = (address + length) & MASK64
-            body = ("mem-write", address, length, not aux & 1, payload)
+            body = ("mem-write", address, length, not aux & 1, payload, 0)
         elif kind == 4:                             # chain popped
             queue, head, n = r.narrow(16, "queue"), r.narrow(16, "head"), r.varint()
             if n > 65535 + 32768 or n > r.left() // 4:
@@ -511,6 +513,25 @@ def decode_chunk(content, nics, e, i):
             values = read_details(r, at)
             time = (time + r.varint()) & MASK64
             body = ("marker", code, values)
+        elif aux == 4:                              # kind 15, aux 4: a memory access, part of its payload stored (1.3)
+            mflags = r.u8()                         # bit 0 write, bit 1 failed
+            write, ok = bool(mflags & 1), not mflags & 2
+            what = "memory write" if write else "memory read"
+            if not write and not ok:
+                r.fail("a failed memory read with part of a payload (a failed read stores none)", at)
+            delta, length, stored = r.zigzag(), r.varint(), r.varint()
+            if length > 0xFFFFFFFF:
+                r.fail("%s length %d out of range" % (what, length), at)
+            if stored >= length:
+                r.fail("%s of %d bytes stores %d of them (a part is fewer)" % (what, length, stored), at)
+            payload = r.take(stored, what + "'s stored part")
+            if write:                               # not a recent read; no reference to one
+                address = (write_end + delta) & MASK64
+                write_end = (address + length) & MASK64
+            else:
+                address = (read_end + delta) & MASK64
+                read_end = (address + length) & MASK64
+            body = ("mem-write" if write else "mem-read", address, length, ok, payload, length - stored)
         else:                                       # kind 15: context records, not events
             v = r.varint()
             if aux == 0:
@@ -625,9 +646,11 @@ def json_line(number, t, nic, body):
         s += ',"offset":%d,"register":"%s","width":%d,"op":"%s","value":%d,"vcpu":%d' % (
             offset, register_name(offset), width, op, value, vcpu)
     elif kind == "mem-read" or kind == "mem-write":
-        _, address, length, ok, payload = body
+        _, address, length, ok, payload, not_stored = body
         s += ',"address":%d,"length":%d,"ok":%s,"bytes":"%s"' % (
             address, length, "true" if ok else "false", payload.hex())
+        if not_stored:                              # (1.3) a snaplen left the rest out
+            s += ',"not_stored":%d' % not_stored
     elif kind == "chain":
         s += ',"queue":%d,"head":%d,"descriptors":[%s]' % (body[1], body[2], ",".join(
             '{"addr":%d,"len":%d,"flags":%d,"next":%d}' % d for d in body[3]))

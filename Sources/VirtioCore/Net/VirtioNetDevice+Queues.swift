@@ -190,7 +190,7 @@ extension VirtioNetDevice {
             }
             let start = total
             let ok = frame.withUnsafeMutableBytes { raw in
-                bus.read(address, into: UnsafeMutableRawBufferPointer(rebasing: raw[start..<start + Int(length)]))
+                bus.readFrame(address, into: UnsafeMutableRawBufferPointer(rebasing: raw[start..<start + Int(length)]), frameOffset: start)
             }
             if !ok {
                 invalid = true
@@ -268,7 +268,7 @@ extension VirtioNetDevice {
             let n = min(length, frameLength - framePos)
             let start = framePos
             let ok = frame.withUnsafeBytes { raw in
-                bus.write(address, from: UnsafeRawBufferPointer(rebasing: raw[start..<start + n]))
+                bus.writeFrame(address, from: UnsafeRawBufferPointer(rebasing: raw[start..<start + n]), frameOffset: start)
             }
             if !ok {
                 failure = .write

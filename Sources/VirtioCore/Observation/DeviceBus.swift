@@ -15,23 +15,44 @@ public struct DeviceBus<Memory: GuestMemory, Observer: DeviceObserver> {
 
     /// Reads into `buffer`; false (reported) when the memory refused.
     mutating func read(_ address: UInt64, into buffer: UnsafeMutableRawBufferPointer) -> Bool {
-        var ok = false
-        do throws(GuestMemoryError) {
-            // Optional chaining borrows the stored reference: no retain/release per access.
-            ok = try memory?.read(address, into: buffer) != nil
-        } catch {}
+        let ok = fetch(address, into: buffer)
         observer.memoryRead(address: address, bytes: UnsafeRawBufferPointer(buffer), succeeded: ok)
         return ok
     }
 
     /// Writes `bytes`; false (reported) when the memory refused.
     mutating func write(_ address: UInt64, from bytes: UnsafeRawBufferPointer) -> Bool {
-        var ok = false
-        do throws(GuestMemoryError) {
-            ok = try memory?.write(address, from: bytes) != nil
-        } catch {}
+        let ok = store(address, from: bytes)
         observer.memoryWrite(address: address, bytes: bytes, succeeded: ok)
         return ok
+    }
+
+    /// ``read(_:into:)`` of frame payload, `buffer` being the frame from
+    /// byte `frameOffset` on (reported as such: ``DeviceObserver/frameRead(address:bytes:succeeded:frameOffset:)``).
+    mutating func readFrame(_ address: UInt64, into buffer: UnsafeMutableRawBufferPointer, frameOffset: Int) -> Bool {
+        let ok = fetch(address, into: buffer)
+        observer.frameRead(address: address, bytes: UnsafeRawBufferPointer(buffer), succeeded: ok, frameOffset: frameOffset)
+        return ok
+    }
+
+    /// ``write(_:from:)`` of frame payload, `bytes` being the frame from byte `frameOffset` on.
+    mutating func writeFrame(_ address: UInt64, from bytes: UnsafeRawBufferPointer, frameOffset: Int) -> Bool {
+        let ok = store(address, from: bytes)
+        observer.frameWrite(address: address, bytes: bytes, succeeded: ok, frameOffset: frameOffset)
+        return ok
+    }
+
+    /// The read itself, unreported. (Optional chaining borrows the stored
+    /// reference: no retain/release per access.)
+    @inline(__always)
+    func fetch(_ address: UInt64, into buffer: UnsafeMutableRawBufferPointer) -> Bool {
+        (try? memory?.read(address, into: buffer)) != nil
+    }
+
+    /// The write itself, unreported.
+    @inline(__always)
+    func store(_ address: UInt64, from bytes: UnsafeRawBufferPointer) -> Bool {
+        (try? memory?.write(address, from: bytes)) != nil
     }
 
     /// Reads a little-endian integer.

@@ -38,6 +38,16 @@ public protocol DeviceObserver {
     mutating func memoryRead(address: UInt64, bytes: UnsafeRawBufferPointer, succeeded: Bool)
     /// The device wrote `bytes` to guest memory (nothing was written unless `succeeded`).
     mutating func memoryWrite(address: UInt64, bytes: UnsafeRawBufferPointer, succeeded: Bool)
+    /// A ``memoryRead(address:bytes:succeeded:)`` of frame payload: a TX
+    /// chain's bytes past the virtio-net header, `bytes` starting at byte
+    /// `frameOffset` of the frame (a frame over several descriptors is read
+    /// piece by piece). Reported as `memoryRead` unless the observer says
+    /// otherwise (a recorder's snaplen).
+    mutating func frameRead(address: UInt64, bytes: UnsafeRawBufferPointer, succeeded: Bool, frameOffset: Int)
+    /// A ``memoryWrite(address:bytes:succeeded:)`` of frame payload: the
+    /// frame written into an RX chain past the header, `bytes` starting at
+    /// byte `frameOffset` of the frame. Reported as `memoryWrite` by default.
+    mutating func frameWrite(address: UInt64, bytes: UnsafeRawBufferPointer, succeeded: Bool, frameOffset: Int)
     /// The device popped a chain from `queue`'s avail ring and walked it.
     /// `descriptors` are the ones the walk yielded (indirect tables expanded).
     mutating func chainPopped(queue: UInt16, head: UInt16, descriptors: UnsafeBufferPointer<Descriptor>)
@@ -105,6 +115,14 @@ extension DeviceObserver {
     @inlinable public mutating func mmioWrite(offset: UInt64, width: Int, value: UInt64) {}
     @inlinable public mutating func memoryRead(address: UInt64, bytes: UnsafeRawBufferPointer, succeeded: Bool) {}
     @inlinable public mutating func memoryWrite(address: UInt64, bytes: UnsafeRawBufferPointer, succeeded: Bool) {}
+    @inlinable @inline(__always)
+    public mutating func frameRead(address: UInt64, bytes: UnsafeRawBufferPointer, succeeded: Bool, frameOffset: Int) {
+        memoryRead(address: address, bytes: bytes, succeeded: succeeded)
+    }
+    @inlinable @inline(__always)
+    public mutating func frameWrite(address: UInt64, bytes: UnsafeRawBufferPointer, succeeded: Bool, frameOffset: Int) {
+        memoryWrite(address: address, bytes: bytes, succeeded: succeeded)
+    }
     @inlinable public mutating func chainPopped(queue: UInt16, head: UInt16, descriptors: UnsafeBufferPointer<Descriptor>) {}
     @inlinable public mutating func usedPublished(queue: UInt16, id: UInt32, len: UInt32) {}
     @inlinable public mutating func counterChanged(_ counter: NetCounter, value: UInt64) {}
