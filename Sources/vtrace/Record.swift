@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import QEMULaunch
 import Scenarios
 import TraceFormat
 import TraceAnalysis
@@ -172,17 +173,9 @@ extension TraceHeader {
         recorderVersion = VTrace.version
         hostName = ProcessInfo.processInfo.hostName
         startTimeNanoseconds = UInt64(started.timeIntervalSince1970 * 1e9)
-        commandLine = CommandLine.arguments.map(Self.shellQuoted).joined(separator: " ")
+        commandLine = ShellQuoting.line(CommandLine.arguments)
         gitCommit = GitInfo.commit
         guestDescription = guest
-    }
-}
-
-extension TraceHeader {
-    /// `word` as a POSIX shell reads it back: as it is when it is plain, else in single quotes.
-    static func shellQuoted(_ word: String) -> String {
-        let plain = !word.isEmpty && word.allSatisfy { $0.isLetter || $0.isNumber || "-_./=:,+@%".contains($0) }
-        return plain ? word : "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
     }
 }
 
