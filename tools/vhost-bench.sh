@@ -14,6 +14,7 @@
 #
 #   tools/vhost-bench.sh [SECONDS] [BOOTS]     # default 8 s per backend, 3 boots each (0: none)
 #   BASELINE=/path/to/old/vtrace tools/vhost-bench.sh 4 0
+#   RECORD_ARGS="--snaplen 0" tools/vhost-bench.sh 8 0   # (c) with recording options
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-8}
@@ -64,7 +65,7 @@ serve() {  # vtrace serve (args) + the driver; prints the driver's pps
 }
 b=$(serve)
 [[ -n ${BASELINE:-} ]] && base=$(SERVE=$BASELINE serve)
-c=$(serve --record "$dir/bench.vtrace")
+c=$(serve --record "$dir/bench.vtrace" ${RECORD_ARGS:-})
 size=$(stat -c %s "$dir/bench.vtrace")
 events=$(python3 -c "import json; print(json.load(open('$dir/serve.json'))['recording']['events'])")
 python3 - "$a" "$b" "$c" "$size" "$events" <<'PY'
