@@ -58,6 +58,8 @@ public final class TraceWriter: @unchecked Sendable {
     public let stagingPool: BufferPool
     /// The thread's encoder memory, reused chunk after chunk.
     let encoderPool = BufferPool(limit: 2)
+    /// The thread's compressed-frame memory, reused chunk after chunk.
+    var frameBuffer: [UInt8] = []
 
     /// Creates `path.partial` and writes the header; with `keep`, the file
     /// is a window that drops its oldest chunks (``TraceWindow``).
@@ -91,10 +93,18 @@ public final class TraceWriter: @unchecked Sendable {
         thread = t
     }
 
-    func writeAll(_ bytes: [UInt8]) throws(TraceError) {
+    func writeAll(_ bytes: [UInt8], count: Int? = nil) throws(TraceError) {
+        var failure: TraceError?
+        bytes.withUnsafeBytes { raw in
+            do throws(TraceError) { try writeAll(UnsafeRawBufferPointer(rebasing: raw[..<(count ?? raw.count)])) } catch { failure = error }
+        }
+        if let failure { throw failure }
+    }
+
+    func writeAll(_ bytes: UnsafeRawBufferPointer) throws(TraceError) {
         var done = 0
         while done < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, bytes.count - done) }
+            let n = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
             if n < 0 {
                 if errno == EINTR { continue }
                 throw .io(path: partialPath, String(cString: strerror(errno)))
@@ -174,26 +184,30 @@ public final class TraceWriter: @unchecked Sendable {
 
     /// Compresses one chunk and writes its entry frame and data (on the thread).
     func write(_ chunk: ChunkEncoder, _ compressor: ZstdCompressor) throws(TraceError) {
-        var compressed: Result<[UInt8], ZstdError> = .success([])
+        // Into the thread's own frame buffer: no allocation or zeroing per chunk.
+        var compressed: Result<Int, ZstdError> = .success(0)
         chunk.out.withBytes { raw in
-            do throws(ZstdError) { compressed = .success(try compressor.compress(raw)) } catch { compressed = .failure(error) }
+            do throws(ZstdError) { compressed = .success(try compressor.compress(raw, into: &frameBuffer)) } catch { compressed = .failure(error) }
         }
-        let frame: [UInt8]
+        let size: Int
         switch compressed {
-        case .success(let f): frame = f
+        case .success(let n): size = n
         case .failure(let e): throw TraceError.compression(offset: Int(fileOffset), chunk: entries.count, e.message)
         }
-        let e = ChunkEntry(offset: fileOffset + UInt64(TraceLayout.frameHeaderSize + TraceLayout.entrySize),
-                           compressedSize: UInt32(frame.count), uncompressedSize: UInt32(chunk.size),
-                           firstEvent: chunk.firstEvent, eventCount: UInt32(clamping: chunk.eventCount), firstTime: chunk.baseTime,
-                           flags: UInt32(truncatingIfNeeded: chunk.flags.rawValue), crc: CRC32.checksum(frame))
-        var w = ByteWriter(capacity: frame.count + 64)
+        let e = frameBuffer.withUnsafeBytes { frame in
+            ChunkEntry(offset: fileOffset + UInt64(TraceLayout.frameHeaderSize + TraceLayout.entrySize),
+                       compressedSize: UInt32(size), uncompressedSize: UInt32(chunk.size),
+                       firstEvent: chunk.firstEvent, eventCount: UInt32(clamping: chunk.eventCount), firstTime: chunk.baseTime,
+                       flags: UInt32(truncatingIfNeeded: chunk.flags.rawValue), crc: CRC32.checksum(UnsafeRawBufferPointer(rebasing: frame[..<size])))
+        }
+        // The entry frame, then the chunk: two write(2)s (a reader keeps a chunk only once both are whole).
+        var w = ByteWriter(capacity: 64)
         w.fixed(TraceLayout.entryFrameMagic)
         w.fixed(UInt32(TraceLayout.entrySize))
         e.encode(into: &w)
-        w.append(frame)
         try writeAll(w.bytes)
-        fileOffset += UInt64(w.count)
+        try writeAll(frameBuffer, count: size)
+        fileOffset += UInt64(w.count + size)
         mutex.withLock {
             entries.append(e)
             uncompressedBytes += UInt64(chunk.size)

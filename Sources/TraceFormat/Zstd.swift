@@ -45,8 +45,18 @@ public final class ZstdCompressor {
 
     /// One frame holding `source`.
     public func compress(_ source: UnsafeRawBufferPointer) throws(ZstdError) -> [UInt8] {
+        var out: [UInt8] = []
+        let written = try compress(source, into: &out)
+        out.removeSubrange(written...)
+        return out
+    }
+
+    /// Compresses `source` into the front of `out`, which is grown to zstd's
+    /// bound when smaller and otherwise reused as it is (no allocation, no
+    /// zeroing, chunk after chunk); returns the compressed size.
+    public func compress(_ source: UnsafeRawBufferPointer, into out: inout [UInt8]) throws(ZstdError) -> Int {
         let bound = ZSTD_compressBound(source.count)
-        var out = [UInt8](repeating: 0, count: bound)
+        if out.count < bound { out = [UInt8](repeating: 0, count: bound) }
         var failure: ZstdError?
         let written = out.withUnsafeMutableBytes { dst -> Int in
             do throws(ZstdError) {
@@ -57,8 +67,7 @@ public final class ZstdCompressor {
             }
         }
         if let failure { throw failure }
-        out.removeSubrange(written...)
-        return out
+        return written
     }
 }
 
