@@ -61,11 +61,14 @@ struct OutputSafetyTests {
         var damaged = [UInt8](bytes)
         damaged[damaged.count - 400] ^= 0xFF   // inside the last chunks or the index
         try Data(damaged).write(to: URL(fileURLWithPath: trace))
-        let out = try temporaryFile("previous.jsonl", Array("the previous export\n".utf8))
+        // Its own directory: other tests write outputs (and their temporary files) beside theirs at the same time.
+        let dir = URL(fileURLWithPath: try temporaryFile("x", [])).deletingLastPathComponent().appendingPathComponent("failed-export.d").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let out = dir + "/previous.jsonl"
+        try Data("the previous export\n".utf8).write(to: URL(fileURLWithPath: out))
         let r = try CLI.run("export", trace, "--format", "jsonl", "-o", out)
         #expect(r.status == 2, "\(r.stderr)")
         #expect(try String(contentsOfFile: out, encoding: .utf8) == "the previous export\n")
-        let dir = URL(fileURLWithPath: out).deletingLastPathComponent().path
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.contains("vtrace-tmp") }.isEmpty)
     }
 
