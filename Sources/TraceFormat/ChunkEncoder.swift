@@ -34,8 +34,12 @@ public struct ChunkEncoder {
     var lastReadEnd: UInt64 = 0
     var lastWriteEnd: UInt64 = 0
     var lastDescriptorEnd: UInt64 = 0
-    /// Per NIC, the last value of each counter (from the checkpoint, then events).
-    var counters: [[UInt64]]
+    /// Per NIC, the last value of each counter (from the checkpoint, then
+    /// events): NIC n's counter i at `16 * n + i` (one flat array: a counter
+    /// event updates it without a nested array's second uniqueness check).
+    var counterValues: [UInt64]
+    /// NICs in `counterValues`.
+    let counterNICs: Int
     /// Recent read payloads: (length, start offset in `writer`), newest first.
     var recentReads = RecentReads()
 
@@ -51,12 +55,14 @@ public struct ChunkEncoder {
         lastTime = baseTime
         flags = checkpoint == nil ? .continuation : .checkpoint
         var writer = ByteWriter(capacity: 4096)
-        self.counters = checkpoint?.map(\.counters) ?? counters
+        let start = checkpoint?.map(\.counters) ?? counters
+        counterNICs = start.count
+        counterValues = start.flatMap { nic in (0..<16).map { $0 < nic.count ? nic[$0] : 0 } }
         writer.varint(firstEvent)
         flagsOffset = writer.count
         writer.varint(flags.rawValue)
         writer.varint(baseTime)
-        writer.varint(UInt64(self.counters.count))
+        writer.varint(UInt64(start.count))
         if let checkpoint {
             for c in checkpoint { c.encode(into: &writer) }
         } else {
@@ -96,7 +102,7 @@ public struct ChunkEncoder {
     public var size: Int { out.count }
 
     /// Per NIC, the counter values after the last event (a continuation chunk's baseline).
-    public var currentCounters: [[UInt64]] { counters }
+    public var currentCounters: [[UInt64]] { (0..<counterNICs).map { Array(counterValues[16 * $0 ..< 16 * $0 + 16]) } }
 
     /// Appends one event of NIC `nic`. `vcpu` is the context of an MMIO
     /// access (the only record that switches vCPU); `time` the timestamp of a
@@ -276,9 +282,10 @@ public struct ChunkEncoder {
 
     mutating func counter(nic: Int, index: Int, value: UInt64) {
         tag(.counter, UInt8(index & 15), nic: nic)
-        if nic < counters.count && index < 16 {
-            out.varint(value &- counters[nic][index])
-            counters[nic][index] = value
+        if nic < counterNICs && index < 16 {
+            let i = 16 &* nic &+ index
+            out.varint(value &- counterValues[i])
+            counterValues[i] = value
         } else {
             out.varint(value)
         }
