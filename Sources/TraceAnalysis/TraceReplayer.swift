@@ -19,22 +19,12 @@ public final class TraceReplayer {
 
     /// Faults the replayed devices run with.
     public let faults: DeviceFaults
-    /// Called before each recorded MMIO access is re-executed, with the range
-    /// of event numbers the access covers (itself and what it caused).
-    public var beforeAccess: ((ClosedRange<UInt64>) -> Void)?
     /// Called the moment a divergence is found, while the device is still inside
     /// the access that diverged (a debugger's backtrace shows where).
     public var onDivergence: ((Divergence) -> Void)? {
         get { cursor.onDivergence }
         set { cursor.onDivergence = newValue }
     }
-    /// Per NIC, the device state at the last access boundary; safe to read
-    /// while a device is inside an access (a debugger stop).
-    public var boundaryStates: [VirtioNetState] { cursor.boundaryStates }
-
-    /// The recorded event the replay is at (the next one to match), if any.
-    public var currentEvent: UInt64? { cursor.current?.event.number }
-
     public init(reader: TraceReader, faults: DeviceFaults = DeviceFaults()) {
         self.reader = reader
         self.faults = faults
@@ -238,19 +228,10 @@ public final class TraceReplayer {
     /// if the segment has events for it. Returns whether it did.
     @discardableResult
     func resumePausedDrain() -> Bool {
-        guard !cursor.halted, let e = cursor.current?.event, let n = devices.firstIndex(where: { $0.state.drain != nil }) else { return false }
+        guard !cursor.halted, cursor.current != nil, let n = devices.firstIndex(where: { $0.state.drain != nil }) else { return false }
         cursor.enter(nic: n)
-        if let hook = beforeAccess { hook(e.number...lastEventOfAccess()) }
         devices[n].resumeDrain()
         return true
-    }
-
-    /// The number of the last event before the next cause after the current event.
-    func lastEventOfAccess() -> UInt64 {
-        let remaining = cursor.remaining
-        var last = remaining.startIndex + 1
-        while last < remaining.endIndex, !remaining[last].event.isCause { last += 1 }
-        return remaining[last - 1].event.number
     }
 
     /// Re-executes the next recorded cause (an MMIO access or a memory binding)
@@ -264,9 +245,6 @@ public final class TraceReplayer {
         }
         let e = r.event
         cursor.enter(nic: e.nic, cause: e.isCause ? e.number : nil)
-        if e.isCause {
-            if let hook = beforeAccess { hook(e.number...lastEventOfAccess()) }
-        }
         switch e.body {
         case .mmioRead(let offset, let width, let value):
             cursor.advance()
@@ -381,12 +359,6 @@ public final class TraceReplayer {
     public var divergence: Divergence? { cursor.divergence }
     /// Where the recording ended inside an access, once the replay reached it.
     public var cut: RecordingCut? { cursor.cut }
-
-    /// Dump text of the recorded events from `from` (inclusive) up to the cursor.
-    public func recordedText(since from: UInt64) -> [NumberedText] {
-        return cursor.consumed.filter { $0.event.number >= from }
-            .map { NumberedText(number: $0.event.number, text: "nic\($0.event.nic) " + cursor.text($0)) }
-    }
 
     /// The last chain event before the cursor, as dump text.
     public var lastChain: NumberedText? {

@@ -85,12 +85,13 @@ public struct WatchpointScanner {
         var d = try reader.decoder(i, reusing: &buffer)
         var perNIC = d.startCounters.map { NetCounters(values: $0) ?? NetCounters() }
         func selection(_ nic: Int?) -> NetCounters { NetCounters.scoped(perNIC, nic: nic) }
+        // Per watch, whether its predicate held before the transition (reused, one array for the chunk).
+        var before = [Bool](repeating: true, count: watches.count)
         while let e = try d.next(chunk: i, of: reader) {
             guard case .counter(let index, let value) = e.body, let c = NetCounter(ordinal: index), e.nic < perNIC.count else { continue }
             let old = perNIC[e.nic][c]
-            var before: [Bool] = []
-            for w in watches {
-                if case .predicate(let p, let nic) = w, nic == nil || nic == e.nic { before.append(p.holds(selection(nic))) } else { before.append(true) }
+            for (n, w) in watches.enumerated() {
+                if case .predicate(let p, let nic) = w, nic == nil || nic == e.nic { before[n] = p.holds(selection(nic)) } else { before[n] = true }
             }
             perNIC[e.nic][c] = value
             for (n, w) in watches.enumerated() {

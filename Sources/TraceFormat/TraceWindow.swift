@@ -86,18 +86,20 @@ extension TraceWriter {
             try writeAll(w.bytes)
             offset = UInt64(w.count)
             for e in entries[first...] {
-                var chunk = [UInt8](repeating: 0, count: Int(e.compressedSize))
-                let n = chunk.withUnsafeMutableBytes { pread(old, $0.baseAddress!, $0.count, off_t(e.offset)) }
-                guard n == chunk.count else { throw TraceError.io(path: partialPath, "reading chunk at \(e.offset) to roll the window: \(n < 0 ? String(cString: strerror(errno)) : "short read")") }
+                // Into the frame buffer the thread compresses into: that chunk is written already.
+                let size = Int(e.compressedSize)
+                if frameBuffer.count < size { frameBuffer = [UInt8](repeating: 0, count: size) }
+                let n = frameBuffer.withUnsafeMutableBytes { pread(old, $0.baseAddress!, size, off_t(e.offset)) }
+                guard n == size else { throw TraceError.io(path: partialPath, "reading chunk at \(e.offset) to roll the window: \(n < 0 ? String(cString: strerror(errno)) : "short read")") }
                 var moved = e
                 moved.offset = offset + UInt64(TraceLayout.frameHeaderSize + TraceLayout.entrySize)
-                var f = ByteWriter(capacity: chunk.count + 64)
+                var f = ByteWriter(capacity: 64)
                 f.fixed(TraceLayout.entryFrameMagic)
                 f.fixed(UInt32(TraceLayout.entrySize))
                 moved.encode(into: &f)
-                f.append(chunk)
                 try writeAll(f.bytes)
-                offset += UInt64(f.count)
+                try writeAll(frameBuffer, count: size)
+                offset += UInt64(f.count + size)
                 kept.append(moved)
             }
             if rename(rolled, partialPath) != 0 { throw TraceError.io(path: partialPath, String(cString: strerror(errno))) }

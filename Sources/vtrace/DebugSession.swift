@@ -188,7 +188,8 @@ final class DebugSession {
     /// Runs one command line.
     func execute(_ line: String) throws -> Motion {
         let trimmed = line.trimmingCharacters(in: .whitespaces)
-        guard let space = trimmed.firstIndex(of: " ") ?? Optional(trimmed.endIndex), !trimmed.isEmpty else { return .stay }
+        guard !trimmed.isEmpty else { return .stay }
+        let space = trimmed.firstIndex(of: " ") ?? trimmed.endIndex
         let word = String(trimmed[..<space])
         let rest = trimmed[space...].trimmingCharacters(in: .whitespaces)
         guard let command = DebugCommand.named(word) else {

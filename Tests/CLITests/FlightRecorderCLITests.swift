@@ -93,7 +93,12 @@ struct FlightRecorderCLITests {
         // Fired: exit 1, said on standard error, the header keeps the condition.
         let fired = try CLI.run("record", "--scenario", scenario, "-o", out, "--trigger", "tx_packets >= 100", "--after", "10")
         #expect(fired.status == 1)
-        #expect(fired.stderr.contains("vtrace: --trigger 'tx_packets >= 100' held at event "), "\(fired.stderr)")
+        // It held at the counter event that set tx_packets to 100; the trace ends after 10 more and the access's end.
+        let counter = try #require(try CLI.run("dump", out, "--kind", "counter").stdout.split(separator: "\n")
+            .first { $0.hasSuffix("counter tx_packets = 100") }.flatMap { UInt64($0.dropFirst().prefix { $0 != " " }) })
+        let end = try TraceReader(path: out).eventCount
+        #expect(end > counter + 10)
+        #expect(fired.stderr.contains("vtrace: --trigger 'tx_packets >= 100' held at event \(counter); the trace holds events 0…\(end - 1)"), "\(fired.stderr)")
         let info = try CLI.run("info", out)
         #expect(info.stdout.contains("trigger    'tx_packets >= 100'"))
         // Never fired: exit 0, said too.
@@ -106,7 +111,7 @@ struct FlightRecorderCLITests {
         #expect(marked.status == 1)
         let markers = try CLI.run("dump", out, "--kind", "marker")
         let line = try #require(markers.stdout.split(separator: "\n").first.map(String.init))
-        #expect(line.contains(" nic0 marker: trigger fired at event "), "\(line)")
+        #expect(line.hasSuffix(" nic0 marker: trigger fired at event \(counter)"), "\(line)")
         let at = try #require(UInt64(line.dropFirst().prefix { $0 != " " }))
         #expect(try CLI.run("info", out).stdout.contains("marker     #\(at) trigger fired at event "))
         #expect(try CLI.run("timeline", out).stdout.contains("marker: trigger fired at event "))
