@@ -19,6 +19,21 @@ public final class ChunkBuffer {
 
     deinit { storage.deallocate() }
 
+    /// The repeat table a decoder of this content keeps (format 1.4), made
+    /// on first use and kept with the buffer, so that a reused buffer brings it.
+    var repeats: RepeatTable?
+
+    /// The repeat table, emptied (a decoder starts on this content).
+    func emptyRepeatTable() -> RepeatTable {
+        if let repeats {
+            repeats.clear()
+            return repeats
+        }
+        let t = RepeatTable()
+        repeats = t
+        return t
+    }
+
     /// The content.
     public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: storage[0..<count]) }
 
@@ -43,10 +58,24 @@ struct RecentReads {
 
     @usableFromInline init() {}
 
+    /// Reads kept.
+    @inlinable static var capacity: Int { 4 }
+
     @inlinable @inline(__always)
     mutating func push(length: Int, start: Int) {
         (l3, s3, l2, s2, l1, s1) = (l2, s2, l1, s1, l0, s0)
         (l0, s0) = (length, start)
+    }
+
+    /// The newest of the reads whose bytes (at `base` + start) equal `bytes`, if any.
+    @inlinable @inline(__always)
+    func newest(holding bytes: UnsafeRawBufferPointer, in base: UnsafeRawPointer) -> Int? {
+        let n = bytes.count, p = bytes.baseAddress!
+        if l0 == n && memcmpEqual(base + s0, p, n) { return 0 }
+        if l1 == n && memcmpEqual(base + s1, p, n) { return 1 }
+        if l2 == n && memcmpEqual(base + s2, p, n) { return 2 }
+        if l3 == n && memcmpEqual(base + s3, p, n) { return 3 }
+        return nil
     }
 
     /// Read `i` (0 = newest), if there is one.
@@ -102,6 +131,9 @@ public struct ChunkDecoder {
     /// Per NIC, the current counter values (NIC n at n × 16).
     var counters: [UInt64]
     var recentReads = RecentReads()
+    /// The last small access at each address (format 1.4's repeat records;
+    /// nil for older content, where a repeat record is unknown).
+    let repeatTable: RepeatTable?
 
     /// Most descriptors one chain event may list (an indirect table's 65,535 plus a queue's 32,768).
     public static let maxDescriptors = 65_535 + 32_768
@@ -118,6 +150,7 @@ public struct ChunkDecoder {
         startCounters = []
         counters = []
         time = 0
+        repeatTable = nil
     }
 
     /// The content's first byte (valid while this decoder, which keeps the buffer, lives).
@@ -131,13 +164,16 @@ public struct ChunkDecoder {
     var end: Int { @inline(__always) get { reader.end } }
 
     /// A decoder over a copy of `content`.
-    public init(content: [UInt8], nics: Int) throws(ChunkDecodeError) {
-        try self.init(buffer: ChunkBuffer(content), nics: nics)
+    /// - Parameter repeats: whether the content may hold repeat records
+    ///   (format 1.4 and later: ``RepeatRecord``).
+    public init(content: [UInt8], nics: Int, repeats: Bool = true) throws(ChunkDecodeError) {
+        try self.init(buffer: ChunkBuffer(content), nics: nics, repeats: repeats)
     }
 
     /// A decoder over `buffer`'s content (which it keeps alive).
-    public init(buffer: ChunkBuffer, nics: Int) throws(ChunkDecodeError) {
+    public init(buffer: ChunkBuffer, nics: Int, repeats: Bool = true) throws(ChunkDecodeError) {
         self.buffer = buffer
+        repeatTable = repeats ? buffer.emptyRepeatTable() : nil
         let raw = buffer.bytes
         self.nics = nics
         var r = ByteReader(raw)
@@ -268,6 +304,10 @@ public struct ChunkDecoder {
                     emit(try truncatedMemory(tagOffset), into: &event)
                     return true
                 }
+                if code >= RepeatRecord.read && code <= RepeatRecord.chainAsRead, let table = repeatTable {
+                    emit(try repeated(code, table, tagOffset), into: &event)
+                    return true
+                }
             }
             emit(try decodeFields(code, small: tag >> 4, tagOffset: tagOffset), into: &event)
             return true
@@ -309,6 +349,9 @@ public struct ChunkDecoder {
             if ok {
                 range = try skip(length, tagOffset: tagOffset, "memory read")
                 if length >= 8 { recentReads.push(length: Int(length), start: range.lowerBound) }
+                if let repeatTable, length &- 1 < UInt64(RepeatTable.maxLength) {
+                    repeatTable.record(address, length: Int(length), offset: range.lowerBound)
+                }
             } else {
                 guard length <= UInt64(UInt32.max) else { throw fail(tagOffset, "memory read length \(length) out of range") }
             }
@@ -326,6 +369,9 @@ public struct ChunkDecoder {
                 range = read.start..<(read.start + read.length)
             } else {
                 range = try skip(length, tagOffset: tagOffset, "memory write")
+            }
+            if ok, let repeatTable, length &- 1 < UInt64(RepeatTable.maxLength) {
+                repeatTable.record(address, length: Int(length), offset: range.lowerBound)
             }
             lastWriteEnd = address &+ length
             return .memoryWrite(address: address, length: Int(length), ok: ok, bytes: range)
@@ -398,6 +444,52 @@ public struct ChunkDecoder {
     func unknownRecord(_ code: UInt8, at offset: Int) -> ChunkDecodeError {
         ChunkDecodeError(offset: offset, code >= RecordCode.firstEscaped ? "unknown context record \(code - RecordCode.firstEscaped)"
                                                                           : "unknown event kind \(code)")
+    }
+
+    /// A repeat record (``RepeatRecord``): a memory access that repeats the
+    /// last one at its address, or a chain whose descriptors were just read.
+    @inline(never)
+    mutating func repeated(_ code: UInt8, _ table: RepeatTable, _ tagOffset: Int) throws(ChunkDecodeError) -> TraceEvent.Body {
+        if code == RepeatRecord.chainAsRead {
+            let queue: UInt16 = try narrow()
+            let head: UInt16 = try narrow()
+            let count = try varint()
+            guard count >= 1, count <= UInt64(RecentReads.capacity) else {
+                throw fail(tagOffset, "chain as read claims \(count) descriptors (1 to \(RecentReads.capacity))")
+            }
+            let n = Int(count)
+            if descriptorStorage.count < n {
+                descriptorStorage.append(contentsOf: repeatElement(TraceDescriptor(addr: 0, len: 0, flags: 0, next: 0), count: n - descriptorStorage.count))
+            }
+            let base = contentBase
+            for i in 0..<n {
+                guard let r = recentReads.get(n - 1 - i), r.length == 16 else {
+                    throw fail(tagOffset, "chain as read refers to \(n) descriptor reads that are not there")
+                }
+                let at = base + r.start
+                let d = TraceDescriptor(addr: UInt64(littleEndian: at.loadUnaligned(as: UInt64.self)),
+                                        len: UInt32(littleEndian: at.loadUnaligned(fromByteOffset: 8, as: UInt32.self)),
+                                        flags: UInt16(littleEndian: at.loadUnaligned(fromByteOffset: 12, as: UInt16.self)),
+                                        next: UInt16(littleEndian: at.loadUnaligned(fromByteOffset: 14, as: UInt16.self)))
+                descriptorStorage[i] = d
+                lastDescriptorEnd = d.addr &+ UInt64(d.len)
+            }
+            descriptorCount = n
+            return .chain(queue: queue, head: head, descriptorCount: n)
+        }
+        let isRead = code == RepeatRecord.read
+        let address = (isRead ? lastReadEnd : lastWriteEnd) &+ UInt64(bitPattern: try zigzag())
+        guard let last = table.lookup(address) else {
+            throw fail(tagOffset, "repeated \(isRead ? "read" : "write") at 0x\(String(address, radix: 16)) repeats no access in this chunk")
+        }
+        let range = last.offset..<(last.offset + last.length)
+        if isRead {
+            if last.length >= 8 { recentReads.push(length: last.length, start: last.offset) }
+            lastReadEnd = address &+ UInt64(last.length)
+            return .memoryRead(address: address, length: last.length, ok: true, bytes: range)
+        }
+        lastWriteEnd = address &+ UInt64(last.length)
+        return .memoryWrite(address: address, length: last.length, ok: true, bytes: range)
     }
 
     /// A memory read or write that stores only its first bytes (``TruncatedMemoryRecord``).

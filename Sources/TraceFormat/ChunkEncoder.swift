@@ -16,7 +16,7 @@ public struct ChunkEncoder {
     /// The content so far. Events are written straight into memory the
     /// encoder owns (one capacity check per field, no per-byte array
     /// bookkeeping); copied on write at event granularity.
-    var out: EncoderBuffer
+    @usableFromInline var out: EncoderBuffer
     /// A copy of the content so far.
     public var content: [UInt8] { out.bytes }
     public let firstEvent: UInt64
@@ -25,39 +25,42 @@ public struct ChunkEncoder {
     /// Where the flags varint sits in the content (one byte: flags stay below 128).
     let flagsOffset: Int
     /// Events encoded so far.
-    public private(set) var eventCount: UInt64 = 0
+    public var eventCount: UInt64 { encodedEvents }
+    @usableFromInline var encodedEvents: UInt64 = 0
     /// Timestamp of the last MMIO access encoded.
     public private(set) var lastTime: UInt64
 
-    var nic = 0
-    var vcpu: UInt32 = 0
-    var lastReadEnd: UInt64 = 0
-    var lastWriteEnd: UInt64 = 0
-    var lastDescriptorEnd: UInt64 = 0
-    /// Per NIC, the last value of each counter (from the checkpoint, then
-    /// events): NIC n's counter i at `16 * n + i` (one flat array: a counter
-    /// event updates it without a nested array's second uniqueness check).
-    var counterValues: [UInt64]
-    /// NICs in `counterValues`.
-    let counterNICs: Int
-    /// Recent read payloads: (length, start offset in `writer`), newest first.
-    var recentReads = RecentReads()
+    @usableFromInline var nic = 0
+    @usableFromInline var vcpu: UInt32 = 0
+    @usableFromInline var lastReadEnd: UInt64 = 0
+    @usableFromInline var lastWriteEnd: UInt64 = 0
+    @usableFromInline var lastDescriptorEnd: UInt64 = 0
+    /// NICs whose counters `out` holds (``EncoderBuffer/counters``: per NIC,
+    /// the last value of each counter, from the checkpoint, then events).
+    @usableFromInline let counterNICs: Int
+    /// Recent read payloads: (length, start offset in `out`), newest first.
+    @usableFromInline var recentReads = RecentReads()
+    /// Whether accesses and chains are encoded as repeats where they can be
+    /// (format 1.4; ``RepeatTable``, ``RepeatRecord``): `out`'s table is kept.
+    @usableFromInline let repeats: Bool
 
     /// - Parameters:
     ///   - checkpoint: every NIC's state (required unless `continuation`).
     ///   - counters: per NIC, the counter values the events start from (a
     ///     continuation chunk's baseline; otherwise taken from `checkpoint`).
     ///   - pool: memory earlier chunks used, taken instead of a new allocation.
+    ///   - repeats: write repeat records (format 1.4); false writes what a
+    ///     1.3 reader reads.
     public init(firstEvent: UInt64, baseTime: UInt64, checkpoint: [NICCheckpoint]?, counters: [[UInt64]],
-                capacity: Int = TraceLayout.chunkTargetSize + 4096, pool: BufferPool? = nil) {
+                capacity: Int = TraceLayout.chunkTargetSize + 4096, pool: BufferPool? = nil, repeats: Bool = true) {
         self.firstEvent = firstEvent
+        self.repeats = repeats
         self.baseTime = baseTime
         lastTime = baseTime
         flags = checkpoint == nil ? .continuation : .checkpoint
         var writer = ByteWriter(capacity: 4096)
         let start = checkpoint?.map(\.counters) ?? counters
         counterNICs = start.count
-        counterValues = start.flatMap { nic in (0..<16).map { $0 < nic.count ? nic[$0] : 0 } }
         writer.varint(firstEvent)
         flagsOffset = writer.count
         writer.varint(flags.rawValue)
@@ -72,6 +75,8 @@ public struct ChunkEncoder {
         }
         out = pool?.take(capacity: max(capacity, writer.count + 64)) ?? EncoderBuffer(capacity: max(capacity, writer.count + 64))
         writer.bytes.withUnsafeBytes { out.append($0) }
+        out.setCounters(start)
+        if repeats { out.clearRepeats() }
     }
 
     /// Marks the chunk as ending inside an access (``ChunkFlags/endsInsideAccess``):
@@ -84,25 +89,25 @@ public struct ChunkEncoder {
 
     /// Makes `out` this encoder's own before an event is written (a copy of
     /// the encoder must not see later events).
-    @inline(__always)
+    @inlinable @inline(__always)
     mutating func own() {
         if exclusive { return }
         if !isKnownUniquelyReferenced(&out) { out = out.copy() }
     }
 
     /// Set while one owner writes this encoder and nothing can hold a copy
-    /// (the writer thread encoding a staged chunk): `own()` then skips its
-    /// uniqueness check. Cleared before the encoder is handed to anyone.
-    var exclusive = false
+    /// (a recorder's open chunk): `own()` then skips its uniqueness check on
+    /// every event. Clear it before the encoder is handed to anyone.
+    public var exclusive = false
 
     /// A placeholder with no content to speak of (a recorder between chunks).
-    public static var idle: ChunkEncoder { ChunkEncoder(firstEvent: 0, baseTime: 0, checkpoint: nil, counters: [], capacity: 64) }
+    public static var idle: ChunkEncoder { ChunkEncoder(firstEvent: 0, baseTime: 0, checkpoint: nil, counters: [], capacity: 64, repeats: false) }
 
     /// Bytes encoded so far.
     public var size: Int { out.count }
 
     /// Per NIC, the counter values after the last event (a continuation chunk's baseline).
-    public var currentCounters: [[UInt64]] { (0..<counterNICs).map { Array(counterValues[16 * $0 ..< 16 * $0 + 16]) } }
+    public var currentCounters: [[UInt64]] { (0..<counterNICs).map { n in (0..<16).map { out.counters[16 * n + $0] } } }
 
     /// Appends one event of NIC `nic`. `vcpu` is the context of an MMIO
     /// access (the only record that switches vCPU); `time` the timestamp of a
@@ -128,176 +133,288 @@ public struct ChunkEncoder {
                 memoryWrite(nic: nic, address: address, bytes: bytes, ok: ok)
             }
         case .chain(let queue, let head, let descriptorCount):
-            tag(.chain, nic: nic)
-            out.varint(UInt64(queue))
-            out.varint(UInt64(head))
-            out.varint(UInt64(descriptorCount))
+            chain(nic: nic, queue: queue, head: head, descriptorCount: descriptorCount)
         case .used(let queue, let id, let len):
-            tag(.used, nic: nic)
-            out.varint(UInt64(queue))
-            out.varint(UInt64(id))
-            out.varint(UInt64(len))
+            used(nic: nic, queue: queue, id: id, len: len)
         case .counter(let index, let value):
             counter(nic: nic, index: index, value: value)
         case .interrupt(let kind):
             let small = kind < 15
-            tag(.interrupt, small ? UInt8(kind) : 15, nic: nic)
-            if !small { out.varint(UInt64(kind)) }
+            var c = begin(.interrupt, small ? UInt8(kind) : 15, nic: nic, reserving: RecordCursor.maxVarint)
+            if !small { c.varint(UInt64(kind)) }
+            end(c)
         case .poison(let queue, let code, let details):
-            tag(.poison, nic: nic)
-            out.varint(UInt64(queue))
-            out.varint(code)
-            writeDetails(details)
+            var c = begin(.poison, nic: nic, reserving: 6 * RecordCursor.maxVarint)
+            c.varint(UInt64(queue))
+            c.varint(code)
+            Self.details(details, &c)
+            end(c)
         case .status(let old, let new):
-            tag(.status, nic: nic)
-            out.byte(old)
-            out.byte(new)
+            var c = begin(.status, nic: nic, reserving: 2)
+            c.byte(old)
+            c.byte(new)
+            end(c)
         case .features(let old, let new):
-            tag(.features, nic: nic)
-            out.varint(old)
-            out.varint(new)
+            var c = begin(.features, nic: nic, reserving: 2 * RecordCursor.maxVarint)
+            c.varint(old)
+            c.varint(new)
+            end(c)
         case .pairs(let old, let new):
-            tag(.pairs, nic: nic)
-            out.varint(UInt64(old))
-            out.varint(UInt64(new))
+            var c = begin(.pairs, nic: nic, reserving: 2 * RecordCursor.maxVarint)
+            c.varint(UInt64(old))
+            c.varint(UInt64(new))
+            end(c)
         case .reset:
-            tag(.reset, nic: nic)
+            let c = begin(.reset, nic: nic, reserving: 0)
+            end(c)
         case .warning(let code, let details):
-            tag(.warning, nic: nic)
-            out.varint(code)
-            writeDetails(details)
+            var c = begin(.warning, nic: nic, reserving: 5 * RecordCursor.maxVarint)
+            c.varint(code)
+            Self.details(details, &c)
+            end(c)
         case .memoryBinding(let bound):
-            tag(.memoryBinding, bound ? 1 : 0, nic: nic)
+            let c = begin(.memoryBinding, bound ? 1 : 0, nic: nic, reserving: 0)
+            end(c)
         case .transport(let code, let queue, let values):
-            tag(.transport, nic: nic)
-            out.byte(code)
-            out.varint(UInt64(queue))
-            writeDetails(values)
-            timeDelta(time)
+            var c = begin(.transport, nic: nic, reserving: 7 * RecordCursor.maxVarint)
+            c.byte(code)
+            c.varint(UInt64(queue))
+            Self.details(values, &c)
+            timeDelta(time, &c)
+            end(c)
         case .marker(let code, let details):
-            tag(.marker, nic: nic)
-            out.varint(code)
-            writeDetails(details)
-            timeDelta(time)
+            var c = begin(.marker, nic: nic, reserving: 6 * RecordCursor.maxVarint)
+            c.varint(code)
+            Self.details(details, &c)
+            timeDelta(time, &c)
+            end(c)
         }
+    }
+
+    /// A chain event: its queue, head and descriptor count. Exactly
+    /// `descriptorCount` calls of ``descriptor(addr:len:flags:next:)`` follow.
+    @inlinable @inline(__always)
+    public mutating func chain(nic: Int, queue: UInt16, head: UInt16, descriptorCount: Int) {
+        threeFields(TraceEventKind.chain.rawValue, nic: nic, UInt64(queue), UInt64(head), UInt64(descriptorCount))
+    }
+
+    /// A record of `code` whose fields are three varints.
+    @inlinable @inline(__always)
+    mutating func threeFields(_ code: UInt8, nic: Int, _ a: UInt64, _ b: UInt64, _ d: UInt64) {
+        var c = begin(code: code, nic: nic, reserving: 3 * RecordCursor.maxVarint)
+        c.varint(a)
+        c.varint(b)
+        c.varint(d)
+        end(c)
+    }
+
+    /// A chain event with its descriptors, `descriptor(i)` for each of `count`:
+    /// a chain-as-read record when the newest recent reads are those very
+    /// descriptors (``RepeatRecord/chainAsRead``), the chain and its
+    /// descriptors otherwise.
+    @inlinable @inline(__always)
+    public mutating func chain(nic: Int, queue: UInt16, head: UInt16, count: Int,
+                               descriptor: (Int) -> (addr: UInt64, len: UInt32, flags: UInt16, next: UInt16)) {
+        if repeats && count >= 1 && count <= RecentReads.capacity && descriptorsWereRead(count, descriptor) {
+            threeFields(RepeatRecord.chainAsRead, nic: nic, UInt64(queue), UInt64(head), UInt64(count))
+            let last = descriptor(count - 1)
+            lastDescriptorEnd = last.addr &+ UInt64(last.len)
+            return
+        }
+        chain(nic: nic, queue: queue, head: head, descriptorCount: count)
+        for i in 0..<count {
+            let d = descriptor(i)
+            self.descriptor(addr: d.addr, len: d.len, flags: d.flags, next: d.next)
+        }
+    }
+
+    /// Whether the newest `count` recent reads, oldest first, are 16 bytes
+    /// each holding descriptor 0, 1, … as the device reads one (little-endian
+    /// address, length, flags, next).
+    @inlinable @inline(__always)
+    func descriptorsWereRead(_ count: Int, _ descriptor: (Int) -> (addr: UInt64, len: UInt32, flags: UInt16, next: UInt16)) -> Bool {
+        for i in 0..<count {
+            guard let r = recentReads.get(count - 1 - i), r.length == 16 else { return false }
+            let d = descriptor(i), at = UnsafeRawPointer(out.base + r.start)
+            guard UInt64(littleEndian: at.loadUnaligned(as: UInt64.self)) == d.addr,
+                  UInt32(littleEndian: at.loadUnaligned(fromByteOffset: 8, as: UInt32.self)) == d.len,
+                  UInt16(littleEndian: at.loadUnaligned(fromByteOffset: 12, as: UInt16.self)) == d.flags,
+                  UInt16(littleEndian: at.loadUnaligned(fromByteOffset: 14, as: UInt16.self)) == d.next else { return false }
+        }
+        return true
+    }
+
+    /// A used-ring publication event.
+    @inlinable @inline(__always)
+    public mutating func used(nic: Int, queue: UInt16, id: UInt32, len: UInt32) {
+        threeFields(TraceEventKind.used.rawValue, nic: nic, UInt64(queue), UInt64(id), UInt64(len))
     }
 
     /// One descriptor of the chain just begun; call exactly `descriptorCount` times.
+    @inlinable @inline(__always)
     public mutating func descriptor(addr: UInt64, len: UInt32, flags: UInt16, next: UInt16) {
         own()
-        out.zigzag(Int64(bitPattern: addr &- lastDescriptorEnd))
-        out.varint(UInt64(len))
-        out.varint(UInt64(flags))
-        out.varint(UInt64(next))
+        var c = RecordCursor(out.tail(reserving: 4 * RecordCursor.maxVarint))
+        c.zigzag(Int64(bitPattern: addr &- lastDescriptorEnd))
+        c.varint(UInt64(len))
+        c.varint(UInt64(flags))
+        c.varint(UInt64(next))
+        out.commit(c.p)
         lastDescriptorEnd = addr &+ UInt64(len)
     }
 
-    /// The tag byte (after a NIC context record when the NIC changes).
-    @inline(__always)
-    mutating func tag(_ kind: TraceEventKind, _ small: UInt8 = 0, nic newNic: Int) {
-        tag(code: kind.rawValue, small, nic: newNic)
+    /// The tag byte of a record of `kind` (after a NIC context record when
+    /// the NIC changes), with room reserved for `reserving` more bytes: the
+    /// cursor that writes the record's fields; ``end(_:)`` closes it.
+    @inlinable @inline(__always)
+    mutating func begin(_ kind: TraceEventKind, _ small: UInt8 = 0, nic newNic: Int, reserving bytes: Int) -> RecordCursor {
+        begin(code: kind.rawValue, small, nic: newNic, reserving: bytes)
     }
 
-    /// The tag byte of a record with `code` (``RecordCode``).
-    @inline(__always)
-    mutating func tag(code: UInt8, _ small: UInt8 = 0, nic newNic: Int) {
+    /// The same for a record with `code` (``RecordCode``).
+    @inlinable @inline(__always)
+    mutating func begin(code: UInt8, _ small: UInt8 = 0, nic newNic: Int, reserving bytes: Int) -> RecordCursor {
         own()
+        var c = RecordCursor(out.tail(reserving: bytes + 2 + RecordCursor.maxVarint))
         if newNic != nic {
-            out.byte(RecordCode.tag(code: ContextRecord.nic.rawValue))
-            out.varint(UInt64(newNic))
+            c.byte(RecordCode.tag(code: ContextRecord.nic.rawValue))
+            c.varint(UInt64(newNic))
             nic = newNic
         }
-        out.byte(RecordCode.tag(code: code, small: small))
-        eventCount += 1
+        c.byte(RecordCode.tag(code: code, small: small))
+        encodedEvents += 1
+        return c
     }
+
+    /// Ends the record `c` wrote.
+    @inlinable @inline(__always)
+    func end(_ c: RecordCursor) { out.commit(c.p) }
 
     /// A cause's time: the delta from the previous cause's (or the chunk's base).
     /// Monotonic: a clock that went backwards is recorded as no time passing.
     @inline(__always)
-    mutating func timeDelta(_ time: UInt64) {
-        out.varint(time >= lastTime ? time - lastTime : 0)
+    mutating func timeDelta(_ time: UInt64, _ c: inout RecordCursor) {
+        c.varint(time >= lastTime ? time - lastTime : 0)
         lastTime = max(time, lastTime)
     }
 
     mutating func mmio(_ kind: TraceEventKind, nic: Int, vcpu newVcpu: UInt32, time: UInt64, offset: UInt64, width: Int, value: UInt64) {
-        own()
         if newVcpu != vcpu {
-            out.byte(RecordCode.tag(code: ContextRecord.vcpu.rawValue))
-            out.varint(UInt64(newVcpu))
+            own()
+            var c = RecordCursor(out.tail(reserving: 1 + RecordCursor.maxVarint))
+            c.byte(RecordCode.tag(code: ContextRecord.vcpu.rawValue))
+            c.varint(UInt64(newVcpu))
+            out.commit(c.p)
             vcpu = newVcpu
         }
         let small = width >= 0 && width < 15
-        tag(kind, small ? UInt8(width) : 15, nic: nic)
-        if !small { out.zigzag(Int64(width)) }
-        out.varint(offset)
-        out.varint(value)
-        timeDelta(time)
+        var c = begin(kind, small ? UInt8(width) : 15, nic: nic, reserving: 4 * RecordCursor.maxVarint)
+        if !small { c.zigzag(Int64(width)) }
+        c.varint(offset)
+        c.varint(value)
+        timeDelta(time, &c)
+        end(c)
     }
 
-    mutating func memoryRead(nic: Int, address: UInt64, bytes: UnsafeRawBufferPointer, ok: Bool) {
+    /// A memory read of `bytes` at `address` (its bytes stored when it succeeded).
+    @inlinable @inline(__always)
+    public mutating func memoryRead(nic: Int, address: UInt64, bytes: UnsafeRawBufferPointer, ok: Bool) {
         let n = bytes.count
-        tag(.memoryRead, ok ? 0 : 1, nic: nic)
-        out.zigzag(Int64(bitPattern: address &- lastReadEnd))
-        out.varint(UInt64(n))
-        if ok {
-            if n >= 8 {
-                recentReads.push(length: n, start: out.count)
-            }
-            out.append(bytes)
+        let small = repeats && ok && n > 0 && n <= RepeatTable.maxLength
+        if small, let at = repeatOf(address, bytes) {
+            var c = begin(code: RepeatRecord.read, nic: nic, reserving: RecordCursor.maxVarint)
+            c.zigzag(Int64(bitPattern: address &- lastReadEnd))
+            end(c)
+            if n >= 8 { recentReads.push(length: n, start: at) }
+            lastReadEnd = address &+ UInt64(n)
+            return
         }
+        var c = begin(.memoryRead, ok ? 0 : 1, nic: nic, reserving: 2 * RecordCursor.maxVarint + n)
+        c.zigzag(Int64(bitPattern: address &- lastReadEnd))
+        c.varint(UInt64(n))
+        if ok {
+            let at = c.p - out.base
+            if n >= 8 { recentReads.push(length: n, start: at) }
+            if small { out.repeatTable.record(address, length: n, offset: at) }
+            c.copy(bytes)
+        }
+        end(c)
         lastReadEnd = address &+ UInt64(n)
     }
 
-    mutating func memoryWrite(nic: Int, address: UInt64, bytes: UnsafeRawBufferPointer, ok: Bool) {
+    /// Where the bytes of the last access at `address` are in the content,
+    /// if it had `bytes`' length and bytes (the access repeats it).
+    @inlinable @inline(__always)
+    func repeatOf(_ address: UInt64, _ bytes: UnsafeRawBufferPointer) -> Int? {
+        guard let last = out.repeatTable.lookup(address), last.length == bytes.count,
+              memcmpEqual(out.base + last.offset, bytes.baseAddress!, bytes.count) else { return nil }
+        return last.offset
+    }
+
+    /// A memory write of `bytes` at `address`: a reference to one of the last
+    /// four reads when it repeats one's bytes exactly.
+    @inlinable @inline(__always)
+    public mutating func memoryWrite(nic: Int, address: UInt64, bytes: UnsafeRawBufferPointer, ok: Bool) {
         let n = bytes.count
-        var reference: Int?
-        if n >= 8 {
-            for i in 0..<4 {
-                guard let entry = recentReads.get(i) else { break }
-                if entry.length == n && memcmpEqual(out.base + entry.start, bytes.baseAddress!, n) {
-                    reference = i
-                    break
-                }
-            }
+        let tableSized = repeats && ok && n > 0 && n <= RepeatTable.maxLength
+        if tableSized, repeatOf(address, bytes) != nil {
+            var c = begin(code: RepeatRecord.write, nic: nic, reserving: RecordCursor.maxVarint)
+            c.zigzag(Int64(bitPattern: address &- lastWriteEnd))
+            end(c)
+            lastWriteEnd = address &+ UInt64(n)
+            return
         }
-        tag(.memoryWrite, (ok ? 0 : 1) | (reference != nil ? 2 : 0) | UInt8(reference ?? 0) << 2, nic: nic)
-        out.zigzag(Int64(bitPattern: address &- lastWriteEnd))
-        out.varint(UInt64(n))
-        if reference == nil { out.append(bytes) }
+        var small: UInt8 = ok ? 0 : 1
+        var read: Int?
+        if n >= 8, let i = recentReads.newest(holding: bytes, in: out.base) {
+            small |= 2 | UInt8(i) << 2
+            read = recentReads.get(i)!.start
+        }
+        var c = begin(.memoryWrite, small, nic: nic, reserving: 2 * RecordCursor.maxVarint + (read == nil ? n : 0))
+        c.zigzag(Int64(bitPattern: address &- lastWriteEnd))
+        c.varint(UInt64(n))
+        let at = read ?? (c.p - out.base)
+        if read == nil { c.copy(bytes) }
+        end(c)
+        if tableSized { out.repeatTable.record(address, length: n, offset: at) }
         lastWriteEnd = address &+ UInt64(n)
     }
 
     /// A memory access that stores only its first `bytes.count` of `length`
     /// bytes (``TruncatedMemoryRecord``); it is no recent read.
     mutating func truncated(nic: Int, address: UInt64, length: Int, bytes: UnsafeRawBufferPointer, flags: TruncatedMemoryRecord.Flags) {
-        tag(code: TruncatedMemoryRecord.code, nic: nic)
-        out.byte(flags.rawValue)
+        var c = begin(code: TruncatedMemoryRecord.code, nic: nic, reserving: 1 + 3 * RecordCursor.maxVarint + bytes.count)
+        c.byte(flags.rawValue)
         let isWrite = flags.contains(.write)
-        out.zigzag(Int64(bitPattern: address &- (isWrite ? lastWriteEnd : lastReadEnd)))
-        out.varint(UInt64(length))
-        out.varint(UInt64(bytes.count))
-        out.append(bytes)
+        c.zigzag(Int64(bitPattern: address &- (isWrite ? lastWriteEnd : lastReadEnd)))
+        c.varint(UInt64(length))
+        c.varint(UInt64(bytes.count))
+        c.copy(bytes)
+        end(c)
         if isWrite { lastWriteEnd = address &+ UInt64(length) } else { lastReadEnd = address &+ UInt64(length) }
     }
 
-    mutating func counter(nic: Int, index: Int, value: UInt64) {
-        tag(.counter, UInt8(index & 15), nic: nic)
+    /// A counter transition, as the delta from the counter's last value.
+    @inlinable @inline(__always)
+    public mutating func counter(nic: Int, index: Int, value: UInt64) {
+        var c = begin(.counter, UInt8(index & 15), nic: nic, reserving: RecordCursor.maxVarint)
         if nic < counterNICs && index < 16 {
             let i = 16 &* nic &+ index
-            out.varint(value &- counterValues[i])
-            counterValues[i] = value
+            c.varint(value &- out.counters[i])
+            out.counters[i] = value
         } else {
-            out.varint(value)
+            c.varint(value)
         }
+        end(c)
     }
 
     /// Up to three details: a count, then the values.
     @inline(__always)
-    mutating func writeDetails(_ d: EventDetails) {
-        out.varint(UInt64(d.count))
-        if d.count > 0 { out.varint(d.a) }
-        if d.count > 1 { out.varint(d.b) }
-        if d.count > 2 { out.varint(d.c) }
+    static func details(_ d: EventDetails, _ c: inout RecordCursor) {
+        c.varint(UInt64(d.count))
+        if d.count > 0 { c.varint(d.a) }
+        if d.count > 1 { c.varint(d.b) }
+        if d.count > 2 { c.varint(d.c) }
     }
 
     /// Appends bytes that need not be a valid record: for tests and fuzz
@@ -351,9 +468,6 @@ public final class BufferPool: @unchecked Sendable {
     /// Takes back an encoder's memory; the encoder must not be written again.
     public func recycle(_ encoder: ChunkEncoder) { put(encoder.out) }
 
-    /// Takes back a staged chunk's memory once it is encoded.
-    public func recycle(_ staged: StagedChunk) { put(staged.out) }
-
     /// Buffers waiting to be reused.
     public var count: Int { mutex.withLock { free.count } }
 }
@@ -363,18 +477,60 @@ public final class BufferPool: @unchecked Sendable {
     @usableFromInline private(set) var base: UnsafeMutableRawPointer
     @usableFromInline private(set) var capacity: Int
     @usableFromInline var count = 0
+    /// The encoder's counter baselines (``ChunkEncoder``: NIC n's counter i
+    /// at `16 * n + i`), kept beside its content so that a counter event
+    /// updates them without an array's uniqueness check.
+    @usableFromInline private(set) var counters: UnsafeMutablePointer<UInt64>
+    var counterCapacity = 0
+    /// The encoder's repeat table (format 1.4), made on first use and kept
+    /// with the buffer, so that a pooled buffer brings it along.
+    var table: RepeatTable?
+    @usableFromInline var repeatTable: RepeatTable {
+        @inline(__always) get { table.unsafelyUnwrapped }
+    }
+
+    /// Empties the repeat table (making it on first use): a new chunk.
+    func clearRepeats() {
+        if let table { table.clear() } else { table = RepeatTable() }
+    }
 
     @usableFromInline init(capacity: Int) {
         self.capacity = max(capacity, 64)
         base = UnsafeMutableRawPointer.allocate(byteCount: self.capacity, alignment: 8)
+        counters = UnsafeMutablePointer<UInt64>.allocate(capacity: 0)
     }
 
-    deinit { base.deallocate() }
+    deinit {
+        base.deallocate()
+        counters.deallocate()
+    }
 
-    func copy() -> EncoderBuffer {
+    /// Sets the counter baselines: per NIC, up to 16 values (the rest 0).
+    func setCounters(_ perNIC: [[UInt64]]) {
+        if counterCapacity < 16 * perNIC.count {
+            counters.deallocate()
+            counterCapacity = 16 * perNIC.count
+            counters = .allocate(capacity: counterCapacity)
+        }
+        for (n, values) in perNIC.enumerated() {
+            for i in 0..<16 { counters[16 * n + i] = i < values.count ? values[i] : 0 }
+        }
+    }
+
+    @usableFromInline func copy() -> EncoderBuffer {
         let c = EncoderBuffer(capacity: capacity)
         c.base.copyMemory(from: base, byteCount: count)
         c.count = count
+        if counterCapacity > 0 {
+            c.counters.deallocate()
+            c.counters = .allocate(capacity: counterCapacity)
+            c.counters.update(from: counters, count: counterCapacity)
+            c.counterCapacity = counterCapacity
+        }
+        if let table {
+            c.table = RepeatTable()
+            c.table!.words.update(from: table.words, count: 2 * RepeatTable.slots)
+        }
         return c
     }
 
@@ -399,58 +555,16 @@ public final class BufferPool: @unchecked Sendable {
         capacity = newCapacity
     }
 
+    /// Where the next bytes go, with room for `n` more (a ``RecordCursor``'s start).
     @inlinable @inline(__always)
-    func byte(_ v: UInt8) {
-        reserve(1)
-        base.storeBytes(of: v, toByteOffset: count, as: UInt8.self)
-        count += 1
+    func tail(reserving n: Int) -> UnsafeMutableRawPointer {
+        reserve(n)
+        return base + count
     }
 
-    /// Unsigned LEB128, as ``ByteWriter/varint(_:)``.
+    /// Ends what a cursor wrote at `end` (from ``tail(reserving:)``).
     @inlinable @inline(__always)
-    func varint(_ value: UInt64) {
-        reserve(10)
-        var v = value
-        var at = count
-        while v >= 0x80 {
-            base.storeBytes(of: UInt8(truncatingIfNeeded: v) | 0x80, toByteOffset: at, as: UInt8.self)
-            at += 1
-            v >>= 7
-        }
-        base.storeBytes(of: UInt8(v), toByteOffset: at, as: UInt8.self)
-        count = at + 1
-    }
-
-    /// One 8-byte word at an 8-byte-aligned end; the caller reserved room.
-    @inlinable @inline(__always)
-    func word(_ v: UInt64) {
-        base.storeBytes(of: v, toByteOffset: count, as: UInt64.self)
-        count += 8
-    }
-
-    /// `raw`, then up to 7 bytes (never read) to the next multiple of 8; the
-    /// caller reserved room.
-    @inlinable @inline(__always)
-    func appendPadded(_ raw: UnsafeRawBufferPointer) {
-        let n = raw.count
-        let to = base + count
-        // The device's small reads and writes (ring indices, used elements,
-        // descriptors) copied inline: a libc call costs more than they do.
-        switch n {
-        case 2: to.storeBytes(of: raw.loadUnaligned(as: UInt16.self), as: UInt16.self)
-        case 4: to.storeBytes(of: raw.loadUnaligned(as: UInt32.self), as: UInt32.self)
-        case 8: to.storeBytes(of: raw.loadUnaligned(as: UInt64.self), as: UInt64.self)
-        case 16:
-            to.storeBytes(of: raw.loadUnaligned(as: UInt64.self), as: UInt64.self)
-            to.storeBytes(of: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self), toByteOffset: 8, as: UInt64.self)
-        case 0: break
-        default: to.copyMemory(from: raw.baseAddress!, byteCount: n)
-        }
-        count += (n + 7) & ~7
-    }
-
-    @inlinable @inline(__always)
-    func zigzag(_ value: Int64) { varint(UInt64(bitPattern: (value << 1) ^ (value >> 63))) }
+    func commit(_ end: UnsafeMutableRawPointer) { count = end - base }
 
     @inlinable @inline(__always)
     func append(_ raw: UnsafeRawBufferPointer) {

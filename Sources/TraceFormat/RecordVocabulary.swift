@@ -4,7 +4,7 @@
 //!
 //! Adding a kind is one edit here (a code in `TraceEventKind`, a case in
 //! `EventFields`); the compiler then points at every place that must learn
-//! it: the kind's name, the chunk encoder and decoder, the recording stage,
+//! it: the kind's name, the chunk encoder and decoder,
 //! the formatting, with no `default:` to hide one.
 
 /// A record's code. Its tag byte is `code` for codes below 15; codes 16 and
@@ -65,6 +65,29 @@ public enum TruncatedMemoryRecord {
         /// The access failed (a write; a failed read stores no bytes and is never truncated).
         public static let failed = Flags(rawValue: 2)
     }
+}
+
+/// Records that encode an event as a repeat of what the chunk already holds
+/// (format 1.4): escape codes 21–23, so a reader that predates them reports
+/// an unknown record. Each decodes as the event it stands for.
+///
+/// - ``read`` (tag `0x5F`) and ``write`` (`0x6F`): a successful memory
+///   access of 1 to 16 bytes with the same length and bytes as the last one
+///   at its address in this chunk (``RepeatTable``). After the tag: a zigzag
+///   address delta from the previous read's end (a read) or write's end (a
+///   write). A read of 8 bytes or more enters the recent reads as a stored
+///   one would, with the earlier access's bytes.
+/// - ``chainAsRead`` (`0x7F`): a chain event whose 1 to 4 descriptors are
+///   the newest recent reads, oldest first, each 16 bytes (little-endian
+///   address u64, length u32, flags u16, next u16: a descriptor as the device
+///   reads it). After the tag: varint queue, head and descriptor count.
+public enum RepeatRecord {
+    /// A memory read that repeats the last access at its address.
+    public static let read: UInt8 = 21
+    /// A memory write that repeats the last access at its address.
+    public static let write: UInt8 = 22
+    /// A chain whose descriptors are the newest recent reads.
+    public static let chainAsRead: UInt8 = 23
 }
 
 /// Event kinds. The raw value is the record's code (``RecordCode``).

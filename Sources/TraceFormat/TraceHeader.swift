@@ -14,7 +14,9 @@ public enum TraceVersion {
     /// window kept), the trigger header field and the marker event; a
     /// snaplen (the header field, and memory records that store part of
     /// their payload).
-    public static let minor: UInt16 = 3
+    /// 4: repeat records: a small memory access that repeats the last one at
+    /// its address, a chain whose descriptors were just read (``RepeatRecord``).
+    public static let minor: UInt16 = 4
 }
 
 /// One RAM region of the recorded guest.

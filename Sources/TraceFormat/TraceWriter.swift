@@ -31,7 +31,7 @@ public final class TraceWriter: @unchecked Sendable {
     var thread: BackgroundThread?
 
     // Guarded by `mutex`.
-    var queue: [Pending] = []
+    var queue: [ChunkEncoder] = []
     var stopping = false
     var held = false
     var failure: TraceError?
@@ -46,18 +46,10 @@ public final class TraceWriter: @unchecked Sendable {
     public internal(set) var rolledChunks = 0
     var finished = false
 
-    /// A chunk waiting for the thread: encoded already, or staged events it encodes.
-    enum Pending {
-        case encoded(ChunkEncoder)
-        case staged(StagedChunk)
-    }
-    /// Links a staged continuation to the chunk before it (the thread's own).
-    var carry = EncoderCarry()
-    /// Memory for staged chunks (``StagedChunk/init(firstEvent:baseTime:checkpoint:capacity:pool:)``):
-    /// the thread hands each one back once it is encoded.
-    public let stagingPool: BufferPool
-    /// The thread's encoder memory, reused chunk after chunk.
-    let encoderPool = BufferPool(limit: 2)
+    /// Encoder memory, reused chunk after chunk: a recorder's encoders take
+    /// it (``ChunkEncoder/init(firstEvent:baseTime:checkpoint:counters:capacity:pool:)``)
+    /// and the thread hands each chunk's back once it is written.
+    public let encoderPool: BufferPool
     /// The thread's compressed-frame memory, reused chunk after chunk.
     var frameBuffer: [UInt8] = []
 
@@ -72,7 +64,7 @@ public final class TraceWriter: @unchecked Sendable {
         self.keep = keep
         self.level = min(max(level, ZstdCompressor.levels.lowerBound), ZstdCompressor.levels.upperBound)
         self.queueDepth = max(1, queueDepth)
-        stagingPool = BufferPool(limit: self.queueDepth + 2)
+        encoderPool = BufferPool(limit: self.queueDepth + 2)
         unlink(partialPath + ".roll")  // a killed recorder's unfinished roll
         fd = open(partialPath, O_CREAT | O_TRUNC | (keep == nil ? O_WRONLY : O_RDWR) | O_CLOEXEC, 0o644)
         if fd < 0 { throw .io(path: partialPath, String(cString: strerror(errno))) }
@@ -115,14 +107,7 @@ public final class TraceWriter: @unchecked Sendable {
 
     /// Hands an encoded chunk to the compressor (the encoder is not written
     /// again); waits while `queueDepth` chunks are pending.
-    public func submit(_ encoder: ChunkEncoder) throws(TraceError) { try enqueue(.encoded(encoder)) }
-
-    /// Hands staged events to the thread, which encodes them (into one chunk,
-    /// or more at the size limit) and compresses; waits while `queueDepth`
-    /// chunks are pending. The caller does not touch `staged` again.
-    public func submit(staged: StagedChunk) throws(TraceError) { try enqueue(.staged(staged)) }
-
-    func enqueue(_ pending: Pending) throws(TraceError) {
+    public func submit(_ encoder: ChunkEncoder) throws(TraceError) {
         mutex.lock()
         defer { mutex.unlock() }
         if queue.count >= queueDepth && failure == nil { stalls += 1 }
@@ -130,7 +115,7 @@ public final class TraceWriter: @unchecked Sendable {
         if let failure { throw failure }
         // After finish() or abandon() nothing writes the queue any more.
         if stopping { throw .io(path: partialPath, "the trace was already finished; this chunk is not written") }
-        queue.append(pending)
+        queue.append(encoder)
         notEmpty.signal()
     }
 
@@ -162,15 +147,8 @@ public final class TraceWriter: @unchecked Sendable {
 
             var failed: TraceError?
             do throws(TraceError) {
-                switch item {
-                case .encoded(let encoder): try write(encoder, compressor)
-                case .staged(let staged):
-                    try staged.encode(carry: &carry, pool: encoderPool) { (e) throws(TraceError) in
-                        try write(e, compressor)
-                        encoderPool.recycle(e)
-                    }
-                    stagingPool.recycle(staged)
-                }
+                try write(item, compressor)
+                encoderPool.recycle(item)
             } catch {
                 failed = error
             }

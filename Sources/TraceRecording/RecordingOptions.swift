@@ -12,16 +12,16 @@ public struct RecordingOptions: Hashable, Sendable {
     /// ...or once its oldest event is this old (a background thread cuts an
     /// idle chunk too), so a killed recorder loses at most this window.
     public var flushMilliseconds = 200
-    /// ...or past this many staged bytes (the recording thread's fixed-layout
-    /// records, about twice the encoded size; see ``StagedChunk``).
-    public var chunkTargetSize = 2 * TraceLayout.chunkTargetSize
+    /// ...or past this many encoded bytes.
+    public var chunkTargetSize = TraceLayout.chunkTargetSize
     /// Chunks waiting for the compressor before recording waits.
     public var queueDepth = 4
-    /// Staged bytes past which a chunk is cut even inside a chain (a
+    /// Encoded bytes past which a chunk is cut even inside a chain (a
     /// continuation chunk, without a checkpoint): above the size at which a
-    /// drain's chunk is cut between chains plus what one chain stages, so in
-    /// practice chunks are cut between chains.
-    public var stagedHardLimit = TraceLayout.chunkHardLimit * 3 / 4
+    /// drain's chunk is cut between chains plus what one chain encodes, so in
+    /// practice chunks are cut between chains; below the format's
+    /// ``TraceLayout/chunkHardLimit`` by more than one record.
+    public var hardLimit = TraceLayout.chunkHardLimit * 3 / 4
     /// A flight recorder's window: only the newest chunks are kept (nil: all).
     public var keep: TraceWindow?
     /// Stop recording (or mark the trace) once a counter condition holds.
@@ -32,6 +32,10 @@ public struct RecordingOptions: Hashable, Sendable {
     /// length. Ring metadata, descriptors, virtio-net headers, control
     /// commands and counters are always stored whole.
     public var snaplen: UInt32?
+    /// Write repeat records (format 1.4: a small access that repeats the last
+    /// one at its address, a chain whose descriptors were just read, each
+    /// little more than a tag). Off: format 1.3, which vtrace before 1.4 reads.
+    public var repeatRecords = true
     public init() {}
 }
 

@@ -29,10 +29,10 @@ public final class TraceRecorder: @unchecked Sendable {
     @usableFromInline let snaplen: Int
 
     // Guarded by `mutex`.
-    /// The open chunk's events (when `chunkOpen`), staged for the writer's
-    /// thread to encode. Not optional: observers mutate it in place on every
-    /// event, and mutating through an optional copied it each time.
-    @usableFromInline var staged = StagedChunk.idle
+    /// The open chunk (when `chunkOpen`), encoded as the events happen; the
+    /// writer's thread compresses it. Not optional: observers mutate it in
+    /// place on every event, and mutating through an optional copied it each time.
+    @usableFromInline var encoder = ChunkEncoder.idle
     @usableFromInline var chunkOpen = false
     var chunkOpenedAt: UInt64 = 0
     var nextEvent: UInt64 = 0
@@ -56,7 +56,7 @@ public final class TraceRecorder: @unchecked Sendable {
     public private(set) var triggerFiredAt: UInt64?
     /// A marker to write at the end of the access in progress.
     var markerPending = false
-    /// The trigger finished the trace: events are staged and dropped.
+    /// The trigger finished the trace: events are encoded and dropped.
     var ended = false
     /// The finished trace (once the trigger ended the recording and the writer finished).
     var endedSummary: RecordingSummary?
@@ -81,6 +81,7 @@ public final class TraceRecorder: @unchecked Sendable {
         var header = header
         header.trigger = options.trigger?.text
         header.snaplen = options.snaplen
+        if !options.repeatRecords { header.minorVersion = min(header.minorVersion, 3) }
         writer = try TraceWriter(path: path, header: header, level: options.level, queueDepth: options.queueDepth, keep: options.keep)
         if let trigger = options.trigger {
             triggerCounters = initialStates.map(\.counters)
@@ -118,44 +119,57 @@ public final class TraceRecorder: @unchecked Sendable {
     func openChunk(now: UInt64) {
         if ended {
             // Nothing more is written: no checkpoint to take.
-            staged = StagedChunk(firstEvent: nextEvent, baseTime: now, checkpoint: nil, pool: writer.stagingPool)
+            encoder = newEncoder(firstEvent: nextEvent, baseTime: now, checkpoint: nil, counters: [])
             chunkOpen = true
             chunkOpenedAt = now
             return
         }
         let checkpoint = zip(states, memoryBound).map { NICCheckpoint($0, memoryBound: $1, accessEvent: accessEvent) }
-        staged = StagedChunk(firstEvent: nextEvent, baseTime: now, checkpoint: checkpoint, pool: writer.stagingPool)
+        encoder = newEncoder(firstEvent: nextEvent, baseTime: now, checkpoint: checkpoint, counters: [])
         chunkOpen = true
         chunkOpenedAt = now
+    }
+
+    /// The open chunk's encoder: pooled memory, written by this recorder alone.
+    func newEncoder(firstEvent: UInt64, baseTime: UInt64, checkpoint: [NICCheckpoint]?, counters: [[UInt64]]) -> ChunkEncoder {
+        var e = ChunkEncoder(firstEvent: firstEvent, baseTime: baseTime, checkpoint: checkpoint, counters: counters,
+                             pool: writer.encoderPool, repeats: options.repeatRecords)
+        e.exclusive = true
+        return e
     }
 
     func submitChunk() {
         guard chunkOpen else { return }
         chunkOpen = false
-        let s = staged
-        staged = StagedChunk.idle
+        var e = encoder
+        encoder = ChunkEncoder.idle
         if ended {
-            writer.stagingPool.recycle(s)
+            writer.encoderPool.recycle(e)
             return
         }
-        guard s.eventCount > 0 else { return }
-        nextEvent = s.firstEvent + s.eventCount
+        guard e.eventCount > 0 else {
+            writer.encoderPool.recycle(e)
+            return
+        }
+        nextEvent = e.firstEvent + e.eventCount
         chunksSubmitted += 1
-        do throws(TraceError) { try writer.submit(staged: s) } catch { if failure == nil { failure = error } }
+        e.exclusive = false
+        do throws(TraceError) { try writer.submit(e) } catch { if failure == nil { failure = error } }
     }
 
     /// Inside a chain: the chunk grew past the hard limit. Cut it and continue
     /// in a chunk without a checkpoint (the writer's thread links the two).
     @inlinable @inline(__always)
     func checkHardLimit() {
-        guard chunkOpen, staged.size >= options.stagedHardLimit else { return }
+        guard chunkOpen, encoder.size >= options.hardLimit else { return }
         cutAtHardLimit()
     }
 
     @usableFromInline func cutAtHardLimit() {
-        staged.endsInsideAccess = true
+        encoder.markEndsInsideAccess()
+        let counters = encoder.currentCounters, lastTime = encoder.lastTime
         submitChunk()
-        staged = StagedChunk(firstEvent: nextEvent, baseTime: 0, checkpoint: nil, pool: writer.stagingPool)
+        encoder = newEncoder(firstEvent: nextEvent, baseTime: lastTime, checkpoint: nil, counters: counters)
         chunkOpen = true
     }
 
@@ -165,7 +179,7 @@ public final class TraceRecorder: @unchecked Sendable {
         mutex.lock()
         states[nic] = state
         if !chunkOpen { openChunk(now: clock()) }
-        accessEvent = staged.firstEvent + staged.eventCount
+        accessEvent = encoder.firstEvent + encoder.eventCount
     }
 
     func accessEnded(nic: Int, state: VirtioNetState) {
@@ -183,7 +197,7 @@ public final class TraceRecorder: @unchecked Sendable {
         triggerCounters[nic][counter] = value
         guard trigger.holds(triggerCounters) else { return }
         triggerArmed = false
-        triggerFiredAt = staged.firstEvent + staged.eventCount - 1
+        triggerFiredAt = encoder.firstEvent + encoder.eventCount - 1
         markerPending = trigger.action == .mark
     }
 
@@ -192,10 +206,10 @@ public final class TraceRecorder: @unchecked Sendable {
     func triggerBoundary(nic: Int, fired: UInt64) {
         guard let trigger = options.trigger else { return }
         if markerPending {
-            staged.append(.marker(code: MarkerCode.triggerFired.rawValue, details: EventDetails([fired])), nic: nic, time: clock())
+            encoder.append(.marker(code: MarkerCode.triggerFired.rawValue, details: EventDetails([fired])), nic: nic, time: clock())
             markerPending = false
         }
-        guard trigger.action != .mark, staged.firstEvent + staged.eventCount >= fired &+ (trigger.after ?? UInt64(options.flushEvents)) &+ 1 else { return }
+        guard trigger.action != .mark, encoder.firstEvent + encoder.eventCount >= fired &+ (trigger.after ?? UInt64(options.flushEvents)) &+ 1 else { return }
         submitChunk()
         ended = true
         wake.signal()  // the flush thread finishes the file
@@ -229,16 +243,16 @@ public final class TraceRecorder: @unchecked Sendable {
                                 droppedChunks: writer.rolledChunks, triggerFiredAt: triggerFiredAt)
     }
 
-    /// Whether the open chunk holds enough events or staged bytes to be cut.
+    /// Whether the open chunk holds enough events or encoded bytes to be cut.
     @inlinable var chunkIsFull: Bool {
-        staged.eventCount >= UInt64(options.flushEvents) || staged.size >= options.chunkTargetSize
+        encoder.eventCount >= UInt64(options.flushEvents) || encoder.size >= options.chunkTargetSize
     }
 
     /// The same inside a drain, at twice the limits: a long drain is one
     /// stream of near-identical chains, which compresses better in larger
     /// chunks (docs/performance.md, issue 17).
     @inlinable var drainChunkIsFull: Bool {
-        staged.eventCount >= 2 * UInt64(options.flushEvents) || staged.size >= 2 * options.chunkTargetSize
+        encoder.eventCount >= 2 * UInt64(options.flushEvents) || encoder.size >= 2 * options.chunkTargetSize
     }
 
     /// Whether the open chunk's oldest event is older than the flush window.
@@ -268,7 +282,7 @@ public final class TraceRecorder: @unchecked Sendable {
     /// with a checkpoint that holds where the drain stands.
     func cutInsideDrain(nic: Int, state: VirtioNetState) {
         states[nic] = state
-        staged.endsInsideAccess = true
+        encoder.markEndsInsideAccess()
         submitChunk()
         openChunk(now: clock())
     }
@@ -277,7 +291,7 @@ public final class TraceRecorder: @unchecked Sendable {
     func memoryBinding(nic: Int, bound: Bool) {
         mutex.lock()
         if !chunkOpen { openChunk(now: clock()) }
-        staged.append(.memoryBinding(bound: bound), nic: nic)
+        encoder.append(.memoryBinding(bound: bound), nic: nic)
         memoryBound[nic] = bound
         mutex.unlock()
     }
@@ -289,7 +303,7 @@ public final class TraceRecorder: @unchecked Sendable {
             wake.wait(mutex, milliseconds: period)
             if stopping { break }
             finishEndedWriter()
-            if chunkOpen, staged.eventCount > 0, clock() &- chunkOpenedAt >= UInt64(options.flushMilliseconds) * 1_000_000 {
+            if chunkOpen, encoder.eventCount > 0, clock() &- chunkOpenedAt >= UInt64(options.flushMilliseconds) * 1_000_000 {
                 submitChunk()
             }
         }

@@ -28,6 +28,9 @@ struct RecordingControls: ParsableArguments {
     @Option(help: ArgumentHelp("Store at most the first N bytes of each frame's payload, like tcpdump -s N (0: none, so no payload leaves the machine): the rest of each TX frame read and RX frame write is recorded by its length. Rings, descriptors, virtio-net headers, control commands and counters are always stored; the trace replays, diffs and bisects as a whole one.", valueName: "n"))
     var snaplen: UInt32?
 
+    @Option(help: ArgumentHelp("The trace format to write: 1.4 (default: small accesses that repeat the last one at their address, and chains whose descriptors were just read, take a byte or two each) or 1.3, which vtrace before 1.4 reads.", valueName: "version"))
+    var format: String = "1.4"
+
     /// The largest --snaplen, tcpdump's (frames are at most 65,557 bytes here).
     static let largestSnaplen: UInt32 = 262_144
 
@@ -40,6 +43,7 @@ struct RecordingControls: ParsableArguments {
             guard bytes >= Self.smallestKeep else { throw ValidationError("--keep \(keep) is smaller than two chunks (\(Self.smallestKeep / 1_048_576) MiB, the size two chunks are cut at)") }
         }
         if let keepSeconds, !(keepSeconds > 0) || keepSeconds > 1e9 { throw ValidationError("--keep-seconds must be positive") }
+        guard ["1.3", "1.4"].contains(format) else { throw ValidationError("--format \(format): vtrace writes format 1.4 (the default) or 1.3") }
         if let snaplen, snaplen > Self.largestSnaplen { throw ValidationError("--snaplen \(snaplen) is over \(Self.largestSnaplen), tcpdump's largest") }
         if let trigger {
             do { _ = try CounterPredicate.parse(trigger) } catch { throw ValidationError("--trigger '\(trigger)': \(error)") }
@@ -62,6 +66,7 @@ struct RecordingControls: ParsableArguments {
     /// Adds the window, the trigger and the snaplen to `options`.
     func apply(to options: inout RecordingOptions) throws {
         options.snaplen = snaplen
+        options.repeatRecords = format != "1.3"
         if keep != nil || keepSeconds != nil {
             options.keep = TraceWindow(bytes: keep.flatMap(Self.size), nanoseconds: keepSeconds.map { UInt64($0 * 1e9) })
         }

@@ -96,7 +96,7 @@ struct RecordingCutTests {
     @Test func aRecordingCutInsideAChainStopsThere() throws {
         var options = RecordingOptions()
         options.flushEvents = 1_000_000
-        options.stagedHardLimit = 3_000
+        options.hardLimit = 3_000
         let (path, kick, _) = try Self.longDrain("cut-chain", options: options)
         let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
         let full = try TraceReader(source: MemoryTraceSource(bytes))

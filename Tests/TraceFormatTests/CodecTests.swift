@@ -190,16 +190,16 @@ extension TraceEvent {
     }
 }
 
-/// Staging events on the recording thread and encoding them on the writer's
-/// thread must produce the very bytes the encoder produces when called directly.
-@Suite("Staged chunks")
-struct StagedChunkTests {
+/// The encoder as a recorder drives it: every kind, payloads of every size,
+/// writes that repeat reads, memory from a pool.
+@Suite("The chunk encoder")
+struct ChunkEncoderTests {
     /// One of every event kind, with NIC and vCPU switches, a deduplicated
     /// write, odd payload lengths (0, 3, 13) and the inline ones (2, 4, 8,
     /// 16), and partial payloads (a snaplen's: 10 of 64 bytes read, before
     /// the write that repeats the whole read, so it must be no recent read;
     /// none of 64 written; a failed write that keeps 3 of 200, on NIC 1).
-    static func everyKind<S: EventSink>(_ s: inout S, time: UInt64) {
+    static func everyKind(_ s: inout ChunkEncoder, time: UInt64) {
         let frame = (0..<64).map { UInt8($0) }
         s.append(.mmioWrite(offset: 0x50, width: 4, value: 1), nic: 0, vcpu: 0, time: time + 10)
         frame.withUnsafeBytes { s.append(.memoryRead(address: 0x9000, length: $0.count, ok: true, bytes: $0), nic: 0, vcpu: 0, time: 0) }
@@ -240,22 +240,20 @@ struct StagedChunkTests {
         s.append(.mmioRead(offset: 0x100, width: -7, value: .max), nic: 1, vcpu: 3, time: time - 1)
     }
 
-    /// `everyKind` writes every kind there is (so the staging and the codec
-    /// are checked for each), and each decodes to what was written.
-    @Test func everyKindIsWrittenStagedAndDecoded() throws {
+    /// `everyKind` writes every kind there is (so the codec is checked for
+    /// each), and each decodes to what was written.
+    @Test func everyKindIsWrittenAndDecoded() throws {
         let cp = Self.checkpoint()
-        var staged = StagedChunk(firstEvent: 7, baseTime: 1_000, checkpoint: [cp, cp])
-        Self.everyKind(&staged, time: 1_000)
-        var carry = EncoderCarry()
+        var e = ChunkEncoder(firstEvent: 7, baseTime: 1_000, checkpoint: [cp, cp], counters: [])
+        Self.everyKind(&e, time: 1_000)
         var kinds = Set<TraceEventKind>()
         var decoded: [TraceEvent] = []
-        try staged.encode(carry: &carry) { (e: ChunkEncoder) throws(ChunkDecodeError) in
-            var d = try ChunkDecoder(content: e.content, nics: 2)
-            while let event = try d.next() {
-                kinds.insert(event.kind)
-                decoded.append(event)
-            }
+        var d = try ChunkDecoder(content: e.content, nics: 2)
+        while let event = try d.next() {
+            kinds.insert(event.kind)
+            decoded.append(event)
         }
+        #expect(UInt64(decoded.count) == e.eventCount && decoded.first?.number == 7)
         #expect(kinds == Set(TraceEventKind.allCases))
         let transports = decoded.filter { $0.kind == .transport }
         #expect(transports.map(\.body) == [.transport(code: 2, queue: 1, values: EventDetails([0x1000, 0x2000, 0x3000])),
@@ -285,45 +283,40 @@ struct StagedChunkTests {
         return cp
     }
 
-    @Test func aStagedChunkEncodesToTheSameBytes() throws {
+    /// A continuation chunk starts from the counters and time the chunk
+    /// before it ended with, and encoder memory comes from a pool: a buffer
+    /// still held is never reused, one handed back and let go is.
+    @Test func aContinuationAndPooledMemory() throws {
         let cp = Self.checkpoint()
-        var direct = ChunkEncoder(firstEvent: 100, baseTime: 5_000, checkpoint: [cp, cp], counters: [])
-        Self.everyKind(&direct, time: 5_000)
-        var staged = StagedChunk(firstEvent: 100, baseTime: 5_000, checkpoint: [cp, cp])
-        Self.everyKind(&staged, time: 5_000)
-        #expect(staged.eventCount == direct.eventCount)
-        var carry = EncoderCarry()
-        var chunks: [ChunkEncoder] = []
-        staged.encode(carry: &carry) { chunks.append($0) }
-        #expect(chunks.count == 1)
-        #expect(chunks.first?.content == direct.content)
-        #expect(chunks.first?.flags == .checkpoint)
-        #expect(carry.counters == direct.currentCounters && carry.lastTime == direct.lastTime)
-
-        // A continuation picks up the carried counters and time, as a
-        // directly encoded continuation does.
-        var directNext = ChunkEncoder(firstEvent: 100 + direct.eventCount, baseTime: direct.lastTime, checkpoint: nil, counters: direct.currentCounters)
-        Self.everyKind(&directNext, time: 6_000)
-        // Memory from a pool: a buffer still held (chunks[0]) is never
-        // reused; one handed back and let go is.
+        var first = ChunkEncoder(firstEvent: 100, baseTime: 5_000, checkpoint: [cp, cp], counters: [])
+        Self.everyKind(&first, time: 5_000)
         let pool = BufferPool(limit: 4)
-        pool.recycle(staged)
-        pool.recycle(chunks[0])
-        var stagedNext = StagedChunk(firstEvent: 100 + staged.eventCount, baseTime: 0, checkpoint: nil, pool: pool)
-        Self.everyKind(&stagedNext, time: 6_000)
-        var next: [ChunkEncoder] = []
-        stagedNext.encode(carry: &carry, pool: pool) { next.append($0) }
-        #expect(next.count == 1)
-        #expect(next.first?.content == directNext.content)
-        #expect(next.first?.flags == .continuation)
-        #expect(chunks.first?.content == direct.content, "a kept chunk's memory was reused")
+        var held = ChunkEncoder(firstEvent: 0, baseTime: 0, checkpoint: [cp], counters: [])
+        held.append(.counter(index: 1, value: 5), nic: 0)
+        let heldContent = held.content
+        pool.recycle(held)
+        var next = ChunkEncoder(firstEvent: 100 + first.eventCount, baseTime: first.lastTime, checkpoint: nil,
+                                counters: first.currentCounters, pool: pool)
+        Self.everyKind(&next, time: 6_000)
+        #expect(held.content == heldContent, "a kept chunk's memory was reused")
+        #expect(next.flags == .continuation)
+        var d = try ChunkDecoder(content: next.content, nics: 2)
+        #expect(d.startCounters == first.currentCounters)
+        var counters: [TraceEvent] = []
+        while let event = try d.next() {
+            if event.kind == .counter { counters.append(event) }
+        }
+        #expect(counters.map(\.body) == [.counter(index: 2, value: 25), .counter(index: 15, value: 151)])
+        pool.recycle(ChunkEncoder(firstEvent: 0, baseTime: 0, checkpoint: [cp], counters: []))
+        #expect(pool.count == 1)
+        _ = ChunkEncoder(firstEvent: 0, baseTime: 0, checkpoint: [cp], counters: [], pool: pool)
         #expect(pool.count == 0)
     }
 
     /// Loopback traffic: TX reads of a frame (whole, or over two or three
     /// descriptors), then the RX write of the same bytes, plus writes that
     /// must not count as repeats.
-    static func loopback<S: EventSink>(_ s: inout S) {
+    static func loopback(_ s: inout ChunkEncoder) {
         let frame = (0..<1500).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
         frame.withUnsafeBytes { f in
             let small = UnsafeRawBufferPointer(rebasing: f[0..<16])
@@ -350,61 +343,32 @@ struct StagedChunkTests {
         }
     }
 
-    @Test func writesThatRepeatReadsAreStagedAsReferencesAndEncodeTheSame() throws {
+    /// A write that repeats one of the last four reads of its length is a
+    /// reference to that read's bytes; anything else is stored.
+    @Test func writesThatRepeatReadsAreReferences() throws {
         let cp = Self.checkpoint()
-        var direct = ChunkEncoder(firstEvent: 0, baseTime: 0, checkpoint: [cp, cp], counters: [])
-        Self.loopback(&direct)
-        var staged = StagedChunk(firstEvent: 0, baseTime: 0, checkpoint: [cp, cp])
-        Self.loopback(&staged)
-        // Reads: 1500 + 16 + 1500 + 1500 + 200 bytes (each record 24 + padded);
-        // writes 1, 2 and 3 and the last piece are references (24 + 8 per
-        // piece); the altered frame and the 200 bytes after a failed read are copies.
-        let reads = [1500, 16, 744, 756, 500, 500, 500, 200].map { 24 + ($0 + 7) & ~7 }.reduce(0, +)
-        let references = [1, 2, 3, 1].map { 24 + 8 * $0 }.reduce(0, +)
-        let copies = [1500, 200].map { 24 + ($0 + 7) & ~7 }.reduce(0, +)
-        #expect(staged.size == reads + references + copies)
-        var carry = EncoderCarry()
-        var chunks: [ChunkEncoder] = []
-        staged.encode(carry: &carry) { chunks.append($0) }
-        #expect(chunks.count == 1 && chunks.first?.content == direct.content)
-    }
-
-    @Test func aStagedChunkPastTheHardLimitBecomesContinuationChunks() throws {
-        // 300 frames of 60,000 bytes: 18 MB of events, more than two hard limits.
-        let cp = Self.checkpoint()
-        var staged = StagedChunk(firstEvent: 7, baseTime: 1, checkpoint: [cp])
-        let frame = (0..<60_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
-        for i in 0..<300 {
-            frame.withUnsafeBytes { staged.append(.memoryRead(address: UInt64(i) << 16, length: $0.count, ok: true, bytes: $0), nic: 0) }
-            staged.append(.counter(index: 1, value: UInt64(i + 1) * 60_000), nic: 0)
+        var e = ChunkEncoder(firstEvent: 0, baseTime: 0, checkpoint: [cp, cp], counters: [])
+        Self.loopback(&e)
+        var d = try ChunkDecoder(content: e.content, nics: 2)
+        var events: [TraceEvent] = []
+        while let event = try d.next() { events.append(event) }
+        let frame = (0..<1500).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+        var referenced: [UInt64] = []
+        for w in events {
+            guard case .memoryWrite(let address, let length, _, let range) = w.body else { continue }
+            // Every write decodes to its bytes, referenced or stored.
+            var expected = Array(frame[(length == 500 ? 1000 : 0)...].prefix(length))
+            if address == 0xC000 { expected[1499] ^= 1 }
+            #expect(Array(d.bytes(range)) == expected, "write at \(address)")
+            // A reference's bytes are its read's, earlier in the content.
+            if events.contains(where: { r in
+                if case .memoryRead(_, length, true, let read) = r.body { return read == range }
+                return false
+            }) { referenced.append(address) }
         }
-        var carry = EncoderCarry()
-        var chunks: [ChunkEncoder] = []
-        staged.encode(carry: &carry) { chunks.append($0) }
-        #expect(chunks.count == 3)
-        // All but the last end inside the access the next one continues.
-        #expect(chunks.map(\.flags) == [[.checkpoint, .endsInsideAccess], [.continuation, .endsInsideAccess], .continuation])
-        #expect(try chunks.map { try ChunkDecoder(content: $0.content, nics: 1).flags } == chunks.map(\.flags))
-        var next: UInt64 = 7
-        var reads = 0
-        var lastCounter: UInt64 = 0
-        for c in chunks {
-            #expect(c.size <= TraceLayout.chunkHardLimit)
-            #expect(c.firstEvent == next)
-            next += c.eventCount
-            var d = try ChunkDecoder(content: c.content, nics: 1)
-            while let ev = try d.next() {
-                switch ev.body {
-                case .memoryRead(let address, 60_000, true, let r):
-                    #expect(address == UInt64(reads) << 16)
-                    #expect(d.bytes(r).elementsEqual(frame))
-                    reads += 1
-                case .counter(1, let v): lastCounter = v
-                default: Issue.record("unexpected \(ev.body)")
-                }
-            }
-        }
-        #expect(next == 607 && reads == 300 && lastCounter == 18_000_000)
-        #expect(carry.counters[0][1] == 18_000_000)
+        // The whole frame while its one-piece read is among the last four
+        // (twice), and the last piece alone; not the frame read in three
+        // pieces, the altered one, or the bytes of a failed read.
+        #expect(referenced == [0x8000, 0x9000, 0xB000])
     }
 }

@@ -27,7 +27,7 @@ struct FormatVectorsGoldenTests {
         var nearlyWrapped = cp
         nearlyWrapped.counters[1] = UInt64.max - 1
         let writer = try TraceWriter(path: path, header: header, level: 1, queueDepth: 64)
-        var first = ChunkEncoder(firstEvent: 0, baseTime: 1_000, checkpoint: [cp, nearlyWrapped], counters: [])
+        var first = ChunkEncoder(firstEvent: 0, baseTime: 1_000, checkpoint: [cp, nearlyWrapped], counters: [], repeats: false)
         first.append(.mmioRead(offset: 0x70, width: 15, value: 1), nic: 0, vcpu: 0, time: 1_010)
         first.append(.mmioWrite(offset: 0x50, width: -3, value: 0), nic: 0, vcpu: 7, time: 1_020)
         first.append(.interrupt(kind: 14), nic: 0)
@@ -41,7 +41,7 @@ struct FormatVectorsGoldenTests {
         try writer.submit(first)
         // A continuation: no checkpoint, the counters the previous chunk ended with.
         var next = ChunkEncoder(firstEvent: first.firstEvent + first.eventCount, baseTime: first.lastTime, checkpoint: nil,
-                                counters: first.currentCounters)
+                                counters: first.currentCounters, repeats: false)
         next.append(.counter(index: 1, value: 2), nic: 1)                    // 5 -> 2: a delta of 2^64 - 3
         next.append(.used(queue: 1, id: 3, len: 0), nic: 1)
         next.append(.interrupt(kind: UInt32.max), nic: 0)
@@ -105,7 +105,7 @@ struct FormatVectors13GoldenTests {
         cp.queues = [QueueCheckpoint(), QueueCheckpoint()]
         cp.counters[9] = 1
         let writer = try TraceWriter(path: path, header: header, level: 1, queueDepth: 64, keep: TraceWindow(bytes: 8 << 20, nanoseconds: 30_000_000_000))
-        var first = ChunkEncoder(firstEvent: 5_000, baseTime: 2_000, checkpoint: [cp], counters: [])
+        var first = ChunkEncoder(firstEvent: 5_000, baseTime: 2_000, checkpoint: [cp], counters: [], repeats: false)
         first.append(.mmioWrite(offset: 0x50, width: 4, value: 1), nic: 0, vcpu: 0, time: 2_010)
         first.append(.counter(index: 0, value: 1), nic: 0)
         first.append(.marker(code: MarkerCode.triggerFired.rawValue, details: EventDetails([5_001])), nic: 0, time: 2_020)

@@ -86,12 +86,19 @@ struct PartialRecordTests {
     }
 
     /// A 1.2 reader knows no kind 15 aux 4: it stops there (an unknown
-    /// context record), as this reader does at aux 5.
+    /// context record), as this reader does at aux 8, and at 1.4's aux 5…7
+    /// in content older than 1.4.
     @Test func theNextEscapeIsStillUnknown() throws {
-        let (e, at) = Self.chunk([RecordCode.tag(code: TruncatedMemoryRecord.code + 1), 0])
+        let (e, at) = Self.chunk([RecordCode.tag(code: RepeatRecord.chainAsRead + 1), 0])
         var d = try ChunkDecoder(content: e.content, nics: 1)
         _ = try d.next()
-        #expect(throws: ChunkDecodeError(offset: at, "unknown context record 5")) { _ = try d.next() }
+        #expect(throws: ChunkDecodeError(offset: at, "unknown context record 8")) { _ = try d.next() }
+        for code in [RepeatRecord.read, RepeatRecord.write, RepeatRecord.chainAsRead] {
+            let (old, at) = Self.chunk([RecordCode.tag(code: code), 0])
+            var d = try ChunkDecoder(content: old.content, nics: 1, repeats: false)
+            _ = try d.next()
+            #expect(throws: ChunkDecodeError(offset: at, "unknown context record \(code - RecordCode.firstEscaped)")) { _ = try d.next() }
+        }
     }
 
     /// The header's snaplen: a varint up to 2^32 − 1; more is corrupt.

@@ -155,7 +155,7 @@ struct RecorderPolicyTests {
     @Test func aChainPastTheHardLimitIsSplitIntoContinuationChunks() throws {
         var options = RecordingOptions()
         options.flushMilliseconds = 100_000
-        options.stagedHardLimit = 40_000
+        options.hardLimit = 40_000
         let (reader, dev) = try recordGiantDrain("hard-limit", options: options)
         let continued = reader.chunks.contains { !$0.hasCheckpoint }
         #expect(continued, "expected a continuation chunk")

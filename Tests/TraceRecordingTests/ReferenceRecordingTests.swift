@@ -16,10 +16,11 @@ struct ReferenceRecordingTests {
                         "features-ok-rejected", "tx-memory-unbound", "transport-registers", "rx-write-fault", "ctrl-poison"]
 
     /// What the references were recorded with: 25-event chunks, deterministically.
-    static func recordDeterministically(_ name: String, to path: String) throws {
+    static func recordDeterministically(_ name: String, to path: String, repeats: Bool = false) throws {
         let file = repositoryRoot.appendingPathComponent("traces/scenarios/\(name).scenario")
         let scenario = try ScenarioParser.parse(file: name + ".scenario", text: String(contentsOf: file, encoding: .utf8))
-        let options = deterministicRecordingOptions(flushEvents: 25)
+        var options = deterministicRecordingOptions(flushEvents: 25)
+        options.repeatRecords = repeats
         let clock = StepClock()
         _ = try ScenarioRecording.record(scenario, to: path, options: options, clock: { clock.read() })
     }
@@ -30,9 +31,41 @@ struct ReferenceRecordingTests {
         try Self.recordDeterministically(name, to: path)
         let made = try Data(contentsOf: URL(fileURLWithPath: path))
         let reference = try Data(contentsOf: repositoryRoot.appendingPathComponent("traces/reference/\(name).vtrace"))
-        // The same bytes but for the header's minor version (1.2 then, 1.3 now) and its checksum.
+        // The same bytes but for the header's minor version (1.2 then, 1.3 now:
+        // recorded without 1.4's repeat records) and its checksum.
         let difference = recordingDifference(made, reference)
         #expect(difference == nil, "\(name): \(difference ?? "")")
-        #expect(made[18] == UInt8(TraceVersion.minor) && reference[18] == 2)
+        #expect(made[18] == 3 && reference[18] == 2)
+    }
+
+    /// With repeat records (format 1.4, the default) the same scenario is
+    /// the same events, every field and every byte, in a smaller file.
+    @Test(arguments: names)
+    func repeatRecordsDecodeToTheSameEvents(_ name: String) throws {
+        let plain = temporaryPath("reference-plain-\(name).vtrace"), repeating = temporaryPath("reference-repeats-\(name).vtrace")
+        try Self.recordDeterministically(name, to: plain)
+        try Self.recordDeterministically(name, to: repeating, repeats: true)
+        let a = try TraceReader(path: plain), b = try TraceReader(path: repeating)
+        #expect(b.header.minorVersion == TraceVersion.minor && a.header.minorVersion == 3)
+        #expect(a.chunks.map(\.eventCount) == b.chunks.map(\.eventCount))
+        for i in a.chunks.indices {
+            var da = try a.decoder(i), db = try b.decoder(i)
+            while let ea = try da.next() {
+                let eb = try #require(try db.next())
+                #expect(ea.number == eb.number && ea.time == eb.time && ea.nic == eb.nic && ea.vcpu == eb.vcpu, "\(name) event \(ea.number)")
+                switch (ea.body, eb.body) {
+                case (.memoryRead(let x, let n, let ok, let r), .memoryRead(let y, let m, let ok2, let q)),
+                     (.memoryWrite(let x, let n, let ok, let r), .memoryWrite(let y, let m, let ok2, let q)):
+                    #expect(x == y && n == m && ok == ok2 && da.bytes(r) == db.bytes(q), "\(name) event \(ea.number)")
+                case (.chain, .chain):
+                    #expect(ea.body == eb.body && da.descriptors == db.descriptors, "\(name) event \(ea.number)")
+                default:
+                    #expect(ea.body == eb.body, "\(name) event \(ea.number)")
+                }
+            }
+            #expect(try db.next() == nil)
+        }
+        let sizes = (a.chunks.map { Int($0.uncompressedSize) }.reduce(0, +), b.chunks.map { Int($0.uncompressedSize) }.reduce(0, +))
+        #expect(name == "long-drain" ? sizes.1 < sizes.0 : sizes.1 <= sizes.0, "\(name): \(sizes)")
     }
 }

@@ -406,7 +406,13 @@ def read_checkpoint(r):
 # "Chunk content": the content header, then "Records"
 # ---------------------------------------------------------------------------
 
-def decode_chunk(content, nics, e, i):
+def repeat_slot(address):
+    """"Repeat records" (1.4): an address's slot, the top 13 bits of
+    (address >> 1) * 0x9E3779B97F4A7C15 modulo 2^64."""
+    return (((address >> 1) * 0x9E3779B97F4A7C15) & MASK64) >> 51
+
+
+def decode_chunk(content, nics, e, i, minor):
     """Yields (number, time, nic, body) for each event of chunk i.
 
     `body` is a tuple whose first item is the kind's JSON name (section
@@ -431,6 +437,11 @@ def decode_chunk(content, nics, e, i):
     nic = vcpu = 0
     read_end = write_end = desc_end = 0
     recent = []             # "Recent reads": (start in content, length), newest first, at most 4
+    slots = {}              # (1.4) "Repeat records": slot -> (address, start in content, length)
+
+    def remember(address, start, length):           # a successful access of 1 to 16 bytes (1.4)
+        if minor >= 4 and 1 <= length <= 16:
+            slots[repeat_slot(address)] = (address, start, length)
     number = first
     data = content
     while r.pos < r.end:
@@ -455,6 +466,7 @@ def decode_chunk(content, nics, e, i):
                 payload = r.take(length, "memory read")
                 if length >= 8:
                     recent = [(start, length)] + recent[:3]
+                remember(address, start, length)
             read_end = (address + length) & MASK64
             body = ("mem-read", address, length, not aux & 1, payload, 0)
         elif kind == 3:                             # memory write
@@ -464,9 +476,13 @@ def decode_chunk(content, nics, e, i):
                 k = aux >> 2
                 if k >= len(recent) or recent[k][1] != length:
                     r.fail("memory write refers to a read that is not there", at)
-                payload = data[recent[k][0]:recent[k][0] + length]
+                start = recent[k][0]
+                payload = data[start:start + length]
             else:                                   # the bytes, failed or not
+                start = r.pos
                 payload = r.take(length, "memory write")
+            if not aux & 1:
+                remember(address, start, length)
             write_end = (address + length) & MASK64
             body = ("mem-write", address, length, not aux & 1, payload, 0)
         elif kind == 4:                             # chain popped
@@ -532,6 +548,33 @@ def decode_chunk(content, nics, e, i):
                 address = (read_end + delta) & MASK64
                 read_end = (address + length) & MASK64
             body = ("mem-write" if write else "mem-read", address, length, ok, payload, length - stored)
+        elif minor >= 4 and (aux == 5 or aux == 6):  # kind 15, aux 5/6: a read / write repeating its address's last access (1.4)
+            write = aux == 6
+            address = ((write_end if write else read_end) + r.zigzag()) & MASK64
+            last = slots.get(repeat_slot(address))
+            if last is None or last[0] != address:
+                r.fail("repeated %s at 0x%x repeats no access in this chunk" % ("write" if write else "read", address), at)
+            _, start, length = last
+            payload = data[start:start + length]
+            if write:
+                write_end = (address + length) & MASK64
+            else:
+                if length >= 8:
+                    recent = [(start, length)] + recent[:3]
+                read_end = (address + length) & MASK64
+            body = ("mem-write" if write else "mem-read", address, length, True, payload, 0)
+        elif minor >= 4 and aux == 7:                # kind 15, aux 7: a chain whose descriptors were just read (1.4)
+            queue, head, n = r.narrow(16, "queue"), r.narrow(16, "head"), r.varint()
+            if not 1 <= n <= 4:
+                r.fail("chain as read claims %d descriptors (1 to 4)" % n, at)
+            descriptors = []
+            for k in range(n - 1, -1, -1):          # oldest first: recent read n-1 is descriptor 0
+                if k >= len(recent) or recent[k][1] != 16:
+                    r.fail("chain as read refers to %d descriptor reads that are not there" % n, at)
+                d = recent[k][0]
+                descriptors.append((u64(data, d), u32(data, d + 8), u16(data, d + 12), u16(data, d + 14)))
+            desc_end = (descriptors[-1][0] + descriptors[-1][1]) & MASK64
+            body = ("chain", queue, head, descriptors)
         else:                                       # kind 15: context records, not events
             v = r.varint()
             if aux == 0:
@@ -703,7 +746,7 @@ def dump(path, out):
     for i, e in enumerate(chunks):
         lines = []
         try:
-            for number, time, nic, body in decode_chunk(chunk_content(f, e, i), header["nics"], e, i):
+            for number, time, nic, body in decode_chunk(chunk_content(f, e, i), header["nics"], e, i, header["minor"]):
                 lines.append(json_line(number, time - start if time >= start else 0, nic, body))
         finally:
             out.write("".join(lines))

@@ -1,0 +1,57 @@
+//! A write position inside an encoder's buffer, for one record at a time.
+
+/// Where the next byte of a record goes. An encoder reserves room for a whole
+/// record once (``EncoderBuffer/tail(reserving:)``), writes its fields through
+/// this pointer, which stays in a register, and sets the buffer's count once
+/// at the end (``EncoderBuffer/commit(_:)``): no capacity check or count
+/// update per field.
+@usableFromInline struct RecordCursor {
+    @usableFromInline var p: UnsafeMutableRawPointer
+
+    @inlinable @inline(__always)
+    init(_ p: UnsafeMutableRawPointer) { self.p = p }
+
+    /// Most bytes a varint takes.
+    @inlinable static var maxVarint: Int { 10 }
+
+    @inlinable @inline(__always)
+    mutating func byte(_ v: UInt8) {
+        p.storeBytes(of: v, as: UInt8.self)
+        p += 1
+    }
+
+    /// Unsigned LEB128 (as ``ByteWriter/varint(_:)``).
+    @inlinable @inline(__always)
+    mutating func varint(_ value: UInt64) {
+        var v = value
+        while v >= 0x80 {
+            p.storeBytes(of: UInt8(truncatingIfNeeded: v) | 0x80, as: UInt8.self)
+            p += 1
+            v >>= 7
+        }
+        p.storeBytes(of: UInt8(truncatingIfNeeded: v), as: UInt8.self)
+        p += 1
+    }
+
+    /// A signed value as a zigzag varint.
+    @inlinable @inline(__always)
+    mutating func zigzag(_ value: Int64) { varint(UInt64(bitPattern: (value << 1) ^ (value >> 63))) }
+
+    /// `raw`'s bytes: the device's small accesses (ring indices, used
+    /// elements, descriptors) copied inline, larger ones by `memcpy`.
+    @inlinable @inline(__always)
+    mutating func copy(_ raw: UnsafeRawBufferPointer) {
+        let n = raw.count
+        switch n {
+        case 0: return
+        case 2: p.storeBytes(of: raw.loadUnaligned(as: UInt16.self), as: UInt16.self)
+        case 4: p.storeBytes(of: raw.loadUnaligned(as: UInt32.self), as: UInt32.self)
+        case 8: p.storeBytes(of: raw.loadUnaligned(as: UInt64.self), as: UInt64.self)
+        case 16:
+            p.storeBytes(of: raw.loadUnaligned(as: UInt64.self), as: UInt64.self)
+            p.storeBytes(of: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self), toByteOffset: 8, as: UInt64.self)
+        default: p.copyMemory(from: raw.baseAddress!, byteCount: n)
+        }
+        p += n
+    }
+}

@@ -1,0 +1,62 @@
+//! The last small memory access at each address, for the repeat records (format 1.4).
+
+/// Within one chunk, the last successful memory access of 1 to 16 bytes at
+/// each address, kept by the encoder and the decoder alike: a read or write
+/// that finds its address here with the same length and the same bytes is
+/// encoded as a *repeat* record (its tag and address alone), and decodes to
+/// those bytes again. Ring indices the driver has not moved, ring slots and
+/// descriptors a driver fills the same way each time round the ring, and
+/// virtio-net headers are such accesses.
+///
+/// Direct-mapped: an address's slot is ``slot(of:)``; a later access whose
+/// address lands in the same slot takes it. Each slot holds the address and
+/// where the access's bytes are in the chunk's content (their offset and
+/// length), so nothing is copied. Empty at the start of every chunk (chunks
+/// decode alone). docs/trace-format.md, *Repeat records*, specifies the same.
+@usableFromInline
+final class RepeatTable {
+    /// Slots in the table.
+    @usableFromInline static var slots: Int { 8192 }
+    /// Longest access kept.
+    @usableFromInline static var maxLength: Int { 16 }
+
+    /// Per slot two words: the address, and `offset | length << 32`
+    /// (length 0: empty).
+    @usableFromInline let words: UnsafeMutablePointer<UInt64>
+
+    @usableFromInline init() {
+        words = .allocate(capacity: 2 * Self.slots)
+        clear()
+    }
+
+    deinit { words.deallocate() }
+
+    /// Empties every slot (a new chunk).
+    @usableFromInline func clear() { words.update(repeating: 0, count: 2 * Self.slots) }
+
+    /// The slot of `address`: the top 13 bits of `(address >> 1) × 0x9E3779B97F4A7C15`
+    /// (modulo 2^64).
+    @inlinable @inline(__always)
+    static func slot(of address: UInt64) -> Int {
+        Int(truncatingIfNeeded: ((address >> 1) &* 0x9E37_79B9_7F4A_7C15) >> 51)
+    }
+
+    /// The last access at `address` (where its bytes are in the content and
+    /// how many), if its slot holds one at that address.
+    @inlinable @inline(__always)
+    func lookup(_ address: UInt64) -> (offset: Int, length: Int)? {
+        let at = 2 &* Self.slot(of: address)
+        let w = words[at &+ 1]
+        guard words[at] == address, w >> 32 != 0 else { return nil }
+        return (Int(truncatingIfNeeded: w & 0xFFFF_FFFF), Int(truncatingIfNeeded: w >> 32))
+    }
+
+    /// The access of `length` bytes (1...16) at `address` whose bytes start at
+    /// `offset` in the content is the last at its address.
+    @inlinable @inline(__always)
+    func record(_ address: UInt64, length: Int, offset: Int) {
+        let at = 2 &* Self.slot(of: address)
+        words[at] = address
+        words[at &+ 1] = UInt64(truncatingIfNeeded: offset) | UInt64(truncatingIfNeeded: length) << 32
+    }
+}
