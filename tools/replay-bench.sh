@@ -11,14 +11,47 @@
 # and bisect, best of ROUNDS (default 5); `vtrace-bench --debug` on the
 # trace (reverse steps of the debugger). Then, best of 3 with peak memory:
 # diff against a recording with three faults, pcapng export and plot.
+#
+#   tools/replay-bench.sh --testpmd [FRAMES] [ROUNDS]
+#
+# The event-dense trace of issue 24 instead: DPDK testpmd io forwarding over
+# two queue pairs against `vtrace serve --pairs 2 --record`, FRAMES frames
+# (default 4,000,000: about 84 M events, 11 uncompressed bytes an event;
+# recorded once by tools/testpmd-trace.sh and kept in $TMPDIR, out of git),
+# then `vtrace-bench --replay` on it (best of ROUNDS, default 3) and, best of
+# 3 with peak memory, `zstd -d`, `vtrace replay --threads 1`, `--threads 2`
+# and `--keep-going`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+dir=${TMPDIR:-/tmp}/vtrace-replay-bench
+mkdir -p "$dir"
+best() {  # best wall time and its peak RSS over 3 runs of "$@"
+    local out t m bt=999999 bm=0
+    for _ in 1 2 3; do
+        out=$( { /usr/bin/time -f "%e %M" "$@" >/dev/null; } 2>&1 | tail -1 )
+        t=${out% *}; m=${out#* }
+        if awk -v a="$t" -v b="$bt" 'BEGIN { exit !(a < b) }'; then bt=$t; bm=$m; fi
+    done
+    echo "$bt s, peak $((bm / 1024)) MB"
+}
+if [[ ${1:-} == --testpmd ]]; then
+    frames=${2:-4000000}
+    rounds=${3:-3}
+    tools/bootstrap.sh --test   # zstd, /usr/bin/time, dpdk-testpmd
+    tools/release-build.sh vtrace vtrace-bench
+    trace=$dir/testpmd-io-2pairs-$frames.vtrace
+    if [[ ! -s $trace ]]; then tools/testpmd-trace.sh "$trace" "$frames"; fi
+    .build/release/vtrace-bench --replay "$trace" --rounds "$rounds"
+    echo "zstd -d                                  $(best zstd -d -c "$trace")"
+    echo "vtrace replay --threads 1                $(best .build/release/vtrace replay --threads 1 "$trace")"
+    echo "vtrace replay --threads 2                $(best .build/release/vtrace replay --threads 2 "$trace")"
+    echo "vtrace replay --keep-going               $(best .build/release/vtrace replay --keep-going "$trace")"
+    exit 0
+fi
 repeats=${1:-30000}
 rounds=${2:-5}
 tools/bootstrap.sh --bench   # zstd, and /usr/bin/time (peak memory)
 tools/release-build.sh vtrace vtrace-bench
-dir=${TMPDIR:-/tmp}/vtrace-replay-bench
-mkdir -p "$dir"
 scenario=$dir/traffic-$repeats.scenario
 trace=$dir/traffic-$repeats.vtrace
 awk -v n="$repeats" 'BEGIN {
@@ -51,15 +84,6 @@ if [[ ! -s $faulty || $scenario -nt $faulty ]]; then
         --fault drop-rx:$((repeats * 10 / 3)) --fault count-twice:tx_packets:$((repeats * 20 / 3)) \
         --fault skip-used:$((repeats * 25 / 3)) >/dev/null || true
 fi
-best() {  # best wall time and its peak RSS over 3 runs of "$@"
-    local out t m bt=999999 bm=0
-    for _ in 1 2 3; do
-        out=$( { /usr/bin/time -f "%e %M" "$@" >/dev/null; } 2>&1 | tail -1 )
-        t=${out% *}; m=${out#* }
-        if awk -v a="$t" -v b="$bt" 'BEGIN { exit !(a < b) }'; then bt=$t; bm=$m; fi
-    done
-    echo "$bt s, peak $((bm / 1024)) MB"
-}
 echo "zstd -d A                                $(best zstd -d -c "$trace")"
 echo "vtrace replay A                          $(best .build/release/vtrace replay "$trace")"
 echo "vtrace diff A B (B: 3 faults)            $(best .build/release/vtrace diff "$trace" "$faulty")"

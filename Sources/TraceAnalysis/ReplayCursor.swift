@@ -7,28 +7,12 @@ import Glibc
 import TraceFormat
 import VirtioCore
 
-/// One recorded event, as plain values: its payload bytes stay in the
-/// loaded chunk's buffer and a chain's descriptors in the decoder (streaming)
-/// or the cursor's flat list (materialized), so copying one costs no
-/// reference counting.
-struct RecordedEvent {
-    var event: TraceEvent
-    /// Which loaded chunk holds it (and its payload).
-    var slot: Int32
-    /// Where its descriptors start in the materialized list.
-    var descriptorStart: Int32
-
-    var descriptorCount: Int {
-        if case .chain(_, _, let n) = event.body { return n }
-        return 0
-    }
-}
-
 /// The recorded events a replay walks, shared by the replay memory and observers.
 ///
 /// Two modes. Streaming (the fast path): events are decoded straight from the
-/// loaded chunks' contents, a window of 256 at a time (in place, into memory
-/// the cursor owns), as the replay consumes them. Materialized: the whole
+/// loaded chunks' contents, a window of 256 at a time (in place, into a block
+/// the cursor owns), as the replay consumes them; or, with a
+/// ``ChunkPipeline``, taken in blocks a second thread decoded ahead. Materialized: the whole
 /// loaded segment is decoded into `events` for random access (the debugger, divergence reports,
 /// serving reads from the memory image). A divergence switches to it; the
 /// decoding is deterministic, so both modes see the same events.
@@ -39,19 +23,27 @@ final class ReplayCursor {
     /// Per slot, the content's first byte (stable while `decoders` holds the buffers).
     private var bases: [UnsafeRawPointer] = []
     /// Streaming state: the decoder being consumed (an empty one when done),
-    /// its slot, and the window of decoded events not yet consumed
-    /// (`window[windowIndex..<windowCount]`) with their chains' descriptors.
+    /// its slot, and the block of decoded events being consumed
+    /// (`window[windowIndex..<windowCount]` are `block.events` not consumed yet).
     private var stream = ChunkDecoder()
     private var streamSlot = 0
     static let windowSize = 256
-    private let window = UnsafeMutablePointer<RecordedEvent>.allocate(capacity: ReplayCursor.windowSize)
+    /// The cursor's own block (one-thread streaming).
+    private let ownBlock = EventBlock(capacity: ReplayCursor.windowSize)
+    private var block: EventBlock
+    private var window: UnsafeMutablePointer<RecordedEvent>
     private var windowIndex = 0
     private var windowCount = 0
-    private var windowDescriptors: [TraceDescriptor] = []
+    /// The block's chunk has no events after it.
+    private var blockEndsChunk = false
+    /// Where the events of chunks come from when a second thread decodes them
+    /// (nil: decoded here), and per loaded slot whether that chunk is the pipeline's.
+    var pipeline: ChunkPipeline?
+    private var pipelined: [Bool] = []
 
     init() {
-        window.initialize(repeating: RecordedEvent(event: TraceEvent(number: 0, time: 0, nic: 0, vcpu: 0, body: .reset), slot: 0, descriptorStart: 0),
-                          count: Self.windowSize)
+        block = ownBlock
+        window = ownBlock.events
     }
 
     /// A chunk that failed to decode: the events end there, and the replay throws this.
@@ -110,8 +102,6 @@ final class ReplayCursor {
     /// Reads the recording did not have at that point, and how each was served.
     private(set) var imageNotes: [String] = []
 
-    deinit { window.deallocate() }
-
     /// Where a loaded segment ends, as the replay must know it.
     struct SegmentEnd {
         /// The number the event after the segment has.
@@ -132,14 +122,18 @@ final class ReplayCursor {
         stream = ChunkDecoder()
         chunkNumbers.removeAll(keepingCapacity: true)
         chunkOffsets.removeAll(keepingCapacity: true)
+        pipelined.removeAll(keepingCapacity: true)
+        releaseBlock()
     }
 
     /// Loads a segment, chunk `chunk` (at file offset `offset`) decoded by
-    /// `decoder`, one `add` per chunk; then `start(end:)`.
-    func add(_ decoder: ChunkDecoder, chunk: Int, offset: Int) {
+    /// `decoder`, one `add` per chunk; then `start(end:)`. `pipelined`: the
+    /// pipeline handed the decoder over and decodes the chunk's events.
+    func add(_ decoder: ChunkDecoder, chunk: Int, offset: Int, pipelined: Bool = false) {
         decoders.append(decoder)
         chunkNumbers.append(chunk)
         chunkOffsets.append(offset)
+        self.pipelined.append(pipelined)
     }
 
     /// Starts the loaded segment from its first event, streaming.
@@ -209,41 +203,59 @@ final class ReplayCursor {
         decodeError = nil
         imageNotes.removeAll()
         streamSlot = 0
+        blockEndsChunk = false
         stream = decoders.first ?? ChunkDecoder()
         bases = decoders.map(\.contentBase)
         refill()
     }
 
-    /// Decodes the next window of events (out of line: once per window).
+    /// Takes the next block of events (out of line: once per block): decoded
+    /// here into the cursor's own block, or by the pipeline's thread. A chunk
+    /// that does not decode ends the events after those before the fault.
     @inline(never)
     private func refill() {
         windowIndex = 0
         windowCount = 0
-        windowDescriptors.removeAll(keepingCapacity: true)
-        while windowCount < Self.windowSize && streamSlot < decoders.count {
-            let slot = window + windowCount
-            do throws(ChunkDecodeError) {
-                if try stream.next(into: &slot.pointee.event) {
-                    slot.pointee.slot = Int32(truncatingIfNeeded: streamSlot)
-                    if case .chain(_, _, let n) = slot.pointee.event.body {
-                        slot.pointee.descriptorStart = Int32(truncatingIfNeeded: windowDescriptors.count)
-                        for i in 0..<n { windowDescriptors.append(stream.descriptor(i)) }
-                    }
-                    windowCount += 1
-                    continue
-                }
-            } catch {
+        while streamSlot < decoders.count {
+            if blockEndsChunk {
+                nextChunk()
+                continue
+            }
+            releaseBlock()
+            let slot = Int32(truncatingIfNeeded: streamSlot)
+            if pipelined[streamSlot], let pipeline {
+                block = pipeline.nextBlock(chunk: chunkNumbers[streamSlot])
+                block.setSlot(slot)
+            } else {
+                ownBlock.fill(from: &stream, slot: slot)
+            }
+            window = block.events
+            windowCount = block.count
+            blockEndsChunk = block.endsChunk
+            if let error = block.error {
                 decodeError = .corrupt(offset: chunkOffsets[streamSlot], chunk: chunkNumbers[streamSlot], error.description)
                 streamSlot = decoders.count
-                break
+                return
             }
-            nextChunk()
+            if windowCount > 0 { return }
+        }
+    }
+
+    /// Hands a pipeline's block back for refilling; the cursor's own block is current again.
+    private func releaseBlock() {
+        if block !== ownBlock {
+            pipeline?.recycle(block)
+            block = ownBlock
+            window = ownBlock.events
+            windowIndex = 0
+            windowCount = 0
         }
     }
 
     @inline(never)
     private func nextChunk() {
         streamSlot += 1
+        blockEndsChunk = false
         stream = streamSlot < decoders.count ? decoders[streamSlot] : ChunkDecoder()
     }
 
@@ -267,6 +279,7 @@ final class ReplayCursor {
         }
         stream = ChunkDecoder()
         streamSlot = decoders.count
+        releaseBlock()
         windowIndex = 0
         windowCount = 0
     }
@@ -291,7 +304,7 @@ final class ReplayCursor {
     /// Descriptor `i` of chain event `e`.
     @inline(__always)
     func descriptor(_ e: RecordedEvent, _ i: Int) -> TraceDescriptor {
-        materialized ? descriptors[Int(e.descriptorStart) + i] : windowDescriptors[Int(e.descriptorStart) + i]
+        materialized ? descriptors[Int(e.descriptorStart) + i] : block.descriptors[Int(e.descriptorStart) + i]
     }
 
     /// Serves a read the recording does not have here from the best-known image

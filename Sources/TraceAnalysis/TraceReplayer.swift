@@ -65,8 +65,11 @@ public final class TraceReplayer {
         return reader.completeness != .complete && reader.header.minorVersion < 2
     }
 
-    /// The decoder of the chunk after the last segment, kept from its checkpoint comparison.
-    var prefetched: (chunk: Int, decoder: ChunkDecoder)?
+    /// The decoder of the chunk after the last segment, kept from its
+    /// checkpoint comparison (and whether the pipeline decodes its events).
+    var prefetched: (chunk: Int, decoder: ChunkDecoder, pipelined: Bool)?
+    /// Decompresses and decodes the next chunks on a second thread, during `replayAll(threads: 2)`.
+    var pipeline: ChunkPipeline?
     /// Decompression buffers, reused from segment to segment: one per loaded chunk, one for the prefetch.
     var buffers: [ChunkBuffer?] = []
     var prefetchBuffer: ChunkBuffer?
@@ -80,13 +83,14 @@ public final class TraceReplayer {
         while buffers.count < range.count { buffers.append(nil) }
         for (slot, i) in range.enumerated() {
             let decoder: ChunkDecoder
+            var pipelined = false
             if slot == 0, let p = prefetched, p.chunk == i {
-                decoder = p.decoder
+                (decoder, pipelined) = (p.decoder, p.pipelined && pipeline != nil)
                 swap(&buffers[0], &prefetchBuffer)
             } else {
-                decoder = try reader.decoder(i, reusing: &buffers[slot])
+                (decoder, pipelined) = try chunkDecoder(i, reusing: &buffers[slot])
             }
-            cursor.add(decoder, chunk: i, offset: Int(reader.chunks[i].offset))
+            cursor.add(decoder, chunk: i, offset: Int(reader.chunks[i].offset), pipelined: pipelined)
         }
         prefetched = nil
         // Where the segment ends: the next chunk's checkpoint (decoded now, and
@@ -95,8 +99,8 @@ public final class TraceReplayer {
                                           endsWithCut: range.upperBound == reader.chunks.count && recordingEndsInsideAccess, pauseNIC: -1)
         if range.upperBound < reader.chunks.count {
             do throws(TraceError) {
-                let next = try reader.decoder(range.upperBound, reusing: &prefetchBuffer)
-                prefetched = (range.upperBound, next)
+                let (next, pipelined) = try chunkDecoder(range.upperBound, reusing: &prefetchBuffer)
+                prefetched = (range.upperBound, next, pipelined)
                 end.pauseNIC = next.checkpoint?.firstIndex { $0.drain != nil } ?? -1
             } catch {
                 if !tolerant { throw error }
@@ -106,6 +110,14 @@ public final class TraceReplayer {
             }
         }
         cursor.start(end: end)
+    }
+
+    /// The decoder of chunk `i`: the pipeline's (which then decodes its
+    /// events too), or read here into `buffer`; either way the same decoder,
+    /// or the same error.
+    func chunkDecoder(_ i: Int, reusing buffer: inout ChunkBuffer?) throws(TraceError) -> (ChunkDecoder, pipelined: Bool) {
+        if let result = pipeline?.decoder(i) { return (try result.get(), true) }
+        return (try reader.decoder(i, reusing: &buffer), false)
     }
 
     /// The end of the segment starting at checkpoint chunk `first`: the next checkpoint chunk, or the trace's end.
@@ -141,7 +153,7 @@ public final class TraceReplayer {
         run()
         if let error = cursor.decodeError { throw error }
         var result = SegmentResult(firstChunk: first, endChunk: end, events: cursor.position, divergence: cursor.divergence, cut: cursor.cut)
-        if !cursor.diverged, let (chunk, next) = prefetched, chunk == end, let cps = next.checkpoint {
+        if !cursor.diverged, let (chunk, next, _) = prefetched, chunk == end, let cps = next.checkpoint {
             for (n, dev) in devices.enumerated() where n < cps.count {
                 let replayed = NICCheckpoint(dev.state, memoryBound: dev.memory != nil, accessEvent: cursor.accessEvents[n])
                 if replayed != cps[n] {

@@ -66,10 +66,23 @@ extension TraceReplayer {
     /// Without `keepGoing` it stops at the first divergence; with it, it
     /// restarts from the next checkpoint after each one. Between matching
     /// segments the devices carry on as they are (faults count from the start).
-    /// - Parameter progress: called after each segment with the chunks done.
-    public func replayAll(keepGoing: Bool, progress: ((Int) -> Void)? = nil) throws(TraceError) -> ReplayOutcome {
+    /// - Parameters:
+    ///   - threads: 2 or more: a second thread reads, decompresses and
+    ///     decodes the next chunks while this one replays (`ChunkPipeline`);
+    ///     the outcome, and any error, are those of one thread.
+    ///   - progress: called after each segment with the chunks done.
+    public func replayAll(keepGoing: Bool, threads: Int = 1, progress: ((Int) -> Void)? = nil) throws(TraceError) -> ReplayOutcome {
         var outcome = ReplayOutcome()
         var i = reader.chunks.firstIndex(where: \.hasCheckpoint) ?? reader.chunks.count
+        if threads > 1 && i < reader.chunks.count, let p = ChunkPipeline(reader: reader, from: i) {
+            pipeline = p
+            cursor.pipeline = p
+        }
+        defer {
+            pipeline?.stop()
+            pipeline = nil
+            cursor.pipeline = nil
+        }
         var continuing = false
         while i < reader.chunks.count {
             let r = try replaySegment(from: i, continuing: continuing)

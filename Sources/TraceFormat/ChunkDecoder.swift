@@ -118,6 +118,11 @@ public struct ChunkDecoder {
     /// Descriptor `i` of the last chain event decoded.
     @inline(__always)
     public func descriptor(_ i: Int) -> TraceDescriptor { descriptorStorage[i] }
+    /// Appends the descriptors of the last chain event decoded to `list` (one copy, no per-descriptor append).
+    @inline(__always)
+    public func appendDescriptors(to list: inout [TraceDescriptor]) {
+        descriptorStorage.withUnsafeBufferPointer { list.append(contentsOf: UnsafeBufferPointer(rebasing: $0[0..<descriptorCount])) }
+    }
     /// Events decoded so far.
     public private(set) var decoded: UInt64 = 0
 

@@ -78,6 +78,23 @@ public final class TraceReader {
         eventCount = chunks.last.map { $0.endEvent } ?? header.firstEvent
     }
 
+    /// A reader of the same trace for another thread: the same header and
+    /// chunks (not read again), its own handle on the bytes and its own
+    /// decompressor. Nil when the source cannot be opened twice.
+    public func reopened() throws(TraceError) -> TraceReader? {
+        guard let other = try source.reopened() else { return nil }
+        return TraceReader(source: other, header: header, chunks: chunks, completeness: completeness, eventCount: eventCount, headerSize: headerSize)
+    }
+
+    private init(source: TraceSource, header: TraceHeader, chunks: [ChunkEntry], completeness: TraceCompleteness, eventCount: UInt64, headerSize: Int) {
+        self.source = source
+        self.header = header
+        self.chunks = chunks
+        self.completeness = completeness
+        self.eventCount = eventCount
+        self.headerSize = headerSize
+    }
+
     static func u32(_ b: [UInt8], _ at: Int) -> UInt32 {
         UInt32(b[at]) | UInt32(b[at + 1]) << 8 | UInt32(b[at + 2]) << 16 | UInt32(b[at + 3]) << 24
     }

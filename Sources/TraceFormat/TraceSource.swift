@@ -9,6 +9,13 @@ public protocol TraceSource: AnyObject {
     var size: Int { get }
     /// Reads `count` bytes at `offset`; fewer only at the end of the source.
     func read(at offset: Int, count: Int) throws(TraceError) -> [UInt8]
+    /// An independent handle on the same bytes, for another thread (nil:
+    /// this source cannot give one, and is read by one thread only).
+    func reopened() throws(TraceError) -> TraceSource?
+}
+
+extension TraceSource {
+    public func reopened() throws(TraceError) -> TraceSource? { nil }
 }
 
 /// A trace file, read with pread(2).
@@ -38,6 +45,9 @@ public final class FileTraceSource: TraceSource {
 
     deinit { close(fd) }
 
+    /// The same file, opened again (its own descriptor and count of bytes read).
+    public func reopened() throws(TraceError) -> TraceSource? { try FileTraceSource(path: path) }
+
     public func read(at offset: Int, count: Int) throws(TraceError) -> [UInt8] {
         let n = max(0, min(count, size - offset))
         var out = [UInt8](repeating: 0, count: n)
@@ -64,6 +74,8 @@ public final class MemoryTraceSource: TraceSource {
     public private(set) var reads: [Range<Int>] = []
     public init(_ bytes: [UInt8]) { self.bytes = bytes }
     public var size: Int { bytes.count }
+    /// The same bytes (shared, never written), with its own counts.
+    public func reopened() throws(TraceError) -> TraceSource? { MemoryTraceSource(bytes) }
     public func read(at offset: Int, count: Int) throws(TraceError) -> [UInt8] {
         let start = min(max(offset, 0), bytes.count)
         let end = min(start + max(count, 0), bytes.count)

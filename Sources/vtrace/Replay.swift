@@ -22,6 +22,12 @@ struct Replay: ParsableCommand {
             drain: a .partial) replays up to its last recorded event and stops there; that \
             is not a divergence, and the report names the access that was cut.
 
+            --threads 2 adds a thread that reads, decompresses and decodes the next chunks \
+            while this one replays; the report is the same as on one thread, errors \
+            included (not the default yet: docs/performance.md, issue 24). With \
+            --keep-going, the checkpoint segments are replayed on that many threads \
+            (default: every core). --break-at and --break-on-divergence replay on one thread.
+
             --check is made for `git bisect run`: exit 0 when the replay matches, 1 when it \
             diverges, 125 when the trace cannot be used (unreadable, unsupported version), \
             so bisect skips that commit instead of blaming it.
@@ -30,6 +36,7 @@ struct Replay: ParsableCommand {
               vtrace replay run.vtrace
               vtrace replay run.vtrace --fault drop-rx:3        # see what that bug looks like
               vtrace replay run.vtrace --keep-going --json
+              vtrace replay run.vtrace --threads 1             # all on this thread
               git bisect run sh -c 'swift build -c release && .build/release/vtrace replay --check failing.vtrace'
             """
     )
@@ -50,9 +57,13 @@ struct Replay: ParsableCommand {
     @Flag(help: "Raise SIGTRAP at the first mismatch, while the device is inside the diverging access.")
     var breakOnDivergence = false
 
+    @Option(help: "Threads: 1 (the default) replays on one; 2 or more add one that reads, decompresses and decodes the next chunks. With --keep-going: segments on that many (default: every core).")
+    var threads: Int?
+
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads must be 1 or more") }
         // SIGTRAP ends an undebugged process with 133: not 0, 1 or 125, which `git bisect run` reads.
         if check && (breakAt != nil || breakOnDivergence) {
             throw ValidationError("--check (for scripts: exit 0, 1 or 125) and --break-at/--break-on-divergence (stops under a debugger) exclude each other")
@@ -98,15 +109,17 @@ struct Replay: ParsableCommand {
             replayer.onDivergence = { d in DebugHooks.stop("at the first divergence: \(d)") }
         }
         let outcome: ReplayOutcome
-        let workers = ProcessInfo.processInfo.activeProcessorCount
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let debugging = breakAt != nil || breakOnDivergence
         do {
-            if keepGoing && faults.isEmpty && breakAt == nil && !breakOnDivergence && workers > 1 {
+            if keepGoing && faults.isEmpty && !debugging && (threads ?? cores) > 1 {
                 // Segments are independent (each starts at its checkpoint): replay them on all cores.
-                outcome = try TraceReplayer.replayInParallel(path: input.trace, workers: workers)
+                outcome = try TraceReplayer.replayInParallel(path: input.trace, workers: threads ?? cores)
             } else {
                 let progress = Progress("replay", total: reader.chunks.count, enabled: !output.json && !check)
                 defer { progress.finish() }
-                outcome = try replayer.replayAll(keepGoing: keepGoing) { progress.update($0) }
+                // A debugger's stops stay on one thread; with --threads 2 a second one decodes ahead.
+                outcome = try replayer.replayAll(keepGoing: keepGoing, threads: debugging ? 1 : threads ?? 1) { progress.update($0) }
             }
         } catch {
             printError("vtrace: \(input.trace): \(error)")

@@ -11,14 +11,11 @@ import VirtioCore
 
 @Suite("Streaming replay")
 struct StreamingReplayTests {
-    /// A chunk whose content turns hostile after two valid events: the segment
-    /// before it replays clean, and replaying the bad chunk throws an error
-    /// naming the chunk, its file offset and the byte inside its content (no
-    /// trap, and no divergence reported in its place).
-    @Test func aCorruptRecordMidChunkIsAnErrorNamingTheChunk() throws {
+    /// Two chunks with a checkpoint each; the second turns hostile after two valid events (at content byte `badAt`).
+    static func writeCorruptMidChunk(_ name: String) throws -> (path: String, badAt: Int) {
         let probe = VirtioNetDevice<GuestRAM, NoObserver>(memory: nil)
         let header = TraceHeader(config: NetConfig(), nics: 1, offeredFeatures: probe.offeredFeatures, regions: [MemoryRegion(base: 0, size: 1 << 20)])
-        let path = temporaryPath("corrupt-mid-chunk.vtrace")
+        let path = temporaryPath(name + ".vtrace")
         let writer = try TraceWriter(path: path, header: header)
         var chunk0 = ChunkEncoder(firstEvent: 0, baseTime: 0, checkpoint: [NICCheckpoint(probe.state, memoryBound: false)], counters: [])
         chunk0.append(.mmioRead(offset: 0, width: 4, value: 0x7472_6976), nic: 0, vcpu: 0, time: 1)  // MagicValue
@@ -31,7 +28,15 @@ struct StreamingReplayTests {
         try writer.submit(chunk1)
         let entries = try writer.finish()
         #expect(entries.count == 2)
+        return (path, badAt)
+    }
 
+    /// A chunk whose content turns hostile after two valid events: the segment
+    /// before it replays clean, and replaying the bad chunk throws an error
+    /// naming the chunk, its file offset and the byte inside its content (no
+    /// trap, and no divergence reported in its place).
+    @Test func aCorruptRecordMidChunkIsAnErrorNamingTheChunk() throws {
+        let (path, badAt) = try Self.writeCorruptMidChunk("corrupt-mid-chunk")
         let reader = try TraceReader(path: path)
         let replayer = TraceReplayer(reader: reader)
         let first = try replayer.replaySegment(from: 0)
