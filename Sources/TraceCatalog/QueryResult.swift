@@ -4,6 +4,11 @@
 public struct QueryResult: Sendable, Hashable {
     public var columns: [String]
     public var rows: [[SQLValue]]
+
+    public init(columns: [String], rows: [[SQLValue]]) {
+        self.columns = columns
+        self.rows = rows
+    }
 }
 
 extension Catalog {
