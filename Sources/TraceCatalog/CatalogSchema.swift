@@ -46,7 +46,7 @@ public enum CatalogSchema {
     public static let counterStatColumns: [(name: String, type: String)] = [
         ("trace_id", "INTEGER NOT NULL REFERENCES traces(id) ON DELETE CASCADE"), ("nic", "INTEGER NOT NULL"),
         ("counter", "TEXT NOT NULL"), ("final_value", "INTEGER NOT NULL"), ("moves", "INTEGER NOT NULL"),
-        ("first_event", "INTEGER"), ("last_event", "INTEGER"),
+        ("first_move_event", "INTEGER"), ("last_move_event", "INTEGER"),
     ]
 
     /// `timeline`: per trace, ``timelinePoints`` samples of the aggregate counters.
