@@ -74,6 +74,10 @@ struct CatalogCLITests {
         r = try CLI.run("catalog", "add", db, dir + "/no-such-dir")
         #expect(r.status == 2 && r.stderr == "vtrace: \(dir)/no-such-dir: no such file or directory\n")
         #expect(try CLI.run("catalog", "query", db, "SELECT count(*) FROM traces", "--format", "csv").stdout == "count(*)\n1\n")
+        try Data("x".utf8).write(to: URL(fileURLWithPath: dir + "/a-file"))
+        r = try CLI.run("catalog", "export", db, "--format", "csv", "-o", dir + "/a-file")
+        #expect(r.status == 2 && r.stderr == "vtrace: \(dir)/a-file: is a file; -o names a directory\n")
+        #expect(try String(contentsOfFile: dir + "/a-file", encoding: .utf8) == "x")
 
         // A newer vtrace's catalogue: refused, naming the version.
         #expect(try runCombined("/usr/bin/env", ["python3", "-c", "import sqlite3; c = sqlite3.connect('\(db)'); c.execute('PRAGMA user_version = 9'); c.commit()"]).status == 0)
