@@ -15,6 +15,7 @@
 //   VhostUser       ─► TraceRecording, CVhost          (the vhost-user backend)
 //   Scenarios       ─► GuestDriver, TraceRecording      (the scenario language; trace → scenario)
 //   ScenarioReduction ─► Scenarios, TraceAnalysis      (vtrace reduce)
+//   TraceCatalog    ─► TraceAnalysis, CSQLite, CLibCrypto  (vtrace catalog: traces as SQLite rows)
 //   QEMULaunch        a QEMU command line read and extended (Foundation only)
 //   ChildProcess    ─► CSpawn, HostPrimitives          (a child that cannot outlive us)
 //   vtrace (CLI)    ─► all of the above; vtrace-bench ─► Scenarios' layers
@@ -57,6 +58,7 @@ let package = Package(
         .library(name: "VhostUser", targets: ["VhostUser"]),
         .library(name: "QEMULaunch", targets: ["QEMULaunch"]),
         .library(name: "ChildProcess", targets: ["ChildProcess"]),
+        .library(name: "TraceCatalog", targets: ["TraceCatalog"]),
         .executable(name: "vtrace", targets: ["vtrace"]),
     ],
     dependencies: [
@@ -80,12 +82,16 @@ let package = Package(
         .target(name: "CSpawn"),
         .target(name: "ChildProcess", dependencies: ["CSpawn", "HostPrimitives"]),
         .target(name: "Scenarios", dependencies: ["VirtioCore", "GuestDriver", "TraceFormat", "TraceMapping", "TraceRecording"], swiftSettings: coreSettings),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CLibCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .target(name: "TraceCatalog", dependencies: ["TraceAnalysis", "TraceMapping", "TraceFormat", "VirtioCore", "HostPrimitives",
+                                                    "CSQLite", "CLibCrypto"]),
         .target(name: "ScenarioReduction", dependencies: ["Scenarios", "TraceAnalysis", "TraceRecording", "TraceFormat", "HostPrimitives", "VirtioCore", "GuestDriver"]),
         .executableTarget(
             name: "vtrace",
             dependencies: [
                 "VirtioCore", "GuestDriver", "Scenarios", "ScenarioReduction", "TraceFormat", "TraceRecording", "TraceAnalysis",
-                "KVMHost", "VhostUser", "QEMULaunch", "ChildProcess",
+                "KVMHost", "VhostUser", "QEMULaunch", "ChildProcess", "TraceCatalog",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -106,6 +112,9 @@ let package = Package(
                                    "VirtioCore", "GuestDriver"]),
         .testTarget(name: "KVMHostTests", dependencies: ["KVMHost", "CKVM", "VirtioCore", "TraceFormat", "TraceRecording", "TraceAnalysis"]),
         .testTarget(name: "VhostUserTests", dependencies: ["VhostUser", "CVhost", "VirtioCore", "TraceFormat", "TraceRecording", "TraceAnalysis", "vtrace"]),
+        .testTarget(name: "TraceCatalogTests",
+                    dependencies: ["TraceCatalog", "TraceAnalysis", "TraceRecording", "TraceFormat", "TraceTestSupport", "Scenarios",
+                                   "VirtioCore", "GuestDriver"]),
         .testTarget(name: "QEMULaunchTests", dependencies: ["QEMULaunch"]),
         .testTarget(name: "ChildProcessTests", dependencies: ["ChildProcess"]),
         .testTarget(name: "CLITests", dependencies: ["vtrace", "TraceAnalysis"]),

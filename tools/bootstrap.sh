@@ -2,13 +2,15 @@
 # Installs what vtrace needs on a fresh Debian machine, only when it is missing.
 # Safe to run repeatedly; used by tools/test (with --test), tools/demo and the benchmarks.
 #
-#   tools/bootstrap.sh          # build and demo: git, pkg-config, zstd, python3, gcc (the KVM guest), libzstd-dev
+#   tools/bootstrap.sh          # build and demo: git, pkg-config, zstd, python3, gcc (the KVM guest), libzstd-dev,
+#                               # libsqlite3-dev and libssl-dev (vtrace catalog: SQLite, SHA-256)
 #   tools/bootstrap.sh --bench  # also time (/usr/bin/time: the benchmarks' peak memory; --test installs it too)
 #   tools/bootstrap.sh --test   # also what the tests check output with, when it can be had:
 #                               # gdb, tshark (pcapng), chromium (renders the plot's HTML),
 #                               # tmux (a real terminal for `vtrace debug`'s line editor),
 #                               # qemu-system-x86 + busybox-static + cpio (the Linux guest over
-#                               # vhost-user), dpdk-dev (dpdk-testpmd's virtio-user)
+#                               # vhost-user), dpdk-dev (dpdk-testpmd's virtio-user);
+#                               # from PyPI, DuckDB and its SQLite reader (vtrace catalog's export)
 set -euo pipefail
 
 need_apt=()
@@ -20,6 +22,9 @@ done
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 # Headers: libzstd for the trace format.
 [[ -f /usr/include/zstd.h ]] || need_apt+=(libzstd-dev)
+# vtrace catalog: SQLite, and libcrypto's SHA-256 (a trace's identity).
+[[ -f /usr/include/sqlite3.h ]] || need_apt+=(libsqlite3-dev)
+[[ -f /usr/include/openssl/evp.h ]] || need_apt+=(libssl-dev)
 
 # Test-only tools: the tests that use them skip with a message when they are absent,
 # so failing to install them is a warning, not an error.
@@ -77,6 +82,20 @@ if ((${#want_apt[@]})); then
             done
         fi
     fi
+fi
+
+# DuckDB reads vtrace catalog's exports and SQLite file in the tests (CatalogDuckDBTests):
+# the engine and its sqlite_scanner extension from PyPI, at matching versions
+# (an extension loads only into its own DuckDB version).
+if [[ "${1:-}" == "--test" ]] && ! python3 -c 'import duckdb, duckdb_extension_sqlite_scanner' >/dev/null 2>&1; then
+    duckdb_packages=(duckdb==1.5.5 duckdb-extension-sqlite-scanner==1.5.5)
+    if ! python3 -m pip --version >/dev/null 2>&1 && [[ $(id -u) -eq 0 ]]; then apt_install python3-pip || true; fi
+    echo "bootstrap: installing ${duckdb_packages[*]} from PyPI" >&2
+    # Debian's own python3 refuses pip installs outside a virtual environment
+    # (PEP 668) unless told: the packages are for this machine's tests only.
+    python3 -m pip install --quiet --disable-pip-version-check "${duckdb_packages[@]}" 2>/dev/null \
+        || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "${duckdb_packages[@]}" \
+        || echo "bootstrap: could not install DuckDB; its test will say SKIPPED" >&2
 fi
 
 if ! command -v swift >/dev/null 2>&1; then

@@ -16,7 +16,7 @@ struct VTrace: ParsableCommand {
             Exit codes: 0 ok, 1 a check failed, 2 bad usage or a malformed input.
             """,
         version: version,
-        subcommands: [Demo.self, ScenarioCommand.self, Record.self, Info.self, Dump.self, Verify.self, Replay.self, Bisect.self, Check.self, Debug.self, Diff.self, Timeline.self, Why.self, Export.self, Plot.self, Reduce.self, RunGuest.self, Serve.self]
+        subcommands: [Demo.self, ScenarioCommand.self, Record.self, Info.self, Dump.self, Verify.self, Replay.self, Bisect.self, Check.self, Debug.self, Diff.self, Timeline.self, Why.self, Export.self, Plot.self, Reduce.self, RunGuest.self, Serve.self, CatalogCommand.self]
     )
 
     /// The subcommands' names (a type without a `commandName` is named after itself, lowercased).
