@@ -7,7 +7,8 @@
 #      (b) vtrace serve (CPU 0),
 #      (c) vtrace serve --record (CPU 0, its writer thread too: testpmd's
 #          poll-mode driver holds CPU 1, and there is no third core),
-#      (b') with BASELINE=/path/to/old/vtrace, that build's serve (an A/B).
+#      (b') with BASELINE=/path/to/old/vtrace, that build's serve (an A/B),
+#      (c') and that build's serve --record (BASELINE_RECORD_ARGS, else RECORD_ARGS).
 #    The figure is the driver's Tx-pps (frames the backend took off the ring;
 #    the rest are dropped as ring-full), the median of its per-second reports.
 # 2. The Linux guest's boot to poweroff with and without --record (tools/linux-guest/boot.sh).
@@ -68,6 +69,11 @@ b=$(serve)
 c=$(serve --record "$dir/bench.vtrace" ${RECORD_ARGS:-})
 size=$(stat -c %s "$dir/bench.vtrace")
 events=$(python3 -c "import json; print(json.load(open('$dir/serve.json'))['recording']['events'])")
+if [[ -n ${BASELINE:-} ]]; then
+    cb=$(SERVE=$BASELINE serve --record "$dir/base.vtrace" ${BASELINE_RECORD_ARGS:-${RECORD_ARGS:-}})
+    cbsize=$(stat -c %s "$dir/base.vtrace")
+    cbevents=$(python3 -c "import json; print(json.load(open('$dir/serve.json'))['recording']['events'])")
+fi
 python3 - "$a" "$b" "$c" "$size" "$events" <<'PY'
 import sys
 a, b, c, size, events = (int(x) for x in sys.argv[1:])
@@ -77,6 +83,7 @@ print(f"  (b) vtrace serve          {b:>12,} pps   {b / a:.0%} of (a)   (goal 50
 print(f"  (c) vtrace serve --record {c:>12,} pps   {c / a:.0%} of (a)   (goal 40%)   {events:,} events, {size / 1e6:.1f} MB")
 PY
 [[ -n ${BASELINE:-} ]] && python3 -c "import sys; a, b, o = map(int, sys.argv[1:]); print(f\"  (b') baseline serve       {o:>12,} pps   {o / a:.0%} of (a)   (b) / (b') = {b / o:.2f}\")" "$a" "$b" "$base"
+[[ -n ${BASELINE:-} ]] && python3 -c "import sys; a, b, c, o, size, ev = map(int, sys.argv[1:]); print(f\"  (c') baseline --record   {o:>12,} pps   {o / a:.0%} of (a)   (c) / (b) = {c / b:.0%}, (c') / (b) = {o / b:.0%}   {ev:,} events, {size / 1e6:.1f} MB\")" "$a" "$b" "$c" "$cb" "$cbsize" "$cbevents"
 
 # 2. The Linux boot, interleaved, with and without recording.
 ((boots > 0)) || exit 0

@@ -19,21 +19,6 @@ public final class ChunkBuffer {
 
     deinit { storage.deallocate() }
 
-    /// The repeat table a decoder of this content keeps (format 1.4), made
-    /// on first use and kept with the buffer, so that a reused buffer brings it.
-    var repeats: RepeatTable?
-
-    /// The repeat table, emptied (a decoder starts on this content).
-    func emptyRepeatTable() -> RepeatTable {
-        if let repeats {
-            repeats.clear()
-            return repeats
-        }
-        let t = RepeatTable()
-        repeats = t
-        return t
-    }
-
     /// The content.
     public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: storage[0..<count]) }
 
@@ -136,9 +121,13 @@ public struct ChunkDecoder {
     /// Per NIC, the current counter values (NIC n at n × 16).
     var counters: [UInt64]
     var recentReads = RecentReads()
-    /// The last small access at each address (format 1.4's repeat records;
-    /// nil for older content, where a repeat record is unknown).
-    let repeatTable: RepeatTable?
+    /// Whether the content may hold repeat records (format 1.4 and later;
+    /// in older content they are unknown records).
+    let repeats: Bool
+    /// The last small access at each address (``RepeatTable``), made at the
+    /// first such access; copied before a write when a copy of this decoder
+    /// holds it too.
+    var repeatTable: RepeatTable?
 
     /// Most descriptors one chain event may list (an indirect table's 65,535 plus a queue's 32,768).
     public static let maxDescriptors = 65_535 + 32_768
@@ -155,7 +144,7 @@ public struct ChunkDecoder {
         startCounters = []
         counters = []
         time = 0
-        repeatTable = nil
+        repeats = false
     }
 
     /// The content's first byte (valid while this decoder, which keeps the buffer, lives).
@@ -178,7 +167,7 @@ public struct ChunkDecoder {
     /// A decoder over `buffer`'s content (which it keeps alive).
     public init(buffer: ChunkBuffer, nics: Int, repeats: Bool = true) throws(ChunkDecodeError) {
         self.buffer = buffer
-        repeatTable = repeats ? buffer.emptyRepeatTable() : nil
+        self.repeats = repeats
         let raw = buffer.bytes
         self.nics = nics
         var r = ByteReader(raw)
@@ -309,8 +298,8 @@ public struct ChunkDecoder {
                     emit(try truncatedMemory(tagOffset), into: &event)
                     return true
                 }
-                if code >= RepeatRecord.read && code <= RepeatRecord.chainAsRead, let table = repeatTable {
-                    emit(try repeated(code, table, tagOffset), into: &event)
+                if code >= RepeatRecord.read && code <= RepeatRecord.chainAsRead && repeats {
+                    emit(try repeated(code, tagOffset), into: &event)
                     return true
                 }
             }
@@ -354,9 +343,7 @@ public struct ChunkDecoder {
             if ok {
                 range = try skip(length, tagOffset: tagOffset, "memory read")
                 if length >= 8 { recentReads.push(length: Int(length), start: range.lowerBound) }
-                if let repeatTable, length &- 1 < UInt64(RepeatTable.maxLength) {
-                    repeatTable.record(address, length: Int(length), offset: range.lowerBound)
-                }
+                if repeats && length &- 1 < UInt64(RepeatTable.maxLength) { remember(address, Int(length), range.lowerBound) }
             } else {
                 guard length <= UInt64(UInt32.max) else { throw fail(tagOffset, "memory read length \(length) out of range") }
             }
@@ -375,9 +362,7 @@ public struct ChunkDecoder {
             } else {
                 range = try skip(length, tagOffset: tagOffset, "memory write")
             }
-            if ok, let repeatTable, length &- 1 < UInt64(RepeatTable.maxLength) {
-                repeatTable.record(address, length: Int(length), offset: range.lowerBound)
-            }
+            if ok && repeats && length &- 1 < UInt64(RepeatTable.maxLength) { remember(address, Int(length), range.lowerBound) }
             lastWriteEnd = address &+ length
             return .memoryWrite(address: address, length: Int(length), ok: ok, bytes: range)
         case K.chain.rawValue:
@@ -454,7 +439,7 @@ public struct ChunkDecoder {
     /// A repeat record (``RepeatRecord``): a memory access that repeats the
     /// last one at its address, or a chain whose descriptors were just read.
     @inline(never)
-    mutating func repeated(_ code: UInt8, _ table: RepeatTable, _ tagOffset: Int) throws(ChunkDecodeError) -> TraceEvent.Body {
+    mutating func repeated(_ code: UInt8, _ tagOffset: Int) throws(ChunkDecodeError) -> TraceEvent.Body {
         if code == RepeatRecord.chainAsRead {
             let queue: UInt16 = try narrow()
             let head: UInt16 = try narrow()
@@ -484,7 +469,7 @@ public struct ChunkDecoder {
         }
         let isRead = code == RepeatRecord.read
         let address = (isRead ? lastReadEnd : lastWriteEnd) &+ UInt64(bitPattern: try zigzag())
-        guard let last = table.lookup(address) else {
+        guard let last = repeatTable?.lookup(address) else {
             throw fail(tagOffset, "repeated \(isRead ? "read" : "write") at 0x\(String(address, radix: 16)) repeats no access in this chunk")
         }
         let range = last.offset..<(last.offset + last.length)
@@ -495,6 +480,14 @@ public struct ChunkDecoder {
         }
         lastWriteEnd = address &+ UInt64(last.length)
         return .memoryWrite(address: address, length: last.length, ok: true, bytes: range)
+    }
+
+    /// The access of `length` bytes at `address`, its bytes at `offset`, is
+    /// the last at its address (in this decoder's own table).
+    @inline(__always)
+    mutating func remember(_ address: UInt64, _ length: Int, _ offset: Int) {
+        if !isKnownUniquelyReferenced(&repeatTable) { repeatTable = repeatTable.map(RepeatTable.init(copying:)) ?? RepeatTable() }
+        repeatTable.unsafelyUnwrapped.record(address, length: length, offset: offset)
     }
 
     /// A memory read or write that stores only its first bytes (``TruncatedMemoryRecord``).

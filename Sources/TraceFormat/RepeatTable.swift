@@ -1,5 +1,7 @@
 //! The last small memory access at each address, for the repeat records (format 1.4).
 
+import HostPrimitives
+
 /// Within one chunk, the last successful memory access of 1 to 16 bytes at
 /// each address, kept by the encoder and the decoder alike: a read or write
 /// that finds its address here with the same length and the same bytes is
@@ -13,6 +15,10 @@
 /// where the access's bytes are in the chunk's content (their offset and
 /// length), so nothing is copied. Empty at the start of every chunk (chunks
 /// decode alone). docs/trace-format.md, *Repeat records*, specifies the same.
+///
+/// Its owner copies it before writing when another holds it too (a decoder
+/// is a value: two copies of one decode on their own). Its 128 KiB come from
+/// a small process-wide pool, so a table per chunk costs no allocation.
 @usableFromInline
 final class RepeatTable {
     /// Slots in the table.
@@ -24,12 +30,19 @@ final class RepeatTable {
     /// (length 0: empty).
     @usableFromInline let words: UnsafeMutablePointer<UInt64>
 
+    /// An empty table.
     @usableFromInline init() {
-        words = .allocate(capacity: 2 * Self.slots)
+        words = RepeatTableMemory.shared.take()
         clear()
     }
 
-    deinit { words.deallocate() }
+    /// A table holding what `other` holds.
+    init(copying other: RepeatTable) {
+        words = RepeatTableMemory.shared.take()
+        words.update(from: other.words, count: 2 * Self.slots)
+    }
+
+    deinit { RepeatTableMemory.shared.give(words) }
 
     /// Empties every slot (a new chunk).
     @usableFromInline func clear() { words.update(repeating: 0, count: 2 * Self.slots) }
@@ -58,5 +71,25 @@ final class RepeatTable {
         let at = 2 &* Self.slot(of: address)
         words[at] = address
         words[at &+ 1] = UInt64(truncatingIfNeeded: offset) | UInt64(truncatingIfNeeded: length) << 32
+    }
+}
+
+/// Tables' memory handed back, for the next table to take (at most a few kept).
+final class RepeatTableMemory: @unchecked Sendable {
+    static let shared = RepeatTableMemory()
+    let mutex = Mutex()
+    var free: [UnsafeMutablePointer<UInt64>] = []
+
+    func take() -> UnsafeMutablePointer<UInt64> {
+        mutex.withLock { free.popLast() } ?? .allocate(capacity: 2 * RepeatTable.slots)
+    }
+
+    func give(_ words: UnsafeMutablePointer<UInt64>) {
+        let kept = mutex.withLock { () -> Bool in
+            guard free.count < 8 else { return false }
+            free.append(words)
+            return true
+        }
+        if !kept { words.deallocate() }
     }
 }

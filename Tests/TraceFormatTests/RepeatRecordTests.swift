@@ -206,3 +206,31 @@ struct FormatVectors14GoldenTests {
         #expect(reads == [[6, 0], [6, 0]])
     }
 }
+
+/// A decoder is a value: a copy taken at any point decodes on its own, the
+/// two interleaved or one after the other (the table is copied before a
+/// write while both hold it).
+@Suite("Repeat records in copied decoders")
+struct RepeatTableCopyTests {
+    @Test func aCopyDecodesOnItsOwn() throws {
+        var e = ChunkEncoder(firstEvent: 0, baseTime: 0, checkpoint: [RepeatRecordTests.checkpoint()], counters: [])
+        RepeatRecordTests.write(&e)
+        var whole = try ChunkDecoder(content: e.content, nics: 1)
+        var expected: [TraceEvent] = []
+        while let ev = try whole.next() { expected.append(ev) }
+        for split in [0, 3, 9, expected.count / 2] {
+            var a = try ChunkDecoder(content: e.content, nics: 1)
+            for _ in 0..<split { _ = try a.next() }
+            var b = a
+            var fromA: [TraceEvent] = [], fromB: [TraceEvent] = []
+            // Interleaved: a, b, a, b, …
+            while true {
+                let x = try a.next(), y = try b.next()
+                if let x { fromA.append(x) }
+                if let y { fromB.append(y) }
+                if x == nil && y == nil { break }
+            }
+            #expect(fromA == Array(expected[split...]) && fromB == fromA, "split at \(split)")
+        }
+    }
+}
