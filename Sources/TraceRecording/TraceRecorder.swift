@@ -132,8 +132,11 @@ public final class TraceRecorder: @unchecked Sendable {
 
     /// The open chunk's encoder: pooled memory, written by this recorder alone.
     func newEncoder(firstEvent: UInt64, baseTime: UInt64, checkpoint: [NICCheckpoint]?, counters: [[UInt64]]) -> ChunkEncoder {
+        // Room for a drain's chunk (cut at twice the target) and the access
+        // that crosses it: pooled buffers never grow (a copy of the content).
         var e = ChunkEncoder(firstEvent: firstEvent, baseTime: baseTime, checkpoint: checkpoint, counters: counters,
-                             pool: writer.encoderPool, repeats: options.repeatRecords)
+                             capacity: 2 * options.chunkTargetSize + 512 * 1024, pool: writer.encoderPool,
+                             repeats: options.repeatRecords)
         e.exclusive = true
         return e
     }

@@ -141,7 +141,8 @@ struct Record: ParsableCommand {
             print(try JSONText.encode(RecordReport(path: summary.path, events: summary.events, chunks: summary.chunks,
                                                    uncompressedBytes: summary.uncompressedBytes, fileBytes: summary.fileBytes,
                                                    expectationsFailed: result.failures.count, passed: result.passed,
-                                                   firstEvent: summary.firstEvent, triggerFiredAt: summary.triggerFiredAt)))
+                                                   firstEvent: summary.firstEvent, triggerFiredAt: summary.triggerFiredAt,
+                                                   stalls: summary.stalls, fasterChunks: summary.fasterChunks)))
         } else {
             let ratio = summary.fileBytes > 0 ? Double(summary.uncompressedBytes) / Double(summary.fileBytes) : 0
             let window = summary.firstEvent == 0 ? "" : " (a --keep window: events \(summary.firstEvent)…\(summary.events - 1); \(summary.droppedChunks) older chunks dropped)"
@@ -165,6 +166,11 @@ struct RecordReport: Encodable {
     var firstEvent: UInt64
     /// The event at which --trigger's condition held.
     @NullWhenNil var triggerFiredAt: UInt64?
+    /// Times the recording waited for the compressor.
+    var stalls: Int
+    /// Chunks compressed at a faster level than asked (chunks waited, or
+    /// the recorder shares one CPU with the device).
+    var fasterChunks: Int
 }
 
 extension TraceHeader {
