@@ -126,34 +126,11 @@ public final class TraceWriter: @unchecked Sendable {
     /// own zstd frame; any level reads the same).
     func level(forBacklog backlog: Int) -> Int32 {
         if backlog >= queueDepth { return min(level, -4) }
-        if backlog > 1 || sharesOneCPU { return min(level, 1) }
+        if backlog > 1 { return min(level, 1) }
         return level
     }
 
-    /// Whether the thread can run on one CPU only: a recorder pinned to its
-    /// device's CPU (`taskset -c 0 vtrace serve --record`) shares every
-    /// cycle with the device, and its queue never grows (the scheduler gives
-    /// it the time it takes), so the backlog never says so: it compresses at
-    /// level 1 at most (docs/performance.md, issue 24).
-    var sharesOneCPU = false
-
-    /// Whether the calling thread may run on one CPU only: its
-    /// `Cpus_allowed_list` in `/proc/thread-self/status` is one number.
-    static func confinedToOneCPU() -> Bool {
-        let fd = open("/proc/thread-self/status", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var bytes = [UInt8](repeating: 0, count: 4096)
-        let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        guard n > 0 else { return false }
-        let text = String(decoding: bytes[..<n], as: UTF8.self)
-        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed_list:") }) else { return false }
-        let list = line.dropFirst("Cpus_allowed_list:".count).trimmingPrefix { $0 == " " || $0 == "\t" }
-        return !list.isEmpty && list.allSatisfy(\.isNumber)
-    }
-
     func run() {
-        sharesOneCPU = Self.confinedToOneCPU()
         let compressor = ZstdCompressor(level: level)
         while true {
             mutex.lock()

@@ -168,8 +168,7 @@ struct RecordReport: Encodable {
     @NullWhenNil var triggerFiredAt: UInt64?
     /// Times the recording waited for the compressor.
     var stalls: Int
-    /// Chunks compressed at a faster level than asked (chunks waited, or
-    /// the recorder shares one CPU with the device).
+    /// Chunks compressed at a faster level than asked (others were waiting).
     var fasterChunks: Int
 }
 
