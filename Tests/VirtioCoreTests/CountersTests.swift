@@ -115,6 +115,24 @@ struct PoisonTests {
         #expect(h.counters.invalidAvailIdxCount == 1)
     }
 
+    /// FuzzDevice's rule "invalid_avail_idx_count <= queue count" stopped on a
+    /// program that poisoned, reset and poisoned again: reset clears the
+    /// poison flags, so the same queue poisons (and counts) once per
+    /// poisoning, and the lifetime counter passes the number of queues.
+    @Test func aQueuePoisonedAgainAfterResetCountsAgain() throws {
+        let h = Harness.ready()
+        for round in 1...3 {
+            try h.drv.setAvailIdx(queue: 0, 1000)
+            try h.sendTx()
+            #expect(h.dev.state.poisoned == [true, false])
+            #expect(h.counters.invalidAvailIdxCount == UInt64(round))
+            h.reset()
+            #expect(h.dev.state.poisoned == [false, false])
+            try h.initialize()
+        }
+        #expect(h.counters.invalidAvailIdxCount == 3 && h.dev.queueCount == 2)
+    }
+
     @Test func eachPoisonEventCountsOnce() throws {
         let h = Harness.ready(pairs: 2, qsize: 4)
         try h.setPairs(2)

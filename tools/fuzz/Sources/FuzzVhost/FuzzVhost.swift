@@ -12,7 +12,11 @@
 //               bytes; (c >> 2) & 7 descriptors come with it (the memfd
 //               when c & 0x20, else eventfds).
 //   c & 3 == 1: a kick of ring c >> 2.
-//   otherwise:  12 bytes parsed as a header only.
+//   c & 3 == 2: 12 bytes parsed as a header only.
+//   c & 3 == 3: a SET_MEM_TABLE built from 1 + (c >> 2) % 3 regions of 4
+//               bytes each (MemTableRecord.swift), one memfd per region: so
+//               tables that move, shrink or drop the memory of rings already
+//               running come from a few bytes instead of a 40-byte payload.
 
 import FuzzSupport
 import Glibc
@@ -53,6 +57,20 @@ public func fuzz(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt {
             }
         case 1:
             backend.deliverKick(ring: Int(c >> 2))
+        case 3:
+            let regions = 1 + Int(c >> 2) % 3
+            guard bytes.count - at >= 4 * regions else { return 0 }
+            let record = UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[at..<(at + 4 * regions)]))
+            at += 4 * regions
+            withMemTablePayload(record) { payload in
+                let header = VhostUserHeader(request: VhostUserRequest.setMemTable.rawValue, flags: 1, size: UInt32(payload.count))
+                do throws(VhostUserError) {
+                    _ = try backend.process(header: header, payload: payload, fds: (0..<regions).map { _ in dup(sharedMemory) })
+                } catch {
+                    precondition(!error.message.isEmpty)
+                    backend.closeSession()
+                }
+            }
         default:
             guard bytes.count - at >= 12 else { return 0 }
             let raw = UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[at..<(at + 12)]))
