@@ -527,10 +527,7 @@ public final class BufferPool: @unchecked Sendable {
             c.counters.update(from: counters, count: counterCapacity)
             c.counterCapacity = counterCapacity
         }
-        if let table {
-            c.table = RepeatTable()
-            c.table!.words.update(from: table.words, count: 2 * RepeatTable.slots)
-        }
+        c.table = table.map(RepeatTable.init(copying:))
         return c
     }
 
