@@ -43,7 +43,10 @@ public struct DriverQueue: Sendable {
     public internal(set) var lastUsed: UInt16 = 0
     /// Every used element reclaimed since the queue was set up, in order.
     public internal(set) var usedLog: [UsedRecord] = []
-    var freeDescriptors: [UInt16]
+    /// Descriptors returned by reclaim, the most recent last (used first).
+    var returnedDescriptors: [UInt16] = []
+    /// Descriptors from here to `size` were never handed out.
+    var neverUsed: Int = 0
     /// head → (descriptor indices, buffers the driver allocated, buffers as posted).
     var inFlight: [UInt16: (descs: [UInt16], allocations: [(UInt64, UInt64)], buffers: [RawDescriptor])] = [:]
 
@@ -53,11 +56,18 @@ public struct DriverQueue: Sendable {
         self.desc = desc
         self.avail = avail
         self.used = used
-        freeDescriptors = (0..<size).reversed().map { $0 }
     }
 
     /// Descriptors not in flight.
-    public var freeCount: Int { freeDescriptors.count }
+    public var freeCount: Int { returnedDescriptors.count + Int(size) - neverUsed }
+
+    /// Takes a free descriptor: the last one returned, else the lowest never
+    /// used (so a fresh queue hands out 0, 1, 2, ...). The caller checked ``freeCount``.
+    mutating func takeDescriptor() -> UInt16 {
+        if let d = returnedDescriptors.popLast() { return d }
+        neverUsed += 1
+        return UInt16(neverUsed - 1)
+    }
     /// Chains handed to the device and not yet seen used.
     public var inFlightCount: Int { inFlight.count }
     /// The buffers of the in-flight chain with head `head`, as posted.

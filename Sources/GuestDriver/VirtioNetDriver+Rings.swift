@@ -16,12 +16,19 @@ extension VirtioNetDriver {
     /// descriptors and buffers. Returns the new records.
     @discardableResult
     public mutating func reclaim(queue: Int) throws(DriverError) -> [UsedRecord] {
+        var records: [UsedRecord] = []
+        try reclaim(queue: queue) { records.append($0) }
+        return records
+    }
+
+    /// Consumes new used elements of `queue` as ``reclaim(queue:)`` does,
+    /// handing each record to `body` instead of collecting them.
+    mutating func reclaim(queue: Int, _ body: (UsedRecord) -> Void) throws(DriverError) {
         // Taken out of the dictionary while it changes, so its arrays are not
         // copied on write (the used log grows for the whole run); always put back.
         guard var dq = queues.removeValue(forKey: queue) else { throw .queueNotSetUp(queue) }
         defer { queues[queue] = dq }
         let usedIdx = try load(UInt16.self, at: dq.used + 2)
-        var records: [UsedRecord] = []
         // A hostile device could claim far more; never consume more than a ring's worth.
         var budget = Int(dq.size)
         while dq.lastUsed != usedIdx && budget > 0 {
@@ -31,20 +38,19 @@ extension VirtioNetDriver {
             var rec = UsedRecord(id: id, len: len, buffers: [])
             if id <= UInt32(UInt16.max), let entry = dq.inFlight.removeValue(forKey: UInt16(id)) {
                 rec.buffers = entry.buffers
-                dq.freeDescriptors.append(contentsOf: entry.descs.reversed())
+                dq.returnedDescriptors.append(contentsOf: entry.descs.reversed())
                 for (a, n) in entry.allocations { buffers.release(a, n) }
             }
             dq.usedLog.append(rec)
-            records.append(rec)
+            body(rec)
             dq.lastUsed &+= 1
             budget -= 1
         }
-        return records
     }
 
     /// Reclaims every queue.
     public mutating func reclaimAll() throws(DriverError) {
-        for q in queues.keys.sorted() { try reclaim(queue: q) }
+        for q in queues.keys { try reclaim(queue: q) }
     }
 
     /// The bytes the device wrote into the chain of `record` (its used len,
@@ -73,10 +79,12 @@ extension VirtioNetDriver {
     /// Reclaims before allocating, as a driver does. A used ring the driver
     /// cannot read (a quirk put it at an unmapped address) reclaims nothing.
     mutating func reclaimBeforeAllocating(_ queue: Int) {
-        _ = try? reclaim(queue: queue)
+        try? reclaim(queue: queue) { _ in }
     }
 
-    mutating func addBufferChain(queue: Int, bytes: [UInt8]?, length: Int, descriptors: Int, writable: Bool) throws(DriverError) {
+    mutating func addBufferChain(
+        queue: Int, _ contents: BufferContents, length: Int, descriptors: Int, writable: Bool
+    ) throws(DriverError) {
         guard descriptors >= 1 else { throw .emptyChain }
         reclaimBeforeAllocating(queue)
         guard let dq = queues[queue] else { throw .queueNotSetUp(queue) }
@@ -84,10 +92,13 @@ extension VirtioNetDriver {
             throw .outOfDescriptors(queue: queue, wanted: descriptors, free: dq.freeCount)
         }
         guard let base = buffers.allocate(UInt64(length)) else { throw .outOfBufferSpace(wanted: UInt64(length)) }
-        if let bytes { try write(base, bytes) } else { try fill(base, length, 0) }
+        try write(contents, at: base, length: length)
+        // The pieces of split(length, into: descriptors), without the array.
         var raw: [RawDescriptor] = []
+        raw.reserveCapacity(descriptors)
         var offset: UInt64 = 0
-        for piece in Self.split(length, into: descriptors) {
+        for i in 0..<descriptors {
+            let piece = length / descriptors + (i < length % descriptors ? 1 : 0)
             raw.append(RawDescriptor(addr: base + offset, len: UInt32(piece), writable: writable))
             offset += UInt64(piece)
         }
@@ -104,7 +115,8 @@ extension VirtioNetDriver {
             throw .outOfDescriptors(queue: queue, wanted: raw.count, free: dq.freeCount)
         }
         var slots: [UInt16] = []
-        for _ in raw { slots.append(dq.freeDescriptors.removeLast()) }
+        slots.reserveCapacity(raw.count)
+        for _ in raw { slots.append(dq.takeDescriptor()) }
         for (i, r) in raw.enumerated() {
             var flags = r.extraFlags
             if r.writable { flags.insert(.write) }
@@ -113,8 +125,7 @@ extension VirtioNetDriver {
                 flags.insert(.next)
                 next = slots[i + 1]
             }
-            let d = Descriptor(addr: r.addr, len: r.len, flags: flags, next: next)
-            try write(dq.desc + UInt64(slots[i]) * 16, d.wireBytes)
+            try write(Descriptor(addr: r.addr, len: r.len, flags: flags, next: next), at: dq.desc + UInt64(slots[i]) * 16)
         }
         let head = slots[0]
         try store(head, at: dq.avail + 4 + 2 * UInt64(dq.availIdx % dq.size))

@@ -8,7 +8,10 @@ extension VirtioNetDriver {
 
     /// The TX frame the driver sends by default: byte i is `i & 0xff`.
     public static func patternFrame(length: Int, fill: UInt8? = nil) -> [UInt8] {
-        (0..<length).map { fill ?? UInt8(truncatingIfNeeded: $0) }
+        [UInt8](unsafeUninitializedCapacity: length) { buffer, count in
+            writePattern(UnsafeMutableRawBufferPointer(buffer), fill: fill)
+            count = length
+        }
     }
 
     /// Splits `total` bytes over `parts` pieces: ⌊total/parts⌋ each, the first
@@ -23,7 +26,7 @@ extension VirtioNetDriver {
         let q = Self.rxQueue(pair: pair)
         try ensureFree(queue: q, count * descriptors)
         for _ in 0..<count {
-            try addBufferChain(queue: q, bytes: nil, length: length, descriptors: descriptors, writable: true)
+            try addBufferChain(queue: q, .zeros, length: length, descriptors: descriptors, writable: true)
         }
     }
 
@@ -36,11 +39,10 @@ extension VirtioNetDriver {
         fill: UInt8? = nil, frame: [UInt8]? = nil, kick: Bool = true
     ) throws(DriverError) -> InterruptSignals {
         let q = Self.txQueue(pair: pair)
-        let payload = frame ?? Self.patternFrame(length: length, fill: fill)
-        let bytes = [UInt8](repeating: 0, count: NetLayout.headerLength) + payload
+        let contents = BufferContents.txFrame(frame: frame, length: length, fill: fill)
         try ensureFree(queue: q, count * descriptors)
         for _ in 0..<count {
-            try addBufferChain(queue: q, bytes: bytes, length: bytes.count, descriptors: descriptors, writable: false)
+            try addBufferChain(queue: q, contents, length: contents.count, descriptors: descriptors, writable: false)
         }
         return kick ? self.kick(&device, queue: q) : []
     }
@@ -113,6 +115,6 @@ extension VirtioNetDriver {
     /// Writes a descriptor table entry directly (hostile).
     public func setDescriptor(queue: Int, index: UInt16, _ d: Descriptor) throws(DriverError) {
         guard let dq = queues[queue] else { throw .queueNotSetUp(queue) }
-        try write(dq.desc + UInt64(index) * 16, d.wireBytes)
+        try write(d, at: dq.desc + UInt64(index) * 16)
     }
 }

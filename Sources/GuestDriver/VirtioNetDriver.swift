@@ -42,7 +42,7 @@ public struct VirtioNetDriver<Memory: GuestMemory> {
     /// Status read back after FEATURES_OK at the last init.
     public private(set) var statusAfterFeatures: UInt8 = 0
     /// Queues set up at the last init, by queue index.
-    public internal(set) var queues: [Int: DriverQueue] = [:]
+    public internal(set) var queues = DriverQueues()
     /// Queue pairs the driver set up (max_virtqueue_pairs when MQ, else 1).
     public private(set) var pairs: Int = 0
     var buffers: BufferAllocator
@@ -82,7 +82,7 @@ public struct VirtioNetDriver<Memory: GuestMemory> {
         guard queueSize != 0, queueSize <= 32768, queueSize & (queueSize - 1) == 0 else {
             throw .badQueueSize(queueSize)
         }
-        queues = [:]
+        queues = DriverQueues()
         pairs = 0
         buffers = BufferAllocator(start: areaBase, end: areaBase + Self.areaSize)
         device.write(.status, 0)
@@ -121,6 +121,7 @@ public struct VirtioNetDriver<Memory: GuestMemory> {
         guard let ringsStart = buffers.allocate(stride * UInt64(indices.count)) else {
             throw .ringsDoNotFit(queues: indices.count, queueSize: queueSize)
         }
+        queues.reserveCapacity(indices.count)
         // Zero the rings as a driver allocating fresh pages would.
         try fill(ringsStart, Int(stride) * indices.count, 0)
         for (slot, q) in indices.enumerated() {
@@ -153,7 +154,7 @@ public struct VirtioNetDriver<Memory: GuestMemory> {
     /// Writes 0 to Status; the driver forgets its queues.
     public mutating func reset<D: MMIODevice>(_ device: inout D) {
         device.write(.status, 0)
-        queues = [:]
+        queues = DriverQueues()
         pairs = 0
         buffers = BufferAllocator(start: areaBase, end: areaBase + Self.areaSize)
     }
@@ -191,8 +192,20 @@ public struct VirtioNetDriver<Memory: GuestMemory> {
         do throws(GuestMemoryError) { return try memory.bytes(at: address, count: count) } catch { throw .memory(error) }
     }
 
+    /// Writes `count` copies of `byte` in one all-or-nothing write.
     func fill(_ address: UInt64, _ count: Int, _ byte: UInt8) throws(DriverError) {
-        try write(address, [UInt8](repeating: byte, count: count))
+        do throws(GuestMemoryError) { try memory.fill(address, count: count, with: byte) } catch { throw .memory(error) }
+    }
+
+    /// Writes descriptor `d` in its 16-byte wire form (virtio v1.2 §2.7.5) at `address`.
+    func write(_ d: Descriptor, at address: UInt64) throws(DriverError) {
+        var wire = (d.addr.littleEndian, d.len.littleEndian, d.flags.rawValue.littleEndian, d.next.littleEndian)
+        try withUnsafeBytes(of: &wire) { (raw) throws(DriverError) in try write(address, raw) }
+    }
+
+    /// Writes `raw` to `address` (one all-or-nothing write).
+    func write(_ address: UInt64, _ raw: UnsafeRawBufferPointer) throws(DriverError) {
+        do throws(GuestMemoryError) { try memory.write(address, from: raw) } catch { throw .memory(error) }
     }
 
     func store<T: FixedWidthInteger>(_ value: T, at address: UInt64) throws(DriverError) {

@@ -51,6 +51,12 @@ public protocol GuestMemory {
     /// on what it returns. A memory that cannot (a replay's) returns false,
     /// the default.
     func peek(_ address: UInt64, into buffer: UnsafeMutableRawBufferPointer) -> Bool
+
+    /// Sets `count` bytes at `address` to `byte`, all or nothing like
+    /// ``write(_:from:)``. Drivers and tools zero buffers with it; the device
+    /// never calls it. The default writes from a temporary buffer; a memory
+    /// that can do better (``GuestRAM`` releases whole chunks) does.
+    func fill(_ address: UInt64, count: Int, with byte: UInt8) throws(GuestMemoryError)
 }
 
 extension GuestMemory {
@@ -59,6 +65,15 @@ extension GuestMemory {
 
     @inlinable
     public func peek(_ address: UInt64, into buffer: UnsafeMutableRawBufferPointer) -> Bool { false }
+
+    public func fill(_ address: UInt64, count: Int, with byte: UInt8) throws(GuestMemoryError) {
+        let failure: GuestMemoryError? = withUnsafeTemporaryAllocation(byteCount: count, alignment: 16) { raw in
+            raw.initializeMemory(as: UInt8.self, repeating: byte)
+            do throws(GuestMemoryError) { try write(address, from: UnsafeRawBufferPointer(raw)) } catch { return error }
+            return nil
+        }
+        if let failure { throw failure }
+    }
 }
 
 extension GuestMemory {

@@ -46,10 +46,56 @@ final class TrackedRAM: GuestMemory {
         // The write succeeded, so every byte is mapped and below `pageLimit`.
         let first = Int(address >> TrackedRAM.pageShift)
         let last = Int((address + UInt64(bytes.count - 1)) >> TrackedRAM.pageShift)
-        for page in first...last where dirty[page >> 6] & (1 << UInt64(page & 63)) == 0 {
-            dirty[page >> 6] |= 1 << UInt64(page & 63)
+        var page = first
+        while page <= last {
+            markWritten(page)
+            page += 1
+        }
+    }
+
+    /// Records that `page` holds written bytes (once per page until cleared).
+    @inline(__always)
+    func markWritten(_ page: Int) {
+        let bit: UInt64 = 1 << UInt64(page & 63)
+        if dirty[page >> 6] & bit == 0 {
+            dirty[page >> 6] |= bit
             written.append(page)
         }
+    }
+
+    /// Fills like ``GuestRAM/fill(_:count:with:)`` and marks the pages, except
+    /// that zeros go only to pages written since the last ``clearWritten()``:
+    /// the others read as zero already (``checkZero()`` holds that), so the
+    /// driver zeroing its rings and RX buffers costs nothing on fresh pages.
+    func fill(_ address: UInt64, count: Int, with byte: UInt8) throws(GuestMemoryError) {
+        if count == 0 { return }
+        guard count > 0, isMapped(address, count) else { throw GuestMemoryError(address: address, length: count) }
+        let first = Int(address >> TrackedRAM.pageShift)
+        let last = Int((address + UInt64(count - 1)) >> TrackedRAM.pageShift)
+        let end = address + UInt64(count)
+        for page in first...last {
+            let isDirty = dirty[page >> 6] & (1 << UInt64(page & 63)) != 0
+            if byte == 0 && !isDirty { continue }
+            let lo = max(address, UInt64(page) << TrackedRAM.pageShift)
+            let hi = min(end, UInt64(page + 1) << TrackedRAM.pageShift)
+            do { try ram.fill(lo, count: Int(hi - lo), with: byte) } catch {
+                fatalError("filling mapped bytes at 0x\(String(lo, radix: 16)) failed: \(error)")
+            }
+            markWritten(page)
+        }
+    }
+
+    /// Whether every byte of `[address, address + count)` lies in a region
+    /// (regions may abut), as ``GuestRAM`` decides before it moves a byte.
+    func isMapped(_ address: UInt64, _ count: Int) -> Bool {
+        let (end, overflow) = address.addingReportingOverflow(UInt64(count))
+        guard !overflow else { return false }
+        var at = address
+        while at < end {
+            guard let r = regions.first(where: { $0.base <= at && at - $0.base < $0.size }) else { return false }
+            at = r.base + r.size
+        }
+        return true
     }
 
     /// Zeroes every page written since the last call; returns how many.
