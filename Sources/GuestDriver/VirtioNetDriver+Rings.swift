@@ -33,8 +33,7 @@ extension VirtioNetDriver {
         var budget = Int(dq.size)
         while dq.lastUsed != usedIdx && budget > 0 {
             let slot = UInt64(dq.lastUsed % dq.size)
-            let id = try load(UInt32.self, at: dq.used + 4 + 8 * slot)
-            let len = try load(UInt32.self, at: dq.used + 8 + 8 * slot)
+            let (id, len) = try usedElement(at: dq.used + 4 + 8 * slot)
             var rec = UsedRecord(id: id, len: len, buffers: [])
             if id <= UInt32(UInt16.max), let entry = dq.inFlight.removeValue(forKey: UInt16(id)) {
                 rec.buffers = entry.buffers
@@ -46,6 +45,15 @@ extension VirtioNetDriver {
             dq.lastUsed &+= 1
             budget -= 1
         }
+    }
+
+    /// The used element {id, len} at `address`: one 8-byte read; where that
+    /// fails, the two 4-byte reads, so the error names the field that is unmapped.
+    func usedElement(at address: UInt64) throws(DriverError) -> (id: UInt32, len: UInt32) {
+        if let both = try? load(UInt64.self, at: address) {
+            return (UInt32(truncatingIfNeeded: both), UInt32(truncatingIfNeeded: both >> 32))
+        }
+        return (try load(UInt32.self, at: address), try load(UInt32.self, at: address + 4))
     }
 
     /// Reclaims every queue.

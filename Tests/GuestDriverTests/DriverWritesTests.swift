@@ -108,4 +108,18 @@ struct DriverWritesTests {
         drv.reset(&dev)
         #expect(drv.queues.keys.isEmpty && drv.queues[0] == nil)
     }
+
+    @Test func aUsedElementHalfMappedNamesItsUnmappedField() throws {
+        // The used ring of TX starts 8 bytes before the end of RAM: flags and
+        // idx, then ring[0].id are mapped, ring[0].len is not.
+        let end: UInt64 = 16 << 20
+        let ram = try GuestRAM(size: end)
+        var dev = Device(config: NetConfig(), memory: ram)
+        var drv = VirtioNetDriver(memory: ram)
+        drv.quirks.usedRing[1] = end - 8
+        #expect(try drv.initialize(&dev, queueSize: 8))
+        try ram.store(UInt16(1), at: end - 6)
+        #expect(throws: DriverError.memory(GuestMemoryError(address: end, length: 4))) { try drv.reclaim(queue: 1) }
+        #expect(drv.queues[1]!.lastUsed == 0 && drv.queues[1]!.usedLog.isEmpty)
+    }
 }
