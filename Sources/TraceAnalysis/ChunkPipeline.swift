@@ -6,7 +6,9 @@ import TraceFormat
 
 /// Reads, checks, decompresses and decodes chunks in order on its own
 /// thread, with its own reader (file handle, decompressor), ahead of a
-/// whole-trace replay that takes them in the same order.
+/// whole-trace replay that takes them in the same order. One chunk in
+/// ``shareCycle`` it only decompresses: the replay thread decodes that one's
+/// events itself, so neither thread waits long for the other.
 ///
 /// The replay asks for each chunk's decoder (``decoder(_:)``) as it loads a
 /// segment, then for the chunk's events, block after block
@@ -29,9 +31,21 @@ final class ChunkPipeline: @unchecked Sendable {
     static let maxBlocks = 8
     /// Chunks decompressed beyond the replay's requests at most.
     static let chunksAhead = 2
+    /// Of every `shareCycle` chunks the pipeline hands over, the last one's
+    /// events are decoded by the replay thread, the others' here. Decoding
+    /// is about two thirds of what this thread does and replaying takes the
+    /// other thread about as long as decompressing and three quarters of the
+    /// decoding, so a 3:1 share keeps both threads busy on dense traces.
+    static let shareCycle = 4
+
+    /// Whether this thread decodes the events of chunk `chunk` (counted from
+    /// the first it reads), or leaves that to the replay thread.
+    func decodesEvents(of chunk: Int) -> Bool { (chunk - first) % Self.shareCycle != Self.shareCycle - 1 }
 
     /// The producer's own reader: the consumer's is never touched here.
     private let reader: TraceReader
+    /// The first chunk it reads.
+    private let first: Int
     private let lock = Mutex()
     private let changed = Condition()
     private var thread: BackgroundThread?
@@ -60,6 +74,7 @@ final class ChunkPipeline: @unchecked Sendable {
         guard let own = try? consumerReader.reopened() else { return nil }
         own.verifiesContentChecksums = consumerReader.verifiesContentChecksums
         reader = own
+        self.first = first
         requested = first
         nextHandOut = first
         guard let t = BackgroundThread({ [self] in produce(from: first) }) else { return nil }
@@ -80,9 +95,11 @@ final class ChunkPipeline: @unchecked Sendable {
     // MARK: The replay's side
 
     /// The decoder of chunk `chunk`, positioned at its start, or the error
-    /// reading it gave; nil when the pipeline does not have it (a chunk
-    /// before the ones it read: the replay reads that one itself).
-    func decoder(_ chunk: Int) -> Result<ChunkDecoder, TraceError>? {
+    /// reading it gave, and whether the pipeline decodes the chunk's events
+    /// (``nextBlock(chunk:)``) or the replay does (``decodesEvents(of:)``);
+    /// nil when the pipeline does not have it (a chunk before the ones it
+    /// read: the replay reads that one itself).
+    func decoder(_ chunk: Int) -> (result: Result<ChunkDecoder, TraceError>, decodesEvents: Bool)? {
         lock.lock()
         defer { lock.unlock() }
         guard chunk >= nextHandOut else { return nil }
@@ -97,7 +114,7 @@ final class ChunkPipeline: @unchecked Sendable {
                 ready.removeFirst()
                 nextHandOut = chunk + 1
                 changed.broadcast()
-                return first.result
+                return (first.result, decodesEvents(of: chunk))
             }
             // The thread stopped reading before this chunk (after one that failed): the replay reads it.
             if stopping || doneReading { return nil }
@@ -106,7 +123,7 @@ final class ChunkPipeline: @unchecked Sendable {
     }
 
     /// The next block of chunk `chunk`'s events (a chunk whose decoder
-    /// ``decoder(_:)`` handed over); blocks of earlier chunks the replay
+    /// ``decoder(_:)`` handed over, saying the pipeline decodes it); blocks of earlier chunks the replay
     /// no longer wants are recycled on the way. Hand the block back with
     /// ``recycle(_:)`` once its events are consumed.
     func nextBlock(chunk: Int) -> EventBlock {
@@ -182,7 +199,11 @@ final class ChunkPipeline: @unchecked Sendable {
                 if slot == buffers.count { buffers.append(nil) }
                 let result: Result<ChunkDecoder, TraceError>
                 do throws(TraceError) { result = .success(try reader.decoder(next, reusing: &buffers[slot])) } catch { result = .failure(error) }
-                if case .success(let d) = result { decoding.append((next, d)) } else { failed = true }
+                if case .success(let d) = result {
+                    if decodesEvents(of: next) { decoding.append((next, d)) }
+                } else {
+                    failed = true
+                }
                 next += 1
                 lock.withLock {
                     ready.append((next - 1, result))

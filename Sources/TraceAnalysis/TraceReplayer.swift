@@ -112,11 +112,11 @@ public final class TraceReplayer {
         cursor.start(end: end)
     }
 
-    /// The decoder of chunk `i`: the pipeline's (which then decodes its
-    /// events too), or read here into `buffer`; either way the same decoder,
-    /// or the same error.
+    /// The decoder of chunk `i`: the pipeline's (which may decode its events
+    /// too: `pipelined`), or read here into `buffer`; either way the same
+    /// decoder, or the same error.
     func chunkDecoder(_ i: Int, reusing buffer: inout ChunkBuffer?) throws(TraceError) -> (ChunkDecoder, pipelined: Bool) {
-        if let result = pipeline?.decoder(i) { return (try result.get(), true) }
+        if let handed = pipeline?.decoder(i) { return (try handed.result.get(), handed.decodesEvents) }
         return (try reader.decoder(i, reusing: &buffer), false)
     }
 

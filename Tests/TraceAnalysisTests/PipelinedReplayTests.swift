@@ -2,7 +2,7 @@ import Foundation
 import GuestDriver
 import Testing
 import TraceFormat
-import TraceAnalysis
+@testable import TraceAnalysis
 import TraceMapping
 import TraceRecording
 import TraceTestSupport
@@ -58,9 +58,9 @@ struct PipelinedReplayTests {
 
     /// About 120,000 events in chunks of 40,000: every chunk's events come
     /// in several blocks, and segments follow each other through the pipeline.
-    static func traffic(_ name: String) throws -> String {
+    static func traffic(_ name: String, chunkEvents: Int = 40_000) throws -> String {
         var o = RecordingOptions()
-        o.flushEvents = 40_000
+        o.flushEvents = chunkEvents
         o.flushMilliseconds = 100_000
         let ram = try GuestRAM(size: 16 << 20)
         let path = temporaryPath(name + ".vtrace")
@@ -88,6 +88,29 @@ struct PipelinedReplayTests {
         // A fault counts from the device's restore: with --keep-going it strikes in every segment long enough.
         let faulty = try TraceReplayer(reader: reader, faults: try DeviceFaults.parse(["drop-rx:1000"]).get()).replayAll(keepGoing: true, threads: 2)
         #expect(faulty.divergences.map(\.event) == [21921, 61998, 102075], "\(faulty.divergences.map { ($0.event, $0.chunk) })")
+    }
+
+    /// Chunks of 15,000 events: the pipeline leaves every `shareCycle`-th
+    /// chunk's events to the replay thread, which decodes them itself between
+    /// blocks the pipeline decoded; the outcomes and a damaged chunk's error
+    /// are those of one thread, whichever thread decodes.
+    @Test func chunksTheReplayThreadDecodesReplayTheSame() throws {
+        let path = try Self.traffic("pipelined-shared", chunkEvents: 15_000)
+        let reader = try TraceReader(path: path)
+        let first = reader.chunks.firstIndex(where: \.hasCheckpoint) ?? 0
+        #expect(reader.chunks.count - first >= 2 * ChunkPipeline.shareCycle, "\(reader.chunks.count) chunks")
+        try Self.expectSameReplays({ () throws(TraceError) in try TraceReader(path: path) },
+                                   faults: [[], ["drop-rx:1000"], ["count-twice:tx_packets:2000"]], "shared")
+        let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        for damaged in [first + ChunkPipeline.shareCycle - 1, first + ChunkPipeline.shareCycle] {
+            var copy = bytes
+            let c = reader.chunks[damaged]
+            copy[Int(c.offset) + Int(c.compressedSize) / 2] ^= 0x40
+            let one = Result { () throws(TraceError) in try TraceReplayer(reader: try TraceReader(source: MemoryTraceSource(copy))).replayAll(keepGoing: true) }
+            let two = Result { () throws(TraceError) in try TraceReplayer(reader: try TraceReader(source: MemoryTraceSource(copy))).replayAll(keepGoing: true, threads: 2) }
+            #expect(throws: TraceError.self) { try two.get() }
+            #expect(String(describing: one) == String(describing: two), "chunk \(damaged)")
+        }
     }
 
     /// Every prefix of a trace cut inside long drains (an incomplete trace,
