@@ -33,10 +33,10 @@ final class ChunkPipeline: @unchecked Sendable {
     static let chunksAhead = 2
     /// Of every `shareCycle` chunks the pipeline hands over, the last one's
     /// events are decoded by the replay thread, the others' here. Decoding
-    /// is about two thirds of what this thread does and replaying takes the
-    /// other thread about as long as decompressing and three quarters of the
-    /// decoding, so a 3:1 share keeps both threads busy on dense traces.
-    static let shareCycle = 4
+    /// every chunk here left this thread the bottleneck (636 M instructions
+    /// against the replay's 419 M on a dense testpmd trace); of shares 1 in
+    /// 2, 3 and 4 measured on it, 1 in 3 was fastest (docs/performance.md).
+    static let shareCycle = 3
 
     /// Whether this thread decodes the events of chunk `chunk` (counted from
     /// the first it reads), or leaves that to the replay thread.
