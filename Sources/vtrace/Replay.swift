@@ -22,10 +22,11 @@ struct Replay: ParsableCommand {
             drain: a .partial) replays up to its last recorded event and stops there; that \
             is not a divergence, and the report names the access that was cut.
 
-            --threads 2 adds a thread that reads, decompresses and decodes the next chunks \
-            while this one replays; the report is the same as on one thread, errors \
-            included (not the default yet: docs/performance.md, issue 24). With \
-            --keep-going, the checkpoint segments are replayed on that many threads \
+            With two cores or more (the default uses two), a second thread reads, \
+            decompresses and decodes the next chunks while this one replays (it leaves \
+            every third chunk's decoding to this thread, so neither waits); the report is \
+            the same as on one thread, errors included. --threads 1 keeps it all on one. \
+            With --keep-going, the checkpoint segments are replayed on that many threads \
             (default: every core). --break-at and --break-on-divergence replay on one thread.
 
             --check is made for `git bisect run`: exit 0 when the replay matches, 1 when it \
@@ -57,7 +58,7 @@ struct Replay: ParsableCommand {
     @Flag(help: "Raise SIGTRAP at the first mismatch, while the device is inside the diverging access.")
     var breakOnDivergence = false
 
-    @Option(help: "Threads: 1 (the default) replays on one; 2 or more add one that reads, decompresses and decodes the next chunks. With --keep-going: segments on that many (default: every core).")
+    @Option(help: "Threads: 1 replays on one; 2 or more (the default with two cores or more: 2) add one that reads, decompresses and decodes the next chunks. With --keep-going: segments on that many (default: every core).")
     var threads: Int?
 
     @OptionGroup var output: OutputOptions
@@ -119,7 +120,7 @@ struct Replay: ParsableCommand {
                 let progress = Progress("replay", total: reader.chunks.count, enabled: !output.json && !check)
                 defer { progress.finish() }
                 // A debugger's stops stay on one thread; with --threads 2 a second one decodes ahead.
-                outcome = try replayer.replayAll(keepGoing: keepGoing, threads: debugging ? 1 : threads ?? 1) { progress.update($0) }
+                outcome = try replayer.replayAll(keepGoing: keepGoing, threads: debugging ? 1 : threads ?? min(2, cores)) { progress.update($0) }
             }
         } catch {
             printError("vtrace: \(input.trace): \(error)")
