@@ -6,7 +6,7 @@ import TraceRecording
 /// ``RecordingControls``, the window and the trigger) reaches them all, and
 /// ``options(defaultLevel:)`` is how each turns them into the recorder's.
 struct RecordingFlags: ParsableArguments {
-    @Option(help: "zstd level of the trace (1...19; default 3 for --scenario, 1 where a live guest shares the CPU: QEMU, run, serve; docs/performance.md).")
+    @Option(help: "zstd level of the trace (1...19, or zstd's fast levels -1...-50 written --level=-5: faster, larger; default 3 for --scenario, 1 where a live guest shares the CPU: QEMU, run, serve; docs/performance.md).")
     var level: Int32?
 
     @Option(help: "Cut a chunk after this many events.")
@@ -18,10 +18,15 @@ struct RecordingFlags: ParsableArguments {
     @OptionGroup var controls: RecordingControls
 
     func validate() throws {
-        if let level, !(1...19).contains(level) { throw ValidationError("--level must be in 1...19") }
+        if let level, !(Self.levels ~= level) || level == 0 {
+            throw ValidationError("--level must be in 1...19 or, for zstd's fast levels, -50...-1 (written --level=-5)")
+        }
         if flushEvents < 1 { throw ValidationError("--flush-events must be at least 1") }
         if flushMilliseconds < 1 { throw ValidationError("--flush-ms must be at least 1") }
     }
+
+    /// Levels --level accepts (0 aside, which zstd reads as its default, 3).
+    static let levels: ClosedRange<Int32> = -50...19
 
     /// The recorder's options; `defaultLevel` where --level is not given.
     func options(defaultLevel: Int32) throws -> RecordingOptions {
