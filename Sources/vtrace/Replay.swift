@@ -24,7 +24,7 @@ struct Replay: ParsableCommand {
 
             With two cores or more (the default uses two), a second thread reads, \
             decompresses and decodes the next chunks while this one replays (it leaves \
-            every third chunk's decoding to this thread, so neither waits); the report is \
+            every third chunk's decoding to this thread, so neither waits long); the report is \
             the same as on one thread, errors included. --threads 1 keeps it all on one. \
             With --keep-going, the checkpoint segments are replayed on that many threads \
             (default: every core). --break-at and --break-on-divergence replay on one thread.
