@@ -11,14 +11,6 @@ enum BufferContents {
     /// A zero 12-byte header, then `frame`, or `length` bytes of the
     /// pattern frame (byte i is `i & 0xff`), or `length` copies of `fill`.
     case txFrame(frame: [UInt8]?, length: Int, fill: UInt8?)
-
-    /// Bytes a TX buffer takes (header and frame); 0 for zeros, whose length the caller picks.
-    var count: Int {
-        switch self {
-        case .zeros: 0
-        case .txFrame(let frame, let length, _): NetLayout.headerLength + (frame?.count ?? length)
-        }
-    }
 }
 
 /// 4 KiB of the pattern frame: any piece of the frame that starts at a

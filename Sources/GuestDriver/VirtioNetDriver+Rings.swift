@@ -101,12 +101,11 @@ extension VirtioNetDriver {
         }
         guard let base = buffers.allocate(UInt64(length)) else { throw .outOfBufferSpace(wanted: UInt64(length)) }
         try write(contents, at: base, length: length)
-        // The pieces of split(length, into: descriptors), without the array.
         var raw: [RawDescriptor] = []
         raw.reserveCapacity(descriptors)
         var offset: UInt64 = 0
         for i in 0..<descriptors {
-            let piece = length / descriptors + (i < length % descriptors ? 1 : 0)
+            let piece = Self.piece(i, of: length, into: descriptors)
             raw.append(RawDescriptor(addr: base + offset, len: UInt32(piece), writable: writable))
             offset += UInt64(piece)
         }

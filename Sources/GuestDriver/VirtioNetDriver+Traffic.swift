@@ -17,7 +17,12 @@ extension VirtioNetDriver {
     /// Splits `total` bytes over `parts` pieces: ⌊total/parts⌋ each, the first
     /// `total mod parts` one more.
     public static func split(_ total: Int, into parts: Int) -> [Int] {
-        (0..<parts).map { total / parts + ($0 < total % parts ? 1 : 0) }
+        (0..<parts).map { piece($0, of: total, into: parts) }
+    }
+
+    /// Piece `i` of ``split(_:into:)``, without the array.
+    static func piece(_ i: Int, of total: Int, into parts: Int) -> Int {
+        total / parts + (i < total % parts ? 1 : 0)
     }
 
     /// Posts `count` RX chains of `length` bytes, each over `descriptors`
@@ -40,9 +45,10 @@ extension VirtioNetDriver {
     ) throws(DriverError) -> InterruptSignals {
         let q = Self.txQueue(pair: pair)
         let contents = BufferContents.txFrame(frame: frame, length: length, fill: fill)
+        let total = NetLayout.headerLength + (frame?.count ?? length)
         try ensureFree(queue: q, count * descriptors)
         for _ in 0..<count {
-            try addBufferChain(queue: q, contents, length: contents.count, descriptors: descriptors, writable: false)
+            try addBufferChain(queue: q, contents, length: total, descriptors: descriptors, writable: false)
         }
         return kick ? self.kick(&device, queue: q) : []
     }

@@ -33,7 +33,7 @@ public final class ReplayMemory: GuestMemory {
                 // The range is the decoder's: within the chunk, at most `n` bytes.
                 let stored = r.upperBound &- r.lowerBound
                 if stored == n {
-                    Self.copy(cursor.payload(e, r), into: base, n)
+                    copyBytes(from: cursor.payload(e, r), to: base, count: n)
                 } else {
                     Self.servePart(cursor.payload(e, r), stored, into: base, n)
                 }
@@ -55,37 +55,11 @@ public final class ReplayMemory: GuestMemory {
         var ok = false
         cursor.expect("wrote \(bytes.count) bytes at 0x\(String(address, radix: 16))") { e in
             guard case .memoryWrite(let a, let n, let recordedOK, let r) = e.event.body, a == address, n == bytes.count,
-                  r.isEmpty || Self.equal(cursor.payload(e, r), bytes.baseAddress!, r.upperBound &- r.lowerBound) else { return false }
+                  r.isEmpty || bytesEqual(cursor.payload(e, r), bytes.baseAddress!, r.upperBound &- r.lowerBound) else { return false }
             ok = recordedOK
             return true
         }
         if !ok { throw GuestMemoryError(address: address, length: bytes.count) }
-    }
-
-    /// `n` bytes from `from` to `to`: the device's ring indices, used
-    /// elements and descriptors (2, 4, 8, 16 bytes) inline, frames by `memcpy`.
-    @inline(__always)
-    static func copy(_ from: UnsafeRawPointer, into to: UnsafeMutableRawPointer, _ n: Int) {
-        switch n {
-        case 2: to.storeBytes(of: from.loadUnaligned(as: UInt16.self), as: UInt16.self)
-        case 4: to.storeBytes(of: from.loadUnaligned(as: UInt32.self), as: UInt32.self)
-        case 8: to.storeBytes(of: from.loadUnaligned(as: UInt64.self), as: UInt64.self)
-        case 16:
-            to.storeBytes(of: from.loadUnaligned(as: UInt64.self), as: UInt64.self)
-            to.storeBytes(of: from.loadUnaligned(fromByteOffset: 8, as: UInt64.self), toByteOffset: 8, as: UInt64.self)
-        default: to.copyMemory(from: from, byteCount: n)
-        }
-    }
-
-    /// Whether `n` bytes at `a` and `b` are equal, the same small sizes inline.
-    @inline(__always)
-    static func equal(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ n: Int) -> Bool {
-        switch n {
-        case 2: return a.loadUnaligned(as: UInt16.self) == b.loadUnaligned(as: UInt16.self)
-        case 4: return a.loadUnaligned(as: UInt32.self) == b.loadUnaligned(as: UInt32.self)
-        case 8: return a.loadUnaligned(as: UInt64.self) == b.loadUnaligned(as: UInt64.self)
-        default: return memcmp(a, b, n) == 0
-        }
     }
 
     /// A read a snaplen stored `stored` of `n` bytes of: those, then zeros.

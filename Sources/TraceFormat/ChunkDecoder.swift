@@ -56,10 +56,10 @@ struct RecentReads {
     @inlinable @inline(__always)
     func newest(holding bytes: UnsafeRawBufferPointer, in base: UnsafeRawPointer) -> Int? {
         let n = bytes.count, p = bytes.baseAddress!
-        if l0 == n && memcmpEqual(base + s0, p, n) { return 0 }
-        if l1 == n && memcmpEqual(base + s1, p, n) { return 1 }
-        if l2 == n && memcmpEqual(base + s2, p, n) { return 2 }
-        if l3 == n && memcmpEqual(base + s3, p, n) { return 3 }
+        if l0 == n && bytesEqual(base + s0, p, n) { return 0 }
+        if l1 == n && bytesEqual(base + s1, p, n) { return 1 }
+        if l2 == n && bytesEqual(base + s2, p, n) { return 2 }
+        if l3 == n && bytesEqual(base + s3, p, n) { return 3 }
         return nil
     }
 

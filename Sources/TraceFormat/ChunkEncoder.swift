@@ -347,7 +347,7 @@ public struct ChunkEncoder {
     @inlinable @inline(__always)
     func repeatOf(_ address: UInt64, _ bytes: UnsafeRawBufferPointer) -> Int? {
         guard let last = out.repeatTable.lookup(address), last.length == bytes.count,
-              memcmpEqual(out.base + last.offset, bytes.baseAddress!, bytes.count) else { return nil }
+              bytesEqual(out.base + last.offset, bytes.baseAddress!, bytes.count) else { return nil }
         return last.offset
     }
 
@@ -423,23 +423,6 @@ public struct ChunkEncoder {
         own()
         bytes.withUnsafeBytes { out.append($0) }
     }
-}
-
-/// Whether `n` bytes at `a` and `b` are equal: inline word compares for the
-/// device's small payloads, libc's `memcmp` for frames.
-@inlinable @inline(__always)
-func memcmpEqual(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ n: Int) -> Bool {
-    if n >= 64 { return memcmp(a, b, n) == 0 }
-    var i = 0
-    while i + 8 <= n {
-        if a.loadUnaligned(fromByteOffset: i, as: UInt64.self) != b.loadUnaligned(fromByteOffset: i, as: UInt64.self) { return false }
-        i += 8
-    }
-    while i < n {
-        if a.load(fromByteOffset: i, as: UInt8.self) != b.load(fromByteOffset: i, as: UInt8.self) { return false }
-        i += 1
-    }
-    return true
 }
 
 /// Chunk memory handed back once a chunk is written, so that recording

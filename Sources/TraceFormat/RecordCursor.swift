@@ -37,21 +37,12 @@
     @inlinable @inline(__always)
     mutating func zigzag(_ value: Int64) { varint(UInt64(bitPattern: (value << 1) ^ (value >> 63))) }
 
-    /// `raw`'s bytes: the device's small accesses (ring indices, used
-    /// elements, descriptors) copied inline, larger ones by `memcpy`.
+    /// `raw`'s bytes (``copyBytes(from:to:count:)``).
     @inlinable @inline(__always)
     mutating func copy(_ raw: UnsafeRawBufferPointer) {
         let n = raw.count
-        switch n {
-        case 0: return
-        case 2: p.storeBytes(of: raw.loadUnaligned(as: UInt16.self), as: UInt16.self)
-        case 4: p.storeBytes(of: raw.loadUnaligned(as: UInt32.self), as: UInt32.self)
-        case 8: p.storeBytes(of: raw.loadUnaligned(as: UInt64.self), as: UInt64.self)
-        case 16:
-            p.storeBytes(of: raw.loadUnaligned(as: UInt64.self), as: UInt64.self)
-            p.storeBytes(of: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self), toByteOffset: 8, as: UInt64.self)
-        default: p.copyMemory(from: raw.baseAddress!, byteCount: n)
-        }
+        if n == 0 { return }
+        copyBytes(from: raw.baseAddress!, to: p, count: n)
         p += n
     }
 }
