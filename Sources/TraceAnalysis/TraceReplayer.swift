@@ -36,11 +36,23 @@ public final class TraceReplayer {
 
     /// Restores the devices from the checkpoint of the loaded segment's first chunk.
     func restoreFromLoadedCheckpoint() throws(TraceError) {
-        let index = cursor.chunkNumbers[0]
-        guard let checkpoint = cursor.decoders[0].checkpoint else {
+        let starts = try checkpointStarts(cursor.decoders[0], chunk: cursor.chunkNumbers[0])
+        devices = []
+        for (n, s) in starts.enumerated() {
+            var dev = VirtioNetDevice(config: reader.header.netConfig, memory: s.memoryBound ? memory : nil,
+                                      observer: ReplayObserver(cursor: cursor, nic: n, counters: s.state.counters), faults: faults)
+            dev.restore(s.state)
+            devices.append(dev)
+        }
+        cursor.restored(states: devices.map(\.state), accessEvents: starts.map(\.accessEvent))
+    }
+
+    /// Where every NIC starts, from the checkpoint of chunk `index` (decoded by `decoder`).
+    func checkpointStarts(_ decoder: ChunkDecoder, chunk index: Int) throws(TraceError) -> [DirectReplay.Start] {
+        guard let checkpoint = decoder.checkpoint else {
             throw TraceError.corrupt(offset: Int(reader.chunks[index].offset), chunk: index, "chunk has no checkpoint to start from")
         }
-        devices = []
+        var starts: [DirectReplay.Start] = []
         for (n, c) in checkpoint.enumerated() {
             guard let state = c.deviceState(queueCount: queueCount) else {
                 throw TraceError.corrupt(offset: Int(reader.chunks[index].offset), chunk: index, "checkpoint of nic\(n) is not a valid device state")
@@ -49,11 +61,9 @@ public final class TraceReplayer {
                 throw TraceError.corrupt(offset: Int(reader.chunks[index].offset), chunk: index,
                                          "checkpoint of nic\(n) resumes a drain begun at event \(d.accessEvent), after the chunk's first event \(reader.chunks[index].firstEvent)")
             }
-            var dev = VirtioNetDevice(config: reader.header.netConfig, memory: c.memoryBound ? memory : nil, observer: ReplayObserver(cursor: cursor, nic: n, counters: state.counters), faults: faults)
-            dev.restore(state)
-            devices.append(dev)
+            starts.append(DirectReplay.Start(state: state, memoryBound: c.memoryBound, accessEvent: c.drain?.accessEvent ?? reader.chunks[index].firstEvent))
         }
-        cursor.restored(states: devices.map(\.state), accessEvents: checkpoint.map { $0.drain?.accessEvent ?? reader.chunks[index].firstEvent })
+        return starts
     }
 
     /// Whether the recording ends inside an access: its last chunk says so
@@ -80,17 +90,32 @@ public final class TraceReplayer {
     func load(_ range: Range<Int>, tolerant: Bool = false) throws(TraceError) {
         // Drop the old segment's decoders first, so their buffers can be refilled.
         cursor.unload()
+        let (loaded, end) = try segmentDecoders(range, tolerant: tolerant)
+        start(loaded, range, end)
+    }
+
+    /// Hands the decoders of chunks `range` to the cursor and starts streaming them.
+    func start(_ loaded: [(decoder: ChunkDecoder, pipelined: Bool)], _ range: Range<Int>, _ end: ReplayCursor.SegmentEnd) {
+        for (i, l) in zip(range, loaded) {
+            cursor.add(l.decoder, chunk: i, offset: Int(reader.chunks[i].offset), pipelined: l.pipelined)
+        }
+        cursor.start(end: end)
+    }
+
+    /// The decoders of chunks `range`, each at its chunk's start, and where
+    /// the segment ends (the next chunk's decoder is kept in `prefetched`).
+    func segmentDecoders(_ range: Range<Int>, tolerant: Bool = false) throws(TraceError)
+        -> ([(decoder: ChunkDecoder, pipelined: Bool)], ReplayCursor.SegmentEnd) {
         while buffers.count < range.count { buffers.append(nil) }
+        var loaded: [(decoder: ChunkDecoder, pipelined: Bool)] = []
         for (slot, i) in range.enumerated() {
-            let decoder: ChunkDecoder
-            var pipelined = false
             if slot == 0, let p = prefetched, p.chunk == i {
-                (decoder, pipelined) = (p.decoder, p.pipelined && pipeline != nil)
+                loaded.append((p.decoder, p.pipelined && pipeline != nil))
                 swap(&buffers[0], &prefetchBuffer)
             } else {
-                (decoder, pipelined) = try chunkDecoder(i, reusing: &buffers[slot])
+                let (decoder, pipelined) = try chunkDecoder(i, reusing: &buffers[slot])
+                loaded.append((decoder, pipelined))
             }
-            cursor.add(decoder, chunk: i, offset: Int(reader.chunks[i].offset), pipelined: pipelined)
         }
         prefetched = nil
         // Where the segment ends: the next chunk's checkpoint (decoded now, and
@@ -109,7 +134,7 @@ public final class TraceReplayer {
                 end.pauseNIC = ReplayCursor.SegmentEnd.anyNIC
             }
         }
-        cursor.start(end: end)
+        return (loaded, end)
     }
 
     /// The decoder of chunk `i`: the pipeline's (which may decode its events
@@ -144,7 +169,10 @@ public final class TraceReplayer {
     ///   them instead of restoring the checkpoint (faults count from the start).
     public func replaySegment(from first: Int, continuing: Bool = false) throws(TraceError) -> SegmentResult {
         let end = segmentEnd(from: first)
-        try load(first..<end)
+        cursor.unload()
+        let (loaded, segmentEnd) = try segmentDecoders(first..<end)
+        if let r = try replayDirectly(loaded.map(\.decoder), first..<end, segmentEnd, continuing: continuing) { return r }
+        start(loaded, first..<end, segmentEnd)
         if !continuing || devices.isEmpty {
             try restoreFromLoadedCheckpoint()
         } else {
@@ -153,17 +181,71 @@ public final class TraceReplayer {
         run()
         if let error = cursor.decodeError { throw error }
         var result = SegmentResult(firstChunk: first, endChunk: end, events: cursor.position, divergence: cursor.divergence, cut: cursor.cut)
-        if !cursor.diverged, let (chunk, next, _) = prefetched, chunk == end, let cps = next.checkpoint {
-            for (n, dev) in devices.enumerated() where n < cps.count {
-                let replayed = NICCheckpoint(dev.state, memoryBound: dev.memory != nil, accessEvent: cursor.accessEvents[n])
-                if replayed != cps[n] {
-                    result.checkpointMismatch = "nic\(n): the state replayed from chunk \(first) differs from the checkpoint of chunk \(end)"
-                        + Self.difference(replayed, cps[n])
-                    break
-                }
-            }
+        if !cursor.diverged {
+            result.checkpointMismatch = checkpointMismatch(first, end, states: devices.map(\.state),
+                                                           memoryBound: devices.map { $0.memory != nil }, accessEvents: cursor.accessEvents)
         }
         return result
+    }
+
+    /// Whether segments are replayed directly from their records where they
+    /// can be (``DirectReplay``): with no faults, no stop and no cut at the
+    /// segment's end. Off, every segment is replayed event by event; the
+    /// outcome is the same either way (tested).
+    public var replaysDirectly = true
+    /// Segments settled directly so far (the rest were replayed event by event).
+    public private(set) var directSegments = 0
+
+    /// Replays chunks `range` directly from `decoders` (see
+    /// ``replaysDirectly``): the segment's result, with the devices left as
+    /// the event-by-event replay leaves them; nil when it did not settle the
+    /// segment (a divergence, a record that does not decode, a cut, a stop),
+    /// which is then replayed event by event from the same start.
+    func replayDirectly(_ decoders: [ChunkDecoder], _ range: Range<Int>, _ end: ReplayCursor.SegmentEnd,
+                        continuing: Bool) throws(TraceError) -> SegmentResult? {
+        guard replaysDirectly, faults.isEmpty, stopAt == .max, !end.endsWithCut, end.pauseNIC != ReplayCursor.SegmentEnd.anyNIC,
+              let first = decoders.first else { return nil }
+        let starts: [DirectReplay.Start]
+        if continuing && !devices.isEmpty {
+            starts = devices.indices.map { DirectReplay.Start(state: devices[$0].state, memoryBound: devices[$0].memory != nil,
+                                                              accessEvent: cursor.accessEvents[$0]) }
+        } else {
+            starts = try checkpointStarts(first, chunk: range.lowerBound)
+        }
+        guard let done = DirectReplay.run(decoders: decoders, eventCounts: range.map { UInt64(reader.chunks[$0].eventCount) },
+                                          pauseNIC: end.pauseNIC, starts: starts, config: reader.header.netConfig) else { return nil }
+        directSegments += 1
+        // The devices as the event-by-event replay would have left them.
+        if devices.count != done.states.count {
+            devices = done.states.indices.map { n in
+                VirtioNetDevice(config: reader.header.netConfig, memory: nil,
+                                observer: ReplayObserver(cursor: cursor, nic: n, counters: done.states[n].counters), faults: faults)
+            }
+        }
+        for n in devices.indices {
+            devices[n].restore(done.states[n])
+            devices[n].memory = done.memoryBound[n] ? memory : nil
+            devices[n].observer.counters = done.states[n].counters
+        }
+        cursor.restored(states: done.states, accessEvents: done.accessEvents)
+        var result = SegmentResult(firstChunk: range.lowerBound, endChunk: range.upperBound, events: Int(done.events))
+        result.checkpointMismatch = checkpointMismatch(range.lowerBound, range.upperBound, states: done.states,
+                                                       memoryBound: done.memoryBound, accessEvents: done.accessEvents)
+        return result
+    }
+
+    /// Whether the states a segment from chunk `first` replayed to differ from
+    /// the checkpoint of chunk `end` (decoded and kept in `prefetched`), and how.
+    func checkpointMismatch(_ first: Int, _ end: Int, states: [VirtioNetState], memoryBound: [Bool], accessEvents: [UInt64]) -> String? {
+        guard let (chunk, next, _) = prefetched, chunk == end, let cps = next.checkpoint else { return nil }
+        for n in states.indices where n < cps.count {
+            let replayed = NICCheckpoint(states[n], memoryBound: memoryBound[n], accessEvent: accessEvents[n])
+            if replayed != cps[n] {
+                return "nic\(n): the state replayed from chunk \(first) differs from the checkpoint of chunk \(end)"
+                    + Self.difference(replayed, cps[n])
+            }
+        }
+        return nil
     }
 
     /// What differs between a replayed and a recorded checkpoint, for the report.

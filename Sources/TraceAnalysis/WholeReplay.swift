@@ -62,16 +62,24 @@ public struct ReplayOutcome: Sendable {
 }
 
 extension TraceReplayer {
-    /// Replays the trace from its first checkpoint to the end on this thread.
-    /// Without `keepGoing` it stops at the first divergence; with it, it
-    /// restarts from the next checkpoint after each one. Between matching
-    /// segments the devices carry on as they are (faults count from the start).
+    /// Replays the trace from its first checkpoint to the end. Without
+    /// `keepGoing` it stops at the first divergence; with it, it restarts
+    /// from the next checkpoint after each one. Between matching segments the
+    /// devices carry on as they are (faults count from the start).
     /// - Parameters:
-    ///   - threads: 2 or more: a second thread reads, decompresses and
-    ///     decodes the next chunks while this one replays (`ChunkPipeline`);
-    ///     the outcome, and any error, are those of one thread.
-    ///   - progress: called after each segment with the chunks done.
+    ///   - threads: 2 or more: the checkpoint segments are replayed on that
+    ///     many threads, each from its own checkpoint (a segment that matched
+    ///     ends in the state of the next checkpoint, or the replay reports
+    ///     that, so the next one starts the same either way); with faults
+    ///     (which count from the start), a stop or a divergence hook, a second
+    ///     thread decompresses and decodes ahead instead (`ChunkPipeline`).
+    ///     Either way the outcome, and any error, are those of one thread.
+    ///   - progress: called with the chunks done so far (on this thread).
     public func replayAll(keepGoing: Bool, threads: Int = 1, progress: ((Int) -> Void)? = nil) throws(TraceError) -> ReplayOutcome {
+        if threads > 1 && faults.isEmpty && stopAt == .max && onDivergence == nil,
+           let outcome = try replayInParallel(keepGoing: keepGoing, workers: threads, progress: progress) {
+            return outcome
+        }
         var outcome = ReplayOutcome()
         var i = reader.chunks.firstIndex(where: \.hasCheckpoint) ?? reader.chunks.count
         if threads > 1 && i < reader.chunks.count, let p = ChunkPipeline(reader: reader, from: i) {
@@ -113,61 +121,87 @@ extension TraceReplayer {
         return ([], nil)
     }
 
-    /// Replays every checkpoint segment of the trace at `path`, each segment
-    /// from its own checkpoint, on `workers` threads (the calling thread is one
-    /// of them). Workers take runs of consecutive segments from a shared
-    /// queue, so a core that runs slower takes fewer; each opens its own reader
-    /// (file handle, decompressor) and device cores. zstd's content checksums
-    /// are checked only with `contentChecksums` (the CRC-32 of every chunk
-    /// always is). Reports every diverging segment, as
-    /// `replayAll(keepGoing: true)` does without faults.
-    public static func replayInParallel(path: String, workers requested: Int, faults: DeviceFaults = DeviceFaults(),
-                                        contentChecksums: Bool = false) throws(TraceError) -> ReplayOutcome {
-        let reader = try TraceReader(path: path)
+    /// Replays every checkpoint segment from its own checkpoint on `workers`
+    /// threads (this one among them, with this replayer; the others each
+    /// with a reader of their own: file handle, decompressor), then takes
+    /// their outcomes in trace order as the replay on one thread would have
+    /// met them: up to the first divergence without `keepGoing`, and up to
+    /// the first error either way. Workers take runs of consecutive segments
+    /// from a shared queue, so a core that runs slower takes fewer; without
+    /// `keepGoing` none starts a segment after one known to diverge. Nil
+    /// when no second reader or thread can be had.
+    func replayInParallel(keepGoing: Bool, workers requested: Int, progress: ((Int) -> Void)?) throws(TraceError) -> ReplayOutcome? {
         let segments = reader.chunks.indices.filter { reader.chunks[$0].hasCheckpoint }
         let workers = max(1, min(requested, segments.count))
+        guard workers > 1 else { return nil }
+        var readers: [TraceReader] = []
+        for _ in 1..<workers {
+            guard let own = try? reader.reopened() else { return nil }
+            own.verifiesContentChecksums = reader.verifiesContentChecksums
+            readers.append(own)
+        }
         // Runs short enough to balance, long enough that the decoder prefetched
         // for a segment's checkpoint comparison is the next segment's start.
         let run = max(1, min(16, segments.count / (workers * 4)))
         final class Shared: @unchecked Sendable {
             let lock = Mutex()
             var next = 0
-            var outcomes: [Result<ReplayOutcome, TraceError>] = []
+            /// Per segment, its outcome (nil: not replayed).
+            var outcomes: [Result<ReplayOutcome, TraceError>?]
+            /// The first segment known to diverge or fail (no later one is started without keep-going).
+            var firstBad = Int.max
+            var chunksDone = 0
+            init(_ count: Int) { outcomes = Array(repeating: nil, count: count) }
         }
-        let shared = Shared()
-        let work: @Sendable () -> Void = {
-            var outcome = ReplayOutcome()
-            let result: Result<ReplayOutcome, TraceError>
-            do throws(TraceError) {
-                let own = try TraceReader(path: path)
-                own.verifiesContentChecksums = contentChecksums
-                let replayer = TraceReplayer(reader: own, faults: faults)
-                while true {
-                    let start = shared.lock.withLock { () -> Int in
-                        defer { shared.next += run }
-                        return shared.next
-                    }
-                    if start >= segments.count { break }
-                    for k in start..<min(start + run, segments.count) {
-                        outcome.add(try replayer.replaySegment(from: segments[k]), of: replayer)
-                    }
+        let shared = Shared(segments.count)
+        shared.chunksDone = segments.first ?? 0
+        @Sendable func work(_ replayer: TraceReplayer, _ progress: ((Int) -> Void)?) {
+            while true {
+                let start = shared.lock.withLock { () -> Int in
+                    defer { shared.next += run }
+                    return shared.next
                 }
-                result = .success(outcome)
-            } catch {
-                result = .failure(error)
+                if start >= segments.count { return }
+                for k in start..<min(start + run, segments.count) {
+                    if !keepGoing && shared.lock.withLock({ k > shared.firstBad }) { return }
+                    var outcome = ReplayOutcome()
+                    let result: Result<ReplayOutcome, TraceError>
+                    do throws(TraceError) {
+                        outcome.add(try replayer.replaySegment(from: segments[k]), of: replayer)
+                        result = .success(outcome)
+                    } catch {
+                        result = .failure(error)
+                    }
+                    let done = shared.lock.withLock { () -> Int in
+                        shared.outcomes[k] = result
+                        shared.chunksDone += (k + 1 < segments.count ? segments[k + 1] : replayer.reader.chunks.count) - segments[k]
+                        if case .success(let o) = result, o.matched {} else { shared.firstBad = min(shared.firstBad, k) }
+                        return shared.chunksDone
+                    }
+                    progress?(done)
+                }
             }
-            shared.lock.withLock { shared.outcomes.append(result) }
         }
-        var threads: [BackgroundThread] = []
-        var inline = 1
-        for _ in 1..<workers {
-            if let t = BackgroundThread(work) { threads.append(t) } else { inline += 1 }
+        // A reader handed to the thread that replays with it (and to no other).
+        final class Handoff: @unchecked Sendable {
+            let reader: TraceReader
+            init(_ reader: TraceReader) { self.reader = reader }
         }
-        for _ in 0..<inline { work() }
+        let faults = self.faults
+        // A thread that cannot be had leaves its share to the others.
+        let threads = readers.map(Handoff.init).compactMap { own in
+            BackgroundThread { work(TraceReplayer(reader: own.reader, faults: faults), nil) }
+        }
+        work(self, progress)
         for t in threads { t.join() }
+        progress?(shared.lock.withLock { shared.chunksDone })
         var total = ReplayOutcome()
-        for result in shared.outcomes { total.merge(try result.get()) }
-        total.divergences.sort { $0.chunk < $1.chunk }
+        for k in segments.indices {
+            guard let result = shared.outcomes[k] else { break }
+            let o = try result.get()
+            total.merge(o)
+            if !o.matched && !keepGoing { break }
+        }
         return total
     }
 }

@@ -109,7 +109,7 @@ public struct ChunkDecoder {
         descriptorStorage.withUnsafeBufferPointer { list.append(contentsOf: UnsafeBufferPointer(rebasing: $0[0..<descriptorCount])) }
     }
     /// Events decoded so far.
-    public private(set) var decoded: UInt64 = 0
+    public internal(set) var decoded: UInt64 = 0
 
     let nics: Int
     var time: UInt64
@@ -206,6 +206,9 @@ public struct ChunkDecoder {
     /// Offset of the next record within the content.
     public var position: Int { offset }
 
+    /// Whether every record of the content has been read.
+    public var atEnd: Bool { offset >= end }
+
     /// The bytes of a payload range.
     public func bytes(_ range: Range<Int>) -> ArraySlice<UInt8> { ArraySlice(UnsafeRawBufferPointer(rebasing: buffer.bytes[range])) }
 
@@ -282,15 +285,7 @@ public struct ChunkDecoder {
             let code = RecordCode.code(ofTag: tag)
             if code >= RecordCode.firstEscaped {
                 if let context = ContextRecord(rawValue: code) {
-                    let v = try varint()
-                    switch context {
-                    case .nic:
-                        guard v < UInt64(nics) else { throw fail(tagOffset, "event names NIC \(v); the trace has \(nics)") }
-                        nic = Int(v)
-                    case .vcpu:
-                        guard v <= UInt64(UInt32.max) else { throw fail(tagOffset, "vCPU \(v) out of range") }
-                        vcpu = UInt32(v)
-                    }
+                    try apply(context, tagOffset)
                     continue
                 }
                 // Not in `decodeFields`' switch: the plain records' hot loop stays as it was.
@@ -307,6 +302,20 @@ public struct ChunkDecoder {
             return true
         }
         return false
+    }
+
+    /// A context record's value (after its tag), applied.
+    @inline(__always)
+    mutating func apply(_ context: ContextRecord, _ tagOffset: Int) throws(ChunkDecodeError) {
+        let v = try varint()
+        switch context {
+        case .nic:
+            guard v < UInt64(nics) else { throw fail(tagOffset, "event names NIC \(v); the trace has \(nics)") }
+            nic = Int(v)
+        case .vcpu:
+            guard v <= UInt64(UInt32.max) else { throw fail(tagOffset, "vCPU \(v) out of range") }
+            vcpu = UInt32(v)
+        }
     }
 
     @inline(__always)
@@ -336,64 +345,19 @@ public struct ChunkDecoder {
             return code == K.mmioRead.rawValue ? .mmioRead(offset: offset, width: width, value: value)
                 : .mmioWrite(offset: offset, width: width, value: value)
         case K.memoryRead.rawValue:
-            let address = lastReadEnd &+ UInt64(bitPattern: try zigzag())
-            let length = try varint()
-            let ok = aux & 1 == 0
-            var range = offset..<offset
-            if ok {
-                range = try skip(length, tagOffset: tagOffset, "memory read")
-                if length >= 8 { recentReads.push(length: Int(length), start: range.lowerBound) }
-                if repeats && length &- 1 < UInt64(RepeatTable.maxLength) { remember(address, Int(length), range.lowerBound) }
-            } else {
-                guard length <= UInt64(UInt32.max) else { throw fail(tagOffset, "memory read length \(length) out of range") }
-            }
-            lastReadEnd = address &+ length
-            return .memoryRead(address: address, length: Int(length), ok: ok, bytes: range)
+            let f = try memoryReadFields(aux, tagOffset)
+            return .memoryRead(address: f.address, length: f.length, ok: f.ok, bytes: f.bytes)
         case K.memoryWrite.rawValue:
-            let address = lastWriteEnd &+ UInt64(bitPattern: try zigzag())
-            let length = try varint()
-            let ok = aux & 1 == 0
-            let range: Range<Int>
-            if aux & 2 != 0 {
-                guard let read = recentReads.get(Int(aux >> 2)), UInt64(read.length) == length else {
-                    throw fail(tagOffset, "memory write refers to a read that is not there")
-                }
-                range = read.start..<(read.start + read.length)
-            } else {
-                range = try skip(length, tagOffset: tagOffset, "memory write")
-            }
-            if ok && repeats && length &- 1 < UInt64(RepeatTable.maxLength) { remember(address, Int(length), range.lowerBound) }
-            lastWriteEnd = address &+ length
-            return .memoryWrite(address: address, length: Int(length), ok: ok, bytes: range)
+            let f = try memoryWriteFields(aux, tagOffset)
+            return .memoryWrite(address: f.address, length: f.length, ok: f.ok, bytes: f.bytes)
         case K.chain.rawValue:
-            let queue: UInt16 = try narrow()
-            let head: UInt16 = try narrow()
-            let count = try varint()
-            // Each descriptor takes at least 4 bytes: a count beyond that is a lie.
-            guard count <= UInt64(Self.maxDescriptors), count <= UInt64((end - offset) / 4) else {
-                throw fail(tagOffset, "chain claims \(count) descriptors")
-            }
-            let n = Int(count)
-            if descriptorStorage.count < n {
-                descriptorStorage.append(contentsOf: repeatElement(TraceDescriptor(addr: 0, len: 0, flags: 0, next: 0), count: n - descriptorStorage.count))
-            }
-            descriptorCount = 0
-            for i in 0..<n {
-                let addr = lastDescriptorEnd &+ UInt64(bitPattern: try zigzag())
-                let len: UInt32 = try narrow()
-                let flags: UInt16 = try narrow()
-                let next: UInt16 = try narrow()
-                descriptorStorage[i] = TraceDescriptor(addr: addr, len: len, flags: flags, next: next)
-                lastDescriptorEnd = addr &+ UInt64(len)
-            }
-            descriptorCount = n
-            return .chain(queue: queue, head: head, descriptorCount: n)
+            let f = try chainFields(tagOffset)
+            return .chain(queue: f.queue, head: f.head, descriptorCount: f.count)
         case K.used.rawValue:
-            return .used(queue: try narrow(), id: try narrow(), len: try narrow())
+            let f = try usedFields()
+            return .used(queue: f.queue, id: f.id, len: f.len)
         case K.counter.rawValue:
-            let index = nic &* NICCheckpoint.counterCount &+ Int(aux)
-            counters[index] &+= try varint()
-            return .counter(index: Int(aux), value: counters[index])
+            return .counter(index: Int(aux), value: try counterValue(aux))
         case K.interrupt.rawValue:
             let kind: UInt32 = aux == 15 ? try narrow() : UInt32(aux)
             return .interrupt(kind: kind)
@@ -430,6 +394,89 @@ public struct ChunkDecoder {
         }
     }
 
+    /// The fields of a memory read record (kind 2, `aux` its tag's high
+    /// bits), the decoding state moved past it: the shared parse of
+    /// ``decodeFields(_:small:tagOffset:)`` and the matcher
+    /// (`ChunkDecoder+Matching.swift`).
+    @inline(__always)
+    mutating func memoryReadFields(_ aux: UInt8, _ tagOffset: Int) throws(ChunkDecodeError) -> (address: UInt64, length: Int, ok: Bool, bytes: Range<Int>) {
+        let address = lastReadEnd &+ UInt64(bitPattern: try zigzag())
+        let length = try varint()
+        let ok = aux & 1 == 0
+        var range = offset..<offset
+        if ok {
+            range = try skip(length, tagOffset: tagOffset, "memory read")
+            if length >= 8 { recentReads.push(length: Int(length), start: range.lowerBound) }
+            if repeats && length &- 1 < UInt64(RepeatTable.maxLength) { remember(address, Int(length), range.lowerBound) }
+        } else {
+            guard length <= UInt64(UInt32.max) else { throw fail(tagOffset, "memory read length \(length) out of range") }
+        }
+        lastReadEnd = address &+ length
+        return (address, Int(length), ok, range)
+    }
+
+    /// The fields of a memory write record (kind 3).
+    @inline(__always)
+    mutating func memoryWriteFields(_ aux: UInt8, _ tagOffset: Int) throws(ChunkDecodeError) -> (address: UInt64, length: Int, ok: Bool, bytes: Range<Int>) {
+        let address = lastWriteEnd &+ UInt64(bitPattern: try zigzag())
+        let length = try varint()
+        let ok = aux & 1 == 0
+        let range: Range<Int>
+        if aux & 2 != 0 {
+            guard let read = recentReads.get(Int(aux >> 2)), UInt64(read.length) == length else {
+                throw fail(tagOffset, "memory write refers to a read that is not there")
+            }
+            range = read.start..<(read.start + read.length)
+        } else {
+            range = try skip(length, tagOffset: tagOffset, "memory write")
+        }
+        if ok && repeats && length &- 1 < UInt64(RepeatTable.maxLength) { remember(address, Int(length), range.lowerBound) }
+        lastWriteEnd = address &+ length
+        return (address, Int(length), ok, range)
+    }
+
+    /// The fields of a chain record (kind 4); its descriptors are the first
+    /// `count` of `descriptorStorage`.
+    @inline(__always)
+    mutating func chainFields(_ tagOffset: Int) throws(ChunkDecodeError) -> (queue: UInt16, head: UInt16, count: Int) {
+        let queue: UInt16 = try narrow()
+        let head: UInt16 = try narrow()
+        let count = try varint()
+        // Each descriptor takes at least 4 bytes: a count beyond that is a lie.
+        guard count <= UInt64(Self.maxDescriptors), count <= UInt64((end - offset) / 4) else {
+            throw fail(tagOffset, "chain claims \(count) descriptors")
+        }
+        let n = Int(count)
+        if descriptorStorage.count < n {
+            descriptorStorage.append(contentsOf: repeatElement(TraceDescriptor(addr: 0, len: 0, flags: 0, next: 0), count: n - descriptorStorage.count))
+        }
+        descriptorCount = 0
+        for i in 0..<n {
+            let addr = lastDescriptorEnd &+ UInt64(bitPattern: try zigzag())
+            let len: UInt32 = try narrow()
+            let flags: UInt16 = try narrow()
+            let next: UInt16 = try narrow()
+            descriptorStorage[i] = TraceDescriptor(addr: addr, len: len, flags: flags, next: next)
+            lastDescriptorEnd = addr &+ UInt64(len)
+        }
+        descriptorCount = n
+        return (queue, head, n)
+    }
+
+    /// The fields of a used record (kind 5).
+    @inline(__always)
+    mutating func usedFields() throws(ChunkDecodeError) -> (queue: UInt16, id: UInt32, len: UInt32) {
+        (try narrow(), try narrow(), try narrow())
+    }
+
+    /// The new value of counter `aux` of the current NIC (kind 6).
+    @inline(__always)
+    mutating func counterValue(_ aux: UInt8) throws(ChunkDecodeError) -> UInt64 {
+        let index = nic &* NICCheckpoint.counterCount &+ Int(aux)
+        counters[index] &+= try varint()
+        return counters[index]
+    }
+
     @inline(never)
     func unknownRecord(_ code: UInt8, at offset: Int) -> ChunkDecodeError {
         ChunkDecodeError(offset: offset, code >= RecordCode.firstEscaped ? "unknown context record \(code - RecordCode.firstEscaped)"
@@ -441,33 +488,50 @@ public struct ChunkDecoder {
     @inline(never)
     mutating func repeated(_ code: UInt8, _ tagOffset: Int) throws(ChunkDecodeError) -> TraceEvent.Body {
         if code == RepeatRecord.chainAsRead {
-            let queue: UInt16 = try narrow()
-            let head: UInt16 = try narrow()
-            let count = try varint()
-            guard count >= 1, count <= UInt64(RecentReads.capacity) else {
-                throw fail(tagOffset, "chain as read claims \(count) descriptors (1 to \(RecentReads.capacity))")
-            }
-            let n = Int(count)
-            if descriptorStorage.count < n {
-                descriptorStorage.append(contentsOf: repeatElement(TraceDescriptor(addr: 0, len: 0, flags: 0, next: 0), count: n - descriptorStorage.count))
-            }
-            let base = contentBase
-            for i in 0..<n {
-                guard let r = recentReads.get(n - 1 - i), r.length == 16 else {
-                    throw fail(tagOffset, "chain as read refers to \(n) descriptor reads that are not there")
-                }
-                let at = base + r.start
-                let d = TraceDescriptor(addr: UInt64(littleEndian: at.loadUnaligned(as: UInt64.self)),
-                                        len: UInt32(littleEndian: at.loadUnaligned(fromByteOffset: 8, as: UInt32.self)),
-                                        flags: UInt16(littleEndian: at.loadUnaligned(fromByteOffset: 12, as: UInt16.self)),
-                                        next: UInt16(littleEndian: at.loadUnaligned(fromByteOffset: 14, as: UInt16.self)))
-                descriptorStorage[i] = d
-                lastDescriptorEnd = d.addr &+ UInt64(d.len)
-            }
-            descriptorCount = n
-            return .chain(queue: queue, head: head, descriptorCount: n)
+            let f = try chainAsReadFields(tagOffset)
+            return .chain(queue: f.queue, head: f.head, descriptorCount: f.count)
         }
         let isRead = code == RepeatRecord.read
+        let f = try repeatedAccess(isRead: isRead, tagOffset)
+        return isRead ? .memoryRead(address: f.address, length: f.bytes.count, ok: true, bytes: f.bytes)
+            : .memoryWrite(address: f.address, length: f.bytes.count, ok: true, bytes: f.bytes)
+    }
+
+    /// The fields of a chain-as-read record; its descriptors are the first
+    /// `count` of `descriptorStorage`.
+    @inline(__always)
+    mutating func chainAsReadFields(_ tagOffset: Int) throws(ChunkDecodeError) -> (queue: UInt16, head: UInt16, count: Int) {
+        let queue: UInt16 = try narrow()
+        let head: UInt16 = try narrow()
+        let count = try varint()
+        guard count >= 1, count <= UInt64(RecentReads.capacity) else {
+            throw fail(tagOffset, "chain as read claims \(count) descriptors (1 to \(RecentReads.capacity))")
+        }
+        let n = Int(count)
+        if descriptorStorage.count < n {
+            descriptorStorage.append(contentsOf: repeatElement(TraceDescriptor(addr: 0, len: 0, flags: 0, next: 0), count: n - descriptorStorage.count))
+        }
+        let base = contentBase
+        for i in 0..<n {
+            guard let r = recentReads.get(n - 1 - i), r.length == 16 else {
+                throw fail(tagOffset, "chain as read refers to \(n) descriptor reads that are not there")
+            }
+            let at = base + r.start
+            let d = TraceDescriptor(addr: UInt64(littleEndian: at.loadUnaligned(as: UInt64.self)),
+                                    len: UInt32(littleEndian: at.loadUnaligned(fromByteOffset: 8, as: UInt32.self)),
+                                    flags: UInt16(littleEndian: at.loadUnaligned(fromByteOffset: 12, as: UInt16.self)),
+                                    next: UInt16(littleEndian: at.loadUnaligned(fromByteOffset: 14, as: UInt16.self)))
+            descriptorStorage[i] = d
+            lastDescriptorEnd = d.addr &+ UInt64(d.len)
+        }
+        descriptorCount = n
+        return (queue, head, n)
+    }
+
+    /// The fields of a repeated read or write record: a successful access
+    /// whose length is its bytes' count.
+    @inline(__always)
+    mutating func repeatedAccess(isRead: Bool, _ tagOffset: Int) throws(ChunkDecodeError) -> (address: UInt64, bytes: Range<Int>) {
         let address = (isRead ? lastReadEnd : lastWriteEnd) &+ UInt64(bitPattern: try zigzag())
         guard let last = repeatTable?.lookup(address) else {
             throw fail(tagOffset, "repeated \(isRead ? "read" : "write") at 0x\(String(address, radix: 16)) repeats no access in this chunk")
@@ -476,10 +540,10 @@ public struct ChunkDecoder {
         if isRead {
             if last.length >= 8 { recentReads.push(length: last.length, start: last.offset) }
             lastReadEnd = address &+ UInt64(last.length)
-            return .memoryRead(address: address, length: last.length, ok: true, bytes: range)
+        } else {
+            lastWriteEnd = address &+ UInt64(last.length)
         }
-        lastWriteEnd = address &+ UInt64(last.length)
-        return .memoryWrite(address: address, length: last.length, ok: true, bytes: range)
+        return (address, range)
     }
 
     /// The access of `length` bytes at `address`, its bytes at `offset`, is

@@ -418,10 +418,11 @@ public struct ChunkEncoder {
     }
 
     /// Appends bytes that need not be a valid record: for tests and fuzz
-    /// seeds that build hostile chunks.
-    public mutating func appendRaw(_ bytes: [UInt8]) {
+    /// seeds that build hostile chunks; `events` is added to the chunk's event count.
+    public mutating func appendRaw(_ bytes: [UInt8], events: UInt64 = 0) {
         own()
         bytes.withUnsafeBytes { out.append($0) }
+        encodedEvents &+= events
     }
 }
 

@@ -4,9 +4,10 @@
 //
 // Each round runs, in turn: `zstd -d -c FILE > /dev/null`; decompressing
 // every chunk (reading, CRC, zstd); decompressing and decoding every event;
-// single-threaded replay; replay with a second thread decompressing and
-// decoding ahead (`vtrace replay --threads 2`); replay of the checkpoint
-// segments on all cores (`--keep-going`).
+// single-threaded replay; replay with a second thread decompressing (and,
+// event by event, decoding) ahead (`vtrace replay --threads 2`); replay of
+// the checkpoint segments on all cores (`--keep-going`); and the first two
+// again with every segment replayed event by event (no `DirectReplay`).
 // Best of N rounds for each, so drift on a shared machine hits all alike.
 
 import TraceFormat
@@ -29,7 +30,8 @@ func replayBenchmark(path: String, rounds: Int) throws {
     let cores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
     print("vtrace-bench: replay of \(path): \(probe.eventCount) events, \(probe.chunks.count) chunks, \(probe.source.size) bytes; best of \(rounds) rounds")
     let names = ["zstd -d -c FILE > /dev/null", "decompress every chunk", "decompress + decode every event",
-                 "replay (one thread)", "replay --threads 2 (decoding ahead)", "replay --keep-going (\(cores) threads)"]
+                 "replay (one thread)", "replay --threads 2", "replay --keep-going (\(cores) threads)",
+                 "event by event, one thread", "event by event, --threads 2"]
     var best = [Double](repeating: .infinity, count: names.count)
     var sink: UInt64 = 0
     for _ in 0..<rounds {
@@ -64,10 +66,22 @@ func replayBenchmark(path: String, rounds: Int) throws {
             matched = try replayer.replayAll(keepGoing: false, threads: 2).matched && matched
         }
         let t5 = try seconds {
-            matched = try TraceReplayer.replayInParallel(path: path, workers: cores).matched && matched
+            let reader = try TraceReader(path: path)
+            reader.verifiesContentChecksums = false
+            matched = try TraceReplayer(reader: reader).replayAll(keepGoing: true, threads: cores).matched && matched
+        }
+        var eventByEvent: [Double] = []
+        for threads in [1, 2] {
+            eventByEvent.append(try seconds {
+                let reader = try TraceReader(path: path)
+                reader.verifiesContentChecksums = false
+                let replayer = TraceReplayer(reader: reader)
+                replayer.replaysDirectly = false
+                matched = try replayer.replayAll(keepGoing: false, threads: threads).matched && matched
+            })
         }
         precondition(matched, "the benchmark trace must replay without divergence")
-        for (i, t) in [t0, t1, t2, t3, t4, t5].enumerated() { best[i] = min(best[i], t) }
+        for (i, t) in ([t0, t1, t2, t3, t4, t5] + eventByEvent).enumerated() { best[i] = min(best[i], t) }
     }
     if sink == 42 { print("") }
     for (i, name) in names.enumerated() {

@@ -22,12 +22,13 @@ struct Replay: ParsableCommand {
             drain: a .partial) replays up to its last recorded event and stops there; that \
             is not a divergence, and the report names the access that was cut.
 
-            With two cores or more (the default uses two), a second thread reads, \
-            decompresses and decodes the next chunks while this one replays (it leaves \
-            every third chunk's decoding to this thread, so neither waits long); the report is \
-            the same as on one thread, errors included. --threads 1 keeps it all on one. \
-            With --keep-going, the checkpoint segments are replayed on that many threads \
-            (default: every core). --break-at and --break-on-divergence replay on one thread.
+            It replays on every core by default: the checkpoint segments are replayed \
+            side by side, each from its own checkpoint (a segment that matched ends in the \
+            state of the next checkpoint, or the replay says so), and the report is the \
+            same as on one thread, errors included. With --fault (a fault counts from the \
+            start of the replay) a second thread decompresses and decodes ahead instead. \
+            --threads 1 keeps it all on one; --break-at and --break-on-divergence replay \
+            on one thread.
 
             --check is made for `git bisect run`: exit 0 when the replay matches, 1 when it \
             diverges, 125 when the trace cannot be used (unreadable, unsupported version), \
@@ -58,7 +59,7 @@ struct Replay: ParsableCommand {
     @Flag(help: "Raise SIGTRAP at the first mismatch, while the device is inside the diverging access.")
     var breakOnDivergence = false
 
-    @Option(help: "Threads: 1 replays on one; 2 or more (the default with two cores or more: 2) add one that reads, decompresses and decodes the next chunks. With --keep-going: segments on that many (default: every core).")
+    @Option(help: "Threads to replay on (default: every core): checkpoint segments side by side; with --fault, a second thread decompresses and decodes ahead. 1 keeps it all on this thread.")
     var threads: Int?
 
     @OptionGroup var output: OutputOptions
@@ -113,15 +114,10 @@ struct Replay: ParsableCommand {
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let debugging = breakAt != nil || breakOnDivergence
         do {
-            if keepGoing && faults.isEmpty && !debugging && (threads ?? cores) > 1 {
-                // Segments are independent (each starts at its checkpoint): replay them on all cores.
-                outcome = try TraceReplayer.replayInParallel(path: input.trace, workers: threads ?? cores)
-            } else {
-                let progress = Progress("replay", total: reader.chunks.count, enabled: !output.json && !check)
-                defer { progress.finish() }
-                // A debugger's stops stay on one thread; with --threads 2 a second one decodes ahead.
-                outcome = try replayer.replayAll(keepGoing: keepGoing, threads: debugging ? 1 : threads ?? min(2, cores)) { progress.update($0) }
-            }
+            let progress = Progress("replay", total: reader.chunks.count, enabled: !output.json && !check)
+            defer { progress.finish() }
+            // A debugger's stops stay on one thread.
+            outcome = try replayer.replayAll(keepGoing: keepGoing, threads: debugging ? 1 : threads ?? cores) { progress.update($0) }
         } catch {
             printError("vtrace: \(input.trace): \(error)")
             throw ExitCode(check ? 125 : VTrace.usageExitCode)

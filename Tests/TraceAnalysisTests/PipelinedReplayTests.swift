@@ -58,7 +58,10 @@ struct PipelinedReplayTests {
 
     /// About 120,000 events in chunks of 40,000: every chunk's events come
     /// in several blocks, and segments follow each other through the pipeline.
-    static func traffic(_ name: String, chunkEvents: Int = 40_000) throws -> String {
+    /// (Other shapes: `rounds` of `rx` buffers posted and `tx` frames sent
+    /// on queues of `queueSize`.)
+    static func traffic(_ name: String, chunkEvents: Int = 40_000, rounds: Int = 200, rx: Int = 30, tx: Int = 32,
+                        queueSize: UInt16 = 256) throws -> String {
         var o = RecordingOptions()
         o.flushEvents = chunkEvents
         o.flushMilliseconds = 100_000
@@ -67,10 +70,10 @@ struct PipelinedReplayTests {
         let recorder = try TraceRecorder(path: path, config: NetConfig(), nics: 1, regions: [MemoryRegion(base: 0, size: 16 << 20)], options: o)
         var dev = VirtioNetDevice(memory: ram, observer: recorder.observer(nic: 0))
         var drv = VirtioNetDriver(memory: ram)
-        _ = try drv.initialize(&dev, queueSize: 256)
-        for round in 0..<200 {
-            try drv.postRx(count: 30)
-            try drv.sendTx(&dev, count: 32, length: 60 + round % 200)
+        _ = try drv.initialize(&dev, queueSize: queueSize)
+        for round in 0..<rounds {
+            try drv.postRx(count: rx)
+            try drv.sendTx(&dev, count: tx, length: 60 + round % 200)
             try drv.reclaimAll()
         }
         _ = try recorder.finish()

@@ -78,7 +78,8 @@ struct RecordingCutTests {
                     #expect(outcome.cut == nil)
                 }
                 // Each segment alone, and the parallel replay, agree.
-                let parallel = try TraceReplayer.replayInParallel(path: try Self.write(reader, bytes: Array(bytes[..<(end + extra)])), workers: 2)
+                let parallel = try TraceReplayer(reader: TraceReader(path: try Self.write(reader, bytes: Array(bytes[..<(end + extra)]))))
+                    .replayAll(keepGoing: true, threads: 2)
                 #expect(parallel.matched && parallel.cut == outcome.cut, "\(k) chunks: \(parallel.divergences)")
             }
         }
