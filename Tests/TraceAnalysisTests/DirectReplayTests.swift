@@ -121,4 +121,17 @@ struct DirectReplayTests {
         // Changes of every kind were made: the comparison covered each outcome.
         #expect(kinds.matched > 10 && kinds.diverged > 100 && kinds.failed > 50, "\(kinds)")
     }
+
+    /// Inputs the fuzzer found (FuzzTrace "RPLY", minimised): each replays the same both ways.
+    @Test(arguments: [
+        // A drain resumed from a checkpoint whose queue's avail index the records then contradict.
+        "0006055b010f010110040102040140214101010102010152616e67650102022102214000000201020100000000000001020221",
+    ])
+    func fuzzerFindingsReplayTheSameDirectly(_ hex: String) throws {
+        // As FuzzTrace's "RPLY" inputs after the prefix: a NIC selector byte, then a chunk's content.
+        let bytes = stride(from: 0, to: hex.count, by: 2).map { UInt8(hex.dropFirst($0).prefix(2), radix: 16)! }
+        let path = temporaryPath("direct-fuzz.vtrace")
+        #expect(try TraceWriter.writeOneChunk(content: Array(bytes.dropFirst()), nics: Int(bytes[0] % 3) + 1, to: path))
+        try Self.expectSameAsEventByEvent({ () throws(TraceError) in try TraceReader(path: path) }, "fuzzer input", threads: [1])
+    }
 }

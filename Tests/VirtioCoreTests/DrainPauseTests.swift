@@ -171,4 +171,23 @@ struct DrainPauseTests {
         #expect(raised == [])
         #expect(dev.state.drain == nil && dev.observer.log.events.isEmpty && dev.observer.accessesEnded == 1)
     }
+
+    /// A TX drain resumed with no guest memory bound (a hostile checkpoint:
+    /// the fuzzer's) fails its first pop, as a kick with memory gone would:
+    /// no trap in the prefetch countdown, the queue poisoned, the access ended.
+    @Test func aDrainResumedWithoutMemoryFailsItsFirstPop() throws {
+        var (dev, _) = try Self.loaded()
+        var s = dev.state
+        s.drain = DrainPosition(queue: 1, usedAdvanced: false)
+        let restored = dev.restore(s)
+        #expect(restored)
+        dev.memory = nil
+        dev.observer = PausingLog()
+        dev.resumeDrain()
+        #expect(dev.state.drain == nil && dev.state.poisoned[1] && dev.observer.accessesEnded == 1)
+        // The failed read of avail.idx counts as the spec says (docs/device.md), and only that.
+        var expected = s.counters
+        expected.invalidAvailIdxCount += 1
+        #expect(dev.counters == expected)
+    }
 }

@@ -28,7 +28,8 @@ let package = Package(
         ),
         .executableTarget(
             name: "FuzzTrace",
-            dependencies: ["FuzzSupport", .product(name: "TraceFormat", package: "vtrace"), .product(name: "TraceAnalysis", package: "vtrace")],
+            dependencies: ["FuzzSupport", .product(name: "TraceFormat", package: "vtrace"), .product(name: "TraceAnalysis", package: "vtrace"),
+                           .product(name: "TraceMapping", package: "vtrace")],
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ),
         .executableTarget(

@@ -96,8 +96,12 @@ extension VirtioNetDevice {
                 if betweenChains && pauseBetweenChains(queue: txq, usedAdvanced: usedAdvanced) { return [] }
                 betweenChains = true
             }
-            if hintCountdown == 0, let memory = bus.memory {
-                state.queues[txq].prefetch(memory, skip: hintSkip, count: hintSkip == 0 ? 2 * Self.prefetchWindow : Self.prefetchWindow)
+            // (The countdown restarts with no memory too: a checkpoint can resume a
+            // drain with none bound, whose first pop then fails.)
+            if hintCountdown == 0 {
+                if let memory = bus.memory {
+                    state.queues[txq].prefetch(memory, skip: hintSkip, count: hintSkip == 0 ? 2 * Self.prefetchWindow : Self.prefetchWindow)
+                }
                 hintSkip = Self.prefetchWindow
                 hintCountdown = Self.prefetchWindow
             }

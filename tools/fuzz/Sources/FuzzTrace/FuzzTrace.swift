@@ -1,11 +1,17 @@
 // Fuzzes the trace reader: any bytes must open as a trace or fail with a
 // TraceError; every chunk that opens must decode or fail with an error; a
 // trace that decodes is replayed segment by segment. Memory stays bounded by
-// the format's limits (-rss_limit_mb catches a breach).
+// the format's limits (-rss_limit_mb catches a breach). Inputs starting with
+// "RPLY" are a chunk's records replayed both directly and event by event,
+// which must agree.
 
+#if canImport(Glibc)
+import Glibc
+#endif
 import FuzzSupport
 import TraceFormat
 import TraceAnalysis
+import TraceMapping
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt {
@@ -30,6 +36,13 @@ public func fuzz(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt {
         } catch {
             precondition(!error.message.isEmpty)
         }
+        return 0
+    }
+    // "RPLY": the content (laid out as after "CHNK") as the one chunk of a
+    // trace, past the container's checksums, replayed directly and event by
+    // event: the same outcome, report and error, whatever the records.
+    if bytes.starts(with: Array("RPLY".utf8)) {
+        replayBothWays(Array(bytes.dropFirst(5)), nics: bytes.count > 4 ? Int(bytes[4] % 3) + 1 : 1)
         return 0
     }
     // "PCNG": the pcapng reader must read or refuse any bytes.
@@ -63,6 +76,30 @@ public func fuzz(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt {
     }
     return 0
 }
+
+/// `content` as the one chunk of a trace (`TraceWriter.writeOneChunk`), replayed both ways.
+func replayBothWays(_ content: [UInt8], nics: Int) {
+    do throws(TraceError) {
+        guard try TraceWriter.writeOneChunk(content: content, nics: nics, to: replayPath) else { return }
+    } catch {
+        return
+    }
+    func replay(directly: Bool) -> String {
+        do throws(TraceError) {
+            let replayer = TraceReplayer(reader: try TraceReader(path: replayPath))
+            replayer.replaysDirectly = directly
+            let o = try replayer.replayAll(keepGoing: false)
+            return "\(o.divergences) \(o.counters) \(o.segments) \(String(describing: o.cut)) \(String(describing: o.firstContext))"
+        } catch {
+            return "error \(error)"
+        }
+    }
+    let direct = replay(directly: true), eventByEvent = replay(directly: false)
+    precondition(direct == eventByEvent, "direct replay: \(direct)\nevent by event: \(eventByEvent)")
+}
+
+/// Where "RPLY" inputs are written (one file per fuzzing process, in memory where there is /dev/shm).
+let replayPath = (access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp") + "/vtrace-fuzz-replay-\(getpid()).vtrace"
 
 @_cdecl("FuzzTrace_main")
 public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
