@@ -54,7 +54,7 @@ public struct NICCheckpoint: Hashable, Sendable, Codable {
     public var drain: DrainCheckpoint?
     public init() {}
 
-    static let counterCount = 16
+    @usableFromInline static let counterCount = 16
 
     func encode(into w: inout ByteWriter) {
         w.byte(status)
@@ -145,7 +145,7 @@ public struct ChunkDecodeError: Error, Hashable, Sendable, CustomStringConvertib
         self.offset = offset
         self.message = message
     }
-    init(_ e: ByteReadError) {
+    @usableFromInline init(_ e: ByteReadError) {
         switch e {
         case .truncated(let o, let n): self.init(offset: o, "chunk data ends \(n) byte\(n == 1 ? "" : "s") short")
         case .badVarint(let o): self.init(offset: o, "malformed or out-of-range number")

@@ -44,7 +44,7 @@ extension ChunkDecoder {
     /// `code` is ``RecordCode/end`` at the content's end, and
     /// ``RecordCode/mismatch`` for another NIC's event or a context record
     /// that does not decode.
-    @inline(__always)
+    @inlinable @inline(__always)
     mutating func takeTag(nic n: Int) -> (code: UInt8, aux: UInt8, tagOffset: Int) {
         guard offset < end else { return (Self.endCode, 0, offset) }
         var tag = reader.base[offset]
@@ -60,18 +60,18 @@ extension ChunkDecoder {
 
     /// Tags of the context records, and the codes ``takeTag(nic:)`` returns
     /// where there is no event of the NIC (no record has them).
-    static let nicTag = RecordCode.tag(code: ContextRecord.nic.rawValue)
-    static let vcpuTag = RecordCode.tag(code: ContextRecord.vcpu.rawValue)
-    static let endCode: UInt8 = 0xFE
-    static let mismatchCode: UInt8 = 0xFF
+    @usableFromInline static let nicTag = RecordCode.tag(code: ContextRecord.nic.rawValue)
+    @usableFromInline static let vcpuTag = RecordCode.tag(code: ContextRecord.vcpu.rawValue)
+    @usableFromInline static let endCode: UInt8 = 0xFE
+    @usableFromInline static let mismatchCode: UInt8 = 0xFF
 
     /// A tag that is no event of the NIC as a match outcome.
     @inline(__always)
-    static func missing(_ code: UInt8) -> RecordMatch { code == endCode ? .end : .mismatch }
+    @inlinable static func missing(_ code: UInt8) -> RecordMatch { code == endCode ? .end : .mismatch }
 
     /// A device read of `buffer.count` bytes at `address` by NIC `nic`:
     /// served from the record (a part a snaplen left out as zeros).
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func matchRead(nic n: Int, address: UInt64, into buffer: UnsafeMutableRawBufferPointer) -> RecordMatch {
         let t = takeTag(nic: n)
         let a: UInt64, length: Int, ok: Bool, range: Range<Int>
@@ -89,7 +89,7 @@ extension ChunkDecoder {
             }
         } catch { return .mismatch }
         guard a == address, length == buffer.count else { return .mismatch }
-        decoded &+= 1
+        decodedCount &+= 1
         guard ok else { return .matchedFailed }
         guard let to = buffer.baseAddress else { return .matched }
         let from = contentBase + range.lowerBound
@@ -105,7 +105,7 @@ extension ChunkDecoder {
 
     /// A device write of `bytes` at `address` by NIC `nic`: the recorded
     /// bytes must be these (as many as were stored).
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func matchWrite(nic n: Int, address: UInt64, from bytes: UnsafeRawBufferPointer) -> RecordMatch {
         let t = takeTag(nic: n)
         let a: UInt64, length: Int, ok: Bool, range: Range<Int>
@@ -124,13 +124,13 @@ extension ChunkDecoder {
         } catch { return .mismatch }
         guard a == address, length == bytes.count,
               range.isEmpty || bytesEqual(contentBase + range.lowerBound, bytes.baseAddress!, range.count) else { return .mismatch }
-        decoded &+= 1
+        decodedCount &+= 1
         return ok ? .matched : .matchedFailed
     }
 
     /// A chain of `count` descriptors popped by NIC `nic` (`descriptor(i)`
     /// gives the device's descriptor `i`).
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func matchChain(nic n: Int, queue: UInt16, head: UInt16, count: Int,
                                     _ descriptor: (Int) -> TraceDescriptor) -> RecordMatch {
         let t = takeTag(nic: n)
@@ -146,31 +146,31 @@ extension ChunkDecoder {
         } catch { return .mismatch }
         guard f.queue == queue, f.head == head, f.count == count else { return .mismatch }
         for i in 0..<count where descriptorStorage[i] != descriptor(i) { return .mismatch }
-        decoded &+= 1
+        decodedCount &+= 1
         return .matched
     }
 
     /// A used element NIC `nic` published.
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func matchUsed(nic n: Int, queue: UInt16, id: UInt32, len: UInt32) -> RecordMatch {
         let t = takeTag(nic: n)
         guard t.code == TraceEventKind.used.rawValue else { return Self.missing(t.code) }
         do throws(ChunkDecodeError) {
             guard try usedFields() == (queue, id, len) else { return .mismatch }
         } catch { return .mismatch }
-        decoded &+= 1
+        decodedCount &+= 1
         return .matched
     }
 
     /// Counter `index` of NIC `nic` moved to `value`.
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func matchCounter(nic n: Int, index: Int, value: UInt64) -> RecordMatch {
         let t = takeTag(nic: n)
         guard t.code == TraceEventKind.counter.rawValue, Int(t.aux) == index else { return Self.missing(t.code) }
         do throws(ChunkDecodeError) {
             guard try counterValue(t.aux) == value else { return .mismatch }
         } catch { return .mismatch }
-        decoded &+= 1
+        decodedCount &+= 1
         return .matched
     }
 

@@ -86,7 +86,7 @@ struct RecentReads {
 public struct ChunkDecoder {
     /// Owns the content; `reader` reads it.
     public let buffer: ChunkBuffer
-    var reader: ByteReader
+    @usableFromInline var reader: ByteReader
     public let firstEvent: UInt64
     public let flags: ChunkFlags
     public let baseTime: UInt64
@@ -96,8 +96,9 @@ public struct ChunkDecoder {
     public let startCounters: [[UInt64]]
     /// The descriptors of the last chain event decoded: the first
     /// `descriptorCount` of this storage, overwritten in place by the next chain.
-    var descriptorStorage: [TraceDescriptor] = []
-    public private(set) var descriptorCount = 0
+    @usableFromInline var descriptorStorage: [TraceDescriptor] = []
+    public var descriptorCount: Int { storedDescriptorCount }
+    @usableFromInline var storedDescriptorCount = 0
     /// The descriptors of the last chain event decoded.
     public var descriptors: [TraceDescriptor] { Array(descriptorStorage[0..<descriptorCount]) }
     /// Descriptor `i` of the last chain event decoded.
@@ -109,25 +110,26 @@ public struct ChunkDecoder {
         descriptorStorage.withUnsafeBufferPointer { list.append(contentsOf: UnsafeBufferPointer(rebasing: $0[0..<descriptorCount])) }
     }
     /// Events decoded so far.
-    public internal(set) var decoded: UInt64 = 0
+    public var decoded: UInt64 { decodedCount }
+    @usableFromInline var decodedCount: UInt64 = 0
 
-    let nics: Int
-    var time: UInt64
-    var nic = 0
-    var vcpu: UInt32 = 0
-    var lastReadEnd: UInt64 = 0
-    var lastWriteEnd: UInt64 = 0
-    var lastDescriptorEnd: UInt64 = 0
+    @usableFromInline let nics: Int
+    @usableFromInline var time: UInt64
+    @usableFromInline var nic = 0
+    @usableFromInline var vcpu: UInt32 = 0
+    @usableFromInline var lastReadEnd: UInt64 = 0
+    @usableFromInline var lastWriteEnd: UInt64 = 0
+    @usableFromInline var lastDescriptorEnd: UInt64 = 0
     /// Per NIC, the current counter values (NIC n at n × 16).
-    var counters: [UInt64]
-    var recentReads = RecentReads()
+    @usableFromInline var counters: [UInt64]
+    @usableFromInline var recentReads = RecentReads()
     /// Whether the content may hold repeat records (format 1.4 and later;
     /// in older content they are unknown records).
-    let repeats: Bool
+    @usableFromInline let repeats: Bool
     /// The last small access at each address (``RepeatTable``), made at the
     /// first such access; copied before a write when a copy of this decoder
     /// holds it too.
-    var repeatTable: RepeatTable?
+    @usableFromInline var repeatTable: RepeatTable?
 
     /// Most descriptors one chain event may list (an indirect table's 65,535 plus a queue's 32,768).
     public static let maxDescriptors = 65_535 + 32_768
@@ -151,11 +153,11 @@ public struct ChunkDecoder {
     public var contentBase: UnsafeRawPointer { UnsafeRawPointer(reader.base.baseAddress ?? UnsafeRawPointer(buffer.storage.baseAddress!)) }
 
     /// Where the reader is in the content, and where the content ends.
-    var offset: Int {
+    @usableFromInline var offset: Int {
         @inline(__always) get { reader.offset }
         @inline(__always) set { reader.offset = newValue }
     }
-    var end: Int { @inline(__always) get { reader.end } }
+    @usableFromInline var end: Int { @inline(__always) get { reader.end } }
 
     /// A decoder over a copy of `content`.
     /// - Parameter repeats: whether the content may hold repeat records
@@ -236,28 +238,28 @@ public struct ChunkDecoder {
 
     /// Errors are built out of line, so the decoding path stays small.
     @inline(never)
-    func fail(_ at: Int, _ message: @autoclosure () -> String) -> ChunkDecodeError { ChunkDecodeError(offset: at, message()) }
+    @usableFromInline func fail(_ at: Int, _ message: @autoclosure () -> String) -> ChunkDecodeError { ChunkDecodeError(offset: at, message()) }
 
 
     /// The reader's primitives, with its errors as chunk errors.
-    @inline(__always)
+    @inlinable @inline(__always)
     mutating func byte() throws(ChunkDecodeError) -> UInt8 {
         do throws(ByteReadError) { return try reader.byte() } catch { throw ChunkDecodeError(error) }
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     mutating func varint() throws(ChunkDecodeError) -> UInt64 {
         do throws(ByteReadError) { return try reader.varint() } catch { throw ChunkDecodeError(error) }
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     mutating func zigzag() throws(ChunkDecodeError) -> Int64 {
         let v = try varint()
         return Int64(bitPattern: (v >> 1) ^ (0 &- (v & 1)))
     }
 
     /// A varint that must fit `T`.
-    @inline(__always)
+    @inlinable @inline(__always)
     mutating func narrow<T: FixedWidthInteger>() throws(ChunkDecodeError) -> T {
         let at = offset
         let v = try varint()
@@ -266,7 +268,7 @@ public struct ChunkDecoder {
     }
 
     /// Skips `n` payload bytes and returns their range.
-    @inline(__always)
+    @inlinable @inline(__always)
     mutating func skip(_ n: UInt64, tagOffset: Int, _ what: StaticString) throws(ChunkDecodeError) -> Range<Int> {
         guard n <= UInt64(end - offset) else {
             throw fail(tagOffset, "\(what) of \(n) bytes, \(end - offset) left in the chunk")
@@ -325,7 +327,7 @@ public struct ChunkDecoder {
         event.nic = nic
         event.vcpu = vcpu
         event.body = body
-        decoded += 1
+        decodedCount += 1
     }
 
     /// The fields after the tag of a record with `code` (their layout:
@@ -398,7 +400,7 @@ public struct ChunkDecoder {
     /// bits), the decoding state moved past it: the shared parse of
     /// ``decodeFields(_:small:tagOffset:)`` and the matcher
     /// (`ChunkDecoder+Matching.swift`).
-    @inline(__always)
+    @inlinable @inline(__always)
     mutating func memoryReadFields(_ aux: UInt8, _ tagOffset: Int) throws(ChunkDecodeError) -> (address: UInt64, length: Int, ok: Bool, bytes: Range<Int>) {
         let address = lastReadEnd &+ UInt64(bitPattern: try zigzag())
         let length = try varint()
@@ -416,7 +418,7 @@ public struct ChunkDecoder {
     }
 
     /// The fields of a memory write record (kind 3).
-    @inline(__always)
+    @inlinable @inline(__always)
     mutating func memoryWriteFields(_ aux: UInt8, _ tagOffset: Int) throws(ChunkDecodeError) -> (address: UInt64, length: Int, ok: Bool, bytes: Range<Int>) {
         let address = lastWriteEnd &+ UInt64(bitPattern: try zigzag())
         let length = try varint()
@@ -437,7 +439,7 @@ public struct ChunkDecoder {
 
     /// The fields of a chain record (kind 4); its descriptors are the first
     /// `count` of `descriptorStorage`.
-    @inline(__always)
+    @inlinable @inline(__always)
     mutating func chainFields(_ tagOffset: Int) throws(ChunkDecodeError) -> (queue: UInt16, head: UInt16, count: Int) {
         let queue: UInt16 = try narrow()
         let head: UInt16 = try narrow()
@@ -450,7 +452,7 @@ public struct ChunkDecoder {
         if descriptorStorage.count < n {
             descriptorStorage.append(contentsOf: repeatElement(TraceDescriptor(addr: 0, len: 0, flags: 0, next: 0), count: n - descriptorStorage.count))
         }
-        descriptorCount = 0
+        storedDescriptorCount = 0
         for i in 0..<n {
             let addr = lastDescriptorEnd &+ UInt64(bitPattern: try zigzag())
             let len: UInt32 = try narrow()
@@ -459,18 +461,18 @@ public struct ChunkDecoder {
             descriptorStorage[i] = TraceDescriptor(addr: addr, len: len, flags: flags, next: next)
             lastDescriptorEnd = addr &+ UInt64(len)
         }
-        descriptorCount = n
+        storedDescriptorCount = n
         return (queue, head, n)
     }
 
     /// The fields of a used record (kind 5).
-    @inline(__always)
+    @inlinable @inline(__always)
     mutating func usedFields() throws(ChunkDecodeError) -> (queue: UInt16, id: UInt32, len: UInt32) {
         (try narrow(), try narrow(), try narrow())
     }
 
     /// The new value of counter `aux` of the current NIC (kind 6).
-    @inline(__always)
+    @inlinable @inline(__always)
     mutating func counterValue(_ aux: UInt8) throws(ChunkDecodeError) -> UInt64 {
         let index = nic &* NICCheckpoint.counterCount &+ Int(aux)
         counters[index] &+= try varint()
@@ -499,7 +501,7 @@ public struct ChunkDecoder {
 
     /// The fields of a chain-as-read record; its descriptors are the first
     /// `count` of `descriptorStorage`.
-    @inline(__always)
+    @inlinable @inline(__always)
     mutating func chainAsReadFields(_ tagOffset: Int) throws(ChunkDecodeError) -> (queue: UInt16, head: UInt16, count: Int) {
         let queue: UInt16 = try narrow()
         let head: UInt16 = try narrow()
@@ -524,13 +526,13 @@ public struct ChunkDecoder {
             descriptorStorage[i] = d
             lastDescriptorEnd = d.addr &+ UInt64(d.len)
         }
-        descriptorCount = n
+        storedDescriptorCount = n
         return (queue, head, n)
     }
 
     /// The fields of a repeated read or write record: a successful access
     /// whose length is its bytes' count.
-    @inline(__always)
+    @inlinable @inline(__always)
     mutating func repeatedAccess(isRead: Bool, _ tagOffset: Int) throws(ChunkDecodeError) -> (address: UInt64, bytes: Range<Int>) {
         let address = (isRead ? lastReadEnd : lastWriteEnd) &+ UInt64(bitPattern: try zigzag())
         guard let last = repeatTable?.lookup(address) else {
@@ -548,14 +550,14 @@ public struct ChunkDecoder {
 
     /// The access of `length` bytes at `address`, its bytes at `offset`, is
     /// the last at its address (in this decoder's own table).
-    @inline(__always)
+    @inlinable @inline(__always)
     mutating func remember(_ address: UInt64, _ length: Int, _ offset: Int) {
         if !isKnownUniquelyReferenced(&repeatTable) { repeatTable = repeatTable.map(RepeatTable.init(copying:)) ?? RepeatTable() }
         repeatTable.unsafelyUnwrapped.record(address, length: length, offset: offset)
     }
 
     /// A memory read or write that stores only its first bytes (``TruncatedMemoryRecord``).
-    @inline(never)
+    @usableFromInline @inline(never)
     mutating func truncatedMemory(_ tagOffset: Int) throws(ChunkDecodeError) -> TraceEvent.Body {
         let flags = TruncatedMemoryRecord.Flags(rawValue: try byte())
         let isWrite = flags.contains(.write), ok = !flags.contains(.failed)

@@ -37,7 +37,7 @@ final class RepeatTable {
     }
 
     /// A table holding what `other` holds.
-    init(copying other: RepeatTable) {
+    @usableFromInline init(copying other: RepeatTable) {
         words = RepeatTableMemory.shared.take()
         words.update(from: other.words, count: 2 * Self.slots)
     }
