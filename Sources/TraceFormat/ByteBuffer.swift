@@ -81,8 +81,9 @@ public struct ByteReader {
         return base[offset]
     }
 
-    /// Unsigned LEB128. Values of one and two bytes (most of a trace's) take
-    /// a short path inline; longer ones the loop.
+    /// Unsigned LEB128. Values of one to three bytes (most of a trace's,
+    /// address deltas of up to 2^20 among them) take a short path inline;
+    /// longer ones the loop.
     @inlinable @inline(__always)
     public mutating func varint() throws(ByteReadError) -> UInt64 {
         guard offset < end else { throw .truncated(offset: offset, needed: 1) }
@@ -91,11 +92,16 @@ public struct ByteReader {
             offset += 1
             return UInt64(b)
         }
-        if offset + 1 < end {
+        if offset + 2 < end {
             let b1 = base[offset + 1]
             if b1 < 0x80 {
                 offset += 2
                 return UInt64(b & 0x7F) | UInt64(b1) << 7
+            }
+            let b2 = base[offset + 2]
+            if b2 < 0x80 {
+                offset += 3
+                return UInt64(b & 0x7F) | UInt64(b1 & 0x7F) << 7 | UInt64(b2) << 14
             }
         }
         return try longVarint()

@@ -6,7 +6,7 @@ import Testing
 @Suite("Trace codec")
 struct CodecTests {
     @Test func varintsAndZigzagRoundTrip() throws {
-        let values: [UInt64] = [0, 1, 127, 128, 255, 300, 16383, 16384, 1 << 32, .max - 1, .max]
+        let values: [UInt64] = [0, 1, 127, 128, 255, 300, 16383, 16384, (1 << 21) - 1, 1 << 21, 1 << 32, .max - 1, .max]
         var w = ByteWriter()
         for v in values { w.varint(v) }
         let signed: [Int64] = [0, -1, 1, -64, 64, .min, .max]
@@ -30,6 +30,19 @@ struct CodecTests {
             bytes.withUnsafeBytes { raw in
                 var r = ByteReader(raw)
                 #expect(throws: expected) { _ = try r.varint() }
+            }
+        }
+        // Every form of one to four bytes, redundant 0x80 groups and cut ones included.
+        let forms: [([UInt8], Result<UInt64, ByteReadError>)] = [
+            ([0x80, 0x00], .success(0)), ([0x81, 0x80, 0x00], .success(1)), ([0xFF, 0xFF, 0x7F], .success((1 << 21) - 1)),
+            ([0x80, 0x80, 0x80, 0x01], .success(1 << 21)), ([0x80, 0x80], .failure(.truncated(offset: 2, needed: 1))),
+            ([0xFF, 0xFF, 0xFF], .failure(.truncated(offset: 3, needed: 1))),
+        ]
+        for (bytes, expected) in forms {
+            bytes.withUnsafeBytes { raw in
+                var r = ByteReader(raw)
+                #expect(Result { () throws(ByteReadError) in try r.varint() } == expected, "\(bytes)")
+                if case .success = expected { #expect(r.atEnd, "\(bytes)") }
             }
         }
         ([1, 2, 3] as [UInt8]).withUnsafeBytes { (raw: UnsafeRawBufferPointer) in

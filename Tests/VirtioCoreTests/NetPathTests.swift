@@ -377,6 +377,22 @@ struct NetPathTests {
         #expect(try h.ram.bytes(at: Self.free + 16, count: 13) == [0, 0, 0, 0, 0, 0, 0] + [0, 1, 2, 3, 4] + [0xEE])
     }
 
+    /// The same with an empty descriptor between the two pieces: it holds no
+    /// piece, and the pieces after it are still found and zeroed.
+    @Test func rxShapeFailureZeroesThePiecesAroundAnEmptyDescriptor() throws {
+        let h = Harness.ready()
+        try h.ram.fill(Self.free, count: 64, with: 0xEE)
+        try h.rawChain(queue: rx, [RawDescriptor(addr: Self.free, len: 5, writable: true),
+                                   RawDescriptor(addr: Self.free + 8, len: 0, writable: true),
+                                   RawDescriptor(addr: Self.free + 16, len: 12, writable: true),
+                                   RawDescriptor(addr: Self.free + 32, len: 100)], kick: false)
+        let s = try h.step { try h.sendTx() }
+        #expect(s.delta == counters([.rxChainInvalid: 1, .txPackets: 1, .txBytes: 64]))
+        #expect(try h.ram.bytes(at: Self.free, count: 6) == [0, 0, 0, 0, 0, 0xEE])
+        #expect(try h.ram.bytes(at: Self.free + 8, count: 1) == [0xEE])
+        #expect(try h.ram.bytes(at: Self.free + 16, count: 13) == [0, 0, 0, 0, 0, 0, 0] + [0, 1, 2, 3, 4] + [0xEE])
+    }
+
     @Test func zeroLengthFrameStillWalksToTrailingReadOnlyDescriptor() throws {
         let h = Harness.ready()
         try h.rawChain(queue: rx, [RawDescriptor(addr: Self.free, len: 12, writable: true),

@@ -230,9 +230,9 @@ extension VirtioNetDevice {
         var headerRemaining = NetLayout.headerLength
         var framePos = 0
         var bytesWritten: UInt64 = 0
-        // Header pieces written so far, to zero on failure: at most 12 non-empty
-        // pieces, kept in device scratch so the hot path does not allocate.
-        headerPieces.removeAll(keepingCapacity: true)
+        // Header pieces written so far, to zero on failure: each is the start
+        // of one of the chain's first descriptors, so their count says which.
+        var headerPieces = 0
 
         walk: for i in chain.indices {
             let d = chain[i]
@@ -253,7 +253,7 @@ extension VirtioNetDevice {
                         failure = .write
                         break walk
                     }
-                    headerPieces.append((address, n))
+                    headerPieces += 1
                     // Checked after the piece was written, as the reference does.
                     let (a, overflow) = address.addingReportingOverflow(UInt64(n))
                     if overflow {
@@ -287,8 +287,13 @@ extension VirtioNetDevice {
             bump(failure == .shape ? .rxChainInvalid : .rxWriteFailed)
             // Never leave a stale num_buffers = 1 in a buffer the guest recycles.
             var zeros = (UInt64(0), UInt32(0))
-            for (address, n) in headerPieces {
-                _ = withUnsafeBytes(of: &zeros) { bus.write(address, from: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            var remaining = NetLayout.headerLength
+            for d in chain where headerPieces > 0 {
+                let n = min(remaining, Int(d.len))
+                if n == 0 { continue }
+                _ = withUnsafeBytes(of: &zeros) { bus.write(d.addr, from: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+                remaining -= n
+                headerPieces -= 1
             }
             if publishUsed(rxq, head: head, len: 0) { return .rxChainInvalid(published: true) }
             bump(.rxAddUsedFailures)

@@ -34,8 +34,6 @@ public struct VirtioNetDevice<Memory: GuestMemory, Observer: DeviceObserver> {
     /// Faults injected on purpose (none by default).
     public let faults: DeviceFaults
     var faultProgress = FaultProgress()
-    /// RX header pieces (address, length) written for the chain being filled.
-    var headerPieces: [(UInt64, Int)] = []
 
     /// Builds a device.
     /// - Parameters:
@@ -53,7 +51,6 @@ public struct VirtioNetDevice<Memory: GuestMemory, Observer: DeviceObserver> {
         bus = DeviceBus(memory: memory, observer: observer)
         frame = [UInt8](repeating: 0, count: NetLayout.maxFrameSize)
         chain.reserveCapacity(Int(min(config.effectiveQueueMaxSize, 1024)))
-        headerPieces.reserveCapacity(NetLayout.headerLength)
     }
 
     /// Guest memory (nil until bound). Binding and unbinding are reported to
