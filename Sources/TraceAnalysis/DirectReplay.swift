@@ -44,9 +44,6 @@ final class RecordStream {
     /// Events matched so far.
     var matched: UInt64 { earlierEvents &+ decoder.decoded }
 
-    /// The number the next event has.
-    var nextEvent: UInt64 { decoder.firstEvent &+ decoder.decoded }
-
     /// Whether another event record of the segment follows (moving on to
     /// the next chunk where this one's records end).
     func hasEvent() -> Bool {
