@@ -88,19 +88,20 @@ public struct ByteReader {
     public mutating func varint() throws(ByteReadError) -> UInt64 {
         guard offset < end else { throw .truncated(offset: offset, needed: 1) }
         let b = base[offset]
+        // (The offsets below are inside the buffer: no overflow to check.)
         if b < 0x80 {
-            offset += 1
+            offset &+= 1
             return UInt64(b)
         }
-        if offset + 2 < end {
-            let b1 = base[offset + 1]
+        if offset &+ 2 < end {
+            let b1 = base[offset &+ 1]
             if b1 < 0x80 {
-                offset += 2
+                offset &+= 2
                 return UInt64(b & 0x7F) | UInt64(b1) << 7
             }
-            let b2 = base[offset + 2]
+            let b2 = base[offset &+ 2]
             if b2 < 0x80 {
-                offset += 3
+                offset &+= 3
                 return UInt64(b & 0x7F) | UInt64(b1 & 0x7F) << 7 | UInt64(b2) << 14
             }
         }

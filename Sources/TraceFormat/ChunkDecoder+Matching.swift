@@ -54,7 +54,7 @@ extension ChunkDecoder {
         }
         guard n == nic else { return (Self.mismatchCode, 0, offset) }
         let tagOffset = offset
-        offset += 1
+        offset &+= 1
         return (RecordCode.code(ofTag: tag), tag >> 4, tagOffset)
     }
 

@@ -273,8 +273,9 @@ public struct ChunkDecoder {
         guard n <= UInt64(end - offset) else {
             throw fail(tagOffset, "\(what) of \(n) bytes, \(end - offset) left in the chunk")
         }
-        let r = offset..<(offset + Int(n))
-        offset += Int(n)
+        // Within the content: neither end can overflow, nor pass the other.
+        let r = Range(uncheckedBounds: (offset, offset &+ Int(n)))
+        offset &+= Int(n)
         return r
     }
 

@@ -27,6 +27,9 @@ public final class TraceReader {
     /// Bytes of the header frame.
     public let headerSize: Int
     let decompressor = ZstdDecompressor()
+    /// Room for one chunk's entry frame and compressed bytes (`withCompressedChunk`).
+    private var compressed = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+    deinit { compressed.deallocate() }
 
     /// Whether decompression also verifies zstd's content checksum of each
     /// chunk (default true). Every chunk's compressed bytes are checked
@@ -261,30 +264,43 @@ public final class TraceReader {
     /// The compressed bytes of chunk `index`, checked against the index's CRC
     /// (read with the entry frame before it, which is checked too).
     public func compressedChunk(_ index: Int) throws(TraceError) -> [UInt8] {
+        try withCompressedChunk(index) { Array($0) }
+    }
+
+    /// Calls `body` with chunk `index`'s compressed frame, read (with its
+    /// entry frame, both checked) into memory this reader keeps and reuses
+    /// chunk after chunk: no allocation, no zeroing, no copy per chunk.
+    func withCompressedChunk<R>(_ index: Int, _ body: (UnsafeRawBufferPointer) -> R) throws(TraceError) -> R {
         let e = chunks[index]
         let entryFrame = TraceLayout.frameHeaderSize + TraceLayout.entrySize
-        let raw = try source.read(at: Int(e.offset) - entryFrame, count: entryFrame + Int(e.compressedSize))
-        guard raw.count == entryFrame + Int(e.compressedSize) else {
-            throw TraceError.truncated(offset: Int(e.offset) - entryFrame + raw.count, chunk: index, "the chunk is cut short")
+        let total = entryFrame + Int(e.compressedSize)
+        if compressed.count < total {
+            compressed.deallocate()
+            compressed = .allocate(byteCount: total, alignment: 16)
         }
-        try checkEntryFrame(index, raw[..<entryFrame])
-        let frame = Array(raw[entryFrame...])
+        let room = UnsafeMutableRawBufferPointer(rebasing: compressed[..<total])
+        let got = try source.read(at: Int(e.offset) - entryFrame, into: room)
+        guard got == total else {
+            throw TraceError.truncated(offset: Int(e.offset) - entryFrame + got, chunk: index, "the chunk is cut short")
+        }
+        try checkEntryFrame(index, Array(room[..<entryFrame])[...])
+        let frame = UnsafeRawBufferPointer(rebasing: room[entryFrame...])
         guard CRC32.checksum(frame) == e.crc else {
             throw TraceError.corrupt(offset: Int(e.offset), chunk: index, "chunk checksum mismatch (the bytes changed after recording)")
         }
-        return frame
+        return body(frame)
     }
 
     /// Decompresses chunk `index` into `buffer`: refilled when nothing else
     /// holds it (no decoder over it is alive), a new buffer otherwise.
     func fill(_ buffer: inout ChunkBuffer?, chunk index: Int) throws(TraceError) {
-        let frame = try compressedChunk(index)
         let e = chunks[index]
         if buffer == nil || !isKnownUniquelyReferenced(&buffer!) { buffer = ChunkBuffer(capacity: Int(e.uncompressedSize)) }
         var failure: ZstdError?
-        frame.withUnsafeBytes { raw in
+        let target = buffer!
+        try withCompressedChunk(index) { raw in
             do throws(ZstdError) {
-                try buffer!.fill(count: Int(e.uncompressedSize)) { (out: UnsafeMutableRawBufferPointer) throws(ZstdError) in
+                try target.fill(count: Int(e.uncompressedSize)) { (out: UnsafeMutableRawBufferPointer) throws(ZstdError) in
                     try decompressor.decompress(raw, into: out)
                 }
             } catch { failure = error }

@@ -9,6 +9,10 @@ public protocol TraceSource: AnyObject {
     var size: Int { get }
     /// Reads `count` bytes at `offset`; fewer only at the end of the source.
     func read(at offset: Int, count: Int) throws(TraceError) -> [UInt8]
+    /// Reads up to `buffer.count` bytes at `offset` into `buffer`: how many
+    /// (fewer only where the source ends). The default copies what
+    /// ``read(at:count:)`` returns.
+    func read(at offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws(TraceError) -> Int
     /// An independent handle on the same bytes, for another thread (nil:
     /// this source cannot give one, and is read by one thread only).
     func reopened() throws(TraceError) -> TraceSource?
@@ -16,6 +20,12 @@ public protocol TraceSource: AnyObject {
 
 extension TraceSource {
     public func reopened() throws(TraceError) -> TraceSource? { nil }
+
+    public func read(at offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws(TraceError) -> Int {
+        let bytes = try read(at: offset, count: buffer.count)
+        bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
+        return bytes.count
+    }
 }
 
 /// A trace file, read with pread(2).
@@ -50,10 +60,25 @@ public final class FileTraceSource: TraceSource {
 
     public func read(at offset: Int, count: Int) throws(TraceError) -> [UInt8] {
         let n = max(0, min(count, size - offset))
-        var out = [UInt8](repeating: 0, count: n)
+        var failure: TraceError?
+        let out = [UInt8](unsafeUninitializedCapacity: n) { raw, initialized in
+            do throws(TraceError) {
+                initialized = try read(at: offset, into: UnsafeMutableRawBufferPointer(raw))
+            } catch {
+                failure = error
+                initialized = 0
+            }
+        }
+        if let failure { throw failure }
+        return out
+    }
+
+    /// With pread(2), straight into `buffer` (the reader's chunk after chunk).
+    public func read(at offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws(TraceError) -> Int {
+        let n = max(0, min(buffer.count, size - offset))
         var done = 0
         while done < n {
-            let got = out.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, n - done, off_t(offset + done)) }
+            let got = pread(fd, buffer.baseAddress! + done, n - done, off_t(offset + done))
             if got < 0 {
                 if errno == EINTR { continue }
                 throw .io(path: path, String(cString: strerror(errno)))
@@ -62,8 +87,7 @@ public final class FileTraceSource: TraceSource {
             done += got
         }
         bytesRead += done
-        if done < n { out.removeSubrange(done...) }
-        return out
+        return done
     }
 }
 
