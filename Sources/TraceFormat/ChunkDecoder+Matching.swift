@@ -134,18 +134,20 @@ extension ChunkDecoder {
     public mutating func matchChain(nic n: Int, queue: UInt16, head: UInt16, count: Int,
                                     _ descriptor: (Int) -> TraceDescriptor) -> RecordMatch {
         let t = takeTag(nic: n)
-        let f: (queue: UInt16, head: UInt16, count: Int)
         do throws(ChunkDecodeError) {
-            if t.code == TraceEventKind.chain.rawValue {
-                f = try chainFields(t.tagOffset)
-            } else if t.code == RepeatRecord.chainAsRead && repeats {
-                f = try chainAsReadFields(t.tagOffset)
+            if t.code == RepeatRecord.chainAsRead && repeats {
+                // Compared where they were read: no copy into the descriptor list.
+                let f = try chainAsReadHeader(t.tagOffset)
+                guard f.queue == queue, f.head == head, f.count == count else { return .mismatch }
+                for i in 0..<count where asReadDescriptor(i, of: count) != descriptor(i) { return .mismatch }
+            } else if t.code == TraceEventKind.chain.rawValue {
+                let f = try chainFields(t.tagOffset)
+                guard f.queue == queue, f.head == head, f.count == count else { return .mismatch }
+                for i in 0..<count where descriptorStorage[i] != descriptor(i) { return .mismatch }
             } else {
                 return Self.missing(t.code)
             }
         } catch { return .mismatch }
-        guard f.queue == queue, f.head == head, f.count == count else { return .mismatch }
-        for i in 0..<count where descriptorStorage[i] != descriptor(i) { return .mismatch }
         decodedCount &+= 1
         return .matched
     }

@@ -504,6 +504,21 @@ public struct ChunkDecoder {
     /// `count` of `descriptorStorage`.
     @inlinable @inline(__always)
     mutating func chainAsReadFields(_ tagOffset: Int) throws(ChunkDecodeError) -> (queue: UInt16, head: UInt16, count: Int) {
+        let f = try chainAsReadHeader(tagOffset)
+        if descriptorStorage.count < f.count {
+            descriptorStorage.append(contentsOf: repeatElement(TraceDescriptor(addr: 0, len: 0, flags: 0, next: 0), count: f.count - descriptorStorage.count))
+        }
+        for i in 0..<f.count { descriptorStorage[i] = asReadDescriptor(i, of: f.count) }
+        storedDescriptorCount = f.count
+        return f
+    }
+
+    /// A chain-as-read record's queue, head and count, its recent reads
+    /// checked (the newest `count`, each 16 bytes), and the descriptor end
+    /// moved past its last descriptor: ``asReadDescriptor(_:of:)`` then
+    /// gives each descriptor.
+    @inlinable @inline(__always)
+    mutating func chainAsReadHeader(_ tagOffset: Int) throws(ChunkDecodeError) -> (queue: UInt16, head: UInt16, count: Int) {
         let queue: UInt16 = try narrow()
         let head: UInt16 = try narrow()
         let count = try varint()
@@ -511,24 +526,26 @@ public struct ChunkDecoder {
             throw fail(tagOffset, "chain as read claims \(count) descriptors (1 to \(RecentReads.capacity))")
         }
         let n = Int(count)
-        if descriptorStorage.count < n {
-            descriptorStorage.append(contentsOf: repeatElement(TraceDescriptor(addr: 0, len: 0, flags: 0, next: 0), count: n - descriptorStorage.count))
-        }
-        let base = contentBase
-        for i in 0..<n {
-            guard let r = recentReads.get(n - 1 - i), r.length == 16 else {
+        for k in 0..<n {
+            guard let r = recentReads.get(k), r.length == 16 else {
                 throw fail(tagOffset, "chain as read refers to \(n) descriptor reads that are not there")
             }
-            let at = base + r.start
-            let d = TraceDescriptor(addr: UInt64(littleEndian: at.loadUnaligned(as: UInt64.self)),
-                                    len: UInt32(littleEndian: at.loadUnaligned(fromByteOffset: 8, as: UInt32.self)),
-                                    flags: UInt16(littleEndian: at.loadUnaligned(fromByteOffset: 12, as: UInt16.self)),
-                                    next: UInt16(littleEndian: at.loadUnaligned(fromByteOffset: 14, as: UInt16.self)))
-            descriptorStorage[i] = d
-            lastDescriptorEnd = d.addr &+ UInt64(d.len)
         }
-        storedDescriptorCount = n
+        let last = asReadDescriptor(n - 1, of: n)
+        lastDescriptorEnd = last.addr &+ UInt64(last.len)
         return (queue, head, n)
+    }
+
+    /// Descriptor `i` of a chain of `n` read just before it: recent read
+    /// `n - 1 - i` (checked by ``chainAsReadHeader(_:)``), as the device reads
+    /// a descriptor: address, length, flags, next, little-endian.
+    @inlinable @inline(__always)
+    func asReadDescriptor(_ i: Int, of n: Int) -> TraceDescriptor {
+        let at = contentBase + recentReads.get(n - 1 - i).unsafelyUnwrapped.start
+        return TraceDescriptor(addr: UInt64(littleEndian: at.loadUnaligned(as: UInt64.self)),
+                               len: UInt32(littleEndian: at.loadUnaligned(fromByteOffset: 8, as: UInt32.self)),
+                               flags: UInt16(littleEndian: at.loadUnaligned(fromByteOffset: 12, as: UInt16.self)),
+                               next: UInt16(littleEndian: at.loadUnaligned(fromByteOffset: 14, as: UInt16.self)))
     }
 
     /// The fields of a repeated read or write record: a successful access
