@@ -187,10 +187,14 @@ extension TraceReplayer {
             let reader: TraceReader
             init(_ reader: TraceReader) { self.reader = reader }
         }
-        let faults = self.faults
+        let (faults, directly) = (self.faults, replaysDirectly)
         // A thread that cannot be had leaves its share to the others.
         let threads = readers.map(Handoff.init).compactMap { own in
-            BackgroundThread { work(TraceReplayer(reader: own.reader, faults: faults), nil) }
+            BackgroundThread {
+                let replayer = TraceReplayer(reader: own.reader, faults: faults)
+                replayer.replaysDirectly = directly
+                work(replayer, nil)
+            }
         }
         work(self, progress)
         for t in threads { t.join() }
