@@ -41,9 +41,9 @@ extension ChunkDecoder {
     }
 
     /// The next event record's tag, consumed, if it is an event of NIC `nic`:
-    /// `code` is ``RecordCode/end`` at the content's end, and
-    /// ``RecordCode/mismatch`` for another NIC's event or a context record
-    /// that does not decode.
+    /// otherwise `code` is `endCode` at the content's end, and
+    /// `mismatchCode` for another NIC's event or a context record that does
+    /// not decode (nothing consumed but the context records before it).
     @inlinable @inline(__always)
     mutating func takeTag(nic n: Int) -> (code: UInt8, aux: UInt8, tagOffset: Int) {
         guard offset < end else { return (Self.endCode, 0, offset) }
@@ -66,8 +66,8 @@ extension ChunkDecoder {
     @usableFromInline static let mismatchCode: UInt8 = 0xFF
 
     /// A tag that is no event of the NIC as a match outcome.
-    @inline(__always)
-    @inlinable static func missing(_ code: UInt8) -> RecordMatch { code == endCode ? .end : .mismatch }
+    @inlinable @inline(__always)
+    static func missing(_ code: UInt8) -> RecordMatch { code == endCode ? .end : .mismatch }
 
     /// A device read of `buffer.count` bytes at `address` by NIC `nic`:
     /// served from the record (a part a snaplen left out as zeros).
