@@ -70,10 +70,12 @@ extension TraceReplayer {
     ///   - threads: 2 or more: the checkpoint segments are replayed on that
     ///     many threads, each from its own checkpoint (a segment that matched
     ///     ends in the state of the next checkpoint, or the replay reports
-    ///     that, so the next one starts the same either way); with faults
-    ///     (which count from the start), a stop or a divergence hook, a second
-    ///     thread decompresses and decodes ahead instead (`ChunkPipeline`).
-    ///     Either way the outcome, and any error, are those of one thread.
+    ///     that, so the next one starts the same either way). With faults
+    ///     (which count from the start) or a stop, a second thread
+    ///     decompresses and decodes ahead instead (`ChunkPipeline`, for
+    ///     segments replayed event by event); with a divergence hook (called
+    ///     on this thread) the replay stays on this one. Either way the
+    ///     outcome, and any error, are those of one thread.
     ///   - progress: called with the chunks done so far (on this thread).
     public func replayAll(keepGoing: Bool, threads: Int = 1, progress: ((Int) -> Void)? = nil) throws(TraceError) -> ReplayOutcome {
         if threads > 1 && faults.isEmpty && stopAt == .max && onDivergence == nil,
@@ -82,7 +84,10 @@ extension TraceReplayer {
         }
         var outcome = ReplayOutcome()
         var i = reader.chunks.firstIndex(where: \.hasCheckpoint) ?? reader.chunks.count
-        if threads > 1 && i < reader.chunks.count, let p = ChunkPipeline(reader: reader, from: i) {
+        // The pipeline decodes events for the replay event by event; a direct
+        // replay (one segment, or a divergence hook) would leave its blocks unread.
+        let direct = replaysDirectly && faults.isEmpty && stopAt == .max
+        if threads > 1 && !direct && i < reader.chunks.count, let p = ChunkPipeline(reader: reader, from: i) {
             pipeline = p
             cursor.pipeline = p
         }
