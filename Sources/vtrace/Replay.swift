@@ -22,7 +22,7 @@ struct Replay: ParsableCommand {
             drain: a .partial) replays up to its last recorded event and stops there; that \
             is not a divergence, and the report names the access that was cut.
 
-            It replays on every core by default: the checkpoint segments are replayed \
+            It replays on every core by default (up to 8): the checkpoint segments are replayed \
             side by side, each from its own checkpoint (a segment that matched ends in the \
             state of the next checkpoint, or the replay says so), and the report is the \
             same as on one thread, errors included. With --fault (a fault counts from the \
@@ -59,7 +59,7 @@ struct Replay: ParsableCommand {
     @Flag(help: "Raise SIGTRAP at the first mismatch, while the device is inside the diverging access.")
     var breakOnDivergence = false
 
-    @Option(help: "Threads to replay on (default: every core): checkpoint segments side by side; with --fault, a second thread decompresses and decodes ahead. 1 keeps it all on this thread.")
+    @Option(help: "Threads to replay on (default: every core, up to 8): checkpoint segments side by side; with --fault, a second thread decompresses and decodes ahead. 1 keeps it all on this thread.")
     var threads: Int?
 
     @OptionGroup var output: OutputOptions
@@ -117,7 +117,8 @@ struct Replay: ParsableCommand {
             let progress = Progress("replay", total: reader.chunks.count, enabled: !output.json && !check)
             defer { progress.finish() }
             // A debugger's stops stay on one thread.
-            outcome = try replayer.replayAll(keepGoing: keepGoing, threads: debugging ? 1 : threads ?? cores) { progress.update($0) }
+            // Each thread holds a segment's chunks: the default stops at 8.
+            outcome = try replayer.replayAll(keepGoing: keepGoing, threads: debugging ? 1 : threads ?? min(cores, 8)) { progress.update($0) }
         } catch {
             printError("vtrace: \(input.trace): \(error)")
             throw ExitCode(check ? 125 : VTrace.usageExitCode)
