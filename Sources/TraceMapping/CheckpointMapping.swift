@@ -38,7 +38,9 @@ extension NICCheckpoint {
     /// The device state this checkpoint describes, or nil if it is not one a
     /// device could be in (wrong queue count, sizes breaking the queue rules).
     public func deviceState(queueCount: Int) -> VirtioNetState? {
-        guard queues.count == queueCount, counters.count == 16 else { return nil }
+        // Active pairs run from 1 to the NIC's pairs (2p + 1 queues with a control queue, else 2).
+        guard queues.count == queueCount, counters.count == 16,
+              activeQueuePairs >= 1, Int(activeQueuePairs) <= max(1, queueCount / 2) else { return nil }
         var s = VirtioNetState(queueCount: queueCount)
         s.status = DeviceStatus(rawValue: status)
         s.deviceFeaturesSel = deviceFeaturesSel

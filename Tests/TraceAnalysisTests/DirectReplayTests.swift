@@ -126,11 +126,13 @@ struct DirectReplayTests {
     @Test(arguments: [
         // A drain resumed from a checkpoint whose queue's avail index the records then contradict.
         "0006055b010f010110040102040140214101010102010152616e67650102022102214000000201020100000000000001020221",
+        // A checkpoint claiming more active queue pairs than the NIC has, then a kick of a queue past them.
+        "00000100010400000000556e7361666500c5000000040000000000000000000280028002000000000000800280020000000000004150537562737472696e00000000dc05000000000000",
     ])
     func fuzzerFindingsReplayTheSameDirectly(_ hex: String) throws {
         // As FuzzTrace's "RPLY" inputs after the prefix: a NIC selector byte, then a chunk's content.
         let bytes = stride(from: 0, to: hex.count, by: 2).map { UInt8(hex.dropFirst($0).prefix(2), radix: 16)! }
-        let path = temporaryPath("direct-fuzz.vtrace")
+        let path = temporaryPath("direct-fuzz-\(hex.count)-\(hex.suffix(16)).vtrace")
         #expect(try TraceWriter.writeOneChunk(content: Array(bytes.dropFirst()), nics: Int(bytes[0] % 3) + 1, to: path))
         try Self.expectSameAsEventByEvent({ () throws(TraceError) in try TraceReader(path: path) }, "fuzzer input", threads: [1])
     }

@@ -190,4 +190,20 @@ struct DrainPauseTests {
         expected.invalidAvailIdxCount += 1
         #expect(dev.counters == expected)
     }
+
+    /// A restored state claiming more active pairs than the NIC has (a
+    /// hostile checkpoint: the fuzzer's second find) routes no kick past the
+    /// NIC's own queues: the kick of queue 3 of a one-pair NIC is ignored.
+    @Test func kicksNeverReachPairsTheNICDoesNotHave() throws {
+        var (dev, _) = try Self.loaded()
+        var s = dev.state
+        s.activeQueuePairs = 3
+        let restored = dev.restore(s)
+        #expect(restored)
+        dev.observer = PausingLog()
+        let raised = dev.write(offset: 0x50, width: 4, value: 3)
+        // The write itself, and nothing it did: no pop, no counter.
+        #expect(raised == [] && dev.observer.log.events.count == 1 && dev.counters == s.counters, "\(dev.observer.log.events)")
+        #expect(dev.state.queues == s.queues)
+    }
 }

@@ -34,7 +34,8 @@ extension VirtioNetDevice {
         if queuePairs > 1, index == UInt32(queuePairs) * 2 {
             return processControlQueue()
         }
-        if index & 1 == 1, index / 2 < UInt32(state.activeQueuePairs) {
+        // (Never past the NIC's own pairs, whatever state was restored.)
+        if index & 1 == 1, index / 2 < UInt32(min(state.activeQueuePairs, queuePairs)) {
             return processTx(pair: Int(index / 2))
         }
         return []  // RX kicks, inactive pairs, out-of-range indices
