@@ -174,30 +174,29 @@ struct DirectObserver: DeviceObserver {
     }
 }
 
+/// Where a NIC stands between accesses: its state, whether memory is bound,
+/// and the number of the event that began its access in progress (a drain
+/// paused between chains). A segment starts from one per NIC, and ends in one.
+struct NICPosition {
+    var state: VirtioNetState
+    var memoryBound: Bool
+    var accessEvent: UInt64
+}
+
 /// A whole segment replayed directly: devices restored from the segment's
 /// start, every access re-executed, every action matched in place.
 struct DirectReplay {
     typealias Device = VirtioNetDevice<DirectMemory, DirectObserver>
 
-    /// Where each NIC stands at the segment's start.
-    struct Start {
-        var state: VirtioNetState
-        var memoryBound: Bool
-        /// The number of the event that began the NIC's access in progress.
-        var accessEvent: UInt64
-    }
-
     /// What the segment ended with, when every action matched.
     struct End {
-        var states: [VirtioNetState]
-        var memoryBound: [Bool]
-        var accessEvents: [UInt64]
+        var nics: [NICPosition]
         var events: UInt64
     }
 
     /// Replays the segment of `decoders` from `starts`; nil when an action
     /// did not match (or anything else the event-by-event replay must look at).
-    static func run(decoders: [ChunkDecoder], eventCounts: [UInt64], pauseNIC: Int, starts: [Start],
+    static func run(decoders: [ChunkDecoder], eventCounts: [UInt64], pauseNIC: Int, starts: [NICPosition],
                     config: NetConfig) -> End? {
         let stream = RecordStream(decoders: decoders, eventCounts: eventCounts, pauseNIC: pauseNIC)
         let memory = DirectMemory(stream: stream)
@@ -239,7 +238,8 @@ struct DirectReplay {
             }
         }
         if stream.gaveUp { return nil }
-        return End(states: devices.map(\.state), memoryBound: devices.map { $0.memory != nil },
-                   accessEvents: accessEvents, events: stream.matched)
+        return End(nics: devices.indices.map { NICPosition(state: devices[$0].state, memoryBound: devices[$0].memory != nil,
+                                                           accessEvent: accessEvents[$0]) },
+                   events: stream.matched)
     }
 }

@@ -36,23 +36,31 @@ public final class TraceReplayer {
 
     /// Restores the devices from the checkpoint of the loaded segment's first chunk.
     func restoreFromLoadedCheckpoint() throws(TraceError) {
-        let starts = try checkpointStarts(cursor.decoders[0], chunk: cursor.chunkNumbers[0])
-        devices = []
-        for (n, s) in starts.enumerated() {
-            var dev = VirtioNetDevice(config: reader.header.netConfig, memory: s.memoryBound ? memory : nil,
-                                      observer: ReplayObserver(cursor: cursor, nic: n, counters: s.state.counters), faults: faults)
-            dev.restore(s.state)
-            devices.append(dev)
+        install(try checkpointStarts(cursor.decoders[0], chunk: cursor.chunkNumbers[0]))
+    }
+
+    /// New devices, each where `nics` says (and the cursor told so).
+    func install(_ nics: [NICPosition]) {
+        devices = nics.indices.map { n in
+            var dev = VirtioNetDevice(config: reader.header.netConfig, memory: nics[n].memoryBound ? memory : nil,
+                                      observer: ReplayObserver(cursor: cursor, nic: n, counters: nics[n].state.counters), faults: faults)
+            dev.restore(nics[n].state)
+            return dev
         }
-        cursor.restored(states: devices.map(\.state), accessEvents: starts.map(\.accessEvent))
+        cursor.restored(states: nics.map(\.state), accessEvents: nics.map(\.accessEvent))
+    }
+
+    /// Where the devices stand now.
+    var positions: [NICPosition] {
+        devices.indices.map { NICPosition(state: devices[$0].state, memoryBound: devices[$0].memory != nil, accessEvent: cursor.accessEvents[$0]) }
     }
 
     /// Where every NIC starts, from the checkpoint of chunk `index` (decoded by `decoder`).
-    func checkpointStarts(_ decoder: ChunkDecoder, chunk index: Int) throws(TraceError) -> [DirectReplay.Start] {
+    func checkpointStarts(_ decoder: ChunkDecoder, chunk index: Int) throws(TraceError) -> [NICPosition] {
         guard let checkpoint = decoder.checkpoint else {
             throw TraceError.corrupt(offset: Int(reader.chunks[index].offset), chunk: index, "chunk has no checkpoint to start from")
         }
-        var starts: [DirectReplay.Start] = []
+        var starts: [NICPosition] = []
         for (n, c) in checkpoint.enumerated() {
             guard let state = c.deviceState(queueCount: queueCount) else {
                 throw TraceError.corrupt(offset: Int(reader.chunks[index].offset), chunk: index, "checkpoint of nic\(n) is not a valid device state")
@@ -61,7 +69,7 @@ public final class TraceReplayer {
                 throw TraceError.corrupt(offset: Int(reader.chunks[index].offset), chunk: index,
                                          "checkpoint of nic\(n) resumes a drain begun at event \(d.accessEvent), after the chunk's first event \(reader.chunks[index].firstEvent)")
             }
-            starts.append(DirectReplay.Start(state: state, memoryBound: c.memoryBound, accessEvent: c.drain?.accessEvent ?? reader.chunks[index].firstEvent))
+            starts.append(NICPosition(state: state, memoryBound: c.memoryBound, accessEvent: c.drain?.accessEvent ?? reader.chunks[index].firstEvent))
         }
         return starts
     }
@@ -181,10 +189,7 @@ public final class TraceReplayer {
         run()
         if let error = cursor.decodeError { throw error }
         var result = SegmentResult(firstChunk: first, endChunk: end, events: cursor.position, divergence: cursor.divergence, cut: cursor.cut)
-        if !cursor.diverged {
-            result.checkpointMismatch = checkpointMismatch(first, end, states: devices.map(\.state),
-                                                           memoryBound: devices.map { $0.memory != nil }, accessEvents: cursor.accessEvents)
-        }
+        if !cursor.diverged { result.checkpointMismatch = checkpointMismatch(first, end, positions) }
         return result
     }
 
@@ -205,41 +210,23 @@ public final class TraceReplayer {
                         continuing: Bool) throws(TraceError) -> SegmentResult? {
         guard replaysDirectly, faults.isEmpty, stopAt == .max, !end.endsWithCut, end.pauseNIC != ReplayCursor.SegmentEnd.anyNIC,
               let first = decoders.first else { return nil }
-        let starts: [DirectReplay.Start]
-        if continuing && !devices.isEmpty {
-            starts = devices.indices.map { DirectReplay.Start(state: devices[$0].state, memoryBound: devices[$0].memory != nil,
-                                                              accessEvent: cursor.accessEvents[$0]) }
-        } else {
-            starts = try checkpointStarts(first, chunk: range.lowerBound)
-        }
+        let starts = continuing && !devices.isEmpty ? positions : try checkpointStarts(first, chunk: range.lowerBound)
         guard let done = DirectReplay.run(decoders: decoders, eventCounts: range.map { UInt64(reader.chunks[$0].eventCount) },
                                           pauseNIC: end.pauseNIC, starts: starts, config: reader.header.netConfig) else { return nil }
         directSegments += 1
         // The devices as the event-by-event replay would have left them.
-        if devices.count != done.states.count {
-            devices = done.states.indices.map { n in
-                VirtioNetDevice(config: reader.header.netConfig, memory: nil,
-                                observer: ReplayObserver(cursor: cursor, nic: n, counters: done.states[n].counters), faults: faults)
-            }
-        }
-        for n in devices.indices {
-            devices[n].restore(done.states[n])
-            devices[n].memory = done.memoryBound[n] ? memory : nil
-            devices[n].observer.counters = done.states[n].counters
-        }
-        cursor.restored(states: done.states, accessEvents: done.accessEvents)
+        install(done.nics)
         var result = SegmentResult(firstChunk: range.lowerBound, endChunk: range.upperBound, events: Int(done.events))
-        result.checkpointMismatch = checkpointMismatch(range.lowerBound, range.upperBound, states: done.states,
-                                                       memoryBound: done.memoryBound, accessEvents: done.accessEvents)
+        result.checkpointMismatch = checkpointMismatch(range.lowerBound, range.upperBound, done.nics)
         return result
     }
 
-    /// Whether the states a segment from chunk `first` replayed to differ from
-    /// the checkpoint of chunk `end` (decoded and kept in `prefetched`), and how.
-    func checkpointMismatch(_ first: Int, _ end: Int, states: [VirtioNetState], memoryBound: [Bool], accessEvents: [UInt64]) -> String? {
+    /// Whether the positions a segment from chunk `first` replayed to differ
+    /// from the checkpoint of chunk `end` (decoded and kept in `prefetched`), and how.
+    func checkpointMismatch(_ first: Int, _ end: Int, _ nics: [NICPosition]) -> String? {
         guard let (chunk, next, _) = prefetched, chunk == end, let cps = next.checkpoint else { return nil }
-        for n in states.indices where n < cps.count {
-            let replayed = NICCheckpoint(states[n], memoryBound: memoryBound[n], accessEvent: accessEvents[n])
+        for (n, p) in nics.enumerated() where n < cps.count {
+            let replayed = NICCheckpoint(p.state, memoryBound: p.memoryBound, accessEvent: p.accessEvent)
             if replayed != cps[n] {
                 return "nic\(n): the state replayed from chunk \(first) differs from the checkpoint of chunk \(end)"
                     + Self.difference(replayed, cps[n])
