@@ -7,7 +7,7 @@
 //   VirtioCore        the device: stdlib only, no clock, no randomness
 //   GuestDriver     ─► VirtioCore                      (a model driver)
 //   HostPrimitives    threads, locks, the monotonic clock (Glibc only)
-//   TraceFormat     ─► CZstd, HostPrimitives           (the .vtrace bytes)
+//   TraceFormat     ─► CZstd, CChecksum, HostPrimitives (the .vtrace bytes)
 //   TraceMapping    ─► VirtioCore, TraceFormat         (device values as trace values)
 //   TraceRecording  ─► TraceMapping, HostPrimitives    (what a recording VMM links)
 //   TraceAnalysis   ─► TraceMapping, HostPrimitives    (replay, diff, bisect, plot, pcapng)
@@ -69,7 +69,8 @@ let package = Package(
         .target(name: "GuestDriver", dependencies: ["VirtioCore"], swiftSettings: coreSettings),
         .target(name: "HostPrimitives", swiftSettings: tracingSettings),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
-        .target(name: "TraceFormat", dependencies: ["CZstd", "HostPrimitives"], swiftSettings: tracingSettings),
+        .target(name: "CChecksum"),
+        .target(name: "TraceFormat", dependencies: ["CZstd", "CChecksum", "HostPrimitives"], swiftSettings: tracingSettings),
         .target(name: "TraceMapping", dependencies: ["VirtioCore", "TraceFormat"], swiftSettings: tracingSettings),
         .target(name: "TraceRecording", dependencies: ["HostPrimitives", "VirtioCore", "TraceFormat", "TraceMapping"],
                 swiftSettings: tracingSettings),
