@@ -17,7 +17,8 @@ import VirtioCore
 /// and the caller replays the segment again event by event, from the same
 /// start, which finds and reports exactly what happened.
 final class RecordStream {
-    /// The chunk being matched.
+    /// The chunk being matched: a copy of its decoder in `decoders`, made
+    /// exclusive (never copied again: it is matched in place).
     var decoder: ChunkDecoder
     private let decoders: [ChunkDecoder]
     private let eventCounts: [UInt64]
@@ -39,6 +40,7 @@ final class RecordStream {
         self.eventCounts = eventCounts
         self.pauseNIC = pauseNIC
         decoder = decoders.first ?? ChunkDecoder()
+        decoder.makeExclusive()
     }
 
     /// Events matched so far.
@@ -73,6 +75,7 @@ final class RecordStream {
             earlierEvents &+= decoder.decoded
             slot += 1
             decoder = decoders[slot]
+            decoder.makeExclusive()
             if decoder.atEventRecord() { return true }
         }
     }

@@ -121,7 +121,7 @@ public struct ChunkDecoder {
     @usableFromInline var lastWriteEnd: UInt64 = 0
     @usableFromInline var lastDescriptorEnd: UInt64 = 0
     /// Per NIC, the current counter values (NIC n at n × 16).
-    @usableFromInline var counters: [UInt64]
+    @usableFromInline var counters: DecoderCounters
     @usableFromInline var recentReads = RecentReads()
     /// Whether the content may hold repeat records (format 1.4 and later;
     /// in older content they are unknown records).
@@ -130,6 +130,8 @@ public struct ChunkDecoder {
     /// first such access; copied before a write when a copy of this decoder
     /// holds it too.
     @usableFromInline var repeatTable: RepeatTable?
+    /// Set by ``makeExclusive()``: nothing else holds the repeat table or the counters.
+    @usableFromInline var exclusive = false
 
     /// Most descriptors one chain event may list (an indirect table's 65,535 plus a queue's 32,768).
     public static let maxDescriptors = 65_535 + 32_768
@@ -144,7 +146,7 @@ public struct ChunkDecoder {
         baseTime = 0
         checkpoint = nil
         startCounters = []
-        counters = []
+        counters = DecoderCounters([])
         time = 0
         repeats = false
     }
@@ -200,7 +202,7 @@ public struct ChunkDecoder {
         }
         checkpoint = cps
         startCounters = all
-        counters = all.flatMap { c in (0..<NICCheckpoint.counterCount).map { $0 < c.count ? c[$0] : 0 } }
+        counters = DecoderCounters(all)
         reader = r
         time = baseTime
     }
@@ -476,8 +478,11 @@ public struct ChunkDecoder {
     @inlinable @inline(__always)
     mutating func counterValue(_ aux: UInt8) throws(ChunkDecodeError) -> UInt64 {
         let index = nic &* NICCheckpoint.counterCount &+ Int(aux)
-        counters[index] &+= try varint()
-        return counters[index]
+        if !exclusive && !isKnownUniquelyReferenced(&counters) { counters = DecoderCounters(copying: counters) }
+        // `nic` is below `nics` (checked where it is set) and `aux` below 16.
+        let value = counters.values + index
+        value.pointee &+= try varint()
+        return value.pointee
     }
 
     @inline(never)
@@ -570,8 +575,21 @@ public struct ChunkDecoder {
     /// the last at its address (in this decoder's own table).
     @inlinable @inline(__always)
     mutating func remember(_ address: UInt64, _ length: Int, _ offset: Int) {
-        if !isKnownUniquelyReferenced(&repeatTable) { repeatTable = repeatTable.map(RepeatTable.init(copying:)) ?? RepeatTable() }
+        if !exclusive && !isKnownUniquelyReferenced(&repeatTable) { repeatTable = repeatTable.map(RepeatTable.init(copying:)) ?? RepeatTable() }
         repeatTable.unsafelyUnwrapped.record(address, length: length, offset: offset)
+    }
+
+    /// Makes this decoder the only holder of what its records write (its
+    /// repeat table and counters: copies of what another copy of it holds),
+    /// so that it writes them from now on without checking. Its owner must
+    /// then never copy it (a copy would share them); ``RecordStream`` of the
+    /// direct replay, which takes each chunk's decoder once and matches it in
+    /// place, is the one. The uniqueness checks were 3% of that replay's
+    /// instructions (docs/performance.md).
+    public mutating func makeExclusive() {
+        counters = DecoderCounters(copying: counters)
+        if repeats { repeatTable = repeatTable.map(RepeatTable.init(copying:)) ?? RepeatTable() }
+        exclusive = true
     }
 
     /// A memory read or write that stores only its first bytes (``TruncatedMemoryRecord``).

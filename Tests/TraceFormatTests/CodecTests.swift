@@ -20,6 +20,52 @@ struct CodecTests {
         }
     }
 
+    /// Varints of every length from one to ten bytes, each read where eight
+    /// or more bytes remain (decoded from one word up to eight bytes) and
+    /// where it ends the buffer (byte by byte): the same value, the same
+    /// bytes consumed, whatever follows; redundant and cut forms too.
+    @Test func varintsOfEveryLengthWhateverFollows() throws {
+        var rng = SplitMix64(seed: 0x7A41_1EB5)  // seeded: a failure re-runs exactly
+        for length in 1...10 {
+            for _ in 0..<200 {
+                let low: UInt64 = length == 1 ? 0 : 1 << UInt64(7 * (length - 1))
+                let high: UInt64 = length >= 10 ? .max : (1 << UInt64(7 * length)) - 1
+                let value = UInt64.random(in: low...high, using: &rng)
+                var w = ByteWriter()
+                w.varint(value)
+                #expect(w.bytes.count == length)
+                for tail in [[], [UInt8](repeating: 0xFF, count: 9), [UInt8](repeating: 0, count: 8), [0x80, 0x01, 2, 3, 4, 5, 6, 7, 8, 9, 10]] as [[UInt8]] {
+                    let bytes = w.bytes + tail
+                    try bytes.withUnsafeBytes { (raw) throws in
+                        var r = ByteReader(raw)
+                        let got = try r.varint()
+                        if got != value || r.offset != length { Issue.record("\(value) (\(length) bytes) then \(tail.count): \(got) at \(r.offset)") }
+                    }
+                }
+            }
+        }
+        let padding = [UInt8](repeating: 0xAA, count: 12)
+        let forms: [([UInt8], Result<UInt64, ByteReadError>, Int)] = [
+            ([0x80, 0x80, 0x80, 0x80, 0x00], .success(0), 5),
+            ([0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F], .success((1 << 56) - 1), 8),
+            ([0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01], .success(1 << 56), 9),
+            ([0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01], .success(.max), 10),
+            ([0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x02], .failure(.badVarint(offset: 0)), 0),
+        ]
+        for (bytes, expected, consumed) in forms {
+            (bytes + padding).withUnsafeBytes { raw in
+                var r = ByteReader(raw)
+                #expect(Result { () throws(ByteReadError) in try r.varint() } == expected, "\(bytes)")
+                if case .success = expected { #expect(r.offset == consumed, "\(bytes)") }
+            }
+        }
+        // Nine or more bytes of continuation and then the end: cut short.
+        [UInt8](repeating: 0x80, count: 9).withUnsafeBytes { raw in
+            var r = ByteReader(raw)
+            #expect(throws: ByteReadError.truncated(offset: 9, needed: 1)) { _ = try r.varint() }
+        }
+    }
+
     @Test func readerRefusesTruncatedAndOverlongVarints() {
         let cases: [([UInt8], ByteReadError)] = [
             ([0x80], .truncated(offset: 1, needed: 1)),

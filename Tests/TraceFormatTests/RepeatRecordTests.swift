@@ -212,20 +212,32 @@ struct FormatVectors14GoldenTests {
 /// write while both hold it).
 @Suite("Repeat records in copied decoders")
 struct RepeatTableCopyTests {
-    @Test func aCopyDecodesOnItsOwn() throws {
+    /// Two copies of a decoder, interleaved, each decode the rest of the
+    /// chunk as if alone: the repeat table and the running counters are
+    /// each copy's own, made so by copy-on-write or, for a copy its owner
+    /// made exclusive, by `makeExclusive()` (the other copy untouched).
+    @Test(arguments: [false, true]) func aCopyDecodesOnItsOwn(exclusive: Bool) throws {
         var e = ChunkEncoder(firstEvent: 0, baseTime: 0, checkpoint: [RepeatRecordTests.checkpoint()], counters: [])
         RepeatRecordTests.write(&e)
+        for i in 0..<6 {
+            e.append(.counter(index: i % 3, value: UInt64(10 * i + 1)), nic: 0)
+            // Repeats of earlier accesses between the counters.
+            ([6, 0] as [UInt8]).withUnsafeBytes { e.memoryRead(nic: 0, address: 0x2002, bytes: $0, ok: true) }
+            ([3, 0, 0, 0, 76, 0, 0, 0] as [UInt8]).withUnsafeBytes { e.memoryWrite(nic: 0, address: 0x3008, bytes: $0, ok: true) }
+        }
         var whole = try ChunkDecoder(content: e.content, nics: 1)
         var expected: [TraceEvent] = []
         while let ev = try whole.next() { expected.append(ev) }
-        for split in [0, 3, 9, expected.count / 2] {
+        #expect(expected.filter { if case .counter = $0.body { true } else { false } }.count == 6)
+        for split in [0, 3, 9, expected.count / 2, expected.count / 2 + 3] {
             var a = try ChunkDecoder(content: e.content, nics: 1)
             for _ in 0..<split { _ = try a.next() }
             var b = a
+            if exclusive { b.makeExclusive() }
             var fromA: [TraceEvent] = [], fromB: [TraceEvent] = []
-            // Interleaved: a, b, a, b, …
+            // Interleaved: b, a, b, a, … (b, the copy, writes first)
             while true {
-                let x = try a.next(), y = try b.next()
+                let y = try b.next(), x = try a.next()
                 if let x { fromA.append(x) }
                 if let y { fromB.append(y) }
                 if x == nil && y == nil { break }
