@@ -1,3 +1,4 @@
+import Glibc
 //! Decodes one chunk's uncompressed content back into events.
 
 /// The uncompressed content of one chunk in memory the buffer owns, at a
@@ -9,7 +10,26 @@ public final class ChunkBuffer {
     public private(set) var count = 0
 
     public init(capacity: Int = 0) {
-        storage = .allocate(byteCount: max(capacity, 1), alignment: 16)
+        storage = Self.allocate(max(capacity, 1))
+    }
+
+    /// A transparent huge page's size on x86-64 and most arm64 kernels.
+    static let hugePage = 2 << 20
+
+    /// Room for `n` bytes. A chunk's content (about 1 MiB; the recorder
+    /// cuts chunks there) is written once by zstd and read through once
+    /// by the decoder: in 4 KiB pages that is some 300 TLB entries per pass,
+    /// so from 512 KiB up the room is whole 2 MiB pages, aligned, and the
+    /// kernel is asked to back them with huge pages (`MADV_HUGEPAGE`; a
+    /// no-op where transparent huge pages are off). One-thread replay of
+    /// the dense testpmd trace: 5,830 page faults → 1,620 and about 3% less
+    /// time (docs/performance.md).
+    static func allocate(_ n: Int) -> UnsafeMutableRawBufferPointer {
+        if n < 512 << 10 { return .allocate(byteCount: n, alignment: 16) }
+        let size = (n + hugePage - 1) & ~(hugePage - 1)
+        let room = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: hugePage)
+        _ = madvise(room.baseAddress, size, MADV_HUGEPAGE)
+        return UnsafeMutableRawBufferPointer(rebasing: room[..<n])
     }
 
     public convenience init(_ bytes: [UInt8]) {
@@ -27,7 +47,7 @@ public final class ChunkBuffer {
     func fill<E: Error>(count n: Int, _ write: (UnsafeMutableRawBufferPointer) throws(E) -> Void) throws(E) {
         if storage.count < n {
             storage.deallocate()
-            storage = .allocate(byteCount: n, alignment: 16)
+            storage = Self.allocate(n)
         }
         count = 0
         try write(UnsafeMutableRawBufferPointer(rebasing: storage[0..<n]))

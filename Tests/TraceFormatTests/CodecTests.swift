@@ -98,6 +98,26 @@ struct CodecTests {
         }
     }
 
+    /// Chunk buffers below, at and above the size where they take whole huge
+    /// pages hold exactly what was written, refilled larger or smaller.
+    @Test func chunkBuffersHoldTheirContentAtEverySize() throws {
+        let sizes = [1, 4096, (512 << 10) - 1, 512 << 10, 1 << 20, (2 << 20) + 1, 100]
+        let buffer = ChunkBuffer(capacity: 64)
+        for (i, n) in sizes.enumerated() {
+            let fresh = ChunkBuffer(capacity: n)
+            for b in [buffer, fresh] {
+                b.fill(count: n) { room in
+                    for k in stride(from: 0, to: n, by: 4093) { room[k] = UInt8(truncatingIfNeeded: k &+ i) }
+                    room[n - 1] = 0xA5
+                }
+                #expect(b.bytes.count == n)
+                #expect(b.bytes[n - 1] == 0xA5)
+                #expect(stride(from: 0, to: n - 1, by: 4093).allSatisfy { b.bytes[$0] == UInt8(truncatingIfNeeded: $0 &+ i) }, "\(n)")
+                if n >= 512 << 10 { #expect(UInt(bitPattern: b.bytes.baseAddress) % UInt(2 << 20) == 0, "\(n) bytes in whole huge pages") }
+            }
+        }
+    }
+
     @Test func crc32MatchesTheStandardCheckValue() {
         #expect(CRC32.checksum(Array("123456789".utf8)) == 0xCBF4_3926)
         #expect(CRC32.checksum([]) == 0)
