@@ -13,7 +13,8 @@
 # under $TMPDIR, out of git). serve and its writer thread run on CPU 0,
 # testpmd's lcores on CPU 1 (as in tools/vhost-bench.sh). Needs a release
 # build of vtrace (VTRACE=path, default .build/release/vtrace) and
-# dpdk-testpmd (tools/bootstrap.sh --test installs it).
+# dpdk-testpmd (tools/bootstrap.sh --test installs it). RECORD_ARGS adds
+# recording options to serve (e.g. RECORD_ARGS="--flush-events 16384").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:?usage: tools/testpmd-trace.sh OUT.vtrace [FRAMES] [SECONDS]}
@@ -30,7 +31,7 @@ unblock() { python3 -c 'import os, signal, sys; signal.pthread_sigmask(signal.SI
 rm -f "$out" "$out.partial"
 # The trigger stops serving once it holds (exit 1 by design): testpmd then sees its backend gone.
 unblock taskset -c 0 "$VT" serve --vhost-user "$sock" --pairs 2 --sessions 1 --record "$out" \
-    --trigger "tx_packets >= $frames" --json > "$dir/serve.json" 2> "$dir/serve.err" &
+    --trigger "tx_packets >= $frames" --json ${RECORD_ARGS:-} > "$dir/serve.json" 2> "$dir/serve.err" &
 serve=$!
 for _ in $(seq 100); do [[ -S $sock ]] && break; sleep 0.05; done
 unblock timeout -k 10 -s INT "$seconds" dpdk-testpmd --lcores 0@1,1@1,2@1 --no-pci --file-prefix=vtt$$ --no-huge -m 512 \
