@@ -18,9 +18,10 @@
 # two queue pairs against `vtrace serve --pairs 2 --record`, FRAMES frames
 # (default 4,000,000: about 84 M events, 11 uncompressed bytes an event;
 # recorded once by tools/testpmd-trace.sh and kept in $TMPDIR, out of git),
-# then `vtrace-bench --replay` on it (best of ROUNDS, default 3) and, best of
-# 3 with peak memory, `zstd -d`, `vtrace replay --threads 1`, `--threads 2`
-# and `--keep-going`.
+# then `vtrace-bench --replay` on it (best of ROUNDS, default 3) and
+# CLI_ROUNDS (default 7) interleaved rounds of `zstd -d`, `vtrace replay
+# --threads 1`, `--threads 2` and `--keep-going`: each round's ratios to its
+# own `zstd -d`, their medians and ranges, and peak memory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${TMPDIR:-/tmp}/vtrace-replay-bench
@@ -42,10 +43,38 @@ if [[ ${1:-} == --testpmd ]]; then
     trace=$dir/testpmd-io-2pairs-$frames.vtrace
     if [[ ! -s $trace ]]; then tools/testpmd-trace.sh "$trace" "$frames"; fi
     .build/release/vtrace-bench --replay "$trace" --rounds "$rounds"
-    echo "zstd -d                                  $(best zstd -d -c "$trace")"
-    echo "vtrace replay --threads 1                $(best .build/release/vtrace replay --threads 1 "$trace")"
-    echo "vtrace replay --threads 2                $(best .build/release/vtrace replay --threads 2 "$trace")"
-    echo "vtrace replay --keep-going               $(best .build/release/vtrace replay --keep-going "$trace")"
+    # The CLI beside zstd -d, interleaved: this machine's speed drifts by
+    # tens of percent within minutes, so each round's ratios are taken
+    # against the zstd -d of the same round, and their medians reported.
+    cli_rounds=${CLI_ROUNDS:-7}
+    timing=$(mktemp)
+    for _ in $(seq "$cli_rounds"); do
+        for run in "zstd" "threads-1" "threads-2" "keep-going"; do
+            case $run in
+                zstd) cmd=(zstd -d -c "$trace") ;;
+                threads-1) cmd=(.build/release/vtrace replay --threads 1 "$trace") ;;
+                threads-2) cmd=(.build/release/vtrace replay --threads 2 "$trace") ;;
+                keep-going) cmd=(.build/release/vtrace replay --keep-going "$trace") ;;
+            esac
+            { /usr/bin/time -f "$run %e %M" "${cmd[@]}" >/dev/null; } 2>&1 | tail -1 >> "$timing"
+        done
+    done
+    python3 - "$timing" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+rounds = [rows[i:i + 4] for i in range(0, len(rows), 4)]
+print(f"CLI, {len(rounds)} interleaved rounds (seconds; ratio to that round's zstd -d):")
+for name in ("zstd", "threads-1", "threads-2", "keep-going"):
+    secs = [float(r[1]) for rd in rounds for r in rd if r[0] == name]
+    ratios = [float(r[1]) / float(rd[0][1]) for rd in rounds for r in rd if r[0] == name]
+    peak = max(int(r[2]) for rd in rounds for r in rd if r[0] == name) // 1024
+    label = "zstd -d" if name == "zstd" else "vtrace replay --" + name.replace("threads-", "threads ")
+    line = f"  {label:<30} median {statistics.median(secs):.2f} s"
+    if name != "zstd":
+        line += f"  {statistics.median(ratios):.2f}x median ({min(ratios):.2f}-{max(ratios):.2f}x)"
+    print(line + f", peak {peak} MB")
+PY
+    rm -f "$timing"
     exit 0
 fi
 repeats=${1:-30000}
