@@ -20,6 +20,18 @@ struct CountersTests {
         #expect(NetCounters().values == [UInt64](repeating: 0, count: 16))
     }
 
+    /// `add` moves exactly the counter it names, wrapping, and returns the
+    /// value the subscript then reads.
+    @Test func addMovesOneCounterAndReturnsItsValue() {
+        for (i, c) in NetCounter.allCases.enumerated() {
+            var s = NetCounters(values: (0..<16).map { UInt64($0) * 10 })!
+            #expect(s.add(7, to: c) == UInt64(i) * 10 + 7)
+            #expect(s.values == (0..<16).map { UInt64($0) * 10 + ($0 == i ? 7 : 0) })
+            s[c] = .max
+            #expect(s.add(2, to: c) == 1 && s[c] == 1)
+        }
+    }
+
     @Test func everyFieldIsIndependent() {
         for (i, c) in NetCounter.allCases.enumerated() {
             var s = NetCounters()

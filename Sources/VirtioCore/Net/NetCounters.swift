@@ -129,6 +129,32 @@ public struct NetCounters: Hashable, Sendable, Codable, CustomStringConvertible 
         }
     }
 
+    /// Adds `delta` to one counter (wrapping, as every counter does) and
+    /// returns its new value: the device's bump, one switch with the
+    /// addition in place (reading and then setting through the subscript
+    /// took two, and a call).
+    @inlinable @inline(__always)
+    public mutating func add(_ delta: UInt64, to counter: NetCounter) -> UInt64 {
+        switch counter {
+        case .txPackets: txPackets &+= delta; return txPackets
+        case .txBytes: txBytes &+= delta; return txBytes
+        case .rxPackets: rxPackets &+= delta; return rxPackets
+        case .rxBytes: rxBytes &+= delta; return rxBytes
+        case .txDroppedNoRxBuffer: txDroppedNoRxBuffer &+= delta; return txDroppedNoRxBuffer
+        case .txDroppedRxPoisoned: txDroppedRxPoisoned &+= delta; return txDroppedRxPoisoned
+        case .txChainInvalid: txChainInvalid &+= delta; return txChainInvalid
+        case .txOversizeDropped: txOversizeDropped &+= delta; return txOversizeDropped
+        case .rxChainInvalid: rxChainInvalid &+= delta; return rxChainInvalid
+        case .rxWriteFailed: rxWriteFailed &+= delta; return rxWriteFailed
+        case .txAddUsedFailures: txAddUsedFailures &+= delta; return txAddUsedFailures
+        case .rxAddUsedFailures: rxAddUsedFailures &+= delta; return rxAddUsedFailures
+        case .invalidAvailIdxCount: invalidAvailIdxCount &+= delta; return invalidAvailIdxCount
+        case .ctrlMqSet: ctrlMqSet &+= delta; return ctrlMqSet
+        case .ctrlChainInvalid: ctrlChainInvalid &+= delta; return ctrlChainInvalid
+        case .ctrlAddUsedFailures: ctrlAddUsedFailures &+= delta; return ctrlAddUsedFailures
+        }
+    }
+
     /// All 16 values in canonical order.
     public var values: [UInt64] { NetCounter.allCases.map { self[$0] } }
 

@@ -300,8 +300,7 @@ public struct VirtioNetDevice<Memory: GuestMemory, Observer: DeviceObserver> {
             faultProgress.counterBumps += 1
             if faultProgress.counterBumps == twice.bump { delta &*= 2 }
         }
-        let value = state.counters[counter] &+ delta
-        state.counters[counter] = value
+        let value = state.counters.add(delta, to: counter)
         bus.observer.counterChanged(counter, value: value)
     }
 
