@@ -272,9 +272,7 @@ extension VirtioNetDevice {
             if length == 0 || framePos == frameLength { continue }
             let n = min(length, frameLength - framePos)
             let start = framePos
-            let ok = frame.withUnsafeBytes { raw in
-                bus.writeFrame(address, from: UnsafeRawBufferPointer(rebasing: raw[start..<start + n]), frameOffset: start)
-            }
+            let ok = Self.writePiece(&frame, start..<start + n, at: address, to: &bus)
             if !ok {
                 failure = .write
                 break walk

@@ -339,6 +339,18 @@ public struct VirtioNetDevice<Memory: GuestMemory, Observer: DeviceObserver> {
         chain.withUnsafeBufferPointer { bus.observer.chainPopped(queue: queue, head: head, descriptors: $0) }
     }
 
+    /// Writes `range` of the frame at `address`. Both as inout parameters
+    /// (as `report`), so the compiler knows the memory cannot reach the
+    /// frame's storage: no retain and release of it (two atomic operations)
+    /// around every piece written.
+    @inline(__always)
+    static func writePiece(_ frame: inout [UInt8], _ range: Range<Int>, at address: UInt64,
+                           to bus: inout DeviceBus<Memory, Observer>) -> Bool {
+        frame.withUnsafeBytes { raw in
+            bus.writeFrame(address, from: UnsafeRawBufferPointer(rebasing: raw[range]), frameOffset: range.lowerBound)
+        }
+    }
+
     /// Publishes {head, len} on `queue`; true on success (reported).
     mutating func publishUsed(_ queue: Int, head: UInt16, len: UInt32) -> Bool {
         if let n = faults.skipUsed {
