@@ -23,6 +23,18 @@
     /// Unsigned LEB128 (as ``ByteWriter/varint(_:)``).
     @inlinable @inline(__always)
     mutating func varint(_ value: UInt64) {
+        if value < 0x80 {
+            p.storeBytes(of: UInt8(truncatingIfNeeded: value), as: UInt8.self)
+            p += 1
+            return
+        }
+        if value < 0x4000 {
+            // Two bytes in one store: most address deltas and lengths.
+            let pair = UInt16(truncatingIfNeeded: value & 0x7F | 0x80 | (value >> 7) << 8)
+            p.storeBytes(of: pair.littleEndian, toByteOffset: 0, as: UInt16.self)
+            p += 2
+            return
+        }
         var v = value
         while v >= 0x80 {
             p.storeBytes(of: UInt8(truncatingIfNeeded: v) | 0x80, as: UInt8.self)
