@@ -1,5 +1,8 @@
-import Glibc
 //! Decodes one chunk's uncompressed content back into events.
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The uncompressed content of one chunk in memory the buffer owns, at a
 /// stable address. Reusable: a reader refills it only while nothing else
@@ -28,7 +31,9 @@ public final class ChunkBuffer {
         if n < 512 << 10 { return .allocate(byteCount: n, alignment: 16) }
         let size = (n + hugePage - 1) & ~(hugePage - 1)
         let room = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: hugePage)
+        #if os(Linux)
         _ = madvise(room.baseAddress, size, MADV_HUGEPAGE)
+        #endif
         return UnsafeMutableRawBufferPointer(rebasing: room[..<n])
     }
 
