@@ -186,6 +186,13 @@ struct NICPosition {
     var accessEvent: UInt64
 }
 
+extension VirtioNetDevice {
+    /// Where this device stands, its access in progress begun at `accessEvent`.
+    func position(accessEvent: UInt64) -> NICPosition {
+        NICPosition(state: state, memoryBound: memory != nil, accessEvent: accessEvent)
+    }
+}
+
 /// A whole segment replayed directly: devices restored from the segment's
 /// start, every access re-executed, every action matched in place.
 struct DirectReplay {
@@ -241,8 +248,6 @@ struct DirectReplay {
             }
         }
         if stream.gaveUp { return nil }
-        return End(nics: devices.indices.map { NICPosition(state: devices[$0].state, memoryBound: devices[$0].memory != nil,
-                                                           accessEvent: accessEvents[$0]) },
-                   events: stream.matched)
+        return End(nics: devices.indices.map { devices[$0].position(accessEvent: accessEvents[$0]) }, events: stream.matched)
     }
 }

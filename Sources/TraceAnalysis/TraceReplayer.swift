@@ -52,7 +52,7 @@ public final class TraceReplayer {
 
     /// Where the devices stand now.
     var positions: [NICPosition] {
-        devices.indices.map { NICPosition(state: devices[$0].state, memoryBound: devices[$0].memory != nil, accessEvent: cursor.accessEvents[$0]) }
+        devices.indices.map { devices[$0].position(accessEvent: cursor.accessEvents[$0]) }
     }
 
     /// Where every NIC starts, from the checkpoint of chunk `index` (decoded by `decoder`).
@@ -198,6 +198,9 @@ public final class TraceReplayer {
     /// segment's end. Off, every segment is replayed event by event; the
     /// outcome is the same either way (tested).
     public var replaysDirectly = true
+    /// Whether segments can be replayed directly in this replay: asked for,
+    /// and no faults (they count from the start) and no stop to honour.
+    var replaysSegmentsDirectly: Bool { replaysDirectly && faults.isEmpty && stopAt == .max }
     /// Segments settled directly so far (the rest were replayed event by event).
     public private(set) var directSegments = 0
 
@@ -208,7 +211,7 @@ public final class TraceReplayer {
     /// which is then replayed event by event from the same start.
     func replayDirectly(_ decoders: [ChunkDecoder], _ range: Range<Int>, _ end: ReplayCursor.SegmentEnd,
                         continuing: Bool) throws(TraceError) -> SegmentResult? {
-        guard replaysDirectly, faults.isEmpty, stopAt == .max, !end.endsWithCut, end.pauseNIC != ReplayCursor.SegmentEnd.anyNIC,
+        guard replaysSegmentsDirectly, !end.endsWithCut, end.pauseNIC != ReplayCursor.SegmentEnd.anyNIC,
               let first = decoders.first else { return nil }
         let starts = continuing && !devices.isEmpty ? positions : try checkpointStarts(first, chunk: range.lowerBound)
         guard let done = DirectReplay.run(decoders: decoders, eventCounts: range.map { UInt64(reader.chunks[$0].eventCount) },

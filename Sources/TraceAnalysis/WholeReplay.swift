@@ -86,8 +86,7 @@ extension TraceReplayer {
         var i = reader.chunks.firstIndex(where: \.hasCheckpoint) ?? reader.chunks.count
         // The pipeline decodes events for the replay event by event; a direct
         // replay (one segment, or a divergence hook) would leave its blocks unread.
-        let direct = replaysDirectly && faults.isEmpty && stopAt == .max
-        if threads > 1 && !direct && i < reader.chunks.count, let p = ChunkPipeline(reader: reader, from: i) {
+        if threads > 1 && !replaysSegmentsDirectly && i < reader.chunks.count, let p = ChunkPipeline(reader: reader, from: i) {
             pipeline = p
             cursor.pipeline = p
         }

@@ -465,6 +465,15 @@ public struct ChunkDecoder {
         return (address, Int(length), ok, range)
     }
 
+    /// Room for `n` descriptors in `descriptorStorage` (grown, never shrunk:
+    /// a chain's descriptors overwrite the last one's in place).
+    @inlinable @inline(__always)
+    mutating func reserveDescriptors(_ n: Int) {
+        if descriptorStorage.count < n {
+            descriptorStorage.append(contentsOf: repeatElement(TraceDescriptor(addr: 0, len: 0, flags: 0, next: 0), count: n - descriptorStorage.count))
+        }
+    }
+
     /// The fields of a chain record (kind 4); its descriptors are the first
     /// `count` of `descriptorStorage`.
     @inlinable @inline(__always)
@@ -477,9 +486,7 @@ public struct ChunkDecoder {
             throw fail(tagOffset, "chain claims \(count) descriptors")
         }
         let n = Int(count)
-        if descriptorStorage.count < n {
-            descriptorStorage.append(contentsOf: repeatElement(TraceDescriptor(addr: 0, len: 0, flags: 0, next: 0), count: n - descriptorStorage.count))
-        }
+        reserveDescriptors(n)
         storedDescriptorCount = 0
         for i in 0..<n {
             let addr = lastDescriptorEnd &+ UInt64(bitPattern: try zigzag())
@@ -535,9 +542,7 @@ public struct ChunkDecoder {
     @inlinable @inline(__always)
     mutating func chainAsReadFields(_ tagOffset: Int) throws(ChunkDecodeError) -> (queue: UInt16, head: UInt16, count: Int) {
         let f = try chainAsReadHeader(tagOffset)
-        if descriptorStorage.count < f.count {
-            descriptorStorage.append(contentsOf: repeatElement(TraceDescriptor(addr: 0, len: 0, flags: 0, next: 0), count: f.count - descriptorStorage.count))
-        }
+        reserveDescriptors(f.count)
         for i in 0..<f.count { descriptorStorage[i] = asReadDescriptor(i, of: f.count) }
         storedDescriptorCount = f.count
         return f
