@@ -135,9 +135,9 @@ extension ChunkDecoder {
                                     _ descriptor: (Int) -> TraceDescriptor) -> RecordMatch {
         let t = takeTag(nic: n)
         do throws(ChunkDecodeError) {
-            if t.code == RepeatRecord.chainAsRead && repeats {
+            if t.code == RepeatRecord.chainAsRead && repeats || t.code == PredictedRecord.chainAtHead && predicts {
                 // Compared where they were read: no copy into the descriptor list.
-                let f = try chainAsReadHeader(t.tagOffset)
+                let f = try chainAsReadHeader(atHead: t.code == PredictedRecord.chainAtHead, t.tagOffset)
                 guard f.queue == queue, f.head == head, f.count == count else { return .mismatch }
                 for i in 0..<count where asReadDescriptor(i, of: count) != descriptor(i) { return .mismatch }
             } else if t.code == TraceEventKind.chain.rawValue {
@@ -156,9 +156,14 @@ extension ChunkDecoder {
     @inlinable @inline(__always)
     public mutating func matchUsed(nic n: Int, queue: UInt16, id: UInt32, len: UInt32) -> RecordMatch {
         let t = takeTag(nic: n)
-        guard t.code == TraceEventKind.used.rawValue else { return Self.missing(t.code) }
         do throws(ChunkDecodeError) {
-            guard try usedFields() == (queue, id, len) else { return .mismatch }
+            if t.code == TraceEventKind.used.rawValue {
+                guard try usedFields() == (queue, id, len) else { return .mismatch }
+            } else if t.code == PredictedRecord.usedAsWritten && predicts {
+                guard try usedAsWrittenFields(t.tagOffset) == (queue, id, len) else { return .mismatch }
+            } else {
+                return Self.missing(t.code)
+            }
         } catch { return .mismatch }
         decodedCount &+= 1
         return .matched

@@ -151,6 +151,18 @@ public struct ChunkDecoder {
     /// Whether the content may hold repeat records (format 1.4 and later;
     /// in older content they are unknown records).
     @usableFromInline let repeats: Bool
+    /// Whether memory records name addresses with address codes and the
+    /// content may hold predicted records (format 1.5: ``AddressCode``,
+    /// ``PredictedRecord``).
+    @usableFromInline let predicts: Bool
+    /// The buffers of the chunk's last chain (address codes name them).
+    @usableFromInline var recentChain = RecentChain()
+    /// Where the bytes of the newest successful 2-byte read are (-1: none
+    /// yet): a ``PredictedRecord/chainAtHead``'s head.
+    @usableFromInline var headRead = -1
+    /// Where the bytes of the newest successful 8-byte write are (-1: none
+    /// yet): a ``PredictedRecord/usedAsWritten``'s id and len.
+    @usableFromInline var usedWrite = -1
     /// The last small access at each address (``RepeatTable``), made at the
     /// first such access; copied before a write when a copy of this decoder
     /// holds it too.
@@ -174,6 +186,7 @@ public struct ChunkDecoder {
         counters = DecoderCounters([])
         time = 0
         repeats = false
+        predicts = false
     }
 
     /// The content's first byte (valid while this decoder, which keeps the buffer, lives).
@@ -187,16 +200,21 @@ public struct ChunkDecoder {
     @usableFromInline var end: Int { @inline(__always) get { reader.end } }
 
     /// A decoder over a copy of `content`.
-    /// - Parameter repeats: whether the content may hold repeat records
-    ///   (format 1.4 and later: ``RepeatRecord``).
-    public init(content: [UInt8], nics: Int, repeats: Bool = true) throws(ChunkDecodeError) {
-        try self.init(buffer: ChunkBuffer(content), nics: nics, repeats: repeats)
+    /// - Parameters:
+    ///   - repeats: whether the content may hold repeat records (format 1.4
+    ///     and later: ``RepeatRecord``).
+    ///   - predicts: whether it names addresses with address codes and may
+    ///     hold predicted records (format 1.5 and later, with `repeats`).
+    public init(content: [UInt8], nics: Int, repeats: Bool = true, predicts: Bool = true) throws(ChunkDecodeError) {
+        try self.init(buffer: ChunkBuffer(content), nics: nics, repeats: repeats, predicts: predicts)
     }
 
     /// A decoder over `buffer`'s content (which it keeps alive).
-    public init(buffer: ChunkBuffer, nics: Int, repeats: Bool = true) throws(ChunkDecodeError) {
+    public init(buffer: ChunkBuffer, nics: Int, repeats: Bool = true, predicts: Bool = true) throws(ChunkDecodeError) {
         self.buffer = buffer
         self.repeats = repeats
+        self.predicts = predicts && repeats
+        if self.predicts { repeatTable = RepeatTable() }
         let raw = buffer.bytes
         self.nics = nics
         var r = ByteReader(raw)
@@ -285,6 +303,48 @@ public struct ChunkDecoder {
         return Int64(bitPattern: (v >> 1) ^ (0 &- (v & 1)))
     }
 
+    /// A memory record's address: in a 1.5 chunk its address code
+    /// (``AddressCode``), otherwise the zigzag delta from `end` (the previous
+    /// read's or write's end).
+    @inlinable @inline(__always)
+    mutating func address(from end: UInt64, _ tagOffset: Int) throws(ChunkDecodeError) -> UInt64 {
+        guard predicts else { return end &+ UInt64(bitPattern: try zigzag()) }
+        let v = try varint()
+        switch v & 3 {
+        case AddressCode.delta:
+            let z = v >> 2
+            return end &+ ((z >> 1) ^ (0 &- (z & 1)))
+        case AddressCode.same, AddressCode.end:
+            guard let h = repeatTable.unsafelyUnwrapped.history((v >> 2) &+ 1) else { throw unreachedAccess(v, tagOffset) }
+            return v & 3 == AddressCode.same ? h.address : h.address &+ h.length
+        default:
+            let w = v >> 2
+            if w == 0 { return try varint() }
+            guard let base = recentChain.address(Int(truncatingIfNeeded: (w &- 1) & 3)) else { throw unreachedAccess(v, tagOffset) }
+            return base &+ ((w &- 1) >> 2)
+        }
+    }
+
+    /// An address code naming an access or a descriptor that is not there.
+    @inline(never)
+    @usableFromInline func unreachedAccess(_ v: UInt64, _ tagOffset: Int) -> ChunkDecodeError {
+        let accesses = repeatTable?.accesses ?? 0
+        switch v & 3 {
+        case AddressCode.other:
+            return fail(tagOffset, "address code names descriptor \(((v >> 2) &- 1) & 3) of the last chain; it has \(recentChain.count) (of the first \(RecentChain.capacity))")
+        default:
+            return fail(tagOffset, "address code names memory access \((v >> 2) &+ 1) back; the chunk has \(accesses) before it and the history keeps \(RepeatTable.historySize)")
+        }
+    }
+
+    /// A 1.5 memory access of `length` bytes at `address` enters the history.
+    @inlinable @inline(__always)
+    mutating func entered(_ address: UInt64, length: UInt64) {
+        guard predicts else { return }
+        if !exclusive && !isKnownUniquelyReferenced(&repeatTable) { repeatTable = repeatTable.map(RepeatTable.init(copying:)) }
+        repeatTable.unsafelyUnwrapped.pushHistory(address, length: length)
+    }
+
     /// A varint that must fit `T`.
     @inlinable @inline(__always)
     mutating func narrow<T: FixedWidthInteger>() throws(ChunkDecodeError) -> T {
@@ -323,7 +383,7 @@ public struct ChunkDecoder {
                     emit(try truncatedMemory(tagOffset), into: &event)
                     return true
                 }
-                if code >= RepeatRecord.read && code <= RepeatRecord.chainAsRead && repeats {
+                if code >= RepeatRecord.read && (code <= RepeatRecord.chainAsRead && repeats || code <= PredictedRecord.usedAsWritten && predicts) {
                     emit(try repeated(code, tagOffset), into: &event)
                     return true
                 }
@@ -430,17 +490,19 @@ public struct ChunkDecoder {
     /// (`ChunkDecoder+Matching.swift`).
     @inlinable @inline(__always)
     mutating func memoryReadFields(_ aux: UInt8, _ tagOffset: Int) throws(ChunkDecodeError) -> (address: UInt64, length: Int, ok: Bool, bytes: Range<Int>) {
-        let address = lastReadEnd &+ UInt64(bitPattern: try zigzag())
+        let address = try self.address(from: lastReadEnd, tagOffset)
         let length = try varint()
         let ok = aux & 1 == 0
         var range = offset..<offset
         if ok {
             range = try skip(length, tagOffset: tagOffset, "memory read")
             if length >= 8 { recentReads.push(length: Int(length), start: range.lowerBound) }
+            if length == 2 { headRead = range.lowerBound }
             if repeats && length &- 1 < UInt64(RepeatTable.maxLength) { remember(address, Int(length), range.lowerBound) }
         } else {
             guard length <= UInt64(UInt32.max) else { throw fail(tagOffset, "memory read length \(length) out of range") }
         }
+        entered(address, length: length)
         lastReadEnd = address &+ length
         return (address, Int(length), ok, range)
     }
@@ -448,7 +510,7 @@ public struct ChunkDecoder {
     /// The fields of a memory write record (kind 3).
     @inlinable @inline(__always)
     mutating func memoryWriteFields(_ aux: UInt8, _ tagOffset: Int) throws(ChunkDecodeError) -> (address: UInt64, length: Int, ok: Bool, bytes: Range<Int>) {
-        let address = lastWriteEnd &+ UInt64(bitPattern: try zigzag())
+        let address = try self.address(from: lastWriteEnd, tagOffset)
         let length = try varint()
         let ok = aux & 1 == 0
         let range: Range<Int>
@@ -461,6 +523,8 @@ public struct ChunkDecoder {
             range = try skip(length, tagOffset: tagOffset, "memory write")
         }
         if ok && repeats && length &- 1 < UInt64(RepeatTable.maxLength) { remember(address, Int(length), range.lowerBound) }
+        if ok && length == 8 { usedWrite = range.lowerBound }
+        entered(address, length: length)
         lastWriteEnd = address &+ length
         return (address, Int(length), ok, range)
     }
@@ -488,12 +552,14 @@ public struct ChunkDecoder {
         let n = Int(count)
         reserveDescriptors(n)
         storedDescriptorCount = 0
+        recentChain.begin()
         for i in 0..<n {
             let addr = lastDescriptorEnd &+ UInt64(bitPattern: try zigzag())
             let len: UInt32 = try narrow()
             let flags: UInt16 = try narrow()
             let next: UInt16 = try narrow()
             descriptorStorage[i] = TraceDescriptor(addr: addr, len: len, flags: flags, next: next)
+            recentChain.add(addr: addr, len: len)
             lastDescriptorEnd = addr &+ UInt64(len)
         }
         storedDescriptorCount = n
@@ -527,9 +593,13 @@ public struct ChunkDecoder {
     /// last one at its address, or a chain whose descriptors were just read.
     @inline(never)
     mutating func repeated(_ code: UInt8, _ tagOffset: Int) throws(ChunkDecodeError) -> TraceEvent.Body {
-        if code == RepeatRecord.chainAsRead {
-            let f = try chainAsReadFields(tagOffset)
+        if code == RepeatRecord.chainAsRead || code == PredictedRecord.chainAtHead {
+            let f = try chainAsReadFields(atHead: code == PredictedRecord.chainAtHead, tagOffset)
             return .chain(queue: f.queue, head: f.head, descriptorCount: f.count)
+        }
+        if code == PredictedRecord.usedAsWritten {
+            let f = try usedAsWrittenFields(tagOffset)
+            return .used(queue: f.queue, id: f.id, len: f.len)
         }
         let isRead = code == RepeatRecord.read
         let f = try repeatedAccess(isRead: isRead, tagOffset)
@@ -540,22 +610,29 @@ public struct ChunkDecoder {
     /// The fields of a chain-as-read record; its descriptors are the first
     /// `count` of `descriptorStorage`.
     @inlinable @inline(__always)
-    mutating func chainAsReadFields(_ tagOffset: Int) throws(ChunkDecodeError) -> (queue: UInt16, head: UInt16, count: Int) {
-        let f = try chainAsReadHeader(tagOffset)
+    mutating func chainAsReadFields(atHead: Bool, _ tagOffset: Int) throws(ChunkDecodeError) -> (queue: UInt16, head: UInt16, count: Int) {
+        let f = try chainAsReadHeader(atHead: atHead, tagOffset)
         reserveDescriptors(f.count)
         for i in 0..<f.count { descriptorStorage[i] = asReadDescriptor(i, of: f.count) }
         storedDescriptorCount = f.count
         return f
     }
 
-    /// A chain-as-read record's queue, head and count, its recent reads
+    /// A chain-as-read record's queue, head and count (a chain-at-head
+    /// record's head: the newest 2-byte read's bytes), its recent reads
     /// checked (the newest `count`, each 16 bytes), and the descriptor end
     /// moved past its last descriptor: ``asReadDescriptor(_:of:)`` then
     /// gives each descriptor.
     @inlinable @inline(__always)
-    mutating func chainAsReadHeader(_ tagOffset: Int) throws(ChunkDecodeError) -> (queue: UInt16, head: UInt16, count: Int) {
+    mutating func chainAsReadHeader(atHead: Bool, _ tagOffset: Int) throws(ChunkDecodeError) -> (queue: UInt16, head: UInt16, count: Int) {
         let queue: UInt16 = try narrow()
-        let head: UInt16 = try narrow()
+        let head: UInt16
+        if atHead {
+            guard headRead >= 0 else { throw fail(tagOffset, "chain at the ring's head, but no 2-byte read came before it in this chunk") }
+            head = UInt16(littleEndian: (contentBase + headRead).loadUnaligned(as: UInt16.self))
+        } else {
+            head = try narrow()
+        }
         let count = try varint()
         guard count >= 1, count <= UInt64(RecentReads.capacity) else {
             throw fail(tagOffset, "chain as read claims \(count) descriptors (1 to \(RecentReads.capacity))")
@@ -568,7 +645,25 @@ public struct ChunkDecoder {
         }
         let last = asReadDescriptor(n - 1, of: n)
         lastDescriptorEnd = last.addr &+ UInt64(last.len)
+        if predicts {
+            recentChain.begin()
+            for i in 0..<n {
+                let at = contentBase + recentReads.get(n - 1 - i).unsafelyUnwrapped.start
+                recentChain.add(addr: UInt64(littleEndian: at.loadUnaligned(as: UInt64.self)),
+                                len: UInt32(littleEndian: at.loadUnaligned(fromByteOffset: 8, as: UInt32.self)))
+            }
+        }
         return (queue, head, n)
+    }
+
+    /// The fields of a used-as-written record: its queue, and the id and
+    /// len of the newest 8-byte write.
+    @inlinable @inline(__always)
+    mutating func usedAsWrittenFields(_ tagOffset: Int) throws(ChunkDecodeError) -> (queue: UInt16, id: UInt32, len: UInt32) {
+        let queue: UInt16 = try narrow()
+        guard usedWrite >= 0 else { throw fail(tagOffset, "used as written, but no 8-byte write came before it in this chunk") }
+        let at = contentBase + usedWrite
+        return (queue, UInt32(littleEndian: at.loadUnaligned(as: UInt32.self)), UInt32(littleEndian: at.loadUnaligned(fromByteOffset: 4, as: UInt32.self)))
     }
 
     /// Descriptor `i` of a chain of `n` read just before it: recent read
@@ -587,17 +682,20 @@ public struct ChunkDecoder {
     /// whose length is its bytes' count.
     @inlinable @inline(__always)
     mutating func repeatedAccess(isRead: Bool, _ tagOffset: Int) throws(ChunkDecodeError) -> (address: UInt64, bytes: Range<Int>) {
-        let address = (isRead ? lastReadEnd : lastWriteEnd) &+ UInt64(bitPattern: try zigzag())
+        let address = try self.address(from: isRead ? lastReadEnd : lastWriteEnd, tagOffset)
         guard let last = repeatTable?.lookup(address) else {
             throw fail(tagOffset, "repeated \(isRead ? "read" : "write") at 0x\(String(address, radix: 16)) repeats no access in this chunk")
         }
         let range = last.offset..<(last.offset + last.length)
         if isRead {
             if last.length >= 8 { recentReads.push(length: last.length, start: last.offset) }
+            if last.length == 2 { headRead = last.offset }
             lastReadEnd = address &+ UInt64(last.length)
         } else {
+            if last.length == 8 { usedWrite = last.offset }
             lastWriteEnd = address &+ UInt64(last.length)
         }
+        entered(address, length: UInt64(last.length))
         return (address, range)
     }
 
@@ -629,18 +727,17 @@ public struct ChunkDecoder {
         let isWrite = flags.contains(.write), ok = !flags.contains(.failed)
         let what = isWrite ? "memory write" : "memory read"
         guard isWrite || ok else { throw fail(tagOffset, "a failed memory read with part of a payload (a failed read stores none)") }
-        let delta = UInt64(bitPattern: try zigzag())
+        let address = try self.address(from: isWrite ? lastWriteEnd : lastReadEnd, tagOffset)
         let length = try varint()
         let stored = try varint()
         guard length <= UInt64(UInt32.max) else { throw fail(tagOffset, "\(what) length \(length) out of range") }
         guard stored < length else { throw fail(tagOffset, "\(what) of \(length) bytes stores \(stored) of them (a part is fewer)") }
         let range = try skip(stored, tagOffset: tagOffset, isWrite ? "memory write's stored part" : "memory read's stored part")
+        entered(address, length: length)
         if isWrite {
-            let address = lastWriteEnd &+ delta
             lastWriteEnd = address &+ length
             return .memoryWrite(address: address, length: Int(length), ok: ok, bytes: range)
         }
-        let address = lastReadEnd &+ delta
         lastReadEnd = address &+ length
         return .memoryRead(address: address, length: Int(length), ok: true, bytes: range)
     }

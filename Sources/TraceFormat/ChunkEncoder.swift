@@ -43,6 +43,18 @@ public struct ChunkEncoder {
     /// Whether accesses and chains are encoded as repeats where they can be
     /// (format 1.4; ``RepeatTable``, ``RepeatRecord``): `out`'s table is kept.
     @usableFromInline let repeats: Bool
+    /// Whether addresses are written as address codes and chains and used
+    /// publications as predicted records where they can be (format 1.5;
+    /// ``AddressCode``, ``PredictedRecord``). Only with `repeats`.
+    @usableFromInline let predicts: Bool
+    /// The buffers of the last chain (address codes name them).
+    @usableFromInline var recentChain = RecentChain()
+    /// Where the bytes of the newest successful 2-byte read are in `out`
+    /// (-1: none yet): a chain at that head is a ``PredictedRecord/chainAtHead``.
+    @usableFromInline var headRead = -1
+    /// Where the bytes of the newest successful 8-byte write are (-1: none
+    /// yet): a used publication of them is a ``PredictedRecord/usedAsWritten``.
+    @usableFromInline var usedWrite = -1
 
     /// - Parameters:
     ///   - checkpoint: every NIC's state (required unless `continuation`).
@@ -51,10 +63,13 @@ public struct ChunkEncoder {
     ///   - pool: memory earlier chunks used, taken instead of a new allocation.
     ///   - repeats: write repeat records (format 1.4); false writes what a
     ///     1.3 reader reads.
+    ///   - predicts: write address codes and predicted records (format 1.5,
+    ///     with `repeats`); false writes what a 1.4 reader reads.
     public init(firstEvent: UInt64, baseTime: UInt64, checkpoint: [NICCheckpoint]?, counters: [[UInt64]],
-                capacity: Int = TraceLayout.chunkTargetSize + 4096, pool: BufferPool? = nil, repeats: Bool = true) {
+                capacity: Int = TraceLayout.chunkTargetSize + 4096, pool: BufferPool? = nil, repeats: Bool = true, predicts: Bool = true) {
         self.firstEvent = firstEvent
         self.repeats = repeats
+        self.predicts = predicts && repeats
         self.baseTime = baseTime
         lastTime = baseTime
         flags = checkpoint == nil ? .continuation : .checkpoint
@@ -101,7 +116,7 @@ public struct ChunkEncoder {
     public var exclusive = false
 
     /// A placeholder with no content to speak of (a recorder between chunks).
-    public static var idle: ChunkEncoder { ChunkEncoder(firstEvent: 0, baseTime: 0, checkpoint: nil, counters: [], capacity: 64, repeats: false) }
+    public static var idle: ChunkEncoder { ChunkEncoder(firstEvent: 0, baseTime: 0, checkpoint: nil, counters: [], capacity: 64, repeats: false, predicts: false) }
 
     /// Bytes encoded so far.
     public var size: Int { out.count }
@@ -196,6 +211,7 @@ public struct ChunkEncoder {
     @inlinable @inline(__always)
     public mutating func chain(nic: Int, queue: UInt16, head: UInt16, descriptorCount: Int) {
         threeFields(TraceEventKind.chain.rawValue, nic: nic, UInt64(queue), UInt64(head), UInt64(descriptorCount))
+        recentChain.begin()
     }
 
     /// A record of `code` whose fields are three varints.
@@ -216,7 +232,20 @@ public struct ChunkEncoder {
     public mutating func chain(nic: Int, queue: UInt16, head: UInt16, count: Int,
                                descriptor: (Int) -> (addr: UInt64, len: UInt32, flags: UInt16, next: UInt16)) {
         if repeats && count >= 1 && count <= RecentReads.capacity && descriptorsWereRead(count, descriptor) {
-            threeFields(RepeatRecord.chainAsRead, nic: nic, UInt64(queue), UInt64(head), UInt64(count))
+            if predicts && headRead >= 0
+                && UInt16(littleEndian: UnsafeRawPointer(out.base + headRead).loadUnaligned(as: UInt16.self)) == head {
+                var c = begin(code: PredictedRecord.chainAtHead, nic: nic, reserving: 2 * RecordCursor.maxVarint)
+                c.varint(UInt64(queue))
+                c.varint(UInt64(count))
+                end(c)
+            } else {
+                threeFields(RepeatRecord.chainAsRead, nic: nic, UInt64(queue), UInt64(head), UInt64(count))
+            }
+            recentChain.begin()
+            for i in 0..<count {
+                let d = descriptor(i)
+                recentChain.add(addr: d.addr, len: d.len)
+            }
             let last = descriptor(count - 1)
             lastDescriptorEnd = last.addr &+ UInt64(last.len)
             return
@@ -247,6 +276,13 @@ public struct ChunkEncoder {
     /// A used-ring publication event.
     @inlinable @inline(__always)
     public mutating func used(nic: Int, queue: UInt16, id: UInt32, len: UInt32) {
+        if predicts && usedWrite >= 0
+            && UnsafeRawPointer(out.base + usedWrite).loadUnaligned(as: UInt64.self) == (UInt64(id) | UInt64(len) << 32).littleEndian {
+            var c = begin(code: PredictedRecord.usedAsWritten, nic: nic, reserving: RecordCursor.maxVarint)
+            c.varint(UInt64(queue))
+            end(c)
+            return
+        }
         threeFields(TraceEventKind.used.rawValue, nic: nic, UInt64(queue), UInt64(id), UInt64(len))
     }
 
@@ -261,6 +297,7 @@ public struct ChunkEncoder {
         c.varint(UInt64(next))
         out.commit(c.p)
         lastDescriptorEnd = addr &+ UInt64(len)
+        recentChain.add(addr: addr, len: len)
     }
 
     /// The tag byte of a record of `kind` (after a NIC context record when
@@ -321,25 +358,74 @@ public struct ChunkEncoder {
     public mutating func memoryRead(nic: Int, address: UInt64, bytes: UnsafeRawBufferPointer, ok: Bool) {
         let n = bytes.count
         let small = repeats && ok && n > 0 && n <= RepeatTable.maxLength
-        if small, let at = repeatOf(address, bytes) {
-            var c = begin(code: RepeatRecord.read, nic: nic, reserving: RecordCursor.maxVarint)
-            c.zigzag(Int64(bitPattern: address &- lastReadEnd))
+        let last = small ? out.repeatTable.lookupWithOrdinal(address) : nil
+        if let last, last.length == n, bytesEqual(out.base + last.offset, bytes.baseAddress!, n) {
+            var c = begin(code: RepeatRecord.read, nic: nic, reserving: 2 * RecordCursor.maxVarint)
+            addressCode(address, length: n, sameAs: last.ordinal, from: lastReadEnd, &c)
             end(c)
-            if n >= 8 { recentReads.push(length: n, start: at) }
+            if n >= 8 { recentReads.push(length: n, start: last.offset) }
+            if n == 2 { headRead = last.offset }
+            if predicts { out.repeatTable.touch(address) }
+            entered(address, length: n)
             lastReadEnd = address &+ UInt64(n)
             return
         }
-        var c = begin(.memoryRead, ok ? 0 : 1, nic: nic, reserving: 2 * RecordCursor.maxVarint + n)
-        c.zigzag(Int64(bitPattern: address &- lastReadEnd))
+        var c = begin(.memoryRead, ok ? 0 : 1, nic: nic, reserving: 3 * RecordCursor.maxVarint + n)
+        addressCode(address, length: n, sameAs: last?.ordinal ?? -1, from: lastReadEnd, &c)
         c.varint(UInt64(n))
         if ok {
             let at = c.p - out.base
             if n >= 8 { recentReads.push(length: n, start: at) }
+            if n == 2 { headRead = at }
             if small { out.repeatTable.record(address, length: n, offset: at) }
             c.copy(bytes)
         }
         end(c)
+        entered(address, length: n)
         lastReadEnd = address &+ UInt64(n)
+    }
+
+    /// Writes `address` (an access of `length` bytes) as a 1.5 address code
+    /// (``AddressCode``: the same address as an access the history keeps,
+    /// the end of one, a place in the last chain's buffers, or the delta
+    /// from `end`), or in a 1.4 chunk as the zigzag delta from `end`.
+    /// `sameAs` is the encoder's ordinal of the last access at `address`
+    /// the repeat table found (-1: none).
+    @inlinable @inline(__always)
+    func addressCode(_ address: UInt64, length: Int, sameAs: Int, from end: UInt64, _ c: inout RecordCursor) {
+        let delta = Int64(bitPattern: address &- end)
+        guard predicts else { return c.zigzag(delta) }
+        let table = out.repeatTable
+        if sameAs >= 0, let k = historyDistance(to: sameAs), table.history(k)?.address == address {
+            return c.varint((k &- 1) << 2 | AddressCode.same)
+        }
+        if length &- 1 < RepeatTable.maxLength, let before = table.lookupWithOrdinal(address &- UInt64(length)),
+           before.length == length, let k = historyDistance(to: before.ordinal),
+           let h = table.history(k), h.address == address &- UInt64(length), h.length == UInt64(length) {
+            return c.varint((k &- 1) << 2 | AddressCode.end)
+        }
+        if let inChain = recentChain.holding(address), inChain.offset < 1 << 58 {
+            return c.varint((1 &+ (UInt64(inChain.index) | inChain.offset << 2)) << 2 | AddressCode.other)
+        }
+        let z = UInt64(bitPattern: (delta << 1) ^ (delta >> 63))
+        if z < 1 << 62 { return c.varint(z << 2 | AddressCode.delta) }
+        c.varint(AddressCode.other)
+        c.varint(address)
+    }
+
+    /// How many accesses back the one with encoder ordinal `ordinal`
+    /// (modulo 2^24) is, if the history reaches it.
+    @inlinable @inline(__always)
+    func historyDistance(to ordinal: Int) -> UInt64? {
+        let k = (out.repeatTable.accesses &- ordinal) & 0xFF_FFFF
+        return k >= 1 && k <= RepeatTable.historySize ? UInt64(k) : nil
+    }
+
+    /// A memory access of `length` bytes at `address` enters the history
+    /// (format 1.5: every memory record).
+    @inlinable @inline(__always)
+    func entered(_ address: UInt64, length: Int) {
+        if predicts { out.repeatTable.pushHistory(address, length: UInt64(length)) }
     }
 
     /// Where the bytes of the last access at `address` are in the content,
@@ -357,10 +443,14 @@ public struct ChunkEncoder {
     public mutating func memoryWrite(nic: Int, address: UInt64, bytes: UnsafeRawBufferPointer, ok: Bool) {
         let n = bytes.count
         let tableSized = repeats && ok && n > 0 && n <= RepeatTable.maxLength
-        if tableSized, repeatOf(address, bytes) != nil {
-            var c = begin(code: RepeatRecord.write, nic: nic, reserving: RecordCursor.maxVarint)
-            c.zigzag(Int64(bitPattern: address &- lastWriteEnd))
+        let last = tableSized ? out.repeatTable.lookupWithOrdinal(address) : nil
+        if let last, last.length == n, bytesEqual(out.base + last.offset, bytes.baseAddress!, n) {
+            var c = begin(code: RepeatRecord.write, nic: nic, reserving: 2 * RecordCursor.maxVarint)
+            addressCode(address, length: n, sameAs: last.ordinal, from: lastWriteEnd, &c)
             end(c)
+            if n == 8 { usedWrite = last.offset }
+            if predicts { out.repeatTable.touch(address) }
+            entered(address, length: n)
             lastWriteEnd = address &+ UInt64(n)
             return
         }
@@ -370,27 +460,30 @@ public struct ChunkEncoder {
             small |= 2 | UInt8(i) << 2
             read = recentReads.get(i)!.start
         }
-        var c = begin(.memoryWrite, small, nic: nic, reserving: 2 * RecordCursor.maxVarint + (read == nil ? n : 0))
-        c.zigzag(Int64(bitPattern: address &- lastWriteEnd))
+        var c = begin(.memoryWrite, small, nic: nic, reserving: 3 * RecordCursor.maxVarint + (read == nil ? n : 0))
+        addressCode(address, length: n, sameAs: last?.ordinal ?? -1, from: lastWriteEnd, &c)
         c.varint(UInt64(n))
         let at = read ?? (c.p - out.base)
         if read == nil { c.copy(bytes) }
         end(c)
+        if ok && n == 8 { usedWrite = at }
         if tableSized { out.repeatTable.record(address, length: n, offset: at) }
+        entered(address, length: n)
         lastWriteEnd = address &+ UInt64(n)
     }
 
     /// A memory access that stores only its first `bytes.count` of `length`
     /// bytes (``TruncatedMemoryRecord``); it is no recent read.
     mutating func truncated(nic: Int, address: UInt64, length: Int, bytes: UnsafeRawBufferPointer, flags: TruncatedMemoryRecord.Flags) {
-        var c = begin(code: TruncatedMemoryRecord.code, nic: nic, reserving: 1 + 3 * RecordCursor.maxVarint + bytes.count)
+        var c = begin(code: TruncatedMemoryRecord.code, nic: nic, reserving: 1 + 4 * RecordCursor.maxVarint + bytes.count)
         c.byte(flags.rawValue)
         let isWrite = flags.contains(.write)
-        c.zigzag(Int64(bitPattern: address &- (isWrite ? lastWriteEnd : lastReadEnd)))
+        addressCode(address, length: length, sameAs: -1, from: isWrite ? lastWriteEnd : lastReadEnd, &c)
         c.varint(UInt64(length))
         c.varint(UInt64(bytes.count))
         c.copy(bytes)
         end(c)
+        entered(address, length: length)
         if isWrite { lastWriteEnd = address &+ UInt64(length) } else { lastReadEnd = address &+ UInt64(length) }
     }
 

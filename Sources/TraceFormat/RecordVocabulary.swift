@@ -90,6 +90,25 @@ public enum RepeatRecord {
     public static let chainAsRead: UInt8 = 23
 }
 
+/// Records whose fields the chunk already holds (format 1.5): escape codes
+/// 24 and 25, so a reader that predates them reports an unknown record. Each
+/// decodes as the event it stands for.
+///
+/// - ``chainAtHead`` (tag `0x8F`): a chain-as-read record (its descriptors
+///   the newest recent reads) whose head is the little-endian u16 of the
+///   newest successful memory read of 2 bytes in this chunk (the avail ring
+///   slot the device read it from). After the tag: varint queue and
+///   descriptor count (1 to 4).
+/// - ``usedAsWritten`` (`0x9F`): a used publication whose id and len are the
+///   two little-endian u32s of the newest successful memory write of 8 bytes
+///   in this chunk (the used element the device wrote). After the tag: varint queue.
+public enum PredictedRecord {
+    /// A chain whose descriptors were just read, at the head just read.
+    public static let chainAtHead: UInt8 = 24
+    /// A used publication of the used element just written.
+    public static let usedAsWritten: UInt8 = 25
+}
+
 /// Event kinds. The raw value is the record's code (``RecordCode``).
 public enum TraceEventKind: UInt8, CaseIterable, Hashable, Sendable, Codable {
     case mmioRead = 0

@@ -26,9 +26,20 @@ final class RepeatTable {
     /// Longest access kept.
     @usableFromInline static var maxLength: Int { 16 }
 
-    /// Per slot two words: the address, and `offset | length << 32`
-    /// (length 0: empty).
+    /// Per slot two words: the address, and `offset | length << 32 |
+    /// ordinal << 40` (length 0: empty; the ordinal, modulo 2^24, is the
+    /// encoder's alone: which memory access of the chunk was last at the
+    /// address, for the address codes of ``AddressCode``). Then the access
+    /// history: ``historySize`` pairs of words (address, length).
     @usableFromInline let words: UnsafeMutablePointer<UInt64>
+    /// Memory accesses of the chunk so far (format 1.5: each enters the history).
+    @usableFromInline var accesses = 0
+
+    /// Memory accesses the history keeps: an address code refers to one of
+    /// the last 256 (``AddressCode``).
+    @usableFromInline static var historySize: Int { 256 }
+    /// Words of a table: the slots, then the history.
+    static var wordCount: Int { 2 * slots + 2 * historySize }
 
     /// An empty table.
     @usableFromInline init() {
@@ -39,13 +50,17 @@ final class RepeatTable {
     /// A table holding what `other` holds.
     @usableFromInline init(copying other: RepeatTable) {
         words = RepeatTableMemory.shared.take()
-        words.update(from: other.words, count: 2 * Self.slots)
+        words.update(from: other.words, count: Self.wordCount)
+        accesses = other.accesses
     }
 
     deinit { RepeatTableMemory.shared.give(words) }
 
     /// Empties every slot (a new chunk).
-    @usableFromInline func clear() { words.update(repeating: 0, count: 2 * Self.slots) }
+    @usableFromInline func clear() {
+        words.update(repeating: 0, count: 2 * Self.slots)
+        accesses = 0
+    }
 
     /// The slot of `address`: the top 13 bits of `(address >> 1) × 0x9E3779B97F4A7C15`
     /// (modulo 2^64).
@@ -60,8 +75,45 @@ final class RepeatTable {
     func lookup(_ address: UInt64) -> (offset: Int, length: Int)? {
         let at = 2 &* Self.slot(of: address)
         let w = words[at &+ 1]
-        guard words[at] == address, w >> 32 != 0 else { return nil }
-        return (Int(truncatingIfNeeded: w & 0xFFFF_FFFF), Int(truncatingIfNeeded: w >> 32))
+        guard words[at] == address, w >> 32 & 0xFF != 0 else { return nil }
+        return (Int(truncatingIfNeeded: w & 0xFFFF_FFFF), Int(truncatingIfNeeded: w >> 32 & 0xFF))
+    }
+
+    /// The same, with the ordinal the encoder kept (``touch(_:)``).
+    @inlinable @inline(__always)
+    func lookupWithOrdinal(_ address: UInt64) -> (offset: Int, length: Int, ordinal: Int)? {
+        let at = 2 &* Self.slot(of: address)
+        let w = words[at &+ 1]
+        guard words[at] == address, w >> 32 & 0xFF != 0 else { return nil }
+        return (Int(truncatingIfNeeded: w & 0xFFFF_FFFF), Int(truncatingIfNeeded: w >> 32 & 0xFF), Int(truncatingIfNeeded: w >> 40))
+    }
+
+    /// Marks the access at `address`, which its slot holds, as the
+    /// chunk's newest memory access (the encoder's ordinal; it leaves the
+    /// bytes where they are).
+    @inlinable @inline(__always)
+    func touch(_ address: UInt64) {
+        let at = 2 &* Self.slot(of: address) &+ 1
+        words[at] = words[at] & 0xFF_FFFF_FFFF | UInt64(truncatingIfNeeded: accesses & 0xFF_FFFF) << 40
+    }
+
+    /// Enters an access of `length` bytes at `address` in the history (every
+    /// memory access of a 1.5 chunk, in order).
+    @inlinable @inline(__always)
+    func pushHistory(_ address: UInt64, length: UInt64) {
+        let at = 2 &* Self.slots &+ 2 &* (accesses & (Self.historySize &- 1))
+        words[at] = address
+        words[at &+ 1] = length
+        accesses &+= 1
+    }
+
+    /// The access `k` back in the history (1: the newest), if the chunk had
+    /// that many and the history keeps it.
+    @inlinable @inline(__always)
+    func history(_ k: UInt64) -> (address: UInt64, length: UInt64)? {
+        guard k >= 1, k <= UInt64(min(accesses, Self.historySize)) else { return nil }
+        let at = 2 &* Self.slots &+ 2 &* ((accesses &- Int(k)) & (Self.historySize &- 1))
+        return (words[at], words[at &+ 1])
     }
 
     /// The access of `length` bytes (1...16) at `address` whose bytes start at
@@ -71,6 +123,7 @@ final class RepeatTable {
         let at = 2 &* Self.slot(of: address)
         words[at] = address
         words[at &+ 1] = UInt64(truncatingIfNeeded: offset) | UInt64(truncatingIfNeeded: length) << 32
+            | UInt64(truncatingIfNeeded: accesses & 0xFF_FFFF) << 40
     }
 }
 
@@ -81,7 +134,7 @@ final class RepeatTableMemory: @unchecked Sendable {
     var free: [UnsafeMutablePointer<UInt64>] = []
 
     func take() -> UnsafeMutablePointer<UInt64> {
-        mutex.withLock { free.popLast() } ?? .allocate(capacity: 2 * RepeatTable.slots)
+        mutex.withLock { free.popLast() } ?? .allocate(capacity: RepeatTable.wordCount)
     }
 
     func give(_ words: UnsafeMutablePointer<UInt64>) {

@@ -16,7 +16,11 @@ public enum TraceVersion {
     /// their payload).
     /// 4: repeat records: a small memory access that repeats the last one at
     /// its address, a chain whose descriptors were just read (``RepeatRecord``).
-    public static let minor: UInt16 = 4
+    /// 5: address codes (a memory record's address as the same as or next to
+    /// an access the chunk made before, or inside the last chain's buffers:
+    /// ``AddressCode``) and predicted records (a chain at the head just read,
+    /// a used publication of the element just written: ``PredictedRecord``).
+    public static let minor: UInt16 = 5
 }
 
 /// One RAM region of the recorded guest.

@@ -32,10 +32,10 @@ public struct RecordingOptions: Hashable, Sendable {
     /// length. Ring metadata, descriptors, virtio-net headers, control
     /// commands and counters are always stored whole.
     public var snaplen: UInt32?
-    /// Write repeat records (format 1.4: a small access that repeats the last
-    /// one at its address, a chain whose descriptors were just read, each
-    /// little more than a tag). Off: format 1.3, which vtrace before 1.4 reads.
-    public var repeatRecords = true
+    /// The format's minor version to write: 5 (the default) with address
+    /// codes and predicted records, 4 without them (what vtrace before 1.5
+    /// reads), 3 without repeat records either (before 1.4).
+    public var formatMinor = TraceVersion.minor
     public init() {}
 }
 

@@ -81,7 +81,7 @@ public final class TraceRecorder: @unchecked Sendable {
         var header = header
         header.trigger = options.trigger?.text
         header.snaplen = options.snaplen
-        if !options.repeatRecords { header.minorVersion = min(header.minorVersion, 3) }
+        header.minorVersion = min(header.minorVersion, max(options.formatMinor, 3))
         writer = try TraceWriter(path: path, header: header, level: options.level, queueDepth: options.queueDepth, keep: options.keep)
         if let trigger = options.trigger {
             triggerCounters = initialStates.map(\.counters)
@@ -136,7 +136,7 @@ public final class TraceRecorder: @unchecked Sendable {
         // that crosses it: pooled buffers never grow (a copy of the content).
         var e = ChunkEncoder(firstEvent: firstEvent, baseTime: baseTime, checkpoint: checkpoint, counters: counters,
                              capacity: 2 * options.chunkTargetSize + 512 * 1024, pool: writer.encoderPool,
-                             repeats: options.repeatRecords)
+                             repeats: options.formatMinor >= 4, predicts: options.formatMinor >= 5)
         e.exclusive = true
         return e
     }

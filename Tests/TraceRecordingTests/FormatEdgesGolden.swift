@@ -34,7 +34,7 @@ struct FormatEdgesGoldenTests {
         for c in [NetCounter.txPackets, .txBytes, .rxPackets, .rxBytes] { nearlyWrapped.counters[c] = UInt64.max - 100 }
         var options = deterministicRecordingOptions(flushEvents: 40)
         options.hardLimit = 3000   // a 1,500-byte frame read and written crosses it mid-chain
-        options.repeatRecords = false   // format 1.3 (format-vectors-1.4 holds the repeat records)
+        options.formatMinor = 3   // format 1.3 (format-vectors-1.4 holds the repeat records)
         let clock = StepClock()
         let recorder = try TraceRecorder(path: path, header: header, initialStates: [probe.state, nearlyWrapped], options: options,
                                          clock: { clock.read() })

@@ -16,11 +16,11 @@ struct ReferenceRecordingTests {
                         "features-ok-rejected", "tx-memory-unbound", "transport-registers", "rx-write-fault", "ctrl-poison"]
 
     /// What the references were recorded with: 25-event chunks, deterministically.
-    static func recordDeterministically(_ name: String, to path: String, repeats: Bool = false) throws {
+    static func recordDeterministically(_ name: String, to path: String, minor: UInt16 = 3) throws {
         let file = repositoryRoot.appendingPathComponent("traces/scenarios/\(name).scenario")
         let scenario = try ScenarioParser.parse(file: name + ".scenario", text: String(contentsOf: file, encoding: .utf8))
         var options = deterministicRecordingOptions(flushEvents: 25)
-        options.repeatRecords = repeats
+        options.formatMinor = minor
         let clock = StepClock()
         _ = try ScenarioRecording.record(scenario, to: path, options: options, clock: { clock.read() })
     }
@@ -38,15 +38,16 @@ struct ReferenceRecordingTests {
         #expect(made[18] == 3 && reference[18] == 2)
     }
 
-    /// With repeat records (format 1.4, the default) the same scenario is
+    /// With repeat records (format 1.4), and with address codes and
+    /// predicted records as well (1.5, the default), the same scenario is
     /// the same events, every field and every byte, in a smaller file.
-    @Test(arguments: names)
-    func repeatRecordsDecodeToTheSameEvents(_ name: String) throws {
-        let plain = temporaryPath("reference-plain-\(name).vtrace"), repeating = temporaryPath("reference-repeats-\(name).vtrace")
+    @Test(arguments: names, [UInt16(4), 5])
+    func repeatRecordsDecodeToTheSameEvents(_ name: String, minor: UInt16) throws {
+        let plain = temporaryPath("reference-plain-\(minor)-\(name).vtrace"), repeating = temporaryPath("reference-repeats-\(minor)-\(name).vtrace")
         try Self.recordDeterministically(name, to: plain)
-        try Self.recordDeterministically(name, to: repeating, repeats: true)
+        try Self.recordDeterministically(name, to: repeating, minor: minor)
         let a = try TraceReader(path: plain), b = try TraceReader(path: repeating)
-        #expect(b.header.minorVersion == TraceVersion.minor && a.header.minorVersion == 3)
+        #expect(b.header.minorVersion == minor && a.header.minorVersion == 3)
         #expect(a.chunks.map(\.eventCount) == b.chunks.map(\.eventCount))
         for i in a.chunks.indices {
             var da = try a.decoder(i), db = try b.decoder(i)

@@ -439,9 +439,44 @@ def decode_chunk(content, nics, e, i, minor):
     recent = []             # "Recent reads": (start in content, length), newest first, at most 4
     slots = {}              # (1.4) "Repeat records": slot -> (address, start in content, length)
 
+    accesses = [0]          # (1.5) memory accesses so far
+    history = []            # (1.5) "Address codes": (address, length) of every memory access, oldest first
+    chain = []              # (1.5) the last chain's first four descriptors: (address, length)
+    head_read = None        # (1.5) start of the newest successful 2-byte read's bytes
+    used_write = None       # (1.5) start of the newest successful 8-byte write's bytes
+
     def remember(address, start, length):           # a successful access of 1 to 16 bytes (1.4)
         if minor >= 4 and 1 <= length <= 16:
             slots[repeat_slot(address)] = (address, start, length)
+
+    def address_of(end, at):
+        """A memory record's address: (1.5) its address code, else the zigzag delta from `end`."""
+        if minor < 5:
+            return (end + r.zigzag()) & MASK64
+        v = r.varint()
+        mode, w = v & 3, v >> 2
+        if mode == 0:                               # zigzag delta from the end
+            return (end + ((w >> 1) ^ -(w & 1))) & MASK64
+        if mode in (1, 2):                          # the same address as / the end of access k back
+            k = w + 1
+            if k > len(history):
+                r.fail("address code names memory access %d back; the chunk has %d before it and the history keeps 256"
+                       % (k, accesses[0]), at)
+            a, n = history[-k]
+            return a if mode == 1 else (a + n) & MASK64
+        if w == 0:                                  # the address itself
+            return r.varint()
+        j, offset = (w - 1) & 3, (w - 1) >> 2       # in descriptor j of the last chain
+        if j >= len(chain):
+            r.fail("address code names descriptor %d of the last chain; it has %d (of the first 4)" % (j, len(chain)), at)
+        return (chain[j][0] + offset) & MASK64
+
+    def entered(address, length):                   # (1.5) every memory access enters the history
+        if minor >= 5:
+            accesses[0] += 1
+            history.append((address, length))
+            if len(history) > 256:
+                del history[0]
     number = first
     data = content
     while r.pos < r.end:
@@ -455,7 +490,7 @@ def decode_chunk(content, nics, e, i, minor):
             time = (time + r.varint()) & MASK64
             body = ("mmio", offset, width, "write" if kind else "read", value, vcpu)
         elif kind == 2:                             # memory read
-            address = (read_end + r.zigzag()) & MASK64
+            address = address_of(read_end, at)
             length = r.varint()
             if aux & 1:                             # failed: no bytes
                 if length > 0xFFFFFFFF:
@@ -466,11 +501,14 @@ def decode_chunk(content, nics, e, i, minor):
                 payload = r.take(length, "memory read")
                 if length >= 8:
                     recent = [(start, length)] + recent[:3]
+                if length == 2:
+                    head_read = start
                 remember(address, start, length)
+            entered(address, length)
             read_end = (address + length) & MASK64
             body = ("mem-read", address, length, not aux & 1, payload, 0)
         elif kind == 3:                             # memory write
-            address = (write_end + r.zigzag()) & MASK64
+            address = address_of(write_end, at)
             length = r.varint()
             if aux & 2:                             # same bytes as recent read aux>>2 (0 = newest)
                 k = aux >> 2
@@ -483,6 +521,9 @@ def decode_chunk(content, nics, e, i, minor):
                 payload = r.take(length, "memory write")
             if not aux & 1:
                 remember(address, start, length)
+                if length == 8:
+                    used_write = start
+            entered(address, length)
             write_end = (address + length) & MASK64
             body = ("mem-write", address, length, not aux & 1, payload, 0)
         elif kind == 4:                             # chain popped
@@ -495,6 +536,7 @@ def decode_chunk(content, nics, e, i, minor):
                 dlen, dflags, dnext = r.narrow(32, "len"), r.narrow(16, "flags"), r.narrow(16, "next")
                 desc_end = (addr + dlen) & MASK64
                 descriptors.append((addr, dlen, dflags, dnext))
+            chain = [(d[0], d[1]) for d in descriptors[:4]]
             body = ("chain", queue, head, descriptors)
         elif kind == 5:                             # used publish
             body = ("used", r.narrow(16, "queue"), r.narrow(32, "id"), r.narrow(32, "len"))
@@ -535,36 +577,50 @@ def decode_chunk(content, nics, e, i, minor):
             what = "memory write" if write else "memory read"
             if not write and not ok:
                 r.fail("a failed memory read with part of a payload (a failed read stores none)", at)
-            delta, length, stored = r.zigzag(), r.varint(), r.varint()
+            address = address_of(write_end if write else read_end, at)
+            length, stored = r.varint(), r.varint()
             if length > 0xFFFFFFFF:
                 r.fail("%s length %d out of range" % (what, length), at)
             if stored >= length:
                 r.fail("%s of %d bytes stores %d of them (a part is fewer)" % (what, length, stored), at)
             payload = r.take(stored, what + "'s stored part")
+            entered(address, length)
             if write:                               # not a recent read; no reference to one
-                address = (write_end + delta) & MASK64
                 write_end = (address + length) & MASK64
             else:
-                address = (read_end + delta) & MASK64
                 read_end = (address + length) & MASK64
             body = ("mem-write" if write else "mem-read", address, length, ok, payload, length - stored)
         elif minor >= 4 and (aux == 5 or aux == 6):  # kind 15, aux 5/6: a read / write repeating its address's last access (1.4)
             write = aux == 6
-            address = ((write_end if write else read_end) + r.zigzag()) & MASK64
+            address = address_of(write_end if write else read_end, at)
             last = slots.get(repeat_slot(address))
             if last is None or last[0] != address:
                 r.fail("repeated %s at 0x%x repeats no access in this chunk" % ("write" if write else "read", address), at)
             _, start, length = last
             payload = data[start:start + length]
             if write:
+                if length == 8:
+                    used_write = start
                 write_end = (address + length) & MASK64
             else:
                 if length >= 8:
                     recent = [(start, length)] + recent[:3]
+                if length == 2:
+                    head_read = start
                 read_end = (address + length) & MASK64
+            entered(address, length)
             body = ("mem-write" if write else "mem-read", address, length, True, payload, 0)
-        elif minor >= 4 and aux == 7:                # kind 15, aux 7: a chain whose descriptors were just read (1.4)
-            queue, head, n = r.narrow(16, "queue"), r.narrow(16, "head"), r.varint()
+        elif minor >= 4 and aux == 7 or minor >= 5 and aux == 8:
+            # kind 15, aux 7: a chain whose descriptors were just read (1.4); aux 8: the same at the
+            # head the newest 2-byte read holds (1.5)
+            queue = r.narrow(16, "queue")
+            if aux == 8:
+                if head_read is None:
+                    r.fail("chain at the ring's head, but no 2-byte read came before it in this chunk", at)
+                head = u16(data, head_read)
+            else:
+                head = r.narrow(16, "head")
+            n = r.varint()
             if not 1 <= n <= 4:
                 r.fail("chain as read claims %d descriptors (1 to 4)" % n, at)
             descriptors = []
@@ -574,7 +630,13 @@ def decode_chunk(content, nics, e, i, minor):
                 d = recent[k][0]
                 descriptors.append((u64(data, d), u32(data, d + 8), u16(data, d + 12), u16(data, d + 14)))
             desc_end = (descriptors[-1][0] + descriptors[-1][1]) & MASK64
+            chain = [(d[0], d[1]) for d in descriptors]
             body = ("chain", queue, head, descriptors)
+        elif minor >= 5 and aux == 9:               # kind 15, aux 9: a used publication of the newest 8-byte write (1.5)
+            queue = r.narrow(16, "queue")
+            if used_write is None:
+                r.fail("used as written, but no 8-byte write came before it in this chunk", at)
+            body = ("used", queue, u32(data, used_write), u32(data, used_write + 4))
         else:                                       # kind 15: context records, not events
             v = r.varint()
             if aux == 0:
