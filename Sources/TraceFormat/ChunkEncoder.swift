@@ -396,13 +396,18 @@ public struct ChunkEncoder {
         let delta = Int64(bitPattern: address &- end)
         guard predicts else { return c.zigzag(delta) }
         let table = out.repeatTable
-        if sameAs >= 0, let k = historyDistance(to: sameAs), table.history(k)?.address == address {
-            return c.varint((k &- 1) << 2 | AddressCode.same)
+        // The table's slot names the access it was last set by (its ordinal
+        // modulo 2^24, exact while the chunk has made fewer accesses: chunks
+        // are cut long before), which the history keeps while it is at most
+        // `historySize` back.
+        let exact = table.accesses < 0xFF_FFFF
+        if sameAs >= 0 {
+            let k = table.accesses &- sameAs
+            if exact && k &- 1 < RepeatTable.historySize { return c.varint(UInt64(k &- 1) << 2 | AddressCode.same) }
         }
-        if length &- 1 < RepeatTable.maxLength, let before = table.lookupWithOrdinal(address &- UInt64(length)),
-           before.length == length, let k = historyDistance(to: before.ordinal),
-           let h = table.history(k), h.address == address &- UInt64(length), h.length == UInt64(length) {
-            return c.varint((k &- 1) << 2 | AddressCode.end)
+        if length &- 1 < RepeatTable.maxLength, let before = table.lookupWithOrdinal(address &- UInt64(length)), before.length == length {
+            let k = table.accesses &- before.ordinal
+            if exact && k &- 1 < RepeatTable.historySize { return c.varint(UInt64(k &- 1) << 2 | AddressCode.end) }
         }
         if let inChain = recentChain.holding(address), inChain.offset < 1 << 58 {
             return c.varint((1 &+ (UInt64(inChain.index) | inChain.offset << 2)) << 2 | AddressCode.other)
@@ -411,14 +416,6 @@ public struct ChunkEncoder {
         if z < 1 << 62 { return c.varint(z << 2 | AddressCode.delta) }
         c.varint(AddressCode.other)
         c.varint(address)
-    }
-
-    /// How many accesses back the one with encoder ordinal `ordinal`
-    /// (modulo 2^24) is, if the history reaches it.
-    @inlinable @inline(__always)
-    func historyDistance(to ordinal: Int) -> UInt64? {
-        let k = (out.repeatTable.accesses &- ordinal) & 0xFF_FFFF
-        return k >= 1 && k <= RepeatTable.historySize ? UInt64(k) : nil
     }
 
     /// A memory access of `length` bytes at `address` enters the history

@@ -74,7 +74,12 @@ func measure(framesPerCall: Int, frameLength: Int, seconds: Double, reps: Int, _
 /// A recorder writing a real trace (level 3, background compression) to a temporary file.
 func makeRecorder() -> TraceRecorder {
     let path = "/tmp/vtrace-bench-\(getpid())-\(UInt64.random(in: 0...UInt64.max)).vtrace"
-    return try! TraceRecorder(path: path, config: NetConfig(), nics: 1, regions: [MemoryRegion(base: 0, size: 16 << 20)])
+    // `--format 1.4` (or 1.3): the recorder writes that version instead of the newest.
+    var options = RecordingOptions()
+    if let i = arguments.firstIndex(of: "--format"), i + 1 < arguments.count, let minor = UInt16(arguments[i + 1].dropFirst(2)) {
+        options.formatMinor = minor
+    }
+    return try! TraceRecorder(path: path, config: NetConfig(), nics: 1, regions: [MemoryRegion(base: 0, size: 16 << 20)], options: options)
 }
 
 func makeLoop<O: DeviceObserver>(observer: O, frameLength: Int, chainsPerKick: Int) -> (kick: () -> Void, check: () -> O) {
