@@ -12,8 +12,9 @@ extension TraceWriter {
     /// first event number (the header's first event), and its index entry
     /// counts the events its records decode to before the end or an error.
     /// False when the content's own header does not decode (nothing written).
-    public static func writeOneChunk(content: [UInt8], nics: Int, to path: String) throws(TraceError) -> Bool {
-        guard let d = try? ChunkDecoder(content: content, nics: nics) else { return false }
+    /// The trace is of format 1.`minor` (the records are read as its).
+    public static func writeOneChunk(content: [UInt8], nics: Int, minor: UInt16 = TraceVersion.minor, to path: String) throws(TraceError) -> Bool {
+        guard let d = try? ChunkDecoder(content: content, nics: nics, repeats: minor >= 4, predicts: minor >= 5) else { return false }
         var counting = d
         var events: UInt64 = 0
         while (try? counting.next()) != nil { events += 1 }
@@ -21,6 +22,7 @@ extension TraceWriter {
         var header = TraceHeader(config: NetConfig(queuePairs: queues > 2 ? (queues - 1) / 2 : 1), nics: nics, offeredFeatures: 0,
                                  regions: [MemoryRegion(base: 0, size: 1 << 30)])
         header.firstEvent = d.firstEvent
+        header.minorVersion = minor
         let writer = try TraceWriter(path: path, header: header, level: 1)
         var chunk = ChunkEncoder(firstEvent: d.firstEvent, baseTime: d.baseTime, checkpoint: d.checkpoint, counters: d.startCounters)
         chunk.appendRaw(Array(content[d.position...]), events: events)

@@ -21,11 +21,11 @@ public func fuzz(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt {
     // the decoded events feed the pcapng frame extractor (hostile chains,
     // accesses and counters) and every frame goes through the pcapng writer.
     if bytes.starts(with: Array("CHNK".utf8)) {
-        let nics = bytes.count > 4 ? Int(bytes[4] % 3) + 1 : 1
+        let nics = bytes.count > 4 ? Int(bytes[4] % 3) + 1 : 1, minor = formatMinor(bytes)
         var extractor = PacketExtractor(nics: nics, queuePairs: bytes.count > 5 ? Int(bytes[5] % 4) + 1 : 1)
         var pcap = PcapngWriter()
         do throws(ChunkDecodeError) {
-            var d = try ChunkDecoder(content: Array(bytes.dropFirst(5)), nics: nics)
+            var d = try ChunkDecoder(content: Array(bytes.dropFirst(5)), nics: nics, repeats: minor >= 4, predicts: minor >= 5)
             while let e = try d.next() {
                 extractor.consume(e, decoder: d) { p in
                     precondition(p.bytes.count <= 65_557 && p.nic < nics)
@@ -42,7 +42,7 @@ public func fuzz(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt {
     // trace, past the container's checksums, replayed directly and event by
     // event: the same outcome, report and error, whatever the records.
     if bytes.starts(with: Array("RPLY".utf8)) {
-        replayBothWays(Array(bytes.dropFirst(5)), nics: bytes.count > 4 ? Int(bytes[4] % 3) + 1 : 1)
+        replayBothWays(Array(bytes.dropFirst(5)), nics: bytes.count > 4 ? Int(bytes[4] % 3) + 1 : 1, minor: formatMinor(bytes))
         return 0
     }
     // "PCNG": the pcapng reader must read or refuse any bytes.
@@ -77,10 +77,19 @@ public func fuzz(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt {
     return 0
 }
 
-/// `content` as the one chunk of a trace (`TraceWriter.writeOneChunk`), replayed both ways.
-func replayBothWays(_ content: [UInt8], nics: Int) {
+/// The format a "CHNK" or "RPLY" input's records are read as, from its fifth
+/// byte `b` (whose `b % 3` is the NIC count less one): `b / 3 % 3` 0 is 1.5,
+/// 1 is 1.4, 2 is 1.3 (no repeat records).
+func formatMinor(_ bytes: [UInt8]) -> UInt16 {
+    guard bytes.count > 4 else { return TraceVersion.minor }
+    return [5, 4, 3][Int(bytes[4] / 3 % 3)]
+}
+
+/// `content` as the one chunk of a trace (`TraceWriter.writeOneChunk`) of
+/// format 1.`minor`, replayed both ways.
+func replayBothWays(_ content: [UInt8], nics: Int, minor: UInt16) {
     do throws(TraceError) {
-        guard try TraceWriter.writeOneChunk(content: content, nics: nics, to: replayPath) else { return }
+        guard try TraceWriter.writeOneChunk(content: content, nics: nics, minor: minor, to: replayPath) else { return }
     } catch {
         return
     }
