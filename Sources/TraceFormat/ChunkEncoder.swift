@@ -392,30 +392,38 @@ public struct ChunkEncoder {
     /// `sameAs` is the encoder's ordinal of the last access at `address`
     /// the repeat table found (-1: none).
     @inlinable @inline(__always)
-    func addressCode(_ address: UInt64, length: Int, sameAs: Int, from end: UInt64, _ c: inout RecordCursor) {
+    mutating func addressCode(_ address: UInt64, length: Int, sameAs: Int, from end: UInt64, _ c: inout RecordCursor) {
         let delta = Int64(bitPattern: address &- end)
         guard predicts else { return c.zigzag(delta) }
-        let table = out.repeatTable
         // The table's slot names the access it was last set by (its ordinal
         // modulo 2^24, exact while the chunk has made fewer accesses: chunks
         // are cut long before), which the history keeps while it is at most
         // `historySize` back.
-        let exact = table.accesses < 0xFF_FFFF
-        if sameAs >= 0 {
-            let k = table.accesses &- sameAs
-            if exact && k &- 1 < RepeatTable.historySize { return c.varint(UInt64(k &- 1) << 2 | AddressCode.same) }
+        let accesses = out.repeatTable.accesses
+        let k = accesses &- sameAs
+        if sameAs >= 0 && accesses < 0xFF_FFFF && k &- 1 < RepeatTable.historySize {
+            return c.varint(UInt64(k &- 1) << 2 | AddressCode.same)
         }
+        let code = otherAddressCode(address, length: length, delta: delta)
+        c.varint(code)
+        if code == AddressCode.other { c.varint(address) }
+    }
+
+    /// The address code of an access whose address the history does not
+    /// hold: the end of one it holds, a place in the last chain's buffers,
+    /// the delta, or ``AddressCode/other`` alone (the address follows).
+    @usableFromInline @inline(never)
+    mutating func otherAddressCode(_ address: UInt64, length: Int, delta: Int64) -> UInt64 {
+        let table = out.repeatTable
         if length &- 1 < RepeatTable.maxLength, let before = table.lookupWithOrdinal(address &- UInt64(length)), before.length == length {
             let k = table.accesses &- before.ordinal
-            if exact && k &- 1 < RepeatTable.historySize { return c.varint(UInt64(k &- 1) << 2 | AddressCode.end) }
+            if table.accesses < 0xFF_FFFF && k &- 1 < RepeatTable.historySize { return UInt64(k &- 1) << 2 | AddressCode.end }
         }
         if let inChain = recentChain.holding(address), inChain.offset < 1 << 58 {
-            return c.varint((1 &+ (UInt64(inChain.index) | inChain.offset << 2)) << 2 | AddressCode.other)
+            return (1 &+ (UInt64(inChain.index) | inChain.offset << 2)) << 2 | AddressCode.other
         }
         let z = UInt64(bitPattern: (delta << 1) ^ (delta >> 63))
-        if z < 1 << 62 { return c.varint(z << 2 | AddressCode.delta) }
-        c.varint(AddressCode.other)
-        c.varint(address)
+        return z < 1 << 62 ? z << 2 | AddressCode.delta : AddressCode.other
     }
 
     /// A memory access of `length` bytes at `address` enters the history
