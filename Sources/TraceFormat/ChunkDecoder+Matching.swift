@@ -76,11 +76,15 @@ extension ChunkDecoder {
         let t = takeTag(nic: n)
         let a: UInt64, length: Int, ok: Bool, range: Range<Int>
         do throws(ChunkDecodeError) {
-            if t.code == TraceEventKind.memoryRead.rawValue {
-                (a, length, ok, range) = try memoryReadFields(t.aux, t.tagOffset)
-            } else if t.code == RepeatRecord.read && repeats {
-                let f = try repeatedAccess(isRead: true, t.tagOffset)
-                (a, length, ok, range) = (f.address, f.bytes.count, true, f.bytes)
+            if t.code == TraceEventKind.memoryRead.rawValue || t.code == RepeatRecord.read && repeats {
+                // One address decoding for both records (the matcher stays small enough to inline them).
+                let at = try self.address(from: lastReadEnd, t.tagOffset)
+                if t.code == TraceEventKind.memoryRead.rawValue {
+                    (a, length, ok, range) = try memoryReadFields(t.aux, t.tagOffset, at: at)
+                } else {
+                    let f = try repeatedAccess(isRead: true, at: at, t.tagOffset)
+                    (a, length, ok, range) = (f.address, f.bytes.count, true, f.bytes)
+                }
             } else if t.code == TruncatedMemoryRecord.code,
                       case .memoryRead(let ta, let tl, let tok, let tr) = try truncatedMemory(t.tagOffset) {
                 (a, length, ok, range) = (ta, tl, tok, tr)
@@ -110,11 +114,14 @@ extension ChunkDecoder {
         let t = takeTag(nic: n)
         let a: UInt64, length: Int, ok: Bool, range: Range<Int>
         do throws(ChunkDecodeError) {
-            if t.code == TraceEventKind.memoryWrite.rawValue {
-                (a, length, ok, range) = try memoryWriteFields(t.aux, t.tagOffset)
-            } else if t.code == RepeatRecord.write && repeats {
-                let f = try repeatedAccess(isRead: false, t.tagOffset)
-                (a, length, ok, range) = (f.address, f.bytes.count, true, f.bytes)
+            if t.code == TraceEventKind.memoryWrite.rawValue || t.code == RepeatRecord.write && repeats {
+                let at = try self.address(from: lastWriteEnd, t.tagOffset)
+                if t.code == TraceEventKind.memoryWrite.rawValue {
+                    (a, length, ok, range) = try memoryWriteFields(t.aux, t.tagOffset, at: at)
+                } else {
+                    let f = try repeatedAccess(isRead: false, at: at, t.tagOffset)
+                    (a, length, ok, range) = (f.address, f.bytes.count, true, f.bytes)
+                }
             } else if t.code == TruncatedMemoryRecord.code,
                       case .memoryWrite(let ta, let tl, let tok, let tr) = try truncatedMemory(t.tagOffset) {
                 (a, length, ok, range) = (ta, tl, tok, tr)

@@ -490,7 +490,12 @@ public struct ChunkDecoder {
     /// (`ChunkDecoder+Matching.swift`).
     @inlinable @inline(__always)
     mutating func memoryReadFields(_ aux: UInt8, _ tagOffset: Int) throws(ChunkDecodeError) -> (address: UInt64, length: Int, ok: Bool, bytes: Range<Int>) {
-        let address = try self.address(from: lastReadEnd, tagOffset)
+        try memoryReadFields(aux, tagOffset, at: try address(from: lastReadEnd, tagOffset))
+    }
+
+    /// The same, its address already decoded.
+    @inlinable @inline(__always)
+    mutating func memoryReadFields(_ aux: UInt8, _ tagOffset: Int, at address: UInt64) throws(ChunkDecodeError) -> (address: UInt64, length: Int, ok: Bool, bytes: Range<Int>) {
         let length = try varint()
         let ok = aux & 1 == 0
         var range = offset..<offset
@@ -510,7 +515,12 @@ public struct ChunkDecoder {
     /// The fields of a memory write record (kind 3).
     @inlinable @inline(__always)
     mutating func memoryWriteFields(_ aux: UInt8, _ tagOffset: Int) throws(ChunkDecodeError) -> (address: UInt64, length: Int, ok: Bool, bytes: Range<Int>) {
-        let address = try self.address(from: lastWriteEnd, tagOffset)
+        try memoryWriteFields(aux, tagOffset, at: try address(from: lastWriteEnd, tagOffset))
+    }
+
+    /// The same, its address already decoded.
+    @inlinable @inline(__always)
+    mutating func memoryWriteFields(_ aux: UInt8, _ tagOffset: Int, at address: UInt64) throws(ChunkDecodeError) -> (address: UInt64, length: Int, ok: Bool, bytes: Range<Int>) {
         let length = try varint()
         let ok = aux & 1 == 0
         let range: Range<Int>
@@ -682,7 +692,12 @@ public struct ChunkDecoder {
     /// whose length is its bytes' count.
     @inlinable @inline(__always)
     mutating func repeatedAccess(isRead: Bool, _ tagOffset: Int) throws(ChunkDecodeError) -> (address: UInt64, bytes: Range<Int>) {
-        let address = try self.address(from: isRead ? lastReadEnd : lastWriteEnd, tagOffset)
+        try repeatedAccess(isRead: isRead, at: try address(from: isRead ? lastReadEnd : lastWriteEnd, tagOffset), tagOffset)
+    }
+
+    /// The same, its address already decoded.
+    @inlinable @inline(__always)
+    mutating func repeatedAccess(isRead: Bool, at address: UInt64, _ tagOffset: Int) throws(ChunkDecodeError) -> (address: UInt64, bytes: Range<Int>) {
         guard let last = repeatTable?.lookup(address) else {
             throw fail(tagOffset, "repeated \(isRead ? "read" : "write") at 0x\(String(address, radix: 16)) repeats no access in this chunk")
         }
