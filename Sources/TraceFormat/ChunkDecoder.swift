@@ -13,8 +13,13 @@ public final class ChunkBuffer {
     public private(set) var count = 0
 
     public init(capacity: Int = 0) {
-        storage = Self.allocate(max(capacity, 1))
+        storage = Self.allocate(max(capacity + Self.materialisedRoom(capacity), 1))
     }
+
+    /// Room kept after a content of `n` bytes for the bytes a 1.5 decoder
+    /// materialises there (``PredictedRecord/incrementedRead``: 2 bytes for
+    /// a record of at least 3).
+    static func materialisedRoom(_ n: Int) -> Int { n / 3 * 2 + 2 }
 
     /// A transparent huge page's size on x86-64 and most arm64 kernels.
     static let hugePage = 2 << 20
@@ -46,13 +51,20 @@ public final class ChunkBuffer {
 
     /// The content.
     public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: storage[0..<count]) }
+    /// The content and the room after it (what an event's byte range may point into).
+    public var room: UnsafeRawBufferPointer { UnsafeRawBufferPointer(storage) }
+
+    /// Writes a materialised u16 (little-endian) `at` (past the content, in its room).
+    @usableFromInline func materialise(_ value: UInt16, at offset: Int) {
+        storage.baseAddress!.storeBytes(of: value.littleEndian, toByteOffset: offset, as: UInt16.self)
+    }
 
     /// Replaces the content with `count` bytes written by `write` (which gets
     /// exactly that many bytes of uninitialised space).
     func fill<E: Error>(count n: Int, _ write: (UnsafeMutableRawBufferPointer) throws(E) -> Void) throws(E) {
-        if storage.count < n {
+        if storage.count < n + Self.materialisedRoom(n) {
             storage.deallocate()
-            storage = Self.allocate(n)
+            storage = Self.allocate(n + Self.materialisedRoom(n))
         }
         count = 0
         try write(UnsafeMutableRawBufferPointer(rebasing: storage[0..<n]))
@@ -163,6 +175,8 @@ public struct ChunkDecoder {
     /// Where the bytes of the newest successful 8-byte write are (-1: none
     /// yet): a ``PredictedRecord/usedAsWritten``'s id and len.
     @usableFromInline var usedWrite = -1
+    /// Bytes materialised after the content so far (incremented records).
+    @usableFromInline var materialised = 0
     /// The last small access at each address (``RepeatTable``), made at the
     /// first such access; copied before a write when a copy of this decoder
     /// holds it too.
@@ -256,8 +270,8 @@ public struct ChunkDecoder {
     /// Whether every record of the content has been read.
     public var atEnd: Bool { offset >= end }
 
-    /// The bytes of a payload range.
-    public func bytes(_ range: Range<Int>) -> ArraySlice<UInt8> { ArraySlice(UnsafeRawBufferPointer(rebasing: buffer.bytes[range])) }
+    /// The bytes of a payload range (in the content, or materialised after it).
+    public func bytes(_ range: Range<Int>) -> ArraySlice<UInt8> { ArraySlice(UnsafeRawBufferPointer(rebasing: buffer.room[range])) }
 
     /// The next event, or nil at the end of the chunk.
     @inline(__always)
@@ -383,7 +397,7 @@ public struct ChunkDecoder {
                     emit(try truncatedMemory(tagOffset), into: &event)
                     return true
                 }
-                if code >= RepeatRecord.read && (code <= RepeatRecord.chainAsRead && repeats || code <= PredictedRecord.usedAsWritten && predicts) {
+                if code >= RepeatRecord.read && (code <= RepeatRecord.chainAsRead && repeats || code <= PredictedRecord.incrementedWrite && predicts) {
                     emit(try repeated(code, tagOffset), into: &event)
                     return true
                 }
@@ -611,6 +625,12 @@ public struct ChunkDecoder {
             let f = try usedAsWrittenFields(tagOffset)
             return .used(queue: f.queue, id: f.id, len: f.len)
         }
+        if code == PredictedRecord.incrementedRead || code == PredictedRecord.incrementedWrite {
+            let isRead = code == PredictedRecord.incrementedRead
+            let f = try incrementedAccess(isRead: isRead, at: try address(from: isRead ? lastReadEnd : lastWriteEnd, tagOffset), tagOffset)
+            return isRead ? .memoryRead(address: f.address, length: 2, ok: true, bytes: f.bytes)
+                : .memoryWrite(address: f.address, length: 2, ok: true, bytes: f.bytes)
+        }
         let isRead = code == RepeatRecord.read
         let f = try repeatedAccess(isRead: isRead, tagOffset)
         return isRead ? .memoryRead(address: f.address, length: f.bytes.count, ok: true, bytes: f.bytes)
@@ -664,6 +684,32 @@ public struct ChunkDecoder {
             }
         }
         return (queue, head, n)
+    }
+
+    /// The fields of an incremented record at `address` (decoded): its
+    /// bytes, the last 2-byte access's at the address plus the amount,
+    /// materialised after the content.
+    @usableFromInline @inline(never)
+    mutating func incrementedAccess(isRead: Bool, at address: UInt64, _ tagOffset: Int) throws(ChunkDecodeError) -> (address: UInt64, bytes: Range<Int>) {
+        guard let last = repeatTable?.lookup(address), last.length == 2 else {
+            throw fail(tagOffset, "incremented \(isRead ? "read" : "write") at 0x\(String(address, radix: 16)) follows no 2-byte access in this chunk")
+        }
+        let amount = try varint()
+        guard amount <= 0xFFFF else { throw fail(tagOffset, "incremented \(isRead ? "read" : "write") adds \(amount) (below 65,536)") }
+        let at = end &+ materialised
+        guard at + 2 <= buffer.room.count else { throw fail(tagOffset, "incremented records materialise more bytes than the chunk's room") }
+        let old = UInt16(littleEndian: (contentBase + last.offset).loadUnaligned(as: UInt16.self))
+        buffer.materialise(old &+ UInt16(amount), at: at)
+        materialised &+= 2
+        remember(address, 2, at)
+        entered(address, length: 2)
+        if isRead {
+            headRead = at
+            lastReadEnd = address &+ 2
+        } else {
+            lastWriteEnd = address &+ 2
+        }
+        return (address, at..<(at + 2))
     }
 
     /// The fields of a used-as-written record: its queue, and the id and

@@ -233,7 +233,7 @@ public struct ChunkEncoder {
                                descriptor: (Int) -> (addr: UInt64, len: UInt32, flags: UInt16, next: UInt16)) {
         if repeats && count >= 1 && count <= RecentReads.capacity && descriptorsWereRead(count, descriptor) {
             if predicts && headRead >= 0
-                && UInt16(littleEndian: UnsafeRawPointer(out.base + headRead).loadUnaligned(as: UInt16.self)) == head {
+                && UInt16(littleEndian: out.pointer(headRead).loadUnaligned(as: UInt16.self)) == head {
                 var c = begin(code: PredictedRecord.chainAtHead, nic: nic, reserving: 2 * RecordCursor.maxVarint)
                 c.varint(UInt64(queue))
                 c.varint(UInt64(count))
@@ -359,7 +359,7 @@ public struct ChunkEncoder {
         let n = bytes.count
         let small = repeats && ok && n > 0 && n <= RepeatTable.maxLength
         let last = small ? out.repeatTable.lookupWithOrdinal(address) : nil
-        if let last, last.length == n, bytesEqual(out.base + last.offset, bytes.baseAddress!, n) {
+        if let last, last.length == n, bytesEqual(out.pointer(last.offset), bytes.baseAddress!, n) {
             var c = begin(code: RepeatRecord.read, nic: nic, reserving: 2 * RecordCursor.maxVarint)
             addressCode(address, length: n, sameAs: last.ordinal, from: lastReadEnd, &c)
             end(c)
@@ -368,6 +368,11 @@ public struct ChunkEncoder {
             if predicts { out.repeatTable.touch(address) }
             entered(address, length: n)
             lastReadEnd = address &+ UInt64(n)
+            return
+        }
+        if predicts && n == 2, let last, last.length == 2 {
+            headRead = incremented(PredictedRecord.incrementedRead, nic: nic, address: address, bytes: bytes,
+                                   lastOffset: last.offset, lastOrdinal: last.ordinal, from: lastReadEnd)
             return
         }
         var c = begin(.memoryRead, ok ? 0 : 1, nic: nic, reserving: 3 * RecordCursor.maxVarint + n)
@@ -433,13 +438,25 @@ public struct ChunkEncoder {
         if predicts { out.repeatTable.pushHistory(address, length: UInt64(length)) }
     }
 
-    /// Where the bytes of the last access at `address` are in the content,
-    /// if it had `bytes`' length and bytes (the access repeats it).
-    @inlinable @inline(__always)
-    func repeatOf(_ address: UInt64, _ bytes: UnsafeRawBufferPointer) -> Int? {
-        guard let last = out.repeatTable.lookup(address), last.length == bytes.count,
-              bytesEqual(out.base + last.offset, bytes.baseAddress!, bytes.count) else { return nil }
-        return last.offset
+    /// A successful 2-byte access whose last access at its address (at
+    /// `lastOffset`, 2 bytes too) held another value: an incremented record (code `code`,
+    /// ``PredictedRecord``) of the amount added. Its bytes are kept apart
+    /// (``EncoderBuffer/materialise(_:)``, where a decoder materialises
+    /// them), and the repeat table points there; returns where.
+    @usableFromInline @inline(never)
+    mutating func incremented(_ code: UInt8, nic: Int, address: UInt64, bytes: UnsafeRawBufferPointer,
+                              lastOffset: Int, lastOrdinal: Int, from accessEnd: UInt64) -> Int {
+        let old = UInt16(littleEndian: out.pointer(lastOffset).loadUnaligned(as: UInt16.self))
+        let new = UInt16(littleEndian: bytes.baseAddress!.loadUnaligned(as: UInt16.self))
+        var c = begin(code: code, nic: nic, reserving: 3 * RecordCursor.maxVarint)
+        addressCode(address, length: 2, sameAs: lastOrdinal, from: accessEnd, &c)
+        c.varint(UInt64(new &- old))
+        end(c)
+        let at = out.materialise(new)
+        out.repeatTable.record(address, length: 2, offset: at)
+        entered(address, length: 2)
+        if code == PredictedRecord.incrementedRead { lastReadEnd = address &+ 2 } else { lastWriteEnd = address &+ 2 }
+        return at
     }
 
     /// A memory write of `bytes` at `address`: a reference to one of the last
@@ -449,15 +466,24 @@ public struct ChunkEncoder {
         let n = bytes.count
         let tableSized = repeats && ok && n > 0 && n <= RepeatTable.maxLength
         let last = tableSized ? out.repeatTable.lookupWithOrdinal(address) : nil
-        if let last, last.length == n, bytesEqual(out.base + last.offset, bytes.baseAddress!, n) {
-            var c = begin(code: RepeatRecord.write, nic: nic, reserving: 2 * RecordCursor.maxVarint)
-            addressCode(address, length: n, sameAs: last.ordinal, from: lastWriteEnd, &c)
-            end(c)
-            if n == 8 { usedWrite = last.offset }
-            if predicts { out.repeatTable.touch(address) }
-            entered(address, length: n)
-            lastWriteEnd = address &+ UInt64(n)
-            return
+        // (Nested, not two `if let last` in a row: Swift 6.3's copy
+        // propagation crashed on that shape in the device's frame writes.)
+        if let last, last.length == n {
+            if bytesEqual(out.pointer(last.offset), bytes.baseAddress!, n) {
+                var c = begin(code: RepeatRecord.write, nic: nic, reserving: 2 * RecordCursor.maxVarint)
+                addressCode(address, length: n, sameAs: last.ordinal, from: lastWriteEnd, &c)
+                end(c)
+                if n == 8 { usedWrite = last.offset }
+                if predicts { out.repeatTable.touch(address) }
+                entered(address, length: n)
+                lastWriteEnd = address &+ UInt64(n)
+                return
+            }
+            if predicts && n == 2 {
+                _ = incremented(PredictedRecord.incrementedWrite, nic: nic, address: address, bytes: bytes,
+                                lastOffset: last.offset, lastOrdinal: last.ordinal, from: lastWriteEnd)
+                return
+            }
         }
         var small: UInt8 = ok ? 0 : 1
         var read: Int?
@@ -571,9 +597,46 @@ public final class BufferPool: @unchecked Sendable {
         @inline(__always) get { table.unsafelyUnwrapped }
     }
 
-    /// Empties the repeat table (making it on first use): a new chunk.
+    /// Empties the repeat table (making it on first use) and the
+    /// materialised bytes: a new chunk.
     func clearRepeats() {
         if let table { table.clear() } else { table = RepeatTable() }
+        materialised = 0
+    }
+
+    /// Bytes a decoder materialises (incremented records), in order: what
+    /// the repeat table and the head read may point at instead of the
+    /// content, their offsets marked with ``materialisedBit``.
+    @usableFromInline var materialisedBytes = UnsafeMutableRawPointer.allocate(byteCount: 256, alignment: 8)
+    @usableFromInline var materialisedCapacity = 256
+    @usableFromInline var materialised = 0
+    /// Marks an offset into the materialised bytes (content offsets stay below).
+    @usableFromInline static var materialisedBit: Int { 1 << 31 }
+
+    /// Where the bytes at `offset` are: the content, or (``materialisedBit``) the materialised bytes.
+    @inlinable @inline(__always)
+    func pointer(_ offset: Int) -> UnsafeRawPointer {
+        offset & Self.materialisedBit == 0 ? UnsafeRawPointer(base + offset) : materialisedPointer(offset)
+    }
+
+    /// Where the materialised bytes at (marked) `offset` are (out of line: rare).
+    @usableFromInline @inline(never)
+    func materialisedPointer(_ offset: Int) -> UnsafeRawPointer {
+        UnsafeRawPointer(materialisedBytes + (offset & (Self.materialisedBit - 1)))
+    }
+
+    /// Keeps `value`'s two bytes (little-endian) with the materialised ones; their marked offset.
+    func materialise(_ value: UInt16) -> Int {
+        if materialised + 2 > materialisedCapacity {
+            let p = UnsafeMutableRawPointer.allocate(byteCount: 2 * materialisedCapacity, alignment: 8)
+            p.copyMemory(from: materialisedBytes, byteCount: materialised)
+            materialisedBytes.deallocate()
+            materialisedBytes = p
+            materialisedCapacity *= 2
+        }
+        materialisedBytes.storeBytes(of: value.littleEndian, toByteOffset: materialised, as: UInt16.self)
+        materialised += 2
+        return (materialised - 2) | Self.materialisedBit
     }
 
     @usableFromInline init(capacity: Int) {
@@ -585,6 +648,7 @@ public final class BufferPool: @unchecked Sendable {
     deinit {
         base.deallocate()
         counters.deallocate()
+        materialisedBytes.deallocate()
     }
 
     /// Sets the counter baselines: per NIC, up to 16 values (the rest 0).
@@ -610,6 +674,13 @@ public final class BufferPool: @unchecked Sendable {
             c.counterCapacity = counterCapacity
         }
         c.table = table.map(RepeatTable.init(copying:))
+        if materialised > c.materialisedCapacity {
+            c.materialisedBytes.deallocate()
+            c.materialisedBytes = .allocate(byteCount: materialisedCapacity, alignment: 8)
+            c.materialisedCapacity = materialisedCapacity
+        }
+        c.materialisedBytes.copyMemory(from: materialisedBytes, byteCount: materialised)
+        c.materialised = materialised
         return c
     }
 

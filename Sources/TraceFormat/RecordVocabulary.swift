@@ -102,11 +102,22 @@ public enum RepeatRecord {
 /// - ``usedAsWritten`` (`0x9F`): a used publication whose id and len are the
 ///   two little-endian u32s of the newest successful memory write of 8 bytes
 ///   in this chunk (the used element the device wrote). After the tag: varint queue.
+///
+/// - ``incrementedRead`` (`0xAF`) and ``incrementedWrite`` (`0xBF`): a
+///   successful memory read or write of 2 bytes (a ring index) whose bytes
+///   are the little-endian u16 of the last access at its address in this
+///   chunk (a 2-byte one, ``RepeatTable``) plus an amount. After the tag: the
+///   address code; a varint amount below 2^16. The decoder materialises the
+///   bytes (``ChunkBuffer``: after the content).
 public enum PredictedRecord {
     /// A chain whose descriptors were just read, at the head just read.
     public static let chainAtHead: UInt8 = 24
     /// A used publication of the used element just written.
     public static let usedAsWritten: UInt8 = 25
+    /// A 2-byte read of the last value at its address plus an amount.
+    public static let incrementedRead: UInt8 = 26
+    /// A 2-byte write of the last value at its address plus an amount.
+    public static let incrementedWrite: UInt8 = 27
 }
 
 /// Event kinds. The raw value is the record's code (``RecordCode``).

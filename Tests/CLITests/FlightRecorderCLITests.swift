@@ -64,7 +64,9 @@ struct FlightRecorderCLITests {
     @Test(arguments: [0, 150_000, 400_000])
     func aRecorderKilledWhileTheWindowRollsLeavesAReadableTrace(delay: useconds_t) throws {
         let out = try temporaryFile("killed-\(delay).vtrace", [])
-        let p = try startRecording(try Self.scenario(6000), to: out)
+        // Long enough to be still recording `delay` after the first roll (format 1.5's
+        // chunks are small, so the 2 MiB window rolls late in the run).
+        let p = try startRecording(try Self.scenario(24000), to: out)
         defer { if p.isRunning { p.terminate() } }
         // Wait for the first roll (the header then names a first event), then a little.
         var rolled = false

@@ -28,7 +28,8 @@ struct AddressCodeTests {
         // address, 48 accesses back: two code bytes).
         var before = e.size
         [UInt8(truncatingIfNeeded: i + 1), 0].withUnsafeBytes { e.memoryRead(nic: 0, address: 0x2002, bytes: $0, ok: true) }
-        if i > 0 { check(before, 1 + 1 + 1 + 2, "avail index") }
+        // After the first frame, the index one more than a frame before: incremented (tag, code, amount 1).
+        if i > 0 { check(before, 1 + 1 + 1, "avail index") }
         before = e.size
         [UInt8(slot), 0].withUnsafeBytes { e.memoryRead(nic: 0, address: 0x2004 + 2 * UInt64(slot), bytes: $0, ok: true) }
         if i > 0 { check(before, i < 8 ? 1 + 1 + 1 + 2 : 1 + 2, "ring slot") }
@@ -49,7 +50,7 @@ struct AddressCodeTests {
         if i > 0 { check(before, i < 8 ? 1 + 1 + 1 + 8 : 1 + 2, "used element") }
         before = e.size
         [UInt8(truncatingIfNeeded: i + 1), 0].withUnsafeBytes { e.memoryWrite(nic: 0, address: 0x3002, bytes: $0, ok: true) }
-        if i > 0 { check(before, 1 + 1 + 1 + 2, "used index") }
+        if i > 0 { check(before, 1 + 1 + 1, "used index") }
         before = e.size
         e.used(nic: 0, queue: 1, id: UInt32(slot), len: 76)
         check(before, 2, "used as written")
@@ -210,6 +211,25 @@ struct AddressCodeTests {
             [UInt8](repeating: 1, count: 4).withUnsafeBytes { e.memoryWrite(nic: 0, address: 0x3004, bytes: $0, ok: true) }
         }
         #expect(throws: ChunkDecodeError(offset: at, "used as written, but no 8-byte write came before it in this chunk")) { _ = try d.next() }
+        // An incremented read at an address with no access, with a 4-byte one, or adding 2^16.
+        let incremented = RecordCode.tag(code: PredictedRecord.incrementedRead)
+        (d, at) = try RepeatRecordTests.hostile([incremented, 0, 1], predicts: true)
+        #expect(throws: ChunkDecodeError(offset: at, "incremented read at 0x0 follows no 2-byte access in this chunk")) { _ = try d.next() }
+        (d, at) = try RepeatRecordTests.hostile([incremented, 0 << 2 | 1, 1], predicts: true) { e in
+            [UInt8](repeating: 1, count: 4).withUnsafeBytes { e.memoryRead(nic: 0, address: 0x2002, bytes: $0, ok: true) }
+        }
+        #expect(throws: ChunkDecodeError(offset: at, "incremented read at 0x2002 follows no 2-byte access in this chunk")) { _ = try d.next() }
+        (d, at) = try RepeatRecordTests.hostile([incremented, 0 << 2 | 1, 0x80, 0x80, 0x04], predicts: true) { e in
+            [UInt8](repeating: 1, count: 2).withUnsafeBytes { e.memoryRead(nic: 0, address: 0x2002, bytes: $0, ok: true) }
+        }
+        #expect(throws: ChunkDecodeError(offset: at, "incremented read adds 65536 (below 65,536)")) { _ = try d.next() }
+        // Adding 0xFFFF wraps: 0x0101 + 0xFFFF = 0x0100, materialised after the content.
+        (d, at) = try RepeatRecordTests.hostile([incremented, 0 << 2 | 1, 0xFF, 0xFF, 0x03], predicts: true) { e in
+            [UInt8](repeating: 1, count: 2).withUnsafeBytes { e.memoryRead(nic: 0, address: 0x2002, bytes: $0, ok: true) }
+        }
+        let wrapped = try #require(try d.next())
+        guard case .memoryRead(0x2002, 2, true, let r) = wrapped.body else { Issue.record("\(wrapped.body)"); return }
+        #expect(d.bytes(r) == [0, 1] && r.lowerBound == at + 5)
         // In a 1.4 chunk the predicted records are unknown.
         (d, at) = try RepeatRecordTests.hostile([RecordCode.tag(code: PredictedRecord.usedAsWritten), 1])
         #expect(throws: ChunkDecodeError(offset: at, "unknown context record 9")) { _ = try d.next() }

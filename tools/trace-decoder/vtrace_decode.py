@@ -478,7 +478,7 @@ def decode_chunk(content, nics, e, i, minor):
             if len(history) > 256:
                 del history[0]
     number = first
-    data = content
+    data = bytearray(content)   # (1.5) incremented records' bytes are materialised after the content
     while r.pos < r.end:
         at = r.pos
         tag = data[at]
@@ -632,6 +632,26 @@ def decode_chunk(content, nics, e, i, minor):
             desc_end = (descriptors[-1][0] + descriptors[-1][1]) & MASK64
             chain = [(d[0], d[1]) for d in descriptors]
             body = ("chain", queue, head, descriptors)
+        elif minor >= 5 and (aux == 10 or aux == 11):  # kind 15, aux 10/11: a 2-byte read / write, the last value at its address plus an amount (1.5)
+            write = aux == 11
+            address = address_of(write_end if write else read_end, at)
+            last = slots.get(repeat_slot(address))
+            if last is None or last[0] != address or last[2] != 2:
+                r.fail("incremented %s at 0x%x follows no 2-byte access in this chunk" % ("write" if write else "read", address), at)
+            amount = r.varint()
+            if amount > 0xFFFF:
+                r.fail("incremented %s adds %d (below 65,536)" % ("write" if write else "read", amount), at)
+            start = len(data)                       # materialised after the content
+            data += ((u16(data, last[1]) + amount) & 0xFFFF).to_bytes(2, "little")
+            payload = bytes(data[start:start + 2])
+            remember(address, start, 2)
+            entered(address, 2)
+            if write:
+                write_end = (address + 2) & MASK64
+            else:
+                head_read = start
+                read_end = (address + 2) & MASK64
+            body = ("mem-write" if write else "mem-read", address, 2, True, payload, 0)
         elif minor >= 5 and aux == 9:               # kind 15, aux 9: a used publication of the newest 8-byte write (1.5)
             queue = r.narrow(16, "queue")
             if used_write is None:
