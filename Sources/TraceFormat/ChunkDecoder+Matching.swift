@@ -86,7 +86,7 @@ extension ChunkDecoder {
                     (a, length, ok, range) = (f.address, f.bytes.count, true, f.bytes)
                 }
             } else if t.code == PredictedRecord.incrementedRead && predicts {
-                let f = try incrementedAccess(isRead: true, at: try self.address(from: lastReadEnd, t.tagOffset), t.tagOffset)
+                let f = try incrementedAccess(isRead: true, t.tagOffset)
                 (a, length, ok, range) = (f.address, 2, true, f.bytes)
             } else if t.code == TruncatedMemoryRecord.code,
                       case .memoryRead(let ta, let tl, let tok, let tr) = try truncatedMemory(t.tagOffset) {
@@ -126,7 +126,7 @@ extension ChunkDecoder {
                     (a, length, ok, range) = (f.address, f.bytes.count, true, f.bytes)
                 }
             } else if t.code == PredictedRecord.incrementedWrite && predicts {
-                let f = try incrementedAccess(isRead: false, at: try self.address(from: lastWriteEnd, t.tagOffset), t.tagOffset)
+                let f = try incrementedAccess(isRead: false, t.tagOffset)
                 (a, length, ok, range) = (f.address, 2, true, f.bytes)
             } else if t.code == TruncatedMemoryRecord.code,
                       case .memoryWrite(let ta, let tl, let tok, let tr) = try truncatedMemory(t.tagOffset) {

@@ -323,6 +323,13 @@ public struct ChunkDecoder {
     @inlinable @inline(__always)
     mutating func address(from end: UInt64, _ tagOffset: Int) throws(ChunkDecodeError) -> UInt64 {
         guard predicts else { return end &+ UInt64(bitPattern: try zigzag()) }
+        return try codedAddress(from: end, tagOffset)
+    }
+
+    /// A 1.5 address code's address. Out of line (the compiler outlined the
+    /// whole of ``address(from:_:)`` otherwise, 1.4's delta with it).
+    @usableFromInline @inline(never)
+    mutating func codedAddress(from end: UInt64, _ tagOffset: Int) throws(ChunkDecodeError) -> UInt64 {
         let v = try varint()
         switch v & 3 {
         case AddressCode.delta:
@@ -627,7 +634,7 @@ public struct ChunkDecoder {
         }
         if code == PredictedRecord.incrementedRead || code == PredictedRecord.incrementedWrite {
             let isRead = code == PredictedRecord.incrementedRead
-            let f = try incrementedAccess(isRead: isRead, at: try address(from: isRead ? lastReadEnd : lastWriteEnd, tagOffset), tagOffset)
+            let f = try incrementedAccess(isRead: isRead, tagOffset)
             return isRead ? .memoryRead(address: f.address, length: 2, ok: true, bytes: f.bytes)
                 : .memoryWrite(address: f.address, length: 2, ok: true, bytes: f.bytes)
         }
@@ -686,11 +693,14 @@ public struct ChunkDecoder {
         return (queue, head, n)
     }
 
-    /// The fields of an incremented record at `address` (decoded): its
-    /// bytes, the last 2-byte access's at the address plus the amount,
-    /// materialised after the content.
+    /// The fields of an incremented record: its address, and its bytes
+    /// (the last 2-byte access's at the address plus the amount),
+    /// materialised after the content. Out of line, the address decoding
+    /// with it: the matcher that calls it stays small enough for the
+    /// compiler to inline the common records' parsers.
     @usableFromInline @inline(never)
-    mutating func incrementedAccess(isRead: Bool, at address: UInt64, _ tagOffset: Int) throws(ChunkDecodeError) -> (address: UInt64, bytes: Range<Int>) {
+    mutating func incrementedAccess(isRead: Bool, _ tagOffset: Int) throws(ChunkDecodeError) -> (address: UInt64, bytes: Range<Int>) {
+        let address = try self.address(from: isRead ? lastReadEnd : lastWriteEnd, tagOffset)
         guard let last = repeatTable?.lookup(address), last.length == 2 else {
             throw fail(tagOffset, "incremented \(isRead ? "read" : "write") at 0x\(String(address, radix: 16)) follows no 2-byte access in this chunk")
         }
