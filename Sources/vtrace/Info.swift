@@ -145,8 +145,9 @@ struct Info: ParsableCommand {
                 case .marker(let code, let details):
                     if markers.count < 1000 { markers.append(Marker(event: e.number, text: EventFormatting.markerText(code, details))) }
                 case .memoryRead(_, _, _, let r), .memoryWrite(_, _, _, let r):
-                    // A write that refers to an earlier read's bytes carries no payload of its own.
-                    if r.lowerBound >= before - size { payload += d.bytes(r) }
+                    // A write that refers to an earlier read's bytes, a repeat and an incremented
+                    // index (bytes materialised past the content) carry no payload of their own.
+                    if r.lowerBound >= before - size && r.upperBound <= before { payload += d.bytes(r) }
                 default: break
                 }
                 lastTime = max(lastTime, e.time)
