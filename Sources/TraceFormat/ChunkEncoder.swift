@@ -443,7 +443,7 @@ public struct ChunkEncoder {
     /// ``PredictedRecord``) of the amount added. Its bytes are kept apart
     /// (``EncoderBuffer/materialise(_:)``, where a decoder materialises
     /// them), and the repeat table points there; returns where.
-    @usableFromInline @inline(never)
+    @inlinable @inline(__always)
     mutating func incremented(_ code: UInt8, nic: Int, address: UInt64, bytes: UnsafeRawBufferPointer,
                               lastOffset: Int, lastOrdinal: Int, from accessEnd: UInt64) -> Int {
         let old = UInt16(littleEndian: out.pointer(lastOffset).loadUnaligned(as: UInt16.self))
@@ -626,17 +626,21 @@ public final class BufferPool: @unchecked Sendable {
     }
 
     /// Keeps `value`'s two bytes (little-endian) with the materialised ones; their marked offset.
+    @inlinable @inline(__always)
     func materialise(_ value: UInt16) -> Int {
-        if materialised + 2 > materialisedCapacity {
-            let p = UnsafeMutableRawPointer.allocate(byteCount: 2 * materialisedCapacity, alignment: 8)
-            p.copyMemory(from: materialisedBytes, byteCount: materialised)
-            materialisedBytes.deallocate()
-            materialisedBytes = p
-            materialisedCapacity *= 2
-        }
+        if materialised + 2 > materialisedCapacity { growMaterialised() }
         materialisedBytes.storeBytes(of: value.littleEndian, toByteOffset: materialised, as: UInt16.self)
         materialised += 2
         return (materialised - 2) | Self.materialisedBit
+    }
+
+    @usableFromInline @inline(never)
+    func growMaterialised() {
+        let p = UnsafeMutableRawPointer.allocate(byteCount: 2 * materialisedCapacity, alignment: 8)
+        p.copyMemory(from: materialisedBytes, byteCount: materialised)
+        materialisedBytes.deallocate()
+        materialisedBytes = p
+        materialisedCapacity *= 2
     }
 
     @usableFromInline init(capacity: Int) {
