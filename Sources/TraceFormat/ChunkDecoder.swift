@@ -362,7 +362,7 @@ public struct ChunkDecoder {
     @inlinable @inline(__always)
     mutating func entered(_ address: UInt64, length: UInt64) {
         guard predicts else { return }
-        if !exclusive && !isKnownUniquelyReferenced(&repeatTable) { repeatTable = repeatTable.map(RepeatTable.init(copying:)) }
+        ownRepeatTable()
         repeatTable.unsafelyUnwrapped.pushHistory(address, length: length)
     }
 
@@ -685,9 +685,8 @@ public struct ChunkDecoder {
         if predicts {
             recentChain.begin()
             for i in 0..<n {
-                let at = contentBase + recentReads.get(n - 1 - i).unsafelyUnwrapped.start
-                recentChain.add(addr: UInt64(littleEndian: at.loadUnaligned(as: UInt64.self)),
-                                len: UInt32(littleEndian: at.loadUnaligned(fromByteOffset: 8, as: UInt32.self)))
+                let d = asReadDescriptor(i, of: n)
+                recentChain.add(addr: d.addr, len: d.len)
             }
         }
         return (queue, head, n)
@@ -774,8 +773,15 @@ public struct ChunkDecoder {
     /// the last at its address (in this decoder's own table).
     @inlinable @inline(__always)
     mutating func remember(_ address: UInt64, _ length: Int, _ offset: Int) {
-        if !exclusive && !isKnownUniquelyReferenced(&repeatTable) { repeatTable = repeatTable.map(RepeatTable.init(copying:)) ?? RepeatTable() }
+        ownRepeatTable()
         repeatTable.unsafelyUnwrapped.record(address, length: length, offset: offset)
+    }
+
+    /// Makes the repeat table this decoder's own before it writes it (made
+    /// on first use; copied when a copy of this decoder holds it too).
+    @inlinable @inline(__always)
+    mutating func ownRepeatTable() {
+        if !exclusive && !isKnownUniquelyReferenced(&repeatTable) { repeatTable = repeatTable.map(RepeatTable.init(copying:)) ?? RepeatTable() }
     }
 
     /// Makes this decoder the only holder of what its records write (its

@@ -400,15 +400,9 @@ public struct ChunkEncoder {
     mutating func addressCode(_ address: UInt64, length: Int, sameAs: Int, from end: UInt64, _ c: inout RecordCursor) {
         let delta = Int64(bitPattern: address &- end)
         guard predicts else { return c.zigzag(delta) }
-        // The table's slot names the access it was last set by (its ordinal
-        // modulo 2^24, exact while the chunk has made fewer accesses: chunks
-        // are cut long before), which the history keeps while it is at most
-        // `historySize` back.
-        let accesses = out.repeatTable.accesses
-        let k = accesses &- sameAs
-        if sameAs >= 0 && accesses < 0xFF_FFFF && k &- 1 < RepeatTable.historySize {
-            return c.varint(UInt64(k &- 1) << 2 | AddressCode.same)
-        }
+        // The table's slot names the access it was last set by, which the
+        // history may still keep.
+        if sameAs >= 0, let back = out.repeatTable.reach(sameAs) { return c.varint(back << 2 | AddressCode.same) }
         let code = otherAddressCode(address, length: length, delta: delta)
         c.varint(code)
         if code == AddressCode.other { c.varint(address) }
@@ -420,9 +414,9 @@ public struct ChunkEncoder {
     @usableFromInline @inline(never)
     mutating func otherAddressCode(_ address: UInt64, length: Int, delta: Int64) -> UInt64 {
         let table = out.repeatTable
-        if length &- 1 < RepeatTable.maxLength, let before = table.lookupWithOrdinal(address &- UInt64(length)), before.length == length {
-            let k = table.accesses &- before.ordinal
-            if table.accesses < 0xFF_FFFF && k &- 1 < RepeatTable.historySize { return UInt64(k &- 1) << 2 | AddressCode.end }
+        if length &- 1 < RepeatTable.maxLength, let before = table.lookupWithOrdinal(address &- UInt64(length)), before.length == length,
+           let back = table.reach(before.ordinal) {
+            return back << 2 | AddressCode.end
         }
         if let inChain = recentChain.holding(address), inChain.offset < 1 << 58 {
             return (1 &+ (UInt64(inChain.index) | inChain.offset << 2)) << 2 | AddressCode.other

@@ -73,10 +73,7 @@ final class RepeatTable {
     /// how many), if its slot holds one at that address.
     @inlinable @inline(__always)
     func lookup(_ address: UInt64) -> (offset: Int, length: Int)? {
-        let at = 2 &* Self.slot(of: address)
-        let w = words[at &+ 1]
-        guard words[at] == address, w >> 32 & 0xFF != 0 else { return nil }
-        return (Int(truncatingIfNeeded: w & 0xFFFF_FFFF), Int(truncatingIfNeeded: w >> 32 & 0xFF))
+        lookupWithOrdinal(address).map { ($0.offset, $0.length) }
     }
 
     /// The same, with the ordinal the encoder kept (``touch(_:)``).
@@ -86,6 +83,16 @@ final class RepeatTable {
         let w = words[at &+ 1]
         guard words[at] == address, w >> 32 & 0xFF != 0 else { return nil }
         return (Int(truncatingIfNeeded: w & 0xFFFF_FFFF), Int(truncatingIfNeeded: w >> 32 & 0xFF), Int(truncatingIfNeeded: w >> 40))
+    }
+
+    /// How many accesses back (less one: what an address code holds) the
+    /// access the encoder marked with `ordinal` is, if the history keeps it.
+    /// The ordinal is modulo 2^24, exact while the chunk has made fewer
+    /// accesses (chunks are cut long before).
+    @inlinable @inline(__always)
+    func reach(_ ordinal: Int) -> UInt64? {
+        let back = accesses &- ordinal &- 1
+        return accesses < 0xFF_FFFF && back >= 0 && back < Self.historySize ? UInt64(back) : nil
     }
 
     /// Marks the access at `address`, which its slot holds, as the
