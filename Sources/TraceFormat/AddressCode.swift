@@ -23,8 +23,11 @@ public enum AddressCode {
     public static let same: UInt64 = 1
     public static let end: UInt64 = 2
     public static let other: UInt64 = 3
-    /// Most accesses back a code reaches (``RepeatTable/historySize``).
-    public static var reach: Int { RepeatTable.historySize }
+    /// Most accesses back a code reaches: 256 in format 1.5, 4096 from 1.6
+    /// (``RepeatTable/historySize``), so that a ring slot or used element
+    /// the device touched once round a 256-entry ring before is the same
+    /// access (``same``) rather than the end of its neighbour's.
+    public static func reach(recalls: Bool) -> Int { recalls ? RepeatTable.historySize : 256 }
     /// Descriptors of the last chain a code can name.
     public static var chainDescriptors: Int { RecentChain.capacity }
 }

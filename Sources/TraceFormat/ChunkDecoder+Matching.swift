@@ -88,6 +88,9 @@ extension ChunkDecoder {
             } else if t.code == PredictedRecord.incrementedRead && predicts {
                 let f = try incrementedAccess(isRead: true, t.tagOffset)
                 (a, length, ok, range) = (f.address, 2, true, f.bytes)
+            } else if t.code == RecalledRecord.read && recalls {
+                let f = try recalledRead(t.tagOffset)
+                (a, length, ok, range) = (f.address, f.bytes.count, true, f.bytes)
             } else if t.code == TruncatedMemoryRecord.code,
                       case .memoryRead(let ta, let tl, let tok, let tr) = try truncatedMemory(t.tagOffset) {
                 (a, length, ok, range) = (ta, tl, tok, tr)

@@ -167,6 +167,11 @@ public struct ChunkDecoder {
     /// content may hold predicted records (format 1.5: ``AddressCode``,
     /// ``PredictedRecord``).
     @usableFromInline let predicts: Bool
+    /// Whether address codes reach 4096 accesses back and the content may
+    /// hold recalled reads (format 1.6: ``RecalledRecord``).
+    @usableFromInline let recalls: Bool
+    /// How far back an address code reaches (``AddressCode/reach(recalls:)``).
+    @usableFromInline let reach: Int
     /// The buffers of the chunk's last chain (address codes name them).
     @usableFromInline var recentChain = RecentChain()
     /// Where the bytes of the newest successful 2-byte read are (-1: none
@@ -201,6 +206,8 @@ public struct ChunkDecoder {
         time = 0
         repeats = false
         predicts = false
+        recalls = false
+        reach = 0
     }
 
     /// The content's first byte (valid while this decoder, which keeps the buffer, lives).
@@ -219,15 +226,19 @@ public struct ChunkDecoder {
     ///     and later: ``RepeatRecord``).
     ///   - predicts: whether it names addresses with address codes and may
     ///     hold predicted records (format 1.5 and later, with `repeats`).
-    public init(content: [UInt8], nics: Int, repeats: Bool = true, predicts: Bool = true) throws(ChunkDecodeError) {
-        try self.init(buffer: ChunkBuffer(content), nics: nics, repeats: repeats, predicts: predicts)
+    ///   - recalls: whether address codes reach 4096 accesses back and it
+    ///     may hold recalled reads (format 1.6 and later, with `predicts`).
+    public init(content: [UInt8], nics: Int, repeats: Bool = true, predicts: Bool = true, recalls: Bool = true) throws(ChunkDecodeError) {
+        try self.init(buffer: ChunkBuffer(content), nics: nics, repeats: repeats, predicts: predicts, recalls: recalls)
     }
 
     /// A decoder over `buffer`'s content (which it keeps alive).
-    public init(buffer: ChunkBuffer, nics: Int, repeats: Bool = true, predicts: Bool = true) throws(ChunkDecodeError) {
+    public init(buffer: ChunkBuffer, nics: Int, repeats: Bool = true, predicts: Bool = true, recalls: Bool = true) throws(ChunkDecodeError) {
         self.buffer = buffer
         self.repeats = repeats
         self.predicts = predicts && repeats
+        self.recalls = recalls && predicts && repeats
+        reach = AddressCode.reach(recalls: self.recalls)
         if self.predicts { repeatTable = RepeatTable() }
         let raw = buffer.bytes
         self.nics = nics
@@ -336,7 +347,7 @@ public struct ChunkDecoder {
             let z = v >> 2
             return end &+ ((z >> 1) ^ (0 &- (z & 1)))
         case AddressCode.same, AddressCode.end:
-            guard let h = repeatTable.unsafelyUnwrapped.history((v >> 2) &+ 1) else { throw unreachedAccess(v, tagOffset) }
+            guard let h = repeatTable.unsafelyUnwrapped.history((v >> 2) &+ 1, limit: reach) else { throw unreachedAccess(v, tagOffset) }
             return v & 3 == AddressCode.same ? h.address : h.address &+ h.length
         default:
             let w = v >> 2
@@ -354,7 +365,7 @@ public struct ChunkDecoder {
         case AddressCode.other:
             return fail(tagOffset, "address code names descriptor \(((v >> 2) &- 1) & 3) of the last chain; it has \(recentChain.count) (of the first \(RecentChain.capacity))")
         default:
-            return fail(tagOffset, "address code names memory access \((v >> 2) &+ 1) back; the chunk has \(accesses) before it and the history keeps \(RepeatTable.historySize)")
+            return fail(tagOffset, "address code names memory access \((v >> 2) &+ 1) back; the chunk has \(accesses) before it and the history keeps \(reach)")
         }
     }
 
@@ -404,7 +415,8 @@ public struct ChunkDecoder {
                     emit(try truncatedMemory(tagOffset), into: &event)
                     return true
                 }
-                if code >= RepeatRecord.read && (code <= RepeatRecord.chainAsRead && repeats || code <= PredictedRecord.incrementedWrite && predicts) {
+                if code >= RepeatRecord.read && (code <= RepeatRecord.chainAsRead && repeats || code <= PredictedRecord.incrementedWrite && predicts
+                                                 || code == RecalledRecord.read && recalls) {
                     emit(try repeated(code, tagOffset), into: &event)
                     return true
                 }
@@ -632,6 +644,10 @@ public struct ChunkDecoder {
             let f = try usedAsWrittenFields(tagOffset)
             return .used(queue: f.queue, id: f.id, len: f.len)
         }
+        if code == RecalledRecord.read {
+            let f = try recalledRead(tagOffset)
+            return .memoryRead(address: f.address, length: f.bytes.count, ok: true, bytes: f.bytes)
+        }
         if code == PredictedRecord.incrementedRead || code == PredictedRecord.incrementedWrite {
             let isRead = code == PredictedRecord.incrementedRead
             let f = try incrementedAccess(isRead: isRead, tagOffset)
@@ -767,6 +783,24 @@ public struct ChunkDecoder {
         }
         entered(address, length: UInt64(last.length))
         return (address, range)
+    }
+
+    /// The fields of a recalled read (``RecalledRecord/read``): its address
+    /// and the bytes of the recent read it names, which it enters the recent
+    /// reads (and the repeat table, 16 bytes or fewer) with. Out of line:
+    /// rarer than the records the matcher keeps inline.
+    @usableFromInline @inline(never)
+    mutating func recalledRead(_ tagOffset: Int) throws(ChunkDecodeError) -> (address: UInt64, bytes: Range<Int>) {
+        let address = try address(from: lastReadEnd, tagOffset)
+        let i = try varint()
+        guard i < UInt64(RecentReads.capacity), let read = recentReads.get(Int(i)) else {
+            throw fail(tagOffset, "recalled read names recent read \(i); the chunk has fewer")
+        }
+        recentReads.push(length: read.length, start: read.start)
+        if read.length <= RepeatTable.maxLength { remember(address, read.length, read.start) }
+        entered(address, length: UInt64(read.length))
+        lastReadEnd = address &+ UInt64(read.length)
+        return (address, read.start..<(read.start &+ read.length))
     }
 
     /// The access of `length` bytes at `address`, its bytes at `offset`, is

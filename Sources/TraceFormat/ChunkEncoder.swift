@@ -47,6 +47,11 @@ public struct ChunkEncoder {
     /// publications as predicted records where they can be (format 1.5;
     /// ``AddressCode``, ``PredictedRecord``). Only with `repeats`.
     @usableFromInline let predicts: Bool
+    /// Whether address codes reach 4096 accesses back and a read may recall
+    /// a recent read's bytes (format 1.6; ``RecalledRecord``). Only with `predicts`.
+    @usableFromInline let recalls: Bool
+    /// How far back an address code reaches (``AddressCode/reach(recalls:)``).
+    @usableFromInline let reach: Int
     /// The buffers of the last chain (address codes name them).
     @usableFromInline var recentChain = RecentChain()
     /// Where the bytes of the newest successful 2-byte read are in `out`
@@ -65,11 +70,15 @@ public struct ChunkEncoder {
     ///     1.3 reader reads.
     ///   - predicts: write address codes and predicted records (format 1.5,
     ///     with `repeats`); false writes what a 1.4 reader reads.
+    ///   - recalls: reach 4096 accesses back and write recalled reads
+    ///     (format 1.6, with `predicts`); false writes what a 1.5 reader reads.
     public init(firstEvent: UInt64, baseTime: UInt64, checkpoint: [NICCheckpoint]?, counters: [[UInt64]],
-                capacity: Int = TraceLayout.chunkTargetSize + 4096, pool: BufferPool? = nil, repeats: Bool = true, predicts: Bool = true) {
+                capacity: Int = TraceLayout.chunkTargetSize + 4096, pool: BufferPool? = nil, repeats: Bool = true, predicts: Bool = true, recalls: Bool = true) {
         self.firstEvent = firstEvent
         self.repeats = repeats
         self.predicts = predicts && repeats
+        self.recalls = recalls && predicts && repeats
+        reach = AddressCode.reach(recalls: self.recalls)
         self.baseTime = baseTime
         lastTime = baseTime
         flags = checkpoint == nil ? .continuation : .checkpoint
@@ -116,7 +125,7 @@ public struct ChunkEncoder {
     public var exclusive = false
 
     /// A placeholder with no content to speak of (a recorder between chunks).
-    public static var idle: ChunkEncoder { ChunkEncoder(firstEvent: 0, baseTime: 0, checkpoint: nil, counters: [], capacity: 64, repeats: false, predicts: false) }
+    public static var idle: ChunkEncoder { ChunkEncoder(firstEvent: 0, baseTime: 0, checkpoint: nil, counters: [], capacity: 64, repeats: false, predicts: false, recalls: false) }
 
     /// Bytes encoded so far.
     public var size: Int { out.count }
@@ -312,14 +321,14 @@ public struct ChunkEncoder {
     @inlinable @inline(__always)
     mutating func begin(code: UInt8, _ small: UInt8 = 0, nic newNic: Int, reserving bytes: Int) -> RecordCursor {
         own()
-        var c = RecordCursor(out.tail(reserving: bytes + 2 + RecordCursor.maxVarint))
+        var c = RecordCursor(out.tail(reserving: bytes &+ 2 &+ RecordCursor.maxVarint))
         if newNic != nic {
             c.byte(RecordCode.tag(code: ContextRecord.nic.rawValue))
             c.varint(UInt64(newNic))
             nic = newNic
         }
         c.byte(RecordCode.tag(code: code, small: small))
-        encodedEvents += 1
+        encodedEvents &+= 1
         return c
     }
 
@@ -375,7 +384,10 @@ public struct ChunkEncoder {
                                    lastOffset: last.offset, lastOrdinal: last.ordinal, from: lastReadEnd)
             return
         }
-        var c = begin(.memoryRead, ok ? 0 : 1, nic: nic, reserving: 3 * RecordCursor.maxVarint + n)
+        if recalls && ok && n >= 8, let i = recentReads.newest(holding: bytes, in: out.base) {
+            return recalledRead(nic: nic, address: address, recent: i, sameAs: last?.ordinal ?? -1)
+        }
+        var c = begin(.memoryRead, ok ? 0 : 1, nic: nic, reserving: 3 &* RecordCursor.maxVarint &+ n)
         addressCode(address, length: n, sameAs: last?.ordinal ?? -1, from: lastReadEnd, &c)
         c.varint(UInt64(n))
         if ok {
@@ -390,6 +402,23 @@ public struct ChunkEncoder {
         lastReadEnd = address &+ UInt64(n)
     }
 
+    /// A successful read whose bytes are those of recent read `recent`: a
+    /// recalled read (``RecalledRecord/read``), which enters the recent
+    /// reads (and the repeat table, 16 bytes or fewer) with that read's bytes.
+    /// Out of line (and mutating: no copy of the encoder per call).
+    @usableFromInline @inline(never)
+    mutating func recalledRead(nic: Int, address: UInt64, recent i: Int, sameAs: Int) {
+        let read = recentReads.get(i).unsafelyUnwrapped
+        var c = begin(code: RecalledRecord.read, nic: nic, reserving: 2 &* RecordCursor.maxVarint)
+        addressCode(address, length: read.length, sameAs: sameAs, from: lastReadEnd, &c)
+        c.varint(UInt64(i))
+        end(c)
+        recentReads.push(length: read.length, start: read.start)
+        if read.length <= RepeatTable.maxLength { out.repeatTable.record(address, length: read.length, offset: read.start) }
+        entered(address, length: read.length)
+        lastReadEnd = address &+ UInt64(read.length)
+    }
+
     /// Writes `address` (an access of `length` bytes) as a 1.5 address code
     /// (``AddressCode``: the same address as an access the history keeps,
     /// the end of one, a place in the last chain's buffers, or the delta
@@ -402,7 +431,10 @@ public struct ChunkEncoder {
         guard predicts else { return c.zigzag(delta) }
         // The table's slot names the access it was last set by, which the
         // history may still keep.
-        if sameAs >= 0, let back = out.repeatTable.reach(sameAs) { return c.varint(back << 2 | AddressCode.same) }
+        // The reach read before the table is borrowed: read inside the
+        // condition, it crashed Swift 6.3's copy propagation (as in `memoryWrite`).
+        let limit = reach
+        if sameAs >= 0, let back = out.repeatTable.reach(sameAs, limit: limit) { return c.varint(back << 2 | AddressCode.same) }
         let code = otherAddressCode(address, length: length, delta: delta)
         c.varint(code)
         if code == AddressCode.other { c.varint(address) }
@@ -415,7 +447,7 @@ public struct ChunkEncoder {
     mutating func otherAddressCode(_ address: UInt64, length: Int, delta: Int64) -> UInt64 {
         let table = out.repeatTable
         if length &- 1 < RepeatTable.maxLength, let before = table.lookupWithOrdinal(address &- UInt64(length)), before.length == length,
-           let back = table.reach(before.ordinal) {
+           let back = table.reach(before.ordinal, limit: reach) {
             return back << 2 | AddressCode.end
         }
         if let inChain = recentChain.holding(address), inChain.offset < 1 << 58 {
@@ -425,11 +457,12 @@ public struct ChunkEncoder {
         return z < 1 << 62 ? z << 2 | AddressCode.delta : AddressCode.other
     }
 
-    /// A memory access of `length` bytes at `address` enters the history
-    /// (format 1.5: every memory record).
+    /// A memory access of `length` bytes at `address` is the chunk's newest
+    /// (format 1.5: every memory record counts; the encoder finds accesses
+    /// by ordinal and keeps no history of its own).
     @inlinable @inline(__always)
     func entered(_ address: UInt64, length: Int) {
-        if predicts { out.repeatTable.pushHistory(address, length: UInt64(length)) }
+        if predicts { out.repeatTable.countAccess() }
     }
 
     /// A successful 2-byte access whose last access at its address (at
@@ -607,25 +640,23 @@ public final class BufferPool: @unchecked Sendable {
     /// Marks an offset into the materialised bytes (content offsets stay below).
     @usableFromInline static var materialisedBit: Int { 1 << 31 }
 
-    /// Where the bytes at `offset` are: the content, or (``materialisedBit``) the materialised bytes.
+    /// Where the bytes at `offset` are: the content, or (``materialisedBit``)
+    /// the materialised bytes (a ring index read or written as an increment:
+    /// as common as the content's, so no call).
     @inlinable @inline(__always)
     func pointer(_ offset: Int) -> UnsafeRawPointer {
-        offset & Self.materialisedBit == 0 ? UnsafeRawPointer(base + offset) : materialisedPointer(offset)
-    }
-
-    /// Where the materialised bytes at (marked) `offset` are (out of line: rare).
-    @usableFromInline @inline(never)
-    func materialisedPointer(_ offset: Int) -> UnsafeRawPointer {
-        UnsafeRawPointer(materialisedBytes + (offset & (Self.materialisedBit - 1)))
+        let start = offset & Self.materialisedBit == 0 ? base : materialisedBytes
+        return UnsafeRawPointer(start + (offset & (Self.materialisedBit &- 1)))
     }
 
     /// Keeps `value`'s two bytes (little-endian) with the materialised ones; their marked offset.
     @inlinable @inline(__always)
     func materialise(_ value: UInt16) -> Int {
-        if materialised + 2 > materialisedCapacity { growMaterialised() }
-        materialisedBytes.storeBytes(of: value.littleEndian, toByteOffset: materialised, as: UInt16.self)
-        materialised += 2
-        return (materialised - 2) | Self.materialisedBit
+        let at = materialised
+        if at &+ 2 > materialisedCapacity { growMaterialised() }
+        materialisedBytes.storeBytes(of: value.littleEndian, toByteOffset: at, as: UInt16.self)
+        materialised = at &+ 2
+        return at | Self.materialisedBit
     }
 
     @usableFromInline @inline(never)
@@ -690,7 +721,7 @@ public final class BufferPool: @unchecked Sendable {
 
     @inlinable @inline(__always)
     func reserve(_ n: Int) {
-        if n > capacity - count { grow(count + n) }
+        if n > capacity &- count { grow(count &+ n) }
     }
 
     @usableFromInline @inline(never)

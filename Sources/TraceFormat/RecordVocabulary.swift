@@ -120,6 +120,21 @@ public enum PredictedRecord {
     public static let incrementedWrite: UInt8 = 27
 }
 
+/// A record whose bytes the chunk already holds elsewhere (format 1.6):
+/// escape code 28, so a reader that predates it reports an unknown record.
+///
+/// - ``read`` (tag `0xCF`): a successful memory read of 8 bytes or more
+///   whose bytes are those of one of the four recent reads (the same as a
+///   write's reference: a driver that sends the same frame again, a
+///   descriptor read again at another place). After the tag: the address
+///   code; a varint `i` below 4, the recent read (0: the newest), whose
+///   length is the read's. It enters the recent reads as a stored read
+///   would, with the earlier read's bytes.
+public enum RecalledRecord {
+    /// A memory read of a recent read's bytes.
+    public static let read: UInt8 = 28
+}
+
 /// Event kinds. The raw value is the record's code (``RecordCode``).
 public enum TraceEventKind: UInt8, CaseIterable, Hashable, Sendable, Codable {
     case mmioRead = 0

@@ -36,8 +36,8 @@ final class RepeatTable {
     @usableFromInline var accesses = 0
 
     /// Memory accesses the history keeps: an address code refers to one of
-    /// the last 256 (``AddressCode``).
-    @usableFromInline static var historySize: Int { 256 }
+    /// the last 4096 (256 in format 1.5: ``AddressCode/reach(recalls:)``).
+    @usableFromInline static var historySize: Int { 4096 }
     /// Words of a table: the slots, then the history.
     static var wordCount: Int { 2 * slots + 2 * historySize }
 
@@ -86,13 +86,13 @@ final class RepeatTable {
     }
 
     /// How many accesses back (less one: what an address code holds) the
-    /// access the encoder marked with `ordinal` is, if the history keeps it.
-    /// The ordinal is modulo 2^24, exact while the chunk has made fewer
-    /// accesses (chunks are cut long before).
+    /// access the encoder marked with `ordinal` is, if it is within `limit`
+    /// (the format's reach). The ordinal is modulo 2^24, exact while the
+    /// chunk has made fewer accesses (chunks are cut long before).
     @inlinable @inline(__always)
-    func reach(_ ordinal: Int) -> UInt64? {
+    func reach(_ ordinal: Int, limit: Int) -> UInt64? {
         let back = accesses &- ordinal &- 1
-        return accesses < 0xFF_FFFF && back >= 0 && back < Self.historySize ? UInt64(back) : nil
+        return accesses < 0xFF_FFFF && back >= 0 && back < limit ? UInt64(back) : nil
     }
 
     /// Marks the access at `address`, which its slot holds, as the
@@ -104,8 +104,14 @@ final class RepeatTable {
         words[at] = words[at] & 0xFF_FFFF_FFFF | UInt64(truncatingIfNeeded: accesses & 0xFF_FFFF) << 40
     }
 
+    /// Counts one more memory access of the chunk without entering it in the
+    /// history: the encoder's side, which finds accesses by their ordinals
+    /// (``touch(_:)``, ``reach(_:)``) and never reads the history back.
+    @inlinable @inline(__always)
+    func countAccess() { accesses &+= 1 }
+
     /// Enters an access of `length` bytes at `address` in the history (every
-    /// memory access of a 1.5 chunk, in order).
+    /// memory access of a 1.5 chunk, in order: the decoder's side).
     @inlinable @inline(__always)
     func pushHistory(_ address: UInt64, length: UInt64) {
         let at = 2 &* Self.slots &+ 2 &* (accesses & (Self.historySize &- 1))
@@ -115,10 +121,10 @@ final class RepeatTable {
     }
 
     /// The access `k` back in the history (1: the newest), if the chunk had
-    /// that many and the history keeps it.
+    /// that many and `k` is within `limit` (the format's reach).
     @inlinable @inline(__always)
-    func history(_ k: UInt64) -> (address: UInt64, length: UInt64)? {
-        guard k >= 1, k <= UInt64(min(accesses, Self.historySize)) else { return nil }
+    func history(_ k: UInt64, limit: Int) -> (address: UInt64, length: UInt64)? {
+        guard k >= 1, k <= UInt64(min(accesses, limit)) else { return nil }
         let at = 2 &* Self.slots &+ 2 &* ((accesses &- Int(k)) & (Self.historySize &- 1))
         return (words[at], words[at &+ 1])
     }

@@ -20,7 +20,9 @@ public enum TraceVersion {
     /// an access the chunk made before, or inside the last chain's buffers:
     /// ``AddressCode``) and predicted records (a chain at the head just read,
     /// a used publication of the element just written: ``PredictedRecord``).
-    public static let minor: UInt16 = 5
+    /// 6: address codes reach 4096 accesses back (256 in 1.5), and recalled
+    /// reads (a read of a recent read's bytes: ``RecalledRecord``).
+    public static let minor: UInt16 = 6
 }
 
 /// One RAM region of the recorded guest.

@@ -321,7 +321,7 @@ public final class TraceReader {
         try fill(&buffer, chunk: index)
         do throws(ChunkDecodeError) {
             let d = try ChunkDecoder(buffer: buffer!, nics: header.nics, repeats: header.minorVersion >= 4,
-                                    predicts: header.minorVersion >= 5)
+                                    predicts: header.minorVersion >= 5, recalls: header.minorVersion >= 6)
             guard d.firstEvent == e.firstEvent else {
                 throw ChunkDecodeError(offset: 0, "chunk starts at event \(d.firstEvent), the index says \(e.firstEvent)")
             }

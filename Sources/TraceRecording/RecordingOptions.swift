@@ -32,9 +32,11 @@ public struct RecordingOptions: Hashable, Sendable {
     /// length. Ring metadata, descriptors, virtio-net headers, control
     /// commands and counters are always stored whole.
     public var snaplen: UInt32?
-    /// The format's minor version to write: 5 (the default) with address
-    /// codes and predicted records, 4 without them (what vtrace before 1.5
-    /// reads), 3 without repeat records either (before 1.4).
+    /// The format's minor version to write: 6 (the default) with address
+    /// codes reaching 4096 accesses back and recalled reads, 5 with address
+    /// codes reaching 256 and no recalled reads (what vtrace before 1.6
+    /// reads), 4 without address codes and predicted records (before 1.5),
+    /// 3 without repeat records either (before 1.4).
     public var formatMinor = TraceVersion.minor
     public init() {}
 }

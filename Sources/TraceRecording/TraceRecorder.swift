@@ -136,7 +136,7 @@ public final class TraceRecorder: @unchecked Sendable {
         // that crosses it: pooled buffers never grow (a copy of the content).
         var e = ChunkEncoder(firstEvent: firstEvent, baseTime: baseTime, checkpoint: checkpoint, counters: counters,
                              capacity: 2 * options.chunkTargetSize + 512 * 1024, pool: writer.encoderPool,
-                             repeats: options.formatMinor >= 4, predicts: options.formatMinor >= 5)
+                             repeats: options.formatMinor >= 4, predicts: options.formatMinor >= 5, recalls: options.formatMinor >= 6)
         e.exclusive = true
         return e
     }

@@ -9,7 +9,7 @@ import TraceFormat
 struct FlightRecorderCLITests {
     static let keep: UInt64 = 2 << 20
 
-    /// A scenario file of `rounds` rounds of two-pair traffic (about 330 events and 870 bytes of trace a round).
+    /// A scenario file of `rounds` rounds of two-pair traffic (about 330 events and, in format 1.6, 320 bytes of trace a round).
     static func scenario(_ rounds: Int) throws -> String {
         var text = "device queue_pairs=2\ndriver init qsize=64\nctrl mq pairs=2\n"
         for i in 0..<rounds {
@@ -40,7 +40,8 @@ struct FlightRecorderCLITests {
     /// the window plus one chunk; the finished window replays and checks.
     @Test func theFileStaysWithinTheWindowWhileItRecords() throws {
         let out = try temporaryFile("kept.vtrace", [])
-        let p = try startRecording(try Self.scenario(6000), to: out)
+        // 10,000 rounds: about 3.2 MB of trace, so the 2 MiB window rolls.
+        let p = try startRecording(try Self.scenario(10000), to: out)
         var largest: UInt64 = 0, samples = 0
         while p.isRunning {
             largest = max(largest, Self.size(out + ".partial"))
@@ -64,7 +65,7 @@ struct FlightRecorderCLITests {
     @Test(arguments: [0, 150_000, 400_000])
     func aRecorderKilledWhileTheWindowRollsLeavesAReadableTrace(delay: useconds_t) throws {
         let out = try temporaryFile("killed-\(delay).vtrace", [])
-        // Long enough to be still recording `delay` after the first roll (format 1.5's
+        // Long enough to be still recording `delay` after the first roll (format 1.6's
         // chunks are small, so the 2 MiB window rolls late in the run).
         let p = try startRecording(try Self.scenario(24000), to: out)
         defer { if p.isRunning { p.terminate() } }

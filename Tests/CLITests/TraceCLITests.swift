@@ -49,22 +49,22 @@ struct TraceCLITests {
         #expect(!FileManager.default.fileExists(atPath: out + ".partial"))
         let info = try CLI.run("info", out)
         #expect(info.status == 0)
-        #expect(info.stdout.contains("format     1.5, complete"))
+        #expect(info.stdout.contains("format     1.6, complete"))
         #expect(info.stdout.contains("transport  mmio"))
         #expect(info.stdout.contains("guest      test guest"))
         #expect(info.stdout.contains("invalid_avail_idx_count     1"))
-        // --format 1.4 and 1.3 write what older readers read: the same events.
+        // --format 1.5, 1.4 and 1.3 write what older readers read: the same events.
         func untimed(_ dump: String) -> String { dump.replacingOccurrences(of: #""t":[0-9]+,"#, with: "", options: .regularExpression) }
         let dumpNew = try CLI.run("dump", out, "--json").stdout
         #expect(!dumpNew.isEmpty)
         let old = try temporaryFile("rt-old.vtrace", [])
-        for version in ["1.4", "1.3"] {
+        for version in ["1.5", "1.4", "1.3"] {
             #expect(try CLI.run("record", "--scenario", scenario, "-o", old, "--flush-events", "10", "--format", version).status == 0)
             #expect(try CLI.run("info", old).stdout.contains("format     \(version), complete"))
             #expect(untimed(try CLI.run("dump", old, "--json").stdout) == untimed(dumpNew), "--format \(version)")
         }
         let bad = try CLI.run("record", "--scenario", scenario, "-o", old, "--format", "1.2")
-        #expect(bad.status != 0 && bad.stderr.contains("--format 1.2: vtrace writes format 1.5 (the default), 1.4 or 1.3"))
+        #expect(bad.status != 0 && bad.stderr.contains("--format 1.2: vtrace writes format 1.6 (the default), 1.5, 1.4 or 1.3"))
         // Dump filters: counters only, JSON Lines with the fields the issue names.
         let counters = try CLI.run("dump", out, "--kind", "counter", "--json")
         let lines = counters.stdout.split(separator: "\n")

@@ -59,8 +59,8 @@ struct AddressCodeTests {
 
     /// `content` decodes (with `predicts`) to the events `plain` (format 1.3)
     /// decodes to, bytes and descriptors included.
-    static func expectSameEvents(_ content: [UInt8], _ plain: [UInt8], predicts: Bool = true) throws {
-        var d = try ChunkDecoder(content: content, nics: 1, predicts: predicts)
+    static func expectSameEvents(_ content: [UInt8], _ plain: [UInt8], predicts: Bool = true, recalls: Bool = true) throws {
+        var d = try ChunkDecoder(content: content, nics: 1, predicts: predicts, recalls: recalls)
         var p = try ChunkDecoder(content: plain, nics: 1, repeats: false)
         while let a = try p.next() {
             let b = try #require(try d.next())
@@ -77,8 +77,8 @@ struct AddressCodeTests {
         #expect(try d.next() == nil)
     }
 
-    static func encoder(predicts: Bool = true, repeats: Bool = true) -> ChunkEncoder {
-        ChunkEncoder(firstEvent: 0, baseTime: 0, checkpoint: [RepeatRecordTests.checkpoint()], counters: [], repeats: repeats, predicts: predicts)
+    static func encoder(predicts: Bool = true, repeats: Bool = true, recalls: Bool = true) -> ChunkEncoder {
+        ChunkEncoder(firstEvent: 0, baseTime: 0, checkpoint: [RepeatRecordTests.checkpoint()], counters: [], repeats: repeats, predicts: predicts, recalls: recalls)
     }
 
     @Test func aDriversFramesTakeTheCodesTheyShouldAndDecodeToTheirEvents() throws {
@@ -143,20 +143,21 @@ struct AddressCodeTests {
         Issue.record("no used record")
     }
 
-    /// An access 256 accesses back is reached, 257 is not (the encoder falls
-    /// back to the delta, and a decoder refuses the code).
-    @Test func theHistoryReaches256Accesses() throws {
-        for between in [255, 256] {
-            var e = Self.encoder(), plain = Self.encoder(predicts: false, repeats: false)
+    /// An access `reach` accesses back is reached, one more is not (the
+    /// encoder falls back to the delta, and a decoder refuses the code):
+    /// 256 in format 1.5, 4096 from 1.6.
+    @Test(arguments: [(false, 256), (true, 4096)])
+    func theHistoryReachesItsFormatsAccesses(recalls: Bool, reach: Int) throws {
+        #expect(AddressCode.reach(recalls: recalls) == reach)
+        for between in [reach - 1, reach] {
+            var e = Self.encoder(recalls: recalls), plain = Self.encoder(predicts: false, repeats: false)
             for x in [0, 1] as [UInt8] {
                 // x = 0: the first access at 0x2002; x = 1: the same address again after `between` others.
-                for enc in [0, 1] {
-                    if x == 1 {
-                        for j in 0..<between {
-                            [UInt8(truncatingIfNeeded: j)].withUnsafeBytes {
-                                if enc == 0 { e.memoryRead(nic: 0, address: 0x10_0000 + 64 * UInt64(j), bytes: $0, ok: true) }
-                                else { plain.memoryRead(nic: 0, address: 0x10_0000 + 64 * UInt64(j), bytes: $0, ok: true) }
-                            }
+                if x == 1 {
+                    for j in 0..<between {
+                        [UInt8(truncatingIfNeeded: j)].withUnsafeBytes {
+                            e.memoryRead(nic: 0, address: 0x10_0000 + 64 * UInt64(j), bytes: $0, ok: true)
+                            plain.memoryRead(nic: 0, address: 0x10_0000 + 64 * UInt64(j), bytes: $0, ok: true)
                         }
                     }
                 }
@@ -164,20 +165,24 @@ struct AddressCodeTests {
                 [x, 0].withUnsafeBytes { e.memoryRead(nic: 0, address: 0x2002, bytes: $0, ok: true) }
                 [x, 0].withUnsafeBytes { plain.memoryRead(nic: 0, address: 0x2002, bytes: $0, ok: true) }
                 if x == 1 {
-                    let code = e.content[before + 1]
-                    // 256 back: (255 << 2 | 1) = 1021, the varint FD 07.
-                    #expect(between == 255 ? code == 0xFD && e.content[before + 2] == 7 : UInt64(code) & 3 == AddressCode.delta,
+                    // `reach` back: ((reach - 1) << 2 | 1), a varint of two bytes.
+                    let code = UInt64(e.content[before + 1] & 0x7F) | UInt64(e.content[before + 2]) << 7
+                    #expect(between == reach - 1 ? e.content[before + 1] & 0x80 != 0 && code == UInt64(reach - 1) << 2 | AddressCode.same
+                                                 : UInt64(e.content[before + 1]) & 3 == AddressCode.delta,
                             "\(between) between")
                 }
             }
-            try Self.expectSameEvents(e.content, plain.content)
+            try Self.expectSameEvents(e.content, plain.content, recalls: recalls)
         }
-        // 256 accesses, then a code 257 back.
-        let (d0, at) = try RepeatRecordTests.hostile([RecordCode.tag(code: TraceEventKind.memoryRead.rawValue), 0x81, 0x08, 2, 0, 0], predicts: true) { e in
-            for j in 0..<300 { [UInt8(1)].withUnsafeBytes { e.memoryRead(nic: 0, address: 0x10_0000 + 64 * UInt64(j), bytes: $0, ok: true) } }
+        // `reach` + 44 accesses, then a code one past the reach.
+        var far = ByteWriter(capacity: 4)
+        far.varint(UInt64(reach) << 2 | AddressCode.same)
+        let (d0, at) = try RepeatRecordTests.hostile([RecordCode.tag(code: TraceEventKind.memoryRead.rawValue)] + far.bytes + [2, 0, 0],
+                                                     predicts: true, recalls: recalls) { e in
+            for j in 0..<(reach + 44) { [UInt8(1)].withUnsafeBytes { e.memoryRead(nic: 0, address: 0x10_0000 + 64 * UInt64(j), bytes: $0, ok: true) } }
         }
         var d = d0
-        #expect(throws: ChunkDecodeError(offset: at, "address code names memory access 257 back; the chunk has 300 before it and the history keeps 256")) { _ = try d.next() }
+        #expect(throws: ChunkDecodeError(offset: at, "address code names memory access \(reach + 1) back; the chunk has \(reach + 44) before it and the history keeps \(reach)")) { _ = try d.next() }
     }
 
     @Test func hostileCodesAreErrors() throws {
@@ -186,7 +191,7 @@ struct AddressCodeTests {
         var (d, at) = try RepeatRecordTests.hostile([read, 1 << 2 | 1, 2, 0, 0], predicts: true) { e in
             [UInt8(1), 0].withUnsafeBytes { e.memoryRead(nic: 0, address: 0x2002, bytes: $0, ok: true) }
         }
-        #expect(throws: ChunkDecodeError(offset: at, "address code names memory access 2 back; the chunk has 1 before it and the history keeps 256")) { _ = try d.next() }
+        #expect(throws: ChunkDecodeError(offset: at, "address code names memory access 2 back; the chunk has 1 before it and the history keeps 4096")) { _ = try d.next() }
         // The end of access 1 back: 0x2004.
         (d, at) = try RepeatRecordTests.hostile([read, 0 << 2 | 2, 2, 7, 0], predicts: true) { e in
             [UInt8(1), 0].withUnsafeBytes { e.memoryRead(nic: 0, address: 0x2002, bytes: $0, ok: true) }
@@ -253,7 +258,7 @@ struct FormatVectors15GoldenTests {
         header.minorVersion = 5
         header.guestDescription = "format-vectors 1.5: address codes and predicted records (decode only)"
         let writer = try TraceWriter(path: path, header: header, level: 1, queueDepth: 64)
-        var first = ChunkEncoder(firstEvent: 0, baseTime: 0, checkpoint: [RepeatRecordTests.checkpoint()], counters: [])
+        var first = ChunkEncoder(firstEvent: 0, baseTime: 0, checkpoint: [RepeatRecordTests.checkpoint()], counters: [], recalls: false)
         for i in 0..<16 { AddressCodeTests.frame(&first, i, sizes: false) }
         [UInt8(9), 9].withUnsafeBytes { first.memoryRead(nic: 0, address: 0x2002, bytes: $0, ok: false) }
         [UInt8(1), 2].withUnsafeBytes { first.memoryRead(nic: 0, address: 0xFFFF_0000_0000_0000, bytes: $0, ok: true) }
@@ -265,7 +270,8 @@ struct FormatVectors15GoldenTests {
             first.append(.memoryRead(address: 0xB100, length: 100, ok: true, bytes: $0), nic: 0)
         }
         try writer.submit(first)
-        var next = ChunkEncoder(firstEvent: first.eventCount, baseTime: first.lastTime, checkpoint: [RepeatRecordTests.checkpoint()], counters: [])
+        var next = ChunkEncoder(firstEvent: first.eventCount, baseTime: first.lastTime, checkpoint: [RepeatRecordTests.checkpoint()], counters: [],
+                                recalls: false)
         for i in 0..<3 { AddressCodeTests.frame(&next, i, sizes: false) }
         try writer.submit(next)
         _ = try writer.finish()
@@ -297,5 +303,114 @@ struct FormatVectors15GoldenTests {
         }
         #expect(used == (0..<3).map { .used(queue: 1, id: UInt32($0), len: 76) } && chains == 3)
         #expect(reads == [0x2002, 0x2004, 0x1000, 0x900C, 0x2002, 0x2006, 0x1010, 0x910C, 0x2002, 0x2008, 0x1020, 0x920C])
+    }
+}
+
+/// `traces/golden/format-vectors-1.6.vtrace`: format 1.6's reach and
+/// recalled reads (sixteen frames as in the 1.5 vectors; a 64-byte read, a
+/// descriptor, the same 64 bytes read elsewhere (recalled, one back); a
+/// 2-byte read repeated 301 accesses later (an address code of 300, past
+/// 1.5's reach); a second chunk of three frames), written with the encoder.
+/// Rewritten only with `VTRACE_WRITE_GOLDEN=1`.
+@Suite("The format 1.6 vectors golden")
+struct FormatVectors16GoldenTests {
+    static var golden: String {
+        URL(fileURLWithPath: FormatVectorsGoldenTests.golden).deletingLastPathComponent().appendingPathComponent("format-vectors-1.6.vtrace").path
+    }
+    static let frame = (0..<64).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }
+
+    static func write(to path: String) throws {
+        var header = TraceHeader()
+        header.minorVersion = 6
+        header.guestDescription = "format-vectors 1.6: a far address code and a recalled read (decode only)"
+        let writer = try TraceWriter(path: path, header: header, level: 1, queueDepth: 64)
+        var first = ChunkEncoder(firstEvent: 0, baseTime: 0, checkpoint: [RepeatRecordTests.checkpoint()], counters: [])
+        for i in 0..<16 { AddressCodeTests.frame(&first, i, sizes: false) }
+        Self.frame.withUnsafeBytes { first.memoryRead(nic: 0, address: 0xC000, bytes: $0, ok: true) }
+        RepeatRecordTests.descriptorBytes(0xD000, 64, 0, 0).withUnsafeBytes { first.memoryRead(nic: 0, address: 0x1030, bytes: $0, ok: true) }
+        Self.frame.withUnsafeBytes { first.memoryRead(nic: 0, address: 0xD000, bytes: $0, ok: true) }
+        [UInt8(5), 0].withUnsafeBytes { first.memoryRead(nic: 0, address: 0xE000, bytes: $0, ok: true) }
+        for j in 0..<300 { [UInt8(truncatingIfNeeded: j)].withUnsafeBytes { first.memoryRead(nic: 0, address: 0x10_0000 + 64 * UInt64(j), bytes: $0, ok: true) } }
+        [UInt8(5), 0].withUnsafeBytes { first.memoryRead(nic: 0, address: 0xE000, bytes: $0, ok: true) }
+        try writer.submit(first)
+        var next = ChunkEncoder(firstEvent: first.eventCount, baseTime: first.lastTime, checkpoint: [RepeatRecordTests.checkpoint()], counters: [])
+        for i in 0..<3 { AddressCodeTests.frame(&next, i, sizes: false) }
+        try writer.submit(next)
+        _ = try writer.finish()
+    }
+
+    @Test func theVectorsAreWrittenAgainByteForByte() throws {
+        if ProcessInfo.processInfo.environment["VTRACE_WRITE_GOLDEN"] == "1" { try Self.write(to: Self.golden) }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("format-vectors-16-\(getpid()).vtrace").path
+        try Self.write(to: path)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == Data(contentsOf: URL(fileURLWithPath: Self.golden)))
+    }
+
+    /// Read back through the file reader: the recalled read holds the first
+    /// read's bytes at its own address, and the far repeat its address and bytes.
+    @Test func theVectorsDecode() throws {
+        let reader = try TraceReader(path: Self.golden)
+        #expect(reader.header.minorVersion == 6 && reader.chunks.count == 2)
+        var d = try reader.decoder(0)
+        var tail: [(UInt64, [UInt8])] = []
+        while let e = try d.next() {
+            if case .memoryRead(let a, _, true, let r) = e.body, a >= 0xC000 && a < 0x10_0000 { tail.append((a, Array(d.bytes(r)))) }
+        }
+        #expect(tail.map(\.0) == [0xC000, 0xD000, 0xE000, 0xE000])
+        #expect(tail.count == 4 && tail[0].1 == Self.frame && tail[1].1 == Self.frame && tail[2].1 == [5, 0] && tail[3].1 == [5, 0])
+        var second = try reader.decoder(1), events = 0
+        while try second.next() != nil { events += 1 }
+        #expect(UInt64(events) == reader.chunks[1].eventCount)
+    }
+
+    /// The two records 1.6 adds, at their exact sizes: the recalled read is
+    /// its tag, a one-byte address code and the recent read it names; the
+    /// far repeat its tag and a two-byte address code (300 back, `same`).
+    @Test func theRecallAndTheFarRepeatTakeTheirBytes() throws {
+        // The same accesses into a 1.6 and a 1.5 encoder; the sizes before the recall and before the far repeat.
+        func accesses(_ e: inout ChunkEncoder) -> (Int, Int) {
+            Self.frame.withUnsafeBytes { e.memoryRead(nic: 0, address: 0xC000, bytes: $0, ok: true) }
+            RepeatRecordTests.descriptorBytes(0xD000, 64, 0, 0).withUnsafeBytes { e.memoryRead(nic: 0, address: 0x1030, bytes: $0, ok: true) }
+            let recall = e.size
+            Self.frame.withUnsafeBytes { e.memoryRead(nic: 0, address: 0x1040, bytes: $0, ok: true) }
+            [UInt8(5), 0].withUnsafeBytes { e.memoryRead(nic: 0, address: 0xE000, bytes: $0, ok: true) }
+            for j in 0..<300 { [UInt8(truncatingIfNeeded: j)].withUnsafeBytes { e.memoryRead(nic: 0, address: 0x10_0000 + 64 * UInt64(j), bytes: $0, ok: true) } }
+            let far = e.size
+            [UInt8(5), 0].withUnsafeBytes { e.memoryRead(nic: 0, address: 0xE000, bytes: $0, ok: true) }
+            return (recall, far)
+        }
+        var e = AddressCodeTests.encoder(), older = AddressCodeTests.encoder(recalls: false)
+        let (recall, far) = accesses(&e)
+        let (recall5, far5) = accesses(&older)
+        // Address 0x1040: where the last read ended (a delta of 0); recent read 1.
+        #expect(Array(e.content[recall..<(recall + 3)]) == [RecordCode.tag(code: RecalledRecord.read), UInt8(AddressCode.delta), 1])
+        let code = 300 << 2 | AddressCode.same
+        #expect(Array(e.content[far...]) == [RecordCode.tag(code: RepeatRecord.read), UInt8(code & 0x7F) | 0x80, UInt8(code >> 7)])
+        // 1.5 writes the bytes of the second frame, and the far repeat's address as a delta.
+        #expect(older.content[recall5] == RecordCode.tag(code: TraceEventKind.memoryRead.rawValue) && older.size - far5 > 3)
+        #expect(older.size > e.size + 60)
+        var d = try ChunkDecoder(content: e.content, nics: 1), d5 = try ChunkDecoder(content: older.content, nics: 1, recalls: false)
+        while let a = try d.next() {
+            let b = try #require(try d5.next())
+            #expect(a.body.kind == b.body.kind)
+            if case .memoryRead(let x, let n, _, let r) = a.body, case .memoryRead(let y, let m, _, let q) = b.body {
+                #expect(x == y && n == m && d.bytes(r) == d5.bytes(q))
+            }
+        }
+        #expect(try d5.next() == nil)
+    }
+
+    /// A recalled read of a recent read that is not there, or past the four kept, is an error at its tag.
+    @Test func aRecallOfNothingIsAnError() throws {
+        let recalled = RecordCode.tag(code: RecalledRecord.read)
+        var (d, at) = try RepeatRecordTests.hostile([recalled, 3, 0x80, 0x20, 0], predicts: true)
+        #expect(throws: ChunkDecodeError(offset: at, "recalled read names recent read 0; the chunk has fewer")) { _ = try d.next() }
+        (d, at) = try RepeatRecordTests.hostile([recalled, 3, 0x80, 0x20, 4], predicts: true) { e in
+            for j in 0..<5 { [UInt8](repeating: UInt8(j), count: 8).withUnsafeBytes { e.memoryRead(nic: 0, address: 0x3000 + 8 * UInt64(j), bytes: $0, ok: true) } }
+        }
+        #expect(throws: ChunkDecodeError(offset: at, "recalled read names recent read 4; the chunk has fewer")) { _ = try d.next() }
+        (d, at) = try RepeatRecordTests.hostile([recalled, 3, 0x80, 0x20, 0], predicts: true, recalls: false)
+        #expect(throws: ChunkDecodeError(offset: at, "unknown context record 12")) { _ = try d.next() }
     }
 }

@@ -86,13 +86,18 @@ struct PartialRecordTests {
     }
 
     /// A 1.2 reader knows no kind 15 aux 4: it stops there (an unknown
-    /// context record), as this reader does at aux 12, at 1.4's aux 5…7
-    /// in content older than 1.4, and at 1.5's aux 8…11 in content older than 1.5.
+    /// context record), as this reader does at aux 13, at 1.4's aux 5…7
+    /// in content older than 1.4, at 1.5's aux 8…11 in content older than
+    /// 1.5, and at 1.6's aux 12 in content older than 1.6.
     @Test func theNextEscapeIsStillUnknown() throws {
-        let (e, at) = Self.chunk([RecordCode.tag(code: PredictedRecord.incrementedWrite + 1), 0])
+        let (e, at) = Self.chunk([RecordCode.tag(code: RecalledRecord.read + 1), 0])
         var d = try ChunkDecoder(content: e.content, nics: 1)
         _ = try d.next()
-        #expect(throws: ChunkDecodeError(offset: at, "unknown context record 12")) { _ = try d.next() }
+        #expect(throws: ChunkDecodeError(offset: at, "unknown context record 13")) { _ = try d.next() }
+        let (older, olderAt) = Self.chunk([RecordCode.tag(code: RecalledRecord.read), 0])
+        var d5 = try ChunkDecoder(content: older.content, nics: 1, recalls: false)
+        _ = try d5.next()
+        #expect(throws: ChunkDecodeError(offset: olderAt, "unknown context record 12")) { _ = try d5.next() }
         for code in [PredictedRecord.chainAtHead, PredictedRecord.usedAsWritten, PredictedRecord.incrementedRead, PredictedRecord.incrementedWrite] {
             let (old, at) = Self.chunk([RecordCode.tag(code: code), 0])
             var d = try ChunkDecoder(content: old.content, nics: 1, predicts: false)

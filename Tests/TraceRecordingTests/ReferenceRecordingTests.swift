@@ -38,10 +38,11 @@ struct ReferenceRecordingTests {
         #expect(made[18] == 3 && reference[18] == 2)
     }
 
-    /// With repeat records (format 1.4), and with address codes and
-    /// predicted records as well (1.5, the default), the same scenario is
-    /// the same events, every field and every byte, in a smaller file.
-    @Test(arguments: names, [UInt16(4), 5])
+    /// With repeat records (format 1.4), with address codes and predicted
+    /// records as well (1.5), and with far address codes and recalled reads
+    /// (1.6, the default), the same scenario is the same events, every field
+    /// and every byte, in a smaller file.
+    @Test(arguments: names, [UInt16(4), 5, 6])
     func repeatRecordsDecodeToTheSameEvents(_ name: String, minor: UInt16) throws {
         let plain = temporaryPath("reference-plain-\(minor)-\(name).vtrace"), repeating = temporaryPath("reference-repeats-\(minor)-\(name).vtrace")
         try Self.recordDeterministically(name, to: plain)

@@ -441,6 +441,7 @@ def decode_chunk(content, nics, e, i, minor):
 
     accesses = [0]          # (1.5) memory accesses so far
     history = []            # (1.5) "Address codes": (address, length) of every memory access, oldest first
+    reach = 4096 if minor >= 6 else 256   # accesses back an address code reaches (1.6: 4096)
     chain = []              # (1.5) the last chain's first four descriptors: (address, length)
     head_read = None        # (1.5) start of the newest successful 2-byte read's bytes
     used_write = None       # (1.5) start of the newest successful 8-byte write's bytes
@@ -460,8 +461,8 @@ def decode_chunk(content, nics, e, i, minor):
         if mode in (1, 2):                          # the same address as / the end of access k back
             k = w + 1
             if k > len(history):
-                r.fail("address code names memory access %d back; the chunk has %d before it and the history keeps 256"
-                       % (k, accesses[0]), at)
+                r.fail("address code names memory access %d back; the chunk has %d before it and the history keeps %d"
+                       % (k, accesses[0], reach), at)
             a, n = history[-k]
             return a if mode == 1 else (a + n) & MASK64
         if w == 0:                                  # the address itself
@@ -475,7 +476,7 @@ def decode_chunk(content, nics, e, i, minor):
         if minor >= 5:
             accesses[0] += 1
             history.append((address, length))
-            if len(history) > 256:
+            if len(history) > reach:
                 del history[0]
     number = first
     data = bytearray(content)   # (1.5) incremented records' bytes are materialised after the content
@@ -652,6 +653,18 @@ def decode_chunk(content, nics, e, i, minor):
                 head_read = start
                 read_end = (address + 2) & MASK64
             body = ("mem-write" if write else "mem-read", address, 2, True, payload, 0)
+        elif minor >= 6 and aux == 12:              # kind 15, aux 12: a read of recent read i's bytes (1.6)
+            address = address_of(read_end, at)
+            k = r.varint()
+            if k >= len(recent):
+                r.fail("recalled read names recent read %d; the chunk has fewer" % k, at)
+            start, length = recent[k]
+            payload = bytes(data[start:start + length])
+            recent = [(start, length)] + recent[:3]
+            remember(address, start, length)
+            entered(address, length)
+            read_end = (address + length) & MASK64
+            body = ("mem-read", address, length, True, payload, 0)
         elif minor >= 5 and aux == 9:               # kind 15, aux 9: a used publication of the newest 8-byte write (1.5)
             queue = r.narrow(16, "queue")
             if used_write is None:

@@ -25,7 +25,7 @@ public func fuzz(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt {
         var extractor = PacketExtractor(nics: nics, queuePairs: bytes.count > 5 ? Int(bytes[5] % 4) + 1 : 1)
         var pcap = PcapngWriter()
         do throws(ChunkDecodeError) {
-            var d = try ChunkDecoder(content: Array(bytes.dropFirst(5)), nics: nics, repeats: minor >= 4, predicts: minor >= 5)
+            var d = try ChunkDecoder(content: Array(bytes.dropFirst(5)), nics: nics, repeats: minor >= 4, predicts: minor >= 5, recalls: minor >= 6)
             while let e = try d.next() {
                 extractor.consume(e, decoder: d) { p in
                     precondition(p.bytes.count <= 65_557 && p.nic < nics)
@@ -78,11 +78,12 @@ public func fuzz(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt {
 }
 
 /// The format a "CHNK" or "RPLY" input's records are read as, from its fifth
-/// byte `b` (whose `b % 3` is the NIC count less one): `b / 3 % 3` 0 is 1.5,
-/// 1 is 1.4, 2 is 1.3 (no repeat records).
+/// byte `b` (whose `b % 3` is the NIC count less one): `b / 3 % 4` 0 is 1.5,
+/// 1 is 1.4, 2 is 1.3 (no repeat records), 3 is 1.6 (the order the versions
+/// came in, so that older seeds keep their meaning).
 func formatMinor(_ bytes: [UInt8]) -> UInt16 {
     guard bytes.count > 4 else { return TraceVersion.minor }
-    return [5, 4, 3][Int(bytes[4] / 3 % 3)]
+    return [5, 4, 3, 6][Int(bytes[4] / 3 % 4)]
 }
 
 /// `content` as the one chunk of a trace (`TraceWriter.writeOneChunk`) of
