@@ -384,7 +384,9 @@ public struct ChunkEncoder {
                                    lastOffset: last.offset, lastOrdinal: last.ordinal, from: lastReadEnd)
             return
         }
-        if recalls && ok && n >= 8, let i = recentReads.newest(holding: bytes, in: out.base) {
+        // Longer than the repeat table's accesses: frame payload (a descriptor
+        // read elsewhere with the same bytes is too rare to pay a compare for).
+        if recalls && ok && n > RepeatTable.maxLength, let i = recentReads.newest(holding: bytes, in: out.base) {
             return recalledRead(nic: nic, address: address, recent: i, sameAs: last?.ordinal ?? -1)
         }
         var c = begin(.memoryRead, ok ? 0 : 1, nic: nic, reserving: 3 &* RecordCursor.maxVarint &+ n)
