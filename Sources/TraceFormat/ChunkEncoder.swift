@@ -471,8 +471,10 @@ public struct ChunkEncoder {
     /// `lastOffset`, 2 bytes too) held another value: an incremented record (code `code`,
     /// ``PredictedRecord``) of the amount added. Its bytes are kept apart
     /// (``EncoderBuffer/materialise(_:)``, where a decoder materialises
-    /// them), and the repeat table points there; returns where.
-    @inlinable @inline(__always)
+    /// them), and the repeat table points there; returns where. Transparent:
+    /// `@inline(__always)` left it a call the compiler would not inline
+    /// (about 30 instructions of call and arguments, twice a frame).
+    @usableFromInline @_transparent
     mutating func incremented(_ code: UInt8, nic: Int, address: UInt64, bytes: UnsafeRawBufferPointer,
                               lastOffset: Int, lastOrdinal: Int, from accessEnd: UInt64) -> Int {
         let old = UInt16(littleEndian: out.pointer(lastOffset).loadUnaligned(as: UInt16.self))
