@@ -232,6 +232,13 @@ public struct ChunkDecoder {
         try self.init(buffer: ChunkBuffer(content), nics: nics, repeats: repeats, predicts: predicts, recalls: recalls)
     }
 
+    /// A decoder over `buffer`'s content written as format 1.`minor`
+    /// (``TraceVersion/records(minor:)``).
+    public init(buffer: ChunkBuffer, nics: Int, formatMinor minor: UInt16) throws(ChunkDecodeError) {
+        let r = TraceVersion.records(minor: minor)
+        try self.init(buffer: buffer, nics: nics, repeats: r.repeats, predicts: r.predicts, recalls: r.recalls)
+    }
+
     /// A decoder over `buffer`'s content (which it keeps alive).
     public init(buffer: ChunkBuffer, nics: Int, repeats: Bool = true, predicts: Bool = true, recalls: Bool = true) throws(ChunkDecodeError) {
         self.buffer = buffer

@@ -375,7 +375,7 @@ public struct ChunkEncoder {
             if n >= 8 { recentReads.push(length: n, start: last.offset) }
             if n == 2 { headRead = last.offset }
             if predicts { out.repeatTable.touch(address) }
-            entered(address, length: n)
+            countAccess()
             lastReadEnd = address &+ UInt64(n)
             return
         }
@@ -400,7 +400,7 @@ public struct ChunkEncoder {
             c.copy(bytes)
         }
         end(c)
-        entered(address, length: n)
+        countAccess()
         lastReadEnd = address &+ UInt64(n)
     }
 
@@ -418,7 +418,7 @@ public struct ChunkEncoder {
         end(c)
         recentReads.push(length: read.length, start: read.start)
         if read.length <= RepeatTable.maxLength { out.repeatTable.record(address, length: read.length, offset: read.start) }
-        entered(address, length: read.length)
+        countAccess()
         lastReadEnd = address &+ UInt64(read.length)
     }
 
@@ -433,9 +433,9 @@ public struct ChunkEncoder {
         let delta = Int64(bitPattern: address &- end)
         guard predicts else { return c.zigzag(delta) }
         // The table's slot names the access it was last set by, which the
-        // history may still keep.
-        // The reach read before the table is borrowed: read inside the
-        // condition, it crashed Swift 6.3's copy propagation (as in `memoryWrite`).
+        // history may still keep. (The reach is read before the table is
+        // borrowed: read inside the condition, it crashed Swift 6.3's copy
+        // propagation, as in `memoryWrite`.)
         let limit = reach
         if sameAs >= 0, let back = out.repeatTable.reach(sameAs, limit: limit) { return c.varint(back << 2 | AddressCode.same) }
         let code = otherAddressCode(address, length: length, delta: delta)
@@ -460,11 +460,11 @@ public struct ChunkEncoder {
         return z < 1 << 62 ? z << 2 | AddressCode.delta : AddressCode.other
     }
 
-    /// A memory access of `length` bytes at `address` is the chunk's newest
-    /// (format 1.5: every memory record counts; the encoder finds accesses
-    /// by ordinal and keeps no history of its own).
+    /// Counts a memory access (format 1.5: every memory record; the encoder
+    /// finds accesses by ordinal and keeps no history of its own, so unlike
+    /// the decoder's `entered` it needs neither address nor length).
     @inlinable @inline(__always)
-    func entered(_ address: UInt64, length: Int) {
+    func countAccess() {
         if predicts { out.repeatTable.countAccess() }
     }
 
@@ -486,7 +486,7 @@ public struct ChunkEncoder {
         end(c)
         let at = out.materialise(new)
         out.repeatTable.record(address, length: 2, offset: at)
-        entered(address, length: 2)
+        countAccess()
         if code == PredictedRecord.incrementedRead { lastReadEnd = address &+ 2 } else { lastWriteEnd = address &+ 2 }
         return at
     }
@@ -507,7 +507,7 @@ public struct ChunkEncoder {
                 end(c)
                 if n == 8 { usedWrite = last.offset }
                 if predicts { out.repeatTable.touch(address) }
-                entered(address, length: n)
+                countAccess()
                 lastWriteEnd = address &+ UInt64(n)
                 return
             }
@@ -531,7 +531,7 @@ public struct ChunkEncoder {
         end(c)
         if ok && n == 8 { usedWrite = at }
         if tableSized { out.repeatTable.record(address, length: n, offset: at) }
-        entered(address, length: n)
+        countAccess()
         lastWriteEnd = address &+ UInt64(n)
     }
 
@@ -546,7 +546,7 @@ public struct ChunkEncoder {
         c.varint(UInt64(bytes.count))
         c.copy(bytes)
         end(c)
-        entered(address, length: length)
+        countAccess()
         if isWrite { lastWriteEnd = address &+ UInt64(length) } else { lastReadEnd = address &+ UInt64(length) }
     }
 

@@ -106,7 +106,7 @@ final class RepeatTable {
 
     /// Counts one more memory access of the chunk without entering it in the
     /// history: the encoder's side, which finds accesses by their ordinals
-    /// (``touch(_:)``, ``reach(_:)``) and never reads the history back.
+    /// (``touch(_:)``, ``reach(_:limit:)``) and never reads the history back.
     @inlinable @inline(__always)
     func countAccess() { accesses &+= 1 }
 

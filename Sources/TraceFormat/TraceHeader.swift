@@ -23,6 +23,14 @@ public enum TraceVersion {
     /// 6: address codes reach 4096 accesses back (256 in 1.5), and recalled
     /// reads (a read of a recent read's bytes: ``RecalledRecord``).
     public static let minor: UInt16 = 6
+
+    /// Which records a chunk of format 1.`minor` may hold, as the chunk
+    /// encoder and decoder take them: repeat records from 1.4, address codes
+    /// and predicted records from 1.5, far address codes and recalled reads
+    /// from 1.6.
+    public static func records(minor: UInt16) -> (repeats: Bool, predicts: Bool, recalls: Bool) {
+        (minor >= 4, minor >= 5, minor >= 6)
+    }
 }
 
 /// One RAM region of the recorded guest.

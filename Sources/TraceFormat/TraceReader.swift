@@ -320,8 +320,7 @@ public final class TraceReader {
         let e = chunks[index]
         try fill(&buffer, chunk: index)
         do throws(ChunkDecodeError) {
-            let d = try ChunkDecoder(buffer: buffer!, nics: header.nics, repeats: header.minorVersion >= 4,
-                                    predicts: header.minorVersion >= 5, recalls: header.minorVersion >= 6)
+            let d = try ChunkDecoder(buffer: buffer!, nics: header.nics, formatMinor: header.minorVersion)
             guard d.firstEvent == e.firstEvent else {
                 throw ChunkDecodeError(offset: 0, "chunk starts at event \(d.firstEvent), the index says \(e.firstEvent)")
             }

@@ -14,7 +14,7 @@ extension TraceWriter {
     /// False when the content's own header does not decode (nothing written).
     /// The trace is of format 1.`minor` (the records are read as its).
     public static func writeOneChunk(content: [UInt8], nics: Int, minor: UInt16 = TraceVersion.minor, to path: String) throws(TraceError) -> Bool {
-        guard let d = try? ChunkDecoder(content: content, nics: nics, repeats: minor >= 4, predicts: minor >= 5, recalls: minor >= 6) else { return false }
+        guard let d = try? ChunkDecoder(buffer: ChunkBuffer(content), nics: nics, formatMinor: minor) else { return false }
         var counting = d
         var events: UInt64 = 0
         while (try? counting.next()) != nil { events += 1 }

@@ -134,9 +134,10 @@ public final class TraceRecorder: @unchecked Sendable {
     func newEncoder(firstEvent: UInt64, baseTime: UInt64, checkpoint: [NICCheckpoint]?, counters: [[UInt64]]) -> ChunkEncoder {
         // Room for a drain's chunk (cut at twice the target) and the access
         // that crosses it: pooled buffers never grow (a copy of the content).
+        let records = TraceVersion.records(minor: options.formatMinor)
         var e = ChunkEncoder(firstEvent: firstEvent, baseTime: baseTime, checkpoint: checkpoint, counters: counters,
                              capacity: 2 * options.chunkTargetSize + 512 * 1024, pool: writer.encoderPool,
-                             repeats: options.formatMinor >= 4, predicts: options.formatMinor >= 5, recalls: options.formatMinor >= 6)
+                             repeats: records.repeats, predicts: records.predicts, recalls: records.recalls)
         e.exclusive = true
         return e
     }

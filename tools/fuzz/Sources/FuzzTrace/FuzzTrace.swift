@@ -25,7 +25,7 @@ public func fuzz(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt {
         var extractor = PacketExtractor(nics: nics, queuePairs: bytes.count > 5 ? Int(bytes[5] % 4) + 1 : 1)
         var pcap = PcapngWriter()
         do throws(ChunkDecodeError) {
-            var d = try ChunkDecoder(content: Array(bytes.dropFirst(5)), nics: nics, repeats: minor >= 4, predicts: minor >= 5, recalls: minor >= 6)
+            var d = try ChunkDecoder(buffer: ChunkBuffer(Array(bytes.dropFirst(5))), nics: nics, formatMinor: minor)
             while let e = try d.next() {
                 extractor.consume(e, decoder: d) { p in
                     precondition(p.bytes.count <= 65_557 && p.nic < nics)
