@@ -374,14 +374,14 @@ public struct ChunkEncoder {
             end(c)
             if n >= 8 { recentReads.push(length: n, start: last.offset) }
             if n == 2 { headRead = last.offset }
-            if predicts { out.repeatTable.touch(address) }
+            if predicts { out.repeatTable.touch(at: last.at) }
             countAccess()
             lastReadEnd = address &+ UInt64(n)
             return
         }
         if predicts && n == 2, let last, last.length == 2 {
             headRead = incremented(PredictedRecord.incrementedRead, nic: nic, address: address, bytes: bytes,
-                                   lastOffset: last.offset, lastOrdinal: last.ordinal, from: lastReadEnd)
+                                   lastOffset: last.offset, lastOrdinal: last.ordinal, slot: last.at, from: lastReadEnd)
             return
         }
         // Longer than the repeat table's accesses: frame payload (a descriptor
@@ -396,7 +396,9 @@ public struct ChunkEncoder {
             let at = c.p - out.base
             if n >= 8 { recentReads.push(length: n, start: at) }
             if n == 2 { headRead = at }
-            if small { out.repeatTable.record(address, length: n, offset: at) }
+            if small {
+                if let last { out.repeatTable.record(at: last.at, address, length: n, offset: at) } else { out.repeatTable.record(address, length: n, offset: at) }
+            }
             c.copy(bytes)
         }
         end(c)
@@ -407,7 +409,7 @@ public struct ChunkEncoder {
     /// A successful read whose bytes are those of recent read `recent`: a
     /// recalled read (``RecalledRecord/read``), which enters the recent
     /// reads (and the repeat table, 16 bytes or fewer) with that read's bytes.
-    /// Transparent, as ``incremented(_:nic:address:bytes:lastOffset:lastOrdinal:from:)``:
+    /// Transparent, as ``incremented(_:nic:address:bytes:lastOffset:lastOrdinal:slot:from:)``:
     /// out of line it cost serve ~30 instructions a frame.
     @usableFromInline @_transparent
     mutating func recalledRead(nic: Int, address: UInt64, recent i: Int, sameAs: Int) {
@@ -477,7 +479,7 @@ public struct ChunkEncoder {
     /// (about 30 instructions of call and arguments, twice a frame).
     @usableFromInline @_transparent
     mutating func incremented(_ code: UInt8, nic: Int, address: UInt64, bytes: UnsafeRawBufferPointer,
-                              lastOffset: Int, lastOrdinal: Int, from accessEnd: UInt64) -> Int {
+                              lastOffset: Int, lastOrdinal: Int, slot: Int, from accessEnd: UInt64) -> Int {
         let old = UInt16(littleEndian: out.pointer(lastOffset).loadUnaligned(as: UInt16.self))
         let new = UInt16(littleEndian: bytes.baseAddress!.loadUnaligned(as: UInt16.self))
         var c = begin(code: code, nic: nic, reserving: 3 * RecordCursor.maxVarint)
@@ -485,7 +487,7 @@ public struct ChunkEncoder {
         c.varint(UInt64(new &- old))
         end(c)
         let at = out.materialise(new)
-        out.repeatTable.record(address, length: 2, offset: at)
+        out.repeatTable.record(at: slot, address, length: 2, offset: at)
         countAccess()
         if code == PredictedRecord.incrementedRead { lastReadEnd = address &+ 2 } else { lastWriteEnd = address &+ 2 }
         return at
@@ -506,14 +508,14 @@ public struct ChunkEncoder {
                 addressCode(address, length: n, sameAs: last.ordinal, from: lastWriteEnd, &c)
                 end(c)
                 if n == 8 { usedWrite = last.offset }
-                if predicts { out.repeatTable.touch(address) }
+                if predicts { out.repeatTable.touch(at: last.at) }
                 countAccess()
                 lastWriteEnd = address &+ UInt64(n)
                 return
             }
             if predicts && n == 2 {
                 _ = incremented(PredictedRecord.incrementedWrite, nic: nic, address: address, bytes: bytes,
-                                lastOffset: last.offset, lastOrdinal: last.ordinal, from: lastWriteEnd)
+                                lastOffset: last.offset, lastOrdinal: last.ordinal, slot: last.at, from: lastWriteEnd)
                 return
             }
         }
@@ -530,7 +532,9 @@ public struct ChunkEncoder {
         if read == nil { c.copy(bytes) }
         end(c)
         if ok && n == 8 { usedWrite = at }
-        if tableSized { out.repeatTable.record(address, length: n, offset: at) }
+        if tableSized {
+            if let last { out.repeatTable.record(at: last.at, address, length: n, offset: at) } else { out.repeatTable.record(address, length: n, offset: at) }
+        }
         countAccess()
         lastWriteEnd = address &+ UInt64(n)
     }

@@ -76,13 +76,15 @@ final class RepeatTable {
         lookupWithOrdinal(address).map { ($0.offset, $0.length) }
     }
 
-    /// The same, with the ordinal the encoder kept (``touch(_:)``).
+    /// The same, with the ordinal the encoder kept (``touch(at:)``) and
+    /// where the slot's words are (for ``touch(at:)`` and ``record(at:_:length:offset:)``
+    /// without hashing the address again).
     @inlinable @inline(__always)
-    func lookupWithOrdinal(_ address: UInt64) -> (offset: Int, length: Int, ordinal: Int)? {
+    func lookupWithOrdinal(_ address: UInt64) -> (offset: Int, length: Int, ordinal: Int, at: Int)? {
         let at = 2 &* Self.slot(of: address)
         let w = words[at &+ 1]
         guard words[at] == address, w >> 32 & 0xFF != 0 else { return nil }
-        return (Int(truncatingIfNeeded: w & 0xFFFF_FFFF), Int(truncatingIfNeeded: w >> 32 & 0xFF), Int(truncatingIfNeeded: w >> 40))
+        return (Int(truncatingIfNeeded: w & 0xFFFF_FFFF), Int(truncatingIfNeeded: w >> 32 & 0xFF), Int(truncatingIfNeeded: w >> 40), at)
     }
 
     /// How many accesses back (less one: what an address code holds) the
@@ -99,8 +101,12 @@ final class RepeatTable {
     /// chunk's newest memory access (the encoder's ordinal; it leaves the
     /// bytes where they are).
     @inlinable @inline(__always)
-    func touch(_ address: UInt64) {
-        let at = 2 &* Self.slot(of: address) &+ 1
+    func touch(_ address: UInt64) { touch(at: 2 &* Self.slot(of: address)) }
+
+    /// ``touch(_:)`` of the slot whose words start at `at` (from ``lookupWithOrdinal(_:)``).
+    @inlinable @inline(__always)
+    func touch(at slot: Int) {
+        let at = slot &+ 1
         words[at] = words[at] & 0xFF_FFFF_FFFF | UInt64(truncatingIfNeeded: accesses & 0xFF_FFFF) << 40
     }
 
@@ -133,7 +139,12 @@ final class RepeatTable {
     /// `offset` in the content is the last at its address.
     @inlinable @inline(__always)
     func record(_ address: UInt64, length: Int, offset: Int) {
-        let at = 2 &* Self.slot(of: address)
+        record(at: 2 &* Self.slot(of: address), address, length: length, offset: offset)
+    }
+
+    /// ``record(_:length:offset:)`` into the slot whose words start at `at`, which must be `address`'s.
+    @inlinable @inline(__always)
+    func record(at: Int, _ address: UInt64, length: Int, offset: Int) {
         words[at] = address
         words[at &+ 1] = UInt64(truncatingIfNeeded: offset) | UInt64(truncatingIfNeeded: length) << 32
             | UInt64(truncatingIfNeeded: accesses & 0xFF_FFFF) << 40

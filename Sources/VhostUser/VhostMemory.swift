@@ -19,6 +19,10 @@ public final class VhostMemory: GuestMemory, @unchecked Sendable {
         let mappingLength: Int
     }
     let regions: [Mapped]
+    /// The same regions where the access path reads them: a buffer of its
+    /// own, so that finding an address is a loop over memory (an array's
+    /// count was a call per access where the recorder's code grew the caller).
+    let lookup: UnsafeMutableBufferPointer<Mapped>
 
     /// Checks the table (sizes, wrap-around, overlaps in either address
     /// space) before mapping anything.
@@ -74,9 +78,14 @@ public final class VhostMemory: GuestMemory, @unchecked Sendable {
             mapped.append(Mapped(region: r, host: p + Int(r.mmapOffset), mapping: p, mappingLength: length))
         }
         regions = mapped
+        lookup = .allocate(capacity: mapped.count)
+        _ = lookup.initialize(from: mapped)
     }
 
-    deinit { Self.unmap(regions) }
+    deinit {
+        Self.unmap(regions)
+        lookup.deinitialize().deallocate()
+    }
 
     static func unmap(_ mappings: [Mapped]) {
         for m in mappings {
@@ -95,10 +104,10 @@ public final class VhostMemory: GuestMemory, @unchecked Sendable {
     /// Host address of `count` bytes at guest-physical `address`, or nil.
     @inline(__always)
     func host(_ address: UInt64, _ count: Int) -> UnsafeMutableRawPointer? {
-        for m in regions {
-            let r = m.region
+        for i in 0..<lookup.count {
+            let r = lookup[i].region
             if address >= r.guestAddress, address - r.guestAddress <= r.size, UInt64(count) <= r.size - (address - r.guestAddress) {
-                return m.host + Int(address - r.guestAddress)
+                return lookup[i].host + Int(address - r.guestAddress)
             }
         }
         return nil

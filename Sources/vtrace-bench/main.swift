@@ -151,6 +151,7 @@ func pad(_ s: String, _ n: Int) -> String { String(repeating: " ", count: max(0,
 
 // Fixed-work mode for instruction counting under callgrind:
 //   vtrace-bench --fixed plain|counting|recording FRAME_LENGTH CHAINS_PER_KICK KICKS
+//   vtrace-bench --fixed encoder 0 0 FRAMES     (the chunk encoder alone: EncoderBench.swift)
 if let i = arguments.firstIndex(of: "--fixed"), arguments.count >= i + 5,
    let length = Int(arguments[i + 2]), let chains = Int(arguments[i + 3]), let kicks = Int(arguments[i + 4]) {
     switch arguments[i + 1] {
@@ -168,8 +169,10 @@ if let i = arguments.firstIndex(of: "--fixed"), arguments.count >= i + 5,
         for _ in 0..<kicks { loop.kick() }
         _ = loop.check()
         print(try! recorder.finish().events)
+    case "encoder":
+        print(encoderBenchmark(frames: kicks))
     default:
-        print("vtrace-bench: --fixed takes plain, counting or recording")
+        print("vtrace-bench: --fixed takes plain, counting, recording or encoder")
         exit(2)
     }
     exit(0)
