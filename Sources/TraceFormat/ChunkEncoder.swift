@@ -130,6 +130,19 @@ public struct ChunkEncoder {
     /// Bytes encoded so far.
     public var size: Int { out.count }
 
+    /// A size for ``pastHardLimit`` (a recorder's hard limit; none: `Int.max`).
+    public var hardLimit: Int {
+        get { out.hardLimit }
+        set {
+            own()
+            out.hardLimit = newValue
+        }
+    }
+
+    /// Whether the content has reached ``hardLimit`` bytes: one comparison
+    /// of two pointers, for a recorder that asks after every access.
+    @inlinable public var pastHardLimit: Bool { out.end >= out.hardEnd }
+
     /// Per NIC, the counter values after the last event (a continuation chunk's baseline).
     public var currentCounters: [[UInt64]] { (0..<counterNICs).map { n in (0..<16).map { out.counters[16 * n + $0] } } }
 
@@ -602,6 +615,7 @@ public final class BufferPool: @unchecked Sendable {
     func take(capacity: Int) -> EncoderBuffer {
         if var b = mutex.withLock({ free.popLast() }), isKnownUniquelyReferenced(&b) {
             b.count = 0
+            b.hardLimit = .max
             return b
         }
         return EncoderBuffer(capacity: capacity)
@@ -619,8 +633,25 @@ public final class BufferPool: @unchecked Sendable {
 /// Growable bytes the chunk encoder writes into directly.
 @usableFromInline final class EncoderBuffer {
     @usableFromInline private(set) var base: UnsafeMutableRawPointer
-    @usableFromInline private(set) var capacity: Int
-    @usableFromInline var count = 0
+    /// Where the next byte goes, and the end of the memory: records are
+    /// written from a pointer and checked against one (no offset arithmetic
+    /// per record).
+    @usableFromInline private(set) var end: UnsafeMutableRawPointer
+    @usableFromInline private(set) var limit: UnsafeMutableRawPointer
+    /// ``ChunkEncoder/hardLimit``, and where in memory it falls (beyond any
+    /// address while the limit is past the memory's end).
+    var hardLimit = Int.max { didSet { placeHardEnd() } }
+    @usableFromInline private(set) var hardEnd = UnsafeMutableRawPointer(bitPattern: UInt.max)!
+
+    func placeHardEnd() {
+        hardEnd = hardLimit <= capacity ? base + hardLimit : UnsafeMutableRawPointer(bitPattern: UInt.max)!
+    }
+    var capacity: Int { Int(bitPattern: limit) &- Int(bitPattern: base) }
+    /// Bytes written.
+    @usableFromInline var count: Int {
+        @inline(__always) get { Int(bitPattern: end) &- Int(bitPattern: base) }
+        @inline(__always) set { end = base + newValue }
+    }
     /// The encoder's counter baselines (``ChunkEncoder``: NIC n's counter i
     /// at `16 * n + i`), kept beside its content so that a counter event
     /// updates them without an array's uniqueness check.
@@ -678,8 +709,10 @@ public final class BufferPool: @unchecked Sendable {
     }
 
     @usableFromInline init(capacity: Int) {
-        self.capacity = max(capacity, 64)
-        base = UnsafeMutableRawPointer.allocate(byteCount: self.capacity, alignment: 8)
+        let capacity = max(capacity, 64)
+        base = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 8)
+        end = base
+        limit = base + capacity
         counters = UnsafeMutablePointer<UInt64>.allocate(capacity: 0)
     }
 
@@ -705,6 +738,7 @@ public final class BufferPool: @unchecked Sendable {
         let c = EncoderBuffer(capacity: capacity)
         c.base.copyMemory(from: base, byteCount: count)
         c.count = count
+        c.hardLimit = hardLimit
         if counterCapacity > 0 {
             c.counters.deallocate()
             c.counters = .allocate(capacity: counterCapacity)
@@ -730,35 +764,37 @@ public final class BufferPool: @unchecked Sendable {
 
     @inlinable @inline(__always)
     func reserve(_ n: Int) {
-        if n > capacity &- count { grow(count &+ n) }
+        if n > Int(bitPattern: limit) &- Int(bitPattern: end) { grow(count &+ n) }
     }
 
     @usableFromInline @inline(never)
     func grow(_ needed: Int) {
-        let newCapacity = max(needed, capacity * 2)
+        let newCapacity = max(needed, capacity * 2), used = count
         let p = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 8)
-        p.copyMemory(from: base, byteCount: count)
+        p.copyMemory(from: base, byteCount: used)
         base.deallocate()
         base = p
-        capacity = newCapacity
+        end = p + used
+        limit = p + newCapacity
+        placeHardEnd()
     }
 
     /// Where the next bytes go, with room for `n` more (a ``RecordCursor``'s start).
     @inlinable @inline(__always)
     func tail(reserving n: Int) -> UnsafeMutableRawPointer {
         reserve(n)
-        return base + count
+        return end
     }
 
     /// Ends what a cursor wrote at `end` (from ``tail(reserving:)``).
     @inlinable @inline(__always)
-    func commit(_ end: UnsafeMutableRawPointer) { count = end - base }
+    func commit(_ end: UnsafeMutableRawPointer) { self.end = end }
 
     @inlinable @inline(__always)
     func append(_ raw: UnsafeRawBufferPointer) {
         guard raw.count > 0 else { return }
         reserve(raw.count)
-        (base + count).copyMemory(from: raw.baseAddress!, byteCount: raw.count)
-        count += raw.count
+        end.copyMemory(from: raw.baseAddress!, byteCount: raw.count)
+        end += raw.count
     }
 }

@@ -139,6 +139,7 @@ public final class TraceRecorder: @unchecked Sendable {
                              capacity: 2 * options.chunkTargetSize + 512 * 1024, pool: writer.encoderPool,
                              repeats: records.repeats, predicts: records.predicts, recalls: records.recalls)
         e.exclusive = true
+        e.hardLimit = options.hardLimit
         return e
     }
 
@@ -165,7 +166,8 @@ public final class TraceRecorder: @unchecked Sendable {
     /// in a chunk without a checkpoint (the writer's thread links the two).
     @inlinable @inline(__always)
     func checkHardLimit() {
-        guard chunkOpen, encoder.size >= options.hardLimit else { return }
+        // (An idle encoder has no hard limit: `chunkOpen` needs no test.)
+        guard encoder.pastHardLimit else { return }
         cutAtHardLimit()
     }
 

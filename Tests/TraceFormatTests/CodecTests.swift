@@ -392,6 +392,39 @@ struct ChunkEncoderTests {
         #expect(pool.count == 0)
     }
 
+    /// `pastHardLimit` holds exactly once the content reaches `hardLimit`
+    /// bytes, through the memory growing under it (from 64 bytes), in a copy
+    /// and never in an encoder without a limit or in a pooled buffer's next
+    /// user.
+    @Test func theHardLimitIsReachedAtItsByte() throws {
+        let cp = Self.checkpoint()
+        let pool = BufferPool(limit: 2)
+        var e = ChunkEncoder(firstEvent: 0, baseTime: 0, checkpoint: [cp], counters: [], capacity: 64, pool: pool)
+        var unlimited = ChunkEncoder(firstEvent: 0, baseTime: 0, checkpoint: [cp], counters: [], capacity: 64)
+        let limit = e.size + 1_000
+        e.hardLimit = limit
+        #expect(e.hardLimit == limit && unlimited.hardLimit == .max)
+        var crossed = 0
+        for i in 0..<300 {
+            let before = e.pastHardLimit
+            e.append(.counter(index: i & 15, value: UInt64(i) << 20), nic: 0)
+            unlimited.append(.counter(index: i & 15, value: UInt64(i) << 20), nic: 0)
+            #expect(e.pastHardLimit == (e.size >= limit), "after \(i + 1) records, \(e.size) bytes")
+            #expect(!unlimited.pastHardLimit)
+            if e.pastHardLimit && !before { crossed += 1 }
+        }
+        #expect(crossed == 1 && e.size > limit)
+        var copy = e
+        copy.append(.reset, nic: 0)
+        #expect(copy.pastHardLimit && copy.hardLimit == limit)
+        e.exclusive = false
+        pool.recycle(e)
+        e = .idle
+        let reused = ChunkEncoder(firstEvent: 0, baseTime: 0, checkpoint: [cp], counters: [], pool: pool)
+        #expect(pool.count == 0, "the pooled buffer was not reused")
+        #expect(reused.hardLimit == .max && !reused.pastHardLimit)
+    }
+
     /// Loopback traffic: TX reads of a frame (whole, or over two or three
     /// descriptors), then the RX write of the same bytes, plus writes that
     /// must not count as repeats.
