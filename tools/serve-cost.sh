@@ -10,9 +10,10 @@
 # valgrind serve is the bottleneck, so the ring stays full. Each thread's
 # instructions divided by the frames the device took (tx_packets) give the
 # cost a frame: the device's thread, the writer's (zstd), their sum, and
-# plain serve's share of it (the goal: 50%). Start-up is included
-# (about 40 M instructions, most of it the provenance's `git rev-parse`):
-# compare rows of one run, or run longer.
+# plain serve's share of it (the goal: 50%). Only the backend's
+# event handling (`wake`) and the writer's loop are counted
+# (--toggle-collect): start-up (some 40-90 M instructions, the same for
+# both) would otherwise weigh on the recording's fewer frames.
 #
 #   tools/serve-cost.sh [SECONDS]                      # default 10 s each
 #   RECORD_ARGS="--snaplen 0" tools/serve-cost.sh      # recording options
@@ -35,6 +36,7 @@ cost() {  # NAME BINARY [serve args]: prints "NAME frames device writer"
     shift 2
     rm -f "$dir"/cg.* "$sock"
     unblock taskset -c 0 valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$dir/cg.%p" \
+        --toggle-collect='*BackendC4wake_*' --toggle-collect='*WriterC3runyyF' \
         "$bin" serve --vhost-user "$sock" --sessions 1 "$@" --json > "$dir/serve.json" 2> "$dir/valgrind.log" &
     local s=$!
     for _ in $(seq 600); do [[ -S $sock ]] && break; sleep 0.1; done

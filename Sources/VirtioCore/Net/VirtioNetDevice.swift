@@ -293,6 +293,7 @@ public struct VirtioNetDevice<Memory: GuestMemory, Observer: DeviceObserver> {
     // MARK: Shared helpers for the queue paths
 
     /// Adds `delta` to `counter` (wrapping, as the reference's fetch_add) and reports the new value.
+    @inline(__always)
     mutating func bump(_ counter: NetCounter, by delta: UInt64 = 1) {
         guard delta != 0 else { return }
         var delta = delta
