@@ -54,8 +54,8 @@ public struct ChunkEncoder {
     @usableFromInline let reach: Int
     /// The buffers of the last chain (address codes name them).
     @usableFromInline var recentChain = RecentChain()
-    /// Where the bytes of the newest successful 2-byte read are in `out`
-    /// (-1: none yet): a chain at that head is a ``PredictedRecord/chainAtHead``.
+    /// The value of the newest successful 2-byte read (little-endian; -1:
+    /// none yet): a chain at that head is a ``PredictedRecord/chainAtHead``.
     @usableFromInline var headRead = -1
     /// Where the bytes of the newest successful 8-byte write are (-1: none
     /// yet): a used publication of them is a ``PredictedRecord/usedAsWritten``.
@@ -254,8 +254,7 @@ public struct ChunkEncoder {
     public mutating func chain(nic: Int, queue: UInt16, head: UInt16, count: Int,
                                descriptor: (Int) -> (addr: UInt64, len: UInt32, flags: UInt16, next: UInt16)) {
         if repeats && count >= 1 && count <= RecentReads.capacity && descriptorsWereRead(count, descriptor) {
-            if predicts && headRead >= 0
-                && UInt16(littleEndian: out.pointer(headRead).loadUnaligned(as: UInt16.self)) == head {
+            if predicts && headRead == Int(head) {
                 var c = begin(code: PredictedRecord.chainAtHead, nic: nic, reserving: 2 * RecordCursor.maxVarint)
                 c.varint(UInt64(queue))
                 c.varint(UInt64(count))
@@ -375,13 +374,32 @@ public struct ChunkEncoder {
         end(c)
     }
 
+    /// What the encoder's repeat table keeps of an access of `bytes` whose
+    /// bytes are at content offset `at`: that offset, or for 2 bytes (ring
+    /// indices, which incremented records change without bytes in the
+    /// content) their little-endian value itself, so that no access the
+    /// table names needs memory beside the content.
+    @inlinable @inline(__always)
+    static func entry(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> Int {
+        bytes.count == 2 ? Int(UInt16(littleEndian: bytes.baseAddress!.loadUnaligned(as: UInt16.self))) : offset
+    }
+
+    /// Whether the table's `entry` (``entry(_:at:)``) for an access of
+    /// `bytes.count` bytes holds `bytes`.
+    @inlinable @inline(__always)
+    func holds(_ entry: Int, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        let n = bytes.count
+        if n == 2 { return entry == Int(UInt16(littleEndian: bytes.baseAddress!.loadUnaligned(as: UInt16.self))) }
+        return bytesEqual(out.base + entry, bytes.baseAddress!, n)
+    }
+
     /// A memory read of `bytes` at `address` (its bytes stored when it succeeded).
     @inlinable @inline(__always)
     public mutating func memoryRead(nic: Int, address: UInt64, bytes: UnsafeRawBufferPointer, ok: Bool) {
         let n = bytes.count
         let small = repeats && ok && n > 0 && n <= RepeatTable.maxLength
         let last = small ? out.repeatTable.lookupWithOrdinal(address) : nil
-        if let last, last.length == n, bytesEqual(out.pointer(last.offset), bytes.baseAddress!, n) {
+        if let last, last.length == n, holds(last.offset, bytes) {
             var c = begin(code: RepeatRecord.read, nic: nic, reserving: 2 * RecordCursor.maxVarint)
             addressCode(address, length: n, sameAs: last.ordinal, from: lastReadEnd, &c)
             end(c)
@@ -408,9 +426,10 @@ public struct ChunkEncoder {
         if ok {
             let at = c.p - out.base
             if n >= 8 { recentReads.push(length: n, start: at) }
-            if n == 2 { headRead = at }
+            let entry = Self.entry(bytes, at: at)
+            if n == 2 { headRead = entry }
             if small {
-                if let last { out.repeatTable.record(at: last.at, address, length: n, offset: at) } else { out.repeatTable.record(address, length: n, offset: at) }
+                if let last { out.repeatTable.record(at: last.at, address, length: n, offset: entry) } else { out.repeatTable.record(address, length: n, offset: entry) }
             }
             c.copy(bytes)
         }
@@ -432,6 +451,7 @@ public struct ChunkEncoder {
         c.varint(UInt64(i))
         end(c)
         recentReads.push(length: read.length, start: read.start)
+        // (Recent reads are 8 bytes or more: the table keeps their offset, never a 2-byte value.)
         if read.length <= RepeatTable.maxLength { out.repeatTable.record(address, length: read.length, offset: read.start) }
         countAccess()
         lastReadEnd = address &+ UInt64(read.length)
@@ -483,27 +503,27 @@ public struct ChunkEncoder {
         if predicts { out.repeatTable.countAccess() }
     }
 
-    /// A successful 2-byte access whose last access at its address (at
-    /// `lastOffset`, 2 bytes too) held another value: an incremented record (code `code`,
-    /// ``PredictedRecord``) of the amount added. Its bytes are kept apart
-    /// (``EncoderBuffer/materialise(_:)``, where a decoder materialises
-    /// them), and the repeat table points there; returns where. Transparent:
+    /// A successful 2-byte access whose last access at its address (its
+    /// value `lastOffset`, as the table keeps 2-byte accesses: ``entry(_:at:)``)
+    /// held another value: an incremented record (code `code`,
+    /// ``PredictedRecord``) of the amount added. The table keeps the new
+    /// value (a decoder materialises its bytes; the encoder needs none);
+    /// returns it. Transparent:
     /// `@inline(__always)` left it a call the compiler would not inline
     /// (about 30 instructions of call and arguments, twice a frame).
     @usableFromInline @_transparent
     mutating func incremented(_ code: UInt8, nic: Int, address: UInt64, bytes: UnsafeRawBufferPointer,
                               lastOffset: Int, lastOrdinal: Int, slot: Int, from accessEnd: UInt64) -> Int {
-        let old = UInt16(littleEndian: out.pointer(lastOffset).loadUnaligned(as: UInt16.self))
+        let old = UInt16(truncatingIfNeeded: lastOffset)
         let new = UInt16(littleEndian: bytes.baseAddress!.loadUnaligned(as: UInt16.self))
         var c = begin(code: code, nic: nic, reserving: 3 * RecordCursor.maxVarint)
         addressCode(address, length: 2, sameAs: lastOrdinal, from: accessEnd, &c)
         c.varint(UInt64(new &- old))
         end(c)
-        let at = out.materialise(new)
-        out.repeatTable.record(at: slot, address, length: 2, offset: at)
+        out.repeatTable.record(at: slot, address, length: 2, offset: Int(new))
         countAccess()
         if code == PredictedRecord.incrementedRead { lastReadEnd = address &+ 2 } else { lastWriteEnd = address &+ 2 }
-        return at
+        return Int(new)
     }
 
     /// A memory write of `bytes` at `address`: a reference to one of the last
@@ -516,7 +536,7 @@ public struct ChunkEncoder {
         // (Nested, not two `if let last` in a row: Swift 6.3's copy
         // propagation crashed on that shape in the device's frame writes.)
         if let last, last.length == n {
-            if bytesEqual(out.pointer(last.offset), bytes.baseAddress!, n) {
+            if holds(last.offset, bytes) {
                 var c = begin(code: RepeatRecord.write, nic: nic, reserving: 2 * RecordCursor.maxVarint)
                 addressCode(address, length: n, sameAs: last.ordinal, from: lastWriteEnd, &c)
                 end(c)
@@ -546,7 +566,8 @@ public struct ChunkEncoder {
         end(c)
         if ok && n == 8 { usedWrite = at }
         if tableSized {
-            if let last { out.repeatTable.record(at: last.at, address, length: n, offset: at) } else { out.repeatTable.record(address, length: n, offset: at) }
+            let entry = Self.entry(bytes, at: at)
+            if let last { out.repeatTable.record(at: last.at, address, length: n, offset: entry) } else { out.repeatTable.record(address, length: n, offset: entry) }
         }
         countAccess()
         lastWriteEnd = address &+ UInt64(n)
@@ -664,48 +685,9 @@ public final class BufferPool: @unchecked Sendable {
         @inline(__always) get { table.unsafelyUnwrapped }
     }
 
-    /// Empties the repeat table (making it on first use) and the
-    /// materialised bytes: a new chunk.
+    /// Empties the repeat table (making it on first use): a new chunk.
     func clearRepeats() {
         if let table { table.clear() } else { table = RepeatTable() }
-        materialised = 0
-    }
-
-    /// Bytes a decoder materialises (incremented records), in order: what
-    /// the repeat table and the head read may point at instead of the
-    /// content, their offsets marked with ``materialisedBit``.
-    @usableFromInline var materialisedBytes = UnsafeMutableRawPointer.allocate(byteCount: 256, alignment: 8)
-    @usableFromInline var materialisedCapacity = 256
-    @usableFromInline var materialised = 0
-    /// Marks an offset into the materialised bytes (content offsets stay below).
-    @usableFromInline static var materialisedBit: Int { 1 << 31 }
-
-    /// Where the bytes at `offset` are: the content, or (``materialisedBit``)
-    /// the materialised bytes (a ring index read or written as an increment:
-    /// as common as the content's, so no call).
-    @inlinable @inline(__always)
-    func pointer(_ offset: Int) -> UnsafeRawPointer {
-        let start = offset & Self.materialisedBit == 0 ? base : materialisedBytes
-        return UnsafeRawPointer(start + (offset & (Self.materialisedBit &- 1)))
-    }
-
-    /// Keeps `value`'s two bytes (little-endian) with the materialised ones; their marked offset.
-    @inlinable @inline(__always)
-    func materialise(_ value: UInt16) -> Int {
-        let at = materialised
-        if at &+ 2 > materialisedCapacity { growMaterialised() }
-        materialisedBytes.storeBytes(of: value.littleEndian, toByteOffset: at, as: UInt16.self)
-        materialised = at &+ 2
-        return at | Self.materialisedBit
-    }
-
-    @usableFromInline @inline(never)
-    func growMaterialised() {
-        let p = UnsafeMutableRawPointer.allocate(byteCount: 2 * materialisedCapacity, alignment: 8)
-        p.copyMemory(from: materialisedBytes, byteCount: materialised)
-        materialisedBytes.deallocate()
-        materialisedBytes = p
-        materialisedCapacity *= 2
     }
 
     @usableFromInline init(capacity: Int) {
@@ -719,7 +701,6 @@ public final class BufferPool: @unchecked Sendable {
     deinit {
         base.deallocate()
         counters.deallocate()
-        materialisedBytes.deallocate()
     }
 
     /// Sets the counter baselines: per NIC, up to 16 values (the rest 0).
@@ -746,13 +727,6 @@ public final class BufferPool: @unchecked Sendable {
             c.counterCapacity = counterCapacity
         }
         c.table = table.map(RepeatTable.init(copying:))
-        if materialised > c.materialisedCapacity {
-            c.materialisedBytes.deallocate()
-            c.materialisedBytes = .allocate(byteCount: materialisedCapacity, alignment: 8)
-            c.materialisedCapacity = materialisedCapacity
-        }
-        c.materialisedBytes.copyMemory(from: materialisedBytes, byteCount: materialised)
-        c.materialised = materialised
         return c
     }
 
