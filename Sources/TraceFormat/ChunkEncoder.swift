@@ -115,7 +115,13 @@ public struct ChunkEncoder {
     /// the encoder must not see later events).
     @inlinable @inline(__always)
     mutating func own() {
-        if exclusive { return }
+        if _slowPath(!exclusive) { ownShared() }
+    }
+
+    /// ``own()`` for an encoder that is not ``exclusive``: out of line, so
+    /// that the records' code is laid out for the recorder's (exclusive) case.
+    @usableFromInline @inline(never)
+    mutating func ownShared() {
         if !isKnownUniquelyReferenced(&out) { out = out.copy() }
     }
 
