@@ -11,3 +11,11 @@ import Glibc
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
+
+/// The calling thread's CPU time in nanoseconds (CLOCK_THREAD_CPUTIME_ID):
+/// what a piece of the thread's own work cost, whatever else the CPU ran.
+public func threadCPUNanoseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}

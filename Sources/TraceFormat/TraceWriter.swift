@@ -41,6 +41,9 @@ public final class TraceWriter: @unchecked Sendable {
     public private(set) var stalls = 0
     /// Chunks compressed at a faster level than asked because others were waiting.
     public private(set) var fasterChunks = 0
+    /// Chunks compressed with zstd's double-hash match finder at a fast
+    /// level, where it had cost less CPU time a byte (``MatchFinderChooser``).
+    public private(set) var doubleFastChunks = 0
     public private(set) var uncompressedBytes: UInt64 = 0
     /// Chunks a flight recorder's window dropped.
     public internal(set) var rolledChunks = 0
@@ -132,6 +135,7 @@ public final class TraceWriter: @unchecked Sendable {
 
     func run() {
         let compressor = ZstdCompressor(level: level)
+        var chooser = MatchFinderChooser()
         while true {
             mutex.lock()
             while (queue.isEmpty || held) && !stopping { notEmpty.wait(mutex) }
@@ -142,12 +146,22 @@ public final class TraceWriter: @unchecked Sendable {
             let item = queue[0]
             let chunkLevel = level(forBacklog: queue.count)
             if chunkLevel != level { fasterChunks += 1 }
+            // (Small chunks keep the level's own: a choice there saves nothing,
+            // and their frames stay the same from run to run.)
+            let chooses = MatchFinderChooser.applies(toLevel: chunkLevel) && item.size >= MatchFinderChooser.smallestMeasured
+            let finder = chooses ? chooser.next() : .levelDefault
+            if finder == .doubleFast { doubleFastChunks += 1 }
             mutex.unlock()
             compressor.setLevel(chunkLevel)
+            compressor.setFinder(finder)
 
             var failed: TraceError?
             do throws(TraceError) {
+                let started = threadCPUNanoseconds()
                 try write(item, compressor)
+                if chooses {
+                    chooser.observe(finder, nanoseconds: threadCPUNanoseconds() &- started, bytes: item.size)
+                }
                 encoderPool.recycle(item)
             } catch {
                 failed = error

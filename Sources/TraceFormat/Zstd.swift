@@ -40,6 +40,16 @@ public final class ZstdCompressor {
         }
     }
 
+    /// The match finder of the frames compressed from now on (``MatchFinderChooser``).
+    public func setFinder(_ finder: MatchFinderChooser.Finder) {
+        if finder != currentFinder {
+            ZSTD_CCtx_setParameter(context, ZSTD_c_strategy, finder == .doubleFast ? Int32(ZSTD_dfast.rawValue) : 0)
+            currentFinder = finder
+        }
+    }
+
+    var currentFinder = MatchFinderChooser.Finder.levelDefault
+
     /// Levels libzstd accepts.
     public static var levels: ClosedRange<Int32> { ZSTD_minCLevel()...ZSTD_maxCLevel() }
 

@@ -90,6 +90,9 @@ public struct RecordingSummary: Sendable, Encodable {
     public var stalls: Int
     /// Chunks compressed faster than the configured level because others were waiting.
     public var fasterChunks: Int
+    /// Chunks compressed with zstd's double-hash match finder, where at a
+    /// fast level it had cost the writer less (``MatchFinderChooser``).
+    public var doubleFastChunks: Int = 0
     /// The first event the file holds: 0, or where a flight recorder's window starts.
     public var firstEvent: UInt64 = 0
     /// Chunks a flight recorder's window dropped.

@@ -142,7 +142,8 @@ struct Record: ParsableCommand {
                                                    uncompressedBytes: summary.uncompressedBytes, fileBytes: summary.fileBytes,
                                                    expectationsFailed: result.failures.count, passed: result.passed,
                                                    firstEvent: summary.firstEvent, triggerFiredAt: summary.triggerFiredAt,
-                                                   stalls: summary.stalls, fasterChunks: summary.fasterChunks)))
+                                                   stalls: summary.stalls, fasterChunks: summary.fasterChunks,
+                                                   doubleFastChunks: summary.doubleFastChunks)))
         } else {
             let ratio = summary.fileBytes > 0 ? Double(summary.uncompressedBytes) / Double(summary.fileBytes) : 0
             let window = summary.firstEvent == 0 ? "" : " (a --keep window: events \(summary.firstEvent)…\(summary.events - 1); \(summary.droppedChunks) older chunks dropped)"
@@ -170,6 +171,8 @@ struct RecordReport: Encodable {
     var stalls: Int
     /// Chunks compressed at a faster level than asked (others were waiting).
     var fasterChunks: Int
+    /// Chunks compressed with zstd's double-hash match finder (at levels 1 and 2, where it was cheaper).
+    var doubleFastChunks: Int
 }
 
 extension TraceHeader {

@@ -1,0 +1,91 @@
+import Foundation
+import Testing
+@testable import TraceFormat
+
+/// The writer's choice of zstd match finder at a fast level, driven with
+/// costs of the tests' choosing: each finder measured once, then the cheaper
+/// one, the other every eighth chunk, and a change of traffic followed.
+@Suite("zstd match finder choice")
+struct MatchFinderChooserTests {
+    @Test func eachFinderOnceThenTheCheaperWithAnExplorationEveryEighthChunk() {
+        var c = MatchFinderChooser()
+        #expect(c.next() == .levelDefault)
+        c.observe(.levelDefault, nanoseconds: 3_000_000, bytes: 1_000_000)   // 3 ns a byte
+        #expect(c.next() == .doubleFast)
+        c.observe(.doubleFast, nanoseconds: 2_000_000, bytes: 1_000_000)     // 2 ns a byte
+        var picks: [MatchFinderChooser.Finder] = []
+        for _ in 3...16 {
+            let f = c.next()
+            picks.append(f)
+            c.observe(f, nanoseconds: f == .doubleFast ? 2_000_000 : 3_000_000, bytes: 1_000_000)
+        }
+        // Choices 3…16: the cheaper (double-fast) but at choices 8 and 16.
+        let explored = picks.indices.filter { picks[$0] == .levelDefault }.map { $0 + 3 }
+        #expect(explored == [8, 16])
+        #expect(c.levelDefaultCost == 3 && c.doubleFastCost == 2)
+    }
+
+    @Test func aChangeOfTrafficIsFollowed() {
+        var c = MatchFinderChooser()
+        _ = c.next(); c.observe(.levelDefault, nanoseconds: 3_000_000, bytes: 1_000_000)
+        _ = c.next(); c.observe(.doubleFast, nanoseconds: 2_000_000, bytes: 1_000_000)
+        // Now double-fast turns dear (4 ns a byte): its running average goes
+        // 2 → 2.5 → 2.875 → 3.156, past the level's own 3 at the third chunk.
+        var chunksUntilSwitch = 0
+        while c.next() == .doubleFast {
+            c.observe(.doubleFast, nanoseconds: 4_000_000, bytes: 1_000_000)
+            chunksUntilSwitch += 1
+        }
+        #expect(chunksUntilSwitch == 3)
+        #expect(c.doubleFastCost! > c.levelDefaultCost!)
+    }
+
+    @Test func smallChunksAreNotMeasuredAndOnlyFastLevelsChoose() {
+        var c = MatchFinderChooser()
+        _ = c.next()
+        c.observe(.levelDefault, nanoseconds: 1_000_000, bytes: MatchFinderChooser.smallestMeasured - 1)
+        #expect(c.levelDefaultCost == nil)
+        #expect(c.next() == .levelDefault, "nothing measured yet: still the level's own")
+        #expect((-5...19).filter { MatchFinderChooser.applies(toLevel: Int32($0)) } == [1, 2])
+    }
+
+    /// A trace written at level 1 from chunks of at least 16 KiB: the
+    /// second is compressed with the double hash (each finder is tried once,
+    /// whatever it costs), every chunk reads back as encoded, and at level 3,
+    /// or for smaller chunks (the format's golden vectors, written again byte
+    /// for byte), the choice is never made.
+    @Test(arguments: [(Int32(1), 6_000), (3, 6_000), (1, 100)])
+    func theWriterChoosesForLargeChunksAtFastLevels(level: Int32, eventsAChunk: Int) throws {
+        let path = NSTemporaryDirectory() + "/finder-\(level)-\(eventsAChunk)-\(getpid()).vtrace"
+        defer { unlink(path) }
+        let writer = try TraceWriter(path: path, header: TraceHeader(), level: level, queueDepth: 64)
+        var first: UInt64 = 0
+        var sizes: [Int] = []
+        for chunk in 0..<6 {
+            var e = ChunkEncoder(firstEvent: first, baseTime: 0, checkpoint: nil, counters: [[UInt64](repeating: 0, count: 16)])
+            for i in 0..<eventsAChunk { e.append(.counter(index: i & 3, value: UInt64(i &* 977 &+ chunk)), nic: 0) }
+            first += e.eventCount
+            sizes.append(e.size)
+            try writer.submit(e)
+        }
+        _ = try writer.finish()
+        let large = sizes.allSatisfy { $0 >= MatchFinderChooser.smallestMeasured }
+        #expect(large == (eventsAChunk == 6_000))
+        if level == 1 && large {
+            #expect(writer.doubleFastChunks >= 1 && writer.doubleFastChunks <= 5)
+        } else {
+            #expect(writer.doubleFastChunks == 0)
+        }
+        let reader = try TraceReader(path: path)
+        #expect(reader.chunks.count == 6)
+        for chunk in 0..<6 {
+            var d = try reader.decoder(chunk)
+            var i = 0
+            while let event = try d.next() {
+                #expect(event.body == .counter(index: i & 3, value: UInt64(i &* 977 &+ chunk)))
+                i += 1
+            }
+            #expect(i == eventsAChunk)
+        }
+    }
+}
