@@ -30,6 +30,9 @@ public enum AddressCode {
     public static func reach(recalls: Bool) -> Int { recalls ? RepeatTable.historySize : 256 }
     /// Descriptors of the last chain a code can name.
     public static var chainDescriptors: Int { RecentChain.capacity }
+    /// The code of offset `offset` (below 2^58) into descriptor `index` of the last chain.
+    @inlinable @inline(__always)
+    static func inChain(_ index: Int, offset: UInt64) -> UInt64 { (1 &+ (UInt64(index) | offset << 2)) << 2 | other }
 }
 
 /// The buffers of the chunk's last chain event (up to its first four

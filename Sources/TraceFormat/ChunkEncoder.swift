@@ -453,7 +453,15 @@ public struct ChunkEncoder {
     mutating func recalledRead(nic: Int, address: UInt64, recent i: Int, sameAs: Int) {
         let read = recentReads.get(i).unsafelyUnwrapped
         var c = begin(code: RecalledRecord.read, nic: nic, reserving: 2 &* RecordCursor.maxVarint)
-        addressCode(address, length: read.length, sameAs: sameAs, from: lastReadEnd, &c)
+        // Frame payload in the last chain's first buffer, the commonest
+        // recall: the code ``otherAddressCode(_:length:delta:)`` gives it
+        // (no access's end names a read this long), without the call.
+        let inFirst = address &- recentChain.a0
+        if sameAs < 0 && read.length > RepeatTable.maxLength && recentChain.count > 0 && inFirst < recentChain.l0 && inFirst < 1 << 58 {
+            c.varint(AddressCode.inChain(0, offset: inFirst))
+        } else {
+            addressCode(address, length: read.length, sameAs: sameAs, from: lastReadEnd, &c)
+        }
         c.varint(UInt64(i))
         end(c)
         recentReads.push(length: read.length, start: read.start)
@@ -495,7 +503,7 @@ public struct ChunkEncoder {
             return back << 2 | AddressCode.end
         }
         if let inChain = recentChain.holding(address), inChain.offset < 1 << 58 {
-            return (1 &+ (UInt64(inChain.index) | inChain.offset << 2)) << 2 | AddressCode.other
+            return AddressCode.inChain(inChain.index, offset: inChain.offset)
         }
         let z = UInt64(bitPattern: (delta << 1) ^ (delta >> 63))
         return z < 1 << 62 ? z << 2 | AddressCode.delta : AddressCode.other

@@ -401,6 +401,35 @@ struct FormatVectors16GoldenTests {
         #expect(try d5.next() == nil)
     }
 
+    /// A recalled payload in the last chain's buffers is coded as the place
+    /// in them: in the first buffer (the encoder's shortcut) and in the
+    /// second (its general path) alike, and both decode to their addresses.
+    @Test func aRecalledPayloadIsCodedAsItsPlaceInTheChain() throws {
+        var e = AddressCodeTests.encoder()
+        Self.frame.withUnsafeBytes { e.memoryRead(nic: 0, address: 0xC000, bytes: $0, ok: true) }
+        e.chain(nic: 0, queue: 1, head: 0, descriptorCount: 2)
+        e.descriptor(addr: 0x5000, len: 76, flags: 1, next: 1)
+        e.descriptor(addr: 0x9000, len: 1500, flags: 0, next: 0)
+        var at: [Int] = []
+        for address in [0x500C, 0x9100] as [UInt64] {
+            at.append(e.size)
+            Self.frame.withUnsafeBytes { e.memoryRead(nic: 0, address: address, bytes: $0, ok: true) }
+        }
+        let tag = RecordCode.tag(code: RecalledRecord.read)
+        func varint(_ v: UInt64) -> [UInt8] { var w = ByteWriter(); w.varint(v); return w.bytes }
+        #expect(Array(e.content[at[0]..<at[1]]) == [tag] + varint(AddressCode.inChain(0, offset: 12)) + [0])
+        #expect(Array(e.content[at[1]...]) == [tag] + varint(AddressCode.inChain(1, offset: 0x100)) + [0])
+        var d = try ChunkDecoder(content: e.content, nics: 1)
+        var reads: [UInt64] = []
+        while let event = try d.next() {
+            if case .memoryRead(let address, 64, true, let r) = event.body {
+                reads.append(address)
+                #expect(Array(d.bytes(r)) == Self.frame)
+            }
+        }
+        #expect(reads == [0xC000, 0x500C, 0x9100])
+    }
+
     /// A recalled read of a recent read that is not there, or past the four kept, is an error at its tag.
     @Test func aRecallOfNothingIsAnError() throws {
         let recalled = RecordCode.tag(code: RecalledRecord.read)
