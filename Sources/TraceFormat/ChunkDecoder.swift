@@ -90,7 +90,10 @@ struct RecentReads {
     }
 
     /// The newest of the reads whose bytes (at `base` + start) equal `bytes`, if any.
-    @inlinable @inline(__always)
+    /// Transparent: `@inline(__always)` left it a call that copied the four
+    /// reads to the stack, ~65 instructions a recalled payload (session 7
+    /// measured it the other way, before the encoder's records shrank).
+    @usableFromInline @_transparent
     func newest(holding bytes: UnsafeRawBufferPointer, in base: UnsafeRawPointer) -> Int? {
         let n = bytes.count, p = bytes.baseAddress!
         if l0 == n && bytesEqual(base + s0, p, n) { return 0 }
