@@ -56,9 +56,16 @@ public final class TraceWriter: @unchecked Sendable {
     /// The thread's compressed-frame memory, reused chunk after chunk.
     var frameBuffer: [UInt8] = []
 
+    /// Whether chunks at a fast level are compressed with the match finder
+    /// that has cost less CPU time (``MatchFinderChooser``); off, the file is
+    /// the same from run to run for the same chunks and levels.
+    public let choosesMatchFinder: Bool
+
     /// Creates `path.partial` and writes the header; with `keep`, the file
     /// is a window that drops its oldest chunks (``TraceWindow``).
-    public init(path: String, header: TraceHeader, level: Int32 = 3, queueDepth: Int = 4, keep: TraceWindow? = nil) throws(TraceError) {
+    public init(path: String, header: TraceHeader, level: Int32 = 3, queueDepth: Int = 4, keep: TraceWindow? = nil,
+                choosesMatchFinder: Bool = false) throws(TraceError) {
+        self.choosesMatchFinder = choosesMatchFinder
         self.path = path
         partialPath = path + ".partial"
         var header = header
@@ -148,7 +155,8 @@ public final class TraceWriter: @unchecked Sendable {
             if chunkLevel != level { fasterChunks += 1 }
             // (Small chunks keep the level's own: a choice there saves nothing,
             // and their frames stay the same from run to run.)
-            let chooses = MatchFinderChooser.applies(toLevel: chunkLevel) && item.size >= MatchFinderChooser.smallestMeasured
+            let chooses = choosesMatchFinder && MatchFinderChooser.applies(toLevel: chunkLevel)
+                && item.size >= MatchFinderChooser.smallestMeasured
             let finder = chooses ? chooser.next() : .levelDefault
             if finder == .doubleFast { doubleFastChunks += 1 }
             mutex.unlock()

@@ -16,6 +16,10 @@ public struct RecordingOptions: Hashable, Sendable {
     public var chunkTargetSize = TraceLayout.chunkTargetSize
     /// Chunks waiting for the compressor before recording waits.
     public var queueDepth = 4
+    /// At zstd levels 1 and 2, compress each chunk with the match finder
+    /// that has cost the writer less CPU time a byte (``MatchFinderChooser``);
+    /// off, the same events and options give the same file.
+    public var choosesMatchFinder = true
     /// Encoded bytes past which a chunk is cut even inside a chain (a
     /// continuation chunk, without a checkpoint): above the size at which a
     /// drain's chunk is cut between chains plus what one chain encodes, so in

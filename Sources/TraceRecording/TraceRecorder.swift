@@ -82,7 +82,8 @@ public final class TraceRecorder: @unchecked Sendable {
         header.trigger = options.trigger?.text
         header.snaplen = options.snaplen
         header.minorVersion = min(header.minorVersion, max(options.formatMinor, 3))
-        writer = try TraceWriter(path: path, header: header, level: options.level, queueDepth: options.queueDepth, keep: options.keep)
+        writer = try TraceWriter(path: path, header: header, level: options.level, queueDepth: options.queueDepth, keep: options.keep,
+                                 choosesMatchFinder: options.choosesMatchFinder)
         if let trigger = options.trigger {
             triggerCounters = initialStates.map(\.counters)
             if trigger.holds(triggerCounters) {

@@ -51,14 +51,24 @@ struct MatchFinderChooserTests {
 
     /// A trace written at level 1 from chunks of at least 16 KiB: the
     /// second is compressed with the double hash (each finder is tried once,
-    /// whatever it costs), every chunk reads back as encoded, and at level 3,
-    /// or for smaller chunks (the format's golden vectors, written again byte
-    /// for byte), the choice is never made.
+    /// whatever it costs), every chunk reads back as encoded; at level 3 the
+    /// choice is made only for chunks dropped to level 1 behind a backlog,
+    /// and for smaller chunks (the format's golden vectors, written again
+    /// byte for byte) never.
     @Test(arguments: [(Int32(1), 6_000), (3, 6_000), (1, 100)])
     func theWriterChoosesForLargeChunksAtFastLevels(level: Int32, eventsAChunk: Int) throws {
-        let path = NSTemporaryDirectory() + "/finder-\(level)-\(eventsAChunk)-\(getpid()).vtrace"
+        try Self.writeAndCheck(level: level, eventsAChunk: eventsAChunk, chooses: true)
+    }
+
+    /// A writer told not to choose (a deterministic recording) never does.
+    @Test func aWriterThatDoesNotChooseKeepsTheLevelsFinder() throws {
+        try Self.writeAndCheck(level: 1, eventsAChunk: 6_000, chooses: false)
+    }
+
+    static func writeAndCheck(level: Int32, eventsAChunk: Int, chooses: Bool) throws {
+        let path = NSTemporaryDirectory() + "/finder-\(level)-\(eventsAChunk)-\(chooses)-\(getpid()).vtrace"
         defer { unlink(path) }
-        let writer = try TraceWriter(path: path, header: TraceHeader(), level: level, queueDepth: 64)
+        let writer = try TraceWriter(path: path, header: TraceHeader(), level: level, queueDepth: 64, choosesMatchFinder: chooses)
         var first: UInt64 = 0
         var sizes: [Int] = []
         for chunk in 0..<6 {
@@ -71,8 +81,14 @@ struct MatchFinderChooserTests {
         _ = try writer.finish()
         let large = sizes.allSatisfy { $0 >= MatchFinderChooser.smallestMeasured }
         #expect(large == (eventsAChunk == 6_000))
-        if level == 1 && large {
+        if !chooses {
+            #expect(writer.doubleFastChunks == 0)
+        } else if level == 1 && large {
             #expect(writer.doubleFastChunks >= 1 && writer.doubleFastChunks <= 5)
+        } else if large {
+            // Level 3 chooses only for chunks the writer dropped to level 1
+            // because others were waiting (a loaded machine).
+            #expect(writer.doubleFastChunks <= writer.fasterChunks)
         } else {
             #expect(writer.doubleFastChunks == 0)
         }

@@ -57,14 +57,16 @@ public let trafficScenario = "device queue_pairs=2\ndriver init qsize=16\nctrl m
     + "unbind memory\nkick queue=1\nbind memory\n"
 
 /// Options under which a recording is a pure function of what it records:
-/// no flush thread (it would read the clock), zstd level 1 and a queue deep
-/// enough that the writer never picks a faster level. With a `StepClock`, the
-/// same device actions give the same file (the reference and format-edges tests).
+/// no flush thread (it would read the clock), zstd level 1 with its own match
+/// finder (no choice by CPU time) and a queue deep enough that the writer
+/// never picks a faster level. With a `StepClock`, the same device actions
+/// give the same file (the reference and format-edges tests).
 public func deterministicRecordingOptions(flushEvents: Int) -> RecordingOptions {
     var options = RecordingOptions()
     options.flushEvents = flushEvents
     options.flushMilliseconds = 0
     options.level = 1
+    options.choosesMatchFinder = false
     options.queueDepth = 1000
     return options
 }
