@@ -386,17 +386,17 @@ public struct ChunkEncoder {
     /// content) their little-endian value itself, so that no access the
     /// table names needs memory beside the content.
     @inlinable @inline(__always)
-    static func entry(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> Int {
-        bytes.count == 2 ? Int(UInt16(littleEndian: bytes.baseAddress!.loadUnaligned(as: UInt16.self))) : offset
+    static func entry(_ bytes: UnsafeRawBufferPointer, _ n: Int, at offset: Int) -> Int {
+        n == 2 ? Int(UInt16(littleEndian: bytes.baseAddress.unsafelyUnwrapped.loadUnaligned(as: UInt16.self))) : offset
     }
 
-    /// Whether the table's `entry` (``entry(_:at:)``) for an access of
-    /// `bytes.count` bytes holds `bytes`.
+    /// Whether the table's `entry` (``entry(_:_:at:)``) for an access of
+    /// `n` bytes (1 to 16: `bytes.count`) holds `bytes`.
     @inlinable @inline(__always)
-    func holds(_ entry: Int, _ bytes: UnsafeRawBufferPointer) -> Bool {
-        let n = bytes.count
-        if n == 2 { return entry == Int(UInt16(littleEndian: bytes.baseAddress!.loadUnaligned(as: UInt16.self))) }
-        return bytesEqual(out.base + entry, bytes.baseAddress!, n)
+    func holds(_ entry: Int, _ bytes: UnsafeRawBufferPointer, _ n: Int) -> Bool {
+        let p = bytes.baseAddress.unsafelyUnwrapped
+        if n == 2 { return entry == Int(UInt16(littleEndian: p.loadUnaligned(as: UInt16.self))) }
+        return bytesEqual(out.base + entry, p, n)
     }
 
     /// A memory read of `bytes` at `address` (its bytes stored when it succeeded).
@@ -405,7 +405,7 @@ public struct ChunkEncoder {
         let n = bytes.count
         let small = repeats && ok && n > 0 && n <= RepeatTable.maxLength
         let last = small ? out.repeatTable.lookupWithOrdinal(address) : nil
-        if let last, last.length == n, holds(last.offset, bytes) {
+        if let last, last.length == n, holds(last.offset, bytes, n) {
             var c = begin(code: RepeatRecord.read, nic: nic, reserving: 2 * RecordCursor.maxVarint)
             addressCode(address, length: n, sameAs: last.ordinal, from: lastReadEnd, &c)
             end(c)
@@ -432,7 +432,7 @@ public struct ChunkEncoder {
         if ok {
             let at = c.p - out.base
             if n >= 8 { recentReads.push(length: n, start: at) }
-            let entry = Self.entry(bytes, at: at)
+            let entry = Self.entry(bytes, n, at: at)
             if n == 2 { headRead = entry }
             if small {
                 if let last { out.repeatTable.record(at: last.at, address, length: n, offset: entry) } else { out.repeatTable.record(address, length: n, offset: entry) }
@@ -518,7 +518,7 @@ public struct ChunkEncoder {
     }
 
     /// A successful 2-byte access whose last access at its address (its
-    /// value `lastOffset`, as the table keeps 2-byte accesses: ``entry(_:at:)``)
+    /// value `lastOffset`, as the table keeps 2-byte accesses: ``entry(_:_:at:)``)
     /// held another value: an incremented record (code `code`,
     /// ``PredictedRecord``) of the amount added. The table keeps the new
     /// value (a decoder materialises its bytes; the encoder needs none);
@@ -550,7 +550,7 @@ public struct ChunkEncoder {
         // (Nested, not two `if let last` in a row: Swift 6.3's copy
         // propagation crashed on that shape in the device's frame writes.)
         if let last, last.length == n {
-            if holds(last.offset, bytes) {
+            if holds(last.offset, bytes, n) {
                 var c = begin(code: RepeatRecord.write, nic: nic, reserving: 2 * RecordCursor.maxVarint)
                 addressCode(address, length: n, sameAs: last.ordinal, from: lastWriteEnd, &c)
                 end(c)
@@ -580,7 +580,7 @@ public struct ChunkEncoder {
         end(c)
         if ok && n == 8 { usedWrite = at }
         if tableSized {
-            let entry = Self.entry(bytes, at: at)
+            let entry = Self.entry(bytes, n, at: at)
             if let last { out.repeatTable.record(at: last.at, address, length: n, offset: entry) } else { out.repeatTable.record(address, length: n, offset: entry) }
         }
         countAccess()
