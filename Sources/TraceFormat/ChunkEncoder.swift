@@ -453,12 +453,8 @@ public struct ChunkEncoder {
     mutating func recalledRead(nic: Int, address: UInt64, recent i: Int, sameAs: Int) {
         let read = recentReads.get(i).unsafelyUnwrapped
         var c = begin(code: RecalledRecord.read, nic: nic, reserving: 2 &* RecordCursor.maxVarint)
-        // Frame payload in the last chain's first buffer, the commonest
-        // recall: the code ``otherAddressCode(_:length:delta:)`` gives it
-        // (no access's end names a read this long), without the call.
-        let inFirst = address &- recentChain.a0
-        if sameAs < 0 && read.length > RepeatTable.maxLength && recentChain.count > 0 && inFirst < recentChain.l0 && inFirst < 1 << 58 {
-            c.varint(AddressCode.inChain(0, offset: inFirst))
+        if sameAs < 0, let code = payloadCode(address, length: read.length) {
+            c.varint(code)
         } else {
             addressCode(address, length: read.length, sameAs: sameAs, from: lastReadEnd, &c)
         }
@@ -490,6 +486,18 @@ public struct ChunkEncoder {
         let code = otherAddressCode(address, length: length, delta: delta)
         c.varint(code)
         if code == AddressCode.other { c.varint(address) }
+    }
+
+    /// The address code of frame payload (an access longer than any whose
+    /// end a code names) in the last chain's first buffer, the commonest
+    /// place of a recalled or truncated payload: what
+    /// ``otherAddressCode(_:length:delta:)`` gives it, without the call; nil
+    /// elsewhere (format 1.5 and later).
+    @inlinable @inline(__always)
+    func payloadCode(_ address: UInt64, length: Int) -> UInt64? {
+        let inFirst = address &- recentChain.a0
+        guard length > RepeatTable.maxLength && recentChain.count > 0 && inFirst < recentChain.l0 && inFirst < 1 << 58 else { return nil }
+        return AddressCode.inChain(0, offset: inFirst)
     }
 
     /// The address code of an access whose address the history does not
@@ -593,7 +601,11 @@ public struct ChunkEncoder {
         var c = begin(code: TruncatedMemoryRecord.code, nic: nic, reserving: 1 + 4 * RecordCursor.maxVarint + bytes.count)
         c.byte(flags.rawValue)
         let isWrite = flags.contains(.write)
-        addressCode(address, length: length, sameAs: -1, from: isWrite ? lastWriteEnd : lastReadEnd, &c)
+        if predicts, let code = payloadCode(address, length: length) {
+            c.varint(code)
+        } else {
+            addressCode(address, length: length, sameAs: -1, from: isWrite ? lastWriteEnd : lastReadEnd, &c)
+        }
         c.varint(UInt64(length))
         c.varint(UInt64(bytes.count))
         c.copy(bytes)

@@ -401,9 +401,10 @@ struct FormatVectors16GoldenTests {
         #expect(try d5.next() == nil)
     }
 
-    /// A recalled payload in the last chain's buffers is coded as the place
-    /// in them: in the first buffer (the encoder's shortcut) and in the
-    /// second (its general path) alike, and both decode to their addresses.
+    /// A recalled or truncated payload in the last chain's buffers is coded
+    /// as the place in them: in the first buffer (the encoder's shortcut)
+    /// and in the second (its general path) alike, and each decodes to its
+    /// address.
     @Test func aRecalledPayloadIsCodedAsItsPlaceInTheChain() throws {
         var e = AddressCodeTests.encoder()
         Self.frame.withUnsafeBytes { e.memoryRead(nic: 0, address: 0xC000, bytes: $0, ok: true) }
@@ -419,15 +420,22 @@ struct FormatVectors16GoldenTests {
         func varint(_ v: UInt64) -> [UInt8] { var w = ByteWriter(); w.varint(v); return w.bytes }
         #expect(Array(e.content[at[0]..<at[1]]) == [tag] + varint(AddressCode.inChain(0, offset: 12)) + [0])
         #expect(Array(e.content[at[1]...]) == [tag] + varint(AddressCode.inChain(1, offset: 0x100)) + [0])
+        // The same places, with only 4 of the 64 bytes kept (a snaplen).
+        let truncated = RecordCode.tag(code: TruncatedMemoryRecord.code)
+        for (address, code) in [(0x500C, AddressCode.inChain(0, offset: 12)), (0x9100, AddressCode.inChain(1, offset: 0x100))] as [(UInt64, UInt64)] {
+            let before = e.size
+            Self.frame.withUnsafeBytes { e.append(.memoryRead(address: address, length: 64, ok: true, bytes: UnsafeRawBufferPointer(rebasing: $0[0..<4])), nic: 0) }
+            #expect(Array(e.content[before...]) == [truncated, 0] + varint(code) + [64, 4] + Self.frame[0..<4])
+        }
         var d = try ChunkDecoder(content: e.content, nics: 1)
         var reads: [UInt64] = []
         while let event = try d.next() {
             if case .memoryRead(let address, 64, true, let r) = event.body {
                 reads.append(address)
-                #expect(Array(d.bytes(r)) == Self.frame)
+                #expect(Array(d.bytes(r)) == Array(Self.frame[0..<d.bytes(r).count]))
             }
         }
-        #expect(reads == [0xC000, 0x500C, 0x9100])
+        #expect(reads == [0xC000, 0x500C, 0x9100, 0x500C, 0x9100])
     }
 
     /// A recalled read of a recent read that is not there, or past the four kept, is an error at its tag.
