@@ -97,13 +97,9 @@ final class RepeatTable {
         return accesses < 0xFF_FFFF && back >= 0 && back < limit ? UInt64(back) : nil
     }
 
-    /// Marks the access at `address`, which its slot holds, as the
-    /// chunk's newest memory access (the encoder's ordinal; it leaves the
-    /// bytes where they are).
-    @inlinable @inline(__always)
-    func touch(_ address: UInt64) { touch(at: 2 &* Self.slot(of: address)) }
-
-    /// ``touch(_:)`` of the slot whose words start at `at` (from ``lookupWithOrdinal(_:)``).
+    /// Marks the access whose slot's words start at `slot` (from
+    /// ``lookupWithOrdinal(_:)``) as the chunk's newest memory access (the
+    /// encoder's ordinal; it leaves the bytes where they are).
     @inlinable @inline(__always)
     func touch(at slot: Int) {
         let at = slot &+ 1
@@ -112,7 +108,7 @@ final class RepeatTable {
 
     /// Counts one more memory access of the chunk without entering it in the
     /// history: the encoder's side, which finds accesses by their ordinals
-    /// (``touch(_:)``, ``reach(_:limit:)``) and never reads the history back.
+    /// (``touch(at:)``, ``reach(_:limit:)``) and never reads the history back.
     @inlinable @inline(__always)
     func countAccess() { accesses &+= 1 }
 
@@ -142,7 +138,8 @@ final class RepeatTable {
         record(at: 2 &* Self.slot(of: address), address, length: length, offset: offset)
     }
 
-    /// ``record(_:length:offset:)`` into the slot whose words start at `at`, which must be `address`'s.
+    /// ``record(_:length:offset:)`` into the slot whose words start at `at`
+    /// (from ``lookupWithOrdinal(_:)``), which must be `address`'s.
     @inlinable @inline(__always)
     func record(at: Int, _ address: UInt64, length: Int, offset: Int) {
         words[at] = address

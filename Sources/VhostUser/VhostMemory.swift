@@ -18,11 +18,10 @@ public final class VhostMemory: GuestMemory, @unchecked Sendable {
         let mapping: UnsafeMutableRawPointer
         let mappingLength: Int
     }
-    let regions: [Mapped]
-    /// The same regions where the access path reads them: a buffer of its
-    /// own, so that finding an address is a loop over memory (an array's
-    /// count was a call per access where the recorder's code grew the caller).
-    let lookup: UnsafeMutableBufferPointer<Mapped>
+    /// The mapped regions, in a buffer of their own rather than an array:
+    /// finding an address is then a loop over memory (an array's count was a
+    /// call per access where the recorder's code grew the caller).
+    let regions: UnsafeMutableBufferPointer<Mapped>
 
     /// Checks the table (sizes, wrap-around, overlaps in either address
     /// space) before mapping anything.
@@ -77,17 +76,16 @@ public final class VhostMemory: GuestMemory, @unchecked Sendable {
             _ = cvhost_guard(p, length, page)
             mapped.append(Mapped(region: r, host: p + Int(r.mmapOffset), mapping: p, mappingLength: length))
         }
-        regions = mapped
-        lookup = .allocate(capacity: mapped.count)
-        _ = lookup.initialize(from: mapped)
+        regions = .allocate(capacity: mapped.count)
+        _ = regions.initialize(from: mapped)
     }
 
     deinit {
         Self.unmap(regions)
-        lookup.deinitialize().deallocate()
+        regions.deinitialize().deallocate()
     }
 
-    static func unmap(_ mappings: [Mapped]) {
+    static func unmap(_ mappings: some Sequence<Mapped>) {
         for m in mappings {
             cvhost_unguard(m.mapping)
             munmap(m.mapping, m.mappingLength)
@@ -104,10 +102,10 @@ public final class VhostMemory: GuestMemory, @unchecked Sendable {
     /// Host address of `count` bytes at guest-physical `address`, or nil.
     @inline(__always)
     func host(_ address: UInt64, _ count: Int) -> UnsafeMutableRawPointer? {
-        for i in 0..<lookup.count {
-            let r = lookup[i].region
+        for i in 0..<regions.count {
+            let r = regions[i].region
             if address >= r.guestAddress, address - r.guestAddress <= r.size, UInt64(count) <= r.size - (address - r.guestAddress) {
-                return lookup[i].host + Int(address - r.guestAddress)
+                return regions[i].host + Int(address - r.guestAddress)
             }
         }
         return nil

@@ -69,4 +69,3 @@ func encoderBenchmark(frames: Int) -> UInt64 {
     }
     return events &+ encoder.eventCount
 }
-
