@@ -60,12 +60,18 @@ public final class TraceWriter: @unchecked Sendable {
     /// that has cost less CPU time (``MatchFinderChooser``); off, the file is
     /// the same from run to run for the same chunks and levels.
     public let choosesMatchFinder: Bool
+    /// Whether each chunk's zstd frame carries zstd's XXH64 content checksum
+    /// (docs/trace-format.md: readers accept either; the entry's CRC-32
+    /// covers the frame). Off, the writer's thread does a fifth less work at
+    /// level 1 (docs/performance.md, issue 24).
+    public let contentChecksums: Bool
 
     /// Creates `path.partial` and writes the header; with `keep`, the file
     /// is a window that drops its oldest chunks (``TraceWindow``).
     public init(path: String, header: TraceHeader, level: Int32 = 3, queueDepth: Int = 4, keep: TraceWindow? = nil,
-                choosesMatchFinder: Bool = false) throws(TraceError) {
+                choosesMatchFinder: Bool = false, contentChecksums: Bool = true) throws(TraceError) {
         self.choosesMatchFinder = choosesMatchFinder
+        self.contentChecksums = contentChecksums
         self.path = path
         partialPath = path + ".partial"
         var header = header
@@ -141,7 +147,7 @@ public final class TraceWriter: @unchecked Sendable {
     }
 
     func run() {
-        let compressor = ZstdCompressor(level: level)
+        let compressor = ZstdCompressor(level: level, contentChecksum: contentChecksums)
         var chooser = MatchFinderChooser()
         while true {
             mutex.lock()

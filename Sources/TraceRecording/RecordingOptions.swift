@@ -20,6 +20,11 @@ public struct RecordingOptions: Hashable, Sendable {
     /// that has cost the writer less CPU time a byte (``MatchFinderChooser``);
     /// off, the same events and options give the same file.
     public var choosesMatchFinder = true
+    /// Whether chunks carry zstd's XXH64 content checksum besides the
+    /// index's CRC-32 of their compressed bytes (``TraceWriter/contentChecksums``).
+    /// Off by default: the CRC-32 already proves the bytes the writer wrote,
+    /// and the XXH64 was a fifth of the writer's work at line rate.
+    public var contentChecksums = false
     /// Encoded bytes past which a chunk is cut even inside a chain (a
     /// continuation chunk, without a checkpoint): above the size at which a
     /// drain's chunk is cut between chains plus what one chain encodes, so in

@@ -83,7 +83,7 @@ public final class TraceRecorder: @unchecked Sendable {
         header.snaplen = options.snaplen
         header.minorVersion = min(header.minorVersion, max(options.formatMinor, 3))
         writer = try TraceWriter(path: path, header: header, level: options.level, queueDepth: options.queueDepth, keep: options.keep,
-                                 choosesMatchFinder: options.choosesMatchFinder)
+                                 choosesMatchFinder: options.choosesMatchFinder, contentChecksums: options.contentChecksums)
         if let trigger = options.trigger {
             triggerCounters = initialStates.map(\.counters)
             if trigger.holds(triggerCounters) {

@@ -15,6 +15,9 @@ struct RecordingFlags: ParsableArguments {
     @Option(name: .customLong("flush-ms"), help: "Cut a chunk once its oldest event is this many milliseconds old (a killed recorder loses at most this window).")
     var flushMilliseconds = 200
 
+    @Flag(help: "Also store zstd's XXH64 checksum of every chunk's content (`zstd -t` then checks the content too). Off by default: the index's CRC-32 of every chunk already proves its bytes, and the XXH64 is a fifth of the writer's work at line rate.")
+    var contentChecksums = false
+
     @OptionGroup var controls: RecordingControls
 
     func validate() throws {
@@ -34,6 +37,7 @@ struct RecordingFlags: ParsableArguments {
         options.level = level ?? defaultLevel
         options.flushEvents = flushEvents
         options.flushMilliseconds = flushMilliseconds
+        options.contentChecksums = contentChecksums
         try controls.apply(to: &options)
         return options
     }

@@ -180,4 +180,37 @@ struct RecorderPolicyTests {
         _ = try recorder.finish()
         return (try TraceReader(path: path), dev)
     }
+
+    /// A recording's chunks carry zstd's XXH64 content checksum only when
+    /// asked (`--content-checksums`): by default the index's CRC-32 alone
+    /// covers them. Either way the trace reads back, checksums verified or not.
+    @Test(arguments: [false, true])
+    func chunksCarryContentChecksumsOnlyWhenAsked(_ checksums: Bool) throws {
+        var options = RecordingOptions()
+        #expect(options.contentChecksums == false)
+        options.contentChecksums = checksums
+        options.flushEvents = 100
+        var (recorder, dev, drv, path) = try makeRecorder("checksums-\(checksums)", options: options)
+        try drv.initialize(&dev)
+        try drv.postRx()
+        try drv.sendTx(&dev, count: 40)
+        let summary = try recorder.finish()
+        let file = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        let reader = try TraceReader(path: path)
+        #expect(reader.chunks.count >= 3 && reader.eventCount == summary.events)
+        for entry in reader.chunks {
+            #expect((file[Int(entry.offset) + 4] & 0x04 != 0) == checksums)   // zstd's Content_Checksum_flag
+        }
+        for i in reader.chunks.indices {
+            var d = try reader.decoder(i)   // verifying the checksums where there are any
+            while try d.next() != nil {}
+        }
+        reader.verifiesContentChecksums = false
+        var events: UInt64 = 0
+        for i in reader.chunks.indices {
+            var d = try reader.decoder(i)
+            while try d.next() != nil { events += 1 }
+        }
+        #expect(events == summary.events)
+    }
 }

@@ -67,6 +67,7 @@ public func deterministicRecordingOptions(flushEvents: Int) -> RecordingOptions 
     options.flushMilliseconds = 0
     options.level = 1
     options.choosesMatchFinder = false
+    options.contentChecksums = true   // as the reference recordings were made
     options.queueDepth = 1000
     return options
 }
