@@ -56,15 +56,42 @@ public struct DeviceBus<Memory: GuestMemory, Observer: DeviceObserver> {
     }
 
     /// Reads a little-endian integer.
-    mutating func load<T: FixedWidthInteger>(_: T.Type, at address: UInt64) -> T? {
+    mutating func load<T: FixedWidthInteger & BitwiseCopyable>(_: T.Type, at address: UInt64) -> T? {
         var value = T.zero
-        let ok = withUnsafeMutableBytes(of: &value) { read(address, into: $0) }
-        return ok ? T(littleEndian: value) : nil
+        return read(address, into: &value) ? T(littleEndian: value) : nil
     }
 
     /// Writes a little-endian integer.
-    mutating func store<T: FixedWidthInteger>(_ value: T, at address: UInt64) -> Bool {
-        var le = value.littleEndian
-        return withUnsafeBytes(of: &le) { write(address, from: $0) }
+    mutating func store<T: FixedWidthInteger & BitwiseCopyable>(_ value: T, at address: UInt64) -> Bool {
+        write(address, from: value.littleEndian)
+    }
+
+    /// Reads `MemoryLayout<V>.size` bytes into `value` (a ring index, a
+    /// descriptor); false (reported) when the memory refused. Inlined where
+    /// the device reads ring indices and descriptors, so the memory's copy
+    /// and the observer's record are compiled for that one size instead of
+    /// dispatching on it per access as ``read(_:into:)`` must: serve's
+    /// device thread −11% plain, −10% recording (docs/performance.md, issue
+    /// 24). (Out of line, one function per size, the compiler merged the
+    /// sizes back into one function that dispatched again.)
+    @inline(__always)
+    mutating func read<V: BitwiseCopyable>(_ address: UInt64, into value: inout V) -> Bool {
+        withUnsafeMutableBytes(of: &value) { buffer in
+            let ok = fetch(address, into: buffer)
+            observer.memoryRead(address: address, bytes: UnsafeRawBufferPointer(buffer), succeeded: ok)
+            return ok
+        }
+    }
+
+    /// Writes the `MemoryLayout<V>.size` bytes of `value` (a used element,
+    /// a ring index), inlined as the sized read is.
+    @inline(__always)
+    mutating func write<V: BitwiseCopyable>(_ address: UInt64, from value: V) -> Bool {
+        var value = value
+        return withUnsafeBytes(of: &value) { bytes in
+            let ok = store(address, from: bytes)
+            observer.memoryWrite(address: address, bytes: bytes, succeeded: ok)
+            return ok
+        }
     }
 }

@@ -139,8 +139,7 @@ extension SplitQueue {
             // Cannot overflow before the add: index < 65536, times 16.
             let (address, overflow) = table.addingReportingOverflow(UInt64(index) * Descriptor.size)
             if overflow { return }
-            let ok = withUnsafeMutableBytes(of: &wire) { bus.read(address, into: $0) }
-            if !ok { return }
+            if !bus.read(address, into: &wire) { return }
             let desc = withUnsafeBytes(of: &wire) { Descriptor(wire: $0) }
             if desc.flags.contains(.indirect) {
                 // virtio v1.2 §2.7.5.3.1: no nested indirect tables.
@@ -179,9 +178,8 @@ extension SplitQueue {
         let offset = RingLayout.usedHeaderSize + UInt64(nextUsed % size) * RingLayout.usedElementSize
         let (address, overflow) = usedRing.addingReportingOverflow(offset)
         if overflow { throw .addressOverflow }
-        var element = (UInt32(head).littleEndian, len.littleEndian)
-        let wrote = withUnsafeBytes(of: &element) { bus.write(address, from: $0) }
-        if !wrote { throw .memory(GuestMemoryError(address: address, length: 8)) }
+        let element = (UInt32(head).littleEndian, len.littleEndian)
+        if !bus.write(address, from: element) { throw .memory(GuestMemoryError(address: address, length: 8)) }
         nextUsed &+= 1
         let (idxAddress, idxOverflow) = usedRing.addingReportingOverflow(2)
         if idxOverflow { throw .addressOverflow }
