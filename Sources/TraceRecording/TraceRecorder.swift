@@ -27,6 +27,10 @@ public final class TraceRecorder: @unchecked Sendable {
     @usableFromInline let clock: @Sendable () -> UInt64
     /// Frame payload bytes stored per frame (``RecordingOptions/snaplen``; `Int.max`: all).
     @usableFromInline let snaplen: Int
+    /// ``drainChunkIsFull``'s limits, twice the options' (computed once: the
+    /// test runs between every two chains of a drain).
+    @usableFromInline let drainFullEvents: UInt64
+    @usableFromInline let drainFullSize: Int
 
     // Guarded by `mutex`.
     /// The open chunk (when `chunkOpen`), encoded as the events happen; the
@@ -78,6 +82,8 @@ public final class TraceRecorder: @unchecked Sendable {
         self.memoryBound = memoryBound ?? Array(repeating: true, count: header.nics)
         self.clock = clock ?? monotonicNanoseconds
         snaplen = options.snaplen.map { Int($0) } ?? .max
+        drainFullEvents = 2 * UInt64(options.flushEvents)
+        drainFullSize = 2 * options.chunkTargetSize
         var header = header
         header.trigger = options.trigger?.text
         header.snaplen = options.snaplen
@@ -259,7 +265,7 @@ public final class TraceRecorder: @unchecked Sendable {
     /// stream of near-identical chains, which compresses better in larger
     /// chunks (docs/performance.md, issue 17).
     @inlinable var drainChunkIsFull: Bool {
-        encoder.eventCount >= 2 * UInt64(options.flushEvents) || encoder.size >= 2 * options.chunkTargetSize
+        encoder.eventCount >= drainFullEvents || encoder.size >= drainFullSize
     }
 
     /// Whether the open chunk's oldest event is older than the flush window.
@@ -275,7 +281,7 @@ public final class TraceRecorder: @unchecked Sendable {
     func drainBoundary() -> DrainBoundaryAction {
         guard chunkOpen else { return .goOn }
         if drainChunkIsFull { return .checkpoint }
-        boundariesUntilClock -= 1
+        boundariesUntilClock &-= 1
         if boundariesUntilClock <= 0 && chunkGrewOld() { return .checkpoint }
         return .goOn
     }
