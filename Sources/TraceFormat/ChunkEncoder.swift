@@ -595,8 +595,21 @@ public struct ChunkEncoder {
         lastWriteEnd = address &+ UInt64(n)
     }
 
+    /// A memory access of `length` bytes that stores only its first
+    /// `bytes.count` (``TruncatedMemoryRecord``; a recorder's snaplen):
+    /// what ``append(_:nic:vcpu:time:)`` writes for a memory event whose
+    /// `bytes` are fewer than its length, without building the event.
+    /// `ok: false` is a failed write (a failed read stores no bytes and is
+    /// never truncated).
+    @inlinable @inline(__always)
+    public mutating func truncatedAccess(nic: Int, address: UInt64, length: Int, bytes: UnsafeRawBufferPointer, write: Bool, ok: Bool = true) {
+        truncated(nic: nic, address: address, length: length, bytes: bytes,
+                  flags: write ? (ok ? .write : [.write, .failed]) : [])
+    }
+
     /// A memory access that stores only its first `bytes.count` of `length`
     /// bytes (``TruncatedMemoryRecord``); it is no recent read.
+    @inlinable
     mutating func truncated(nic: Int, address: UInt64, length: Int, bytes: UnsafeRawBufferPointer, flags: TruncatedMemoryRecord.Flags) {
         var c = begin(code: TruncatedMemoryRecord.code, nic: nic, reserving: 1 + 4 * RecordCursor.maxVarint + bytes.count)
         c.byte(flags.rawValue)

@@ -35,13 +35,13 @@ public struct RecordingObserver: DeviceObserver {
     @inlinable @inline(__always) public mutating func frameRead(address: UInt64, bytes: UnsafeRawBufferPointer, succeeded: Bool, frameOffset: Int) {
         let kept = recorder.snaplen &- frameOffset
         if kept >= bytes.count || !succeeded { return memoryRead(address: address, bytes: bytes, succeeded: succeeded) }
-        recorder.encoder.append(.memoryRead(address: address, length: bytes.count, ok: true, bytes: Self.prefix(bytes, kept)), nic: nic)
+        recorder.encoder.truncatedAccess(nic: nic, address: address, length: bytes.count, bytes: Self.prefix(bytes, kept), write: false)
         recorder.checkHardLimit()
     }
     @inlinable @inline(__always) public mutating func frameWrite(address: UInt64, bytes: UnsafeRawBufferPointer, succeeded: Bool, frameOffset: Int) {
         let kept = recorder.snaplen &- frameOffset
         if kept >= bytes.count { return memoryWrite(address: address, bytes: bytes, succeeded: succeeded) }
-        recorder.encoder.append(.memoryWrite(address: address, length: bytes.count, ok: succeeded, bytes: Self.prefix(bytes, kept)), nic: nic)
+        recorder.encoder.truncatedAccess(nic: nic, address: address, length: bytes.count, bytes: Self.prefix(bytes, kept), write: true, ok: succeeded)
         recorder.checkHardLimit()
     }
     /// The first `count` of `bytes` (none for a negative count).
