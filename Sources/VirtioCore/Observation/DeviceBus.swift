@@ -15,13 +15,25 @@ public struct DeviceBus<Memory: GuestMemory, Observer: DeviceObserver> {
 
     /// Reads into `buffer`; false (reported) when the memory refused.
     mutating func read(_ address: UInt64, into buffer: UnsafeMutableRawBufferPointer) -> Bool {
+        reportedRead(address, into: buffer)
+    }
+
+    /// Writes `bytes`; false (reported) when the memory refused.
+    mutating func write(_ address: UInt64, from bytes: UnsafeRawBufferPointer) -> Bool {
+        reportedWrite(address, from: bytes)
+    }
+
+    /// The read and its report, for ``read(_:into:)`` and the sized read.
+    @inline(__always)
+    mutating func reportedRead(_ address: UInt64, into buffer: UnsafeMutableRawBufferPointer) -> Bool {
         let ok = fetch(address, into: buffer)
         observer.memoryRead(address: address, bytes: UnsafeRawBufferPointer(buffer), succeeded: ok)
         return ok
     }
 
-    /// Writes `bytes`; false (reported) when the memory refused.
-    mutating func write(_ address: UInt64, from bytes: UnsafeRawBufferPointer) -> Bool {
+    /// The write and its report, for ``write(_:from:)`` and the sized write.
+    @inline(__always)
+    mutating func reportedWrite(_ address: UInt64, from bytes: UnsafeRawBufferPointer) -> Bool {
         let ok = store(address, from: bytes)
         observer.memoryWrite(address: address, bytes: bytes, succeeded: ok)
         return ok
@@ -76,11 +88,7 @@ public struct DeviceBus<Memory: GuestMemory, Observer: DeviceObserver> {
     /// sizes back into one function that dispatched again.)
     @inline(__always)
     mutating func read<V: BitwiseCopyable>(_ address: UInt64, into value: inout V) -> Bool {
-        withUnsafeMutableBytes(of: &value) { buffer in
-            let ok = fetch(address, into: buffer)
-            observer.memoryRead(address: address, bytes: UnsafeRawBufferPointer(buffer), succeeded: ok)
-            return ok
-        }
+        withUnsafeMutableBytes(of: &value) { reportedRead(address, into: $0) }
     }
 
     /// Writes the `MemoryLayout<V>.size` bytes of `value` (a used element,
@@ -88,10 +96,6 @@ public struct DeviceBus<Memory: GuestMemory, Observer: DeviceObserver> {
     @inline(__always)
     mutating func write<V: BitwiseCopyable>(_ address: UInt64, from value: V) -> Bool {
         var value = value
-        return withUnsafeBytes(of: &value) { bytes in
-            let ok = store(address, from: bytes)
-            observer.memoryWrite(address: address, bytes: bytes, succeeded: ok)
-            return ok
-        }
+        return withUnsafeBytes(of: &value) { reportedWrite(address, from: $0) }
     }
 }
