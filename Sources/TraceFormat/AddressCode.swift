@@ -66,6 +66,17 @@ struct RecentChain {
         count &+= 1
     }
 
+    /// Descriptor `i` of the chain (0 to 3), the count set by the caller.
+    @inlinable @inline(__always)
+    mutating func put(_ i: Int, addr: UInt64, len: UInt32) {
+        switch i {
+        case 0: (a0, l0) = (addr, UInt64(len))
+        case 1: (a1, l1) = (addr, UInt64(len))
+        case 2: (a2, l2) = (addr, UInt64(len))
+        default: (a3, l3) = (addr, UInt64(len))
+        }
+    }
+
     /// Descriptor `j`'s address, if the chain had it.
     @inlinable @inline(__always)
     func address(_ j: Int) -> UInt64? {

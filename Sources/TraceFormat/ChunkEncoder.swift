@@ -259,6 +259,21 @@ public struct ChunkEncoder {
     @inlinable @inline(__always)
     public mutating func chain(nic: Int, queue: UInt16, head: UInt16, count: Int,
                                descriptor: (Int) -> (addr: UInt64, len: UInt32, flags: UInt16, next: UInt16)) {
+        // A chain of one descriptor (a TX frame of one buffer, an RX buffer)
+        // is the commonest: compiled for that count, its compare and the
+        // recent chain's slots are known, not looked up.
+        if count == 1 {
+            chainBody(nic: nic, queue: queue, head: head, count: 1, descriptor: descriptor)
+        } else {
+            chainBody(nic: nic, queue: queue, head: head, count: count, descriptor: descriptor)
+        }
+    }
+
+    /// ``chain(nic:queue:head:count:descriptor:)``'s body, inlined once for
+    /// a count of one and once for any.
+    @inlinable @inline(__always)
+    mutating func chainBody(nic: Int, queue: UInt16, head: UInt16, count: Int,
+                            descriptor: (Int) -> (addr: UInt64, len: UInt32, flags: UInt16, next: UInt16)) {
         if repeats && count >= 1 && count <= RecentReads.capacity && descriptorsWereRead(count, descriptor) {
             if predicts && headRead == Int(head) {
                 var c = begin(code: PredictedRecord.chainAtHead, nic: nic, reserving: 2 * RecordCursor.maxVarint)
@@ -268,11 +283,11 @@ public struct ChunkEncoder {
             } else {
                 threeFields(RepeatRecord.chainAsRead, nic: nic, UInt64(queue), UInt64(head), UInt64(count))
             }
-            recentChain.begin()
             for i in 0..<count {
                 let d = descriptor(i)
-                recentChain.add(addr: d.addr, len: d.len)
+                recentChain.put(i, addr: d.addr, len: d.len)
             }
+            recentChain.count = count
             let last = descriptor(count - 1)
             lastDescriptorEnd = last.addr &+ UInt64(last.len)
             return

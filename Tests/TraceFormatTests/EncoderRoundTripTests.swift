@@ -43,7 +43,7 @@ struct EncoderRoundTripTests {
                 }
                 if ok { last[address] = bytes; if !write { lastHead = value } }
             case 3, 4:   // descriptors read, then popped as a chain (at the head just read, or not)
-                let count = 1 + roll(3)
+                let count = 1 + roll(5)   // up to one more than the recent reads hold
                 descriptors = (0..<count).map { _ in (0x10_0000 + 0x1000 * UInt64(roll(16)), UInt32(16 + roll(3) * 60), UInt16(roll(2)), UInt16(roll(4))) }
                 let table = 0x2000 + 16 * UInt64(roll(8))
                 for (j, d) in descriptors.enumerated() {
@@ -54,8 +54,9 @@ struct EncoderRoundTripTests {
                 let head = roll(2) == 0 ? lastHead : UInt16(roll(256)), queue = UInt16(roll(2))
                 let ds = descriptors
                 apply { $0.chain(nic: 0, queue: queue, head: head, count: count) { ds[$0] } }
-            case 5:   // a payload in the chain's buffers: one seen before, or new
-                guard let d = descriptors.first else { continue }
+            case 5:   // a payload in one of the chain's buffers: one seen before, or new
+                guard !descriptors.isEmpty else { continue }
+                let d = descriptors[roll(UInt64(descriptors.count))]
                 var bytes = payloads[roll(UInt64(payloads.count))]
                 if roll(3) == 0 {
                     bytes = (0..<(17 + roll(80))).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
