@@ -27,7 +27,7 @@ public enum AddressCode {
     /// (``RepeatTable/historySize``), so that a ring slot or used element
     /// the device touched once round a 256-entry ring before is the same
     /// access (``same``) rather than the end of its neighbour's.
-    public static func reach(recalls: Bool) -> Int { recalls ? RepeatTable.historySize : 256 }
+    @inlinable public static func reach(recalls: Bool) -> Int { recalls ? RepeatTable.historySize : 256 }
     /// Descriptors of the last chain a code can name.
     public static var chainDescriptors: Int { RecentChain.capacity }
     /// The code of offset `offset` (below 2^58) into descriptor `index` of the last chain.

@@ -52,6 +52,8 @@ public struct ChunkEncoder {
     @usableFromInline let recalls: Bool
     /// How far back an address code reaches (``AddressCode/reach(recalls:)``).
     @usableFromInline let reach: Int
+    /// The three flags above, as the records take them (``RecordFeatures``).
+    @usableFromInline var features: RecordFeatures { RecordFeatures(repeats: repeats, predicts: predicts, recalls: recalls) }
     /// The buffers of the last chain (address codes name them).
     @usableFromInline var recentChain = RecentChain()
     /// The value of the newest successful 2-byte read (little-endian; -1:
@@ -262,20 +264,23 @@ public struct ChunkEncoder {
         // A chain of one descriptor (a TX frame of one buffer, an RX buffer)
         // is the commonest: compiled for that count, its compare and the
         // recent chain's slots are known, not looked up.
-        if count == 1 {
-            chainBody(nic: nic, queue: queue, head: head, count: 1, descriptor: descriptor)
+        // (Formats before 1.6 take the flags, inlined here too: one chain a frame.)
+        if _slowPath(!recalls) {
+            chainBody(nic: nic, queue: queue, head: head, count: count, descriptor: descriptor, features)
+        } else if count == 1 {
+            chainBody(nic: nic, queue: queue, head: head, count: 1, descriptor: descriptor, .all)
         } else {
-            chainBody(nic: nic, queue: queue, head: head, count: count, descriptor: descriptor)
+            chainBody(nic: nic, queue: queue, head: head, count: count, descriptor: descriptor, .all)
         }
     }
 
     /// ``chain(nic:queue:head:count:descriptor:)``'s body, inlined once for
-    /// a count of one and once for any.
+    /// a count of one and once for any (and for formats before 1.6).
     @inlinable @inline(__always)
     mutating func chainBody(nic: Int, queue: UInt16, head: UInt16, count: Int,
-                            descriptor: (Int) -> (addr: UInt64, len: UInt32, flags: UInt16, next: UInt16)) {
-        if repeats && count >= 1 && count <= RecentReads.capacity && descriptorsWereRead(count, descriptor) {
-            if predicts && headRead == Int(head) {
+                            descriptor: (Int) -> (addr: UInt64, len: UInt32, flags: UInt16, next: UInt16), _ f: RecordFeatures) {
+        if f.repeats && count >= 1 && count <= RecentReads.capacity && descriptorsWereRead(count, descriptor) {
+            if f.predicts && headRead == Int(head) {
                 var c = begin(code: PredictedRecord.chainAtHead, nic: nic, reserving: 2 * RecordCursor.maxVarint)
                 c.varint(UInt64(queue))
                 c.varint(UInt64(count))
@@ -417,32 +422,55 @@ public struct ChunkEncoder {
     /// A memory read of `bytes` at `address` (its bytes stored when it succeeded).
     @inlinable @inline(__always)
     public mutating func memoryRead(nic: Int, address: UInt64, bytes: UnsafeRawBufferPointer, ok: Bool) {
+        memoryAccess(write: false, nic: nic, address: address, bytes: bytes, ok: ok)
+    }
+
+    /// A memory read or write with this encoder's features: inlined with
+    /// ``RecordFeatures/all`` for the newest format (a constant: the record
+    /// tests no flag; serve's device thread −38 instructions a frame), out
+    /// of line with the flags for an older one.
+    @inlinable @inline(__always)
+    mutating func memoryAccess(write: Bool, nic: Int, address: UInt64, bytes: UnsafeRawBufferPointer, ok: Bool) {
+        if _fastPath(recalls) {
+            if write { memoryWrite(nic: nic, address: address, bytes: bytes, ok: ok, .all) } else { memoryRead(nic: nic, address: address, bytes: bytes, ok: ok, .all) }
+        } else {
+            earlierMemoryAccess(write: write, nic: nic, address: address, bytes: bytes, ok: ok)
+        }
+    }
+
+    @usableFromInline @inline(never)
+    mutating func earlierMemoryAccess(write: Bool, nic: Int, address: UInt64, bytes: UnsafeRawBufferPointer, ok: Bool) {
+        if write { memoryWrite(nic: nic, address: address, bytes: bytes, ok: ok, features) } else { memoryRead(nic: nic, address: address, bytes: bytes, ok: ok, features) }
+    }
+
+    @inlinable @inline(__always)
+    mutating func memoryRead(nic: Int, address: UInt64, bytes: UnsafeRawBufferPointer, ok: Bool, _ f: RecordFeatures) {
         let n = bytes.count
-        let small = repeats && ok && n > 0 && n <= RepeatTable.maxLength
+        let small = f.repeats && ok && n > 0 && n <= RepeatTable.maxLength
         let last = small ? out.repeatTable.lookupWithOrdinal(address) : nil
         if let last, last.length == n, holds(last.offset, bytes, n) {
             var c = begin(code: RepeatRecord.read, nic: nic, reserving: 2 * RecordCursor.maxVarint)
-            addressCode(address, length: n, sameAs: last.ordinal, from: lastReadEnd, &c)
+            addressCode(address, length: n, sameAs: last.ordinal, from: lastReadEnd, &c, f)
             end(c)
             if n >= 8 { recentReads.push(length: n, start: last.offset) }
             if n == 2 { headRead = last.offset }
-            if predicts { out.repeatTable.touch(at: last.at) }
-            countAccess()
+            if f.predicts { out.repeatTable.touch(at: last.at) }
+            countAccess(f)
             lastReadEnd = address &+ UInt64(n)
             return
         }
-        if predicts && n == 2, let last, last.length == 2 {
+        if f.predicts && n == 2, let last, last.length == 2 {
             headRead = incremented(PredictedRecord.incrementedRead, nic: nic, address: address, bytes: bytes,
-                                   lastOffset: last.offset, lastOrdinal: last.ordinal, slot: last.at, from: lastReadEnd)
+                                   lastOffset: last.offset, lastOrdinal: last.ordinal, slot: last.at, from: lastReadEnd, f)
             return
         }
         // Longer than the repeat table's accesses: frame payload (a descriptor
         // read elsewhere with the same bytes is too rare to pay a compare for).
-        if recalls && ok && n > RepeatTable.maxLength, let i = recentReads.newest(holding: bytes, in: out.base) {
-            return recalledRead(nic: nic, address: address, recent: i, sameAs: last?.ordinal ?? -1)
+        if f.recalls && ok && n > RepeatTable.maxLength, let i = recentReads.newest(holding: bytes, in: out.base) {
+            return recalledRead(nic: nic, address: address, recent: i, sameAs: last?.ordinal ?? -1, f)
         }
         var c = begin(.memoryRead, ok ? 0 : 1, nic: nic, reserving: 3 &* RecordCursor.maxVarint &+ n)
-        addressCode(address, length: n, sameAs: last?.ordinal ?? -1, from: lastReadEnd, &c)
+        addressCode(address, length: n, sameAs: last?.ordinal ?? -1, from: lastReadEnd, &c, f)
         c.varint(UInt64(n))
         if ok {
             let at = c.p - out.base
@@ -455,7 +483,7 @@ public struct ChunkEncoder {
             c.copy(bytes)
         }
         end(c)
-        countAccess()
+        countAccess(f)
         lastReadEnd = address &+ UInt64(n)
     }
 
@@ -465,20 +493,20 @@ public struct ChunkEncoder {
     /// Transparent, as ``incremented(_:nic:address:bytes:lastOffset:lastOrdinal:slot:from:)``:
     /// out of line it cost serve ~30 instructions a frame.
     @usableFromInline @_transparent
-    mutating func recalledRead(nic: Int, address: UInt64, recent i: Int, sameAs: Int) {
+    mutating func recalledRead(nic: Int, address: UInt64, recent i: Int, sameAs: Int, _ f: RecordFeatures) {
         let read = recentReads.get(i).unsafelyUnwrapped
         var c = begin(code: RecalledRecord.read, nic: nic, reserving: 2 &* RecordCursor.maxVarint)
         if sameAs < 0, let code = payloadCode(address, length: read.length) {
             c.varint(code)
         } else {
-            addressCode(address, length: read.length, sameAs: sameAs, from: lastReadEnd, &c)
+            addressCode(address, length: read.length, sameAs: sameAs, from: lastReadEnd, &c, f)
         }
         c.varint(UInt64(i))
         end(c)
         recentReads.push(length: read.length, start: read.start)
         // (Recent reads are 8 bytes or more: the table keeps their offset, never a 2-byte value.)
         if read.length <= RepeatTable.maxLength { out.repeatTable.record(address, length: read.length, offset: read.start) }
-        countAccess()
+        countAccess(f)
         lastReadEnd = address &+ UInt64(read.length)
     }
 
@@ -489,14 +517,14 @@ public struct ChunkEncoder {
     /// `sameAs` is the encoder's ordinal of the last access at `address`
     /// the repeat table found (-1: none).
     @inlinable @inline(__always)
-    mutating func addressCode(_ address: UInt64, length: Int, sameAs: Int, from end: UInt64, _ c: inout RecordCursor) {
+    mutating func addressCode(_ address: UInt64, length: Int, sameAs: Int, from end: UInt64, _ c: inout RecordCursor, _ f: RecordFeatures) {
         let delta = Int64(bitPattern: address &- end)
-        guard predicts else { return c.zigzag(delta) }
+        guard f.predicts else { return c.zigzag(delta) }
         // The table's slot names the access it was last set by, which the
         // history may still keep. (The reach is read before the table is
         // borrowed: read inside the condition, it crashed Swift 6.3's copy
         // propagation, as in `memoryWrite`.)
-        let limit = reach
+        let limit = f.reach
         if sameAs >= 0, let back = out.repeatTable.reach(sameAs, limit: limit) { return c.varint(back << 2 | AddressCode.same) }
         let code = otherAddressCode(address, length: length, delta: delta)
         c.varint(code)
@@ -536,8 +564,8 @@ public struct ChunkEncoder {
     /// finds accesses by ordinal and keeps no history of its own, so unlike
     /// the decoder's `entered` it needs neither address nor length).
     @inlinable @inline(__always)
-    func countAccess() {
-        if predicts { out.repeatTable.countAccess() }
+    func countAccess(_ f: RecordFeatures) {
+        if f.predicts { out.repeatTable.countAccess() }
     }
 
     /// A successful 2-byte access whose last access at its address (its
@@ -550,15 +578,15 @@ public struct ChunkEncoder {
     /// (about 30 instructions of call and arguments, twice a frame).
     @usableFromInline @_transparent
     mutating func incremented(_ code: UInt8, nic: Int, address: UInt64, bytes: UnsafeRawBufferPointer,
-                              lastOffset: Int, lastOrdinal: Int, slot: Int, from accessEnd: UInt64) -> Int {
+                              lastOffset: Int, lastOrdinal: Int, slot: Int, from accessEnd: UInt64, _ f: RecordFeatures) -> Int {
         let old = UInt16(truncatingIfNeeded: lastOffset)
         let new = UInt16(littleEndian: bytes.baseAddress!.loadUnaligned(as: UInt16.self))
         var c = begin(code: code, nic: nic, reserving: 3 * RecordCursor.maxVarint)
-        addressCode(address, length: 2, sameAs: lastOrdinal, from: accessEnd, &c)
+        addressCode(address, length: 2, sameAs: lastOrdinal, from: accessEnd, &c, f)
         c.varint(UInt64(new &- old))
         end(c)
         out.repeatTable.record(at: slot, address, length: 2, offset: Int(new))
-        countAccess()
+        countAccess(f)
         if code == PredictedRecord.incrementedRead { lastReadEnd = address &+ 2 } else { lastWriteEnd = address &+ 2 }
         return Int(new)
     }
@@ -567,25 +595,30 @@ public struct ChunkEncoder {
     /// four reads when it repeats one's bytes exactly.
     @inlinable @inline(__always)
     public mutating func memoryWrite(nic: Int, address: UInt64, bytes: UnsafeRawBufferPointer, ok: Bool) {
+        memoryAccess(write: true, nic: nic, address: address, bytes: bytes, ok: ok)
+    }
+
+    @inlinable @inline(__always)
+    mutating func memoryWrite(nic: Int, address: UInt64, bytes: UnsafeRawBufferPointer, ok: Bool, _ f: RecordFeatures) {
         let n = bytes.count
-        let tableSized = repeats && ok && n > 0 && n <= RepeatTable.maxLength
+        let tableSized = f.repeats && ok && n > 0 && n <= RepeatTable.maxLength
         let last = tableSized ? out.repeatTable.lookupWithOrdinal(address) : nil
         // (Nested, not two `if let last` in a row: Swift 6.3's copy
         // propagation crashed on that shape in the device's frame writes.)
         if let last, last.length == n {
             if holds(last.offset, bytes, n) {
                 var c = begin(code: RepeatRecord.write, nic: nic, reserving: 2 * RecordCursor.maxVarint)
-                addressCode(address, length: n, sameAs: last.ordinal, from: lastWriteEnd, &c)
+                addressCode(address, length: n, sameAs: last.ordinal, from: lastWriteEnd, &c, f)
                 end(c)
                 if n == 8 { usedWrite = last.offset }
-                if predicts { out.repeatTable.touch(at: last.at) }
-                countAccess()
+                if f.predicts { out.repeatTable.touch(at: last.at) }
+                countAccess(f)
                 lastWriteEnd = address &+ UInt64(n)
                 return
             }
-            if predicts && n == 2 {
+            if f.predicts && n == 2 {
                 _ = incremented(PredictedRecord.incrementedWrite, nic: nic, address: address, bytes: bytes,
-                                lastOffset: last.offset, lastOrdinal: last.ordinal, slot: last.at, from: lastWriteEnd)
+                                lastOffset: last.offset, lastOrdinal: last.ordinal, slot: last.at, from: lastWriteEnd, f)
                 return
             }
         }
@@ -596,7 +629,7 @@ public struct ChunkEncoder {
             read = recentReads.get(i)!.start
         }
         var c = begin(.memoryWrite, small, nic: nic, reserving: 3 * RecordCursor.maxVarint + (read == nil ? n : 0))
-        addressCode(address, length: n, sameAs: last?.ordinal ?? -1, from: lastWriteEnd, &c)
+        addressCode(address, length: n, sameAs: last?.ordinal ?? -1, from: lastWriteEnd, &c, f)
         c.varint(UInt64(n))
         let at = read ?? (c.p - out.base)
         if read == nil { c.copy(bytes) }
@@ -606,7 +639,7 @@ public struct ChunkEncoder {
             let entry = Self.entry(bytes, n, at: at)
             if let last { out.repeatTable.record(at: last.at, address, length: n, offset: entry) } else { out.repeatTable.record(address, length: n, offset: entry) }
         }
-        countAccess()
+        countAccess(f)
         lastWriteEnd = address &+ UInt64(n)
     }
 
@@ -629,16 +662,16 @@ public struct ChunkEncoder {
         var c = begin(code: TruncatedMemoryRecord.code, nic: nic, reserving: 1 + 4 * RecordCursor.maxVarint + bytes.count)
         c.byte(flags.rawValue)
         let isWrite = flags.contains(.write)
-        if predicts, let code = payloadCode(address, length: length) {
+        if features.predicts, let code = payloadCode(address, length: length) {
             c.varint(code)
         } else {
-            addressCode(address, length: length, sameAs: -1, from: isWrite ? lastWriteEnd : lastReadEnd, &c)
+            addressCode(address, length: length, sameAs: -1, from: isWrite ? lastWriteEnd : lastReadEnd, &c, features)
         }
         c.varint(UInt64(length))
         c.varint(UInt64(bytes.count))
         c.copy(bytes)
         end(c)
-        countAccess()
+        countAccess(features)
         if isWrite { lastWriteEnd = address &+ UInt64(length) } else { lastReadEnd = address &+ UInt64(length) }
     }
 

@@ -37,7 +37,7 @@ final class RepeatTable {
 
     /// Memory accesses the history keeps: an address code refers to one of
     /// the last 4096 (256 in format 1.5: ``AddressCode/reach(recalls:)``).
-    @usableFromInline static var historySize: Int { 4096 }
+    @inlinable static var historySize: Int { 4096 }
     /// Words of a table: the slots, then the history.
     static var wordCount: Int { 2 * slots + 2 * historySize }
 
