@@ -22,6 +22,12 @@ let package = Package(
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ),
         .executableTarget(
+            name: "FuzzRecording",
+            dependencies: ["FuzzSupport", .product(name: "Scenarios", package: "vtrace"), .product(name: "TraceRecording", package: "vtrace"),
+                           .product(name: "TraceFormat", package: "vtrace"), .product(name: "TraceAnalysis", package: "vtrace")],
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]
+        ),
+        .executableTarget(
             name: "FuzzPredicate",
             dependencies: ["FuzzSupport", .product(name: "TraceAnalysis", package: "vtrace"), .product(name: "VirtioCore", package: "vtrace")],
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
