@@ -438,11 +438,13 @@ public struct ChunkEncoder {
         }
     }
 
+    /// ``memoryAccess(write:nic:address:bytes:ok:)`` for a format before 1.6: one copy, out of line.
     @usableFromInline @inline(never)
     mutating func earlierMemoryAccess(write: Bool, nic: Int, address: UInt64, bytes: UnsafeRawBufferPointer, ok: Bool) {
         if write { memoryWrite(nic: nic, address: address, bytes: bytes, ok: ok, features) } else { memoryRead(nic: nic, address: address, bytes: bytes, ok: ok, features) }
     }
 
+    /// ``memoryRead(nic:address:bytes:ok:)``'s record, written with the features `f`.
     @inlinable @inline(__always)
     mutating func memoryRead(nic: Int, address: UInt64, bytes: UnsafeRawBufferPointer, ok: Bool, _ f: RecordFeatures) {
         let n = bytes.count
@@ -598,6 +600,7 @@ public struct ChunkEncoder {
         memoryAccess(write: true, nic: nic, address: address, bytes: bytes, ok: ok)
     }
 
+    /// ``memoryWrite(nic:address:bytes:ok:)``'s record, written with the features `f`.
     @inlinable @inline(__always)
     mutating func memoryWrite(nic: Int, address: UInt64, bytes: UnsafeRawBufferPointer, ok: Bool, _ f: RecordFeatures) {
         let n = bytes.count
