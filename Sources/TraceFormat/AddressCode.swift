@@ -56,13 +56,8 @@ struct RecentChain {
     /// The chain's next descriptor (beyond the fourth: ignored).
     @inlinable @inline(__always)
     mutating func add(addr: UInt64, len: UInt32) {
-        switch count {
-        case 0: (a0, l0) = (addr, UInt64(len))
-        case 1: (a1, l1) = (addr, UInt64(len))
-        case 2: (a2, l2) = (addr, UInt64(len))
-        case 3: (a3, l3) = (addr, UInt64(len))
-        default: return
-        }
+        guard count < Self.capacity else { return }
+        put(count, addr: addr, len: len)
         count &+= 1
     }
 

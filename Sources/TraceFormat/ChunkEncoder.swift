@@ -40,20 +40,13 @@ public struct ChunkEncoder {
     @usableFromInline let counterNICs: Int
     /// Recent read payloads: (length, start offset in `out`), newest first.
     @usableFromInline var recentReads = RecentReads()
-    /// Whether accesses and chains are encoded as repeats where they can be
-    /// (format 1.4; ``RepeatTable``, ``RepeatRecord``): `out`'s table is kept.
-    @usableFromInline let repeats: Bool
-    /// Whether addresses are written as address codes and chains and used
-    /// publications as predicted records where they can be (format 1.5;
-    /// ``AddressCode``, ``PredictedRecord``). Only with `repeats`.
-    @usableFromInline let predicts: Bool
-    /// Whether address codes reach 4096 accesses back and a read may recall
-    /// a recent read's bytes (format 1.6; ``RecalledRecord``). Only with `predicts`.
-    @usableFromInline let recalls: Bool
-    /// How far back an address code reaches (``AddressCode/reach(recalls:)``).
-    @usableFromInline let reach: Int
-    /// The three flags above, as the records take them (``RecordFeatures``).
-    @usableFromInline var features: RecordFeatures { RecordFeatures(repeats: repeats, predicts: predicts, recalls: recalls) }
+    /// Which later formats' records this encoder writes (``RecordFeatures``):
+    /// 1.4's repeats (`out`'s table is kept), 1.5's address codes and
+    /// predicted records, 1.6's far reach and recalled reads.
+    @usableFromInline let features: RecordFeatures
+    @inlinable var repeats: Bool { features.repeats }
+    @inlinable var predicts: Bool { features.predicts }
+    @inlinable var recalls: Bool { features.recalls }
     /// The buffers of the last chain (address codes name them).
     @usableFromInline var recentChain = RecentChain()
     /// The value of the newest successful 2-byte read (little-endian; -1:
@@ -77,10 +70,7 @@ public struct ChunkEncoder {
     public init(firstEvent: UInt64, baseTime: UInt64, checkpoint: [NICCheckpoint]?, counters: [[UInt64]],
                 capacity: Int = TraceLayout.chunkTargetSize + 4096, pool: BufferPool? = nil, repeats: Bool = true, predicts: Bool = true, recalls: Bool = true) {
         self.firstEvent = firstEvent
-        self.repeats = repeats
-        self.predicts = predicts && repeats
-        self.recalls = recalls && predicts && repeats
-        reach = AddressCode.reach(recalls: self.recalls)
+        features = RecordFeatures(repeats: repeats, predicts: predicts, recalls: recalls)
         self.baseTime = baseTime
         lastTime = baseTime
         flags = checkpoint == nil ? .continuation : .checkpoint
@@ -167,13 +157,13 @@ public struct ChunkEncoder {
             mmio(.mmioWrite, nic: nic, vcpu: vcpu, time: time, offset: offset, width: width, value: value)
         case .memoryRead(let address, let length, let ok, let bytes):
             if ok && length > bytes.count {
-                truncated(nic: nic, address: address, length: length, bytes: bytes, flags: [])
+                truncatedAccess(nic: nic, address: address, length: length, bytes: bytes, write: false)
             } else {
                 memoryRead(nic: nic, address: address, bytes: bytes, ok: ok)
             }
         case .memoryWrite(let address, let length, let ok, let bytes):
             if length > bytes.count {
-                truncated(nic: nic, address: address, length: length, bytes: bytes, flags: ok ? .write : [.write, .failed])
+                truncatedAccess(nic: nic, address: address, length: length, bytes: bytes, write: true, ok: ok)
             } else {
                 memoryWrite(nic: nic, address: address, bytes: bytes, ok: ok)
             }
@@ -552,7 +542,7 @@ public struct ChunkEncoder {
     mutating func otherAddressCode(_ address: UInt64, length: Int, delta: Int64) -> UInt64 {
         let table = out.repeatTable
         if length &- 1 < RepeatTable.maxLength, let before = table.lookupWithOrdinal(address &- UInt64(length)), before.length == length,
-           let back = table.reach(before.ordinal, limit: reach) {
+           let back = table.reach(before.ordinal, limit: features.reach) {
             return back << 2 | AddressCode.end
         }
         if let inChain = recentChain.holding(address), inChain.offset < 1 << 58 {
@@ -647,25 +637,17 @@ public struct ChunkEncoder {
     }
 
     /// A memory access of `length` bytes that stores only its first
-    /// `bytes.count` (``TruncatedMemoryRecord``; a recorder's snaplen):
-    /// what ``append(_:nic:vcpu:time:)`` writes for a memory event whose
-    /// `bytes` are fewer than its length, without building the event.
-    /// `ok: false` is a failed write (a failed read stores no bytes and is
-    /// never truncated).
+    /// `bytes.count` (``TruncatedMemoryRecord``; a recorder's snaplen); it
+    /// is no recent read. What ``append(_:nic:vcpu:time:)`` writes for a
+    /// memory event whose `bytes` are fewer than its length; a recorder
+    /// calls it directly, without building the event. `ok: false` is a
+    /// failed write (a failed read stores no bytes and is never truncated).
     @inlinable @inline(__always)
-    public mutating func truncatedAccess(nic: Int, address: UInt64, length: Int, bytes: UnsafeRawBufferPointer, write: Bool, ok: Bool = true) {
-        truncated(nic: nic, address: address, length: length, bytes: bytes,
-                  flags: write ? (ok ? .write : [.write, .failed]) : [])
-    }
-
-    /// A memory access that stores only its first `bytes.count` of `length`
-    /// bytes (``TruncatedMemoryRecord``); it is no recent read.
-    @inlinable
-    mutating func truncated(nic: Int, address: UInt64, length: Int, bytes: UnsafeRawBufferPointer, flags: TruncatedMemoryRecord.Flags) {
+    public mutating func truncatedAccess(nic: Int, address: UInt64, length: Int, bytes: UnsafeRawBufferPointer, write isWrite: Bool, ok: Bool = true) {
+        let flags: TruncatedMemoryRecord.Flags = isWrite ? (ok ? .write : [.write, .failed]) : []
         var c = begin(code: TruncatedMemoryRecord.code, nic: nic, reserving: 1 + 4 * RecordCursor.maxVarint + bytes.count)
         c.byte(flags.rawValue)
-        let isWrite = flags.contains(.write)
-        if features.predicts, let code = payloadCode(address, length: length) {
+        if predicts, let code = payloadCode(address, length: length) {
             c.varint(code)
         } else {
             addressCode(address, length: length, sameAs: -1, from: isWrite ? lastWriteEnd : lastReadEnd, &c, features)
