@@ -25,38 +25,52 @@ public struct MatchFinderChooser: Sendable {
         var other: Finder { self == .levelDefault ? .doubleFast : .levelDefault }
     }
 
-    /// One chunk in this many tries the finder that is not ahead.
+    /// One chunk in this many tries the finder that is not ahead...
     public static let exploreEvery = 8
+    /// ...or in this many, while it has cost more than ``wideGap`` times
+    /// the one ahead: on a line-rate generator's frames the level's own
+    /// finder took 2.2 times the double hash's instructions a byte, so
+    /// trying it every eighth chunk cost the writer 15% (docs/performance.md,
+    /// issue 24, session 10).
+    public static let exploreRarely = 32
+    public static let wideGap = 1.5
     /// Chunks smaller than this are not measured (their cost is zstd's set-up).
-    public static let smallestMeasured = 16 * 1024
-    /// Weight of a new measurement in the running average.
-    static let weight = 0.25
+    public static var smallestMeasured: Int { CompressionCost.smallestMeasured }
 
     /// CPU nanoseconds a byte, as a running average, per finder (nil: not yet measured).
-    public private(set) var levelDefaultCost: Double?
-    public private(set) var doubleFastCost: Double?
+    public var levelDefaultCost: Double? { levelDefault.perByte }
+    public var doubleFastCost: Double? { doubleFast.perByte }
+    /// The cheaper of the two, as measured so far (nil: neither measured).
+    public var bestCost: Double? {
+        switch (levelDefaultCost, doubleFastCost) {
+        case let (a?, b?): min(a, b)
+        case let (a, b): a ?? b
+        }
+    }
+    var levelDefault = CompressionCost()
+    var doubleFast = CompressionCost()
     /// Choices made.
     public private(set) var choices = 0
 
     public init() {}
 
     /// The finder for the next chunk: each once first, then the cheaper,
-    /// except every ``exploreEvery``-th chunk.
+    /// except every ``exploreEvery``-th chunk (every ``exploreRarely``-th
+    /// while the other costs more than ``wideGap`` times as much).
     public mutating func next() -> Finder {
         choices += 1
         guard let a = levelDefaultCost else { return .levelDefault }
         guard let b = doubleFastCost else { return .doubleFast }
         let ahead: Finder = a <= b ? .levelDefault : .doubleFast
-        return choices % Self.exploreEvery == 0 ? ahead.other : ahead
+        let every = max(a, b) > Self.wideGap * min(a, b) ? Self.exploreRarely : Self.exploreEvery
+        return choices % every == 0 ? ahead.other : ahead
     }
 
     /// What compressing `bytes` bytes with `finder` cost.
     public mutating func observe(_ finder: Finder, nanoseconds: UInt64, bytes: Int) {
-        guard bytes >= Self.smallestMeasured else { return }
-        let cost = Double(nanoseconds) / Double(bytes)
         switch finder {
-        case .levelDefault: levelDefaultCost = levelDefaultCost.map { $0 + Self.weight * (cost - $0) } ?? cost
-        case .doubleFast: doubleFastCost = doubleFastCost.map { $0 + Self.weight * (cost - $0) } ?? cost
+        case .levelDefault: levelDefault.observe(nanoseconds: nanoseconds, bytes: bytes)
+        case .doubleFast: doubleFast.observe(nanoseconds: nanoseconds, bytes: bytes)
         }
     }
 

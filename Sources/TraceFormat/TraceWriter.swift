@@ -44,6 +44,9 @@ public final class TraceWriter: @unchecked Sendable {
     /// Chunks compressed with zstd's double-hash match finder at a fast
     /// level, where it had cost less CPU time a byte (``MatchFinderChooser``).
     public private(set) var doubleFastChunks = 0
+    /// Chunks compressed at zstd's fastest level because the queue was full
+    /// (where the writer measures, only while it cost less: ``FastestLevelGate``).
+    public private(set) var fastestChunks = 0
     public private(set) var uncompressedBytes: UInt64 = 0
     /// Chunks a flight recorder's window dropped.
     public internal(set) var rolledChunks = 0
@@ -135,20 +138,9 @@ public final class TraceWriter: @unchecked Sendable {
         notEmpty.signal()
     }
 
-    /// The level for the next chunk when `backlog` chunks (this one included)
-    /// wait: the configured level while the compressor keeps up, level 1 once
-    /// chunks queue, zstd's fastest mode when the queue is full, so a live
-    /// guest waits for compression as rarely as possible (each chunk is its
-    /// own zstd frame; any level reads the same).
-    func level(forBacklog backlog: Int) -> Int32 {
-        if backlog >= queueDepth { return min(level, -4) }
-        if backlog > 1 { return min(level, 1) }
-        return level
-    }
-
     func run() {
         let compressor = ZstdCompressor(level: level, contentChecksum: contentChecksums)
-        var chooser = MatchFinderChooser()
+        var planner = CompressionPlanner(level: level, queueDepth: queueDepth, measures: choosesMatchFinder)
         while true {
             mutex.lock()
             while (queue.isEmpty || held) && !stopping { notEmpty.wait(mutex) }
@@ -157,25 +149,19 @@ public final class TraceWriter: @unchecked Sendable {
                 return
             }
             let item = queue[0]
-            let chunkLevel = level(forBacklog: queue.count)
-            if chunkLevel != level { fasterChunks += 1 }
-            // (Small chunks keep the level's own: a choice there saves nothing,
-            // and their frames stay the same from run to run.)
-            let chooses = choosesMatchFinder && MatchFinderChooser.applies(toLevel: chunkLevel)
-                && item.size >= MatchFinderChooser.smallestMeasured
-            let finder = chooses ? chooser.next() : .levelDefault
-            if finder == .doubleFast { doubleFastChunks += 1 }
+            let plan = planner.plan(backlog: queue.count, size: item.size)
+            if plan.level != level { fasterChunks += 1 }
+            if plan.level == FastestLevelGate.level && plan.level < level { fastestChunks += 1 }
+            if plan.finder == .doubleFast { doubleFastChunks += 1 }
             mutex.unlock()
-            compressor.setLevel(chunkLevel)
-            compressor.setFinder(finder)
+            compressor.setLevel(plan.level)
+            compressor.setFinder(plan.finder)
 
             var failed: TraceError?
             do throws(TraceError) {
                 let started = threadCPUNanoseconds()
                 try write(item, compressor)
-                if chooses {
-                    chooser.observe(finder, nanoseconds: threadCPUNanoseconds() &- started, bytes: item.size)
-                }
+                planner.observe(plan, nanoseconds: threadCPUNanoseconds() &- started, bytes: item.size)
                 encoderPool.recycle(item)
             } catch {
                 failed = error

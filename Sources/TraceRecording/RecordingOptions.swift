@@ -102,6 +102,9 @@ public struct RecordingSummary: Sendable, Encodable {
     /// Chunks compressed with zstd's double-hash match finder, where at a
     /// fast level it had cost the writer less (``MatchFinderChooser``).
     public var doubleFastChunks: Int = 0
+    /// Chunks compressed at zstd's fastest level because the queue was full
+    /// (where it had cost the writer less: ``FastestLevelGate``).
+    public var fastestChunks: Int = 0
     /// The first event the file holds: 0, or where a flight recorder's window starts.
     public var firstEvent: UInt64 = 0
     /// Chunks a flight recorder's window dropped.

@@ -252,7 +252,8 @@ public final class TraceRecorder: @unchecked Sendable {
         let size = stat(writer.path, &st) == 0 ? UInt64(st.st_size) : 0
         return RecordingSummary(path: writer.path, events: entries.last?.endEvent ?? 0, chunks: entries.count,
                                 uncompressedBytes: writer.uncompressedBytes, fileBytes: size, stalls: writer.stalls,
-                                fasterChunks: writer.fasterChunks, doubleFastChunks: writer.doubleFastChunks, firstEvent: entries.first?.firstEvent ?? 0,
+                                fasterChunks: writer.fasterChunks, doubleFastChunks: writer.doubleFastChunks,
+                                fastestChunks: writer.fastestChunks, firstEvent: entries.first?.firstEvent ?? 0,
                                 droppedChunks: writer.rolledChunks, triggerFiredAt: triggerFiredAt)
     }
 

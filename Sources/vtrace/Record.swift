@@ -143,7 +143,7 @@ struct Record: ParsableCommand {
                                                    expectationsFailed: result.failures.count, passed: result.passed,
                                                    firstEvent: summary.firstEvent, triggerFiredAt: summary.triggerFiredAt,
                                                    stalls: summary.stalls, fasterChunks: summary.fasterChunks,
-                                                   doubleFastChunks: summary.doubleFastChunks)))
+                                                   doubleFastChunks: summary.doubleFastChunks, fastestChunks: summary.fastestChunks)))
         } else {
             let ratio = summary.fileBytes > 0 ? Double(summary.uncompressedBytes) / Double(summary.fileBytes) : 0
             let window = summary.firstEvent == 0 ? "" : " (a --keep window: events \(summary.firstEvent)…\(summary.events - 1); \(summary.droppedChunks) older chunks dropped)"
@@ -173,6 +173,8 @@ struct RecordReport: Encodable {
     var fasterChunks: Int
     /// Chunks compressed with zstd's double-hash match finder (at levels 1 and 2, where it was cheaper).
     var doubleFastChunks: Int
+    /// Chunks compressed at zstd's fastest level (the queue was full, and that level had cost less).
+    var fastestChunks: Int
 }
 
 extension TraceHeader {

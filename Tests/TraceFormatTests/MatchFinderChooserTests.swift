@@ -4,7 +4,8 @@ import Testing
 
 /// The writer's choice of zstd match finder at a fast level, driven with
 /// costs of the tests' choosing: each finder measured once, then the cheaper
-/// one, the other every eighth chunk, and a change of traffic followed.
+/// one, the other every eighth chunk (every 32nd while it costs more than
+/// 1.5 times as much), and a change of traffic followed.
 @Suite("zstd match finder choice")
 struct MatchFinderChooserTests {
     @Test func eachFinderOnceThenTheCheaperWithAnExplorationEveryEighthChunk() {
@@ -23,6 +24,22 @@ struct MatchFinderChooserTests {
         let explored = picks.indices.filter { picks[$0] == .levelDefault }.map { $0 + 3 }
         #expect(explored == [8, 16])
         #expect(c.levelDefaultCost == 3 && c.doubleFastCost == 2)
+    }
+
+    /// Where the other finder costs more than 1.5 times the one ahead,
+    /// trying it every eighth chunk is dear: it is tried every 32nd.
+    @Test func aFinderFarBehindIsTriedEveryThirtySecondChunk() {
+        var c = MatchFinderChooser()
+        _ = c.next(); c.observe(.levelDefault, nanoseconds: 4_000_000, bytes: 1_000_000)   // 4 ns a byte
+        _ = c.next(); c.observe(.doubleFast, nanoseconds: 2_000_000, bytes: 1_000_000)     // 2 ns a byte
+        var explored: [Int] = []
+        for choice in 3...70 {
+            let f = c.next()
+            if f == .levelDefault { explored.append(choice) }
+            c.observe(f, nanoseconds: f == .doubleFast ? 2_000_000 : 4_000_000, bytes: 1_000_000)
+        }
+        #expect(explored == [32, 64])
+        #expect(c.bestCost == 2)
     }
 
     @Test func aChangeOfTrafficIsFollowed() {
@@ -72,8 +89,7 @@ struct MatchFinderChooserTests {
         var first: UInt64 = 0
         var sizes: [Int] = []
         for chunk in 0..<6 {
-            var e = ChunkEncoder(firstEvent: first, baseTime: 0, checkpoint: nil, counters: [[UInt64](repeating: 0, count: 16)])
-            for i in 0..<eventsAChunk { e.append(.counter(index: i & 3, value: UInt64(i &* 977 &+ chunk)), nic: 0) }
+            let e = Self.counterChunk(chunk, firstEvent: first, events: eventsAChunk)
             first += e.eventCount
             sizes.append(e.size)
             try writer.submit(e)
@@ -92,16 +108,28 @@ struct MatchFinderChooserTests {
         } else {
             #expect(writer.doubleFastChunks == 0)
         }
+        try Self.expectCounterChunks(path, chunks: 6, events: eventsAChunk)
+    }
+
+    /// Chunk `chunk` of a test trace: `events` counter events (values the chunk's own).
+    static func counterChunk(_ chunk: Int, firstEvent: UInt64, events: Int) -> ChunkEncoder {
+        var e = ChunkEncoder(firstEvent: firstEvent, baseTime: 0, checkpoint: nil, counters: [[UInt64](repeating: 0, count: 16)])
+        for i in 0..<events { e.append(.counter(index: i & 3, value: UInt64(i &* 977 &+ chunk)), nic: 0) }
+        return e
+    }
+
+    /// That the trace at `path` holds `chunks` chunks of ``counterChunk(_:firstEvent:events:)``, each as encoded.
+    static func expectCounterChunks(_ path: String, chunks: Int, events: Int) throws {
         let reader = try TraceReader(path: path)
-        #expect(reader.chunks.count == 6)
-        for chunk in 0..<6 {
+        #expect(reader.chunks.count == chunks)
+        for chunk in 0..<chunks {
             var d = try reader.decoder(chunk)
             var i = 0
             while let event = try d.next() {
                 #expect(event.body == .counter(index: i & 3, value: UInt64(i &* 977 &+ chunk)))
                 i += 1
             }
-            #expect(i == eventsAChunk)
+            #expect(i == events)
         }
     }
 }
