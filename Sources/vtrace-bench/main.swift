@@ -178,6 +178,20 @@ if let i = arguments.firstIndex(of: "--fixed"), arguments.count >= i + 5,
     exit(0)
 }
 
+// zstd on a trace's own chunks, one setting (CompressBench.swift, tools/writer-cost.sh):
+//   vtrace-bench --compress TRACE LEVEL own|dfast [CHUNKS]
+if let i = arguments.firstIndex(of: "--compress"), arguments.count >= i + 4, let level = Int32(arguments[i + 2]),
+   ["own", "dfast"].contains(arguments[i + 3]) {
+    let limit = arguments.count > i + 4 ? Int(arguments[i + 4]) ?? .max : .max
+    do {
+        try compressBenchmark(path: arguments[i + 1], level: level, finder: arguments[i + 3] == "dfast" ? .doubleFast : .levelDefault, limit: limit)
+    } catch {
+        print("vtrace-bench: \(error)")
+        exit(1)
+    }
+    exit(0)
+}
+
 if let i = arguments.firstIndex(of: "--debug"), i + 1 < arguments.count {
     do {
         try debugBenchmark(path: arguments[i + 1])
