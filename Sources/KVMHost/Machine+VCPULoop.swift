@@ -30,6 +30,7 @@ extension Machine {
     /// device call would look up generic metadata.
     @_specialize(exported: true, where Observer == NoObserver)
     @_specialize(exported: true, where Observer == RecordingObserver)
+    @_specialize(exported: true, where Observer == DeferredRecordingObserver)
     public func run() -> RunResult {
         let start = Self.now()
         let watchdog = Watchdog(seconds: options.timeoutSeconds, vcpus: vcpus.count)
@@ -103,6 +104,7 @@ extension Machine {
     /// One vCPU's exit loop.
     @_specialize(exported: true, where Observer == NoObserver)
     @_specialize(exported: true, where Observer == RecordingObserver)
+    @_specialize(exported: true, where Observer == DeferredRecordingObserver)
     func loop(_ index: Int, watchdog: Watchdog) -> VCPUOutcome {
         let vcpu = vcpus[index]
         watchdog.register(index, vcpu)

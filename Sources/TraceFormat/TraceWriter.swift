@@ -31,7 +31,8 @@ public final class TraceWriter: @unchecked Sendable {
     var thread: BackgroundThread?
 
     // Guarded by `mutex`.
-    var queue: [ChunkEncoder] = []
+    /// Chunks waiting: encoded, or raw (``RawChunk``: encoded on this thread first).
+    var queue: [PendingChunk] = []
     var stopping = false
     var held = false
     var failure: TraceError?
@@ -127,6 +128,16 @@ public final class TraceWriter: @unchecked Sendable {
     /// Hands an encoded chunk to the compressor (the encoder is not written
     /// again); waits while `queueDepth` chunks are pending.
     public func submit(_ encoder: ChunkEncoder) throws(TraceError) {
+        try submit(pending: .encoded(encoder))
+    }
+
+    /// Hands a chunk's raw events to the writer's thread, which encodes them
+    /// (``RawChunk/encode()``) and compresses the result; waits as ``submit(_:)`` does.
+    public func submit(raw: RawChunk) throws(TraceError) {
+        try submit(pending: .raw(raw))
+    }
+
+    func submit(pending chunk: PendingChunk) throws(TraceError) {
         mutex.lock()
         defer { mutex.unlock() }
         if queue.count >= queueDepth && failure == nil { stalls += 1 }
@@ -134,7 +145,7 @@ public final class TraceWriter: @unchecked Sendable {
         if let failure { throw failure }
         // After finish() or abandon() nothing writes the queue any more.
         if stopping { throw .io(path: partialPath, "the trace was already finished; this chunk is not written") }
-        queue.append(encoder)
+        queue.append(chunk)
         notEmpty.signal()
     }
 
@@ -149,28 +160,44 @@ public final class TraceWriter: @unchecked Sendable {
                 return
             }
             let item = queue[0]
-            let plan = planner.plan(backlog: queue.count, size: item.size)
-            if plan.level != level { fasterChunks += 1 }
-            if plan.level == FastestLevelGate.level && plan.level < level { fastestChunks += 1 }
-            if plan.finder == .doubleFast { doubleFastChunks += 1 }
+            let backlog = queue.count
             mutex.unlock()
-            compressor.setLevel(plan.level)
-            compressor.setFinder(plan.finder)
-
             var failed: TraceError?
-            do throws(TraceError) {
-                let started = threadCPUNanoseconds()
-                try write(item, compressor)
-                planner.observe(plan, nanoseconds: threadCPUNanoseconds() &- started, bytes: item.size)
-                encoderPool.recycle(item)
-            } catch {
-                failed = error
+            switch item {
+            case .encoded(let chunk): failed = compressAndWrite(chunk, backlog: backlog, compressor, &planner)
+            case .raw(let raw):
+                for chunk in raw.encode() where failed == nil {
+                    failed = compressAndWrite(chunk, backlog: backlog, compressor, &planner)
+                }
             }
             mutex.withLock {
                 queue.removeFirst()
                 if let failed, failure == nil { failure = failed }
                 notFull.broadcast()
             }
+        }
+    }
+
+    /// Plans, compresses and writes one encoded chunk, and hands its memory
+    /// back; the error that stopped it, if any.
+    func compressAndWrite(_ item: ChunkEncoder, backlog: Int, _ compressor: ZstdCompressor, _ planner: inout CompressionPlanner) -> TraceError? {
+        let plan = mutex.withLock {
+            let plan = planner.plan(backlog: backlog, size: item.size)
+            if plan.level != level { fasterChunks += 1 }
+            if plan.level == FastestLevelGate.level && plan.level < level { fastestChunks += 1 }
+            if plan.finder == .doubleFast { doubleFastChunks += 1 }
+            return plan
+        }
+        compressor.setLevel(plan.level)
+        compressor.setFinder(plan.finder)
+        do throws(TraceError) {
+            let started = threadCPUNanoseconds()
+            try write(item, compressor)
+            planner.observe(plan, nanoseconds: threadCPUNanoseconds() &- started, bytes: item.size)
+            encoderPool.recycle(item)
+            return nil
+        } catch {
+            return error
         }
     }
 
@@ -262,4 +289,10 @@ public final class TraceWriter: @unchecked Sendable {
 
     /// Index entries written so far.
     public var writtenEntries: [ChunkEntry] { mutex.withLock { entries } }
+}
+
+/// A chunk waiting for the writer's thread.
+enum PendingChunk {
+    case encoded(ChunkEncoder)
+    case raw(RawChunk)
 }

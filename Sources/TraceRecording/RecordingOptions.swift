@@ -25,6 +25,13 @@ public struct RecordingOptions: Hashable, Sendable {
     /// Off by default: the CRC-32 already proves the bytes the writer wrote,
     /// and the XXH64 was a fifth of the writer's work at line rate.
     public var contentChecksums = false
+    /// Whether the recording thread leaves the encoding to the writer's
+    /// thread: it only appends each event's fields and bytes to a raw chunk
+    /// (``RawChunk``), about a quarter of what encoding costs it, and the
+    /// writer encodes the chunk before compressing it (the same records).
+    /// For a thread that must not wait (a vCPU's) where a core is idle;
+    /// where none is, the raw log's cost is added to the total.
+    public var defersEncoding = false
     /// Encoded bytes past which a chunk is cut even inside a chain (a
     /// continuation chunk, without a checkpoint): above the size at which a
     /// drain's chunk is cut between chains plus what one chain encodes, so in

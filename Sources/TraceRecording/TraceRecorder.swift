@@ -37,6 +37,10 @@ public final class TraceRecorder: @unchecked Sendable {
     /// writer's thread compresses it. Not optional: observers mutate it in
     /// place on every event, and mutating through an optional copied it each time.
     @usableFromInline var encoder = ChunkEncoder.idle
+    /// With ``RecordingOptions/defersEncoding``: the open chunk's events,
+    /// encoded on the writer's thread (``DeferredRecordingObserver``).
+    @usableFromInline var raw = RawChunk.idle
+    @usableFromInline let defers: Bool
     @usableFromInline var chunkOpen = false
     var chunkOpenedAt: UInt64 = 0
     var nextEvent: UInt64 = 0
@@ -84,6 +88,7 @@ public final class TraceRecorder: @unchecked Sendable {
         snaplen = options.snaplen.map { Int($0) } ?? .max
         drainFullEvents = 2 * UInt64(options.flushEvents)
         drainFullSize = 2 * options.chunkTargetSize
+        defers = options.defersEncoding
         var header = header
         header.trigger = options.trigger?.text
         header.snaplen = options.snaplen
@@ -118,23 +123,54 @@ public final class TraceRecorder: @unchecked Sendable {
 
     /// The observer for NIC `nic` (on vCPU `vcpu`).
     public func observer(nic: Int, vcpu: UInt32 = 0) -> RecordingObserver {
-        RecordingObserver(recorder: self, nic: nic, vcpu: vcpu)
+        precondition(!defers, "a recorder that defers encoding records through deferredObserver(nic:vcpu:)")
+        return RecordingObserver(recorder: self, nic: nic, vcpu: vcpu)
+    }
+
+    /// The observer for NIC `nic` (on vCPU `vcpu`) of a recorder that
+    /// defers encoding (``RecordingOptions/defersEncoding``).
+    public func deferredObserver(nic: Int, vcpu: UInt32 = 0) -> DeferredRecordingObserver {
+        precondition(defers, "a recorder that encodes inline records through observer(nic:vcpu:)")
+        return DeferredRecordingObserver(recorder: self, nic: nic, vcpu: vcpu)
+    }
+
+    // MARK: The open chunk, encoded or raw
+
+    /// The open chunk's first event and events so far.
+    @usableFromInline var chunkFirstEvent: UInt64 { defers ? raw.firstEvent : encoder.firstEvent }
+    @usableFromInline var chunkEventCount: UInt64 { defers ? raw.eventCount : encoder.eventCount }
+
+    /// Appends an event outside the device's own (a marker, a memory binding).
+    func appendToChunk(_ event: OutgoingEvent, nic: Int, time: UInt64 = 0) {
+        if defers { raw.append(event, nic: nic, time: time) } else { encoder.append(event, nic: nic, time: time) }
     }
 
     // MARK: Chunks (call with the lock held)
 
     func openChunk(now: UInt64) {
-        if ended {
-            // Nothing more is written: no checkpoint to take.
-            encoder = newEncoder(firstEvent: nextEvent, baseTime: now, checkpoint: nil, counters: [])
-            chunkOpen = true
-            chunkOpenedAt = now
-            return
-        }
-        let checkpoint = zip(states, memoryBound).map { NICCheckpoint($0, memoryBound: $1, accessEvent: accessEvent) }
-        encoder = newEncoder(firstEvent: nextEvent, baseTime: now, checkpoint: checkpoint, counters: [])
-        chunkOpen = true
+        // Once ended, nothing more is written: no checkpoint to take.
+        let checkpoint = ended ? nil : zip(states, memoryBound).map { NICCheckpoint($0, memoryBound: $1, accessEvent: accessEvent) }
+        startChunk(firstEvent: nextEvent, baseTime: now, checkpoint: checkpoint, counters: [])
         chunkOpenedAt = now
+    }
+
+    /// Opens a chunk, encoded or raw.
+    func startChunk(firstEvent: UInt64, baseTime: UInt64, checkpoint: [NICCheckpoint]?, counters: [[UInt64]]) {
+        if defers {
+            raw = RawChunk(firstEvent: firstEvent, baseTime: baseTime, checkpoint: checkpoint, counters: counters,
+                           settings: encoderSettings, capacity: 4 * options.chunkTargetSize + 512 * 1024)
+            raw.hardLimit = 2 * options.hardLimit
+        } else {
+            encoder = newEncoder(firstEvent: firstEvent, baseTime: baseTime, checkpoint: checkpoint, counters: counters)
+        }
+        chunkOpen = true
+    }
+
+    /// How the writer's thread makes a raw chunk's encoders: as ``newEncoder(firstEvent:baseTime:checkpoint:counters:)``.
+    var encoderSettings: EncoderSettings {
+        let records = TraceVersion.records(minor: options.formatMinor)
+        return EncoderSettings(capacity: 2 * options.chunkTargetSize + 512 * 1024, repeats: records.repeats, predicts: records.predicts,
+                               recalls: records.recalls, hardLimit: options.hardLimit, pool: writer.encoderPool)
     }
 
     /// The open chunk's encoder: pooled memory, written by this recorder alone.
@@ -153,6 +189,15 @@ public final class TraceRecorder: @unchecked Sendable {
     func submitChunk() {
         guard chunkOpen else { return }
         chunkOpen = false
+        if defers {
+            let r = raw
+            raw = RawChunk.idle
+            guard !ended, r.eventCount > 0 else { return }
+            nextEvent = r.firstEvent + r.eventCount
+            chunksSubmitted += 1
+            do throws(TraceError) { try writer.submit(raw: r) } catch { if failure == nil { failure = error } }
+            return
+        }
         var e = encoder
         encoder = ChunkEncoder.idle
         if ended {
@@ -182,8 +227,21 @@ public final class TraceRecorder: @unchecked Sendable {
         encoder.markEndsInsideAccess()
         let counters = encoder.currentCounters, lastTime = encoder.lastTime
         submitChunk()
-        encoder = newEncoder(firstEvent: nextEvent, baseTime: lastTime, checkpoint: nil, counters: counters)
-        chunkOpen = true
+        startChunk(firstEvent: nextEvent, baseTime: lastTime, checkpoint: nil, counters: counters)
+    }
+
+    /// The same for a raw chunk past its memory's bound.
+    @inlinable @inline(__always)
+    func checkRawLimit() {
+        guard raw.pastHardLimit else { return }
+        cutRawAtHardLimit()
+    }
+
+    @usableFromInline func cutRawAtHardLimit() {
+        raw.markEndsInsideAccess()
+        let counters = raw.currentCounters, lastTime = raw.lastTime
+        submitChunk()
+        startChunk(firstEvent: nextEvent, baseTime: lastTime, checkpoint: nil, counters: counters)
     }
 
     // MARK: Access boundaries
@@ -192,7 +250,7 @@ public final class TraceRecorder: @unchecked Sendable {
         mutex.lock()
         states[nic] = state
         if !chunkOpen { openChunk(now: clock()) }
-        accessEvent = encoder.firstEvent + encoder.eventCount
+        accessEvent = chunkFirstEvent + chunkEventCount
     }
 
     func accessEnded(nic: Int, state: VirtioNetState) {
@@ -210,7 +268,7 @@ public final class TraceRecorder: @unchecked Sendable {
         triggerCounters[nic][counter] = value
         guard trigger.holds(triggerCounters) else { return }
         triggerArmed = false
-        triggerFiredAt = encoder.firstEvent + encoder.eventCount - 1
+        triggerFiredAt = chunkFirstEvent + chunkEventCount - 1
         markerPending = trigger.action == .mark
     }
 
@@ -219,10 +277,10 @@ public final class TraceRecorder: @unchecked Sendable {
     func triggerBoundary(nic: Int, fired: UInt64) {
         guard let trigger = options.trigger else { return }
         if markerPending {
-            encoder.append(.marker(code: MarkerCode.triggerFired.rawValue, details: EventDetails([fired])), nic: nic, time: clock())
+            appendToChunk(.marker(code: MarkerCode.triggerFired.rawValue, details: EventDetails([fired])), nic: nic, time: clock())
             markerPending = false
         }
-        guard trigger.action != .mark, encoder.firstEvent + encoder.eventCount >= fired &+ (trigger.after ?? UInt64(options.flushEvents)) &+ 1 else { return }
+        guard trigger.action != .mark, chunkFirstEvent + chunkEventCount >= fired &+ (trigger.after ?? UInt64(options.flushEvents)) &+ 1 else { return }
         submitChunk()
         ended = true
         wake.signal()  // the flush thread finishes the file
@@ -259,14 +317,16 @@ public final class TraceRecorder: @unchecked Sendable {
 
     /// Whether the open chunk holds enough events or encoded bytes to be cut.
     @inlinable var chunkIsFull: Bool {
-        encoder.eventCount >= UInt64(options.flushEvents) || encoder.size >= options.chunkTargetSize
+        if defers { return raw.eventCount >= UInt64(options.flushEvents) || raw.size >= 2 * options.chunkTargetSize }
+        return encoder.eventCount >= UInt64(options.flushEvents) || encoder.size >= options.chunkTargetSize
     }
 
     /// The same inside a drain, at twice the limits: a long drain is one
     /// stream of near-identical chains, which compresses better in larger
     /// chunks (docs/performance.md, issue 17).
     @inlinable var drainChunkIsFull: Bool {
-        encoder.eventCount >= drainFullEvents || encoder.size >= drainFullSize
+        if defers { return raw.eventCount >= drainFullEvents || raw.size >= 2 * drainFullSize }
+        return encoder.eventCount >= drainFullEvents || encoder.size >= drainFullSize
     }
 
     /// Whether the open chunk's oldest event is older than the flush window.
@@ -296,7 +356,7 @@ public final class TraceRecorder: @unchecked Sendable {
     /// with a checkpoint that holds where the drain stands.
     func cutInsideDrain(nic: Int, state: VirtioNetState) {
         states[nic] = state
-        encoder.markEndsInsideAccess()
+        if defers { raw.markEndsInsideAccess() } else { encoder.markEndsInsideAccess() }
         submitChunk()
         openChunk(now: clock())
     }
@@ -305,7 +365,7 @@ public final class TraceRecorder: @unchecked Sendable {
     func memoryBinding(nic: Int, bound: Bool) {
         mutex.lock()
         if !chunkOpen { openChunk(now: clock()) }
-        encoder.append(.memoryBinding(bound: bound), nic: nic)
+        appendToChunk(.memoryBinding(bound: bound), nic: nic)
         memoryBound[nic] = bound
         mutex.unlock()
     }
@@ -317,7 +377,7 @@ public final class TraceRecorder: @unchecked Sendable {
             wake.wait(mutex, milliseconds: period)
             if stopping { break }
             finishEndedWriter()
-            if chunkOpen, encoder.eventCount > 0, clock() &- chunkOpenedAt >= UInt64(options.flushMilliseconds) * 1_000_000 {
+            if chunkOpen, chunkEventCount > 0, clock() &- chunkOpenedAt >= UInt64(options.flushMilliseconds) * 1_000_000 {
                 submitChunk()
             }
         }

@@ -72,10 +72,11 @@ func measure(framesPerCall: Int, frameLength: Int, seconds: Double, reps: Int, _
 /// and one that checks no frame was lost.
 
 /// A recorder writing a real trace (level 3, background compression) to a temporary file.
-func makeRecorder() -> TraceRecorder {
+func makeRecorder(defersEncoding: Bool = false) -> TraceRecorder {
     let path = "/tmp/vtrace-bench-\(getpid())-\(UInt64.random(in: 0...UInt64.max)).vtrace"
     // `--format 1.4` (or 1.3): the recorder writes that version instead of the newest.
     var options = RecordingOptions()
+    options.defersEncoding = defersEncoding
     if let i = arguments.firstIndex(of: "--format"), i + 1 < arguments.count, let minor = UInt16(arguments[i + 1].dropFirst(2)) {
         options.formatMinor = minor
     }
@@ -150,7 +151,7 @@ func pow10(_ n: Int) -> Double { (0..<n).reduce(1.0) { r, _ in r * 10 } }
 func pad(_ s: String, _ n: Int) -> String { String(repeating: " ", count: max(0, n - s.count)) + s }
 
 // Fixed-work mode for instruction counting under callgrind:
-//   vtrace-bench --fixed plain|counting|recording FRAME_LENGTH CHAINS_PER_KICK KICKS
+//   vtrace-bench --fixed plain|counting|recording|deferred FRAME_LENGTH CHAINS_PER_KICK KICKS
 //   vtrace-bench --fixed encoder 0 0 FRAMES     (the chunk encoder alone: EncoderBench.swift)
 if let i = arguments.firstIndex(of: "--fixed"), arguments.count >= i + 5,
    let length = Int(arguments[i + 2]), let chains = Int(arguments[i + 3]), let kicks = Int(arguments[i + 4]) {
@@ -169,10 +170,16 @@ if let i = arguments.firstIndex(of: "--fixed"), arguments.count >= i + 5,
         for _ in 0..<kicks { loop.kick() }
         _ = loop.check()
         print(try! recorder.finish().events)
+    case "deferred":
+        let recorder = makeRecorder(defersEncoding: true)
+        let loop = makeLoop(observer: recorder.deferredObserver(nic: 0), frameLength: length, chainsPerKick: chains)
+        for _ in 0..<kicks { loop.kick() }
+        _ = loop.check()
+        print(try! recorder.finish().events)
     case "encoder":
         print(encoderBenchmark(frames: kicks))
     default:
-        print("vtrace-bench: --fixed takes plain, counting, recording or encoder")
+        print("vtrace-bench: --fixed takes plain, counting, recording, deferred or encoder")
         exit(2)
     }
     exit(0)

@@ -83,6 +83,9 @@ struct RunGuest: ParsableCommand {
 
     @OptionGroup(title: "Recording (with --record)") var recordingFlags: RecordingFlags
 
+    @Flag(help: "Encode the trace's records on the vCPU's thread, as it goes. By default the vCPU only appends each event's fields and bytes, and the writer's thread encodes them before compressing (the same records; about half the vCPU's recording work moves to the writer's core).")
+    var encodeInline = false
+
     @OptionGroup var faultOptions: FaultOptions
 
     @OptionGroup var outputOptions: OutputOptions
@@ -154,7 +157,8 @@ struct RunGuest: ParsableCommand {
         if let record {
             let recorder: TraceRecorder
             do {
-                let recording = try recordingFlags.options(defaultLevel: 1)
+                var recording = try recordingFlags.options(defaultLevel: 1)
+                recording.defersEncoding = !encodeInline
                 let faults = options.faults.specs, guestText = "KVM guest \(path), workload \(w)"
                 recorder = try TraceRecorder(path: record, config: NetConfig(queuePairs: queuePairs), nics: nics,
                                              regions: [MemoryRegion(base: 0, size: options.memorySize)], options: recording,
@@ -166,21 +170,27 @@ struct RunGuest: ParsableCommand {
                 printError("vtrace: \(record): \(error)")
                 throw ExitCode(VTrace.usageExitCode)
             }
-            let machine: Machine<RecordingObserver>
-            do {
-                let vcpuCount = vcpus
-                machine = try Machine(image: image, imageBytes: bytes, workload: w, options: options) {
-                    recorder.observer(nic: $0, vcpu: UInt32($0 % vcpuCount))
+            /// The run with `observer(nic)` recording each NIC.
+            func recorded<O: DeviceObserver & SendableMetatype>(_ observer: (Int) -> O) throws -> RunResult {
+                let machine: Machine<O>
+                do {
+                    machine = try Machine(image: image, imageBytes: bytes, workload: w, options: options, observer: observer)
+                } catch {
+                    recorder.abandon()
+                    try? FileManager.default.removeItem(atPath: record + ".partial")
+                    printError("vtrace: \(error)")
+                    throw ExitCode(VTrace.usageExitCode)
                 }
-            } catch {
-                recorder.abandon()
-                try? FileManager.default.removeItem(atPath: record + ".partial")
-                printError("vtrace: \(error)")
-                throw ExitCode(VTrace.usageExitCode)
+                // A trigger that fires with --trigger-action stop ends the run.
+                recorder.onTriggerStop = { machine.requestStop() }
+                return machine.run()
             }
-            // A trigger that fires with --trigger-action stop ends the run.
-            recorder.onTriggerStop = { machine.requestStop() }
-            result = machine.run()
+            let vcpuCount = vcpus
+            if recorder.options.defersEncoding {
+                result = try recorded { recorder.deferredObserver(nic: $0, vcpu: UInt32($0 % vcpuCount)) }
+            } else {
+                result = try recorded { recorder.observer(nic: $0, vcpu: UInt32($0 % vcpuCount)) }
+            }
             do {
                 summary = try recorder.finish()
             } catch {
