@@ -1,5 +1,7 @@
 //! A chunk's events as a recorder saw them, encoded later on the writer's thread.
 
+import HostPrimitives
+
 /// How the encoders of a raw chunk's records are made (``RawChunk/encode()``):
 /// what a recorder would give ``ChunkEncoder/init(firstEvent:baseTime:checkpoint:counters:capacity:pool:repeats:predicts:recalls:)``.
 public struct EncoderSettings: Sendable {
@@ -63,15 +65,17 @@ public struct RawChunk {
 
     /// A chunk starting at event `firstEvent`, with `checkpoint` (or, for a
     /// continuation, the counters `counters` its events start from).
+    /// - Parameter pool: memory earlier raw chunks used, taken instead of a
+    ///   new allocation (whose pages the recording thread would fault in).
     public init(firstEvent: UInt64, baseTime: UInt64, checkpoint: [NICCheckpoint]?, counters: [[UInt64]],
-                settings: EncoderSettings, capacity: Int) {
+                settings: EncoderSettings, capacity: Int, pool: RawLogPool? = nil) {
         self.firstEvent = firstEvent
         self.baseTime = baseTime
         self.checkpoint = checkpoint
         startCounters = checkpoint?.map(\.counters) ?? counters
         self.settings = settings
         lastTime = baseTime
-        log = RawLog(capacity: capacity, counters: startCounters)
+        log = pool?.take(capacity: capacity, counters: startCounters) ?? RawLog(capacity: capacity, counters: startCounters)
     }
 
     /// A placeholder with no content to speak of (a recorder between chunks).
@@ -280,6 +284,14 @@ public struct RawChunk {
         limit = base + capacity
         counterNICs = start.count
         counters = .allocate(capacity: max(1, 16 * start.count))
+        reset(counters: start)
+    }
+
+    /// Empties the log; the counters start at `start`.
+    func reset(counters start: [[UInt64]]) {
+        end = base
+        events = 0
+        hardLimit = .max
         for (n, values) in start.enumerated() {
             for i in 0..<16 { counters[16 * n + i] = i < values.count ? values[i] : 0 }
         }
@@ -328,4 +340,30 @@ public struct RawChunk {
         limit = p + newCapacity
         placeHardEnd()
     }
+}
+
+/// Raw chunk memory handed back once the writer has encoded a chunk, so that
+/// the recording thread neither allocates nor faults in fresh pages for each
+/// chunk (as ``BufferPool`` does for encoders). A log is reused only when
+/// nothing else refers to it.
+public final class RawLogPool: @unchecked Sendable {
+    let mutex = Mutex()
+    var free: [RawLog] = []
+    /// Most logs kept.
+    public let limit: Int
+
+    public init(limit: Int) { self.limit = limit }
+
+    /// An empty log of at least `capacity` bytes whose counters start at `counters`.
+    func take(capacity: Int, counters: [[UInt64]]) -> RawLog {
+        if var log = mutex.withLock({ free.popLast() }), isKnownUniquelyReferenced(&log),
+           log.counterNICs == counters.count, log.limit - log.base >= capacity {
+            log.reset(counters: counters)
+            return log
+        }
+        return RawLog(capacity: capacity, counters: counters)
+    }
+
+    /// Takes back a raw chunk's memory once it is encoded; the chunk must not be written again.
+    public func recycle(_ chunk: RawChunk) { mutex.withLock { if free.count < limit { free.append(chunk.log) } } }
 }

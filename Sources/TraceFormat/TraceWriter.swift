@@ -57,6 +57,8 @@ public final class TraceWriter: @unchecked Sendable {
     /// it (``ChunkEncoder/init(firstEvent:baseTime:checkpoint:counters:capacity:pool:)``)
     /// and the thread hands each chunk's back once it is written.
     public let encoderPool: BufferPool
+    /// Raw chunks' memory, reused the same way (``RawChunk``).
+    public let rawPool: RawLogPool
     /// The thread's compressed-frame memory, reused chunk after chunk.
     var frameBuffer: [UInt8] = []
 
@@ -85,6 +87,7 @@ public final class TraceWriter: @unchecked Sendable {
         self.level = min(max(level, ZstdCompressor.levels.lowerBound), ZstdCompressor.levels.upperBound)
         self.queueDepth = max(1, queueDepth)
         encoderPool = BufferPool(limit: self.queueDepth + 2)
+        rawPool = RawLogPool(limit: self.queueDepth + 2)
         unlink(partialPath + ".roll")  // a killed recorder's unfinished roll
         fd = open(partialPath, O_CREAT | O_TRUNC | (keep == nil ? O_WRONLY : O_RDWR) | O_CLOEXEC, 0o644)
         if fd < 0 { throw .io(path: partialPath, String(cString: strerror(errno))) }
@@ -166,7 +169,9 @@ public final class TraceWriter: @unchecked Sendable {
             switch item {
             case .encoded(let chunk): failed = compressAndWrite(chunk, backlog: backlog, compressor, &planner)
             case .raw(let raw):
-                for chunk in raw.encode() where failed == nil {
+                let chunks = raw.encode()
+                rawPool.recycle(raw)
+                for chunk in chunks where failed == nil {
                     failed = compressAndWrite(chunk, backlog: backlog, compressor, &planner)
                 }
             }

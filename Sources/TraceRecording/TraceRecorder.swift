@@ -158,7 +158,7 @@ public final class TraceRecorder: @unchecked Sendable {
     func startChunk(firstEvent: UInt64, baseTime: UInt64, checkpoint: [NICCheckpoint]?, counters: [[UInt64]]) {
         if defers {
             raw = RawChunk(firstEvent: firstEvent, baseTime: baseTime, checkpoint: checkpoint, counters: counters,
-                           settings: encoderSettings, capacity: 4 * options.chunkTargetSize + 512 * 1024)
+                           settings: encoderSettings, capacity: 4 * options.chunkTargetSize + 512 * 1024, pool: writer.rawPool)
             raw.hardLimit = 2 * options.hardLimit
         } else {
             encoder = newEncoder(firstEvent: firstEvent, baseTime: baseTime, checkpoint: checkpoint, counters: counters)
