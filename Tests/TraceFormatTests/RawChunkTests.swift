@@ -108,8 +108,12 @@ struct RawChunkTests {
 
     /// Past the hard limit the raw chunk's records go on in continuation
     /// chunks, cut after the same access a recorder cuts after.
-    @Test func pastTheHardLimitTheEncodingIsCutAsARecorderCutsIt() {
-        let settings = Self.settings(minor: 6, hardLimit: 3_000)
+    /// (Hard limits from 1,500 to 4,000 bytes, so that cuts fall after
+    /// every kind of record that is checked: reads, writes, truncated
+    /// accesses, chains.)
+    @Test(arguments: Array(stride(from: 1_500, to: 4_000, by: 23)))
+    func pastTheHardLimitTheEncodingIsCutAsARecorderCutsIt(hardLimit: Int) {
+        let settings = Self.settings(minor: 6, hardLimit: hardLimit)
         var raw = RawChunk(firstEvent: 0, baseTime: 0, checkpoint: nil, counters: Self.counters, settings: settings, capacity: 256)
         Self.apply(&raw, Self.rawCalls, rounds: 6)
         let encoded = raw.encode()

@@ -165,11 +165,11 @@ struct RecorderPolicyTests {
         #expect(outcome.counters == [dev.counters] && dev.counters.rxPackets == 64)
     }
 
-    func recordGiantDrain(_ name: String, options: RecordingOptions) throws -> (TraceReader, VirtioNetDevice<GuestRAM, RecordingObserver>) {
-        var (recorder, dev, drv, path) = try makeRecorder(name, options: options)
+    /// 64 frames of 65,557 bytes sent in one kick, into RX buffers split in
+    /// two (so the frame writes do not repeat a read and are stored in full),
+    /// outside the driver's area, which cannot hold them all.
+    static func giantDrain<O: DeviceObserver>(_ dev: inout VirtioNetDevice<GuestRAM, O>, _ drv: inout VirtioNetDriver<GuestRAM>) throws {
         try drv.initialize(&dev, queueSize: 128)
-        // RX buffers split in two (so the frame writes do not repeat a read and are
-        // stored in full), outside the driver's area, which cannot hold them all.
         for i in 0..<64 {
             let base = 0x80_0000 + UInt64(i) * 0x1_0040
             try drv.addRawChain(&dev, queue: 0, [RawDescriptor(addr: base, len: 32_800, writable: true),
@@ -177,6 +177,11 @@ struct RecorderPolicyTests {
         }
         try drv.sendTx(&dev, count: 64, length: 65_557, fill: 0x5A, kick: false)
         drv.kick(&dev, queue: 1)
+    }
+
+    func recordGiantDrain(_ name: String, options: RecordingOptions) throws -> (TraceReader, VirtioNetDevice<GuestRAM, RecordingObserver>) {
+        var (recorder, dev, drv, path) = try makeRecorder(name, options: options)
+        try Self.giantDrain(&dev, &drv)
         _ = try recorder.finish()
         return (try TraceReader(path: path), dev)
     }
