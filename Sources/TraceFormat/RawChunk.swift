@@ -53,8 +53,8 @@ public struct RawChunk {
     let startCounters: [[UInt64]]
     let settings: EncoderSettings
     @usableFromInline let log: RawLog
-    /// Events whose fields have no fixed layout here (MMIO, interrupts,
-    /// status, vhost operations and the like: at most a few an access).
+    /// Events whose fields have no fixed layout here (status, features,
+    /// vhost operations and the like: rarer than an access).
     @usableFromInline var others: [(event: OutgoingEvent, vcpu: UInt32, time: UInt64)] = []
     /// Events appended so far.
     public var eventCount: UInt64 { log.events }
@@ -103,7 +103,7 @@ public struct RawChunk {
     // MARK: Appending (the recorder's thread)
 
     @usableFromInline enum Kind: UInt8 {
-        case read = 1, write, truncated, chain, used, counter, other
+        case read = 1, write, truncated, chain, used, counter, mmioRead, mmioWrite, interrupt, other
     }
 
     /// The first word of an entry: its kind, flags, NIC and one 32-bit field.
@@ -171,9 +171,26 @@ public struct RawChunk {
         log.setCounter(nic: nic, index: index, value)
     }
 
+    /// An MMIO access (a cause: its time is the chunk's newest).
+    mutating func mmio(_ kind: Kind, nic: Int, vcpu: UInt32, time: UInt64, offset: UInt64, width: Int, value: UInt64) {
+        let p = log.tail(reserving: 32)
+        p.storeBytes(of: Self.header(kind, flags: UInt8(width), nic: nic, vcpu), as: UInt64.self)
+        p.storeBytes(of: offset, toByteOffset: 8, as: UInt64.self)
+        p.storeBytes(of: value, toByteOffset: 16, as: UInt64.self)
+        p.storeBytes(of: time, toByteOffset: 24, as: UInt64.self)
+        log.commit(p + 32)
+        lastTime = max(lastTime, time)
+    }
+
     /// Any other event (``ChunkEncoder/append(_:nic:vcpu:time:)``'s arguments).
     public mutating func append(_ event: OutgoingEvent, nic: Int, vcpu: UInt32 = 0, time: UInt64 = 0) {
         switch event {
+        case .mmioRead(let offset, let width, let value) where 0...255 ~= width:
+            mmio(.mmioRead, nic: nic, vcpu: vcpu, time: time, offset: offset, width: width, value: value)
+        case .mmioWrite(let offset, let width, let value) where 0...255 ~= width:
+            mmio(.mmioWrite, nic: nic, vcpu: vcpu, time: time, offset: offset, width: width, value: value)
+        case .interrupt(let kind):
+            entry(Self.header(.interrupt, nic: nic, kind), 0, UnsafeRawBufferPointer(start: nil, count: 0), stored: 0)
         case .memoryRead(let address, let length, let ok, let bytes):
             if ok && length > bytes.count {
                 truncatedAccess(nic: nic, address: address, length: length, bytes: bytes, write: false)
@@ -242,6 +259,14 @@ public struct RawChunk {
                 e.used(nic: nic, queue: UInt16(truncatingIfNeeded: word1), id: UInt32(a), len: UInt32(truncatingIfNeeded: word1 >> 32))
             case .counter:
                 e.counter(nic: nic, index: a, value: word1)
+            case .mmioRead, .mmioWrite:
+                let value = p.load(fromByteOffset: 16, as: UInt64.self), time = p.load(fromByteOffset: 24, as: UInt64.self)
+                let event: OutgoingEvent = kind == .mmioRead ? .mmioRead(offset: word1, width: Int(flags), value: value)
+                                                             : .mmioWrite(offset: word1, width: Int(flags), value: value)
+                e.append(event, nic: nic, vcpu: UInt32(a), time: time)
+                next = p + 32
+            case .interrupt:
+                e.append(.interrupt(kind: UInt32(a)), nic: nic)
             case .other:
                 let o = others[a]
                 e.append(o.event, nic: nic, vcpu: o.vcpu, time: o.time)
