@@ -25,14 +25,18 @@ public enum ScenarioRecording {
         let starts = (0..<setup.nics).map { setup.states[$0] ?? StartState(state: probe.state, memoryBound: true) }
         let recorder = try TraceRecorder(path: path, header: header, initialStates: starts.map(\.state), memoryBound: starts.map(\.memoryBound),
                                          options: options, clock: clock)
-        var runner: ScenarioRunner<RecordingObserver>
-        do {
-            runner = try ScenarioRunner(scenario, faults: faults) { recorder.observer(nic: $0) }
-        } catch {
-            recorder.abandon()
-            throw error
+        /// The run with `observer(nic)` recording each NIC.
+        func run<O: DeviceObserver>(_ observer: (Int) -> O) throws -> ScenarioResult {
+            var runner: ScenarioRunner<O>
+            do {
+                runner = try ScenarioRunner(scenario, faults: faults, makeObserver: observer)
+            } catch {
+                recorder.abandon()
+                throw error
+            }
+            return runner.run(progress: progress, shouldStop: options.trigger?.action == .stop ? { recorder.stoppedByTrigger } : nil)
         }
-        let result = runner.run(progress: progress, shouldStop: options.trigger?.action == .stop ? { recorder.stoppedByTrigger } : nil)
+        let result = options.defersEncoding ? try run { recorder.deferredObserver(nic: $0) } : try run { recorder.observer(nic: $0) }
         let summary = try recorder.finish()
         return (result, summary)
     }

@@ -5,6 +5,9 @@
 // a recalled or truncated payload, a chain at the head) is a divergence or a
 // decode error here. The input's last byte picks the format (1.3 to 1.6), a
 // snaplen and the chunk size, so every encoder path and chunk cut is reached.
+// Each scenario is recorded twice, encoded as it runs and encoded on the
+// writer's thread from a raw chunk (`defersEncoding`): the two traces must
+// hold the same events (their chunks may be cut elsewhere).
 
 import FuzzSupport
 import Glibc
@@ -14,6 +17,7 @@ import TraceFormat
 import TraceRecording
 
 let path = "/tmp/fuzz-recording-\(getpid()).vtrace"
+let deferredPath = "/tmp/fuzz-recording-\(getpid())-deferred.vtrace"
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt {
@@ -31,12 +35,34 @@ public func fuzz(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt {
     options.formatMinor = 3 + UInt16(knobs & 3)
     options.flushEvents = 8 + Int(knobs >> 2 & 7) * 40
     options.snaplen = knobs & 0x20 != 0 ? UInt32(knobs >> 6) * 20 : nil
-    defer { unlink(path) }
-    let result: ScenarioResult
+    defer { unlink(path); unlink(deferredPath) }
+    let result: ScenarioResult, deferredResult: ScenarioResult
     do {
-        (result, _) = try ScenarioRecording.record(scenario, to: path, options: options)
+        (result, _) = try ScenarioRecording.record(scenario, to: path, options: options, clock: { 0 })
+        var deferring = options
+        deferring.defersEncoding = true
+        (deferredResult, _) = try ScenarioRecording.record(scenario, to: deferredPath, options: deferring, clock: { 0 })
     } catch {
         return 0   // a scenario the runner refuses (its setup), not a recording
+    }
+    if deferredResult.counters != result.counters {
+        report("the same scenario ended on other counters when recorded through a raw chunk")
+        preconditionFailure("a deferred recording's run differs")
+    }
+    do {
+        let inline = try TraceReader(path: path), deferred = try TraceReader(path: deferredPath)
+        guard inline.eventCount == deferred.eventCount else {
+            report("\(inline.eventCount) events encoded inline, \(deferred.eventCount) through a raw chunk")
+            preconditionFailure("a deferred recording holds other events")
+        }
+        let x = try eventLines(inline), y = try eventLines(deferred)
+        if let i = x.indices.first(where: { x[$0] != y[$0] }) {
+            report("event \(i) differs when encoded through a raw chunk: \(x[i]) against \(y[i])")
+            preconditionFailure("a deferred recording holds other events")
+        }
+    } catch {
+        report("a deferred recording does not read: \(error)")
+        preconditionFailure("a deferred recording does not read")
     }
     do {
         let reader = try TraceReader(path: path)
@@ -53,6 +79,17 @@ public func fuzz(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt {
         preconditionFailure("a recording does not replay")
     }
     return 0
+}
+
+/// Every event of `reader` as `vtrace dump` prints it, all its bytes shown
+/// (a chunk's byte offsets differ between two recordings cut differently).
+func eventLines(_ reader: TraceReader) throws -> [String] {
+    var lines: [String] = []
+    for i in reader.chunks.indices {
+        var d = try reader.decoder(i)
+        while let e = try d.next() { lines.append(EventFormatting.text(e, d, start: 0, byteLimit: .max)) }
+    }
+    return lines
 }
 
 /// Says why on stderr before the precondition stops the run (its message is
