@@ -23,8 +23,8 @@ public struct EncoderSettings: Sendable {
         self.pool = pool
     }
 
-    /// A new encoder with these settings, written by one owner.
-    func encoder(firstEvent: UInt64, baseTime: UInt64, checkpoint: [NICCheckpoint]?, counters: [[UInt64]]) -> ChunkEncoder {
+    /// A new encoder with these settings, written by one owner (``ChunkEncoder/exclusive``).
+    public func encoder(firstEvent: UInt64, baseTime: UInt64, checkpoint: [NICCheckpoint]?, counters: [[UInt64]]) -> ChunkEncoder {
         var e = ChunkEncoder(firstEvent: firstEvent, baseTime: baseTime, checkpoint: checkpoint, counters: counters,
                              capacity: capacity, pool: pool, repeats: repeats, predicts: predicts, recalls: recalls)
         e.exclusive = true

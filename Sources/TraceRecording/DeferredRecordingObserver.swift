@@ -19,7 +19,7 @@ public struct DeferredRecordingObserver: DeviceObserver {
     public mutating func accessBegan(state: VirtioNetState) { recorder.accessBegan(nic: nic, state: state) }
     public mutating func accessEnded(state: VirtioNetState) { recorder.accessEnded(nic: nic, state: state) }
     public static var observesDrainBoundaries: Bool { true }
-    @inlinable @inline(__always) public mutating func drainBoundary(_ position: DrainPosition) -> DrainBoundaryAction { recorder.drainBoundary() }
+    @inlinable @inline(__always) public mutating func drainBoundary(_ position: DrainPosition) -> DrainBoundaryAction { recorder.drainBoundary(raw: true) }
     public mutating func drainCheckpoint(state: VirtioNetState) { recorder.cutInsideDrain(nic: nic, state: state) }
 
     @inlinable public mutating func mmioRead(offset: UInt64, width: Int, value: UInt64) {

@@ -166,7 +166,10 @@ public final class TraceRecorder: @unchecked Sendable {
         chunkOpen = true
     }
 
-    /// How the writer's thread makes a raw chunk's encoders: as ``newEncoder(firstEvent:baseTime:checkpoint:counters:)``.
+    /// How this recorder's encoders are made, here or (a raw chunk's) on the
+    /// writer's thread: room for a drain's chunk (cut at twice the target)
+    /// and the access that crosses it, so pooled buffers never grow (a copy
+    /// of the content); the format's records; the hard limit.
     var encoderSettings: EncoderSettings {
         let records = TraceVersion.records(minor: options.formatMinor)
         return EncoderSettings(capacity: 2 * options.chunkTargetSize + 512 * 1024, repeats: records.repeats, predicts: records.predicts,
@@ -175,15 +178,7 @@ public final class TraceRecorder: @unchecked Sendable {
 
     /// The open chunk's encoder: pooled memory, written by this recorder alone.
     func newEncoder(firstEvent: UInt64, baseTime: UInt64, checkpoint: [NICCheckpoint]?, counters: [[UInt64]]) -> ChunkEncoder {
-        // Room for a drain's chunk (cut at twice the target) and the access
-        // that crosses it: pooled buffers never grow (a copy of the content).
-        let records = TraceVersion.records(minor: options.formatMinor)
-        var e = ChunkEncoder(firstEvent: firstEvent, baseTime: baseTime, checkpoint: checkpoint, counters: counters,
-                             capacity: 2 * options.chunkTargetSize + 512 * 1024, pool: writer.encoderPool,
-                             repeats: records.repeats, predicts: records.predicts, recalls: records.recalls)
-        e.exclusive = true
-        e.hardLimit = options.hardLimit
-        return e
+        encoderSettings.encoder(firstEvent: firstEvent, baseTime: baseTime, checkpoint: checkpoint, counters: counters)
     }
 
     func submitChunk() {
@@ -316,7 +311,7 @@ public final class TraceRecorder: @unchecked Sendable {
     }
 
     /// Whether the open chunk holds enough events or encoded bytes to be cut.
-    @inlinable var chunkIsFull: Bool {
+    @inlinable @inline(__always) var chunkIsFull: Bool {
         if defers { return raw.eventCount >= UInt64(options.flushEvents) || raw.size >= 2 * options.chunkTargetSize }
         return encoder.eventCount >= UInt64(options.flushEvents) || encoder.size >= options.chunkTargetSize
     }
@@ -324,9 +319,14 @@ public final class TraceRecorder: @unchecked Sendable {
     /// The same inside a drain, at twice the limits: a long drain is one
     /// stream of near-identical chains, which compresses better in larger
     /// chunks (docs/performance.md, issue 17).
-    @inlinable var drainChunkIsFull: Bool {
-        if defers { return raw.eventCount >= drainFullEvents || raw.size >= 2 * drainFullSize }
-        return encoder.eventCount >= drainFullEvents || encoder.size >= drainFullSize
+    /// (Each observer asks for its own kind of chunk: the question is asked
+    /// between every two chains, and a test of the kind there cost serve's
+    /// device thread 3 instructions a frame.)
+    @inlinable @inline(__always) var drainChunkIsFull: Bool {
+        encoder.eventCount >= drainFullEvents || encoder.size >= drainFullSize
+    }
+    @inlinable @inline(__always) var drainRawChunkIsFull: Bool {
+        raw.eventCount >= drainFullEvents || raw.size >= 2 * drainFullSize
     }
 
     /// Whether the open chunk's oldest event is older than the flush window.
@@ -338,10 +338,11 @@ public final class TraceRecorder: @unchecked Sendable {
     /// here (the device then reports its state, ``cutInsideDrain(nic:state:)``),
     /// so a long drain never leaves chunks without a checkpoint. The clock is
     /// read every 64 boundaries.
+    /// - Parameter raw: whether the observer records into raw chunks.
     @inlinable @inline(__always)
-    func drainBoundary() -> DrainBoundaryAction {
+    func drainBoundary(raw: Bool = false) -> DrainBoundaryAction {
         guard chunkOpen else { return .goOn }
-        if drainChunkIsFull { return .checkpoint }
+        if raw ? drainRawChunkIsFull : drainChunkIsFull { return .checkpoint }
         boundariesUntilClock &-= 1
         if boundariesUntilClock <= 0 && chunkGrewOld() { return .checkpoint }
         return .goOn
