@@ -80,6 +80,27 @@ struct KVMRunTests {
         #expect(try CLI.run("replay", "--check", trace).status == 0)
     }
 
+    /// By default the vCPU thread leaves the encoding to the writer's thread;
+    /// `--encode-inline` encodes as it goes. The two traces of one workload
+    /// hold the same events (their times aside) and both replay.
+    @Test func theEncodingOnTheWritersThreadRecordsWhatInlineEncodingRecords() throws {
+        guard !skip() else { return }
+        var dumps: [[Substring]] = []
+        for extra in [[], ["--encode-inline"]] {
+            let trace = try temporaryFile("kvm-encode\(extra.count).vtrace", [])
+            let r = try run(["--workload", "burst:frames=300,len=600,descs=2", "--record", trace, "--flush-events", "997"] + extra)
+            #expect(r.status == 0, "\(r.stderr) \(r.report)")
+            #expect(try CLI.run("replay", "--check", trace).status == 0)
+            // "#N TIME nic0 ...": the time is the run's own.
+            dumps.append(try CLI.run("dump", trace).stdout.split(separator: "\n").map { line in
+                let fields = line.split(separator: " ", maxSplits: 2)
+                return fields.count == 3 ? fields[0] + " " + fields[2] : line
+            })
+            try FileManager.default.removeItem(atPath: trace)
+        }
+        #expect(dumps[0].count > 6_000 && dumps[0] == dumps[1], "\(dumps[0].count) and \(dumps[1].count) lines")
+    }
+
     /// `--snaplen 32`: the guest still gets every byte of its frames (it
     /// checks them), the trace keeps each frame's first 32 of 300 bytes both
     /// ways (the rest of three descriptors' pieces by length), replays with
