@@ -102,6 +102,19 @@ public struct RawChunk {
 
     // MARK: Appending (the recorder's thread)
 
+    /// An entry's kind, in the low byte of its first word (``header(_:flags:nic:_:)``:
+    /// then a flags byte, the NIC as 16 bits and a 32-bit field `a`). Entries
+    /// are 8-byte aligned; after the first word:
+    /// - `read`, `write`: the address; the bytes (`a` of them; none for a
+    ///   failed read), flags bit 0 set when the access succeeded.
+    /// - `truncated`: the address; the count of bytes kept; those bytes (`a`
+    ///   the access's length; flags bit 0 a write, bit 1 succeeded).
+    /// - `chain`: queue | head << 16; `a` descriptors of two words each
+    ///   (address; length | flags << 32 | next << 48).
+    /// - `used`: queue | len << 32 (`a` the id). `counter`: the value (`a` its index).
+    /// - `mmioRead`, `mmioWrite`: offset, value, time (`a` the vCPU, flags the width).
+    /// - `interrupt`: a zero word (`a` the kind). `other`: a zero word (`a`
+    ///   the event's index in ``others``).
     @usableFromInline enum Kind: UInt8 {
         case read = 1, write, truncated, chain, used, counter, mmioRead, mmioWrite, interrupt, other
     }
