@@ -169,9 +169,7 @@ public final class TraceWriter: @unchecked Sendable {
             switch item {
             case .encoded(let chunk): failed = compressAndWrite(chunk, backlog: backlog, compressor, &planner)
             case .raw(let raw):
-                let chunks = raw.encode()
-                rawPool.recycle(raw)
-                for chunk in chunks where failed == nil {
+                for chunk in raw.encode() where failed == nil {
                     failed = compressAndWrite(chunk, backlog: backlog, compressor, &planner)
                 }
             }
@@ -180,6 +178,9 @@ public final class TraceWriter: @unchecked Sendable {
                 if let failed, failure == nil { failure = failed }
                 notFull.broadcast()
             }
+            // Once the queue no longer holds it (a log is reused only when
+            // nothing else refers to it: see RawLogPool).
+            if case .raw(let raw) = item { rawPool.recycle(raw) }
         }
     }
 

@@ -106,6 +106,28 @@ struct RawChunkTests {
         #expect(encoded[0].flags == inline.flags)
     }
 
+    /// A raw chunk's memory comes back through the pool once nothing else
+    /// holds it, emptied, with the new chunk's counters; a log still held
+    /// elsewhere is not handed out.
+    @Test func aPooledLogIsReusedOnlyWhenNothingHoldsIt() {
+        let pool = RawLogPool(limit: 2), settings = Self.settings(minor: 6)
+        var first: RawChunk? = RawChunk(firstEvent: 0, baseTime: 0, checkpoint: nil, counters: Self.counters, settings: settings, capacity: 4096, pool: pool)
+        first!.counter(nic: 0, index: 3, value: 99)
+        let log = ObjectIdentifier(first!.log)
+        pool.recycle(first!)
+        let held = first
+        let second = RawChunk(firstEvent: 1, baseTime: 0, checkpoint: nil, counters: Self.counters, settings: settings, capacity: 4096, pool: pool)
+        #expect(ObjectIdentifier(second.log) != log, "a log another chunk still holds")
+        _ = held
+        first = nil
+        pool.recycle(second)
+        let secondLog = ObjectIdentifier(second.log)
+        _ = consume second
+        let third = RawChunk(firstEvent: 2, baseTime: 0, checkpoint: nil, counters: [[UInt64](repeating: 7, count: 16)], settings: settings, capacity: 4096, pool: pool)
+        #expect(ObjectIdentifier(third.log) == secondLog)
+        #expect(third.size == 0 && third.eventCount == 0 && third.currentCounters == [[UInt64](repeating: 7, count: 16)])
+    }
+
     /// Past the hard limit the raw chunk's records go on in continuation
     /// chunks, cut after the same access a recorder cuts after.
     /// (Hard limits from 1,500 to 4,000 bytes, so that cuts fall after
