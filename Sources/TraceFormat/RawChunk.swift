@@ -195,7 +195,10 @@ public struct RawChunk {
         lastTime = max(lastTime, time)
     }
 
-    /// Any other event (``ChunkEncoder/append(_:nic:vcpu:time:)``'s arguments).
+    /// Any other event (``ChunkEncoder/append(_:nic:vcpu:time:)``'s
+    /// arguments): MMIO accesses and interrupts in their layouts, the rest
+    /// kept aside. Memory accesses, chains, used elements and counters have
+    /// appends of their own.
     public mutating func append(_ event: OutgoingEvent, nic: Int, vcpu: UInt32 = 0, time: UInt64 = 0) {
         switch event {
         case .mmioRead(let offset, let width, let value) where 0...255 ~= width:
@@ -204,22 +207,10 @@ public struct RawChunk {
             mmio(.mmioWrite, nic: nic, vcpu: vcpu, time: time, offset: offset, width: width, value: value)
         case .interrupt(let kind):
             entry(Self.header(.interrupt, nic: nic, kind), 0, UnsafeRawBufferPointer(start: nil, count: 0), stored: 0)
-        case .memoryRead(let address, let length, let ok, let bytes):
-            if ok && length > bytes.count {
-                truncatedAccess(nic: nic, address: address, length: length, bytes: bytes, write: false)
-            } else {
-                memoryRead(nic: nic, address: address, bytes: bytes, ok: ok)
-            }
-        case .memoryWrite(let address, let length, let ok, let bytes):
-            if length > bytes.count {
-                truncatedAccess(nic: nic, address: address, length: length, bytes: bytes, write: true, ok: ok)
-            } else {
-                memoryWrite(nic: nic, address: address, bytes: bytes, ok: ok)
-            }
-        case .used(let queue, let id, let len): used(nic: nic, queue: queue, id: id, len: len)
-        case .counter(let index, let value): counter(nic: nic, index: index, value: value)
-        case .chain:
-            preconditionFailure("a raw chunk takes a chain with its descriptors: chain(nic:queue:head:count:descriptor:)")
+        case .memoryRead, .memoryWrite, .chain, .used, .counter:
+            // (Kept aside, a memory event's bytes would be a pointer into the
+            // device's memory, read only when the writer encodes.)
+            preconditionFailure("a raw chunk takes the device's own records through their appends (memoryRead, chain, …)")
         default:
             entry(Self.header(.other, nic: nic, UInt32(truncatingIfNeeded: others.count)), 0, UnsafeRawBufferPointer(start: nil, count: 0), stored: 0)
             others.append((event, vcpu, time))

@@ -5,23 +5,21 @@ import TraceMapping
 import VirtioCore
 
 /// The device observer that records. One per NIC; all share one recorder.
-public struct RecordingObserver: DeviceObserver {
+/// What it shares with ``DeferredRecordingObserver`` is ``RecordingObserving``'s.
+public struct RecordingObserver: RecordingObserving {
     public let recorder: TraceRecorder
     public let nic: Int
     public var vcpu: UInt32
 
-    public static var observesAccessBoundaries: Bool { true }
-    public mutating func accessBegan(state: VirtioNetState) { recorder.accessBegan(nic: nic, state: state) }
-    public mutating func accessEnded(state: VirtioNetState) { recorder.accessEnded(nic: nic, state: state) }
-    public static var observesDrainBoundaries: Bool { true }
     @inlinable @inline(__always) public mutating func drainBoundary(_ position: DrainPosition) -> DrainBoundaryAction { recorder.drainBoundary() }
-    public mutating func drainCheckpoint(state: VirtioNetState) { recorder.cutInsideDrain(nic: nic, state: state) }
 
-    @inlinable public mutating func mmioRead(offset: UInt64, width: Int, value: UInt64) {
-        recorder.encoder.append(.mmioRead(offset: offset, width: width, value: value), nic: nic, vcpu: vcpu, time: recorder.clock())
+    @inlinable public mutating func record(_ event: OutgoingEvent, vcpu: UInt32, time: UInt64) {
+        recorder.encoder.append(event, nic: nic, vcpu: vcpu, time: time)
     }
-    @inlinable public mutating func mmioWrite(offset: UInt64, width: Int, value: UInt64) {
-        recorder.encoder.append(.mmioWrite(offset: offset, width: width, value: value), nic: nic, vcpu: vcpu, time: recorder.clock())
+    @inlinable @inline(__always)
+    public mutating func recordTruncated(address: UInt64, length: Int, bytes: UnsafeRawBufferPointer, write: Bool, ok: Bool) {
+        recorder.encoder.truncatedAccess(nic: nic, address: address, length: length, bytes: bytes, write: write, ok: ok)
+        recorder.checkHardLimit()
     }
     @inlinable @inline(__always) public mutating func memoryRead(address: UInt64, bytes: UnsafeRawBufferPointer, succeeded: Bool) {
         recorder.encoder.memoryRead(nic: nic, address: address, bytes: bytes, ok: succeeded)
@@ -30,23 +28,6 @@ public struct RecordingObserver: DeviceObserver {
     @inlinable @inline(__always) public mutating func memoryWrite(address: UInt64, bytes: UnsafeRawBufferPointer, succeeded: Bool) {
         recorder.encoder.memoryWrite(nic: nic, address: address, bytes: bytes, ok: succeeded)
         recorder.checkHardLimit()
-    }
-    /// Frame payload past the recorder's snaplen is recorded by its length alone.
-    @inlinable @inline(__always) public mutating func frameRead(address: UInt64, bytes: UnsafeRawBufferPointer, succeeded: Bool, frameOffset: Int) {
-        let kept = recorder.snaplen &- frameOffset
-        if kept >= bytes.count || !succeeded { return memoryRead(address: address, bytes: bytes, succeeded: succeeded) }
-        recorder.encoder.truncatedAccess(nic: nic, address: address, length: bytes.count, bytes: Self.prefix(bytes, kept), write: false)
-        recorder.checkHardLimit()
-    }
-    @inlinable @inline(__always) public mutating func frameWrite(address: UInt64, bytes: UnsafeRawBufferPointer, succeeded: Bool, frameOffset: Int) {
-        let kept = recorder.snaplen &- frameOffset
-        if kept >= bytes.count { return memoryWrite(address: address, bytes: bytes, succeeded: succeeded) }
-        recorder.encoder.truncatedAccess(nic: nic, address: address, length: bytes.count, bytes: Self.prefix(bytes, kept), write: true, ok: succeeded)
-        recorder.checkHardLimit()
-    }
-    /// The first `count` of `bytes` (none for a negative count).
-    @inlinable static func prefix(_ bytes: UnsafeRawBufferPointer, _ count: Int) -> UnsafeRawBufferPointer {
-        UnsafeRawBufferPointer(rebasing: bytes[0..<max(count, 0)])
     }
     @inlinable @inline(__always) public mutating func chainPopped(queue: UInt16, head: UInt16, descriptors: UnsafeBufferPointer<Descriptor>) {
         recorder.encoder.chain(nic: nic, queue: queue, head: head, count: descriptors.count) { i in
@@ -61,20 +42,5 @@ public struct RecordingObserver: DeviceObserver {
     @inlinable @inline(__always) public mutating func counterChanged(_ counter: NetCounter, value: UInt64) {
         recorder.encoder.counter(nic: nic, index: counter.ordinal, value: value)
         if recorder.triggerArmed { recorder.counterMoved(nic: nic, counter: counter, value: value) }
-    }
-    @inlinable public mutating func interruptRaised(_ kind: InterruptSignals) { recorder.encoder.append(.raised(kind), nic: nic) }
-    public mutating func queuePoisoned(queue: UInt16, error: QueueError) { recorder.encoder.append(.poisoned(queue: queue, error), nic: nic) }
-    public mutating func statusChanged(from old: UInt8, to new: UInt8) { recorder.encoder.append(.status(old: old, new: new), nic: nic) }
-    public mutating func driverFeaturesChanged(from old: UInt64, to new: UInt64) {
-        recorder.encoder.append(.features(old: old, new: new), nic: nic)
-    }
-    public mutating func activeQueuePairsChanged(from old: UInt16, to new: UInt16) {
-        recorder.encoder.append(.pairs(old: old, new: new), nic: nic)
-    }
-    public mutating func deviceReset() { recorder.encoder.append(.reset, nic: nic) }
-    public mutating func warning(_ warning: DeviceWarning) { recorder.encoder.append(.warned(warning), nic: nic) }
-    public mutating func memoryBindingChanged(bound: Bool) { recorder.memoryBinding(nic: nic, bound: bound) }
-    public mutating func transportOperation(_ operation: TransportOperation) {
-        recorder.encoder.append(.operation(operation), nic: nic, time: recorder.clock())
     }
 }

@@ -218,25 +218,23 @@ public final class TraceRecorder: @unchecked Sendable {
         cutAtHardLimit()
     }
 
-    @usableFromInline func cutAtHardLimit() {
-        encoder.markEndsInsideAccess()
-        let counters = encoder.currentCounters, lastTime = encoder.lastTime
-        submitChunk()
-        startChunk(firstEvent: nextEvent, baseTime: lastTime, checkpoint: nil, counters: counters)
-    }
-
     /// The same for a raw chunk past its memory's bound.
     @inlinable @inline(__always)
     func checkRawLimit() {
         guard raw.pastHardLimit else { return }
-        cutRawAtHardLimit()
+        cutAtHardLimit()
     }
 
-    @usableFromInline func cutRawAtHardLimit() {
-        raw.markEndsInsideAccess()
-        let counters = raw.currentCounters, lastTime = raw.lastTime
+    /// Cuts the open chunk, encoded or raw, inside an access, and goes on in a continuation.
+    @usableFromInline func cutAtHardLimit() {
+        markChunkEndsInsideAccess()
+        let counters = defers ? raw.currentCounters : encoder.currentCounters, lastTime = defers ? raw.lastTime : encoder.lastTime
         submitChunk()
         startChunk(firstEvent: nextEvent, baseTime: lastTime, checkpoint: nil, counters: counters)
+    }
+
+    func markChunkEndsInsideAccess() {
+        if defers { raw.markEndsInsideAccess() } else { encoder.markEndsInsideAccess() }
     }
 
     // MARK: Access boundaries
@@ -357,7 +355,7 @@ public final class TraceRecorder: @unchecked Sendable {
     /// with a checkpoint that holds where the drain stands.
     func cutInsideDrain(nic: Int, state: VirtioNetState) {
         states[nic] = state
-        if defers { raw.markEndsInsideAccess() } else { encoder.markEndsInsideAccess() }
+        markChunkEndsInsideAccess()
         submitChunk()
         openChunk(now: clock())
     }

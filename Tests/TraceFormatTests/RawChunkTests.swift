@@ -7,7 +7,7 @@ import Testing
 @Suite("raw chunks")
 struct RawChunkTests {
     /// Events of every kind and shape, applied to an encoder or a raw chunk alike.
-    static func apply<S>(_ sink: inout S, _ record: RecordingCalls<S>, rounds: Int = 3) {
+    static func apply<S: RecordSink>(_ sink: inout S, rounds: Int = 3) {
         var payload = [UInt8](repeating: 0, count: 2_000)
         for i in payload.indices { payload[i] = UInt8(truncatingIfNeeded: i &* 7 &+ 3) }
         payload.withUnsafeBytes { p in
@@ -15,71 +15,42 @@ struct RawChunkTests {
             var head: UInt16 = 0
             for round in 0..<rounds {
                 let nic = round % 2
-                record.append(&sink, .mmioWrite(offset: 0x50, width: 4, value: 1), nic, UInt32(round), 1_000 &* UInt64(round))
+                sink.append(.mmioWrite(offset: 0x50, width: 4, value: 1), nic: nic, vcpu: UInt32(round), time: 1_000 &* UInt64(round))
                 // Ring index, slot, descriptors, payload: repeats and recalls from the second round on.
-                record.read(&sink, nic, 0x1002, bytes(2, from: round), true)
-                record.read(&sink, nic, 0x1004 &+ 2 &* UInt64(head), bytes(2, from: 5), true)
-                record.read(&sink, nic, 0x2000, bytes(16, from: 16), true)
-                record.read(&sink, nic, 0x2010, bytes(16, from: 40), true)
-                record.chain(&sink, nic, 1, head, 2) { i in (0x10_0000 &+ 0x1000 &* UInt64(i), 760, i == 0 ? 1 : 0, UInt16(i + 1)) }
-                record.read(&sink, nic, 0x10_000C, bytes(748, from: 100), true)
-                record.read(&sink, nic, 0x10_1000, bytes(760, from: 848), true)
-                record.read(&sink, nic, 0x3000, bytes(8), false)                     // failed: no bytes stored
-                record.truncated(&sink, nic, 0x10_2000, 1_500, bytes(64, from: 200), false, true)
-                record.write(&sink, nic, 0x20_0000, bytes(12), true)
-                record.write(&sink, nic, 0x20_000C, bytes(748, from: 100), true)   // repeats a recent read
-                record.write(&sink, nic, 0x20_0800, bytes(1_500, from: 50), false)  // failed, stored
-                record.truncated(&sink, nic, 0x20_1000, 1_500, bytes(40, from: 9), true, round == 1)
-                record.write(&sink, nic, 0x4008 &+ 8 &* UInt64(head), bytes(8, from: 24), true)
-                record.write(&sink, nic, 0x4002, bytes(2, from: round &+ 1), true)
-                record.used(&sink, nic, 1, UInt32(head), 0)
-                record.counter(&sink, nic, 0, UInt64(round + 1))
-                record.counter(&sink, nic, 1, UInt64(round + 1) &* 1_514)
-                record.counter(&sink, nic, 15, 1 << 40 | UInt64(round))
-                record.append(&sink, .interrupt(kind: 1), nic, 0, 0)
-                record.append(&sink, .poison(queue: 1, code: 3, details: EventDetails([7, 9])), nic, 0, 0)
-                record.append(&sink, .status(old: 7, new: 15), nic, 0, 0)
-                record.append(&sink, .features(old: 0, new: 1 << 32 | 0x20), nic, 0, 0)
-                record.append(&sink, .pairs(old: 1, new: 2), nic, 0, 0)
-                record.append(&sink, .warning(code: 2, details: EventDetails([1, 2, 3])), nic, 0, 0)
-                record.append(&sink, .memoryBinding(bound: round != 1), nic, 0, 0)
-                record.append(&sink, .transport(code: 4, queue: 1, values: EventDetails([5])), nic, 0, 2_000 &* UInt64(round) &+ 500)
-                record.append(&sink, .marker(code: 1, details: EventDetails([42])), nic, 0, 2_000 &* UInt64(round) &+ 400)
-                record.append(&sink, .mmioRead(offset: 0x60, width: 4, value: 1), nic, 7, 2_000 &* UInt64(round) &+ 900)
-                record.append(&sink, .reset, nic, 0, 0)
+                sink.memoryRead(nic: nic, address: 0x1002, bytes: bytes(2, from: round), ok: true)
+                sink.memoryRead(nic: nic, address: 0x1004 &+ 2 &* UInt64(head), bytes: bytes(2, from: 5), ok: true)
+                sink.memoryRead(nic: nic, address: 0x2000, bytes: bytes(16, from: 16), ok: true)
+                sink.memoryRead(nic: nic, address: 0x2010, bytes: bytes(16, from: 40), ok: true)
+                sink.chain(nic: nic, queue: 1, head: head, count: 2) { i in (0x10_0000 &+ 0x1000 &* UInt64(i), 760, i == 0 ? 1 : 0, UInt16(i + 1)) }
+                sink.memoryRead(nic: nic, address: 0x10_000C, bytes: bytes(748, from: 100), ok: true)
+                sink.memoryRead(nic: nic, address: 0x10_1000, bytes: bytes(760, from: 848), ok: true)
+                sink.memoryRead(nic: nic, address: 0x3000, bytes: bytes(8), ok: false)                     // failed: no bytes stored
+                sink.truncatedAccess(nic: nic, address: 0x10_2000, length: 1_500, bytes: bytes(64, from: 200), write: false, ok: true)
+                sink.memoryWrite(nic: nic, address: 0x20_0000, bytes: bytes(12), ok: true)
+                sink.memoryWrite(nic: nic, address: 0x20_000C, bytes: bytes(748, from: 100), ok: true)   // repeats a recent read
+                sink.memoryWrite(nic: nic, address: 0x20_0800, bytes: bytes(1_500, from: 50), ok: false)  // failed, stored
+                sink.truncatedAccess(nic: nic, address: 0x20_1000, length: 1_500, bytes: bytes(40, from: 9), write: true, ok: round == 1)
+                sink.memoryWrite(nic: nic, address: 0x4008 &+ 8 &* UInt64(head), bytes: bytes(8, from: 24), ok: true)
+                sink.memoryWrite(nic: nic, address: 0x4002, bytes: bytes(2, from: round &+ 1), ok: true)
+                sink.used(nic: nic, queue: 1, id: UInt32(head), len: 0)
+                sink.counter(nic: nic, index: 0, value: UInt64(round + 1))
+                sink.counter(nic: nic, index: 1, value: UInt64(round + 1) &* 1_514)
+                sink.counter(nic: nic, index: 15, value: 1 << 40 | UInt64(round))
+                sink.append(.interrupt(kind: 1), nic: nic, vcpu: 0, time: 0)
+                sink.append(.poison(queue: 1, code: 3, details: EventDetails([7, 9])), nic: nic, vcpu: 0, time: 0)
+                sink.append(.status(old: 7, new: 15), nic: nic, vcpu: 0, time: 0)
+                sink.append(.features(old: 0, new: 1 << 32 | 0x20), nic: nic, vcpu: 0, time: 0)
+                sink.append(.pairs(old: 1, new: 2), nic: nic, vcpu: 0, time: 0)
+                sink.append(.warning(code: 2, details: EventDetails([1, 2, 3])), nic: nic, vcpu: 0, time: 0)
+                sink.append(.memoryBinding(bound: round != 1), nic: nic, vcpu: 0, time: 0)
+                sink.append(.transport(code: 4, queue: 1, values: EventDetails([5])), nic: nic, vcpu: 0, time: 2_000 &* UInt64(round) &+ 500)
+                sink.append(.marker(code: 1, details: EventDetails([42])), nic: nic, vcpu: 0, time: 2_000 &* UInt64(round) &+ 400)
+                sink.append(.mmioRead(offset: 0x60, width: 4, value: 1), nic: nic, vcpu: 7, time: 2_000 &* UInt64(round) &+ 900)
+                sink.append(.reset, nic: nic, vcpu: 0, time: 0)
                 head &+= 1
             }
         }
     }
-
-    /// The calls a recording observer makes, for either sink.
-    struct RecordingCalls<S> {
-        var read: (inout S, Int, UInt64, UnsafeRawBufferPointer, Bool) -> Void
-        var write: (inout S, Int, UInt64, UnsafeRawBufferPointer, Bool) -> Void
-        var truncated: (inout S, Int, UInt64, Int, UnsafeRawBufferPointer, Bool, Bool) -> Void
-        var chain: (inout S, Int, UInt16, UInt16, Int, (Int) -> (addr: UInt64, len: UInt32, flags: UInt16, next: UInt16)) -> Void
-        var used: (inout S, Int, UInt16, UInt32, UInt32) -> Void
-        var counter: (inout S, Int, Int, UInt64) -> Void
-        var append: (inout S, OutgoingEvent, Int, UInt32, UInt64) -> Void
-    }
-
-    static var encoderCalls: RecordingCalls<ChunkEncoder> { RecordingCalls<ChunkEncoder>(
-        read: { $0.memoryRead(nic: $1, address: $2, bytes: $3, ok: $4) },
-        write: { $0.memoryWrite(nic: $1, address: $2, bytes: $3, ok: $4) },
-        truncated: { $0.truncatedAccess(nic: $1, address: $2, length: $3, bytes: $4, write: $5, ok: $6) },
-        chain: { $0.chain(nic: $1, queue: $2, head: $3, count: $4, descriptor: $5) },
-        used: { $0.used(nic: $1, queue: $2, id: $3, len: $4) },
-        counter: { $0.counter(nic: $1, index: $2, value: $3) },
-        append: { $0.append($1, nic: $2, vcpu: $3, time: $4) }) }
-
-    static var rawCalls: RecordingCalls<RawChunk> { RecordingCalls<RawChunk>(
-        read: { $0.memoryRead(nic: $1, address: $2, bytes: $3, ok: $4) },
-        write: { $0.memoryWrite(nic: $1, address: $2, bytes: $3, ok: $4) },
-        truncated: { $0.truncatedAccess(nic: $1, address: $2, length: $3, bytes: $4, write: $5, ok: $6) },
-        chain: { $0.chain(nic: $1, queue: $2, head: $3, count: $4, descriptor: $5) },
-        used: { $0.used(nic: $1, queue: $2, id: $3, len: $4) },
-        counter: { $0.counter(nic: $1, index: $2, value: $3) },
-        append: { $0.append($1, nic: $2, vcpu: $3, time: $4) }) }
 
     static func settings(minor: UInt16, hardLimit: Int = .max) -> EncoderSettings {
         let r = TraceVersion.records(minor: minor)
@@ -92,9 +63,9 @@ struct RawChunkTests {
     func aRawChunkEncodesToTheInlineEncodersBytes(minor: UInt16) {
         let settings = Self.settings(minor: minor)
         var inline = settings.encoder(firstEvent: 100, baseTime: 50, checkpoint: nil, counters: Self.counters)
-        Self.apply(&inline, Self.encoderCalls)
+        Self.apply(&inline)
         var raw = RawChunk(firstEvent: 100, baseTime: 50, checkpoint: nil, counters: Self.counters, settings: settings, capacity: 256)
-        Self.apply(&raw, Self.rawCalls)
+        Self.apply(&raw)
         #expect(raw.eventCount == inline.eventCount && raw.eventCount == 3 * 31)
         #expect(raw.currentCounters == inline.currentCounters)
         #expect(raw.lastTime == inline.lastTime)
@@ -137,26 +108,12 @@ struct RawChunkTests {
     func pastTheHardLimitTheEncodingIsCutAsARecorderCutsIt(hardLimit: Int) {
         let settings = Self.settings(minor: 6, hardLimit: hardLimit)
         var raw = RawChunk(firstEvent: 0, baseTime: 0, checkpoint: nil, counters: Self.counters, settings: settings, capacity: 256)
-        Self.apply(&raw, Self.rawCalls, rounds: 6)
+        Self.apply(&raw, rounds: 6)
         let encoded = raw.encode()
         // The recorder's inline cuts (TraceRecorder.checkHardLimit after each access and chain).
-        var expected: [ChunkEncoder] = []
-        var e = settings.encoder(firstEvent: 0, baseTime: 0, checkpoint: nil, counters: Self.counters)
-        var cutting = Self.encoderCalls
-        func cut(_ e: inout ChunkEncoder) {
-            guard e.pastHardLimit else { return }
-            e.markEndsInsideAccess()
-            let next = settings.encoder(firstEvent: e.firstEvent + e.eventCount, baseTime: e.lastTime, checkpoint: nil, counters: e.currentCounters)
-            expected.append(e)
-            e = next
-        }
-        let read = cutting.read, write = cutting.write, truncated = cutting.truncated, chain = cutting.chain
-        cutting.read = { read(&$0, $1, $2, $3, $4); cut(&$0) }
-        cutting.write = { write(&$0, $1, $2, $3, $4); cut(&$0) }
-        cutting.truncated = { truncated(&$0, $1, $2, $3, $4, $5, $6); cut(&$0) }
-        cutting.chain = { chain(&$0, $1, $2, $3, $4, $5); cut(&$0) }
-        Self.apply(&e, cutting, rounds: 6)
-        expected.append(e)
+        var cutting = CuttingEncoder(settings: settings, counters: Self.counters)
+        Self.apply(&cutting, rounds: 6)
+        let expected = cutting.done + [cutting.e]
         #expect(encoded.count == expected.count && encoded.count >= 4, "\(encoded.count) chunks")
         for (i, (a, b)) in zip(encoded, expected).enumerated() {
             #expect(a.content == b.content, "chunk \(i)")
@@ -166,4 +123,52 @@ struct RawChunkTests {
         #expect(encoded.dropFirst().allSatisfy { $0.flags.contains(.continuation) })
         #expect(encoded.reduce(0) { $0 + $1.eventCount } == raw.eventCount)
     }
+}
+
+/// What a recording observer calls, on an encoder or a raw chunk alike.
+protocol RecordSink {
+    mutating func memoryRead(nic: Int, address: UInt64, bytes: UnsafeRawBufferPointer, ok: Bool)
+    mutating func memoryWrite(nic: Int, address: UInt64, bytes: UnsafeRawBufferPointer, ok: Bool)
+    mutating func truncatedAccess(nic: Int, address: UInt64, length: Int, bytes: UnsafeRawBufferPointer, write: Bool, ok: Bool)
+    mutating func chain(nic: Int, queue: UInt16, head: UInt16, count: Int, descriptor: (Int) -> (addr: UInt64, len: UInt32, flags: UInt16, next: UInt16))
+    mutating func used(nic: Int, queue: UInt16, id: UInt32, len: UInt32)
+    mutating func counter(nic: Int, index: Int, value: UInt64)
+    mutating func append(_ event: OutgoingEvent, nic: Int, vcpu: UInt32, time: UInt64)
+}
+
+extension ChunkEncoder: RecordSink {}
+extension RawChunk: RecordSink {}
+
+/// Encoders cut as the recorder cuts inline: past the hard limit, after an
+/// access or a chain, the chunk ends inside the access and a continuation follows.
+struct CuttingEncoder: RecordSink {
+    let settings: EncoderSettings
+    var e: ChunkEncoder
+    var done: [ChunkEncoder] = []
+
+    init(settings: EncoderSettings, counters: [[UInt64]]) {
+        self.settings = settings
+        e = settings.encoder(firstEvent: 0, baseTime: 0, checkpoint: nil, counters: counters)
+    }
+
+    mutating func cut() {
+        guard e.pastHardLimit else { return }
+        e.markEndsInsideAccess()
+        let next = settings.encoder(firstEvent: e.firstEvent + e.eventCount, baseTime: e.lastTime, checkpoint: nil, counters: e.currentCounters)
+        done.append(e)
+        e = next
+    }
+    mutating func memoryRead(nic: Int, address: UInt64, bytes: UnsafeRawBufferPointer, ok: Bool) { e.memoryRead(nic: nic, address: address, bytes: bytes, ok: ok); cut() }
+    mutating func memoryWrite(nic: Int, address: UInt64, bytes: UnsafeRawBufferPointer, ok: Bool) { e.memoryWrite(nic: nic, address: address, bytes: bytes, ok: ok); cut() }
+    mutating func truncatedAccess(nic: Int, address: UInt64, length: Int, bytes: UnsafeRawBufferPointer, write: Bool, ok: Bool) {
+        e.truncatedAccess(nic: nic, address: address, length: length, bytes: bytes, write: write, ok: ok)
+        cut()
+    }
+    mutating func chain(nic: Int, queue: UInt16, head: UInt16, count: Int, descriptor: (Int) -> (addr: UInt64, len: UInt32, flags: UInt16, next: UInt16)) {
+        e.chain(nic: nic, queue: queue, head: head, count: count, descriptor: descriptor)
+        cut()
+    }
+    mutating func used(nic: Int, queue: UInt16, id: UInt32, len: UInt32) { e.used(nic: nic, queue: queue, id: id, len: len) }
+    mutating func counter(nic: Int, index: Int, value: UInt64) { e.counter(nic: nic, index: index, value: value) }
+    mutating func append(_ event: OutgoingEvent, nic: Int, vcpu: UInt32, time: UInt64) { e.append(event, nic: nic, vcpu: vcpu, time: time) }
 }
