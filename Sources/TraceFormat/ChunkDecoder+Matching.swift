@@ -91,6 +91,10 @@ extension ChunkDecoder {
             } else if t.code == RecalledRecord.read && recalls {
                 let f = try recalledRead(t.tagOffset)
                 (a, length, ok, range) = (f.address, f.bytes.count, true, f.bytes)
+            } else if t.code == CursorRecord.code && cursors {
+                let f = try cursorAccess(t.tagOffset)
+                guard !f.isWrite else { return .mismatch }
+                (a, length, ok, range) = (f.address, f.bytes.count, true, f.bytes)
             } else if t.code == TruncatedMemoryRecord.code,
                       case .memoryRead(let ta, let tl, let tok, let tr) = try truncatedMemory(t.tagOffset) {
                 (a, length, ok, range) = (ta, tl, tok, tr)
@@ -131,6 +135,10 @@ extension ChunkDecoder {
             } else if t.code == PredictedRecord.incrementedWrite && predicts {
                 let f = try incrementedAccess(isRead: false, t.tagOffset)
                 (a, length, ok, range) = (f.address, 2, true, f.bytes)
+            } else if t.code == CursorRecord.code && cursors {
+                let f = try cursorAccess(t.tagOffset)
+                guard f.isWrite else { return .mismatch }
+                (a, length, ok, range) = (f.address, f.bytes.count, true, f.bytes)
             } else if t.code == TruncatedMemoryRecord.code,
                       case .memoryWrite(let ta, let tl, let tok, let tr) = try truncatedMemory(t.tagOffset) {
                 (a, length, ok, range) = (ta, tl, tok, tr)

@@ -16,10 +16,11 @@ public final class ChunkBuffer {
         storage = Self.allocate(max(capacity + Self.materialisedRoom(capacity), 1))
     }
 
-    /// Room kept after a content of `n` bytes for the bytes a 1.5 decoder
-    /// materialises there (``PredictedRecord/incrementedRead``: 2 bytes for
-    /// a record of at least 3).
-    static func materialisedRoom(_ n: Int) -> Int { n / 3 * 2 + 2 }
+    /// Room kept after a content of `n` bytes for the bytes a decoder
+    /// materialises there: at most 8 bytes for every 3 of content (1.7's
+    /// used element: a record of at least 3 bytes; its index and ring slot
+    /// reads 2 for a record of at least 2; 1.5's incremented records 2 for 3).
+    static func materialisedRoom(_ n: Int) -> Int { n / 3 * 8 + 8 }
 
     /// A transparent huge page's size on x86-64 and most arm64 kernels.
     static let hugePage = 2 << 20
@@ -54,9 +55,9 @@ public final class ChunkBuffer {
     /// The content and the room after it (what an event's byte range may point into).
     public var room: UnsafeRawBufferPointer { UnsafeRawBufferPointer(storage) }
 
-    /// Writes a materialised u16 (little-endian) `at` (past the content, in its room).
-    @usableFromInline func materialise(_ value: UInt16, at offset: Int) {
-        storage.baseAddress!.storeBytes(of: value.littleEndian, toByteOffset: offset, as: UInt16.self)
+    /// Writes a materialised integer (little-endian) `at` (past the content, in its room).
+    @usableFromInline func materialise<T: FixedWidthInteger>(_ value: T, at offset: Int) {
+        storage.baseAddress!.storeBytes(of: value.littleEndian, toByteOffset: offset, as: T.self)
     }
 
     /// Replaces the content with `count` bytes written by `write` (which gets
@@ -173,6 +174,8 @@ public struct ChunkDecoder {
     /// Whether address codes reach 4096 accesses back and the content may
     /// hold recalled reads (format 1.6: ``RecalledRecord``).
     @usableFromInline let recalls: Bool
+    /// Whether the content may hold cursor records (format 1.7: ``CursorRecord``).
+    @usableFromInline let cursors: Bool
     /// How far back an address code reaches (``AddressCode/reach(recalls:)``).
     @usableFromInline let reach: Int
     /// The buffers of the chunk's last chain (address codes name them).
@@ -180,9 +183,13 @@ public struct ChunkDecoder {
     /// Where the bytes of the newest successful 2-byte read are (-1: none
     /// yet): a ``PredictedRecord/chainAtHead``'s head.
     @usableFromInline var headRead = -1
-    /// Where the bytes of the newest successful 8-byte write are (-1: none
-    /// yet): a ``PredictedRecord/usedAsWritten``'s id and len.
-    @usableFromInline var usedWrite = -1
+    /// The ring cursors (format 1.7), and the used cursor in every format:
+    /// the newest successful 8-byte write, a ``PredictedRecord/usedAsWritten``'s
+    /// id and len.
+    @usableFromInline var ring = RingCursors()
+    /// Whether the chunk has made a successful 8-byte write (before 1.7, a
+    /// used publication as written needs one).
+    @usableFromInline var usedWritten = false
     /// Bytes materialised after the content so far (incremented records).
     @usableFromInline var materialised = 0
     /// The last small access at each address (``RepeatTable``), made at the
@@ -210,6 +217,7 @@ public struct ChunkDecoder {
         repeats = false
         predicts = false
         recalls = false
+        cursors = false
         reach = 0
     }
 
@@ -231,23 +239,26 @@ public struct ChunkDecoder {
     ///     hold predicted records (format 1.5 and later, with `repeats`).
     ///   - recalls: whether address codes reach 4096 accesses back and it
     ///     may hold recalled reads (format 1.6 and later, with `predicts`).
-    public init(content: [UInt8], nics: Int, repeats: Bool = true, predicts: Bool = true, recalls: Bool = true) throws(ChunkDecodeError) {
-        try self.init(buffer: ChunkBuffer(content), nics: nics, repeats: repeats, predicts: predicts, recalls: recalls)
+    ///   - cursors: whether it may hold cursor records (format 1.7 and
+    ///     later, with `recalls`).
+    public init(content: [UInt8], nics: Int, repeats: Bool = true, predicts: Bool = true, recalls: Bool = true, cursors: Bool = true) throws(ChunkDecodeError) {
+        try self.init(buffer: ChunkBuffer(content), nics: nics, repeats: repeats, predicts: predicts, recalls: recalls, cursors: cursors)
     }
 
     /// A decoder over `buffer`'s content written as format 1.`minor`
     /// (``TraceVersion/records(minor:)``).
     public init(buffer: ChunkBuffer, nics: Int, formatMinor minor: UInt16) throws(ChunkDecodeError) {
         let r = TraceVersion.records(minor: minor)
-        try self.init(buffer: buffer, nics: nics, repeats: r.repeats, predicts: r.predicts, recalls: r.recalls)
+        try self.init(buffer: buffer, nics: nics, repeats: r.repeats, predicts: r.predicts, recalls: r.recalls, cursors: r.cursors)
     }
 
     /// A decoder over `buffer`'s content (which it keeps alive).
-    public init(buffer: ChunkBuffer, nics: Int, repeats: Bool = true, predicts: Bool = true, recalls: Bool = true) throws(ChunkDecodeError) {
+    public init(buffer: ChunkBuffer, nics: Int, repeats: Bool = true, predicts: Bool = true, recalls: Bool = true, cursors: Bool = true) throws(ChunkDecodeError) {
         self.buffer = buffer
         self.repeats = repeats
         self.predicts = predicts && repeats
         self.recalls = recalls && predicts && repeats
+        self.cursors = cursors && recalls && predicts && repeats
         reach = AddressCode.reach(recalls: self.recalls)
         if self.predicts { repeatTable = RepeatTable() }
         let raw = buffer.bytes
@@ -426,7 +437,7 @@ public struct ChunkDecoder {
                     return true
                 }
                 if code >= RepeatRecord.read && (code <= RepeatRecord.chainAsRead && repeats || code <= PredictedRecord.incrementedWrite && predicts
-                                                 || code == RecalledRecord.read && recalls) {
+                                                 || code == RecalledRecord.read && recalls || code == CursorRecord.code && cursors) {
                     emit(try repeated(code, tagOffset), into: &event)
                     return true
                 }
@@ -545,7 +556,10 @@ public struct ChunkDecoder {
         if ok {
             range = try skip(length, tagOffset: tagOffset, "memory read")
             if length >= 8 { recentReads.push(length: Int(length), start: range.lowerBound) }
-            if length == 2 { headRead = range.lowerBound }
+            if length == 2 {
+                headRead = range.lowerBound
+                if cursors { ring.indexAccessed(address, value(at: range.lowerBound), recent: false, isRead: true) }
+            }
             if repeats && length &- 1 < UInt64(RepeatTable.maxLength) { remember(address, Int(length), range.lowerBound) }
         } else {
             guard length <= UInt64(UInt32.max) else { throw fail(tagOffset, "memory read length \(length) out of range") }
@@ -581,7 +595,7 @@ public struct ChunkDecoder {
             range = try skip(length, tagOffset: tagOffset, "memory write")
         }
         if ok && repeats && length &- 1 < UInt64(RepeatTable.maxLength) { remember(address, Int(length), range.lowerBound) }
-        if ok && length == 8 { usedWrite = range.lowerBound }
+        if ok && length == 8 { usedElement(address, at: range.lowerBound) }
         entered(address, length: length)
         lastWriteEnd = address &+ length
         return (address, Int(length), ok, range)
@@ -663,6 +677,11 @@ public struct ChunkDecoder {
             let f = try recalledRead(tagOffset)
             return .memoryRead(address: f.address, length: f.bytes.count, ok: true, bytes: f.bytes)
         }
+        if code == CursorRecord.code {
+            let f = try cursorAccess(tagOffset)
+            return f.isWrite ? .memoryWrite(address: f.address, length: f.bytes.count, ok: true, bytes: f.bytes)
+                : .memoryRead(address: f.address, length: f.bytes.count, ok: true, bytes: f.bytes)
+        }
         if code == PredictedRecord.incrementedRead || code == PredictedRecord.incrementedWrite {
             let isRead = code == PredictedRecord.incrementedRead
             let f = try incrementedAccess(isRead: isRead, tagOffset)
@@ -739,10 +758,12 @@ public struct ChunkDecoder {
         let at = end &+ materialised
         guard at + 2 <= buffer.room.count else { throw fail(tagOffset, "incremented records materialise more bytes than the chunk's room") }
         let old = UInt16(littleEndian: (contentBase + last.offset).loadUnaligned(as: UInt16.self))
-        buffer.materialise(old &+ UInt16(amount), at: at)
+        let new = old &+ UInt16(amount)
+        buffer.materialise(new, at: at)
         materialised &+= 2
         remember(address, 2, at)
         entered(address, length: 2)
+        if cursors { ring.indexAccessed(address, new, recent: namesRecentAccess(tagOffset), isRead: isRead) }
         if isRead {
             headRead = at
             lastReadEnd = address &+ 2
@@ -757,9 +778,86 @@ public struct ChunkDecoder {
     @inlinable @inline(__always)
     mutating func usedAsWrittenFields(_ tagOffset: Int) throws(ChunkDecodeError) -> (queue: UInt16, id: UInt32, len: UInt32) {
         let queue: UInt16 = try narrow()
-        guard usedWrite >= 0 else { throw fail(tagOffset, "used as written, but no 8-byte write came before it in this chunk") }
-        let at = contentBase + usedWrite
-        return (queue, UInt32(littleEndian: at.loadUnaligned(as: UInt32.self)), UInt32(littleEndian: at.loadUnaligned(fromByteOffset: 4, as: UInt32.self)))
+        guard cursors || usedWritten else { throw fail(tagOffset, "used as written, but no 8-byte write came before it in this chunk") }
+        return (queue, ring.usedID, ring.usedLen)
+    }
+
+    /// The little-endian u16 at content (or materialised) offset `at`.
+    @inlinable @inline(__always)
+    func value(at offset: Int) -> UInt16 { UInt16(littleEndian: (contentBase + offset).loadUnaligned(as: UInt16.self)) }
+
+    /// A successful 8-byte write at `address`, its bytes at `offset`, is the
+    /// used cursor (its id and len; ``RingCursors``).
+    @inlinable @inline(__always)
+    mutating func usedElement(_ address: UInt64, at offset: Int) {
+        let at = contentBase + offset
+        ring.usedAddress = address
+        ring.usedID = UInt32(littleEndian: at.loadUnaligned(as: UInt32.self))
+        ring.usedLen = UInt32(littleEndian: at.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
+        usedWritten = true
+    }
+
+    /// Whether the record at `tagOffset` (a repeat or incremented record,
+    /// whose first field, its address code, has been decoded) names the
+    /// same address as an access fewer than ``RingCursors/recentBack`` back:
+    /// a 2-byte access the index cache takes (format 1.7).
+    @usableFromInline @inline(never)
+    func namesRecentAccess(_ tagOffset: Int) -> Bool {
+        var r = reader
+        r.offset = tagOffset &+ 1
+        guard let v = try? r.varint() else { return false }
+        return v & 3 == AddressCode.same && v >> 2 < UInt64(RingCursors.recentBack)
+    }
+
+    /// A cursor record (``CursorRecord``, format 1.7): a 2-byte access at an
+    /// index cache entry, the avail ring slot after the ring cursor, or the
+    /// used element after the used cursor. Its bytes are materialised after
+    /// the content; the cursor moves; it enters the history, not the repeat
+    /// table.
+    @usableFromInline @_transparent
+    mutating func cursorAccess(_ tagOffset: Int) throws(ChunkDecodeError) -> (isWrite: Bool, address: UInt64, bytes: Range<Int>) {
+        let v = try varint()
+        let at = end &+ materialised
+        if v & 3 == CursorRecord.usedTag {
+            let len = try varint()
+            guard v >> 2 <= UInt64(UInt32.max), len <= UInt64(UInt32.max) else {
+                throw fail(tagOffset, "used element cursor record of id change \(v >> 2) and len \(len) (each below 2^32)")
+            }
+            guard at + 8 <= buffer.room.count else { throw fail(tagOffset, "cursor records materialise more bytes than the chunk's room") }
+            let address = ring.usedAddress &+ 8
+            let id = ring.usedID &+ UInt32(truncatingIfNeeded: v >> 2), length = UInt32(truncatingIfNeeded: len)
+            buffer.materialise(UInt64(id) | UInt64(length) << 32, at: at)
+            materialised &+= 8
+            (ring.usedAddress, ring.usedID, ring.usedLen) = (address, id, length)
+            entered(address, length: 8)
+            lastWriteEnd = address &+ 8
+            return (true, address, at..<(at &+ 8))
+        }
+        let ringSlot = v & 3 == CursorRecord.ringTag, delta = ringSlot ? v >> 2 : v >> 4
+        guard delta <= 0xFFFF else { throw fail(tagOffset, "cursor record changes a 2-byte value by \(delta) (below 65,536)") }
+        guard at + 2 <= buffer.room.count else { throw fail(tagOffset, "cursor records materialise more bytes than the chunk's room") }
+        let address: UInt64, value: UInt16, isWrite: Bool
+        if ringSlot {
+            address = ring.ringAddress &+ 2
+            value = ring.ringValue &+ UInt16(truncatingIfNeeded: delta)
+            (ring.ringAddress, ring.ringValue, isWrite) = (address, value, false)
+        } else {
+            let i = Int(truncatingIfNeeded: v >> 1) & 3
+            address = ring.address(i)
+            value = ring.value(i) &+ UInt16(truncatingIfNeeded: delta)
+            ring.set(i, value)
+            isWrite = v & 8 != 0
+        }
+        buffer.materialise(value, at: at)
+        materialised &+= 2
+        entered(address, length: 2)
+        if isWrite {
+            lastWriteEnd = address &+ 2
+        } else {
+            headRead = at
+            lastReadEnd = address &+ 2
+        }
+        return (isWrite, address, at..<(at &+ 2))
     }
 
     /// Descriptor `i` of a chain of `n` read just before it: recent read
@@ -788,12 +886,13 @@ public struct ChunkDecoder {
             throw fail(tagOffset, "repeated \(isRead ? "read" : "write") at 0x\(String(address, radix: 16)) repeats no access in this chunk")
         }
         let range = last.offset..<(last.offset + last.length)
+        if cursors && last.length == 2 { ring.indexAccessed(address, value(at: last.offset), recent: namesRecentAccess(tagOffset), isRead: isRead) }
         if isRead {
             if last.length >= 8 { recentReads.push(length: last.length, start: last.offset) }
             if last.length == 2 { headRead = last.offset }
             lastReadEnd = address &+ UInt64(last.length)
         } else {
-            if last.length == 8 { usedWrite = last.offset }
+            if last.length == 8 { usedElement(address, at: last.offset) }
             lastWriteEnd = address &+ UInt64(last.length)
         }
         entered(address, length: UInt64(last.length))

@@ -42,19 +42,24 @@ public struct ChunkEncoder {
     @usableFromInline var recentReads = RecentReads()
     /// Which later formats' records this encoder writes (``RecordFeatures``):
     /// 1.4's repeats (`out`'s table is kept), 1.5's address codes and
-    /// predicted records, 1.6's far reach and recalled reads.
+    /// predicted records, 1.6's far reach and recalled reads, 1.7's ring cursors.
     @usableFromInline let features: RecordFeatures
     @inlinable var repeats: Bool { features.repeats }
     @inlinable var predicts: Bool { features.predicts }
     @inlinable var recalls: Bool { features.recalls }
+    @inlinable var cursors: Bool { features.cursors }
     /// The buffers of the last chain (address codes name them).
     @usableFromInline var recentChain = RecentChain()
     /// The value of the newest successful 2-byte read (little-endian; -1:
     /// none yet): a chain at that head is a ``PredictedRecord/chainAtHead``.
     @usableFromInline var headRead = -1
-    /// Where the bytes of the newest successful 8-byte write are (-1: none
-    /// yet): a used publication of them is a ``PredictedRecord/usedAsWritten``.
-    @usableFromInline var usedWrite = -1
+    /// The ring cursors (format 1.7), and the used cursor in every format:
+    /// the newest successful 8-byte write, whose id and len a used
+    /// publication may repeat (``PredictedRecord/usedAsWritten``).
+    @usableFromInline var ring = RingCursors()
+    /// Whether the chunk has made a successful 8-byte write (before 1.7, a
+    /// used publication as written needs one).
+    @usableFromInline var usedWritten = false
 
     /// - Parameters:
     ///   - checkpoint: every NIC's state (required unless `continuation`).
@@ -67,10 +72,13 @@ public struct ChunkEncoder {
     ///     with `repeats`); false writes what a 1.4 reader reads.
     ///   - recalls: reach 4096 accesses back and write recalled reads
     ///     (format 1.6, with `predicts`); false writes what a 1.5 reader reads.
+    ///   - cursors: write cursor records (format 1.7, with `recalls`); false
+    ///     writes what a 1.6 reader reads.
     public init(firstEvent: UInt64, baseTime: UInt64, checkpoint: [NICCheckpoint]?, counters: [[UInt64]],
-                capacity: Int = TraceLayout.chunkTargetSize + 4096, pool: BufferPool? = nil, repeats: Bool = true, predicts: Bool = true, recalls: Bool = true) {
+                capacity: Int = TraceLayout.chunkTargetSize + 4096, pool: BufferPool? = nil,
+                repeats: Bool = true, predicts: Bool = true, recalls: Bool = true, cursors: Bool = true) {
         self.firstEvent = firstEvent
-        features = RecordFeatures(repeats: repeats, predicts: predicts, recalls: recalls)
+        features = RecordFeatures(repeats: repeats, predicts: predicts, recalls: recalls, cursors: cursors)
         self.baseTime = baseTime
         lastTime = baseTime
         flags = checkpoint == nil ? .continuation : .checkpoint
@@ -123,7 +131,7 @@ public struct ChunkEncoder {
     public var exclusive = false
 
     /// A placeholder with no content to speak of (a recorder between chunks).
-    public static var idle: ChunkEncoder { ChunkEncoder(firstEvent: 0, baseTime: 0, checkpoint: nil, counters: [], capacity: 64, repeats: false, predicts: false, recalls: false) }
+    public static var idle: ChunkEncoder { ChunkEncoder(firstEvent: 0, baseTime: 0, checkpoint: nil, counters: [], capacity: 64, repeats: false, predicts: false, recalls: false, cursors: false) }
 
     /// Bytes encoded so far.
     public var size: Int { out.count }
@@ -254,8 +262,8 @@ public struct ChunkEncoder {
         // A chain of one descriptor (a TX frame of one buffer, an RX buffer)
         // is the commonest: compiled for that count, its compare and the
         // recent chain's slots are known, not looked up.
-        // (Formats before 1.6 take the flags, inlined here too: one chain a frame.)
-        if _slowPath(!recalls) {
+        // (Formats before 1.7 take the flags, inlined here too: one chain a frame.)
+        if _slowPath(!cursors) {
             chainBody(nic: nic, queue: queue, head: head, count: count, descriptor: descriptor, features)
         } else if count == 1 {
             chainBody(nic: nic, queue: queue, head: head, count: 1, descriptor: descriptor, .all)
@@ -313,8 +321,7 @@ public struct ChunkEncoder {
     /// A used-ring publication event.
     @inlinable @inline(__always)
     public mutating func used(nic: Int, queue: UInt16, id: UInt32, len: UInt32) {
-        if predicts && usedWrite >= 0
-            && UnsafeRawPointer(out.base + usedWrite).loadUnaligned(as: UInt64.self) == (UInt64(id) | UInt64(len) << 32).littleEndian {
+        if predicts && (cursors || usedWritten) && id == ring.usedID && len == ring.usedLen {
             var c = begin(code: PredictedRecord.usedAsWritten, nic: nic, reserving: RecordCursor.maxVarint)
             c.varint(UInt64(queue))
             end(c)
@@ -421,14 +428,14 @@ public struct ChunkEncoder {
     /// of line with the flags for an older one.
     @inlinable @inline(__always)
     mutating func memoryAccess(write: Bool, nic: Int, address: UInt64, bytes: UnsafeRawBufferPointer, ok: Bool) {
-        if _fastPath(recalls) {
+        if _fastPath(cursors) {
             if write { memoryWrite(nic: nic, address: address, bytes: bytes, ok: ok, .all) } else { memoryRead(nic: nic, address: address, bytes: bytes, ok: ok, .all) }
         } else {
             earlierMemoryAccess(write: write, nic: nic, address: address, bytes: bytes, ok: ok)
         }
     }
 
-    /// ``memoryAccess(write:nic:address:bytes:ok:)`` for a format before 1.6: one copy, out of line.
+    /// ``memoryAccess(write:nic:address:bytes:ok:)`` for a format before 1.7: one copy, out of line.
     @usableFromInline @inline(never)
     mutating func earlierMemoryAccess(write: Bool, nic: Int, address: UInt64, bytes: UnsafeRawBufferPointer, ok: Bool) {
         if write { memoryWrite(nic: nic, address: address, bytes: bytes, ok: ok, features) } else { memoryRead(nic: nic, address: address, bytes: bytes, ok: ok, features) }
@@ -438,8 +445,27 @@ public struct ChunkEncoder {
     @inlinable @inline(__always)
     mutating func memoryRead(nic: Int, address: UInt64, bytes: UnsafeRawBufferPointer, ok: Bool, _ f: RecordFeatures) {
         let n = bytes.count
+        if f.cursors && ok && n == 2 {
+            let v = UInt16(littleEndian: bytes.baseAddress.unsafelyUnwrapped.loadUnaligned(as: UInt16.self))
+            let i = ring.entry(of: address)
+            if i >= 0 {
+                cursorRecord(nic: nic, UInt64(v &- ring.value(i)) << 4 | UInt64(i) << 1)
+                ring.set(i, v)
+                return cursorRead(address, v, f)
+            }
+            if address == ring.ringAddress &+ 2 {
+                cursorRecord(nic: nic, UInt64(v &- ring.ringValue) << 2 | CursorRecord.ringTag)
+                ring.ringAddress = address
+                ring.ringValue = v
+                return cursorRead(address, v, f)
+            }
+        }
         let small = f.repeats && ok && n > 0 && n <= RepeatTable.maxLength
         let last = small ? out.repeatTable.lookupWithOrdinal(address) : nil
+        if f.cursors && ok && n == 2 {
+            ring.indexAccessed(address, UInt16(littleEndian: bytes.baseAddress.unsafelyUnwrapped.loadUnaligned(as: UInt16.self)),
+                               recent: recentIndex(last), isRead: true)
+        }
         if let last, last.length == n, holds(last.offset, bytes, n) {
             var c = begin(code: RepeatRecord.read, nic: nic, reserving: 2 * RecordCursor.maxVarint)
             addressCode(address, length: n, sameAs: last.ordinal, from: lastReadEnd, &c, f)
@@ -477,6 +503,32 @@ public struct ChunkEncoder {
         end(c)
         countAccess(f)
         lastReadEnd = address &+ UInt64(n)
+    }
+
+    /// A cursor record (``CursorRecord``) of `v` (its low bits say which cursor).
+    @inlinable @inline(__always)
+    mutating func cursorRecord(nic: Int, _ v: UInt64) {
+        var c = begin(code: CursorRecord.code, nic: nic, reserving: RecordCursor.maxVarint)
+        c.varint(v)
+        end(c)
+    }
+
+    /// What a 2-byte read of `value` at `address` written as a cursor record leaves.
+    @inlinable @inline(__always)
+    mutating func cursorRead(_ address: UInt64, _ value: UInt16, _ f: RecordFeatures) {
+        headRead = Int(value)
+        countAccess(f)
+        lastReadEnd = address &+ 2
+    }
+
+    /// Whether a 2-byte access whose last access at its address the table
+    /// holds as `last` is written with the address code ``AddressCode/same``
+    /// within ``RingCursors/recentBack`` accesses (a repeat or incremented
+    /// record: the index cache takes it).
+    @inlinable @inline(__always)
+    func recentIndex(_ last: (offset: Int, length: Int, ordinal: Int, at: Int)?) -> Bool {
+        guard let last, last.length == 2 else { return false }
+        return out.repeatTable.reach(last.ordinal, limit: RingCursors.recentBack) != nil
     }
 
     /// A successful read whose bytes are those of recent read `recent`: a
@@ -594,8 +646,38 @@ public struct ChunkEncoder {
     @inlinable @inline(__always)
     mutating func memoryWrite(nic: Int, address: UInt64, bytes: UnsafeRawBufferPointer, ok: Bool, _ f: RecordFeatures) {
         let n = bytes.count
+        let p = bytes.baseAddress.unsafelyUnwrapped
+        if f.cursors && ok && n == 2 {
+            let i = ring.entry(of: address)
+            if i >= 0 {
+                let v = UInt16(littleEndian: p.loadUnaligned(as: UInt16.self))
+                cursorRecord(nic: nic, UInt64(v &- ring.value(i)) << 4 | 8 | UInt64(i) << 1)
+                ring.set(i, v)
+                countAccess(f)
+                lastWriteEnd = address &+ 2
+                return
+            }
+        }
+        if ok && n == 8 {
+            let id = UInt32(littleEndian: p.loadUnaligned(as: UInt32.self)), len = UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
+            if f.cursors && address == ring.usedAddress &+ 8 {
+                var c = begin(code: CursorRecord.code, nic: nic, reserving: 2 &* RecordCursor.maxVarint)
+                c.varint(UInt64(id &- ring.usedID) << 2 | CursorRecord.usedTag)
+                c.varint(UInt64(len))
+                end(c)
+                (ring.usedAddress, ring.usedID, ring.usedLen) = (address, id, len)
+                countAccess(f)
+                lastWriteEnd = address &+ 8
+                return
+            }
+            (ring.usedAddress, ring.usedID, ring.usedLen) = (address, id, len)
+            usedWritten = true
+        }
         let tableSized = f.repeats && ok && n > 0 && n <= RepeatTable.maxLength
         let last = tableSized ? out.repeatTable.lookupWithOrdinal(address) : nil
+        if f.cursors && ok && n == 2 {
+            ring.indexAccessed(address, UInt16(littleEndian: p.loadUnaligned(as: UInt16.self)), recent: recentIndex(last), isRead: false)
+        }
         // (Nested, not two `if let last` in a row: Swift 6.3's copy
         // propagation crashed on that shape in the device's frame writes.)
         if let last, last.length == n {
@@ -603,7 +685,6 @@ public struct ChunkEncoder {
                 var c = begin(code: RepeatRecord.write, nic: nic, reserving: 2 * RecordCursor.maxVarint)
                 addressCode(address, length: n, sameAs: last.ordinal, from: lastWriteEnd, &c, f)
                 end(c)
-                if n == 8 { usedWrite = last.offset }
                 if f.predicts { out.repeatTable.touch(at: last.at) }
                 countAccess(f)
                 lastWriteEnd = address &+ UInt64(n)
@@ -627,7 +708,6 @@ public struct ChunkEncoder {
         let at = read ?? (c.p - out.base)
         if read == nil { c.copy(bytes) }
         end(c)
-        if ok && n == 8 { usedWrite = at }
         if tableSized {
             let entry = Self.entry(bytes, n, at: at)
             if let last { out.repeatTable.record(at: last.at, address, length: n, offset: entry) } else { out.repeatTable.record(address, length: n, offset: entry) }

@@ -3,22 +3,24 @@
 import HostPrimitives
 
 /// How the encoders of a raw chunk's records are made (``RawChunk/encode()``):
-/// what a recorder would give ``ChunkEncoder/init(firstEvent:baseTime:checkpoint:counters:capacity:pool:repeats:predicts:recalls:)``.
+/// what a recorder would give ``ChunkEncoder/init(firstEvent:baseTime:checkpoint:counters:capacity:pool:repeats:predicts:recalls:cursors:)``.
 public struct EncoderSettings: Sendable {
     public var capacity: Int
     public var repeats: Bool
     public var predicts: Bool
     public var recalls: Bool
+    public var cursors: Bool
     /// Past this many encoded bytes a chunk is cut inside a chain and the
     /// records go on in a continuation chunk (``ChunkEncoder/hardLimit``).
     public var hardLimit: Int
     public var pool: BufferPool?
 
-    public init(capacity: Int, repeats: Bool, predicts: Bool, recalls: Bool, hardLimit: Int, pool: BufferPool?) {
+    public init(capacity: Int, repeats: Bool, predicts: Bool, recalls: Bool, cursors: Bool, hardLimit: Int, pool: BufferPool?) {
         self.capacity = capacity
         self.repeats = repeats
         self.predicts = predicts
         self.recalls = recalls
+        self.cursors = cursors
         self.hardLimit = hardLimit
         self.pool = pool
     }
@@ -26,7 +28,7 @@ public struct EncoderSettings: Sendable {
     /// A new encoder with these settings, written by one owner (``ChunkEncoder/exclusive``).
     public func encoder(firstEvent: UInt64, baseTime: UInt64, checkpoint: [NICCheckpoint]?, counters: [[UInt64]]) -> ChunkEncoder {
         var e = ChunkEncoder(firstEvent: firstEvent, baseTime: baseTime, checkpoint: checkpoint, counters: counters,
-                             capacity: capacity, pool: pool, repeats: repeats, predicts: predicts, recalls: recalls)
+                             capacity: capacity, pool: pool, repeats: repeats, predicts: predicts, recalls: recalls, cursors: cursors)
         e.exclusive = true
         e.hardLimit = hardLimit
         return e
@@ -81,7 +83,7 @@ public struct RawChunk {
     /// A placeholder with no content to speak of (a recorder between chunks).
     public static var idle: RawChunk {
         RawChunk(firstEvent: 0, baseTime: 0, checkpoint: nil, counters: [],
-                 settings: EncoderSettings(capacity: 64, repeats: false, predicts: false, recalls: false, hardLimit: .max, pool: nil), capacity: 64)
+                 settings: EncoderSettings(capacity: 64, repeats: false, predicts: false, recalls: false, cursors: false, hardLimit: .max, pool: nil), capacity: 64)
     }
 
     /// Bytes appended so far.

@@ -135,6 +135,33 @@ public enum RecalledRecord {
     public static let read: UInt8 = 28
 }
 
+/// A memory access at a place the chunk's ring cursors predict (format
+/// 1.7): escape code 29 (tag `0xDF`), so a reader that predates it reports
+/// an unknown record. After the tag one varint `v`; its low bits say which
+/// cursor (``RingCursors``, docs/trace-format.md, *Ring cursors*):
+///
+/// - `v & 1 == 0`: a successful 2-byte read or write (bit 3: a write) at
+///   the address of index cache entry `(v >> 1) & 3`, of that entry's value
+///   plus `v >> 4` (below 2^16, modulo 2^16): a ring index the device keeps
+///   touching.
+/// - `v & 3 == 1`: a successful 2-byte read at the ring cursor's address
+///   plus 2, of the ring cursor's value plus `v >> 2` (below 2^16): the
+///   avail ring slot after the last one read.
+/// - `v & 3 == 3`: a successful 8-byte write at the used cursor's address
+///   plus 8 of a used element whose id is the used cursor's plus `v >> 2`
+///   (below 2^32, modulo 2^32); a varint len (below 2^32) follows.
+///
+/// Each decodes as the memory event it stands for, its bytes materialised
+/// after the content (``ChunkBuffer``); none enters the repeat table.
+public enum CursorRecord {
+    /// Its code (``RecordCode``): escape record 13.
+    public static let code: UInt8 = 29
+    /// `v`'s low bits: an index cache access (one bit), the ring cursor's
+    /// next slot and the used cursor's next element (two bits).
+    public static let ringTag: UInt64 = 1
+    public static let usedTag: UInt64 = 3
+}
+
 /// Event kinds. The raw value is the record's code (``RecordCode``).
 public enum TraceEventKind: UInt8, CaseIterable, Hashable, Sendable, Codable {
     case mmioRead = 0

@@ -22,14 +22,18 @@ public enum TraceVersion {
     /// a used publication of the element just written: ``PredictedRecord``).
     /// 6: address codes reach 4096 accesses back (256 in 1.5), and recalled
     /// reads (a read of a recent read's bytes: ``RecalledRecord``).
-    public static let minor: UInt16 = 6
+    /// 7: ring cursors (a ring index the chunk keeps touching, the avail ring
+    /// slot and the used element after the last ones, as one small record:
+    /// ``CursorRecord``); a used publication as written names the newest
+    /// 8-byte write's values, wherever they were recorded.
+    public static let minor: UInt16 = 7
 
     /// Which records a chunk of format 1.`minor` may hold, as the chunk
     /// encoder and decoder take them: repeat records from 1.4, address codes
     /// and predicted records from 1.5, far address codes and recalled reads
-    /// from 1.6.
-    public static func records(minor: UInt16) -> (repeats: Bool, predicts: Bool, recalls: Bool) {
-        (minor >= 4, minor >= 5, minor >= 6)
+    /// from 1.6, ring cursors from 1.7.
+    public static func records(minor: UInt16) -> (repeats: Bool, predicts: Bool, recalls: Bool, cursors: Bool) {
+        (minor >= 4, minor >= 5, minor >= 6, minor >= 7)
     }
 }
 

@@ -48,7 +48,8 @@ public struct RecordingOptions: Hashable, Sendable {
     /// length. Ring metadata, descriptors, virtio-net headers, control
     /// commands and counters are always stored whole.
     public var snaplen: UInt32?
-    /// The format's minor version to write: 6 (the default) with address
+    /// The format's minor version to write: 7 (the default) with ring
+    /// cursors, 6 without them (what vtrace before 1.7 reads) with address
     /// codes reaching 4096 accesses back and recalled reads, 5 with address
     /// codes reaching 256 and no recalled reads (what vtrace before 1.6
     /// reads), 4 without address codes and predicted records (before 1.5),

@@ -173,7 +173,7 @@ public final class TraceRecorder: @unchecked Sendable {
     var encoderSettings: EncoderSettings {
         let records = TraceVersion.records(minor: options.formatMinor)
         return EncoderSettings(capacity: 2 * options.chunkTargetSize + 512 * 1024, repeats: records.repeats, predicts: records.predicts,
-                               recalls: records.recalls, hardLimit: options.hardLimit, pool: writer.encoderPool)
+                               recalls: records.recalls, cursors: records.cursors, hardLimit: options.hardLimit, pool: writer.encoderPool)
     }
 
     /// The open chunk's encoder: pooled memory, written by this recorder alone.

@@ -28,11 +28,11 @@ struct RecordingControls: ParsableArguments {
     @Option(help: ArgumentHelp("Store at most the first N bytes of each frame's payload, like tcpdump -s N (0: none, so no payload leaves the machine): the rest of each TX frame read and RX frame write is recorded by its length. Rings, descriptors, virtio-net headers, control commands and counters are always stored; the trace replays, diffs and bisects as a whole one.", valueName: "n"))
     var snaplen: UInt32?
 
-    @Option(help: ArgumentHelp("The trace format to write: 1.6 (default: addresses named by the access they repeat or follow, or the chain whose buffer they are in; chains and used elements the device just read or wrote, and reads of bytes just read, take a byte or two each), 1.5, which vtrace before 1.6 reads (its address codes reach 256 accesses back, not 4096, and no read names another's bytes), 1.4 (before 1.5) or 1.3 (before 1.4: no repeat records).", valueName: "version"))
-    var format: String = "1.6"
+    @Option(help: ArgumentHelp("The trace format to write: 1.7 (default: a ring index the device keeps touching, the next avail ring slot and the next used element take a byte or two each), 1.6, which vtrace before 1.7 reads (addresses named by the access they repeat or follow, or the chain whose buffer they are in; chains and used elements the device just read or wrote, and reads of bytes just read, take a byte or two each), 1.5, which vtrace before 1.6 reads (its address codes reach 256 accesses back, not 4096, and no read names another's bytes), 1.4 (before 1.5) or 1.3 (before 1.4: no repeat records).", valueName: "version"))
+    var format: String = "1.7"
 
     /// The versions `--format` takes, and their minor numbers.
-    static let formats: [String: UInt16] = ["1.3": 3, "1.4": 4, "1.5": 5, "1.6": 6]
+    static let formats: [String: UInt16] = ["1.3": 3, "1.4": 4, "1.5": 5, "1.6": 6, "1.7": 7]
 
     /// The largest --snaplen, tcpdump's (frames are at most 65,557 bytes here).
     static let largestSnaplen: UInt32 = 262_144
@@ -46,7 +46,7 @@ struct RecordingControls: ParsableArguments {
             guard bytes >= Self.smallestKeep else { throw ValidationError("--keep \(keep) is smaller than two chunks (\(Self.smallestKeep / 1_048_576) MiB, the size two chunks are cut at)") }
         }
         if let keepSeconds, !(keepSeconds > 0) || keepSeconds > 1e9 { throw ValidationError("--keep-seconds must be positive") }
-        guard Self.formats[format] != nil else { throw ValidationError("--format \(format): vtrace writes format 1.6 (the default), 1.5, 1.4 or 1.3") }
+        guard Self.formats[format] != nil else { throw ValidationError("--format \(format): vtrace writes format 1.7 (the default), 1.6, 1.5, 1.4 or 1.3") }
         if let snaplen, snaplen > Self.largestSnaplen { throw ValidationError("--snaplen \(snaplen) is over \(Self.largestSnaplen), tcpdump's largest") }
         if let trigger {
             do { _ = try CounterPredicate.parse(trigger) } catch { throw ValidationError("--trigger '\(trigger)': \(error)") }

@@ -49,7 +49,7 @@ struct TraceCLITests {
         #expect(!FileManager.default.fileExists(atPath: out + ".partial"))
         let info = try CLI.run("info", out)
         #expect(info.status == 0)
-        #expect(info.stdout.contains("format     1.6, complete"))
+        #expect(info.stdout.contains("format     1.7, complete"))
         #expect(info.stdout.contains("transport  mmio"))
         #expect(info.stdout.contains("guest      test guest"))
         #expect(info.stdout.contains("invalid_avail_idx_count     1"))
@@ -64,7 +64,7 @@ struct TraceCLITests {
             #expect(untimed(try CLI.run("dump", old, "--json").stdout) == untimed(dumpNew), "--format \(version)")
         }
         let bad = try CLI.run("record", "--scenario", scenario, "-o", old, "--format", "1.2")
-        #expect(bad.status != 0 && bad.stderr.contains("--format 1.2: vtrace writes format 1.6 (the default), 1.5, 1.4 or 1.3"))
+        #expect(bad.status != 0 && bad.stderr.contains("--format 1.2: vtrace writes format 1.7 (the default), 1.6, 1.5, 1.4 or 1.3"))
         // Dump filters: counters only, JSON Lines with the fields the issue names.
         let counters = try CLI.run("dump", out, "--kind", "counter", "--json")
         let lines = counters.stdout.split(separator: "\n")

@@ -15,9 +15,10 @@ struct AddressCodeTests {
     /// (0x1000 + 16 × slot) of a buffer at a new address every frame, the
     /// chain, the frame's 64 bytes 12 into the buffer, the used element
     /// (0x3004 + 8 × slot), the used index (0x3002), the publication and a
-    /// counter. With `sizes`, each record's size is checked as it is written.
+    /// counter. With `sizes`, each record's size is checked as it is written
+    /// (format 1.6's, or 1.7's where the encoder writes cursor records).
     static func frame(_ e: inout ChunkEncoder, _ i: Int, sizes: Bool) {
-        let slot = i % 8, buffer = 0x9000 + 0x100 * UInt64(i)
+        let slot = i % 8, buffer = 0x9000 + 0x100 * UInt64(i), cursors = e.cursors
         func check(_ before: Int, _ expected: Int, _ what: String) {
             if sizes { #expect(e.size - before == expected, "frame \(i): \(what)") }
         }
@@ -29,10 +30,15 @@ struct AddressCodeTests {
         var before = e.size
         [UInt8(truncatingIfNeeded: i + 1), 0].withUnsafeBytes { e.memoryRead(nic: 0, address: 0x2002, bytes: $0, ok: true) }
         // After the first frame, the index one more than a frame before: incremented (tag, code, amount 1).
-        if i > 0 { check(before, 1 + 1 + 1, "avail index") }
+        // 1.7: that one enters the index cache; from the third frame on, a cursor record (tag, entry and amount).
+        if i > 0 { check(before, cursors && i > 1 ? 1 + 1 : 1 + 1 + 1, "avail index") }
         before = e.size
         [UInt8(slot), 0].withUnsafeBytes { e.memoryRead(nic: 0, address: 0x2004 + 2 * UInt64(slot), bytes: $0, ok: true) }
-        if i > 0 { check(before, i < 8 ? 1 + 1 + 1 + 2 : 1 + 2, "ring slot") }
+        // 1.7: the slot after the last is a cursor record (tag, amount); slot 0 again, second time
+        // round, is not (and the cursor record before left no table entry at its address: the end
+        // of the avail index's access 42 back, stored).
+        if i > 0 && cursors { check(before, i == 8 ? 1 + 2 + 1 + 2 : 1 + 1, "ring slot") }
+        if i > 0 && !cursors { check(before, i < 8 ? 1 + 1 + 1 + 2 : 1 + 2, "ring slot") }
         before = e.size
         let descriptor = RepeatRecordTests.descriptorBytes(buffer, 76, 0, 0)
         descriptor.withUnsafeBytes { e.memoryRead(nic: 0, address: 0x1000 + 16 * UInt64(slot), bytes: $0, ok: true) }
@@ -47,10 +53,11 @@ struct AddressCodeTests {
         check(before, 1 + 2 + 1 + 64, "frame in the chain's buffer")
         before = e.size
         [UInt8(slot), 0, 0, 0, 76, 0, 0, 0].withUnsafeBytes { e.memoryWrite(nic: 0, address: 0x3004 + 8 * UInt64(slot), bytes: $0, ok: true) }
-        if i > 0 { check(before, i < 8 ? 1 + 1 + 1 + 8 : 1 + 2, "used element") }
+        // 1.7: the element after the last is a cursor record (tag, id change, len); slot 0 again repeats.
+        if i > 0 { check(before, cursors && i != 8 ? 1 + 1 + 1 : i < 8 ? 1 + 1 + 1 + 8 : 1 + 2, "used element") }
         before = e.size
         [UInt8(truncatingIfNeeded: i + 1), 0].withUnsafeBytes { e.memoryWrite(nic: 0, address: 0x3002, bytes: $0, ok: true) }
-        if i > 0 { check(before, 1 + 1 + 1, "used index") }
+        if i > 0 { check(before, cursors && i > 1 ? 1 + 1 : 1 + 1 + 1, "used index") }
         before = e.size
         e.used(nic: 0, queue: 1, id: UInt32(slot), len: 76)
         check(before, 2, "used as written")
@@ -59,8 +66,8 @@ struct AddressCodeTests {
 
     /// `content` decodes (with `predicts`) to the events `plain` (format 1.3)
     /// decodes to, bytes and descriptors included.
-    static func expectSameEvents(_ content: [UInt8], _ plain: [UInt8], predicts: Bool = true, recalls: Bool = true) throws {
-        var d = try ChunkDecoder(content: content, nics: 1, predicts: predicts, recalls: recalls)
+    static func expectSameEvents(_ content: [UInt8], _ plain: [UInt8], predicts: Bool = true, recalls: Bool = true, cursors: Bool = true) throws {
+        var d = try ChunkDecoder(content: content, nics: 1, predicts: predicts, recalls: recalls, cursors: cursors)
         var p = try ChunkDecoder(content: plain, nics: 1, repeats: false)
         while let a = try p.next() {
             let b = try #require(try d.next())
@@ -77,19 +84,24 @@ struct AddressCodeTests {
         #expect(try d.next() == nil)
     }
 
-    static func encoder(predicts: Bool = true, repeats: Bool = true, recalls: Bool = true) -> ChunkEncoder {
-        ChunkEncoder(firstEvent: 0, baseTime: 0, checkpoint: [RepeatRecordTests.checkpoint()], counters: [], repeats: repeats, predicts: predicts, recalls: recalls)
+    static func encoder(predicts: Bool = true, repeats: Bool = true, recalls: Bool = true, cursors: Bool = true) -> ChunkEncoder {
+        ChunkEncoder(firstEvent: 0, baseTime: 0, checkpoint: [RepeatRecordTests.checkpoint()], counters: [], repeats: repeats, predicts: predicts, recalls: recalls, cursors: cursors)
     }
 
-    @Test func aDriversFramesTakeTheCodesTheyShouldAndDecodeToTheirEvents() throws {
-        var e = Self.encoder(), plain = Self.encoder(predicts: false, repeats: false), older = Self.encoder(predicts: false)
+    /// Format 1.6 (`cursors` false) and 1.7.
+    @Test(arguments: [false, true])
+    func aDriversFramesTakeTheCodesTheyShouldAndDecodeToTheirEvents(cursors: Bool) throws {
+        var e = Self.encoder(cursors: cursors), plain = Self.encoder(predicts: false, repeats: false), older = Self.encoder(predicts: false)
+        var before = Self.encoder(cursors: false)
         for i in 0..<16 {
             Self.frame(&e, i, sizes: true)
             Self.frame(&plain, i, sizes: false)
             Self.frame(&older, i, sizes: false)
+            Self.frame(&before, i, sizes: false)
         }
         #expect(e.eventCount == plain.eventCount && e.size < older.size && older.size < plain.size)
-        try Self.expectSameEvents(e.content, plain.content)
+        if cursors { #expect(e.size < before.size) }
+        try Self.expectSameEvents(e.content, plain.content, cursors: cursors)
     }
 
     /// The frame's accesses in the direct replay's matcher (which shares the
@@ -212,7 +224,7 @@ struct AddressCodeTests {
             RepeatRecordTests.descriptorBytes(0x9000, 76, 0, 0).withUnsafeBytes { e.memoryRead(nic: 0, address: 0x1000, bytes: $0, ok: true) }
         }
         #expect(throws: ChunkDecodeError(offset: at, "chain at the ring's head, but no 2-byte read came before it in this chunk")) { _ = try d.next() }
-        (d, at) = try RepeatRecordTests.hostile([RecordCode.tag(code: PredictedRecord.usedAsWritten), 1], predicts: true) { e in
+        (d, at) = try RepeatRecordTests.hostile([RecordCode.tag(code: PredictedRecord.usedAsWritten), 1], predicts: true, cursors: false) { e in
             [UInt8](repeating: 1, count: 4).withUnsafeBytes { e.memoryWrite(nic: 0, address: 0x3004, bytes: $0, ok: true) }
         }
         #expect(throws: ChunkDecodeError(offset: at, "used as written, but no 8-byte write came before it in this chunk")) { _ = try d.next() }
@@ -324,7 +336,7 @@ struct FormatVectors16GoldenTests {
         header.minorVersion = 6
         header.guestDescription = "format-vectors 1.6: a far address code and a recalled read (decode only)"
         let writer = try TraceWriter(path: path, header: header, level: 1, queueDepth: 64)
-        var first = ChunkEncoder(firstEvent: 0, baseTime: 0, checkpoint: [RepeatRecordTests.checkpoint()], counters: [])
+        var first = ChunkEncoder(firstEvent: 0, baseTime: 0, checkpoint: [RepeatRecordTests.checkpoint()], counters: [], cursors: false)
         for i in 0..<16 { AddressCodeTests.frame(&first, i, sizes: false) }
         Self.frame.withUnsafeBytes { first.memoryRead(nic: 0, address: 0xC000, bytes: $0, ok: true) }
         RepeatRecordTests.descriptorBytes(0xD000, 64, 0, 0).withUnsafeBytes { first.memoryRead(nic: 0, address: 0x1030, bytes: $0, ok: true) }
@@ -333,7 +345,7 @@ struct FormatVectors16GoldenTests {
         for j in 0..<300 { [UInt8(truncatingIfNeeded: j)].withUnsafeBytes { first.memoryRead(nic: 0, address: 0x10_0000 + 64 * UInt64(j), bytes: $0, ok: true) } }
         [UInt8(5), 0].withUnsafeBytes { first.memoryRead(nic: 0, address: 0xE000, bytes: $0, ok: true) }
         try writer.submit(first)
-        var next = ChunkEncoder(firstEvent: first.eventCount, baseTime: first.lastTime, checkpoint: [RepeatRecordTests.checkpoint()], counters: [])
+        var next = ChunkEncoder(firstEvent: first.eventCount, baseTime: first.lastTime, checkpoint: [RepeatRecordTests.checkpoint()], counters: [], cursors: false)
         for i in 0..<3 { AddressCodeTests.frame(&next, i, sizes: false) }
         try writer.submit(next)
         _ = try writer.finish()

@@ -5,7 +5,7 @@ import Testing
 /// Seeded random runs of device-like accesses (ring indices that repeat or
 /// move on by one, descriptors read and then popped as chains, used elements
 /// written and published, payloads that recur, failed and truncated
-/// accesses, counters) encoded as formats 1.6, 1.5 and 1.4: each decodes to
+/// accesses, counters) encoded as formats 1.7, 1.6, 1.5 and 1.4: each decodes to
 /// exactly the events format 1.3 (no repeats, no codes) decodes to. The
 /// structured tests pin each record's bytes; this one looks for an encoder
 /// state that drifts from a decoder's across many records.
@@ -14,7 +14,8 @@ struct EncoderRoundTripTests {
     @Test(arguments: 0..<6)
     func randomAccessesDecodeToTheSameEventsInEveryFormat(seed: UInt64) throws {
         var rng = SplitMix64(seed: 0xE7C0_DE00 &+ seed)
-        var formats = [AddressCodeTests.encoder(), AddressCodeTests.encoder(recalls: false), AddressCodeTests.encoder(predicts: false)]
+        var formats = [AddressCodeTests.encoder(), AddressCodeTests.encoder(recalls: false), AddressCodeTests.encoder(predicts: false),
+                       AddressCodeTests.encoder(cursors: false)]
         var plain = AddressCodeTests.encoder(predicts: false, repeats: false)
         func apply(_ body: (inout ChunkEncoder) -> Void) {
             for i in formats.indices { body(&formats[i]) }
@@ -102,6 +103,7 @@ struct EncoderRoundTripTests {
         try AddressCodeTests.expectSameEvents(formats[0].content, plain.content)
         try AddressCodeTests.expectSameEvents(formats[1].content, plain.content, recalls: false)
         try AddressCodeTests.expectSameEvents(formats[2].content, plain.content, predicts: false, recalls: false)
+        try AddressCodeTests.expectSameEvents(formats[3].content, plain.content, cursors: false)
         #expect(formats[0].size < formats[2].size && formats[2].size < plain.size)
     }
 }

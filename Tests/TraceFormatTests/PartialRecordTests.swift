@@ -86,14 +86,19 @@ struct PartialRecordTests {
     }
 
     /// A 1.2 reader knows no kind 15 aux 4: it stops there (an unknown
-    /// context record), as this reader does at aux 13, at 1.4's aux 5…7
+    /// context record), as this reader does at aux 14, at 1.4's aux 5…7
     /// in content older than 1.4, at 1.5's aux 8…11 in content older than
-    /// 1.5, and at 1.6's aux 12 in content older than 1.6.
+    /// 1.5, at 1.6's aux 12 in content older than 1.6, and at 1.7's aux 13
+    /// in content older than 1.7.
     @Test func theNextEscapeIsStillUnknown() throws {
-        let (e, at) = Self.chunk([RecordCode.tag(code: RecalledRecord.read + 1), 0])
+        let (e, at) = Self.chunk([RecordCode.tag(code: CursorRecord.code + 1), 0])
         var d = try ChunkDecoder(content: e.content, nics: 1)
         _ = try d.next()
-        #expect(throws: ChunkDecodeError(offset: at, "unknown context record 13")) { _ = try d.next() }
+        #expect(throws: ChunkDecodeError(offset: at, "unknown context record 14")) { _ = try d.next() }
+        let (older6, older6At) = Self.chunk([RecordCode.tag(code: CursorRecord.code), 0])
+        var d6 = try ChunkDecoder(content: older6.content, nics: 1, cursors: false)
+        _ = try d6.next()
+        #expect(throws: ChunkDecodeError(offset: older6At, "unknown context record 13")) { _ = try d6.next() }
         let (older, olderAt) = Self.chunk([RecordCode.tag(code: RecalledRecord.read), 0])
         var d5 = try ChunkDecoder(content: older.content, nics: 1, recalls: false)
         _ = try d5.next()

@@ -54,7 +54,7 @@ struct RawChunkTests {
 
     static func settings(minor: UInt16, hardLimit: Int = .max) -> EncoderSettings {
         let r = TraceVersion.records(minor: minor)
-        return EncoderSettings(capacity: 1 << 16, repeats: r.repeats, predicts: r.predicts, recalls: r.recalls, hardLimit: hardLimit, pool: nil)
+        return EncoderSettings(capacity: 1 << 16, repeats: r.repeats, predicts: r.predicts, recalls: r.recalls, cursors: r.cursors, hardLimit: hardLimit, pool: nil)
     }
 
     static let counters: [[UInt64]] = [[UInt64](repeating: 5, count: 16), [UInt64](repeating: 0, count: 16)]

@@ -107,14 +107,15 @@ struct RepeatRecordTests {
     }
 
     /// A decoder just before `record`, written after what `after` encodes
-    /// (in 1.4, or with `predicts` in 1.6, or 1.5 without `recalls`), and the record's offset.
-    static func hostile(_ record: [UInt8], predicts: Bool = false, recalls: Bool = true,
+    /// (in 1.4, or with `predicts` in 1.7, 1.6 without `cursors`, or 1.5
+    /// without `recalls`), and the record's offset.
+    static func hostile(_ record: [UInt8], predicts: Bool = false, recalls: Bool = true, cursors: Bool = true,
                         after: (inout ChunkEncoder) -> Void = { _ in }) throws -> (ChunkDecoder, Int) {
-        var e = ChunkEncoder(firstEvent: 0, baseTime: 0, checkpoint: [Self.checkpoint()], counters: [], predicts: predicts, recalls: recalls)
+        var e = ChunkEncoder(firstEvent: 0, baseTime: 0, checkpoint: [Self.checkpoint()], counters: [], predicts: predicts, recalls: recalls, cursors: cursors)
         after(&e)
         let at = e.size
         e.appendRaw(record)
-        var d = try ChunkDecoder(content: e.content, nics: 1, predicts: predicts, recalls: recalls)
+        var d = try ChunkDecoder(content: e.content, nics: 1, predicts: predicts, recalls: recalls, cursors: cursors)
         while d.position < at { _ = try d.next() }
         return (d, at)
     }

@@ -39,10 +39,10 @@ struct ReferenceRecordingTests {
     }
 
     /// With repeat records (format 1.4), with address codes and predicted
-    /// records as well (1.5), and with far address codes and recalled reads
-    /// (1.6, the default), the same scenario is the same events, every field
-    /// and every byte, in a smaller file.
-    @Test(arguments: names, [UInt16(4), 5, 6])
+    /// records as well (1.5), with far address codes and recalled reads
+    /// (1.6), and with ring cursors (1.7, the default), the same scenario is
+    /// the same events, every field and every byte, in a smaller file.
+    @Test(arguments: names, [UInt16(4), 5, 6, 7])
     func repeatRecordsDecodeToTheSameEvents(_ name: String, minor: UInt16) throws {
         let plain = temporaryPath("reference-plain-\(minor)-\(name).vtrace"), repeating = temporaryPath("reference-repeats-\(minor)-\(name).vtrace")
         try Self.recordDeterministically(name, to: plain)

@@ -444,7 +444,12 @@ def decode_chunk(content, nics, e, i, minor):
     reach = 4096 if minor >= 6 else 256   # accesses back an address code reaches (1.6: 4096)
     chain = []              # (1.5) the last chain's first four descriptors: (address, length)
     head_read = None        # (1.5) start of the newest successful 2-byte read's bytes
-    used_write = None       # (1.5) start of the newest successful 8-byte write's bytes
+    used = [MASK64, 0, 0]   # the newest successful 8-byte write: (address, id, len): the used cursor (1.7)
+    used_written = False    # (1.5) whether there was one (1.7: not needed)
+    index = [[MASK64, 0] for _ in range(4)]  # (1.7) "Ring cursors": the index cache, [address, value]
+    index_next = 0          # (1.7) the entry the next address entering the cache takes
+    ring = [MASK64, 0]      # (1.7) the ring cursor: [address, value]
+    code_read = [None]      # (1.5) the address code just read (None: a 1.4 delta or the address itself)
 
     def remember(address, start, length):           # a successful access of 1 to 16 bytes (1.4)
         if minor >= 4 and 1 <= length <= 16:
@@ -454,7 +459,7 @@ def decode_chunk(content, nics, e, i, minor):
         """A memory record's address: (1.5) its address code, else the zigzag delta from `end`."""
         if minor < 5:
             return (end + r.zigzag()) & MASK64
-        v = r.varint()
+        v = code_read[0] = r.varint()
         mode, w = v & 3, v >> 2
         if mode == 0:                               # zigzag delta from the end
             return (end + ((w >> 1) ^ -(w & 1))) & MASK64
@@ -471,6 +476,11 @@ def decode_chunk(content, nics, e, i, minor):
         if j >= len(chain):
             r.fail("address code names descriptor %d of the last chain; it has %d (of the first 4)" % (j, len(chain)), at)
         return (chain[j][0] + offset) & MASK64
+
+    def recent_same():
+        """(1.7) Whether the address code just read names the same address as an access fewer than 64 back."""
+        v = code_read[0]
+        return v is not None and v & 3 == 1 and v >> 2 < 64
 
     def entered(address, length):                   # (1.5) every memory access enters the history
         if minor >= 5:
@@ -504,6 +514,8 @@ def decode_chunk(content, nics, e, i, minor):
                     recent = [(start, length)] + recent[:3]
                 if length == 2:
                     head_read = start
+                    if minor >= 7:                  # not a cursor record nor a repeat: the ring cursor
+                        ring = [address, u16(data, start)]
                 remember(address, start, length)
             entered(address, length)
             read_end = (address + length) & MASK64
@@ -523,7 +535,7 @@ def decode_chunk(content, nics, e, i, minor):
             if not aux & 1:
                 remember(address, start, length)
                 if length == 8:
-                    used_write = start
+                    used, used_written = [address, u32(data, start), u32(data, start + 4)], True
             entered(address, length)
             write_end = (address + length) & MASK64
             body = ("mem-write", address, length, not aux & 1, payload, 0)
@@ -599,9 +611,14 @@ def decode_chunk(content, nics, e, i, minor):
                 r.fail("repeated %s at 0x%x repeats no access in this chunk" % ("write" if write else "read", address), at)
             _, start, length = last
             payload = data[start:start + length]
+            if minor >= 7 and length == 2:          # the index cache takes a recent one; a read else moves the ring cursor
+                if recent_same():
+                    index[index_next], index_next = [address, u16(data, start)], (index_next + 1) & 3
+                elif not write:
+                    ring = [address, u16(data, start)]
             if write:
                 if length == 8:
-                    used_write = start
+                    used, used_written = [address, u32(data, start), u32(data, start + 4)], True
                 write_end = (address + length) & MASK64
             else:
                 if length >= 8:
@@ -647,6 +664,11 @@ def decode_chunk(content, nics, e, i, minor):
             payload = bytes(data[start:start + 2])
             remember(address, start, 2)
             entered(address, 2)
+            if minor >= 7:                          # as a repeated 2-byte access
+                if recent_same():
+                    index[index_next], index_next = [address, u16(data, start)], (index_next + 1) & 3
+                elif not write:
+                    ring = [address, u16(data, start)]
             if write:
                 write_end = (address + 2) & MASK64
             else:
@@ -665,11 +687,42 @@ def decode_chunk(content, nics, e, i, minor):
             entered(address, length)
             read_end = (address + length) & MASK64
             body = ("mem-read", address, length, True, payload, 0)
+        elif minor >= 7 and aux == 13:              # kind 15, aux 13: an access where a ring cursor points (1.7)
+            v = r.varint()
+            start = len(data)                       # materialised after the content
+            if v & 3 == 3:                          # the used element after the used cursor's
+                length = r.varint()
+                if v >> 2 > 0xFFFFFFFF or length > 0xFFFFFFFF:
+                    r.fail("used element cursor record of id change %d and len %d (each below 2^32)" % (v >> 2, length), at)
+                used = [(used[0] + 8) & MASK64, (used[1] + (v >> 2)) & 0xFFFFFFFF, length]
+                address, write, n = used[0], True, 8
+                data += (used[1] | used[2] << 32).to_bytes(8, "little")
+            else:
+                delta = v >> 2 if v & 3 == 1 else v >> 4
+                if delta > 0xFFFF:
+                    r.fail("cursor record changes a 2-byte value by %d (below 65,536)" % delta, at)
+                if v & 3 == 1:                      # the avail ring slot after the ring cursor's
+                    ring = [(ring[0] + 2) & MASK64, (ring[1] + delta) & 0xFFFF]
+                    address, value, write = ring[0], ring[1], False
+                else:                               # index cache entry (v >> 1) & 3; bit 3: a write
+                    entry = index[(v >> 1) & 3]
+                    entry[1] = (entry[1] + delta) & 0xFFFF
+                    address, value, write = entry[0], entry[1], bool(v & 8)
+                n = 2
+                data += value.to_bytes(2, "little")
+                if not write:
+                    head_read = start
+            entered(address, n)
+            if write:
+                write_end = (address + n) & MASK64
+            else:
+                read_end = (address + n) & MASK64
+            body = ("mem-write" if write else "mem-read", address, n, True, bytes(data[start:start + n]), 0)
         elif minor >= 5 and aux == 9:               # kind 15, aux 9: a used publication of the newest 8-byte write (1.5)
             queue = r.narrow(16, "queue")
-            if used_write is None:
+            if not used_written and minor < 7:
                 r.fail("used as written, but no 8-byte write came before it in this chunk", at)
-            body = ("used", queue, u32(data, used_write), u32(data, used_write + 4))
+            body = ("used", queue, used[1], used[2])
         else:                                       # kind 15: context records, not events
             v = r.varint()
             if aux == 0:

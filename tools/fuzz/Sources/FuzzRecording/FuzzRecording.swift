@@ -3,7 +3,7 @@
 // and end on the counters the run ended on. A record the encoder writes
 // differently from what the decoder reads back (a repeat, an address code,
 // a recalled or truncated payload, a chain at the head) is a divergence or a
-// decode error here. The input's last byte picks the format (1.3 to 1.6), a
+// decode error here. The input's last byte picks the format (1.3 to 1.7), a
 // snaplen and the chunk size, so every encoder path and chunk cut is reached.
 // Each scenario is recorded twice, encoded as it runs and encoded on the
 // writer's thread from a raw chunk (`defersEncoding`): the two traces must
@@ -32,7 +32,9 @@ public func fuzz(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt {
     options.level = 1
     options.flushMilliseconds = 1 << 30
     options.choosesMatchFinder = false
-    options.formatMinor = 3 + UInt16(knobs & 3)
+    // Bits 0-1: 1.7, 1.4, 1.5 or 1.6; 1.3 where bits 6-7 are set and bit 5 (a
+    // snaplen, which reads them) is not.
+    options.formatMinor = knobs & 0xE0 == 0xC0 ? 3 : [7, 4, 5, 6][Int(knobs & 3)]
     options.flushEvents = 8 + Int(knobs >> 2 & 7) * 40
     options.snaplen = knobs & 0x20 != 0 ? UInt32(knobs >> 6) * 20 : nil
     defer { unlink(path); unlink(deferredPath) }

@@ -78,12 +78,13 @@ public func fuzz(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt {
 }
 
 /// The format a "CHNK" or "RPLY" input's records are read as, from its fifth
-/// byte `b` (whose `b % 3` is the NIC count less one): `b / 3 % 4` 0 is 1.5,
+/// byte `b` (whose `b % 3` is the NIC count less one): `b / 3 % 8` 0 is 1.5,
 /// 1 is 1.4, 2 is 1.3 (no repeat records), 3 is 1.6 (the order the versions
-/// came in, so that older seeds keep their meaning).
+/// came in), 4 to 7 are 1.7 (content an older seed held as 1.3 to 1.6 reads
+/// the same as 1.7 unless it holds a record 1.7 added).
 func formatMinor(_ bytes: [UInt8]) -> UInt16 {
     guard bytes.count > 4 else { return TraceVersion.minor }
-    return [5, 4, 3, 6][Int(bytes[4] / 3 % 4)]
+    return [5, 4, 3, 6, 7, 7, 7, 7][Int(bytes[4] / 3 % 8)]
 }
 
 /// `content` as the one chunk of a trace (`TraceWriter.writeOneChunk`) of
