@@ -7,6 +7,7 @@
 # contents; these rows compare settings on the same chunks.
 #
 #   tools/writer-cost.sh TRACE [CHUNKS]                # default: the first 40 chunks
+#   AS=1.6 tools/writer-cost.sh TRACE                  # its events encoded again as format 1.6 first
 #   SETTINGS="1:own 1:dfast -4:own" tools/writer-cost.sh TRACE
 #
 # A setting is LEVEL:FINDER, the finder `own` (the level's: ZSTD_fast at
@@ -23,12 +24,12 @@ tools/release-build.sh vtrace-bench
 dir=$(mktemp -d "${TMPDIR:-/tmp}/vtrace-writer-cost.XXXXXX")
 trap 'rm -rf "$dir"' EXIT
 strip --strip-debug "$(swift build -c release --show-bin-path)/vtrace-bench" -o "$dir/vtrace-bench"
-echo "zstd on $trace's chunks (the first $chunks): instructions an event counted in compressAll, bytes written"
+echo "zstd on $trace's chunks (the first $chunks${AS:+, encoded again as $AS}): instructions an event counted in compressAll, bytes written"
 printf '  %-10s %8s %12s %12s %8s\n' setting events uncompressed compressed instr/event
 for s in $settings; do
     level=${s%%:*} finder=${s##*:}
     valgrind --tool=callgrind --callgrind-out-file="$dir/cg" --toggle-collect='*compressAll*' \
-        "$dir/vtrace-bench" --compress "$trace" "$level" "$finder" "$chunks" > "$dir/out" 2> "$dir/valgrind.log" \
+        "$dir/vtrace-bench" --compress "$trace" "$level" "$finder" "$chunks" ${AS:+--as "$AS"} > "$dir/out" 2> "$dir/valgrind.log" \
         || { echo "writer-cost: vtrace-bench failed:" >&2; cat "$dir/out" "$dir/valgrind.log" >&2; exit 1; }
     read -r n events raw packed < "$dir/out"
     total=$(awk '/^totals:/ {print $2}' "$dir/cg")

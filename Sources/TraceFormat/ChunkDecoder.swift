@@ -779,22 +779,24 @@ public struct ChunkDecoder {
     mutating func usedAsWrittenFields(_ tagOffset: Int) throws(ChunkDecodeError) -> (queue: UInt16, id: UInt32, len: UInt32) {
         let queue: UInt16 = try narrow()
         guard cursors || usedWritten else { throw fail(tagOffset, "used as written, but no 8-byte write came before it in this chunk") }
-        return (queue, ring.usedID, ring.usedLen)
+        return (queue, ring.writtenID, ring.writtenLen)
     }
 
     /// The little-endian u16 at content (or materialised) offset `at`.
     @inlinable @inline(__always)
     func value(at offset: Int) -> UInt16 { UInt16(littleEndian: (contentBase + offset).loadUnaligned(as: UInt16.self)) }
 
-    /// A successful 8-byte write at `address`, its bytes at `offset`, is the
-    /// used cursor (its id and len; ``RingCursors``).
+    /// A successful 8-byte write at `address`, its bytes at `offset`, that is
+    /// no cursor record: the used write (its id and len), and in 1.7 the
+    /// used cursor used less recently (``RingCursors``).
     @inlinable @inline(__always)
     mutating func usedElement(_ address: UInt64, at offset: Int) {
         let at = contentBase + offset
-        ring.usedAddress = address
-        ring.usedID = UInt32(littleEndian: at.loadUnaligned(as: UInt32.self))
-        ring.usedLen = UInt32(littleEndian: at.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
+        let id = UInt32(littleEndian: at.loadUnaligned(as: UInt32.self))
+        ring.writtenID = id
+        ring.writtenLen = UInt32(littleEndian: at.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
         usedWritten = true
+        if cursors { ring.moveUsed(ring.usedCursor(taking: address), address, id) }
     }
 
     /// Whether the record at `tagOffset` (a repeat or incremented record,
@@ -810,41 +812,45 @@ public struct ChunkDecoder {
     }
 
     /// A cursor record (``CursorRecord``, format 1.7): a 2-byte access at an
-    /// index cache entry, the avail ring slot after the ring cursor, or the
-    /// used element after the used cursor. Its bytes are materialised after
+    /// index cache entry, the avail ring slot after a ring cursor, or the
+    /// used element after a used cursor. Its bytes are materialised after
     /// the content; the cursor moves; it enters the history, not the repeat
     /// table.
     @usableFromInline @_transparent
     mutating func cursorAccess(_ tagOffset: Int) throws(ChunkDecodeError) -> (isWrite: Bool, address: UInt64, bytes: Range<Int>) {
         let v = try varint()
         let at = end &+ materialised
+        let j = Int(truncatingIfNeeded: v >> 2) & 1
         if v & 3 == CursorRecord.usedTag {
             let len = try varint()
-            guard v >> 2 <= UInt64(UInt32.max), len <= UInt64(UInt32.max) else {
-                throw fail(tagOffset, "used element cursor record of id change \(v >> 2) and len \(len) (each below 2^32)")
+            guard v >> 3 <= UInt64(UInt32.max), len <= UInt64(UInt32.max) else {
+                throw fail(tagOffset, "used element cursor record of id change code \(v >> 3) and len \(len) (each below 2^32)")
             }
             guard at + 8 <= buffer.room.count else { throw fail(tagOffset, "cursor records materialise more bytes than the chunk's room") }
-            let address = ring.usedAddress &+ 8
-            let id = ring.usedID &+ UInt32(truncatingIfNeeded: v >> 2), length = UInt32(truncatingIfNeeded: len)
+            let cursor = ring.used(j)
+            let address = cursor.address &+ 8, id = cursor.id &+ RingCursors.change32(v >> 3), length = UInt32(truncatingIfNeeded: len)
             buffer.materialise(UInt64(id) | UInt64(length) << 32, at: at)
             materialised &+= 8
-            (ring.usedAddress, ring.usedID, ring.usedLen) = (address, id, length)
+            ring.moveUsed(j, address, id)
+            (ring.writtenID, ring.writtenLen) = (id, length)
             entered(address, length: 8)
             lastWriteEnd = address &+ 8
             return (true, address, at..<(at &+ 8))
         }
-        let ringSlot = v & 3 == CursorRecord.ringTag, delta = ringSlot ? v >> 2 : v >> 4
-        guard delta <= 0xFFFF else { throw fail(tagOffset, "cursor record changes a 2-byte value by \(delta) (below 65,536)") }
+        let ringSlot = v & 3 == CursorRecord.ringTag, change = ringSlot ? v >> 3 : v >> 4
+        guard change <= 0xFFFF else { throw fail(tagOffset, "cursor record's change \(change) is not below 65,536") }
         guard at + 2 <= buffer.room.count else { throw fail(tagOffset, "cursor records materialise more bytes than the chunk's room") }
         let address: UInt64, value: UInt16, isWrite: Bool
         if ringSlot {
-            address = ring.ringAddress &+ 2
-            value = ring.ringValue &+ UInt16(truncatingIfNeeded: delta)
-            (ring.ringAddress, ring.ringValue, isWrite) = (address, value, false)
+            let cursor = ring.ring(j)
+            address = cursor.address &+ 2
+            value = cursor.value &+ RingCursors.change16(change)
+            ring.moveRing(j, address, value)
+            isWrite = false
         } else {
             let i = Int(truncatingIfNeeded: v >> 1) & 3
             address = ring.address(i)
-            value = ring.value(i) &+ UInt16(truncatingIfNeeded: delta)
+            value = ring.value(i) &+ UInt16(truncatingIfNeeded: change)
             ring.set(i, value)
             isWrite = v & 8 != 0
         }

@@ -321,7 +321,7 @@ public struct ChunkEncoder {
     /// A used-ring publication event.
     @inlinable @inline(__always)
     public mutating func used(nic: Int, queue: UInt16, id: UInt32, len: UInt32) {
-        if predicts && (cursors || usedWritten) && id == ring.usedID && len == ring.usedLen {
+        if predicts && (cursors || usedWritten) && id == ring.writtenID && len == ring.writtenLen {
             var c = begin(code: PredictedRecord.usedAsWritten, nic: nic, reserving: RecordCursor.maxVarint)
             c.varint(UInt64(queue))
             end(c)
@@ -453,18 +453,15 @@ public struct ChunkEncoder {
                 ring.set(i, v)
                 return cursorRead(address, v, f)
             }
-            if address == ring.ringAddress &+ 2 {
-                cursorRecord(nic: nic, UInt64(v &- ring.ringValue) << 2 | CursorRecord.ringTag)
-                ring.ringAddress = address
-                ring.ringValue = v
-                return cursorRead(address, v, f)
-            }
+            // Cursor 0 (the one moved last: a streaming queue's) inline, cursor 1 out of line.
+            if address == ring.ring0 &+ 2 { return ringRead(nic: nic, 0, address, v, f) }
+            if address == ring.ring1 &+ 2 { return secondRingRead(nic: nic, address, v) }
         }
         let small = f.repeats && ok && n > 0 && n <= RepeatTable.maxLength
         let last = small ? out.repeatTable.lookupWithOrdinal(address) : nil
         if f.cursors && ok && n == 2 {
-            ring.indexAccessed(address, UInt16(littleEndian: bytes.baseAddress.unsafelyUnwrapped.loadUnaligned(as: UInt16.self)),
-                               recent: recentIndex(last), isRead: true)
+            indexAccessed(address, UInt16(littleEndian: bytes.baseAddress.unsafelyUnwrapped.loadUnaligned(as: UInt16.self)),
+                          recent: recentIndex(last), isRead: true)
         }
         if let last, last.length == n, holds(last.offset, bytes, n) {
             var c = begin(code: RepeatRecord.read, nic: nic, reserving: 2 * RecordCursor.maxVarint)
@@ -511,6 +508,53 @@ public struct ChunkEncoder {
         var c = begin(code: CursorRecord.code, nic: nic, reserving: RecordCursor.maxVarint)
         c.varint(v)
         end(c)
+    }
+
+    /// A 2-byte read of `value` at `address`, ring cursor `j`'s next slot: its cursor record.
+    @inlinable @inline(__always)
+    mutating func ringRead(nic: Int, _ j: Int, _ address: UInt64, _ value: UInt16, _ f: RecordFeatures) {
+        cursorRecord(nic: nic, RingCursors.zigzag(value, from: ring.ring(j).value) << 3 | UInt64(j) << 2 | CursorRecord.ringTag)
+        ring.moveRing(j, address, value)
+        cursorRead(address, value, f)
+    }
+
+    /// An 8-byte write of a used element (`id`, `len`) at `address`, used cursor `j`'s next: its cursor record.
+    @inlinable @inline(__always)
+    mutating func usedWrite(nic: Int, _ j: Int, _ address: UInt64, _ id: UInt32, _ len: UInt32, _ f: RecordFeatures) {
+        var c = begin(code: CursorRecord.code, nic: nic, reserving: 2 &* RecordCursor.maxVarint)
+        c.varint(RingCursors.zigzag(id, from: ring.used(j).id) << 3 | UInt64(j) << 2 | CursorRecord.usedTag)
+        c.varint(UInt64(len))
+        end(c)
+        ring.moveUsed(j, address, id)
+        countAccess(f)
+        lastWriteEnd = address &+ 8
+    }
+
+    /// ``ringRead(nic:_:_:_:_:)`` of ring cursor 1, out of line: the hot
+    /// functions the recorder's reads are inlined into stay small (their
+    /// register saves were ~10 instructions a call with both cursors inline).
+    @usableFromInline @inline(never)
+    mutating func secondRingRead(nic: Int, _ address: UInt64, _ value: UInt16) {
+        ringRead(nic: nic, 1, address, value, .all)
+    }
+
+    /// A successful 8-byte write (format 1.7) that is not at used cursor 0's
+    /// next element: at cursor 1's, a cursor record; elsewhere, it takes a
+    /// cursor and is written as the other records are. Out of line, as
+    /// ``secondRingRead(nic:_:_:)``.
+    @usableFromInline @inline(never)
+    mutating func otherUsedWrite(nic: Int, address: UInt64, bytes: UnsafeRawBufferPointer, ok: Bool, _ id: UInt32, _ len: UInt32) {
+        if address == ring.used1 &+ 8 { return usedWrite(nic: nic, 1, address, id, len, .all) }
+        ring.moveUsed(ring.usedCursor(taking: address), address, id)
+        tableWrite(nic: nic, address: address, bytes: bytes, ok: ok, .all)
+    }
+
+    /// A 2-byte access that is no cursor record (format 1.7): the index
+    /// cache or a ring cursor takes it (``RingCursors/indexAccessed(_:_:recent:isRead:)``).
+    /// Out of line, as ``secondRingRead(nic:_:_:)``.
+    @usableFromInline @inline(never)
+    mutating func indexAccessed(_ address: UInt64, _ value: UInt16, recent: Bool, isRead: Bool) {
+        ring.indexAccessed(address, value, recent: recent, isRead: isRead)
     }
 
     /// What a 2-byte read of `value` at `address` written as a cursor record leaves.
@@ -660,23 +704,26 @@ public struct ChunkEncoder {
         }
         if ok && n == 8 {
             let id = UInt32(littleEndian: p.loadUnaligned(as: UInt32.self)), len = UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
-            if f.cursors && address == ring.usedAddress &+ 8 {
-                var c = begin(code: CursorRecord.code, nic: nic, reserving: 2 &* RecordCursor.maxVarint)
-                c.varint(UInt64(id &- ring.usedID) << 2 | CursorRecord.usedTag)
-                c.varint(UInt64(len))
-                end(c)
-                (ring.usedAddress, ring.usedID, ring.usedLen) = (address, id, len)
-                countAccess(f)
-                lastWriteEnd = address &+ 8
-                return
-            }
-            (ring.usedAddress, ring.usedID, ring.usedLen) = (address, id, len)
+            (ring.writtenID, ring.writtenLen) = (id, len)
             usedWritten = true
+            if f.cursors {
+                if address == ring.used0 &+ 8 { return usedWrite(nic: nic, 0, address, id, len, f) }
+                return otherUsedWrite(nic: nic, address: address, bytes: bytes, ok: ok, id, len)
+            }
         }
+        tableWrite(nic: nic, address: address, bytes: bytes, ok: ok, f)
+    }
+
+    /// A memory write that is no cursor record: a repeat, an incremented
+    /// write, or the write with its bytes (or a reference to a read's).
+    @inlinable @inline(__always)
+    mutating func tableWrite(nic: Int, address: UInt64, bytes: UnsafeRawBufferPointer, ok: Bool, _ f: RecordFeatures) {
+        let n = bytes.count
+        let p = bytes.baseAddress.unsafelyUnwrapped
         let tableSized = f.repeats && ok && n > 0 && n <= RepeatTable.maxLength
         let last = tableSized ? out.repeatTable.lookupWithOrdinal(address) : nil
         if f.cursors && ok && n == 2 {
-            ring.indexAccessed(address, UInt16(littleEndian: p.loadUnaligned(as: UInt16.self)), recent: recentIndex(last), isRead: false)
+            indexAccessed(address, UInt16(littleEndian: p.loadUnaligned(as: UInt16.self)), recent: recentIndex(last), isRead: false)
         }
         // (Nested, not two `if let last` in a row: Swift 6.3's copy
         // propagation crashed on that shape in the device's frame writes.)

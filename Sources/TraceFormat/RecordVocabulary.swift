@@ -144,12 +144,14 @@ public enum RecalledRecord {
 ///   the address of index cache entry `(v >> 1) & 3`, of that entry's value
 ///   plus `v >> 4` (below 2^16, modulo 2^16): a ring index the device keeps
 ///   touching.
-/// - `v & 3 == 1`: a successful 2-byte read at the ring cursor's address
-///   plus 2, of the ring cursor's value plus `v >> 2` (below 2^16): the
-///   avail ring slot after the last one read.
-/// - `v & 3 == 3`: a successful 8-byte write at the used cursor's address
-///   plus 8 of a used element whose id is the used cursor's plus `v >> 2`
-///   (below 2^32, modulo 2^32); a varint len (below 2^32) follows.
+/// - `v & 3 == 1`: a successful 2-byte read at ring cursor `(v >> 2) & 1`'s
+///   address plus 2, of its value changed by the zigzag code `v >> 3`
+///   (below 2^16; a signed 16-bit change): the avail ring slot after the
+///   last one read there.
+/// - `v & 3 == 3`: a successful 8-byte write at used cursor `(v >> 2) & 1`'s
+///   address plus 8 of a used element whose id is its id changed by the
+///   zigzag code `v >> 3` (below 2^32; a signed 32-bit change); a varint len
+///   (below 2^32) follows.
 ///
 /// Each decodes as the memory event it stands for, its bytes materialised
 /// after the content (``ChunkBuffer``); none enters the repeat table.
@@ -286,6 +288,32 @@ public enum MarkerCode: UInt64, Sendable {
     /// A trigger's counter predicate held (`--trigger-action mark`): details
     /// hold the number of the counter event at which it did.
     case triggerFired = 1
+}
+
+extension EventFields {
+    /// The same event with its payload (a memory event's bytes) as `transform` gives it.
+    @inlinable
+    public func mapBytes<Other>(_ transform: (Bytes) throws -> Other) rethrows -> EventFields<Other> {
+        switch self {
+        case .mmioRead(let offset, let width, let value): return .mmioRead(offset: offset, width: width, value: value)
+        case .mmioWrite(let offset, let width, let value): return .mmioWrite(offset: offset, width: width, value: value)
+        case .memoryRead(let address, let length, let ok, let bytes): return .memoryRead(address: address, length: length, ok: ok, bytes: try transform(bytes))
+        case .memoryWrite(let address, let length, let ok, let bytes): return .memoryWrite(address: address, length: length, ok: ok, bytes: try transform(bytes))
+        case .chain(let queue, let head, let count): return .chain(queue: queue, head: head, descriptorCount: count)
+        case .used(let queue, let id, let len): return .used(queue: queue, id: id, len: len)
+        case .counter(let index, let value): return .counter(index: index, value: value)
+        case .interrupt(let kind): return .interrupt(kind: kind)
+        case .poison(let queue, let code, let details): return .poison(queue: queue, code: code, details: details)
+        case .status(let old, let new): return .status(old: old, new: new)
+        case .features(let old, let new): return .features(old: old, new: new)
+        case .pairs(let old, let new): return .pairs(old: old, new: new)
+        case .reset: return .reset
+        case .warning(let code, let details): return .warning(code: code, details: details)
+        case .memoryBinding(let bound): return .memoryBinding(bound: bound)
+        case .transport(let code, let queue, let values): return .transport(code: code, queue: queue, values: values)
+        case .marker(let code, let details): return .marker(code: code, details: details)
+        }
+    }
 }
 
 extension EventFields: Equatable where Bytes: Equatable {}

@@ -186,12 +186,16 @@ if let i = arguments.firstIndex(of: "--fixed"), arguments.count >= i + 5,
 }
 
 // zstd on a trace's own chunks, one setting (CompressBench.swift, tools/writer-cost.sh):
-//   vtrace-bench --compress TRACE LEVEL own|dfast [CHUNKS]
+//   vtrace-bench --compress TRACE LEVEL own|dfast [CHUNKS] [--as 1.N]
+// (`--as 1.N`: the chunks' events encoded again as format 1.N first.)
 if let i = arguments.firstIndex(of: "--compress"), arguments.count >= i + 4, let level = Int32(arguments[i + 2]),
    ["own", "dfast"].contains(arguments[i + 3]) {
     let limit = arguments.count > i + 4 ? Int(arguments[i + 4]) ?? .max : .max
+    let minor = arguments.firstIndex(of: "--as").flatMap { $0 + 1 < arguments.count ? arguments[$0 + 1] : nil }
+        .flatMap { $0.hasPrefix("1.") ? UInt16($0.dropFirst(2)) : nil }
     do {
-        try compressBenchmark(path: arguments[i + 1], level: level, finder: arguments[i + 3] == "dfast" ? .doubleFast : .levelDefault, limit: limit)
+        try compressBenchmark(path: arguments[i + 1], level: level, finder: arguments[i + 3] == "dfast" ? .doubleFast : .levelDefault,
+                              limit: limit, minor: minor)
     } catch {
         print("vtrace-bench: \(error)")
         exit(1)

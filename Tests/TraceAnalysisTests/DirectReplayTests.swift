@@ -47,7 +47,7 @@ struct DirectReplayTests {
     @Test func everyGoldenTraceReplaysTheSameDirectly() throws {
         let dir = repositoryRoot.appendingPathComponent("traces/golden")
         let names = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".vtrace") }.sorted()
-        #expect(names.count == 17)
+        #expect(names.count == 18)
         var settledSome = 0
         for name in names {
             let path = dir.appendingPathComponent(name).path

@@ -40,23 +40,34 @@ struct RingCursorTests {
         var e = AddressCodeTests.encoder()
         Self.read(&e, 0x2002, Self.u16(7))                  // plain: the ring cursor
         Self.read(&e, 0x2002, Self.u16(7))                  // a repeat, 0 back: enters entry 0
-        #expect(e.ring.entry(of: 0x2002) == 0 && e.ring.ringAddress == 0x2002)
+        #expect(e.ring.entry(of: 0x2002) == 0 && e.ring.ring(0).address == 0x2002)
         var at = e.size
         Self.read(&e, 0x2002, Self.u16(9))                  // entry 0, +2
         #expect(Array(e.content[at...]) == [Self.tag, 2 << 4 | 0 << 1])
         at = e.size
         Self.write(&e, 0x2002, Self.u16(8))                 // entry 0 written, −1
         #expect(Array(e.content[at...]) == [Self.tag, 0xF8, 0xFF, 0x3F] && e.ring.value(0) == 8)  // 0xFFFF << 4 | 8
-        Self.read(&e, 0x4000, Self.u16(3))                  // plain: the ring cursor moves here
+        Self.read(&e, 0x4000, Self.u16(3))                  // plain, far from cursor 0: cursor 1 takes it, to the front
+        #expect(e.ring.ring(0).address == 0x4000 && e.ring.ring(1).address == 0x2002)
         at = e.size
-        Self.read(&e, 0x4002, Self.u16(4))                  // the slot after it, +1
-        #expect(Array(e.content[at...]) == [Self.tag, 1 << 2 | 1] && e.ring.ringAddress == 0x4002)
-        Self.write(&e, 0x6000, Self.element(5, 60))         // plain: the used cursor
+        Self.read(&e, 0x4002, Self.u16(4))                  // the slot after cursor 0's, +1 (zigzag 2)
+        #expect(Array(e.content[at...]) == [Self.tag, 2 << 3 | 0 << 2 | 1] && e.ring.ring(0).address == 0x4002)
         at = e.size
-        Self.write(&e, 0x6008, Self.element(9, 1514))       // the element after it, id +4
-        #expect(Array(e.content[at...]) == [Self.tag, 4 << 2 | 3, 0xEA, 0x0B])
+        Self.read(&e, 0x2004, Self.u16(1))                  // the slot after cursor 1's (0x2002, 7): −6 (zigzag 11)
+        #expect(Array(e.content[at...]) == [Self.tag, 11 << 3 | 1 << 2 | 1] && e.ring.ring(0).address == 0x2004 && e.ring.ring(1).address == 0x4002)
         at = e.size
-        e.used(nic: 0, queue: 1, id: 9, len: 1514)
+        Self.read(&e, 0x2000, Self.u16(2))                  // plain, near cursor 0 (its ring, wrapped): cursor 0 takes it
+        #expect(e.ring.ring(0).address == 0x2000 && e.ring.ring(1).address == 0x4002)
+        Self.write(&e, 0x6000, Self.element(5, 60))         // plain: used cursor 0
+        at = e.size
+        Self.write(&e, 0x6008, Self.element(9, 1514))       // the element after it, id +4 (zigzag 8)
+        #expect(Array(e.content[at...]) == [Self.tag, 8 << 3 | 0 << 2 | 3, 0xEA, 0x0B])
+        Self.write(&e, 0x9800, Self.element(7, 60))         // plain, far: used cursor 1, to the front
+        at = e.size
+        Self.write(&e, 0x6010, Self.element(8, 60))         // after cursor 1's, id −1 (zigzag 1)
+        #expect(Array(e.content[at...]) == [Self.tag, 1 << 3 | 1 << 2 | 3, 60] && e.ring.used(1).address == 0x9800)
+        at = e.size
+        e.used(nic: 0, queue: 1, id: 8, len: 60)
         #expect(Array(e.content[at...]) == [RecordCode.tag(code: PredictedRecord.usedAsWritten), 1])
         // Failed accesses are never cursor records.
         at = e.size
@@ -68,8 +79,10 @@ struct RingCursorTests {
         var plain = AddressCodeTests.encoder(predicts: false, repeats: false)
         Self.read(&plain, 0x2002, Self.u16(7)); Self.read(&plain, 0x2002, Self.u16(7)); Self.read(&plain, 0x2002, Self.u16(9))
         Self.write(&plain, 0x2002, Self.u16(8)); Self.read(&plain, 0x4000, Self.u16(3)); Self.read(&plain, 0x4002, Self.u16(4))
+        Self.read(&plain, 0x2004, Self.u16(1)); Self.read(&plain, 0x2000, Self.u16(2))
         Self.write(&plain, 0x6000, Self.element(5, 60)); Self.write(&plain, 0x6008, Self.element(9, 1514))
-        plain.used(nic: 0, queue: 1, id: 9, len: 1514)
+        Self.write(&plain, 0x9800, Self.element(7, 60)); Self.write(&plain, 0x6010, Self.element(8, 60))
+        plain.used(nic: 0, queue: 1, id: 8, len: 60)
         Self.read(&plain, 0x2002, Self.u16(9), ok: false); Self.write(&plain, 0x6010, Self.element(10, 60), ok: false)
         try AddressCodeTests.expectSameEvents(e.content, plain.content)
     }
@@ -100,21 +113,21 @@ struct RingCursorTests {
     }
 
     /// An empty entry or cursor is at 2^64 − 1 with value 0: a record naming
-    /// one decodes there (entry), 2 bytes on (the ring slot: address 1) or 8
-    /// (the used element: address 7); a used publication as written before
+    /// one decodes there (entry), 2 bytes on (a ring slot: address 1) or 8
+    /// (a used element: address 7); a used publication as written before
     /// any 8-byte write names id 0, len 0 (in 1.6 it is an error).
     @Test func emptyCursorsDecodeAtTheirDefinedPlaces() throws {
         var (d, at) = try RepeatRecordTests.hostile([Self.tag, 3 << 4 | 2 << 1], predicts: true)
         var ev = try #require(try d.next())
         guard case .memoryRead(UInt64.max, 2, true, let r) = ev.body else { Issue.record("\(ev.body)"); return }
         #expect(d.bytes(r) == [3, 0] && r.lowerBound > at)
-        (d, _) = try RepeatRecordTests.hostile([Self.tag, 5 << 2 | 1, Self.tag, 1 << 2 | 1], predicts: true)
+        (d, _) = try RepeatRecordTests.hostile([Self.tag, 10 << 3 | 1, Self.tag, 2 << 3 | 1], predicts: true)
         ev = try #require(try d.next())
         guard case .memoryRead(1, 2, true, let r1) = ev.body else { Issue.record("\(ev.body)"); return }
         ev = try #require(try d.next())
         guard case .memoryRead(3, 2, true, let r2) = ev.body else { Issue.record("\(ev.body)"); return }
         #expect(d.bytes(r1) == [5, 0] && d.bytes(r2) == [6, 0])
-        (d, _) = try RepeatRecordTests.hostile([RecordCode.tag(code: PredictedRecord.usedAsWritten), 1, Self.tag, 3 << 2 | 3, 76,
+        (d, _) = try RepeatRecordTests.hostile([RecordCode.tag(code: PredictedRecord.usedAsWritten), 1, Self.tag, 6 << 3 | 3, 76,
                                                 RecordCode.tag(code: PredictedRecord.usedAsWritten), 1], predicts: true)
         #expect(try d.next()?.body == .used(queue: 1, id: 0, len: 0))
         ev = try #require(try d.next())
@@ -135,7 +148,7 @@ struct RingCursorTests {
         Self.write(&e, 0x20, Self.element(.max, 1))
         before = e.size
         Self.write(&e, 0x28, Self.element(0, 1))
-        #expect(Array(e.content[before...]) == [Self.tag, 1 << 2 | 3, 1])
+        #expect(Array(e.content[before...]) == [Self.tag, 2 << 3 | 3, 1])
         var plain = AddressCodeTests.encoder(predicts: false, repeats: false)
         Self.read(&plain, .max, Self.u16(4)); plain.used(nic: 0, queue: 0, id: 0, len: 0)
         Self.read(&plain, 0x10, Self.u16(0xFFFF)); Self.read(&plain, 0x10, Self.u16(0xFFFF)); Self.read(&plain, 0x10, Self.u16(1))
@@ -150,21 +163,21 @@ struct RingCursorTests {
     /// Out-of-range changes and a record cut short are errors at the tag.
     @Test func hostileCursorRecordsAreErrors() throws {
         var (d, at) = try RepeatRecordTests.hostile([Self.tag, 0x80, 0x80, 0x40], predicts: true)  // 2^16 << 4: entry 0
-        #expect(throws: ChunkDecodeError(offset: at, "cursor record changes a 2-byte value by 65536 (below 65,536)")) { _ = try d.next() }
-        (d, at) = try RepeatRecordTests.hostile([Self.tag, 0x81, 0x80, 0x10], predicts: true)  // 2^16 << 2 | 1: the ring slot
-        #expect(throws: ChunkDecodeError(offset: at, "cursor record changes a 2-byte value by 65536 (below 65,536)")) { _ = try d.next() }
-        (d, at) = try RepeatRecordTests.hostile([Self.tag, 0x83, 0x80, 0x80, 0x80, 0x40, 0], predicts: true)  // 2^32 << 2 | 3
-        #expect(throws: ChunkDecodeError(offset: at, "used element cursor record of id change 4294967296 and len 0 (each below 2^32)")) { _ = try d.next() }
+        #expect(throws: ChunkDecodeError(offset: at, "cursor record's change 65536 is not below 65,536")) { _ = try d.next() }
+        (d, at) = try RepeatRecordTests.hostile([Self.tag, 0x81, 0x80, 0x20], predicts: true)  // 2^16 << 3 | 1: a ring slot
+        #expect(throws: ChunkDecodeError(offset: at, "cursor record's change 65536 is not below 65,536")) { _ = try d.next() }
+        (d, at) = try RepeatRecordTests.hostile([Self.tag, 0x83, 0x80, 0x80, 0x80, 0x80, 0x01, 0], predicts: true)  // 2^32 << 3 | 3
+        #expect(throws: ChunkDecodeError(offset: at, "used element cursor record of id change code 4294967296 and len 0 (each below 2^32)")) { _ = try d.next() }
         (d, at) = try RepeatRecordTests.hostile([Self.tag, 3, 0x80, 0x80, 0x80, 0x80, 0x10], predicts: true)  // len 2^32
-        #expect(throws: ChunkDecodeError(offset: at, "used element cursor record of id change 0 and len 4294967296 (each below 2^32)")) { _ = try d.next() }
+        #expect(throws: ChunkDecodeError(offset: at, "used element cursor record of id change code 0 and len 4294967296 (each below 2^32)")) { _ = try d.next() }
         (d, _) = try RepeatRecordTests.hostile([Self.tag], predicts: true)
         #expect(throws: ChunkDecodeError.self) { _ = try d.next() }
         (d, _) = try RepeatRecordTests.hostile([Self.tag, 3], predicts: true)
         #expect(throws: ChunkDecodeError.self) { _ = try d.next() }
         // The matcher refuses a read record as a write and a write record as a read.
-        (d, _) = try RepeatRecordTests.hostile([Self.tag, 5 << 2 | 1], predicts: true)
+        (d, _) = try RepeatRecordTests.hostile([Self.tag, 10 << 3 | 1], predicts: true)
         #expect([UInt8](Self.u16(5)).withUnsafeBytes { d.matchWrite(nic: 0, address: 1, from: $0) } == .mismatch)
-        (d, _) = try RepeatRecordTests.hostile([Self.tag, 3 << 2 | 3, 76], predicts: true)
+        (d, _) = try RepeatRecordTests.hostile([Self.tag, 6 << 3 | 3, 76], predicts: true)
         var buffer = [UInt8](repeating: 0, count: 8)
         #expect(buffer.withUnsafeMutableBytes { d.matchRead(nic: 0, address: 7, into: $0) } == .mismatch)
     }

@@ -444,11 +444,12 @@ def decode_chunk(content, nics, e, i, minor):
     reach = 4096 if minor >= 6 else 256   # accesses back an address code reaches (1.6: 4096)
     chain = []              # (1.5) the last chain's first four descriptors: (address, length)
     head_read = None        # (1.5) start of the newest successful 2-byte read's bytes
-    used = [MASK64, 0, 0]   # the newest successful 8-byte write: (address, id, len): the used cursor (1.7)
+    used = [0, 0]           # (1.5) the used write: id and len of the newest successful 8-byte write
     used_written = False    # (1.5) whether there was one (1.7: not needed)
     index = [[MASK64, 0] for _ in range(4)]  # (1.7) "Ring cursors": the index cache, [address, value]
     index_next = 0          # (1.7) the entry the next address entering the cache takes
-    ring = [MASK64, 0]      # (1.7) the ring cursor: [address, value]
+    rings = [[MASK64, 0], [MASK64, 0]]       # (1.7) the two ring cursors, [address, value], the one moved last first
+    useds = [[MASK64, 0], [MASK64, 0]]       # (1.7) the two used cursors, [address, id], likewise
     code_read = [None]      # (1.5) the address code just read (None: a 1.4 delta or the address itself)
 
     def remember(address, start, length):           # a successful access of 1 to 16 bytes (1.4)
@@ -476,6 +477,22 @@ def decode_chunk(content, nics, e, i, minor):
         if j >= len(chain):
             r.fail("address code names descriptor %d of the last chain; it has %d (of the first 4)" % (j, len(chain)), at)
         return (chain[j][0] + offset) & MASK64
+
+    def move_ring(j, address, value):               # (1.7) ring cursor j moves, to the front
+        if j:
+            rings[1] = rings[0]
+        rings[0] = [address, value]
+
+    def move_used(j, address, id):                  # (1.7) used cursor j moves, to the front
+        if j:
+            useds[1] = useds[0]
+        useds[0] = [address, id]
+
+    def near(cursors, address):                     # (1.7) the cursor a miss takes: 0 when within 4096 bytes of it, else 1
+        return 0 if (address - cursors[0][0] + 4096) & MASK64 < 8192 else 1
+
+    def unzigzag(z, bits):                          # (1.7) a zigzag change, modulo 2^bits
+        return ((z >> 1) ^ -(z & 1)) & ((1 << bits) - 1)
 
     def recent_same():
         """(1.7) Whether the address code just read names the same address as an access fewer than 64 back."""
@@ -514,8 +531,8 @@ def decode_chunk(content, nics, e, i, minor):
                     recent = [(start, length)] + recent[:3]
                 if length == 2:
                     head_read = start
-                    if minor >= 7:                  # not a cursor record nor a repeat: the ring cursor
-                        ring = [address, u16(data, start)]
+                    if minor >= 7:                  # not a cursor record nor a repeat: a ring cursor
+                        move_ring(near(rings, address), address, u16(data, start))
                 remember(address, start, length)
             entered(address, length)
             read_end = (address + length) & MASK64
@@ -535,7 +552,9 @@ def decode_chunk(content, nics, e, i, minor):
             if not aux & 1:
                 remember(address, start, length)
                 if length == 8:
-                    used, used_written = [address, u32(data, start), u32(data, start + 4)], True
+                    used, used_written = [u32(data, start), u32(data, start + 4)], True
+                    if minor >= 7:
+                        move_used(near(useds, address), address, used[0])
             entered(address, length)
             write_end = (address + length) & MASK64
             body = ("mem-write", address, length, not aux & 1, payload, 0)
@@ -615,10 +634,12 @@ def decode_chunk(content, nics, e, i, minor):
                 if recent_same():
                     index[index_next], index_next = [address, u16(data, start)], (index_next + 1) & 3
                 elif not write:
-                    ring = [address, u16(data, start)]
+                    move_ring(near(rings, address), address, u16(data, start))
             if write:
                 if length == 8:
-                    used, used_written = [address, u32(data, start), u32(data, start + 4)], True
+                    used, used_written = [u32(data, start), u32(data, start + 4)], True
+                    if minor >= 7:
+                        move_used(near(useds, address), address, used[0])
                 write_end = (address + length) & MASK64
             else:
                 if length >= 8:
@@ -668,7 +689,7 @@ def decode_chunk(content, nics, e, i, minor):
                 if recent_same():
                     index[index_next], index_next = [address, u16(data, start)], (index_next + 1) & 3
                 elif not write:
-                    ring = [address, u16(data, start)]
+                    move_ring(near(rings, address), address, u16(data, start))
             if write:
                 write_end = (address + 2) & MASK64
             else:
@@ -690,23 +711,25 @@ def decode_chunk(content, nics, e, i, minor):
         elif minor >= 7 and aux == 13:              # kind 15, aux 13: an access where a ring cursor points (1.7)
             v = r.varint()
             start = len(data)                       # materialised after the content
-            if v & 3 == 3:                          # the used element after the used cursor's
+            j = (v >> 2) & 1
+            if v & 3 == 3:                          # the used element after used cursor j's
                 length = r.varint()
-                if v >> 2 > 0xFFFFFFFF or length > 0xFFFFFFFF:
-                    r.fail("used element cursor record of id change %d and len %d (each below 2^32)" % (v >> 2, length), at)
-                used = [(used[0] + 8) & MASK64, (used[1] + (v >> 2)) & 0xFFFFFFFF, length]
-                address, write, n = used[0], True, 8
-                data += (used[1] | used[2] << 32).to_bytes(8, "little")
+                if v >> 3 > 0xFFFFFFFF or length > 0xFFFFFFFF:
+                    r.fail("used element cursor record of id change code %d and len %d (each below 2^32)" % (v >> 3, length), at)
+                address, write, n = (useds[j][0] + 8) & MASK64, True, 8
+                used = [(useds[j][1] + unzigzag(v >> 3, 32)) & 0xFFFFFFFF, length]
+                move_used(j, address, used[0])
+                data += (used[0] | used[1] << 32).to_bytes(8, "little")
             else:
-                delta = v >> 2 if v & 3 == 1 else v >> 4
-                if delta > 0xFFFF:
-                    r.fail("cursor record changes a 2-byte value by %d (below 65,536)" % delta, at)
-                if v & 3 == 1:                      # the avail ring slot after the ring cursor's
-                    ring = [(ring[0] + 2) & MASK64, (ring[1] + delta) & 0xFFFF]
-                    address, value, write = ring[0], ring[1], False
+                change = v >> 3 if v & 3 == 1 else v >> 4
+                if change > 0xFFFF:
+                    r.fail("cursor record's change %d is not below 65,536" % change, at)
+                if v & 3 == 1:                      # the avail ring slot after ring cursor j's
+                    address, value, write = (rings[j][0] + 2) & MASK64, (rings[j][1] + unzigzag(change, 16)) & 0xFFFF, False
+                    move_ring(j, address, value)
                 else:                               # index cache entry (v >> 1) & 3; bit 3: a write
                     entry = index[(v >> 1) & 3]
-                    entry[1] = (entry[1] + delta) & 0xFFFF
+                    entry[1] = (entry[1] + change) & 0xFFFF
                     address, value, write = entry[0], entry[1], bool(v & 8)
                 n = 2
                 data += value.to_bytes(2, "little")
@@ -722,7 +745,7 @@ def decode_chunk(content, nics, e, i, minor):
             queue = r.narrow(16, "queue")
             if not used_written and minor < 7:
                 r.fail("used as written, but no 8-byte write came before it in this chunk", at)
-            body = ("used", queue, used[1], used[2])
+            body = ("used", queue, used[0], used[1])
         else:                                       # kind 15: context records, not events
             v = r.varint()
             if aux == 0:
