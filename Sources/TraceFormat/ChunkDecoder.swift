@@ -183,13 +183,14 @@ public struct ChunkDecoder {
     /// Where the bytes of the newest successful 2-byte read are (-1: none
     /// yet): a ``PredictedRecord/chainAtHead``'s head.
     @usableFromInline var headRead = -1
-    /// The ring cursors (format 1.7), and the used cursor in every format:
-    /// the newest successful 8-byte write, a ``PredictedRecord/usedAsWritten``'s
-    /// id and len.
+    /// The ring cursors (format 1.7; the decoder keeps the used write as
+    /// ``usedWrite``, not as the cursors' values).
     @usableFromInline var ring = RingCursors()
-    /// Whether the chunk has made a successful 8-byte write (before 1.7, a
-    /// used publication as written needs one).
-    @usableFromInline var usedWritten = false
+    /// Where the bytes of the newest successful 8-byte write are, in the
+    /// content or materialised after it (-1: none yet): a
+    /// ``PredictedRecord/usedAsWritten``'s id and len (from 1.7, id 0 and
+    /// len 0 before any).
+    @usableFromInline var usedWrite = -1
     /// Bytes materialised after the content so far (incremented records).
     @usableFromInline var materialised = 0
     /// The last small access at each address (``RepeatTable``), made at the
@@ -558,7 +559,7 @@ public struct ChunkDecoder {
             if length >= 8 { recentReads.push(length: Int(length), start: range.lowerBound) }
             if length == 2 {
                 headRead = range.lowerBound
-                if cursors { ring.indexAccessed(address, value(at: range.lowerBound), recent: false, isRead: true) }
+                if cursors { ringCursorTakes(address, at: range.lowerBound) }
             }
             if repeats && length &- 1 < UInt64(RepeatTable.maxLength) { remember(address, Int(length), range.lowerBound) }
         } else {
@@ -778,8 +779,21 @@ public struct ChunkDecoder {
     @inlinable @inline(__always)
     mutating func usedAsWrittenFields(_ tagOffset: Int) throws(ChunkDecodeError) -> (queue: UInt16, id: UInt32, len: UInt32) {
         let queue: UInt16 = try narrow()
-        guard cursors || usedWritten else { throw fail(tagOffset, "used as written, but no 8-byte write came before it in this chunk") }
-        return (queue, ring.writtenID, ring.writtenLen)
+        guard usedWrite >= 0 else {
+            if cursors { return (queue, 0, 0) }
+            throw fail(tagOffset, "used as written, but no 8-byte write came before it in this chunk")
+        }
+        let at = contentBase + usedWrite
+        return (queue, UInt32(littleEndian: at.loadUnaligned(as: UInt32.self)), UInt32(littleEndian: at.loadUnaligned(fromByteOffset: 4, as: UInt32.self)))
+    }
+
+    /// A stored 2-byte read at `address`, its bytes at `offset`: a ring
+    /// cursor takes it (format 1.7). Out of line: inline, it made the record
+    /// parser it sits in too large for the matcher to inline (a 1.6 trace's
+    /// replay +2.9% instructions).
+    @usableFromInline @inline(never)
+    mutating func ringCursorTakes(_ address: UInt64, at offset: Int) {
+        ring.indexAccessed(address, value(at: offset), recent: false, isRead: true)
     }
 
     /// The little-endian u16 at content (or materialised) offset `at`.
@@ -787,16 +801,19 @@ public struct ChunkDecoder {
     func value(at offset: Int) -> UInt16 { UInt16(littleEndian: (contentBase + offset).loadUnaligned(as: UInt16.self)) }
 
     /// A successful 8-byte write at `address`, its bytes at `offset`, that is
-    /// no cursor record: the used write (its id and len), and in 1.7 the
-    /// used cursor used less recently (``RingCursors``).
+    /// no cursor record: the used write, and in 1.7 a used cursor takes it
+    /// (``RingCursors``).
     @inlinable @inline(__always)
     mutating func usedElement(_ address: UInt64, at offset: Int) {
-        let at = contentBase + offset
-        let id = UInt32(littleEndian: at.loadUnaligned(as: UInt32.self))
-        ring.writtenID = id
-        ring.writtenLen = UInt32(littleEndian: at.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
-        usedWritten = true
-        if cursors { ring.moveUsed(ring.usedCursor(taking: address), address, id) }
+        usedWrite = offset
+        if cursors { usedCursorTakes(address, at: offset) }
+    }
+
+    /// A used cursor takes an 8-byte write at `address`, its bytes at
+    /// `offset` (format 1.7). Out of line, as ``ringCursorTakes(_:at:)``.
+    @usableFromInline @inline(never)
+    mutating func usedCursorTakes(_ address: UInt64, at offset: Int) {
+        ring.moveUsed(ring.usedCursor(taking: address), address, UInt32(littleEndian: (contentBase + offset).loadUnaligned(as: UInt32.self)))
     }
 
     /// Whether the record at `tagOffset` (a repeat or incremented record,
@@ -832,7 +849,7 @@ public struct ChunkDecoder {
             buffer.materialise(UInt64(id) | UInt64(length) << 32, at: at)
             materialised &+= 8
             ring.moveUsed(j, address, id)
-            (ring.writtenID, ring.writtenLen) = (id, length)
+            usedWrite = at
             entered(address, length: 8)
             lastWriteEnd = address &+ 8
             return (true, address, at..<(at &+ 8))
