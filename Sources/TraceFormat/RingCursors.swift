@@ -38,7 +38,8 @@ struct RingCursors {
     @usableFromInline var used0: UInt64 = .max, used1: UInt64 = .max
     @usableFromInline var usedID0: UInt32 = 0, usedID1: UInt32 = 0
     /// The id and len of the newest successful 8-byte write (in every
-    /// format: a ``PredictedRecord/usedAsWritten``'s).
+    /// format: a ``PredictedRecord/usedAsWritten``'s), as the encoder keeps
+    /// them (the decoder keeps where their bytes are: ``ChunkDecoder``'s `usedWrite`).
     @usableFromInline var writtenID: UInt32 = 0, writtenLen: UInt32 = 0
 
     @inlinable init() {}
