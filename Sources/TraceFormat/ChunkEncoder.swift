@@ -53,8 +53,8 @@ public struct ChunkEncoder {
     /// The value of the newest successful 2-byte read (little-endian; -1:
     /// none yet): a chain at that head is a ``PredictedRecord/chainAtHead``.
     @usableFromInline var headRead = -1
-    /// The ring cursors (format 1.7), and the used cursor in every format:
-    /// the newest successful 8-byte write, whose id and len a used
+    /// The ring cursors (format 1.7), and in every format the used write:
+    /// the id and len of the newest successful 8-byte write, which a used
     /// publication may repeat (``PredictedRecord/usedAsWritten``).
     @usableFromInline var ring = RingCursors()
     /// Whether the chunk has made a successful 8-byte write (before 1.7, a
