@@ -191,7 +191,7 @@ public struct ChunkDecoder {
     /// ``PredictedRecord/usedAsWritten``'s id and len (from 1.7, id 0 and
     /// len 0 before any).
     @usableFromInline var usedWrite = -1
-    /// Bytes materialised after the content so far (incremented records).
+    /// Bytes materialised after the content so far (incremented and cursor records).
     @usableFromInline var materialised = 0
     /// The last small access at each address (``RepeatTable``), made at the
     /// first such access; copied before a write when a copy of this decoder
@@ -818,7 +818,7 @@ public struct ChunkDecoder {
 
     /// Whether the record at `tagOffset` (a repeat or incremented record,
     /// whose first field, its address code, has been decoded) names the
-    /// same address as an access fewer than ``RingCursors/recentBack`` back:
+    /// same address as an access with a `w` below ``RingCursors/recentBack`` (at most that many back):
     /// a 2-byte access the index cache takes (format 1.7).
     @usableFromInline @inline(never)
     func namesRecentAccess(_ tagOffset: Int) -> Bool {

@@ -11,8 +11,8 @@
 ///   code is ``AddressCode/same`` within ``recentBack`` accesses enters it,
 ///   in entry ``next``, which then moves on round the four. An access at an
 ///   entry's address is a cursor record of the value's change.
-/// - Two **ring cursors**: where the last successful 2-byte reads that are
-///   neither cursor records nor entered the cache were (avail ring slots:
+/// - Two **ring cursors**: where the last successful 2-byte reads that
+///   did not enter the cache were, ring cursor records among them (avail ring slots:
 ///   two, so that a TX and an RX queue walked in turn each keep theirs),
 ///   the one moved last first. A read 2 bytes after one is a cursor record
 ///   of the value's change (the next head); a read elsewhere takes the
@@ -23,8 +23,9 @@
 /// - The **used write**: the newest successful 8-byte write's id and len,
 ///   which a used publication may repeat (every format from 1.5).
 ///
-/// An empty entry or cursor is at address 2^64 − 1 with value 0: its next
-/// slot is address 1 (2-byte) or 7 (8-byte), as any other.
+/// An empty entry or cursor is at address 2^64 − 1 with value 0: a cache
+/// record names that address itself; a cursor's next slot is address 1
+/// (2-byte) or 7 (8-byte), as any other.
 @usableFromInline
 struct RingCursors {
     @usableFromInline var a0: UInt64 = .max, a1: UInt64 = .max, a2: UInt64 = .max, a3: UInt64 = .max
@@ -44,8 +45,8 @@ struct RingCursors {
 
     @inlinable init() {}
 
-    /// How close (in memory accesses: an address code's `back` below it)
-    /// the last access at an index's address must be for it to enter the cache.
+    /// How close the last access at an index's address must be for it to
+    /// enter the cache: its address code's `w` (accesses back, less one) below this.
     @inlinable static var recentBack: Int { 64 }
 
     /// The entry holding `address`, or -1.
@@ -130,8 +131,8 @@ struct RingCursors {
 
     /// A successful 2-byte access at `address` of `value` that is no cursor
     /// record: it enters the cache when `recent` (written as a repeat or
-    /// incremented record whose address code names the same address fewer
-    /// than ``recentBack`` accesses back); otherwise a read moves a ring
+    /// incremented record whose address code names the same address with a
+    /// `w` below ``recentBack``: at most that many accesses back); otherwise a read moves a ring
     /// cursor there (``ringCursor(taking:)``).
     @inlinable @inline(__always)
     mutating func indexAccessed(_ address: UInt64, _ value: UInt16, recent: Bool, isRead: Bool) {
