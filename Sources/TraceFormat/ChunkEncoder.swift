@@ -321,7 +321,7 @@ public struct ChunkEncoder {
     /// A used-ring publication event.
     @inlinable @inline(__always)
     public mutating func used(nic: Int, queue: UInt16, id: UInt32, len: UInt32) {
-        if predicts && (cursors || usedWritten) && id == ring.writtenID && len == ring.writtenLen {
+        if (cursors || predicts && usedWritten) && id == ring.writtenID && len == ring.writtenLen {
             var c = begin(code: PredictedRecord.usedAsWritten, nic: nic, reserving: RecordCursor.maxVarint)
             c.varint(UInt64(queue))
             end(c)
@@ -705,11 +705,11 @@ public struct ChunkEncoder {
         if ok && n == 8 {
             let id = UInt32(littleEndian: p.loadUnaligned(as: UInt32.self)), len = UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
             (ring.writtenID, ring.writtenLen) = (id, len)
-            usedWritten = true
             if f.cursors {
                 if address == ring.used0 &+ 8 { return usedWrite(nic: nic, 0, address, id, len, f) }
                 return otherUsedWrite(nic: nic, address: address, bytes: bytes, ok: ok, id, len)
             }
+            usedWritten = true   // (1.7 predicts from the first write on: `used` does not ask)
         }
         tableWrite(nic: nic, address: address, bytes: bytes, ok: ok, f)
     }
