@@ -290,11 +290,7 @@ struct FormatVectors15GoldenTests {
     }
 
     @Test func theVectorsAreWrittenAgainByteForByte() throws {
-        if ProcessInfo.processInfo.environment["VTRACE_WRITE_GOLDEN"] == "1" { try Self.write(to: Self.golden) }
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("format-vectors-15-\(getpid()).vtrace").path
-        try Self.write(to: path)
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == Data(contentsOf: URL(fileURLWithPath: Self.golden)))
+        try expectWrittenAgainByteForByte(Self.golden, Self.write(to:))
     }
 
     /// Read back through the file reader (address codes for 1.5): the
@@ -352,11 +348,7 @@ struct FormatVectors16GoldenTests {
     }
 
     @Test func theVectorsAreWrittenAgainByteForByte() throws {
-        if ProcessInfo.processInfo.environment["VTRACE_WRITE_GOLDEN"] == "1" { try Self.write(to: Self.golden) }
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("format-vectors-16-\(getpid()).vtrace").path
-        try Self.write(to: path)
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == Data(contentsOf: URL(fileURLWithPath: Self.golden)))
+        try expectWrittenAgainByteForByte(Self.golden, Self.write(to:))
     }
 
     /// Read back through the file reader: the recalled read holds the first

@@ -50,11 +50,7 @@ struct FormatVectorsGoldenTests {
     }
 
     @Test func theVectorsAreWrittenAgainByteForByte() throws {
-        if ProcessInfo.processInfo.environment["VTRACE_WRITE_GOLDEN"] == "1" { try Self.write(to: Self.golden) }
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("format-vectors-\(getpid()).vtrace").path
-        try Self.write(to: path)
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == Data(contentsOf: URL(fileURLWithPath: Self.golden)))
+        try expectWrittenAgainByteForByte(Self.golden, Self.write(to:))
     }
 
     @Test func theVectorsDecodeToWhatWasWritten() throws {
@@ -125,11 +121,7 @@ struct FormatVectors13GoldenTests {
     static let payload: [UInt8] = (0..<100).map { UInt8($0) }
 
     @Test func theVectorsAreWrittenAgainByteForByte() throws {
-        if ProcessInfo.processInfo.environment["VTRACE_WRITE_GOLDEN"] == "1" { try Self.write(to: Self.golden) }
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("format-vectors-13-\(getpid()).vtrace").path
-        try Self.write(to: path)
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == Data(contentsOf: URL(fileURLWithPath: Self.golden)))
+        try expectWrittenAgainByteForByte(Self.golden, Self.write(to:))
     }
 
     @Test func theVectorsDecodeToWhatWasWritten() throws {
@@ -207,4 +199,15 @@ struct ChunkEventCountTests {
             _ = try d.next(chunk: 0, of: cut)
         }
     }
+}
+
+/// Writes a golden trace again with `write` (the golden itself first, under
+/// `VTRACE_WRITE_GOLDEN=1`) into a temporary file, and requires the same bytes.
+func expectWrittenAgainByteForByte(_ golden: String, _ write: (String) throws -> Void,
+                                   sourceLocation: SourceLocation = #_sourceLocation) throws {
+    if ProcessInfo.processInfo.environment["VTRACE_WRITE_GOLDEN"] == "1" { try write(golden) }
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("\(URL(fileURLWithPath: golden).lastPathComponent)-\(getpid())").path
+    try write(path)
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == Data(contentsOf: URL(fileURLWithPath: golden)), sourceLocation: sourceLocation)
 }

@@ -177,11 +177,7 @@ struct FormatVectors14GoldenTests {
     }
 
     @Test func theVectorsAreWrittenAgainByteForByte() throws {
-        if ProcessInfo.processInfo.environment["VTRACE_WRITE_GOLDEN"] == "1" { try Self.write(to: Self.golden) }
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("format-vectors-14-\(getpid()).vtrace").path
-        try Self.write(to: path)
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == Data(contentsOf: URL(fileURLWithPath: Self.golden)))
+        try expectWrittenAgainByteForByte(Self.golden, Self.write(to:))
     }
 
     /// Read back through the file reader (which keeps the table for 1.4): the
