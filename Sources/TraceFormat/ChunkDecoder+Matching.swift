@@ -165,9 +165,11 @@ extension ChunkDecoder {
                 guard f.queue == queue, f.head == head, f.count == count else { return .mismatch }
                 for i in 0..<count where asReadDescriptor(i, of: count) != descriptor(i) { return .mismatch }
             } else if t.code == TraceEventKind.chain.rawValue {
-                let f = try chainFields(t.tagOffset)
+                // Each descriptor compared as it is decoded: none is stored
+                // (the last chain's descriptors are left as they were).
+                let f = try chainHeader(t.tagOffset)
                 guard f.queue == queue, f.head == head, f.count == count else { return .mismatch }
-                for i in 0..<count where descriptorStorage[i] != descriptor(i) { return .mismatch }
+                for i in 0..<count where try chainDescriptor() != descriptor(i) { return .mismatch }
             } else {
                 return Self.missing(t.code)
             }

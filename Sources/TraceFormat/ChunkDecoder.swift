@@ -9,7 +9,7 @@ import Glibc
 /// holds it (a decoder over it keeps a reference), so a live decoder's bytes
 /// never change under it.
 public final class ChunkBuffer {
-    var storage: UnsafeMutableRawBufferPointer
+    @usableFromInline var storage: UnsafeMutableRawBufferPointer
     public private(set) var count = 0
 
     public init(capacity: Int = 0) {
@@ -56,7 +56,7 @@ public final class ChunkBuffer {
     public var room: UnsafeRawBufferPointer { UnsafeRawBufferPointer(storage) }
 
     /// Writes a materialised integer (little-endian) `at` (past the content, in its room).
-    @usableFromInline func materialise<T: FixedWidthInteger>(_ value: T, at offset: Int) {
+    @inlinable func materialise<T: FixedWidthInteger>(_ value: T, at offset: Int) {
         storage.baseAddress!.storeBytes(of: value.littleEndian, toByteOffset: offset, as: T.self)
     }
 
@@ -193,9 +193,10 @@ public struct ChunkDecoder {
     @usableFromInline var usedWrite = -1
     /// Bytes materialised after the content so far (incremented and cursor records).
     @usableFromInline var materialised = 0
-    /// The last small access at each address (``RepeatTable``), made at the
-    /// first such access; copied before a write when a copy of this decoder
-    /// holds it too.
+    /// The last small access at each address (``RepeatTable``) and, from
+    /// 1.5, the history: made at the first access that enters either (none
+    /// at the chunk's start: no 192 KiB cleared for a decoder that is only
+    /// copied); copied before a write when a copy of this decoder holds it too.
     @usableFromInline var repeatTable: RepeatTable?
     /// Set by ``makeExclusive()``: nothing else holds the repeat table or the counters.
     @usableFromInline var exclusive = false
@@ -261,7 +262,6 @@ public struct ChunkDecoder {
         self.recalls = recalls && predicts && repeats
         self.cursors = cursors && recalls && predicts && repeats
         reach = AddressCode.reach(recalls: self.recalls)
-        if self.predicts { repeatTable = RepeatTable() }
         let raw = buffer.bytes
         self.nics = nics
         var r = ByteReader(raw)
@@ -369,7 +369,7 @@ public struct ChunkDecoder {
             let z = v >> 2
             return end &+ ((z >> 1) ^ (0 &- (z & 1)))
         case AddressCode.same, AddressCode.end:
-            guard let h = repeatTable.unsafelyUnwrapped.history((v >> 2) &+ 1, limit: reach) else { throw unreachedAccess(v, tagOffset) }
+            guard let h = repeatTable?.history((v >> 2) &+ 1, limit: reach) else { throw unreachedAccess(v, tagOffset) }
             return v & 3 == AddressCode.same ? h.address : h.address &+ h.length
         default:
             let w = v >> 2
@@ -615,6 +615,18 @@ public struct ChunkDecoder {
     /// `count` of `descriptorStorage`.
     @inlinable @inline(__always)
     mutating func chainFields(_ tagOffset: Int) throws(ChunkDecodeError) -> (queue: UInt16, head: UInt16, count: Int) {
+        let f = try chainHeader(tagOffset)
+        reserveDescriptors(f.count)
+        storedDescriptorCount = 0
+        for i in 0..<f.count { descriptorStorage[i] = try chainDescriptor() }
+        storedDescriptorCount = f.count
+        return f
+    }
+
+    /// A chain record's queue, head and descriptor count; its descriptors
+    /// follow (``chainDescriptor()`` each, in order).
+    @inlinable @inline(__always)
+    mutating func chainHeader(_ tagOffset: Int) throws(ChunkDecodeError) -> (queue: UInt16, head: UInt16, count: Int) {
         let queue: UInt16 = try narrow()
         let head: UInt16 = try narrow()
         let count = try varint()
@@ -622,21 +634,21 @@ public struct ChunkDecoder {
         guard count <= UInt64(Self.maxDescriptors), count <= UInt64((end - offset) / 4) else {
             throw fail(tagOffset, "chain claims \(count) descriptors")
         }
-        let n = Int(count)
-        reserveDescriptors(n)
-        storedDescriptorCount = 0
         recentChain.begin()
-        for i in 0..<n {
-            let addr = lastDescriptorEnd &+ UInt64(bitPattern: try zigzag())
-            let len: UInt32 = try narrow()
-            let flags: UInt16 = try narrow()
-            let next: UInt16 = try narrow()
-            descriptorStorage[i] = TraceDescriptor(addr: addr, len: len, flags: flags, next: next)
-            recentChain.add(addr: addr, len: len)
-            lastDescriptorEnd = addr &+ UInt64(len)
-        }
-        storedDescriptorCount = n
-        return (queue, head, n)
+        return (queue, head, Int(count))
+    }
+
+    /// The next descriptor of a chain record (after ``chainHeader(_:)``),
+    /// which the last chain's buffers and the descriptor end take.
+    @inlinable @inline(__always)
+    mutating func chainDescriptor() throws(ChunkDecodeError) -> TraceDescriptor {
+        let addr = lastDescriptorEnd &+ UInt64(bitPattern: try zigzag())
+        let len: UInt32 = try narrow()
+        let flags: UInt16 = try narrow()
+        let next: UInt16 = try narrow()
+        recentChain.add(addr: addr, len: len)
+        lastDescriptorEnd = addr &+ UInt64(len)
+        return TraceDescriptor(addr: addr, len: len, flags: flags, next: next)
     }
 
     /// The fields of a used record (kind 5).
@@ -757,7 +769,7 @@ public struct ChunkDecoder {
         let amount = try varint()
         guard amount <= 0xFFFF else { throw fail(tagOffset, "incremented \(isRead ? "read" : "write") adds \(amount) (below 65,536)") }
         let at = end &+ materialised
-        guard at + 2 <= buffer.room.count else { throw fail(tagOffset, "incremented records materialise more bytes than the chunk's room") }
+        guard at + 2 <= buffer.storage.count else { throw fail(tagOffset, "incremented records materialise more bytes than the chunk's room") }
         let old = UInt16(littleEndian: (contentBase + last.offset).loadUnaligned(as: UInt16.self))
         let new = old &+ UInt16(amount)
         buffer.materialise(new, at: at)
@@ -843,7 +855,7 @@ public struct ChunkDecoder {
             guard v >> 3 <= UInt64(UInt32.max), len <= UInt64(UInt32.max) else {
                 throw fail(tagOffset, "used element cursor record of id change code \(v >> 3) and len \(len) (each below 2^32)")
             }
-            guard at + 8 <= buffer.room.count else { throw fail(tagOffset, "cursor records materialise more bytes than the chunk's room") }
+            guard at + 8 <= buffer.storage.count else { throw fail(tagOffset, "cursor records materialise more bytes than the chunk's room") }
             let cursor = ring.used(j)
             let address = cursor.address &+ 8, id = cursor.id &+ RingCursors.change32(v >> 3), length = UInt32(truncatingIfNeeded: len)
             buffer.materialise(UInt64(id) | UInt64(length) << 32, at: at)
@@ -856,7 +868,7 @@ public struct ChunkDecoder {
         }
         let ringSlot = v & 3 == CursorRecord.ringTag, change = ringSlot ? v >> 3 : v >> 4
         guard change <= 0xFFFF else { throw fail(tagOffset, "cursor record's change \(change) is not below 65,536") }
-        guard at + 2 <= buffer.room.count else { throw fail(tagOffset, "cursor records materialise more bytes than the chunk's room") }
+        guard at + 2 <= buffer.storage.count else { throw fail(tagOffset, "cursor records materialise more bytes than the chunk's room") }
         let address: UInt64, value: UInt16, isWrite: Bool
         if ringSlot {
             let cursor = ring.ring(j)
@@ -964,6 +976,7 @@ public struct ChunkDecoder {
     /// instructions (docs/performance.md).
     public mutating func makeExclusive() {
         counters = DecoderCounters(copying: counters)
+        // A decoder at its chunk's start has no table yet (none is copied).
         if repeats { repeatTable = repeatTable.map(RepeatTable.init(copying:)) ?? RepeatTable() }
         exclusive = true
     }
