@@ -7,6 +7,7 @@ import VirtioCore
 /// `vtrace bisect FILE --until EXPR`
 struct Bisect: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "bisect",
         abstract: "Find the first event at which a counter predicate holds.",
         discussion: """
             EXPR uses counter names, integer literals, + - *, comparisons (== != < <= > >=), \

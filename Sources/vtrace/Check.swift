@@ -6,6 +6,7 @@ import TraceAnalysis
 /// `vtrace check FILE`
 struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "check",
         abstract: "Validate, at every event, the counter identities the device guarantees.",
         discussion: """
             Checks the recording event by event and access by access: counters never \

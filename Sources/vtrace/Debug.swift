@@ -6,6 +6,7 @@ import TraceAnalysis
 /// `vtrace debug FILE`: an interactive replay that stops anywhere and runs backwards.
 struct Debug: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "debug",
         abstract: "Replay a trace interactively: stop at any event, watch counters, run backwards.",
         discussion: """
             Reads commands from standard input: on a terminal with line editing, history \

@@ -5,6 +5,7 @@ import VirtioCore
 /// `vtrace demo`: drive the device core like a guest and show what its counters did.
 struct Demo: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "demo",
         abstract: "Drive the device like a guest driver and print its counters.",
         discussion: """
             Runs a short, fixed story against a fresh device in memory (no KVM needed): \

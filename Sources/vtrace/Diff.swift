@@ -7,6 +7,7 @@ import VirtioCore
 /// `vtrace diff A B`
 struct Diff: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "diff",
         abstract: "Compare two traces' counter timelines and show where they part.",
         discussion: """
             The traces are aligned by content, not by event number, so two boots of the same \

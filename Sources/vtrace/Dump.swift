@@ -6,6 +6,7 @@ import TraceAnalysis
 /// `vtrace dump FILE`
 struct Dump: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "dump",
         abstract: "Print a trace's events, one per line, with their numbers.",
         discussion: """
             --from jumps straight to the chunk holding that event (the index is searched; \

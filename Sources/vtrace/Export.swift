@@ -7,6 +7,7 @@ import VirtioCore
 /// `vtrace export FILE --format perfetto|jsonl -o OUT`
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "export",
         abstract: "Write a trace in a format other tools read.",
         discussion: """
             perfetto: Chrome trace-event JSON that ui.perfetto.dev and chrome://tracing open: \

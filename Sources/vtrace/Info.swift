@@ -7,6 +7,7 @@ import VirtioCore
 /// `vtrace info FILE`
 struct Info: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "info",
         abstract: "Describe a trace: header, completeness, chunks, sizes, bytes per event by kind, final counters.",
         discussion: """
             Reads the whole trace once (one chunk in memory at a time). A trace whose \

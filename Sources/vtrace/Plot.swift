@@ -7,6 +7,7 @@ import VirtioCore
 /// `vtrace plot A [B] -o out.svg|out.html`
 struct Plot: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "plot",
         abstract: "Draw counter timelines as SVG or a self-contained HTML page.",
         discussion: """
             One panel per counter that moved (or those --counters names), its value over event \

@@ -11,6 +11,7 @@ import VirtioCore
 /// `vtrace record -o OUT.vtrace -- qemu-system-x86_64 ARGS...` (RecordQEMU.swift).
 struct Record: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "record",
         abstract: "Record a trace: of a scenario, or of a QEMU guest's NIC served by vtrace over vhost-user.",
         discussion: """
             Records every MMIO access or vhost-user operation, guest-memory read and write, \

@@ -9,6 +9,7 @@ import VirtioCore
 /// `vtrace reduce FILE (--until EXPR | --divergence | --check) -o OUT.scenario`
 struct Reduce: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "reduce",
         abstract: "Reduce a trace to the smallest scenario that still shows a property: a regression test.",
         discussion: """
             Finds the first event where the property appears (bisect, replay or check), writes \

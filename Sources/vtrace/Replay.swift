@@ -7,6 +7,7 @@ import VirtioCore
 /// `vtrace replay FILE`
 struct Replay: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "replay",
         abstract: "Re-execute a trace against the device core and report the first divergence.",
         discussion: """
             Feeds the recorded MMIO accesses (or vhost-user operations) and guest-memory reads to fresh device cores \

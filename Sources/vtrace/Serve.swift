@@ -7,6 +7,7 @@ import VirtioCore
 /// `vtrace serve --vhost-user SOCKET [--pairs N] [--record OUT.vtrace]`
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "serve",
         abstract: "Serve the device core to a vhost-user frontend (QEMU, DPDK virtio-user), optionally recording.",
         discussion: """
             A vhost-user-net backend: it listens on a Unix socket; a frontend connects, shares \

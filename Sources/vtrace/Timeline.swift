@@ -7,6 +7,7 @@ import VirtioCore
 /// `vtrace timeline FILE`
 struct Timeline: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "timeline",
         abstract: "Print counter values over event numbers (and time).",
         discussion: """
             One row at the start, one at every transition of a selected counter, and one at \

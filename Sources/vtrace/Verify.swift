@@ -6,6 +6,7 @@ import TraceAnalysis
 /// `vtrace verify FILE`
 struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "verify",
         abstract: "Check every chunk of a trace and that each checkpoint follows from the chunks before it.",
         discussion: """
             For every chunk: its checksum, that it decompresses to the size the index says, \

@@ -7,6 +7,7 @@ import VirtioCore
 /// `vtrace why FILE COUNTER`
 struct Why: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "why",
         abstract: "Explain why a counter moved: the access, the chain, the path the device took, the guest memory that decided it.",
         discussion: """
             Picks one transition of COUNTER (one of the 16 counters; a recorded counter \
