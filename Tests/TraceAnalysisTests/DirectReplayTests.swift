@@ -73,7 +73,8 @@ struct DirectReplayTests {
     /// The trace of `reader` written again, chunk by chunk, with `change`
     /// applied to the records (the bytes after the content header) of chunk `k`.
     static func rewritten(_ reader: TraceReader, chunk k: Int, _ change: (inout [UInt8]) -> Void) throws -> [UInt8] {
-        let path = temporaryPath("direct-rewritten.vtrace")
+        // One file per format: the test's cases run side by side.
+        let path = temporaryPath("direct-rewritten-1.\(reader.header.minorVersion).vtrace")
         let writer = try TraceWriter(path: path, header: reader.header)
         for i in reader.chunks.indices {
             let d = try reader.decoder(i)
@@ -92,10 +93,15 @@ struct DirectReplayTests {
     /// bit, byte by byte): each
     /// changed trace replays directly exactly as event by event, whether it
     /// still matches, diverges (the report, its context and the counters
-    /// included) or no longer decodes.
-    @Test func everyChangedByteReplaysTheSameDirectly() throws {
+    /// included) or no longer decodes. In the newest format and in 1.3,
+    /// whose chains are stored descriptor by descriptor (matched as each
+    /// is decoded).
+    @Test(arguments: [TraceVersion.minor, 3])
+    func everyChangedByteReplaysTheSameDirectly(formatMinor: UInt16) throws {
         // A short trace in chunks of about 40 events, several cut between two chains of a drain.
-        let reader = try TraceReader(path: try PipelinedReplayTests.traffic("direct-short", chunkEvents: 40, rounds: 3, rx: 4, tx: 5, queueSize: 16))
+        let reader = try TraceReader(path: try PipelinedReplayTests.traffic("direct-short-1.\(formatMinor)", chunkEvents: 40, rounds: 3, rx: 4,
+                                                                            tx: 5, queueSize: 16, formatMinor: formatMinor))
+        #expect(reader.header.minorVersion == formatMinor)
         #expect(reader.chunks.count >= 4 && reader.chunks.contains(where: \.endsInsideAccess), "\(reader.chunks.count) chunks")
         // Written again unchanged, the trace is the same file.
         let same = try Self.rewritten(reader, chunk: -1) { _ in }

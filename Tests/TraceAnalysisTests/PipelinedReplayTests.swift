@@ -61,8 +61,9 @@ struct PipelinedReplayTests {
     /// (Other shapes: `rounds` of `rx` buffers posted and `tx` frames sent
     /// on queues of `queueSize`.)
     static func traffic(_ name: String, chunkEvents: Int = 40_000, rounds: Int = 200, rx: Int = 30, tx: Int = 32,
-                        queueSize: UInt16 = 256) throws -> String {
+                        queueSize: UInt16 = 256, formatMinor: UInt16 = TraceVersion.minor) throws -> String {
         var o = RecordingOptions()
+        o.formatMinor = formatMinor
         o.flushEvents = chunkEvents
         o.flushMilliseconds = 100_000
         let ram = try GuestRAM(size: 16 << 20)
