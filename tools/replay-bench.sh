@@ -21,7 +21,10 @@
 # then `vtrace-bench --replay` on it (best of ROUNDS, default 3) and
 # CLI_ROUNDS (default 7) interleaved rounds of `zstd -d`, `vtrace replay
 # --threads 1`, `--threads 2` and `--keep-going`: each round's ratios to its
-# own `zstd -d`, their medians and ranges, and peak memory.
+# own `zstd -d`, their medians and ranges, and peak memory. FORMAT=1.N
+# records the trace in that format instead of the newest (FORMAT=1.3 is the
+# kind the issue was written against: ~11 uncompressed bytes an event, where
+# 1.7 writes ~4), kept beside the other as testpmd-io-2pairs-FRAMES-1.N.vtrace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${TMPDIR:-/tmp}/vtrace-replay-bench
@@ -40,8 +43,8 @@ if [[ ${1:-} == --testpmd ]]; then
     rounds=${3:-3}
     tools/bootstrap.sh --test   # zstd, /usr/bin/time, dpdk-testpmd
     tools/release-build.sh vtrace vtrace-bench
-    trace=$dir/testpmd-io-2pairs-$frames.vtrace
-    if [[ ! -s $trace ]]; then tools/testpmd-trace.sh "$trace" "$frames"; fi
+    trace=$dir/testpmd-io-2pairs-$frames${FORMAT:+-$FORMAT}.vtrace
+    if [[ ! -s $trace ]]; then RECORD_ARGS="${FORMAT:+--format $FORMAT}" tools/testpmd-trace.sh "$trace" "$frames"; fi
     .build/release/vtrace-bench --replay "$trace" --rounds "$rounds"
     # The CLI beside zstd -d, interleaved: this machine's speed drifts by
     # tens of percent within minutes, so each round's ratios are taken
