@@ -640,7 +640,7 @@ public struct ChunkDecoder {
 
     /// The next descriptor of a chain record (after ``chainHeader(_:)``),
     /// which the last chain's buffers and the descriptor end take.
-    @inlinable @inline(__always)
+    @usableFromInline @_transparent
     mutating func chainDescriptor() throws(ChunkDecodeError) -> TraceDescriptor {
         let addr = lastDescriptorEnd &+ UInt64(bitPattern: try zigzag())
         let len: UInt32 = try narrow()
