@@ -266,27 +266,20 @@ struct FormatVectors15GoldenTests {
     }
 
     static func write(to path: String) throws {
-        var header = TraceHeader()
-        header.minorVersion = 5
-        header.guestDescription = "format-vectors 1.5: address codes and predicted records (decode only)"
-        let writer = try TraceWriter(path: path, header: header, level: 1, queueDepth: 64)
-        var first = ChunkEncoder(firstEvent: 0, baseTime: 0, checkpoint: [RepeatRecordTests.checkpoint()], counters: [], recalls: false)
-        for i in 0..<16 { AddressCodeTests.frame(&first, i, sizes: false) }
-        [UInt8(9), 9].withUnsafeBytes { first.memoryRead(nic: 0, address: 0x2002, bytes: $0, ok: false) }
-        [UInt8(1), 2].withUnsafeBytes { first.memoryRead(nic: 0, address: 0xFFFF_0000_0000_0000, bytes: $0, ok: true) }
-        RepeatRecordTests.descriptorBytes(0xA000, 12, 1, 2).withUnsafeBytes { first.memoryRead(nic: 0, address: 0x1010, bytes: $0, ok: true) }
-        RepeatRecordTests.descriptorBytes(0xB000, 1500, 0, 0).withUnsafeBytes { first.memoryRead(nic: 0, address: 0x1020, bytes: $0, ok: true) }
-        first.chain(nic: 0, queue: 0, head: 1, count: 2) { $0 == 0 ? (0xA000, 12, 1, 2) : (0xB000, 1500, 0, 0) }
-        [UInt8](repeating: 3, count: 40).withUnsafeBytes { first.memoryWrite(nic: 0, address: 0xB000, bytes: $0, ok: true) }
-        [UInt8](repeating: 4, count: 4).withUnsafeBytes {
-            first.append(.memoryRead(address: 0xB100, length: 100, ok: true, bytes: $0), nic: 0)
-        }
-        try writer.submit(first)
-        var next = ChunkEncoder(firstEvent: first.eventCount, baseTime: first.lastTime, checkpoint: [RepeatRecordTests.checkpoint()], counters: [],
-                                recalls: false)
-        for i in 0..<3 { AddressCodeTests.frame(&next, i, sizes: false) }
-        try writer.submit(next)
-        _ = try writer.finish()
+        try writeTwoChunkVectors(to: path, minor: 5, "format-vectors 1.5: address codes and predicted records (decode only)", first: { first in
+            for i in 0..<16 { AddressCodeTests.frame(&first, i, sizes: false) }
+            [UInt8(9), 9].withUnsafeBytes { first.memoryRead(nic: 0, address: 0x2002, bytes: $0, ok: false) }
+            [UInt8(1), 2].withUnsafeBytes { first.memoryRead(nic: 0, address: 0xFFFF_0000_0000_0000, bytes: $0, ok: true) }
+            RepeatRecordTests.descriptorBytes(0xA000, 12, 1, 2).withUnsafeBytes { first.memoryRead(nic: 0, address: 0x1010, bytes: $0, ok: true) }
+            RepeatRecordTests.descriptorBytes(0xB000, 1500, 0, 0).withUnsafeBytes { first.memoryRead(nic: 0, address: 0x1020, bytes: $0, ok: true) }
+            first.chain(nic: 0, queue: 0, head: 1, count: 2) { $0 == 0 ? (0xA000, 12, 1, 2) : (0xB000, 1500, 0, 0) }
+            [UInt8](repeating: 3, count: 40).withUnsafeBytes { first.memoryWrite(nic: 0, address: 0xB000, bytes: $0, ok: true) }
+            [UInt8](repeating: 4, count: 4).withUnsafeBytes {
+                first.append(.memoryRead(address: 0xB100, length: 100, ok: true, bytes: $0), nic: 0)
+            }
+        }, next: { next in
+            for i in 0..<3 { AddressCodeTests.frame(&next, i, sizes: false) }
+        })
     }
 
     @Test func theVectorsAreWrittenAgainByteForByte() throws {
@@ -328,23 +321,17 @@ struct FormatVectors16GoldenTests {
     static let frame = (0..<64).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }
 
     static func write(to path: String) throws {
-        var header = TraceHeader()
-        header.minorVersion = 6
-        header.guestDescription = "format-vectors 1.6: a far address code and a recalled read (decode only)"
-        let writer = try TraceWriter(path: path, header: header, level: 1, queueDepth: 64)
-        var first = ChunkEncoder(firstEvent: 0, baseTime: 0, checkpoint: [RepeatRecordTests.checkpoint()], counters: [], cursors: false)
-        for i in 0..<16 { AddressCodeTests.frame(&first, i, sizes: false) }
-        Self.frame.withUnsafeBytes { first.memoryRead(nic: 0, address: 0xC000, bytes: $0, ok: true) }
-        RepeatRecordTests.descriptorBytes(0xD000, 64, 0, 0).withUnsafeBytes { first.memoryRead(nic: 0, address: 0x1030, bytes: $0, ok: true) }
-        Self.frame.withUnsafeBytes { first.memoryRead(nic: 0, address: 0xD000, bytes: $0, ok: true) }
-        [UInt8(5), 0].withUnsafeBytes { first.memoryRead(nic: 0, address: 0xE000, bytes: $0, ok: true) }
-        for j in 0..<300 { [UInt8(truncatingIfNeeded: j)].withUnsafeBytes { first.memoryRead(nic: 0, address: 0x10_0000 + 64 * UInt64(j), bytes: $0, ok: true) } }
-        [UInt8(5), 0].withUnsafeBytes { first.memoryRead(nic: 0, address: 0xE000, bytes: $0, ok: true) }
-        try writer.submit(first)
-        var next = ChunkEncoder(firstEvent: first.eventCount, baseTime: first.lastTime, checkpoint: [RepeatRecordTests.checkpoint()], counters: [], cursors: false)
-        for i in 0..<3 { AddressCodeTests.frame(&next, i, sizes: false) }
-        try writer.submit(next)
-        _ = try writer.finish()
+        try writeTwoChunkVectors(to: path, minor: 6, "format-vectors 1.6: a far address code and a recalled read (decode only)", first: { first in
+            for i in 0..<16 { AddressCodeTests.frame(&first, i, sizes: false) }
+            Self.frame.withUnsafeBytes { first.memoryRead(nic: 0, address: 0xC000, bytes: $0, ok: true) }
+            RepeatRecordTests.descriptorBytes(0xD000, 64, 0, 0).withUnsafeBytes { first.memoryRead(nic: 0, address: 0x1030, bytes: $0, ok: true) }
+            Self.frame.withUnsafeBytes { first.memoryRead(nic: 0, address: 0xD000, bytes: $0, ok: true) }
+            [UInt8(5), 0].withUnsafeBytes { first.memoryRead(nic: 0, address: 0xE000, bytes: $0, ok: true) }
+            for j in 0..<300 { [UInt8(truncatingIfNeeded: j)].withUnsafeBytes { first.memoryRead(nic: 0, address: 0x10_0000 + 64 * UInt64(j), bytes: $0, ok: true) } }
+            [UInt8(5), 0].withUnsafeBytes { first.memoryRead(nic: 0, address: 0xE000, bytes: $0, ok: true) }
+        }, next: { next in
+            for i in 0..<3 { AddressCodeTests.frame(&next, i, sizes: false) }
+        })
     }
 
     @Test func theVectorsAreWrittenAgainByteForByte() throws {

@@ -19,33 +19,27 @@ struct FormatVectors17GoldenTests {
     }
 
     static func write(to path: String) throws {
-        var header = TraceHeader()
-        header.minorVersion = 7
-        header.guestDescription = "format-vectors 1.7: ring cursors (decode only)"
-        let writer = try TraceWriter(path: path, header: header, level: 1, queueDepth: 64)
-        var first = ChunkEncoder(firstEvent: 0, baseTime: 0, checkpoint: [RepeatRecordTests.checkpoint()], counters: [])
-        for i in 0..<16 { AddressCodeTests.frame(&first, i, sizes: false) }
-        for round in 0..<3 { for a: UInt64 in [0x100, 0x200, 0x300, 0x400] { RingCursorTests.read(&first, a, RingCursorTests.u16(UInt16(round))) } }
-        RingCursorTests.read(&first, 0x500, RingCursorTests.u16(0))
-        RingCursorTests.read(&first, 0x500, RingCursorTests.u16(0))
-        RingCursorTests.read(&first, 0x100, RingCursorTests.u16(3))
-        RingCursorTests.read(&first, 0x300, RingCursorTests.u16(3))
-        RingCursorTests.read(&first, 0x600, RingCursorTests.u16(0xFFFF))
-        RingCursorTests.read(&first, 0x600, RingCursorTests.u16(0xFFFF))
-        RingCursorTests.read(&first, 0x600, RingCursorTests.u16(1))
-        RingCursorTests.write(&first, 0x7000, RingCursorTests.element(.max, 64))
-        RingCursorTests.write(&first, 0x7008, RingCursorTests.element(0, 1514))
-        first.used(nic: 0, queue: 0, id: 0, len: 1514)
-        RingCursorTests.read(&first, 0x600, RingCursorTests.u16(2), ok: false)
-        RingCursorTests.write(&first, 0x7010, RingCursorTests.element(1, 60), ok: false)
-        try writer.submit(first)
-        var next = ChunkEncoder(firstEvent: first.eventCount, baseTime: first.lastTime, checkpoint: [RepeatRecordTests.checkpoint()], counters: [])
-        next.used(nic: 0, queue: 1, id: 0, len: 0)
-        RingCursorTests.read(&next, .max, RingCursorTests.u16(9))
-        RingCursorTests.read(&next, 1, RingCursorTests.u16(4))
-        for i in 0..<3 { AddressCodeTests.frame(&next, i, sizes: false) }
-        try writer.submit(next)
-        _ = try writer.finish()
+        try writeTwoChunkVectors(to: path, minor: 7, "format-vectors 1.7: ring cursors (decode only)", first: { first in
+            for i in 0..<16 { AddressCodeTests.frame(&first, i, sizes: false) }
+            for round in 0..<3 { for a: UInt64 in [0x100, 0x200, 0x300, 0x400] { RingCursorTests.read(&first, a, RingCursorTests.u16(UInt16(round))) } }
+            RingCursorTests.read(&first, 0x500, RingCursorTests.u16(0))
+            RingCursorTests.read(&first, 0x500, RingCursorTests.u16(0))
+            RingCursorTests.read(&first, 0x100, RingCursorTests.u16(3))
+            RingCursorTests.read(&first, 0x300, RingCursorTests.u16(3))
+            RingCursorTests.read(&first, 0x600, RingCursorTests.u16(0xFFFF))
+            RingCursorTests.read(&first, 0x600, RingCursorTests.u16(0xFFFF))
+            RingCursorTests.read(&first, 0x600, RingCursorTests.u16(1))
+            RingCursorTests.write(&first, 0x7000, RingCursorTests.element(.max, 64))
+            RingCursorTests.write(&first, 0x7008, RingCursorTests.element(0, 1514))
+            first.used(nic: 0, queue: 0, id: 0, len: 1514)
+            RingCursorTests.read(&first, 0x600, RingCursorTests.u16(2), ok: false)
+            RingCursorTests.write(&first, 0x7010, RingCursorTests.element(1, 60), ok: false)
+        }, next: { next in
+            next.used(nic: 0, queue: 1, id: 0, len: 0)
+            RingCursorTests.read(&next, .max, RingCursorTests.u16(9))
+            RingCursorTests.read(&next, 1, RingCursorTests.u16(4))
+            for i in 0..<3 { AddressCodeTests.frame(&next, i, sizes: false) }
+        })
     }
 
     @Test func theVectorsAreWrittenAgainByteForByte() throws {

@@ -211,3 +211,25 @@ func expectWrittenAgainByteForByte(_ golden: String, _ write: (String) throws ->
     defer { try? FileManager.default.removeItem(atPath: path) }
     #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == Data(contentsOf: URL(fileURLWithPath: golden)), sourceLocation: sourceLocation)
 }
+
+/// Writes the decode-only vectors of format 1.`minor` to `path`: two chunks,
+/// each begun at ``RepeatRecordTests/checkpoint()`` with the records 1.`minor`
+/// may hold, filled by `first` and then `next` (whose tables start empty).
+func writeTwoChunkVectors(to path: String, minor: UInt16, _ description: String,
+                          first: (inout ChunkEncoder) -> Void, next: (inout ChunkEncoder) -> Void) throws {
+    var header = TraceHeader()
+    header.minorVersion = minor
+    header.guestDescription = description
+    let writer = try TraceWriter(path: path, header: header, level: 1, queueDepth: 64)
+    let records = TraceVersion.records(minor: minor)
+    func chunk(_ firstEvent: UInt64, _ baseTime: UInt64, _ fill: (inout ChunkEncoder) -> Void) throws -> ChunkEncoder {
+        var e = ChunkEncoder(firstEvent: firstEvent, baseTime: baseTime, checkpoint: [RepeatRecordTests.checkpoint()], counters: [],
+                             repeats: records.repeats, predicts: records.predicts, recalls: records.recalls, cursors: records.cursors)
+        fill(&e)
+        try writer.submit(e)
+        return e
+    }
+    let a = try chunk(0, 0, first)
+    _ = try chunk(a.eventCount, a.lastTime, next)
+    _ = try writer.finish()
+}

@@ -161,19 +161,12 @@ struct FormatVectors14GoldenTests {
     }
 
     static func write(to path: String) throws {
-        var header = TraceHeader()
-        header.minorVersion = 4
-        header.guestDescription = "format-vectors 1.4: repeat records (decode only)"
-        let writer = try TraceWriter(path: path, header: header, level: 1, queueDepth: 64)
-        var first = ChunkEncoder(firstEvent: 0, baseTime: 0, checkpoint: [RepeatRecordTests.checkpoint()], counters: [], predicts: false)
-        RepeatRecordTests.write(&first)
-        try writer.submit(first)
-        var next = ChunkEncoder(firstEvent: first.eventCount, baseTime: first.lastTime, checkpoint: [RepeatRecordTests.checkpoint()],
-                                counters: [], predicts: false)
-        [UInt8]([6, 0]).withUnsafeBytes { next.memoryRead(nic: 0, address: 0x2002, bytes: $0, ok: true) }
-        [UInt8]([6, 0]).withUnsafeBytes { next.memoryRead(nic: 0, address: 0x2002, bytes: $0, ok: true) }
-        try writer.submit(next)
-        _ = try writer.finish()
+        try writeTwoChunkVectors(to: path, minor: 4, "format-vectors 1.4: repeat records (decode only)",
+                                 first: { RepeatRecordTests.write(&$0) },
+                                 next: { next in
+                                     [UInt8]([6, 0]).withUnsafeBytes { next.memoryRead(nic: 0, address: 0x2002, bytes: $0, ok: true) }
+                                     [UInt8]([6, 0]).withUnsafeBytes { next.memoryRead(nic: 0, address: 0x2002, bytes: $0, ok: true) }
+                                 })
     }
 
     @Test func theVectorsAreWrittenAgainByteForByte() throws {
